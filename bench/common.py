@@ -1,0 +1,61 @@
+"""Helpers shared by the benchmarks: timing whole commands and making stores."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+PY = sys.executable
+GUILD = os.path.join(os.path.dirname(sys.executable), "guild")
+
+
+def timed(cmd, env=None, cwd=None) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t0
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    k = max(0, min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1)))))
+    return xs[k]
+
+
+def fresh_home(prefix="gj-bench-") -> str:
+    d = tempfile.mkdtemp(prefix=prefix)
+    os.makedirs(os.path.join(d, "runs"))
+    return d
+
+
+def env_for(home: str) -> dict:
+    e = dict(os.environ, GUILD_HOME=home, NO_IMPORT_FLAGS_PROGRESS="1")
+    e.pop("CUDA_VISIBLE_DEVICES", None)
+    return e
+
+
+def clone_runs(home: str, template_run_dir: str, n: int) -> None:
+    """Fills a store with ``n`` copies of one run (fresh ids), fast."""
+    runs = os.path.join(home, "runs")
+    for _ in range(n):
+        shutil.copytree(template_run_dir, os.path.join(runs, uuid.uuid4().hex))
+
+
+def project(script="x = 0\n") -> str:
+    d = tempfile.mkdtemp(prefix="gj-bench-proj-")
+    with open(os.path.join(d, "tiny.py"), "w") as f:
+        f.write(script)
+    return d
+
+
+def ratio(peer: float, ours: float) -> str:
+    return f"{peer / ours:.1f}x" if ours > 0 else "inf"

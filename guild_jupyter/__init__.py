@@ -1,0 +1,31 @@
+"""Guild AI staged runs and queues, brought into Jupyter.
+
+The package root stays free of imports so that the run supervisor and the
+script runner (both on every run's critical path) start quickly. The Python
+API (``run``, ``queue``, ``runs``, ...) is loaded on first attribute access.
+"""
+
+__version__ = "0.1.0"
+
+_API_NAMES = {
+    "run", "queue", "queues", "runs", "stop", "unstage", "delete", "output",
+    "compare", "panel", "Store",
+}
+
+
+def __getattr__(name):
+    if name in _API_NAMES:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'guild_jupyter' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython):
+    from .magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "guild_jupyter.server"}]

@@ -1,0 +1,177 @@
+"""``guild-jupyter`` / ``python -m guild_jupyter``: the API's verbs in a shell.
+
+Every user error prints one line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from .errors import GuildJupyterError
+
+STATUS_FLAGS = ("staged", "pending", "running", "completed", "error", "terminated")
+
+
+class UsageExit(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse prints usage too)
+        raise UsageExit(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="guild-jupyter", description="Guild AI staged runs and queues, from a shell.")
+    sub = p.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+
+    def verb(name, help_):
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.add_argument("--store", metavar="PATH", help="Guild home holding runs/ (default $GUILD_HOME or ~/.guild)")
+        return sp
+
+    r = verb("run", "stage or start runs of a Python script")
+    r.add_argument("script")
+    r.add_argument("flags", nargs="*", metavar="FLAG=VALUE")
+    r.add_argument("--gpus", metavar="IDS")
+    r.add_argument("--label", metavar="TEXT")
+    r.add_argument("--stage", "--stage-trials", action="store_true", dest="stage", help="initialize without starting")
+    r.add_argument("--foreground", action="store_true", help="wait for the run, streaming its output")
+    r.add_argument("--max-trials", type=int, metavar="N")
+    r.add_argument("--random-seed", type=int, metavar="S")
+    r.add_argument("--dry-run", action="store_true", help="print the trials, stage nothing")
+
+    ls = verb("runs", "list runs, newest first")
+    for s in STATUS_FLAGS:
+        ls.add_argument(f"--{s}", action="store_true")
+    ls.add_argument("-n", type=int, metavar="N", dest="limit")
+    ls.add_argument("--op", metavar="NAME")
+    ls.add_argument("--label", metavar="TEXT")
+
+    s = verb("stop", "stop running runs (staged ones are unstaged)")
+    s.add_argument("runs", nargs="*", metavar="RUN")
+    s.add_argument("--all", action="store_true", help="every running run and queue")
+    s.add_argument("--queues", action="store_true", help="every queue")
+    s.add_argument("--no-wait", action="store_true")
+
+    o = verb("output", "print a run's output")
+    o.add_argument("run", metavar="RUN")
+    o.add_argument("--tail", type=int, metavar="N")
+
+    for name, help_ in (("delete", "move runs to Guild's trash"), ("unstage", "remove staged runs from the queue")):
+        d = verb(name, help_)
+        d.add_argument("runs", nargs="+", metavar="RUN")
+
+    _add_more_verbs(verb)
+    return p
+
+
+def _add_more_verbs(verb) -> None:
+    """Verbs of the queue and compare modules register here."""
+    try:
+        from . import cli_queue
+    except ImportError:
+        return
+    cli_queue.add_verbs(verb)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not args.verb:
+            parser.print_help()
+            return 2
+        return _dispatch(args) or 0
+    except UsageExit as e:
+        print(f"guild-jupyter: error: {e}", file=sys.stderr)
+        return 2
+    except GuildJupyterError as e:
+        print(f"guild-jupyter: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+def _dispatch(args) -> int | None:
+    from . import api
+
+    store = args.store
+    if args.verb == "run":
+        return _run(args)
+    if args.verb == "runs":
+        statuses = [s for s in STATUS_FLAGS if getattr(args, s)] or None
+        rl = api.runs(statuses, op=args.op, label=args.label, limit=args.limit, store=store)
+        print(rl)
+        return 0
+    if args.verb == "stop":
+        stopped = api.stop(*args.runs, all=args.all, queues=args.queues, wait=not args.no_wait, store=store)
+        for r in stopped:
+            print(f"{r.id[:8]}  {r.op_name}  {r.status}")
+        if not stopped:
+            print("nothing to stop")
+        return 0
+    if args.verb == "output":
+        sys.stdout.write(api.output(args.run, tail=args.tail, store=store))
+        return 0
+    if args.verb in ("delete", "unstage"):
+        done = getattr(api, args.verb)(*args.runs, store=store)
+        word = "deleted" if args.verb == "delete" else "unstaged"
+        for r in done:
+            print(f"{word} {r.id[:8]}")
+        return 0
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return handler(args)
+    raise UsageExit(f"unknown verb {args.verb!r}")
+
+
+def _run(args) -> int:
+    from . import api
+
+    if args.foreground and not args.dry_run and not args.stage:
+        return _run_foreground(args)
+    result = api.run(
+        args.script, *args.flags, gpus=args.gpus, label=args.label, stage=args.stage,
+        max_trials=args.max_trials, random_seed=args.random_seed, dry_run=args.dry_run, store=args.store,
+    )
+    if args.dry_run:
+        from .runlist import flags_text
+
+        for i, t in enumerate(result, 1):
+            print(f"trial {i}: {flags_text(t)}")
+        return 0
+    for r in result:
+        print(r.id if not args.stage else f"{r.id}  staged  {r.label}")
+    return 0
+
+
+def _run_foreground(args) -> int:
+    """Runs each trial in turn with its output on this terminal; the exit status
+    is the last failing trial's (0 when all succeed)."""
+    from . import api
+    from .execution import launch
+
+    created = api.run(
+        args.script, *args.flags, gpus=args.gpus, label=args.label, stage=False,
+        max_trials=args.max_trials, random_seed=args.random_seed, store=args.store,
+        _pending=True,
+    )
+    code = 0
+    for r in created:
+        proc = launch.start(r, echo=True)
+        try:
+            rc = proc.wait()
+        except KeyboardInterrupt:
+            api.stop(r, store=args.store)
+            proc.wait()
+            return 128 + signal.SIGINT
+        if rc:
+            code = rc
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

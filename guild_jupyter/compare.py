@@ -1,0 +1,71 @@
+"""A table of runs with their flags and last scalar values."""
+
+from __future__ import annotations
+
+import html
+
+from .store.events import last_scalars
+from .store.store import format_flag_value
+
+
+class CompareTable:
+    def __init__(self, rows: list[dict], flag_names: list[str], scalar_names: list[str]):
+        self.rows = rows
+        self.flag_names = flag_names
+        self.scalar_names = scalar_names
+
+    @classmethod
+    def build(cls, runs) -> "CompareTable":
+        rows, flag_names, scalar_names = [], [], []
+        for r in runs:
+            scalars = {k: v for k, (_step, v) in last_scalars(r.dir).items()}
+            rows.append({"id": r.id, "op": r.op_name, "status": r.status, "flags": r.flags, "scalars": scalars})
+            for k in r.flags:
+                if k not in flag_names:
+                    flag_names.append(k)
+            for k in scalars:
+                if k not in scalar_names:
+                    scalar_names.append(k)
+        return cls(rows, flag_names, scalar_names)
+
+    def __len__(self):
+        return len(self.rows)
+
+    def table(self) -> tuple[list[str], list[list[str]]]:
+        head = ["run", "op", "status"] + self.flag_names + self.scalar_names
+        body = []
+        for row in self.rows:
+            body.append(
+                [row["id"][:8], row["op"], row["status"]]
+                + [format_flag_value(row["flags"][k]) if k in row["flags"] else "" for k in self.flag_names]
+                + [f"{row['scalars'][k]:.6g}" if k in row["scalars"] else "" for k in self.scalar_names]
+            )
+        return head, body
+
+    def __str__(self) -> str:
+        if not self.rows:
+            return "no runs to compare"
+        head, body = self.table()
+        widths = [max(len(x) for x in col) for col in zip(head, *body)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head] + body]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(str(self))
+
+    def _repr_html_(self) -> str:
+        if not self.rows:
+            return "<p>no runs to compare</p>"
+        head, body = self.table()
+        th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
+        return f"<table class='guild-compare'><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+
+    def to_dataframe(self):
+        import pandas as pd
+
+        return pd.DataFrame(
+            [{"run": r["id"], "op": r["op"], "status": r["status"], **r["flags"], **r["scalars"]} for r in self.rows]
+        )

@@ -1,0 +1,70 @@
+"""One exception hierarchy for the whole package.
+
+Every error a user can cause derives from ``GuildJupyterError`` and carries a
+one-line message written for the user. Front ends map it once: the magics to
+``UsageError``, the CLI to exit status 2, the server to an HTTP status.
+"""
+
+from __future__ import annotations
+
+
+class GuildJupyterError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    #: HTTP status the server extension answers with.
+    http_status = 400
+
+    def __str__(self) -> str:  # one line, always
+        msg = super().__str__()
+        return " ".join(msg.split()) if "\n" in msg else msg
+
+
+class BadInput(GuildJupyterError):
+    """Malformed or invalid user input (flags, sweeps, options)."""
+
+
+class FlagError(BadInput):
+    """A flag is malformed or not defined by the operation."""
+
+
+class SweepError(BadInput):
+    """A sweep expression is malformed or yields no trials."""
+
+
+class ScriptError(BadInput):
+    """The script is missing or cannot be parsed."""
+
+
+class RunNotFound(GuildJupyterError):
+    http_status = 404
+
+
+class AmbiguousRun(BadInput):
+    pass
+
+
+class WrongState(GuildJupyterError):
+    """The run is not in a state that allows the operation."""
+
+    http_status = 409
+
+
+class StoreError(GuildJupyterError):
+    """The run store cannot be used (not writable, lock timeout)."""
+
+    http_status = 500
+
+
+class LockTimeout(StoreError):
+    def __init__(self, lock_file: str, timeout: float):
+        super().__init__(
+            f"timed out after {timeout:g}s waiting for the run-status lock {lock_file}"
+        )
+        self.lock_file = lock_file
+        self.timeout = timeout
+
+
+class RunStartError(GuildJupyterError):
+    """A run could not be started."""
+
+    http_status = 500

@@ -1,0 +1,136 @@
+"""Flags of a Python script, found and applied the way Guild AI does it.
+
+Two styles, found by static analysis (the script is never executed):
+
+``args``
+    The script imports ``argparse`` and calls ``.add_argument(...)``. Every
+    ``add_argument`` with a long option is a flag, named by its first long
+    option without the leading dashes (``--batch-size`` -> ``batch-size``,
+    whatever its ``dest``): the name Guild gives it, so that Guild and we
+    pass the same ``--batch-size`` argument for a run's flag. Positionals
+    and short-only options are not flags. Values reach the script as
+    command-line arguments (:func:`encode_args`).
+
+``globals``
+    Otherwise every module-level ``NAME = <literal>`` or ``NAME: T =
+    <literal>`` is a flag (a literal: None, bool, int, float or str, signed
+    numbers, or a list/tuple of such). The first such assignment of a name
+    gives its default and is the one the given value replaces
+    (:func:`rewrite_globals`). Names starting with ``_`` are not flags;
+    assignments inside ``if``/``def``/``class`` are not flags.
+
+The engine itself lives in :mod:`.runscript`, the per-run script runner,
+so that the runner imports nothing else; this module is its public face.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..errors import FlagError, ScriptError
+from . import runscript as _engine
+
+__all__ = ["ScriptFlags", "inspect_script", "check_flags", "encode_args", "rewrite_globals"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ScriptFlags:
+    """What a script defines as flags.
+
+    ``style``: ``"args"`` or ``"globals"``.
+    ``defaults``: flag name -> default value, in source order (tuples as lists).
+    ``options``: flag name -> dict. For ``args``: ``option`` (``"--lr"``),
+    ``action`` (``store``, ``store_true``, ``store_false``,
+    ``boolean_optional``, ``append``, ``extend``, ``count``, ``store_const``,
+    ``append_const``), ``type`` (``"float"``, ``"int"``, ``"str"``,
+    ``"bool"`` or None when not one of those names), ``nargs``, ``dest`` and,
+    for ``boolean_optional``, ``negative_option``. For ``globals``: ``line``,
+    the line of the assignment that defines the flag.
+    """
+
+    style: str
+    defaults: dict
+    options: dict
+
+    @property
+    def names(self) -> list:
+        return list(self.defaults)
+
+
+def inspect_script(source, filename: str = "<script>") -> ScriptFlags:
+    """The flags ``source`` (str, or bytes honouring a coding cookie)
+    defines. Raises ``ScriptError`` when it does not parse."""
+    return ScriptFlags(*_engine._analyze(_parse(source, filename)))
+
+
+def check_flags(script_flags: ScriptFlags, given, script: str = "the script") -> None:
+    """Raise ``FlagError`` naming, in one message, every flag in ``given``
+    that the script (``script``: its name in the message) does not define;
+    or for a value no script can be given (not None, bool, int, float, str,
+    or a list/tuple/dict of such)."""
+    unknown = [name for name in given if name not in script_flags.defaults]
+    if unknown:
+        names = ", ".join(repr(str(n)) for n in unknown)
+        what = f"flag {names} is" if len(unknown) == 1 else f"flags {names} are"
+        defined = list(script_flags.defaults)
+        has = f"flags: {', '.join(defined)}" if defined else "it defines no flags"
+        raise FlagError(f"{what} not defined by {script} ({has})")
+    for name, value in given.items():
+        if not _is_passable(value):
+            raise FlagError(f"flag {name!r}: a {type(value).__name__} value cannot be given to a script")
+
+
+def _is_passable(v) -> bool:
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return True
+    if isinstance(v, (list, tuple)):
+        return all(_is_passable(x) for x in v)
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _is_passable(x) for k, x in v.items())
+    return False
+
+
+def encode_args(script_flags: ScriptFlags, flags) -> list:
+    """Command-line arguments that give ``flags`` to an argparse script.
+
+    None values are left out (the script's default applies). A single value
+    is ``--opt=VALUE`` (``str(value)``: ``0.1``, ``-3``, ``True``; the ``=``
+    form lets a value that starts with ``-`` or is empty reach the option);
+    a list is ``--opt V1 V2``. ``store_true`` gives ``--opt`` when the value
+    is true, ``store_false`` when it is false, ``BooleanOptionalAction``
+    ``--opt`` or ``--no-opt``; ``count`` repeats the option; ``append`` gives
+    ``--opt=V`` per item. A name the script does not define is passed as
+    ``--NAME=VALUE``, as Guild does."""
+    return _engine._encode_args(script_flags.options, flags)
+
+
+def rewrite_globals(source, flags, filename: str = "<script>"):
+    """The script compiled with ``filename`` as its file name, the first
+    module-level assignment of each flag in ``flags`` assigning the given
+    value instead. Line numbers are the script's own. Names the script does
+    not assign at module level are ignored (``check_flags`` rejects them
+    earlier). Raises ``ScriptError`` when the source does not compile,
+    ``FlagError`` for a value no literal can spell."""
+    tree = _parse(source, filename)
+    try:
+        _engine._rewrite_tree(tree, flags)
+    except _engine.FlagValueError as e:
+        raise FlagError(str(e)) from None
+    try:
+        return _engine._compile(tree, filename)
+    except SyntaxError as e:  # found past the parser, e.g. 'return' outside function
+        raise ScriptError(_syntax_error_message(e, filename)) from e
+
+
+def _parse(source, filename):
+    try:
+        return _engine._parse(source, filename)
+    except SyntaxError as e:
+        raise ScriptError(_syntax_error_message(e, filename)) from e
+    except ValueError as e:  # null bytes (Python < 3.12)
+        raise ScriptError(f"{filename}: cannot parse: {e}") from e
+
+
+def _syntax_error_message(e: SyntaxError, filename: str) -> str:
+    where = f" at line {e.lineno}" if e.lineno else ""
+    return f"{filename}: syntax error{where}: {e.msg}"

@@ -1,0 +1,168 @@
+"""Script operations: what a run of a Python script (or a notebook cell) is.
+
+Builds the ``RunSpec`` the store initializes: the opref and ``op`` attr Guild
+needs to list and re-run it, the flags (script defaults overlaid with the
+user's), and the source snapshot copied to the run directory's root.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import ScriptError
+from .execution import flags as flaglib
+from .store.store import RunSpec
+
+MAX_SOURCE_FILES = 100
+MAX_SOURCE_BYTES = 1024 * 1024
+_SKIP_DIRS = {"__pycache__", "venv", ".venv", "env", "site-packages", "node_modules", "build", "dist"}
+
+
+class ScriptOp:
+    """A Python script (or cell body) as an operation."""
+
+    def __init__(self, project_dir: str, name: str, source: bytes, kind: str = "script"):
+        self.project_dir = project_dir
+        self.name = name  # path of the script relative to project_dir, e.g. train.py
+        self.source = source
+        self.kind = kind
+        try:
+            text = source.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ScriptError(f"{name}: not UTF-8 text ({e.reason})") from e
+        self.flags_info = flaglib.inspect_script(text, name)
+        self._sources = None
+
+    @classmethod
+    def from_path(cls, script: str, cwd: str | None = None) -> "ScriptOp":
+        path = os.path.abspath(os.path.join(cwd or os.getcwd(), os.path.expanduser(script)))
+        if not script or not os.path.isfile(path):
+            raise ScriptError(f"script not found: {script}")
+        if not path.endswith(".py"):
+            raise ScriptError(f"not a Python script: {script}")
+        try:
+            with open(path, "rb") as f:
+                source = f.read()
+        except OSError as e:
+            raise ScriptError(f"cannot read {script}: {e.strerror}") from e
+        return cls(os.path.dirname(path), os.path.basename(path), source)
+
+    @property
+    def opref(self) -> str:
+        return f"script:{_quote(self.project_dir)} '' '' {_quote(self.name)}"
+
+    @property
+    def defaults(self) -> dict:
+        return dict(self.flags_info.defaults)
+
+    def check_flags(self, given: dict) -> None:
+        flaglib.check_flags(self.flags_info, given, self.name)
+
+    def sources(self) -> dict:
+        """The source snapshot: the script, plus the project's Python modules
+        and packages so the script can import them (bounded in count and size)."""
+        if self._sources is None:
+            self._sources = collect_sources(self.project_dir, skip={self.name})
+            self._sources[self.name] = self.source
+        return self._sources
+
+    def op_attr(self, gpus: str | None) -> dict:
+        dest = "args" if self.flags_info.style == "args" else "globals"
+        module = self.name[:-3].replace(os.sep, ".")
+        cmd_flags = {}
+        for name in self.flags_info.defaults:
+            opt = self.flags_info.options.get(name) or {}
+            action = opt.get("action") if isinstance(opt, dict) else getattr(opt, "action", None)
+            if action == "store_true":
+                cmd_flags[name] = {"arg-switch": True}
+            elif action == "store_false":
+                cmd_flags[name] = {"arg-switch": False}
+            else:
+                cmd_flags[name] = {}
+        env = {"FLAGS_DEST": dest, "PYTHONPATH": "."}
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = gpus
+        return {
+            "deps": [],
+            "flag-null-labels": {},
+            "flags-extra": {},
+            "label-template": None,
+            "output-scalars": None,
+            "python-requires": None,
+            "op-cmd": {
+                "cmd-args": ["${python_exe}", "-um", "guild.op_main", module, "__flag_args__"],
+                "cmd-env": env,
+                "cmd-flags": cmd_flags,
+                "flags-dest": dest,
+            },
+            "sourcecode": {"dest": "."},
+        }
+
+    def spec(self, user_flags: dict, gpus: str | None = None, label: str | None = None, extra_attrs=None) -> RunSpec:
+        flags = self.defaults
+        flags.update(user_flags)
+        extra = {"guild_jupyter": {"kind": self.kind}, "host": _hostname(), "user": _user()}
+        extra.update(extra_attrs or {})
+        return RunSpec(
+            opref=self.opref,
+            flags=flags,
+            user_flags=dict(user_flags),
+            op_attr=self.op_attr(gpus),
+            sources=self.sources(),
+            gpus=gpus,
+            label=label,
+            extra_attrs=extra,
+            run_params={"flags": [f"{k}={v}" for k, v in user_flags.items()], "opspec": self.name},
+        )
+
+
+def collect_sources(project_dir: str, skip=()) -> dict:
+    out: dict = {}
+
+    def add_dir(d: str, rel: str, depth: int) -> None:
+        try:
+            entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError:
+            return
+        for e in entries:
+            if len(out) >= MAX_SOURCE_FILES or e.name.startswith("."):
+                continue
+            relpath = os.path.join(rel, e.name) if rel else e.name
+            if e.is_file() and e.name.endswith(".py") and relpath not in skip:
+                try:
+                    if e.stat().st_size <= MAX_SOURCE_BYTES:
+                        with open(e.path, "rb") as f:
+                            out[relpath] = f.read()
+                except OSError:
+                    pass
+            elif (
+                e.is_dir(follow_symlinks=False)
+                and depth < 3
+                and e.name not in _SKIP_DIRS
+                and os.path.isfile(os.path.join(e.path, "__init__.py"))
+            ):
+                add_dir(e.path, relpath, depth + 1)
+
+    add_dir(project_dir, "", 0)
+    return out
+
+
+def _quote(s: str) -> str:
+    import shlex
+
+    return shlex.quote(s) if s else "''"
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:
+        return ""

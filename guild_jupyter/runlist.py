@@ -1,0 +1,78 @@
+"""Run lists as objects: a table in a terminal, HTML in a notebook."""
+
+from __future__ import annotations
+
+import datetime
+import html
+
+from .store.run import Run
+from .store.store import format_flag_value
+
+
+def fmt_time(us) -> str:
+    if not isinstance(us, int):
+        return ""
+    return datetime.datetime.fromtimestamp(us / 1e6).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def flags_text(flags: dict) -> str:
+    return " ".join(f"{k}={format_flag_value(v)}" for k, v in flags.items())
+
+
+class RunList(list):
+    """A list of ``Run`` objects, newest first, with its listing indices."""
+
+    columns = ("#", "id", "op", "started", "status", "gpus", "label")
+
+    def rows(self):
+        for i, r in enumerate(self, 1):
+            yield (
+                str(i),
+                r.id[:8],
+                r.op_name,
+                fmt_time(r.started),
+                r.status,
+                r.gpus or "",
+                r.label,
+            )
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for r in self for w in r.warnings]
+
+    def __str__(self) -> str:
+        if not self:
+            return "no runs"
+        lines = [f"[{i}:{rid}]  {op}  {started}  {status}{'  gpus=' + gpus if gpus else ''}  {label}".rstrip()
+                 for i, rid, op, started, status, gpus, label in self.rows()]
+        return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(str(self))
+
+    def _repr_html_(self) -> str:
+        if not self:
+            return "<p>no runs</p>"
+        head = "".join(f"<th>{c}</th>" for c in self.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in self.rows()
+        )
+        warn = "".join(f"<p>warning: {html.escape(w)}</p>" for w in self.warnings)
+        return f"<table class='guild-runs'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{warn}"
+
+    def to_dataframe(self):
+        import pandas as pd
+
+        return pd.DataFrame(
+            [
+                {
+                    "id": r.id, "op": r.op_name, "status": r.status,
+                    "started": fmt_time(r.started), "gpus": r.gpus, "label": r.label,
+                    **{f"flag:{k}": v for k, v in r.flags.items()},
+                }
+                for r in self
+            ]
+        )

@@ -1,0 +1,135 @@
+"""Reading and writing Guild attrs and markers, atomically.
+
+Guild stores one YAML value per file. We write JSON that is also valid YAML
+(floats always carry a '.' or use YAML's spelling of inf/nan, since YAML 1.1
+reads ``1e-05`` as a string) so our own reads take the fast JSON path, and
+fall back to YAML for files Guild wrote.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+
+_tmp_counter = itertools.count()
+
+
+class AttrReadError(Exception):
+    """An attr file exists but cannot be read or parsed."""
+
+
+def encode(value) -> str:
+    return _enc(value) + "\n"
+
+
+def _enc(v) -> str:
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return _enc_float(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {_enc(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_enc(x) for x in v) + "]"
+    return json.dumps(str(v))
+
+
+def _enc_float(v: float) -> str:
+    if math.isnan(v):
+        return ".nan"
+    if math.isinf(v):
+        return ".inf" if v > 0 else "-.inf"
+    s = repr(v)
+    if "e" in s and "." not in s:
+        mant, exp = s.split("e")
+        s = f"{mant}.0e{exp}"
+    return s
+
+
+def decode(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(text, Loader=loader)
+    except yaml.YAMLError as e:
+        raise AttrReadError(str(e).splitlines()[0]) from e
+
+
+_MISSING = object()
+
+
+def read(path: str, default=_MISSING):
+    """Reads one attr file. Missing -> default (or KeyError); corrupt -> AttrReadError."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        if default is _MISSING:
+            raise KeyError(path) from None
+        return default
+    except (OSError, UnicodeDecodeError) as e:
+        raise AttrReadError(f"{os.path.basename(path)}: {e}") from e
+    if not text.strip():
+        raise AttrReadError(f"{os.path.basename(path)}: empty file")
+    return decode(text)
+
+
+def write_atomic(path: str, data: str | bytes) -> None:
+    """Writes a whole file so that readers see either the old or the new one."""
+    # A unique temp name in the same directory (tempfile costs an import of
+    # random/hashlib on the supervisor's start-up path).
+    dirname, basename = os.path.split(path)
+    while True:
+        tmp = os.path.join(dirname, f".{basename}.{os.getpid()}.{next(_tmp_counter)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_attr(attrs_dir: str, name: str, value) -> None:
+    write_atomic(os.path.join(attrs_dir, name), encode(value))
+
+
+def write_new(path: str, data: str | bytes) -> None:
+    """Writes a file in a directory no reader can see yet (no temp file needed)."""
+    with open(path, "wb") as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def touch_marker(path: str) -> None:
+    write_atomic(path, b"")
+
+
+def remove(path: str) -> bool:
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False

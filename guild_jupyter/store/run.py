@@ -1,0 +1,228 @@
+"""One run directory in Guild 0.9's layout, and its status."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+
+from . import attrs as attrlib
+
+STAGED, PENDING, RUNNING = "staged", "pending", "running"
+COMPLETED, ERROR, TERMINATED = "completed", "error", "terminated"
+STATUSES = (STAGED, PENDING, RUNNING, COMPLETED, ERROR, TERMINATED)
+FINISHED = (COMPLETED, ERROR, TERMINATED)
+
+LOCK, LOCK_START = "LOCK", "LOCK.start"
+
+
+def now_us() -> int:
+    return int(time.time() * 1_000_000)
+
+
+def status_for_exit(exit_status) -> str:
+    if exit_status == 0:
+        return COMPLETED
+    if isinstance(exit_status, int) and exit_status < 0:
+        return TERMINATED
+    return ERROR
+
+
+def process_start_time(pid: int) -> float | None:
+    """Start time of a live process (seconds since epoch) or None if it is gone."""
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        if p.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return p.create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return None
+
+
+class Run:
+    """A lazily read view of ``runs/<id>``. Reading never raises for bad files:
+    unreadable attrs are collected in ``warnings``."""
+
+    __slots__ = ("id", "dir", "guild_dir", "_cache", "warnings", "_names")
+
+    def __init__(self, run_dir: str):
+        self.dir = run_dir
+        self.id = os.path.basename(run_dir)
+        self.guild_dir = os.path.join(run_dir, ".guild")
+        self._cache: dict = {}
+        self.warnings: list[str] = []
+        self._names = None
+
+    def __repr__(self):
+        return f"<Run {self.id[:8]} {self.status}>"
+
+    # -- files -------------------------------------------------------------
+
+    def path(self, *parts) -> str:
+        return os.path.join(self.guild_dir, *parts)
+
+    @property
+    def attrs_dir(self) -> str:
+        return os.path.join(self.guild_dir, "attrs")
+
+    def get(self, name: str, default=None):
+        if name in self._cache:
+            return self._cache[name]
+        try:
+            value = attrlib.read(os.path.join(self.guild_dir, "attrs", name), default)
+        except attrlib.AttrReadError as e:
+            self.warnings.append(f"run {self.id[:8]}: unreadable attr {e}")
+            value = default
+        self._cache[name] = value
+        return value
+
+    def write_attr(self, name: str, value) -> None:
+        attrlib.write_attr(self.attrs_dir, name, value)
+        self._cache[name] = value
+
+    def refresh(self) -> "Run":
+        self._cache.clear()
+        self._names = None
+        self.warnings = []
+        return self
+
+    def _guild_names(self) -> set:
+        if self._names is None:
+            try:
+                self._names = set(os.listdir(self.guild_dir))
+            except OSError:
+                self._names = set()
+        return self._names
+
+    def has_marker(self, name: str) -> bool:
+        return os.path.exists(self.path(name))
+
+    # -- derived -----------------------------------------------------------
+
+    @property
+    def status(self) -> str:
+        if "status" in self._cache:
+            return self._cache["status"]
+        s = self._compute_status()
+        self._cache["status"] = s
+        return s
+
+    def _compute_status(self) -> str:
+        names = self._guild_names()
+        if "LOCK.remote" in names:
+            return RUNNING
+        if "PENDING" in names:
+            return PENDING
+        if "STAGED" in names:
+            return STAGED
+        exit_status = self.get("exit_status")
+        if exit_status is not None:
+            return status_for_exit(exit_status)
+        if LOCK in names and self.lock_pid_alive():
+            return RUNNING
+        return ERROR
+
+    def lock_pid(self) -> int | None:
+        try:
+            with open(self.path(LOCK)) as f:
+                return int(f.read(20).strip())
+        except (OSError, ValueError):
+            return None
+
+    def lock_pid_alive(self) -> bool:
+        pid = self.lock_pid()
+        if pid is None:
+            return False
+        started = process_start_time(pid)
+        if started is None:
+            return False
+        try:
+            with open(self.path(LOCK_START)) as f:
+                recorded = float(f.read().strip())
+        except (OSError, ValueError):
+            return True  # Guild's own LOCK has no start time: trust the pid
+        # A reused pid belongs to a process started at another time.
+        return abs(recorded - started) < 1.0
+
+    @property
+    def opref(self) -> tuple[str, str, str, str, str]:
+        """(pkg_type, pkg_name, version, model, op) from ``.guild/opref``."""
+        if "_opref" not in self._cache:
+            try:
+                with open(self.path("opref"), encoding="utf-8") as f:
+                    parts = shlex.split(f.read().strip())
+                kind, _, pkg = parts[0].partition(":")
+                ref = (kind, pkg, parts[1], parts[2], parts[3])
+            except (OSError, ValueError, IndexError) as e:
+                if not isinstance(e, FileNotFoundError):
+                    self.warnings.append(f"run {self.id[:8]}: unreadable opref")
+                ref = ("", "", "", "", "")
+            self._cache["_opref"] = ref
+        return self._cache["_opref"]
+
+    @property
+    def op_name(self) -> str:
+        kind, _pkg, _ver, model, op = self.opref
+        if not op:
+            return "?"
+        if kind == "script" or not model:
+            return op
+        return f"{model}:{op}"
+
+    @property
+    def is_queue(self) -> bool:
+        return self.op_name in ("queue", "guild_jupyter:queue")
+
+    @property
+    def flags(self) -> dict:
+        v = self.get("flags", {})
+        return v if isinstance(v, dict) else {}
+
+    @property
+    def gpus(self) -> str | None:
+        params = self.get("run_params", {})
+        g = params.get("gpus") if isinstance(params, dict) else None
+        return None if g in (None, "") else str(g)
+
+    @property
+    def label(self) -> str:
+        v = self.get("label")
+        return "" if v is None else str(v)
+
+    @property
+    def started(self) -> int | None:
+        v = self.get("started")
+        return v if isinstance(v, int) else None
+
+    @property
+    def stopped(self) -> int | None:
+        v = self.get("stopped")
+        return v if isinstance(v, int) else None
+
+    @property
+    def timestamp(self) -> int:
+        """Guild's sort key: ``started``, else ``initialized``."""
+        v = self.started
+        if v is None:
+            v = self.get("initialized")
+        return v if isinstance(v, int) else 0
+
+    @property
+    def exit_status(self):
+        return self.get("exit_status")
+
+    def summary(self) -> dict:
+        return {
+            "id": self.id,
+            "op": self.op_name,
+            "status": self.status,
+            "started": self.started,
+            "stopped": self.stopped,
+            "flags": self.flags,
+            "label": self.label,
+            "gpus": self.gpus,
+            "exit_status": self.exit_status,
+            "warnings": list(self.warnings),
+        }

@@ -1,0 +1,351 @@
+"""The run store: a Guild home holding ``runs/`` and ``locks/``."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import uuid
+
+from ..errors import AmbiguousRun, RunNotFound, StoreError, WrongState
+from . import attrs as attrlib
+from .locking import run_status_lock
+from .run import FINISHED, LOCK, LOCK_START, PENDING, RUNNING, STAGED, STATUSES, TERMINATED, Run, now_us
+
+
+def default_guild_home() -> str:
+    env = os.environ.get("GUILD_HOME")
+    if env:
+        return os.path.abspath(os.path.expanduser(env))
+    return os.path.join(os.path.expanduser("~"), ".guild")
+
+
+def format_flag_value(v) -> str:
+    """A flag value the way Guild prints it in labels and listings."""
+    if v is True:
+        return "yes"
+    if v is False:
+        return "no"
+    if v is None:
+        return "null"
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(format_flag_value(x) for x in v) + "]"
+    s = str(v)
+    if s == "" or any(c.isspace() for c in s):
+        return repr(s)
+    return s
+
+
+def flags_label(flags: dict) -> str:
+    return " ".join(f"{k}={format_flag_value(v)}" for k, v in sorted(flags.items()))
+
+
+@dataclasses.dataclass
+class RunSpec:
+    """Everything needed to initialize a run directory."""
+
+    opref: str  # e.g. "script:/abs/project '' '' train.py"
+    flags: dict
+    user_flags: dict
+    op_attr: dict
+    sources: dict  # relative path -> bytes, the source snapshot
+    gpus: str | None = None
+    label: str | None = None
+    extra_attrs: dict = dataclasses.field(default_factory=dict)
+    run_params: dict = dataclasses.field(default_factory=dict)
+
+
+class Store:
+    """A Guild home. Only this package's store modules touch its files."""
+
+    def __init__(self, home: str | os.PathLike | None = None):
+        self.home = os.path.abspath(os.path.expanduser(os.fspath(home))) if home else default_guild_home()
+        self.runs_dir = os.path.join(self.home, "runs")
+        self.private_dir = os.path.join(self.home, "cache", "guild_jupyter")
+        self.change_marker = os.path.join(self.private_dir, "changed")
+
+    def __repr__(self):
+        return f"Store({self.home!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, Store) and other.home == self.home
+
+    def __hash__(self):
+        return hash(self.home)
+
+    # -- basics -------------------------------------------------------------
+
+    def ensure_writable(self) -> None:
+        for d in (self.runs_dir, self.private_dir):
+            try:
+                os.makedirs(d, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"store not writable: cannot create {d}: {e.strerror}") from e
+        if not os.access(self.runs_dir, os.W_OK | os.X_OK) or not os.access(self.private_dir, os.W_OK):
+            raise StoreError(f"store not writable: {self.runs_dir}")
+
+    def lock(self, timeout: float | None = None):
+        return run_status_lock(self.home, timeout)
+
+    def notify_change(self) -> None:
+        """Touches the change marker queues watch to pick up new runs at once."""
+        try:
+            with open(self.change_marker, "ab"):
+                pass
+            os.utime(self.change_marker, None)
+        except OSError:
+            pass
+
+    def change_token(self):
+        """Cheap value that changes when runs are added or change state."""
+        out = []
+        for p in (self.change_marker, self.runs_dir):
+            try:
+                out.append(os.stat(p).st_mtime_ns)
+            except OSError:
+                out.append(None)
+        return tuple(out)
+
+    # -- reading ------------------------------------------------------------
+
+    def run_ids(self) -> list[str]:
+        try:
+            names = os.listdir(self.runs_dir)
+        except FileNotFoundError:
+            return []
+        except OSError as e:
+            raise StoreError(f"cannot read {self.runs_dir}: {e.strerror}") from e
+        return [n for n in names if not n.startswith(".")]
+
+    def run(self, run_id: str) -> Run:
+        if not _is_safe_id(run_id):
+            raise RunNotFound(f"no run with id {run_id!r}")
+        d = os.path.join(self.runs_dir, run_id)
+        if not os.path.isdir(d):
+            raise RunNotFound(f"no run with id {run_id!r}")
+        return Run(d)
+
+    def runs(self, status=None, op=None, label=None, limit=None, include_queues=True) -> list[Run]:
+        """Runs, newest first, filtered by status(es), op name and label text."""
+        statuses = _status_set(status)
+        out = []
+        for run_id in self.run_ids():
+            d = os.path.join(self.runs_dir, run_id)
+            run = Run(d)
+            if not os.path.isdir(run.guild_dir):
+                continue
+            if statuses is not None and run.status not in statuses:
+                continue
+            if op is not None and op not in run.op_name:
+                continue
+            if label is not None and label not in run.label:
+                continue
+            if not include_queues and run.is_queue:
+                continue
+            out.append(run)
+        out.sort(key=lambda r: (r.timestamp, r.id), reverse=True)
+        if limit is not None:
+            out = out[:limit]
+        return out
+
+    def staged_runs(self) -> list[Run]:
+        """Staged runs, oldest first (the order queues start them)."""
+        runs = self.runs(status=STAGED)
+        runs.reverse()
+        return runs
+
+    def resolve(self, ref, listing: list[Run] | None = None) -> Run:
+        """A run by full id, unique id prefix, or 1-based index in ``listing``
+        (default: every run, newest first)."""
+        ref = str(ref).strip()
+        if not ref:
+            raise RunNotFound("empty run id")
+        if ref.isdigit() and len(ref) <= 5:
+            runs = listing if listing is not None else self.runs()
+            i = int(ref)
+            if 1 <= i <= len(runs):
+                return runs[i - 1]
+            raise RunNotFound(f"no run at index {i} (the listing has {len(runs)})")
+        if not _is_safe_id(ref):
+            raise RunNotFound(f"no run with id {ref!r}")
+        matches = [i for i in self.run_ids() if i.startswith(ref)]
+        if not matches:
+            raise RunNotFound(f"no run with id {ref!r}")
+        if ref in matches:
+            return self.run(ref)
+        if len(matches) > 1:
+            shown = ", ".join(sorted(m[:8] for m in matches)[:5])
+            raise AmbiguousRun(f"run id {ref!r} is ambiguous: it matches {len(matches)} runs ({shown})")
+        return self.run(matches[0])
+
+    # -- writing ------------------------------------------------------------
+
+    def create_runs(self, specs: list[RunSpec], staged: bool) -> list[Run]:
+        """Initializes runs, all or nothing.
+
+        Each run directory is completed in a private scratch area, then all
+        are moved into ``runs/`` under the run-status lock; if any step fails
+        the ones already moved are removed before the lock is released, so no
+        queue ever sees a partial batch.
+        """
+        self.ensure_writable()
+        scratch = os.path.join(self.private_dir, "new", uuid.uuid4().hex)
+        os.makedirs(scratch)
+        moved: list[str] = []
+        try:
+            built = []
+            t0 = now_us()
+            for n, spec in enumerate(specs):
+                run_id = uuid.uuid4().hex
+                # Distinct, increasing timestamps keep the staging order.
+                built.append((run_id, self._build(scratch, run_id, spec, t0 + n, staged)))
+            with self.lock():
+                try:
+                    for run_id, path in built:
+                        dest = os.path.join(self.runs_dir, run_id)
+                        os.rename(path, dest)
+                        moved.append(dest)
+                except BaseException:
+                    for dest in moved:
+                        shutil.rmtree(dest, ignore_errors=True)
+                    raise
+        except OSError as e:
+            raise StoreError(f"cannot initialize runs in {self.runs_dir}: {e}") from e
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        self.notify_change()
+        return [Run(d) for d in moved]
+
+    def _build(self, scratch: str, run_id: str, spec: RunSpec, ts: int, staged: bool) -> str:
+        d = os.path.join(scratch, run_id)
+        attrs_dir = os.path.join(d, ".guild", "attrs")
+        os.makedirs(attrs_dir)
+        for rel, data in spec.sources.items():
+            dest = os.path.join(d, rel)
+            parent = os.path.dirname(dest)
+            if parent != d:
+                os.makedirs(parent, exist_ok=True)
+            attrlib.write_new(dest, data)
+        attrlib.write_new(os.path.join(d, ".guild", "opref"), spec.opref + "\n")
+        run_params = {"gpus": spec.gpus, "stage": staged, "label": spec.label}
+        run_params.update(spec.run_params)
+        values = {
+            "id": run_id,
+            "initialized": ts,
+            "flags": spec.flags,
+            "user_flags": spec.user_flags,
+            "label": spec.label if spec.label is not None else flags_label(spec.flags),
+            "op": spec.op_attr,
+            "run_params": run_params,
+        }
+        if staged:
+            values["started"] = ts  # Guild orders staged runs by it
+        values.update(spec.extra_attrs)
+        for name, value in values.items():
+            attrlib.write_new(os.path.join(attrs_dir, name), attrlib.encode(value))
+        # The marker goes last: a run is staged (or pending start) only once whole.
+        attrlib.write_new(os.path.join(d, ".guild", STAGED if staged else PENDING), b"")
+        return d
+
+    def mark_pending(self, run: Run, claimer: dict | None = None) -> None:
+        """staged -> pending; the caller holds the run-status lock. ``claimer``
+        (pid and start time of the claiming process) lets another queue return
+        the run to staged if the claimer dies before starting it."""
+        attrlib.write_atomic(run.path(PENDING), attrlib.encode(claimer) if claimer else b"")
+        run.refresh()
+
+    def acquire(self, run: Run, pid: int, start_time: float) -> None:
+        """pending/staged -> running: under the run-status lock, checks the run
+        is still waiting to start (it may have been stopped meanwhile), writes
+        LOCK and ``started`` and clears the STAGED/PENDING markers."""
+        with self.lock():
+            run.refresh()
+            if run.get("exit_status") is not None:
+                raise WrongState(f"run {run.id[:8]} was stopped before it started")
+            if os.path.exists(run.path(LOCK)) and run.lock_pid_alive():
+                raise WrongState(f"run {run.id[:8]} is already running")
+            attrlib.write_atomic(run.path(LOCK), str(pid))
+            attrlib.write_atomic(run.path(LOCK_START), repr(start_time))
+            run.write_attr("started", now_us())
+            attrlib.remove(run.path(PENDING))
+            attrlib.remove(run.path(STAGED))
+            run.refresh()
+
+    def release(self, run: Run, exit_status: int) -> None:
+        """Records a run's outcome (unless one is already recorded) and drops its LOCK."""
+        run.refresh()
+        if run.get("exit_status") is None:
+            run.write_attr("exit_status", exit_status)
+            run.write_attr("stopped", now_us())
+        attrlib.remove(run.path(LOCK_START))
+        attrlib.remove(run.path(LOCK))
+        run.refresh()
+        self.notify_change()
+
+    def scan_waiting(self) -> tuple[list[Run], list[Run], list[Run]]:
+        """One pass over the run directories: (staged oldest first, pending,
+        locked) where locked holds runs with a LOCK file (running or dead)."""
+        staged, pending, locked = [], [], []
+        for run_id in self.run_ids():
+            gdir = os.path.join(self.runs_dir, run_id, ".guild")
+            try:
+                names = os.listdir(gdir)
+            except OSError:
+                continue
+            if PENDING in names:
+                pending.append(Run(os.path.dirname(gdir)))
+            elif STAGED in names:
+                staged.append(Run(os.path.dirname(gdir)))
+            elif LOCK in names:
+                locked.append(Run(os.path.dirname(gdir)))
+        staged.sort(key=lambda r: (r.timestamp, r.id))
+        return staged, pending, locked
+
+    def unstage(self, run: Run) -> None:
+        """Removes a staged run from the queue: it ends terminated, never started."""
+        with self.lock():
+            run.refresh()
+            if run.status != STAGED:
+                raise WrongState(f"run {run.id[:8]} is {run.status}, not staged")
+            run.write_attr("exit_status", -15)
+            run.write_attr("stopped", now_us())
+            attrlib.remove(run.path(STAGED))
+        run.refresh()
+        self.notify_change()
+
+    def delete(self, run: Run) -> None:
+        """Moves a run to Guild's trash (``guild runs restore`` can bring it back)."""
+        with self.lock():
+            run.refresh()
+            if run.status in (RUNNING, PENDING):
+                raise WrongState(f"run {run.id[:8]} is {run.status}: stop it before deleting it")
+            trash = os.path.join(self.home, "trash", "runs")
+            os.makedirs(trash, exist_ok=True)
+            dest = os.path.join(trash, run.id)
+            if os.path.exists(dest):
+                shutil.rmtree(dest)
+            os.rename(run.dir, dest)
+        self.notify_change()
+
+
+def _is_safe_id(ref: str) -> bool:
+    return bool(ref) and all(c in "0123456789abcdef" for c in ref) and len(ref) <= 32
+
+
+def _status_set(status):
+    if status is None:
+        return None
+    if isinstance(status, str):
+        status = [status]
+    s = set(status)
+    bad = s - set(STATUSES)
+    if bad:
+        from ..errors import BadInput
+
+        raise BadInput(f"unknown status {sorted(bad)[0]!r} (expected one of {', '.join(STATUSES)})")
+    return s
+
+
+__all__ = ["Store", "RunSpec", "Run", "FINISHED", "TERMINATED", "default_guild_home", "flags_label", "format_flag_value"]

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Creates ./.venv (if missing) and installs the package with the given extras.
+# Usage: scripts/setup-venv.sh [EXTRAS]   e.g. scripts/setup-venv.sh test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  for c in python3.12 python3.11 python3.10 python3; do
+    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then PY=$c; break; fi
+  done
+fi
+[ -n "$PY" ] || { echo "setup: no Python >= 3.10 found" >&2; exit 1; }
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+spec="."
+[ -n "${1:-}" ] && spec=".[$1]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e "$spec" 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -c 'import guild_jupyter' 

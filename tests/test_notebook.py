@@ -1,0 +1,102 @@
+"""The quickstart notebook, executed headless by scripts/quickstart.py (nbclient,
+a real ipykernel of this venv's Python), and the shipped kernel config that
+loads the magics without %load_ext."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import TRAIN_PY
+from guild_jupyter import api
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def quickstart():
+    spec = importlib.util.spec_from_file_location("quickstart_script", os.path.join(ROOT, "scripts", "quickstart.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def cell_with(nb, text):
+    return next(c for c in code_cells(nb) if text in c.source)
+
+
+def streams(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
+def plain(cell) -> str:
+    return "".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs)
+
+
+def test_the_kernel_is_this_venvs_python(quickstart):
+    assert quickstart.kernel_manager().format_kernel_cmd()[0] == sys.executable
+
+
+def test_quickstart_executes_headless_and_fills_the_default_store(quickstart, tmp_path, guild_home, capsys):
+    out = tmp_path / "executed" / "quickstart.ipynb"
+    rc = quickstart.main(["--output", str(out), "--timeout", "60"])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    assert f"executed copy: {out}" in printed
+    assert "runs the notebook made (10)" in printed and "quadratic-toy.py" in printed
+
+    nb = nbformat.read(str(out), as_version=4)
+    errors = [o for c in code_cells(nb) for o in c.outputs if o.output_type == "error"]
+    assert not errors, errors
+    assert all(c.execution_count for c in code_cells(nb))
+    fg = cell_with(nb, "--foreground")
+    assert "loss: 3.240000" in streams(fg) and "completed" in plain(fg)  # streamed, then the run list
+    assert "<table" in cell_with(nb, "%guild runs --staged").outputs[0]["data"]["text/html"]
+
+    runs = api.runs(store=str(guild_home))
+    by_op: dict = {}
+    for r in runs:
+        by_op.setdefault(r.op_name, []).append(r)
+    assert sorted(by_op) == ["quadratic-toy.py", "queue", "train.py"]
+    assert all(r.status == "completed" for r in runs), [(r.op_name, r.status) for r in runs]
+    grid = [r for r in by_op["train.py"] if r.label == "grid"]
+    assert sorted((r.flags["lr"], r.flags["epochs"]) for r in grid) == [
+        (0.03, 4), (0.03, 8), (0.1, 4), (0.1, 8), (0.3, 4), (0.3, 8)]
+    assert len(by_op["train.py"]) == 7
+    assert sorted(r.flags["lr"] for r in by_op["quadratic-toy.py"]) == [0.04, 0.4]
+    assert all(r.flags["steps"] == 6 for r in by_op["quadratic-toy.py"])
+    table = api.compare(store=str(guild_home))
+    assert len(table) == 9 and all("loss" in row["scalars"] for row in table.rows)
+    # The queue started the 8 staged runs, in the order they were staged.
+    (queue_run,) = by_op["queue"]
+    log = api.output(queue_run.id, store=str(guild_home))
+    assert log.count("Starting staged run") == 8
+
+
+def test_the_shipped_kernel_config_loads_the_magics(quickstart, tmp_path, guild_home, monkeypatch):
+    ipython_dir = tmp_path / "ipython"
+    profile = ipython_dir / "profile_default"
+    profile.mkdir(parents=True)
+    shutil.copy(os.path.join(ROOT, "jupyter-config", "ipython", "ipython_kernel_config.json"), profile)
+    monkeypatch.setenv("IPYTHONDIR", str(ipython_dir))
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "train.py").write_text(TRAIN_PY)
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("%guild run train.py lr=[1,2] --stage")]  # no %load_ext
+    client = NotebookClient(nb, km=quickstart.kernel_manager(), timeout=60, kernel_name="python3",
+                            resources={"metadata": {"path": str(project)}})
+    client.execute()
+    assert [o.output_type for o in nb.cells[0].outputs] == ["execute_result"]
+    assert sorted(r.flags["lr"] for r in api.runs("staged", store=str(guild_home))) == [1, 2]

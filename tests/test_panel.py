@@ -1,0 +1,321 @@
+"""The status panel in process: a real temp store with runs in every status,
+the widgets built against it, and their buttons clicked (``Button.click()``
+is what the kernel does when the browser's click arrives)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import textwrap
+import time
+import uuid
+
+import psutil
+import pytest
+
+from conftest import wait_for
+from guild_jupyter import api
+from guild_jupyter.engine.gpus import FakeNvml, NvmlProbe
+from guild_jupyter.panel_state import PanelState, RunIndex
+from guild_jupyter.store.store import Store
+from guild_jupyter.widgets import Panel, panel
+
+SLEEP_PY = textwrap.dedent(
+    """\
+    import time
+    secs = 60.0
+    lr = 0.1
+    deadline = time.monotonic() + secs
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    print("loss: 0.5")
+    """
+)
+FAIL_PY = "import sys\ncode = 3\nsys.exit(code)\n"
+
+
+@pytest.fixture
+def scripts(tmp_path):
+    d = tmp_path / "scripts"
+    d.mkdir()
+    (d / "sleep.py").write_text(SLEEP_PY)
+    (d / "fail.py").write_text(FAIL_PY)
+    return d
+
+
+@pytest.fixture
+def store(guild_home):
+    st = Store(str(guild_home))
+    yield st
+    # Never leave a run or a queue behind.
+    for q in api.queues(store=st):
+        if q.this_process:
+            api.stop(q.id, store=st, wait=False)
+    api.stop(all=True, store=st, timeout=15)
+
+
+def fake_probe(*devices):
+    """NVML as ``pynvml`` would answer it, on a machine without a GPU."""
+    return NvmlProbe(nvml=FakeNvml(devices))
+
+
+def gpu(name, pids=(), used=2 * 2**30, total=16 * 2**30, util=37):
+    """An NVML-shaped device dict for ``FakeNvml``."""
+    return {"name": name, "uuid": f"GPU-{name.replace(' ', '-')}", "memory": {"total": total, "used": used},
+            "utilization": {"gpu": util}, "processes": [{"pid": p, "usedGpuMemory": 2**30} for p in pids]}
+
+
+def _stage(scripts, *assignments, gpus=None, store=None):
+    return api.run(str(scripts / "sleep.py"), *assignments, gpus=gpus, stage=True, store=store)[0]
+
+
+def _start(scripts, secs=60, store=None):
+    return api.run(str(scripts / "sleep.py"), f"secs={secs}", store=store)[0]
+
+
+def _finish(scripts, name="sleep.py", *assignments, store=None):
+    return api.run(str(scripts / name), *assignments, foreground=True, stream=io.StringIO(), store=store)[0]
+
+
+def _every_status(scripts, store):
+    """One run (at least) in every status; returns them by name."""
+    runs = {
+        "staged": _stage(scripts, "secs=1", store=store),
+        "staged_gpu2": _stage(scripts, "secs=1", gpus="2", store=store),
+        "pending": api.run(str(scripts / "sleep.py"), "secs=1", store=store, _pending=True)[0],
+        "running": _start(scripts, store=store),
+        "completed": _finish(scripts, "sleep.py", "secs=0", store=store),
+        "error": _finish(scripts, "fail.py", store=store),
+        "terminated": _stage(scripts, "secs=1", store=store),
+    }
+    api.unstage(runs["terminated"].id, store=store)
+    return runs
+
+
+def _rows(p: Panel, group: str) -> list[dict]:
+    return p.snapshot["groups"][group]["rows"]
+
+
+def _row_widget(p: Panel, group: str, run_id: str):
+    for row in p.groups[group].rows:
+        if row.run_id == run_id:
+            return row
+    raise AssertionError(f"run {run_id[:8]} not shown in {group}: {[r.run_id for r in p.groups[group].rows]}")
+
+
+def _settle_bindings(p: Panel) -> None:
+    """Clicks right after a row changed runs are refused on purpose (the user
+    may have aimed at the previous run); tests click as a person would, later."""
+    for rows in [p.queue_rows] + [g.rows for g in p.groups.values()]:
+        for r in rows:
+            r.bound_at -= 10
+
+
+def test_rows_counts_and_waiting_reasons(scripts, store):
+    runs = _every_status(scripts, store)
+    child = wait_for(lambda: psutil.Process(runs["running"].lock_pid()).children(), message="run's process")[0]
+    probe = fake_probe(gpu("Fake GPU 0", pids=[child.pid]), gpu("Fake GPU 1", util=3))
+    p = panel(store=store.home, refresh=0, probe=probe, display=False)
+    try:
+        snap = p.refresh()
+        json.dumps(snap)  # the web page gets it as is
+        c = snap["counts"]
+        assert (c["staged"], c["pending"], c["running"], c["completed"], c["error"], c["terminated"]) == (2, 1, 1, 1, 1, 1)
+        assert [r["id"] for r in _rows(p, "staged")] == [runs["staged"].id, runs["staged_gpu2"].id]  # start order
+        assert [r["id"] for r in _rows(p, "running")] == [runs["running"].id]
+        assert [r["id"] for r in _rows(p, "pending")] == [runs["pending"].id]
+        finished = {r["id"]: r["status"] for r in _rows(p, "finished")}
+        assert finished == {runs["completed"].id: "completed", runs["error"].id: "error",
+                            runs["terminated"].id: "terminated"}
+        staged = _rows(p, "staged")
+        assert [r["waiting"] for r in staged] == ["no queue is running"] * 2
+        assert staged[1]["gpus"] == "2" and staged[0]["flags"] == {"secs": 1, "lr": 0.1}
+        # The widgets show the same rows, with the run's op, flags and status.
+        html = _row_widget(p, "running", runs["running"].id).html.value
+        assert runs["running"].id[:8] in html and "sleep.py" in html and "running" in html and "secs=60" in html
+        assert "no queue is running" in _row_widget(p, "staged", runs["staged"].id).html.value
+        assert "staged&nbsp;<b>2</b>" in p.header.value and "running&nbsp;<b>1</b>" in p.header.value
+        # GPUs: name, memory, utilization and the run whose process NVML reports.
+        gpus = snap["gpus"]
+        assert gpus["available"] and [d["index"] for d in gpus["devices"]] == [0, 1]
+        assert [r["id"] for r in gpus["devices"][0]["runs"]] == [runs["running"].id]
+        assert gpus["devices"][1]["runs"] == []
+        assert "Fake GPU 0" in p.gpus_html.value and "37%" in p.gpus_html.value and runs["running"].id[:8] in p.gpus_html.value
+
+        # A queue that waits for running runs, unpinned: one reason each.
+        q = api.queue("wait-for-running=yes", store=store)
+        snap = p.refresh()
+        assert [(x["id"], x["host"], x["this_process"], x["gpus"], x["state"]) for x in snap["queues"]] == [
+            (q.id, "thread", True, None, "waiting")]
+        reasons = [r["waiting"] for r in _rows(p, "staged")]
+        assert reasons == ["blocked: wait-for-running (other runs are running)", "no queue serves GPUs 2"]
+        qrow = p.queue_rows[0]
+        assert qrow.run_id == q.id and "thread (this kernel)" in qrow.html.value
+        assert "<b>Queues</b> (1)" in p.queues_title.value
+        # Stop the queue from its row.
+        _settle_bindings(p)
+        qrow.button.click()
+        assert f"queue {q.id[:8]}" in p.feedback.value and "#c62828" not in p.feedback.value  # stopping, or stopped
+        assert q.join(15)
+        wait_for(lambda: not p.refresh()["queues"], timeout=10, message="queue gone from the panel")
+        assert f"queue {q.id[:8]} terminated" in p.feedback.value
+        assert p.queue_rows[0].box.layout.display == "none"
+        assert store.run(q.id).status == "terminated"
+    finally:
+        p.close()
+
+
+def test_buttons_change_the_store(scripts, store):
+    staged = _stage(scripts, "secs=0", store=store)
+    pinned = _stage(scripts, "secs=0", gpus="2", store=store)
+    running = _start(scripts, store=store)
+    p = panel(store=store, refresh=0, probe=fake_probe(), display=False)
+    try:
+        p.refresh()
+        _settle_bindings(p)
+        # stop -> terminated
+        _row_widget(p, "running", running.id).button.click()
+        assert f"run {running.id[:8]}" in p.feedback.value and "#c62828" not in p.feedback.value  # stopping, or stopped
+        wait_for(lambda: store.run(running.id).status == "terminated", timeout=15, message="run terminated")
+        wait_for(lambda: running.id in {r["id"] for r in p.refresh()["groups"]["finished"]["rows"]}, timeout=5,
+                 message="stopped run listed as finished")
+        assert f"run {running.id[:8]} terminated" in p.feedback.value  # the outcome follows "stopping"
+        # unstage -> terminated (never started), gone from the staged list
+        _settle_bindings(p)
+        _row_widget(p, "staged", staged.id).button.click()
+        assert "unstaged run" in p.feedback.value
+        r = store.run(staged.id)
+        assert r.status == "terminated" and r.started is not None and r.exit_status == -15
+        assert staged.id not in {x["id"] for x in _rows(p, "staged")}
+        # An action on a run that changed meanwhile: an error in the panel, nothing changed.
+        row = _row_widget(p, "staged", pinned.id)
+        _settle_bindings(p)
+        api.unstage(pinned.id, store=store)
+        row.button.click()
+        assert "cannot unstage run" in p.feedback.value and "not staged" in p.feedback.value
+        assert "#c62828" in p.feedback.value  # shown as an error
+        # Start a queue from the form: a bad GPU spec is refused in the panel...
+        n_runs = len(store.run_ids())
+        p.queue_gpus.value = "x"
+        p.queue_start.click()
+        assert "cannot start the queue" in p.feedback.value
+        assert len(store.run_ids()) == n_runs
+        # ... a good one starts (run-once: it starts the pinned run, then exits).
+        again = _stage(scripts, "secs=0", gpus="2", store=store)
+        p.queue_gpus.value = "2"
+        p.queue_run_once.value = True
+        p.queue_start.click()
+        assert "started queue" in p.feedback.value, p.feedback.value
+        wait_for(lambda: store.run(again.id).status == "completed", timeout=30, message="queue ran the pinned run")
+    finally:
+        p.close()
+
+
+def test_rows_that_just_changed_refuse_clicks(scripts, store):
+    first = _stage(scripts, store=store)
+    second = _stage(scripts, store=store)
+    p = panel(store=store, refresh=0, probe=fake_probe(), display=False)
+    try:
+        row = p.groups["staged"].rows[0]
+        assert row.run_id == first.id  # it appeared: no run was shown there before
+        api.unstage(first.id, store=store)
+        p.refresh()
+        assert row.run_id == second.id  # it now shows another run than a moment ago
+        row.button.click()
+        assert "the list just changed" in p.feedback.value
+        assert store.run(second.id).status == "staged"
+        row.bound_at -= 10  # a moment later the same click works
+        row.button.click()
+        assert f"unstaged run {second.id[:8]}" in p.feedback.value
+        assert store.run(second.id).status == "terminated"
+    finally:
+        p.close()
+
+
+def test_live_refresh_within_a_second_and_close_stops_the_thread(scripts, store):
+    p = panel(store=store, probe=fake_probe(), display=False)  # default: refresh every second
+    try:
+        wait_for(lambda: p.snapshot is not None, timeout=10, message="first refresh")
+        time.sleep(0.05)
+        r = _stage(scripts, store=store)
+        t0 = time.monotonic()
+        wait_for(lambda: any(row.run_id == r.id for row in p.groups["staged"].rows), timeout=5,
+                 interval=0.01, message="staged run shown")
+        assert time.monotonic() - t0 <= 1.5  # 1 s, plus slack for a busy shared machine
+        # Not through the change token: a queue-less state change (a run that
+        # ends on its own) shows up too.
+        running = _start(scripts, secs=0.5, store=store)
+        wait_for(lambda: running.id in {x["id"] for x in p.snapshot["groups"]["finished"]["rows"]}, timeout=5,
+                 message="finished run shown")
+        thread = p._thread
+        assert thread.is_alive()
+    finally:
+        p.close()
+    assert not thread.is_alive()
+    assert p.comm is None and p.closed
+    assert all(row.box.comm is None for row in p.groups["staged"].rows)
+
+
+def test_paging_bounds_the_rows(scripts, store, guild_home):
+    done = _finish(scripts, "sleep.py", "secs=0", store=store)
+    for i in range(24):  # copies of a finished run, as a big store has them
+        dest = os.path.join(store.runs_dir, uuid.uuid4().hex)
+        shutil.copytree(done.dir, dest)
+    p = panel(store=store, refresh=0, page_size=10, probe=fake_probe(), display=False)
+    try:
+        snap = p.refresh()
+        g = snap["groups"]["finished"]
+        assert (g["total"], g["pages"], g["page"], len(g["rows"])) == (25, 3, 0, 10)
+        view = p.groups["finished"]
+        assert view.pager.layout.display == "" and "1–10 of 25" in view.page_label.value
+        first = {r["id"] for r in g["rows"]}
+        view.next.click()
+        view.next.click()
+        g = p.snapshot["groups"]["finished"]
+        assert g["page"] == 2 and len(g["rows"]) == 5 and not first & {r["id"] for r in g["rows"]}
+        assert view.next.disabled and [r.box.layout.display for r in view.rows].count("none") == 5
+        view.next.click()  # clamped
+        assert p.snapshot["groups"]["finished"]["page"] == 2
+    finally:
+        p.close()
+
+
+def test_no_gpu_is_a_state_not_an_error(store):
+    no_nvml = NvmlProbe(nvml=FakeNvml(init_error="NVML Shared Library Not Found"))
+    p = panel(store=store, refresh=0, probe=no_nvml, display=False)
+    try:
+        snap = p.refresh()
+        assert snap["gpus"]["available"] is False and snap["gpus"]["devices"] == []
+        assert "no NVIDIA GPU found" in p.gpus_html.value and "Shared Library Not Found" in p.gpus_html.value
+    finally:
+        p.close()
+
+    class Exploding:
+        def read(self):
+            raise RuntimeError("driver fell over")
+
+    snap = PanelState(store, probe=Exploding()).snapshot()
+    assert snap["gpus"]["available"] is False and "driver fell over" in snap["gpus"]["error"]
+
+
+def test_index_rereads_only_changed_runs(scripts, store):
+    a = _stage(scripts, store=store)
+    b = _finish(scripts, "sleep.py", "secs=0", store=store)
+    index = RunIndex(store)
+    index.update(force_full=True)
+    ea, eb = index.entries[a.id], index.entries[b.id]
+    for e in (ea, eb):  # age the keys past the settle window, as if read long ago
+        e.key -= 10_000_000_000
+        os.utime(os.path.join(e.dir, ".guild"), ns=(e.key, e.key))
+    index.update(force_full=True)
+    assert index.entries[a.id] is ea and index.entries[b.id] is eb
+    version = index.version
+    api.unstage(a.id, store=store)
+    assert index.update()
+    assert index.entries[a.id].status == "terminated" and index.entries[b.id] is eb
+    assert index.version > version
+    shutil.rmtree(b.dir)
+    index.update()
+    assert b.id not in index.entries

@@ -1,0 +1,159 @@
+"""The run store: attrs, atomic writes, status rules, listing, resolving."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from guild_jupyter import api
+from guild_jupyter.errors import AmbiguousRun, RunNotFound, StoreError
+from guild_jupyter.store import attrs
+from guild_jupyter.store.run import Run
+from guild_jupyter.store.store import Store
+
+
+def test_attrs_are_json_and_yaml_alike(tmp_path):
+    values = [0.1, 1e-05, -2.5e20, 3, -7, True, False, None, "a b", "ünï", [1, "x"],
+              {"lr": 1e-4, "n": [1, 2], "s": "x: y"}, float("inf")]
+    for v in values:
+        text = attrs.encode(v)
+        assert attrs.decode(text) == v or (v != v)
+        # Guild reads attrs with PyYAML: it must see the same value.
+        assert yaml.safe_load(text) == v
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path):
+    p = tmp_path / "x"
+    for i in range(50):
+        attrs.write_atomic(str(p), f"{i}\n")
+    assert p.read_text() == "49\n"
+    assert os.listdir(tmp_path) == ["x"]
+
+
+def _make_run(store: Store, project, *assignments, stage=True):
+    return api.run(str(project / "train.py"), *assignments, stage=stage, store=store)[0]
+
+
+def test_status_rules(project, guild_home):
+    st = Store(guild_home)
+    r = _make_run(st, project)
+    assert r.status == "staged"
+    open(r.path("PENDING"), "w").close()
+    assert r.refresh().status == "pending"
+    open(r.path("LOCK.remote"), "w").close()
+    assert r.refresh().status == "running"
+    for m in ("LOCK.remote", "PENDING", "STAGED"):
+        os.unlink(r.path(m))
+    # No outcome and no LOCK: the process died without recording one.
+    assert r.refresh().status == "error"
+    # A LOCK whose pid is alive: running.
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        import psutil
+
+        attrs.write_atomic(r.path("LOCK"), str(sleeper.pid))
+        attrs.write_atomic(r.path("LOCK.start"), repr(psutil.Process(sleeper.pid).create_time()))
+        assert r.refresh().status == "running"
+        # Same pid, another start time: a reused pid, so the run is dead.
+        attrs.write_atomic(r.path("LOCK.start"), repr(psutil.Process(sleeper.pid).create_time() - 3600))
+        assert r.refresh().status == "error"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    attrs.write_atomic(r.path("LOCK.start"), "0")
+    assert r.refresh().status == "error"  # dead pid
+    for code, status in ((0, "completed"), (-15, "terminated"), (2, "error")):
+        r.write_attr("exit_status", code)
+        assert r.refresh().status == status
+
+
+def test_corrupt_attr_gives_warning_and_partial_row(project, guild_home):
+    st = Store(guild_home)
+    good = _make_run(st, project, "lr=0.5")
+    bad = _make_run(st, project, "lr=0.7")
+    with open(os.path.join(bad.attrs_dir, "flags"), "w") as f:
+        f.write("{lr: [unclosed\n")
+    with open(os.path.join(bad.attrs_dir, "started"), "wb") as f:
+        f.write(b"\xff\xfe")
+    listing = api.runs(store=st)
+    ids = [r.id for r in listing]
+    assert set(ids) == {good.id, bad.id}
+    row = next(r for r in listing if r.id == bad.id)
+    assert row.flags == {} and row.status == "staged"
+    assert any("flags" in w for w in listing.warnings)
+    assert next(r for r in listing if r.id == good.id).flags["lr"] == 0.5
+    assert "warning:" in str(listing)
+
+
+def test_listing_filters_and_order(project, guild_home):
+    st = Store(guild_home)
+    a = _make_run(st, project, "lr=0.1")
+    b = _make_run(st, project, "lr=0.2")
+    c = api.run(str(project / "train.py"), label="special", stage=True, store=st)[0]
+    assert [r.id for r in api.runs(store=st)] == [c.id, b.id, a.id]
+    assert [r.id for r in api.runs("staged", label="special", store=st)] == [c.id]
+    assert api.runs("completed", store=st) == []
+    assert len(api.runs(op="train", store=st)) == 3
+    assert api.runs(op="nope", store=st) == []
+    assert [r.id for r in api.runs(limit=1, store=st)] == [c.id]
+    assert st.staged_runs()[0].id == a.id  # queues start the oldest first
+
+
+def test_resolve(project, guild_home):
+    st = Store(guild_home)
+    runs = [_make_run(st, project) for _ in range(3)]
+    r0 = runs[0]
+    assert st.resolve(r0.id).id == r0.id
+    assert st.resolve(r0.id[:10]).id == r0.id
+    assert st.resolve("1").id == runs[-1].id  # index in the newest-first listing
+    with pytest.raises(RunNotFound):
+        st.resolve("ffffffffffffffff0000")
+    with pytest.raises(RunNotFound):
+        st.resolve("../etc")
+    with pytest.raises(RunNotFound):
+        st.resolve("99")
+    # Force an ambiguous prefix.
+    os.rename(runs[1].dir, os.path.join(st.runs_dir, r0.id[:6] + "0" * 26))
+    os.rename(runs[2].dir, os.path.join(st.runs_dir, r0.id[:6] + "1" * 26))
+    with pytest.raises(AmbiguousRun):
+        st.resolve(r0.id[:6])
+
+
+def test_unwritable_store(tmp_path, project):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a dir")
+    with pytest.raises(StoreError):
+        api.run(str(project / "train.py"), stage=True, store=str(blocker / "home"))
+    assert not os.path.exists(str(blocker) + "/home")
+
+
+def test_run_status_lock_is_guilds(guild_home):
+    """Our lock is Guild's own: a holder in another process blocks us."""
+    lock_path = os.path.join(guild_home, "locks", "run-status")
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import filelock,sys,time; l=filelock.FileLock(sys.argv[1]); l.acquire(); print('held', flush=True); time.sleep(30)",
+         lock_path],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+        assert holder.stdout.readline().strip() == "held"
+        st = Store(guild_home)
+        from guild_jupyter.errors import LockTimeout
+
+        t0 = time.monotonic()
+        with pytest.raises(LockTimeout):
+            with st.lock(timeout=0.3):
+                pass
+        assert time.monotonic() - t0 >= 0.3
+    finally:
+        holder.kill()
+        holder.wait()
+    with Store(guild_home).lock(timeout=5):
+        pass

@@ -1,0 +1,112 @@
+"""The supervisor keeps every run's outcome, however its processes die."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+from conftest import wait_for
+from guild_jupyter import api
+from guild_jupyter.store.events import last_scalars
+
+
+SLEEPER = (
+    "import time\nseconds = 30\nprint('started', flush=True)\n"
+    "for i in range(int(seconds * 10)):\n    time.sleep(0.1)\nprint('finished')\n"
+)
+
+
+def _start_sleeper(project, seconds=30):
+    (project / "sleeper.py").write_text(SLEEPER)
+    return api.run(str(project / "sleeper.py"), f"seconds={seconds}")[0]
+
+
+def _script_pid(run):
+    import psutil
+
+    sup = psutil.Process(run.lock_pid())
+    children = sup.children()
+    assert children, "the supervisor has no child"
+    return children[0].pid
+
+
+def test_kill_launcher_keeps_run(project):
+    """kill -9 of the process that launched a foreground run: the run goes on."""
+    (project / "sleeper.py").write_text(SLEEPER)
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "guild_jupyter", "run", "sleeper.py", "seconds=1.5", "--foreground"],
+        cwd=project, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )
+    assert launcher.stdout.readline().strip() == b"started"
+    launcher.kill()
+    launcher.wait()
+    r = api.runs()[0]
+    assert r.flags["seconds"] == 1.5
+    wait_for(lambda: r.refresh().status != "running", timeout=30, message="run ends")
+    assert r.status == "completed"
+    assert "finished" in api.output(r.id)
+
+
+def test_kill_9_script_records_terminated(project):
+    r = _start_sleeper(project)
+    wait_for(lambda: "started" in api.output(r.id))
+    os.kill(_script_pid(r), signal.SIGKILL)
+    wait_for(lambda: r.refresh().status != "running", message="outcome recorded")
+    assert r.status == "terminated" and r.exit_status == -9
+    assert r.get("stopped") >= r.get("started")
+    assert not os.path.exists(r.path("LOCK"))
+
+
+def test_kill_9_supervisor_shows_error_not_running(project):
+    r = _start_sleeper(project)
+    wait_for(lambda: "started" in api.output(r.id))
+    script = _script_pid(r)
+    os.kill(r.lock_pid(), signal.SIGKILL)
+    wait_for(lambda: r.refresh().status != "running", message="dead supervisor noticed")
+    assert r.status == "error"
+    # Its orphaned script loses its output pipe and does not linger for long.
+    try:
+        os.kill(script, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def test_sigterm_stops_process_group_after_grace(project, monkeypatch):
+    (project / "stubborn.py").write_text(
+        "import signal, subprocess, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *a: print('ignoring TERM', flush=True))\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print('child', child.pid, flush=True)\n"
+        "while True: time.sleep(0.1)\n"
+    )
+    r = api.run(str(project / "stubborn.py"))[0]
+    line = wait_for(lambda: [ln for ln in api.output(r.id).splitlines() if ln.startswith("child")])
+    child_pid = int(line[0].split()[1])
+    stopped = api.stop(r.id)  # grace is 3 s in tests (GUILD_JUPYTER_STOP_GRACE)
+    assert stopped[0].status == "terminated"
+    assert "ignoring TERM" in api.output(r.id)
+    import psutil
+
+    wait_for(lambda: not psutil.pid_exists(child_pid) or psutil.Process(child_pid).status() == "zombie",
+             message="the run's whole process group is gone")
+
+
+def test_output_is_tailable_and_scalars_recorded(project):
+    (project / "slow.py").write_text(
+        "import time, os\nsteps = 3\n"
+        "for i in range(steps):\n    print(f'step: {i}', flush=True)\n    print(f'loss: {1.0/(i+1)}', flush=True)\n"
+        "    print(f'acc: {0.5+i/10}', flush=True)\n    print(f'steps: {steps}')\n"
+        "    while not os.path.exists('go%d' % i): time.sleep(0.01)\n"
+    )
+    r = api.run(str(project / "slow.py"))[0]
+    wait_for(lambda: "loss: 1.0" in api.output(r.id), message="first line visible while running")
+    assert r.refresh().status == "running"
+    for i in range(3):
+        open(os.path.join(r.dir, f"go{i}"), "w").close()
+    wait_for(lambda: r.refresh().status == "completed")
+    scalars = last_scalars(r.dir)
+    assert scalars["loss"] == (2, 1.0 / 3) or abs(scalars["loss"][1] - 1 / 3) < 1e-6 and scalars["loss"][0] == 2
+    assert abs(scalars["acc"][1] - 0.7) < 1e-6
+    assert "steps" not in scalars and "step" not in scalars  # flag names and the step are not scalars
