@@ -14,6 +14,10 @@ _API_NAMES = {
 
 
 def __getattr__(name):
+    if name == "panel":
+        from .widgets import panel
+
+        return panel
     if name in _API_NAMES:
         from . import api
 

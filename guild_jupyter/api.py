@@ -345,7 +345,7 @@ def queues(store=None, include_finished: bool = False):
 
 def compare(*refs, store=None, listing=None, status=None):
     """Flags and last scalar values per run (default: every non-queue run)."""
-    from .compare import CompareTable
+    from .compare_table import CompareTable
 
     st = resolve_store(store)
     targets = _resolve_all(st, refs, listing) if refs else [r for r in st.runs(status=status) if not r.is_queue]

@@ -11,7 +11,7 @@ import pytest
 import guild_jupyter
 from conftest import run_dirs, wait_for
 from guild_jupyter import api, errors
-from guild_jupyter.compare import CompareTable
+from guild_jupyter.compare_table import CompareTable
 from guild_jupyter.opdef import ScriptOp
 from guild_jupyter.runlist import RunList
 
@@ -23,15 +23,9 @@ def snapshot(home):
     return run_dirs(home), runs, os.path.isdir(os.path.join(str(home), "trash"))
 
 
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=pytest.mark.xfail(
-        strict=True, reason="core bug: the submodule guild_jupyter/compare.py, once imported, "
-                            "shadows the lazy guild_jupyter.compare twin")) if n == "compare" else n
-     for n in TWINS],
-)
+@pytest.mark.parametrize("name", TWINS)
 def test_every_twin_is_a_function_of_the_package(name):
-    import guild_jupyter.compare  # noqa: F401 - imported by any %guild compare in a kernel
+    import guild_jupyter.compare_table  # noqa: F401 - imported by any %guild compare in a kernel
 
     assert getattr(guild_jupyter, name) is getattr(api, name)
 

@@ -57,7 +57,8 @@ def test_waiting_reasons():
     assert policy.waiting_reason(r, [], []) == "no queue is running"
     qs = [policy.QueueView("q", "0", False, False)]
     assert policy.waiting_reason(r, qs, []) == "no queue serves GPUs 2"
-    assert "every queue is pinned" in policy.waiting_reason(S("u", None), [policy.QueueView("q", "1", False, False)], [])
+    # a pinned queue also starts unpinned runs
+    assert policy.waiting_reason(S("u", None), [policy.QueueView("q", "1", False, False)], []) == "about to start"
     busy = [policy.QueueView("q", "1", False, True)]
     assert policy.waiting_reason(S("u", None), busy, []) == "waiting for queue gpus=1 to finish its run"
     wfr = [policy.QueueView("q", None, True, False)]

@@ -146,6 +146,7 @@ class QueueLoop:
         self.current: Run | None = None
         self.current_proc: subprocess.Popen | None = None
         self.started_count = 0
+        self._blocked = False  # the last claim found runs held back by wait-for-running
         self.state = "starting"
         self._logged: set = set()
         self._log_file = open(queue_run.path("output"), "a", encoding="utf-8", buffering=1)
@@ -184,7 +185,7 @@ class QueueLoop:
                     started = self._try_start_next()
                 if started:
                     continue
-                if cfg.run_once and self.current is None:
+                if cfg.run_once and self.current is None and not self._blocked:
                     self.log(f"Processed {self.started_count} run(s); no staged runs left (run-once)")
                     break
                 self.state = "running" if self.current is not None else "waiting"
@@ -270,6 +271,7 @@ class QueueLoop:
             if cfg.wait_for_running:
                 running_others = [r.id for r in locked if not r.is_queue and r.id != self.run.id and r.status == RUNNING]
             decision = policy.next_run(candidates, cfg, busy=False, running_others=running_others)
+            self._blocked = bool(decision.blocked_by)
             for run_id, why in decision.skipped:
                 self._log_once(("skip", run_id), f"Skipping staged run {run_id}: {why}")
             if decision.blocked_by:

@@ -14,6 +14,7 @@ STATUSES = (STAGED, PENDING, RUNNING, COMPLETED, ERROR, TERMINATED)
 FINISHED = (COMPLETED, ERROR, TERMINATED)
 
 LOCK, LOCK_START = "LOCK", "LOCK.start"
+STAGED_MARKER, PENDING_MARKER = "STAGED", "PENDING"
 
 
 def now_us() -> int:
@@ -73,7 +74,7 @@ class Run:
         try:
             value = attrlib.read(os.path.join(self.guild_dir, "attrs", name), default)
         except attrlib.AttrReadError as e:
-            self.warnings.append(f"run {self.id[:8]}: unreadable attr {e}")
+            self.warnings.append(f"run {self.id[:8]}: unreadable attr {name}: {e}")
             value = default
         self._cache[name] = value
         return value

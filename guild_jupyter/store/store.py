@@ -10,7 +10,20 @@ import uuid
 from ..errors import AmbiguousRun, RunNotFound, StoreError, WrongState
 from . import attrs as attrlib
 from .locking import run_status_lock
-from .run import FINISHED, LOCK, LOCK_START, PENDING, RUNNING, STAGED, STATUSES, TERMINATED, Run, now_us
+from .run import (
+    FINISHED,
+    LOCK,
+    LOCK_START,
+    PENDING,
+    PENDING_MARKER,
+    RUNNING,
+    STAGED,
+    STAGED_MARKER,
+    STATUSES,
+    TERMINATED,
+    Run,
+    now_us,
+)
 
 
 def default_guild_home() -> str:
@@ -246,14 +259,14 @@ class Store:
         for name, value in values.items():
             attrlib.write_new(os.path.join(attrs_dir, name), attrlib.encode(value))
         # The marker goes last: a run is staged (or pending start) only once whole.
-        attrlib.write_new(os.path.join(d, ".guild", STAGED if staged else PENDING), b"")
+        attrlib.write_new(os.path.join(d, ".guild", STAGED_MARKER if staged else PENDING_MARKER), b"")
         return d
 
     def mark_pending(self, run: Run, claimer: dict | None = None) -> None:
         """staged -> pending; the caller holds the run-status lock. ``claimer``
         (pid and start time of the claiming process) lets another queue return
         the run to staged if the claimer dies before starting it."""
-        attrlib.write_atomic(run.path(PENDING), attrlib.encode(claimer) if claimer else b"")
+        attrlib.write_atomic(run.path(PENDING_MARKER), attrlib.encode(claimer) if claimer else b"")
         run.refresh()
 
     def acquire(self, run: Run, pid: int, start_time: float) -> None:
@@ -269,9 +282,10 @@ class Store:
             attrlib.write_atomic(run.path(LOCK), str(pid))
             attrlib.write_atomic(run.path(LOCK_START), repr(start_time))
             run.write_attr("started", now_us())
-            attrlib.remove(run.path(PENDING))
-            attrlib.remove(run.path(STAGED))
+            attrlib.remove(run.path(PENDING_MARKER))
+            attrlib.remove(run.path(STAGED_MARKER))
             run.refresh()
+        self.notify_change()
 
     def release(self, run: Run, exit_status: int) -> None:
         """Records a run's outcome (unless one is already recorded) and drops its LOCK."""
@@ -294,9 +308,9 @@ class Store:
                 names = os.listdir(gdir)
             except OSError:
                 continue
-            if PENDING in names:
+            if PENDING_MARKER in names:
                 pending.append(Run(os.path.dirname(gdir)))
-            elif STAGED in names:
+            elif STAGED_MARKER in names:
                 staged.append(Run(os.path.dirname(gdir)))
             elif LOCK in names:
                 locked.append(Run(os.path.dirname(gdir)))
@@ -311,7 +325,7 @@ class Store:
                 raise WrongState(f"run {run.id[:8]} is {run.status}, not staged")
             run.write_attr("exit_status", -15)
             run.write_attr("stopped", now_us())
-            attrlib.remove(run.path(STAGED))
+            attrlib.remove(run.path(STAGED_MARKER))
         run.refresh()
         self.notify_change()
 
