@@ -71,6 +71,18 @@ def test_gpus_label_and_environment(project):
         (["stop", "0123456789abcdef"], "no run"),
         (["delete", "zzz"], "no run"),
         (["run", "train.py", "--bogus-option"], "unrecognized"),
+        (["run", "train.py", "lr=[", "--stage"], "malformed sweep"),
+        (["run", "train.py", "epochs=range[1:0:1]", "--stage"], "no trials"),
+        (["run", "train.py", "lr=[0.1,0.2]", "--stage", "--max-trials", "0"], "max-trials"),
+        (["run", "train.py", "lr=uniform[0.1:0.01]", "--stage"], "low must be less"),
+        (["run", "train.py", "lr=[0.1,0.2]", "momentum=[1,2]", "--stage"], "momentum"),
+        (["queue", "bogus=1"], "unknown queue flag"),
+        (["queue", "gpus=a"], "GPU"),
+        (["queue", "--background", "gpus=a"], "GPU"),
+        (["queue", "poll-interval=0"], "poll-interval"),
+        (["queue", "poll-interval=-1"], "poll-interval"),
+        (["queue", "run-once=maybe"], "run-once"),
+        (["unstage", "abc"], "no run"),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(project, guild_home, tmp_path, args, message):
@@ -117,3 +129,15 @@ def test_stop_delete_unstage(project, guild_home):
     cli("delete", run_id, check=0)
     assert run_id not in run_dirs(guild_home)
     assert os.path.isdir(os.path.join(guild_home, "trash", "runs", run_id))
+
+
+def test_dry_run_and_status_filters(project, guild_home):
+    p = cli("run", "train.py", "lr=[0.1,0.2]", "epochs=range[1:3]", "--dry-run", cwd=project, check=0)
+    assert p.stdout.splitlines()[0].startswith("trial 1: lr=0.1 epochs=1 ") and len(p.stdout.splitlines()) == 6
+    assert run_dirs(guild_home) == set()
+    staged = cli("run", "train.py", "lr=[0.1,0.2]", "--stage", cwd=project, check=0).stdout.split()
+    assert len(staged) == 2
+    listing = cli("runs", "--staged", check=0).stdout
+    assert all(i[:8] in listing for i in staged) and "staged" in listing
+    assert cli("runs", "--running", check=0).stdout.strip() == "no runs"
+    assert cli("runs", "--pending", check=0).stdout.strip() == "no runs"
