@@ -15,5 +15,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 spec="."
 [ -n "${1:-}" ] && spec=".[$1]"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e "$spec" 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -m pip install -q --disable-pip-version-check -e "$spec" --config-settings editable_mode=compat 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -c 'import guild_jupyter' 
+.venv/bin/python -m compileall -q guild_jupyter >/dev/null  # PYTHONDONTWRITEBYTECODE may be set: precompile once

@@ -157,3 +157,43 @@ def test_run_status_lock_is_guilds(guild_home):
         holder.wait()
     with Store(guild_home).lock(timeout=5):
         pass
+
+
+def test_guild_filelock_waits_for_our_lock(guild_home):
+    """The other direction: while we hold the lock, filelock (Guild's) cannot take it."""
+    lock_path = os.path.join(guild_home, "locks", "run-status")
+    st = Store(guild_home)
+    probe = ("import filelock,sys\n"
+             "try:\n"
+             "    filelock.FileLock(sys.argv[1]).acquire(timeout=0.3); print('got')\n"
+             "except filelock.Timeout:\n"
+             "    print('timeout')\n")
+    with st.lock():
+        with st.lock():  # reentrant within a thread
+            out = subprocess.run([sys.executable, "-c", probe, lock_path], capture_output=True, text=True).stdout
+    assert out.strip() == "timeout"
+    out = subprocess.run([sys.executable, "-c", probe, lock_path], capture_output=True, text=True).stdout
+    assert out.strip() == "got"
+
+
+def test_threads_of_one_process_exclude_each_other(guild_home):
+    import threading
+
+    st = Store(guild_home)
+    inside, overlaps = [], []
+
+    def work():
+        for _ in range(50):
+            with st.lock():
+                inside.append(1)
+                if len(inside) > 1:
+                    overlaps.append(1)
+                time.sleep(0.0005)
+                inside.pop()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not overlaps

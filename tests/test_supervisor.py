@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from conftest import wait_for
 from guild_jupyter import api
 from guild_jupyter.store.events import last_scalars
@@ -110,3 +112,59 @@ def test_output_is_tailable_and_scalars_recorded(project):
     assert scalars["loss"] == (2, 1.0 / 3) or abs(scalars["loss"][1] - 1 / 3) < 1e-6 and scalars["loss"][0] == 2
     assert abs(scalars["acc"][1] - 0.7) < 1e-6
     assert "steps" not in scalars and "step" not in scalars  # flag names and the step are not scalars
+
+
+LIFECYCLE = '''import atexit, os, sys, threading, time
+import helper
+code = 0
+atexit.register(lambda: print("atexit ran", flush=True))
+def late():
+    time.sleep(0.2)
+    print("thread finished", flush=True)
+threading.Thread(target=late).start()
+print("name", __name__, "helper", helper.VALUE, "cwd-is-run", os.getcwd() == os.environ["RUN_DIR"])
+print("argv0", os.path.basename(sys.argv[0]))
+sys.exit(code)
+'''
+
+
+@pytest.fixture(params=["fork", "spawn"])
+def launcher(request):
+    """A single-threaded launcher forks the supervisor; one with other
+    threads (a kernel) spawns it: run each test both ways."""
+    import threading
+
+    if request.param == "fork":
+        yield request.param
+        return
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait, daemon=True)
+    t.start()
+    yield request.param
+    stop.set()
+    t.join()
+
+
+def test_script_runs_like_a_fresh_python(project, launcher):
+    """Whether the supervisor forks the script or spawns an interpreter, the
+    script sees a fresh process: __main__, its own directory importable, the
+    run dir as cwd, non-daemon threads joined and atexit handlers run at the
+    end, and its sys.exit status recorded."""
+    (project / "life.py").write_text(LIFECYCLE)
+    (project / "helper.py").write_text("VALUE = 42\n")
+    ok = api.run("life.py", cwd=str(project), foreground=True, stream=open(os.devnull, "w"))[0]
+    out = api.output(ok.id)
+    assert "name __main__ helper 42 cwd-is-run True" in out
+    assert "argv0 life.py" in out
+    assert out.index("thread finished") < out.index("atexit ran")
+    assert ok.status == "completed"
+    bad = api.run("life.py", "code=3", cwd=str(project), foreground=True, stream=open(os.devnull, "w"))[0]
+    assert bad.status == "error" and bad.exit_status == 3 and "atexit ran" in api.output(bad.id)
+
+
+def test_stale_parent_output_is_never_repeated(project, capsys):
+    """Bytes buffered in the launcher's stdout before the fork do not leak into the run."""
+    sys.stdout.write("launcher-buffered-text")  # no newline: still in the buffer
+    r = api.run(str(project / "train.py"), "epochs=1")[0]
+    wait_for(lambda: r.refresh().status == "completed", message="run completes")
+    assert "launcher-buffered-text" not in api.output(r.id)

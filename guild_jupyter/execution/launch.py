@@ -9,20 +9,59 @@ import sys
 import time
 
 from ..errors import RunStartError
+from . import forking
 from ..store import attrs as attrlib
 from ..store.run import Run, now_us
 
 READY_TIMEOUT = 30.0
 
 
-def start(run: Run, *, echo: bool = False, timeout: float = READY_TIMEOUT) -> subprocess.Popen:
+def start(run: Run, *, echo: bool = False, timeout: float = READY_TIMEOUT):
     """Starts the run's supervisor in its own session and returns once the run
     is running (its LOCK written). With ``echo`` the run's output also goes to
-    this process's stdout; the caller may ``wait()`` for the exit status."""
+    this process's stdout; the caller may ``wait()`` for the exit status.
+
+    A single-threaded caller (the CLI, a detached queue) forks the supervisor,
+    which saves a fresh interpreter; others spawn one."""
+    if forking.can_fork():
+        return _fork_supervisor(run, echo, timeout)
     cmd = [sys.executable, "-m", "guild_jupyter.execution.supervisor", run.dir]
     if echo:
         cmd.append("--echo")
     return start_process(run, cmd, echo=echo, timeout=timeout)
+
+
+_forked: list = []  # supervisors forked by this process, reaped as they end
+
+
+def _fork_supervisor(run: Run, echo: bool, timeout: float):
+    _forked[:] = [p for p in _forked if p.poll() is None]
+    r, w = os.pipe()
+    forking.flush_std()
+    pid = os.fork()
+    if pid == 0:  # the supervisor; never returns into the caller's code
+        code = 1
+        try:
+            os.close(r)
+            os.setsid()
+            if echo:
+                null = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(null, 0)
+                os.close(null)
+            else:
+                forking.redirect_std()
+            forking.close_fds_except(keep={w})
+            from .supervisor import Supervisor
+
+            code = Supervisor(run.dir, echo=echo, ready_fd=w).main()
+        except BaseException as e:  # noqa: BLE001 - report and leave
+            report_ready(w, f"error: {type(e).__name__}: {e}")
+        finally:
+            os._exit(code)
+    os.close(w)
+    proc = forking.ForkedProcess(pid)
+    _forked.append(proc)
+    return _await_ready(run, proc, r, timeout)
 
 
 def start_process(run: Run, cmd: list, *, echo: bool = False, timeout: float = READY_TIMEOUT) -> subprocess.Popen:
@@ -45,6 +84,10 @@ def start_process(run: Run, cmd: list, *, echo: bool = False, timeout: float = R
         _record_failure(run, f"cannot start {cmd[2] if len(cmd) > 2 else cmd[0]}: {e}")
         raise RunStartError(f"cannot start run {run.id[:8]}: {e}") from e
     os.close(w)
+    return _await_ready(run, proc, r, timeout)
+
+
+def _await_ready(run: Run, proc, r: int, timeout: float):
     try:
         msg = _read_line(r, timeout)
     finally:

@@ -1,55 +1,117 @@
 """The machine-wide run-status lock, shared with Guild itself.
 
 Guild 0.9 takes ``filelock.FileLock($GUILD_HOME/locks/run-status)`` around
-every status change made by its queues; taking the same lock makes our queues
-and Guild's exclude each other. This module is the only importer of filelock.
+every status change made by its queues. On POSIX that lock is an exclusive
+``flock(2)`` on the file, so we take the very same flock directly: importing
+filelock costs about 40 ms a process (it pulls in asyncio), more than a whole
+run's start-up budget. Where ``fcntl`` is missing we fall back to filelock.
+The tests check mutual exclusion against filelock in both directions.
+
+Within one process the lock is reentrant per thread, and threads exclude
+each other like processes do (each thread holds its own descriptor).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
 
 from ..errors import LockTimeout, StoreError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
 
 RUN_STATUS = "run-status"
 DEFAULT_TIMEOUT = float(os.environ.get("GUILD_JUPYTER_LOCK_TIMEOUT", "30"))
 
-_locks: dict[str, object] = {}
+_held = threading.local()  # path -> [fd, depth] for this thread
 
 
-def _lock_for(path: str):
+def _table() -> dict:
+    t = getattr(_held, "table", None)
+    if t is None:
+        t = _held.table = {}
+    return t
+
+
+def _flock_acquire(path: str, timeout: float) -> None:
+    table = _table()
+    entry = table.get(path)
+    if entry is not None:
+        entry[1] += 1
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.close(fd)
+                raise LockTimeout(path, timeout) from None
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 0.01)
+        except OSError:
+            os.close(fd)
+            raise
+    table[path] = [fd, 1]
+
+
+def _flock_release(path: str) -> None:
+    table = _table()
+    entry = table[path]
+    entry[1] -= 1
+    if entry[1] == 0:
+        del table[path]
+        try:
+            fcntl.flock(entry[0], fcntl.LOCK_UN)
+        finally:
+            os.close(entry[0])
+
+
+_filelocks: dict = {}
+
+
+@contextlib.contextmanager
+def _with_filelock(path: str, timeout: float):  # pragma: no cover - not POSIX
     import filelock
 
-    lock = _locks.get(path)
-    if lock is None:
-        # One FileLock object per path and process. Its state is per thread
-        # (filelock's default), so each thread holds its own file descriptor
-        # and threads of one process exclude each other like processes do;
-        # nested use within a thread is reentrant.
-        lock = _locks[path] = filelock.FileLock(path)
-    return lock
+    lock = _filelocks.get(path) or _filelocks.setdefault(path, filelock.FileLock(path))
+    try:
+        lock.acquire(timeout=timeout)
+    except filelock.Timeout:
+        raise LockTimeout(path, timeout) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @contextlib.contextmanager
 def run_status_lock(guild_home: str, timeout: float | None = None):
-    import filelock
-
     locks_dir = os.path.join(guild_home, "locks")
     try:
         os.makedirs(locks_dir, exist_ok=True)
     except OSError as e:
         raise StoreError(f"cannot create lock directory {locks_dir}: {e.strerror}") from e
     path = os.path.join(locks_dir, RUN_STATUS)
-    lock = _lock_for(path)
     t = DEFAULT_TIMEOUT if timeout is None else timeout
+    if fcntl is None:  # pragma: no cover
+        with _with_filelock(path, t):
+            yield
+        return
     try:
-        lock.acquire(timeout=t)
-    except filelock.Timeout as e:
-        raise LockTimeout(path, t) from e
+        _flock_acquire(path, t)
     except PermissionError as e:
         raise StoreError(f"cannot take the run-status lock {path}: permission denied") from e
     try:
         yield
     finally:
-        lock.release()
+        _flock_release(path)
