@@ -9,7 +9,7 @@ import sys
 import time
 
 from . import sweeps as sweeplib
-from .engine.gpus import parse_gpu_spec
+from .engine.gpuspec import parse_gpu_spec
 from .errors import BadInput, FlagError, SweepError, WrongState
 from .execution import launch
 from .opdef import ScriptOp

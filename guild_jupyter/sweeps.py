@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
-import random
 import re
-from dataclasses import dataclass
 
 from .errors import FlagError, SweepError
 
@@ -30,29 +28,52 @@ _TRUE = {"yes", "true", "on"}
 _FALSE = {"no", "false", "off"}
 
 
-@dataclass(frozen=True)
-class Value:
+class _Spec:
+    """Value semantics for the small spec classes below (no dataclasses
+    import: it costs milliseconds on every CLI start)."""
+
+    __slots__ = ()
+
+    def _key(self):
+        return tuple(getattr(self, n) for n in self.__slots__)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash((type(self).__name__,) + tuple(repr(v) for v in self._key()))
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(repr(v) for v in self._key())})"
+
+
+class Value(_Spec):
     """One value: not a sweep."""
 
-    value: object
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
 
 
-@dataclass(frozen=True)
-class Choices:
+class Choices(_Spec):
     """A finite set of values, tried in order."""
 
-    values: tuple
+    __slots__ = ("values",)
+
+    def __init__(self, values):
+        self.values = tuple(values)
 
 
-@dataclass(frozen=True)
-class Uniform:
+class Uniform(_Spec):
     """A continuous range sampled at random (log-uniformly if ``log``)."""
 
-    low: float
-    high: float
-    log: bool = False
+    __slots__ = ("low", "high", "log")
 
-    def sample(self, rng: random.Random) -> float:
+    def __init__(self, low: float, high: float, log: bool = False):
+        self.low, self.high, self.log = low, high, log
+
+    def sample(self, rng) -> float:
         if self.log:
             x = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
         else:
@@ -247,6 +268,8 @@ def expand(specs: dict, max_trials: int | None = None, random_seed: int | None =
         raise SweepError("--max-trials must be at least 1")
     names = list(specs)
     if any(isinstance(s, Uniform) for s in specs.values()):
+        import random
+
         rng = random.Random(random_seed)
         trials = []
         for _ in range(max_trials or DEFAULT_RANDOM_TRIALS):

@@ -5,7 +5,6 @@ replaced module-level assignments (globals)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -116,11 +115,11 @@ def test_plain_script_without_flags():
     assert f == ScriptFlags("globals", {}, {})
 
 
-def test_script_flags_is_frozen_dataclass():
+def test_script_flags_is_immutable_and_compares_by_value():
     f = inspect_script("x = 1\n")
-    assert dataclasses.is_dataclass(f)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         f.style = "args"
+    assert f == inspect_script("x = 1\n") and f != inspect_script("x = 2\n")
 
 
 # -- inspect_script: argparse -----------------------------------------------------

@@ -23,7 +23,7 @@ from ..store import attrs as attrlib
 from ..store.run import RUNNING, Run, process_start_time
 from ..store.store import RunSpec, Store
 from . import policy
-from .gpus import parse_gpu_spec
+from .gpuspec import parse_gpu_spec
 
 QUEUE_OPREF = "builtin:guildai 0.9.0 '' queue"
 FOREIGN_PENDING_TIMEOUT = 300.0  # a PENDING with no claimer (Guild's own) is trusted this long

@@ -25,15 +25,12 @@ so that the runner imports nothing else; this module is its public face.
 
 from __future__ import annotations
 
-import dataclasses
-
 from ..errors import FlagError, ScriptError
 from . import runscript as _engine
 
 __all__ = ["ScriptFlags", "inspect_script", "check_flags", "encode_args", "rewrite_globals"]
 
 
-@dataclasses.dataclass(frozen=True)
 class ScriptFlags:
     """What a script defines as flags.
 
@@ -48,9 +45,25 @@ class ScriptFlags:
     the line of the assignment that defines the flag.
     """
 
-    style: str
-    defaults: dict
-    options: dict
+    __slots__ = ("style", "defaults", "options")
+
+    def __init__(self, style: str, defaults: dict, options: dict):
+        object.__setattr__(self, "style", style)
+        object.__setattr__(self, "defaults", defaults)
+        object.__setattr__(self, "options", options)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"ScriptFlags is immutable: cannot set {name!r}")
+
+    def __eq__(self, other):
+        if not isinstance(other, ScriptFlags):
+            return NotImplemented
+        return (self.style, self.defaults, self.options) == (other.style, other.defaults, other.options)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"ScriptFlags(style={self.style!r}, defaults={self.defaults!r}, options={self.options!r})"
 
     @property
     def names(self) -> list:

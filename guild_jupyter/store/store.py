@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import uuid
@@ -55,19 +54,30 @@ def flags_label(flags: dict) -> str:
     return " ".join(f"{k}={format_flag_value(v)}" for k, v in sorted(flags.items()))
 
 
-@dataclasses.dataclass
 class RunSpec:
-    """Everything needed to initialize a run directory."""
+    """Everything needed to initialize a run directory.
 
-    opref: str  # e.g. "script:/abs/project '' '' train.py"
-    flags: dict
-    user_flags: dict
-    op_attr: dict
-    sources: dict  # relative path -> bytes, the source snapshot
-    gpus: str | None = None
-    label: str | None = None
-    extra_attrs: dict = dataclasses.field(default_factory=dict)
-    run_params: dict = dataclasses.field(default_factory=dict)
+    ``opref`` e.g. ``"script:/abs/project '' '' train.py"``; ``sources`` maps
+    relative paths to bytes (the source snapshot). A plain class: the
+    dataclasses module costs milliseconds on every CLI start."""
+
+    __slots__ = ("opref", "flags", "user_flags", "op_attr", "sources", "gpus", "label", "extra_attrs", "run_params")
+
+    def __init__(self, opref: str, flags: dict, user_flags: dict, op_attr: dict, sources: dict,
+                 gpus: str | None = None, label: str | None = None, extra_attrs: dict | None = None,
+                 run_params: dict | None = None):
+        self.opref = opref
+        self.flags = flags
+        self.user_flags = user_flags
+        self.op_attr = op_attr
+        self.sources = sources
+        self.gpus = gpus
+        self.label = label
+        self.extra_attrs = {} if extra_attrs is None else extra_attrs
+        self.run_params = {} if run_params is None else run_params
+
+    def __repr__(self) -> str:
+        return f"RunSpec({self.opref!r}, flags={self.flags!r}, gpus={self.gpus!r}, label={self.label!r})"
 
 
 class Store:
