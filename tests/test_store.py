@@ -197,3 +197,27 @@ def test_threads_of_one_process_exclude_each_other(guild_home):
     for t in threads:
         t.join()
     assert not overlaps
+
+
+def test_listing_cache_never_shows_stale_values(project, guild_home):
+    """Finished runs are listed from a cache; every way a run changes
+    afterwards -- Guild relabelling it in place, a corrupt attr, a deleted
+    run, a new run -- shows up in the next listing."""
+    from conftest import guild
+
+    a = api.run(str(project / "train.py"), "epochs=1", foreground=True, stream=open(os.devnull, "w"))[0]
+    b = api.run(str(project / "train.py"), "epochs=1", foreground=True, stream=open(os.devnull, "w"))[0]
+    first = api.runs()
+    assert [r.id for r in first] == [b.id, a.id] and all(r.status == "completed" for r in first)
+    assert os.path.exists(os.path.join(guild_home, "cache", "guild_jupyter", "listing.json"))
+    guild("label", "--set", "relabelled", a.id, "-y")  # Guild rewrites the label attr in place
+    assert {r.id: r.label for r in api.runs()}[a.id] == "relabelled"
+    with open(os.path.join(b.attrs_dir, "exit_status"), "w") as f:
+        f.write("{oops")  # in place, as a crash or a foreign tool might
+    os.utime(b.attrs_dir, None)
+    listing = api.runs()
+    row = next(r for r in listing if r.id == b.id)
+    assert row.status == "error" and any("exit_status" in w for w in listing.warnings)
+    api.delete(a.id)
+    c = api.run(str(project / "train.py"), stage=True)[0]
+    assert [r.id for r in api.runs()] == [c.id, b.id]

@@ -76,8 +76,15 @@ _MISSING = object()
 def read(path: str, default=_MISSING):
     """Reads one attr file. Missing -> default (or KeyError); corrupt -> AttrReadError."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        fd = os.open(path, os.O_RDONLY)  # plain fds: listing 10,000 runs opens 50,000 files
+        try:
+            data = chunk = os.read(fd, 65536)
+            while len(chunk) == 65536:  # a regular file reads whole up to EOF
+                chunk = os.read(fd, 65536)
+                data += chunk
+        finally:
+            os.close(fd)
+        text = data.decode("utf-8")
     except FileNotFoundError:
         if default is _MISSING:
             raise KeyError(path) from None

@@ -29,6 +29,17 @@ def status_for_exit(exit_status) -> str:
     return ERROR
 
 
+def split_opref(text: str) -> list[str]:
+    """Tokens of an opref line. Guild writes them shell-quoted; nearly all are
+    plain words or ``''``, which a split handles 30x faster than shlex."""
+    text = text.strip()
+    if "\\" not in text and '"' not in text:
+        tokens = text.split()
+        if all(t == "''" or "'" not in t for t in tokens):
+            return ["" if t == "''" else t for t in tokens]
+    return shlex.split(text)
+
+
 def process_start_time(pid: int) -> float | None:
     """Start time of a live process (seconds since epoch) or None if it is gone."""
     import psutil
@@ -51,7 +62,7 @@ class Run:
     def __init__(self, run_dir: str):
         self.dir = run_dir
         self.id = os.path.basename(run_dir)
-        self.guild_dir = os.path.join(run_dir, ".guild")
+        self.guild_dir = run_dir + "/.guild"  # plain concatenation: hot in listings
         self._cache: dict = {}
         self.warnings: list[str] = []
         self._names = None
@@ -62,6 +73,8 @@ class Run:
     # -- files -------------------------------------------------------------
 
     def path(self, *parts) -> str:
+        if len(parts) == 1:
+            return self.guild_dir + "/" + parts[0]
         return os.path.join(self.guild_dir, *parts)
 
     @property
@@ -72,7 +85,7 @@ class Run:
         if name in self._cache:
             return self._cache[name]
         try:
-            value = attrlib.read(os.path.join(self.guild_dir, "attrs", name), default)
+            value = attrlib.read(self.guild_dir + "/attrs/" + name, default)
         except attrlib.AttrReadError as e:
             self.warnings.append(f"run {self.id[:8]}: unreadable attr {name}: {e}")
             value = default
@@ -153,7 +166,7 @@ class Run:
         if "_opref" not in self._cache:
             try:
                 with open(self.path("opref"), encoding="utf-8") as f:
-                    parts = shlex.split(f.read().strip())
+                    parts = split_opref(f.read())
                 kind, _, pkg = parts[0].partition(":")
                 ref = (kind, pkg, parts[1], parts[2], parts[3])
             except (OSError, ValueError, IndexError) as e:

@@ -152,13 +152,19 @@ class Store:
 
     def runs(self, status=None, op=None, label=None, limit=None, include_queues=True) -> list[Run]:
         """Runs, newest first, filtered by status(es), op name and label text."""
+        from .listcache import ListingCache
+
         statuses = _status_set(status)
         out = []
+        cache = ListingCache(self.private_dir)
+        prefix = self.runs_dir + "/"
         for run_id in self.run_ids():
-            d = os.path.join(self.runs_dir, run_id)
-            run = Run(d)
-            if not os.path.isdir(run.guild_dir):
-                continue
+            run = Run(prefix + run_id)
+            st = cache.prime(run)
+            if st is None:
+                continue  # no .guild dir: not a run
+            if run.status in FINISHED:
+                cache.keep(run, st)
             if statuses is not None and run.status not in statuses:
                 continue
             if op is not None and op not in run.op_name:
@@ -168,6 +174,7 @@ class Store:
             if not include_queues and run.is_queue:
                 continue
             out.append(run)
+        cache.save()
         out.sort(key=lambda r: (r.timestamp, r.id), reverse=True)
         if limit is not None:
             out = out[:limit]

@@ -1,0 +1,86 @@
+"""A listing cache: what a run list shows of each finished run, kept on disk.
+
+Listing 10,000 runs means opening some 50,000 small files. A finished run
+rarely changes, so its listed values (opref, started, label, GPUs, exit
+status) are kept in ``cache/guild_jupyter/listing.json`` under a stamp: the
+modification times of the run's ``.guild`` and ``.guild/attrs`` directories
+and of its ``label`` attr (the one attr Guild rewrites in place, with
+``guild label``; every other change adds, renames or removes a file, which
+moves a directory's time). The stamp is taken before the values are read,
+so a change made meanwhile shows up as a stale stamp next time. Runs that
+are not finished, or that had unreadable attrs, are never cached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from . import attrs as attrlib
+
+NAME = "listing.json"
+VERSION = 1
+KEYS = ("started", "initialized", "label", "run_params", "exit_status")
+
+
+def stamp(run) -> list | None:
+    try:
+        g = os.stat(run.guild_dir).st_mtime_ns
+        a = os.stat(run.guild_dir + "/attrs").st_mtime_ns
+    except OSError:
+        return None
+    try:
+        lab = os.stat(run.guild_dir + "/attrs/label").st_mtime_ns
+    except OSError:
+        lab = 0
+    return [g, a, lab]
+
+
+class ListingCache:
+    def __init__(self, private_dir: str):
+        self.path = os.path.join(private_dir, NAME)
+        self.entries: dict = {}
+        self.dirty = False
+        try:
+            with open(self.path, "rb") as f:
+                data = json.loads(f.read())
+            if isinstance(data, dict) and data.get("v") == VERSION and isinstance(data.get("runs"), dict):
+                self.entries = data["runs"]
+        except (OSError, ValueError):
+            pass
+        self._seen: dict = {}
+
+    def prime(self, run) -> list | None:
+        """Fill ``run``'s attr cache from the entry when its stamp still holds.
+        Returns the current stamp (None when the run has no readable dirs)."""
+        st = stamp(run)
+        if st is None:
+            return None
+        e = self.entries.get(run.id)
+        if e and e[0] == st:
+            values = dict(e[1])
+            values["_opref"] = tuple(values["_opref"])
+            run._cache.update(values)
+            self._seen[run.id] = e
+        return st
+
+    def keep(self, run, st) -> None:
+        """Remember a finished run's listed values under the stamp taken before reading them."""
+        if st is None or run.id in self._seen:
+            return
+        values = {k: run.get(k) for k in KEYS}
+        values["_opref"] = list(run.opref)
+        values["status"] = run.status
+        if run.warnings:
+            return
+        e = [st, values]
+        self._seen[run.id] = e
+        self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty and len(self._seen) == len(self.entries):
+            return
+        try:
+            attrlib.write_atomic(self.path, json.dumps({"v": VERSION, "runs": self._seen}, separators=(",", ":")))
+        except OSError:
+            pass  # a read-only store still lists, just without the cache
