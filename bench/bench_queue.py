@@ -105,7 +105,7 @@ def queue_overhead(kind, n):
         t = timed(OURS + ["queue", "run-once=yes"], env, proj)
     else:
         subprocess.run([GUILD, "run", "tiny.py", f"x=range[1:{n}]", "--stage-trials", "-y"], env=env, cwd=proj,
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t = timed([GUILD, "run", "queue", "run-once=yes", "-y"], env, proj)
     statuses = [Run(os.path.join(home, "runs", i)).status for i in _run_ids(home)]
     done = sum(s == "completed" for s in statuses)
