@@ -32,4 +32,6 @@ def load_ipython_extension(ipython):
 
 
 def _jupyter_server_extension_points():
-    return [{"module": "guild_jupyter.server"}]
+    from .server.app import GuildJupyter
+
+    return [{"module": "guild_jupyter.server", "app": GuildJupyter}]

@@ -59,11 +59,6 @@ FAKE_GPUS_ENV = "GUILD_JUPYTER_FAKE_GPUS"
 #: Seconds a failed NVML init is remembered before it is tried again.
 INIT_RETRY_SECONDS = 30.0
 
-# ---------------------------------------------------------------------------
-# Affinity spec
-
-
-
 def cuda_env(gpus: str | None) -> dict:
     """The environment a run pinned to ``gpus`` gets (nothing when unpinned)."""
     return {"CUDA_VISIBLE_DEVICES": gpus} if gpus else {}

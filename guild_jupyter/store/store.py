@@ -186,13 +186,13 @@ class Store:
         runs.reverse()
         return runs
 
-    def resolve(self, ref, listing: list[Run] | None = None) -> Run:
-        """A run by full id, unique id prefix, or 1-based index in ``listing``
-        (default: every run, newest first)."""
+    def resolve(self, ref, listing: list[Run] | None = None, indices: bool = True) -> Run:
+        """A run by full id, unique id prefix, or (with ``indices``) 1-based
+        index in ``listing`` (default: every run, newest first)."""
         ref = str(ref).strip()
         if not ref:
             raise RunNotFound("empty run id")
-        if ref.isdigit() and len(ref) <= 5:
+        if indices and ref.isdigit() and len(ref) <= 5:
             runs = listing if listing is not None else self.runs()
             i = int(ref)
             if 1 <= i <= len(runs):

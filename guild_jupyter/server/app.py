@@ -1,0 +1,81 @@
+"""The extension application: configuration, server-hosted queues, handlers."""
+
+from __future__ import annotations
+
+import asyncio
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Dict, List, Unicode
+
+from .. import api
+from ..engine.queue import ThreadQueue, parse_queue_flags
+from ..errors import BadInput
+from ..panel_state import PanelState
+
+QUEUE_FIELDS = {"gpus", "wait_for_running", "run_once", "poll_interval"}
+SHUTDOWN_TIMEOUT = 10.0
+
+
+class ServerQueue(ThreadQueue):
+    """A queue hosted by a thread of the Jupyter server process."""
+
+    host = "server"
+
+
+class GuildJupyter(ExtensionApp):
+    """Runs, queues and GPUs of a Guild store, over REST and at ``/guild``."""
+
+    name = "guild_jupyter"
+    load_other_extensions = True
+
+    store = Unicode(
+        None, allow_none=True, config=True,
+        help="The Guild home to serve (default: $GUILD_HOME, else ~/.guild).",
+    )
+    queues = List(
+        Dict(), config=True,
+        help='Queues the server starts and hosts, e.g. [{"gpus": "0"}, {"gpus": "1", "run_once": True}]; '
+             "keys: gpus, wait_for_running, run_once, poll_interval.",
+    )
+
+    def initialize_settings(self):
+        self.run_store = api.resolve_store(self.store)
+        self.hosted: dict[str, ServerQueue] = {}
+        self.state = PanelState(self.run_store)
+        self.settings["guild_jupyter"] = self
+        for spec in self.queues:
+            try:
+                q = self.start_queue(dict(spec))
+                self.log.info("guild_jupyter: started queue %s (%s)", q.id[:8], q.config.describe())
+            except Exception as e:  # a bad entry must not stop the server
+                self.log.error("guild_jupyter: cannot start configured queue %r: %s", spec, e)
+
+    def initialize_handlers(self):
+        from .handlers import handlers
+
+        self.handlers.extend(handlers())
+
+    # -- queues hosted here -------------------------------------------------------------
+
+    def start_queue(self, spec: dict) -> ServerQueue:
+        unknown = set(spec) - QUEUE_FIELDS
+        if unknown:
+            raise BadInput(f"unknown queue field(s): {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(QUEUE_FIELDS))})")
+        config = parse_queue_flags((), **{k: v for k, v in spec.items() if v is not None})
+        self.run_store.ensure_writable()
+        q = ServerQueue(self.run_store, config)
+        self.hosted[q.id] = q
+        api._thread_queues.append(q)
+        return q
+
+    def stop_hosted(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
+        """Stops every queue this server hosts; the runs they started keep
+        running under their own supervisors and record their outcome."""
+        for q in list(self.hosted.values()):
+            q.stop(wait=False)
+        for q in list(self.hosted.values()):
+            q.join(timeout)
+        self.hosted.clear()
+
+    async def stop_extension(self):
+        await asyncio.get_running_loop().run_in_executor(None, self.stop_hosted)

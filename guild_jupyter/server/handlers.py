@@ -1,0 +1,326 @@
+"""REST handlers under ``/guild/api/`` and the ``/guild`` page.
+
+Every handler authenticates with Jupyter's own identity provider
+(``@web.authenticated``: a token, or a login cookie plus the XSRF token for
+requests that change something). Errors are JSON ``{"error": message}``
+written in one place, ``BaseHandler.write_error``: 400 bad input, 403 not
+authenticated, 404 unknown run, 409 wrong state, 413 body too big.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import re
+import time
+
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from tornado import web
+
+from .. import api
+from ..errors import GuildJupyterError
+from ..panel_state import _jsonable, _row
+from ..store.run import STATUSES, Run
+
+MAX_BODY = 64 * 1024
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+RUN_ID = re.compile(r"[0-9a-f]{1,32}\Z")
+RUN_FIELDS = {"script", "flags", "assignments", "stage", "gpus", "label", "max_trials", "random_seed", "cwd"}
+
+
+class ApiError(web.HTTPError):
+    def __init__(self, status: int, message: str):
+        super().__init__(status, "%s", message)
+        self.message = message
+
+
+class BaseHandler(APIHandler):
+    @property
+    def ext(self):
+        return self.settings["guild_jupyter"]
+
+    @property
+    def store(self):
+        return self.ext.run_store
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            message = exc.message
+        elif isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        else:
+            message = self._reason or "error"
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": message, "status": status_code}))
+
+    def body_json(self) -> dict:
+        if len(self.request.body) > MAX_BODY:
+            raise ApiError(413, f"request body over {MAX_BODY // 1024} KiB")
+        if not self.request.body.strip():
+            return {}
+        try:
+            data = json.loads(self.request.body)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ApiError(400, f"malformed JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, "the body must be a JSON object")
+        return data
+
+    async def call(self, fn, *args, **kwargs):
+        """Runs a (possibly blocking) API call off the event loop and turns
+        the package's errors into HTTP statuses."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
+        except GuildJupyterError as e:
+            raise ApiError(e.http_status, str(e)) from None
+
+    def run_ref(self, ref: str) -> Run:
+        if not RUN_ID.match(ref):
+            raise ApiError(400, f"bad run id {ref!r}: expected up to 32 hex digits")
+        try:
+            return self.store.resolve(ref, indices=False)
+        except GuildJupyterError as e:
+            raise ApiError(e.http_status, str(e)) from None
+
+    def reply(self, data, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+
+def _int_arg(handler, name, default, low, high):
+    text = handler.get_argument(name, None)
+    if text is None:
+        return default
+    try:
+        v = int(text)
+    except ValueError:
+        raise ApiError(400, f"{name} must be a whole number, not {text!r}") from None
+    if not low <= v <= high:
+        raise ApiError(400, f"{name} must be between {low} and {high}")
+    return v
+
+
+def run_row(run: Run) -> dict:
+    run.refresh()
+    return {
+        "id": run.id,
+        "short_id": run.id[:8],
+        "op": run.op_name,
+        "status": run.status,
+        "flags": _jsonable(run.flags),
+        "gpus": run.gpus,
+        "label": run.label,
+        "started": run.started,
+        "stopped": run.stopped,
+        "exit_status": _jsonable(run.exit_status),
+        "queue": run.get("queue_id"),
+    }
+
+
+class RunsHandler(BaseHandler):
+    @web.authenticated
+    async def get(self):
+        statuses = self.get_arguments("status")
+        bad = [s for s in statuses if s not in STATUSES]
+        if bad:
+            raise ApiError(400, f"unknown status {bad[0]!r} (one of {', '.join(STATUSES)})")
+        op = self.get_argument("op", None)
+        label = self.get_argument("label", None)
+        limit = _int_arg(self, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        offset = _int_arg(self, "offset", 0, 0, 10**9)
+        index = self.ext.state.index
+        index.update()
+        now_us = time.time_ns() // 1000
+        with index.lock:
+            entries = [e for e in index.entries.values() if not statuses or e.status in statuses]
+        if op:
+            entries = [e for e in entries if op in e.op]
+        if label:
+            entries = [e for e in entries if label in index.details(e)["label"]]
+        entries.sort(key=lambda e: (e.timestamp, e.id), reverse=True)
+        page = entries[offset : offset + limit]
+        self.reply({
+            "total": len(entries),
+            "offset": offset,
+            "limit": limit,
+            "runs": [_row(e, index.details(e), now_us) for e in page],
+        })
+
+    @web.authenticated
+    async def post(self):
+        body = self.body_json()
+        unknown = set(body) - RUN_FIELDS
+        if unknown:
+            raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(RUN_FIELDS))})")
+        script = body.get("script")
+        if not isinstance(script, str) or not script:
+            raise ApiError(400, "'script' (a path, relative to the server's root) is required")
+        assignments = body.get("assignments", [])
+        if not isinstance(assignments, list) or not all(isinstance(a, str) for a in assignments):
+            raise ApiError(400, "'assignments' must be a list of NAME=VALUE strings")
+        flags = body.get("flags")
+        if flags is not None and not isinstance(flags, dict):
+            raise ApiError(400, "'flags' must be an object of flag values")
+        for name in ("max_trials", "random_seed"):
+            v = body.get(name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                raise ApiError(400, f"'{name}' must be a whole number")
+        for name in ("label", "cwd"):
+            if body.get(name) is not None and not isinstance(body[name], str):
+                raise ApiError(400, f"'{name}' must be a string")
+        gpus = body.get("gpus")
+        if gpus is not None and not isinstance(gpus, (str, int, list)):
+            raise ApiError(400, "'gpus' must be a string like \"0,1\"")
+        runs = await self.call(
+            api.run, script, *assignments,
+            flags=flags, gpus=gpus, label=body.get("label"), stage=bool(body.get("stage", False)),
+            max_trials=body.get("max_trials"), random_seed=body.get("random_seed"),
+            store=self.store, cwd=body.get("cwd") or self.settings["server_root_dir"],
+        )
+        self.reply({"runs": [run_row(r) for r in runs]}, status=201)
+
+
+class RunHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, ref):
+        run = self.run_ref(ref)
+        row = run_row(run)
+        row["dir"] = run.dir
+        self.reply(row)
+
+    @web.authenticated
+    async def delete(self, ref):
+        """Unstages a staged run; deletes (to Guild's trash) a finished one."""
+        run = self.run_ref(ref)
+        if run.status == "staged":
+            await self.call(api.unstage, run.id, store=self.store)
+            self.reply({"id": run.id, "action": "unstaged", "run": run_row(run)})
+        else:
+            await self.call(api.delete, run.id, store=self.store)
+            self.reply({"id": run.id, "action": "deleted"})
+
+
+class StopHandler(BaseHandler):
+    @web.authenticated
+    async def post(self, ref):
+        run = self.run_ref(ref)
+        body = self.body_json()
+        unknown = set(body) - {"wait"}
+        if unknown:
+            raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))} (allowed: wait)")
+        await self.call(api.stop, run.id, wait=bool(body.get("wait", False)), store=self.store)
+        self.reply(run_row(run))
+
+
+class OutputHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, ref):
+        run = self.run_ref(ref)
+        tail = _int_arg(self, "tail", None, 0, 10**6)
+        text = await self.call(api.output, run.id, tail=tail, store=self.store)
+        self.reply({"id": run.id, "output": text})
+
+
+def queue_row(q: dict, hosted) -> dict:
+    return dict(q, hosted_here=q["id"] in hosted)
+
+
+class QueuesHandler(BaseHandler):
+    @web.authenticated
+    async def get(self):
+        snap = await self.call(self.ext.state.snapshot)
+        self.reply({"queues": [queue_row(q, self.ext.hosted) for q in snap["queues"]]})
+
+    @web.authenticated
+    async def post(self):
+        body = self.body_json()
+        spec = dict(body)
+        host = spec.pop("host", "server")
+        if host not in ("server", "detached"):
+            raise ApiError(400, f"host must be 'server' or 'detached', not {host!r}")
+        if host == "server":
+            q = await self.call(self.ext.start_queue, spec)
+        else:
+            from .app import QUEUE_FIELDS
+
+            unknown = set(spec) - QUEUE_FIELDS
+            if unknown:
+                raise ApiError(400, f"unknown queue field(s): {', '.join(sorted(unknown))}")
+            q = await self.call(api.queue, background=True, store=self.store, **spec)
+        self.reply({"id": q.id, "host": host, "gpus": q.run.flags.get("gpus"), "status": "running"}, status=201)
+
+
+class QueueHandler(BaseHandler):
+    @web.authenticated
+    async def delete(self, ref):
+        run = self.run_ref(ref)
+        if not run.is_queue:
+            raise ApiError(400, f"run {run.id[:8]} is not a queue")
+        hosted = self.ext.hosted.pop(run.id, None)
+        if hosted is not None:
+            await self.call(hosted.stop, wait=True)
+        elif run.status == "running":
+            await self.call(api.stop, run.id, wait=True, store=self.store)
+        else:
+            raise ApiError(409, f"queue {run.id[:8]} is already {run.status}")
+        self.reply(run_row(run))
+
+
+class GpusHandler(BaseHandler):
+    @web.authenticated
+    async def get(self):
+        snap = await self.call(self.ext.state.snapshot)
+        self.reply(snap["gpus"])
+
+
+class StateHandler(BaseHandler):
+    """Everything the page shows, as the panel sees it (paged per group)."""
+
+    @web.authenticated
+    async def get(self):
+        pages = {}
+        for group in ("running", "pending", "staged", "finished"):
+            pages[group] = _int_arg(self, group, 0, 0, 10**6)
+        snap = await self.call(self.ext.state.snapshot, pages, 25)
+        for q in snap["queues"]:
+            q["hosted_here"] = q["id"] in self.ext.hosted
+        self.reply(snap)
+
+
+class NotFoundHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, *_):
+        raise ApiError(404, "no such endpoint")
+
+    post = delete = get
+
+
+class PageHandler(JupyterHandler):
+    @web.authenticated
+    def get(self):
+        from .page import PAGE
+
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(PAGE.replace("{{xsrf}}", self.xsrf_token.decode()))
+
+
+def handlers() -> list:
+    ref = r"([^/]+)"
+    return [
+        (r"/guild/?", PageHandler),
+        (r"/guild/api/runs/?", RunsHandler),
+        (rf"/guild/api/runs/{ref}/output/?", OutputHandler),
+        (rf"/guild/api/runs/{ref}/stop/?", StopHandler),
+        (rf"/guild/api/runs/{ref}/?", RunHandler),
+        (r"/guild/api/queues/?", QueuesHandler),
+        (rf"/guild/api/queues/{ref}/?", QueueHandler),
+        (r"/guild/api/gpus/?", GpusHandler),
+        (r"/guild/api/state/?", StateHandler),
+        (r"/guild/api/(.*)", NotFoundHandler),
+    ]
+
