@@ -161,7 +161,7 @@ class Store:
         for run_id in self.run_ids():
             run = Run(prefix + run_id)
             st = cache.prime(run)
-            if st is None:
+            if st is None and not os.path.isdir(run.guild_dir):
                 continue  # no .guild dir: not a run
             if run.status in FINISHED:
                 cache.keep(run, st)
