@@ -95,17 +95,21 @@ def pickup(kind, samples, poll=None):
     return lat
 
 
+def stage_sweep_cmd(kind, n):
+    """Each tool's own command staging an n-trial sweep of tiny.py."""
+    if kind == "ours":
+        return OURS + ["run", "tiny.py", f"x=range[1:{n}]", "--stage"]
+    return [GUILD, "run", "tiny.py", f"x=range[1:{n}]", "--stage-trials", "-y"]
+
+
 def queue_overhead(kind, n):
     proj = project()
     home = fresh_home()
     env = env_for(home)
+    timed(stage_sweep_cmd(kind, n), env, proj)
     if kind == "ours":
-        subprocess.run(OURS + ["run", "tiny.py", f"x=range[1:{n}]", "--stage"], env=env, cwd=proj, check=True,
-                       stdout=subprocess.DEVNULL)
         t = timed(OURS + ["queue", "run-once=yes"], env, proj)
     else:
-        subprocess.run([GUILD, "run", "tiny.py", f"x=range[1:{n}]", "--stage-trials", "-y"], env=env, cwd=proj,
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t = timed([GUILD, "run", "queue", "run-once=yes", "-y"], env, proj)
     statuses = [Run(os.path.join(home, "runs", i)).status for i in _run_ids(home)]
     done = sum(s == "completed" for s in statuses)
@@ -117,10 +121,7 @@ def staging(kind, n):
     proj = project()
     home = fresh_home()
     env = env_for(home)
-    if kind == "ours":
-        t = timed(OURS + ["run", "tiny.py", f"x=range[1:{n}]", "--stage"], env, proj)
-    else:
-        t = timed([GUILD, "run", "tiny.py", f"x=range[1:{n}]", "--stage-trials", "-y"], env, proj)
+    t = timed(stage_sweep_cmd(kind, n), env, proj)
     count = len(_run_ids(home))
     assert count == n, f"{kind}: staged {count} of {n}"
     return t
