@@ -99,12 +99,11 @@ def test_bad_input_one_line_exit_2_nothing_written(project, guild_home, tmp_path
 
 
 def test_ambiguous_id_and_finished_stop(project, guild_home):
-    runs = api.run(str(project / "train.py"), stage=True)
-    r = runs[0]
-    other = os.path.join(os.path.dirname(r.dir), r.id[:4] + "f" * 28)
-    api.run(str(project / "train.py"), stage=True)
-    os.rename(api.runs()[0].dir, other)
-    p = cli("stop", r.id[:4])
+    # Two runs whose ids share a prefix with a letter in it (a number of up
+    # to five digits would be a listing index).
+    for run, new_id in zip(api.run(str(project / "train.py"), "lr=[1,2]", stage=True), ("abc0", "abc1")):
+        os.rename(run.dir, os.path.join(os.path.dirname(run.dir), new_id + run.id[4:]))
+    p = cli("stop", "abc")
     assert p.returncode == 2 and "ambiguous" in p.stderr
     done = cli("run", "train.py", "--foreground", cwd=project, check=0)
     del done
