@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_core.py [--runs N] [--list N] [--guild-list N]
 
 (a) per-run overhead over a bare ``python -c pass`` for a trivial script:
-    ``guild-jupyter run tiny.py --foreground`` vs ``guild run tiny.py -y``;
+    ``guild-jupyter run tiny.py --foreground`` (the console script) vs ``guild run tiny.py -y``;
 (b) listing a store of N runs: ``guild-jupyter runs`` vs ``guild runs -n N``.
 """
 
@@ -16,7 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import GUILD, PY, clone_runs, env_for, fresh_home, median, project, ratio, timed  # noqa: E402
+from common import GUILD, OURS, PY, clone_runs, env_for, fresh_home, median, project, ratio, timed  # noqa: E402
 
 
 def per_run_overhead(n: int) -> None:
@@ -24,7 +24,7 @@ def per_run_overhead(n: int) -> None:
     home = fresh_home()
     env = env_for(home)
     bare = [timed([PY, "-c", "pass"]) for _ in range(n)]
-    ours = [timed([PY, "-m", "guild_jupyter", "run", "tiny.py", "--foreground"], env, proj) for _ in range(n)]
+    ours = [timed(OURS + ["run", "tiny.py", "--foreground"], env, proj) for _ in range(n)]
     peer = [timed([GUILD, "run", "tiny.py", "-y"], env, proj) for _ in range(max(3, n // 3))]
     b, o, g = median(bare), median(ours), median(peer)
     print(f"(a) per-run overhead, trivial script, median of {n} (guild: {max(3, n // 3)})")
@@ -38,11 +38,11 @@ def listing(n: int, guild_n: int) -> None:
     proj = project("x = 0\nprint('loss: 0.5')\n")
     home = fresh_home()
     env = env_for(home)
-    subprocess.run([PY, "-m", "guild_jupyter", "run", "tiny.py", "--foreground"], env=env, cwd=proj,
+    subprocess.run(OURS + ["run", "tiny.py", "--foreground"], env=env, cwd=proj,
                    check=True, stdout=subprocess.DEVNULL)
     template = os.path.join(home, "runs", os.listdir(os.path.join(home, "runs"))[0])
     clone_runs(home, template, n - 1)
-    ours_cli = min(timed([PY, "-m", "guild_jupyter", "runs"], env) for _ in range(3))
+    ours_cli = min(timed(OURS + ["runs"], env) for _ in range(3))
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
     from guild_jupyter import api
 
@@ -62,7 +62,7 @@ def listing(n: int, guild_n: int) -> None:
         clone_runs(small, template, guild_n)
         senv = env_for(small)
         g = timed([GUILD, "runs", "-n", str(guild_n)], senv)
-        o = min(timed([PY, "-m", "guild_jupyter", "runs"], senv) for _ in range(3))
+        o = min(timed(OURS + ["runs"], senv) for _ in range(3))
         print(f"    guild is measured on {guild_n} runs (too slow on {n}):")
         print(f"    guild runs -n {guild_n}  {g:7.3f} s   guild-jupyter runs {o:7.3f} s   ratio {ratio(g, o)}")
 

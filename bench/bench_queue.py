@@ -25,11 +25,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from common import GUILD, PY, env_for, fresh_home, median, pct, project, ratio, timed  # noqa: E402
+from common import GUILD, OURS, PY, env_for, fresh_home, median, pct, project, ratio, timed  # noqa: E402
 
 from guild_jupyter.store.run import Run  # noqa: E402
 
-OURS = [PY, "-m", "guild_jupyter"]
 
 
 def _run_ids(home):

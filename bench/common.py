@@ -13,6 +13,19 @@ import uuid
 
 PY = sys.executable
 GUILD = os.path.join(os.path.dirname(sys.executable), "guild")
+OURS = [os.path.join(os.path.dirname(sys.executable), "guild-jupyter")]  # the console script users run
+
+
+def _precompile() -> None:
+    """Byte-compile the package once: with PYTHONDONTWRITEBYTECODE set (as on
+    these machines) every process would otherwise compile what changed."""
+    import compileall
+
+    compileall.compile_dir(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "guild_jupyter"),
+                           quiet=1)
+
+
+_precompile()
 
 
 def timed(cmd, env=None, cwd=None) -> float:

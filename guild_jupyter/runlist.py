@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import datetime
-import html
+import time
 
 from .store.run import Run
 from .store.store import format_flag_value
@@ -12,7 +11,7 @@ from .store.store import format_flag_value
 def fmt_time(us) -> str:
     if not isinstance(us, int):
         return ""
-    return datetime.datetime.fromtimestamp(us / 1e6).strftime("%Y-%m-%d %H:%M:%S")
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(us / 1e6))
 
 
 def flags_text(flags: dict) -> str:
@@ -54,6 +53,8 @@ class RunList(list):
         p.text(str(self))
 
     def _repr_html_(self) -> str:
+        import html
+
         if not self:
             return "<p>no runs</p>"
         head = "".join(f"<th>{c}</th>" for c in self.columns)
