@@ -19,8 +19,8 @@ import os
 from . import attrs as attrlib
 
 NAME = "listing.json"
-VERSION = 1
-KEYS = ("started", "initialized", "label", "run_params", "exit_status")
+VERSION = 2
+KEYS = ("started", "label", "run_params", "exit_status")
 
 
 def stamp(run) -> list | None:
@@ -69,6 +69,8 @@ class ListingCache:
         if st is None or run.id in self._seen:
             return
         values = {k: run.get(k) for k in KEYS}
+        if values["started"] is None:  # the sort key falls back to it
+            values["initialized"] = run.get("initialized")
         values["_opref"] = list(run.opref)
         values["status"] = run.status
         if run.warnings:

@@ -165,11 +165,10 @@ class Run:
         """(pkg_type, pkg_name, version, model, op) from ``.guild/opref``."""
         if "_opref" not in self._cache:
             try:
-                with open(self.path("opref"), encoding="utf-8") as f:
-                    parts = split_opref(f.read())
+                parts = split_opref(attrlib.read_text(self.path("opref")))
                 kind, _, pkg = parts[0].partition(":")
                 ref = (kind, pkg, parts[1], parts[2], parts[3])
-            except (OSError, ValueError, IndexError) as e:
+            except (OSError, ValueError, IndexError) as e:  # UnicodeDecodeError is a ValueError
                 if not isinstance(e, FileNotFoundError):
                     self.warnings.append(f"run {self.id[:8]}: unreadable opref")
                 ref = ("", "", "", "", "")
