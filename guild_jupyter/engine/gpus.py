@@ -32,13 +32,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import threading
 import time
 import types
 from typing import Any, Callable, Iterable, Mapping, Protocol
 
-from ..errors import BadInput
 from .gpuspec import _GPU_ID, _bad_spec, parse_gpu_spec  # noqa: F401 - re-exported
 
 __all__ = [

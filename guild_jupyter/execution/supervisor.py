@@ -16,9 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
-from ..store import attrs as attrlib
 from . import forking
 from ..store.run import Run
 from ..store.store import Store
