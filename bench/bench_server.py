@@ -63,10 +63,17 @@ def main() -> None:
             status, body = get(server, "/guild/api/runs")
             lat.append(time.perf_counter() - t0)
             assert status == 200 and len(body["runs"]) == 100
+        filtered = []
+        for _ in range(max(5, a.samples // 5)):
+            t0 = time.perf_counter()
+            status, body = get(server, "/guild/api/runs?status=completed&label=x&limit=1000&offset=100")
+            filtered.append(time.perf_counter() - t0)
+            assert status == 200 and len(body["runs"]) == 1000
         peer = timed([GUILD, "runs", "-n", str(a.runs)], env)
         print(f"(a) GET /guild/api/runs, {a.runs} runs in the store, first page of 100")
-        print(f"    first request (builds the server's index)  {cold * 1000:8.1f} ms")
+        print(f"    first request (index still warming up)     {cold * 1000:8.1f} ms")
         print(f"    p50 {median(lat) * 1000:8.1f} ms   p95 {pct(lat, 95) * 1000:8.1f} ms   (n={a.samples}; goal p50 <= 100 ms)")
+        print(f"    filtered page (status=completed&label=x&limit=1000&offset=100): p50 {median(filtered) * 1000:.1f} ms")
         print(f"    guild runs -n {a.runs} (whole CLI)        {peer * 1000:8.1f} ms   ratio {ratio(peer, median(lat))}")
 
         paths = ["/guild/api/runs", "/guild/api/state", "/guild/api/queues", f"/guild/api/runs/{some_id}",

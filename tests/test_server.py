@@ -98,6 +98,14 @@ def test_runs_endpoints(server):
     st, err = server.request(f"/guild/api/runs/{run_id}/stop", "POST")
     assert st == 409 and "already terminated" in err["error"]
 
+    sub = os.path.join(server.root_dir, "sub")
+    os.makedirs(sub, exist_ok=True)
+    with open(os.path.join(sub, "other.py"), "w") as f:
+        f.write("width = 3\n")
+    st, other = server.request("/guild/api/runs", "POST", {"script": "other.py", "cwd": "sub", "stage": True})
+    assert st == 201 and other["runs"][0]["flags"] == {"width": 3}  # cwd is relative to the server's root
+    assert server.request(f"/guild/api/runs/{other['runs'][0]['id']}", "DELETE")[0] == 200
+
     st, done = server.request("/guild/api/runs", "POST", {"script": "train.py", "flags": {"lr": 0.5}})
     done_id = done["runs"][0]["id"]
     wait_for(lambda: server.request(f"/guild/api/runs/{done_id}")[1]["status"] == "completed", message="run completes")
@@ -117,6 +125,10 @@ def test_queues_and_gpus(server):
     wait_for(lambda: server.request(f"/guild/api/runs/{run_id}")[1]["status"] == "completed", message="queue runs it")
     st, started_by = server.request(f"/guild/api/runs/{run_id}")
     assert started_by["queue"] == q["id"]
+    wait_for(lambda: server.request(f"/guild/api/runs/{q['id']}")[1]["status"] == "completed",
+             message="the run-once queue ends")
+    st, err = server.request(f"/guild/api/queues/{q['id']}", "DELETE")  # hosted here, but already over
+    assert st == 409 and "already completed" in err["error"]
 
     st, q2 = server.request("/guild/api/queues", "POST", {"gpus": "0", "wait_for_running": True})
     assert st == 201
@@ -138,6 +150,11 @@ def test_queues_and_gpus(server):
     assert st == 200 and gpus["available"] and gpus["devices"][0]["name"] == "Fake H100"
     assert gpus["devices"][0]["utilization"] == 37
 
+    st, snap = server.request("/guild/api/state")
+    assert st == 200 and snap["gpus"]["devices"][0]["name"] == "Fake H100"
+    assert set(snap["groups"]) == {"running", "pending", "staged", "finished"}
+    assert any(r["id"] == run_id for r in snap["groups"]["finished"]["rows"])
+
 
 BAD = [
     ("POST", "/guild/api/runs", b"{not json", 400, "malformed JSON"),
@@ -152,6 +169,9 @@ BAD = [
     ("POST", "/guild/api/runs", {"script": "missing.py", "stage": True}, 400, "script not found"),
     ("POST", "/guild/api/runs", {"script": "train.py", "stage": True, "gpus": "a"}, 400, "GPU"),
     ("POST", "/guild/api/runs", {"stage": True}, 400, "script"),
+    ("POST", "/guild/api/runs", {"script": "train.py", "stage": "no"}, 400, "'stage' must be true or false"),
+    ("POST", "/guild/api/runs", {"script": "train.py", "stage": True, "flags": {"nope": 1}}, 400, "nope"),
+    ("POST", "/guild/api/runs", {"script": "train.py", "stage": True, "gpus": True}, 400, "gpus"),
     ("POST", "/guild/api/runs", b'{"script": "train.py", "label": "' + b"x" * 100_000 + b'"}', 413, "KiB"),
     ("POST", "/guild/api/queues", {"gpus": "a"}, 400, "GPU"),
     ("POST", "/guild/api/queues", {"poll_interval": 0}, 400, "poll-interval"),
@@ -166,6 +186,9 @@ BAD = [
     ("DELETE", "/guild/api/runs/..%2F..%2Foutside.txt", None, 400, "bad run id"),
     ("DELETE", "/guild/api/runs/GARBAGE!", None, 400, "bad run id"),
     ("POST", "/guild/api/runs/" + "a" * 33 + "/stop", None, 400, "bad run id"),
+    ("POST", "/guild/api/runs/feedface/stop", {"wait": "yes"}, 400, "'wait' must be true or false"),
+    ("GET", "/guild/api/runs/%00", None, 400, "bad run id"),
+    ("GET", "/guild/api/runs/ABCDEF", None, 400, "bad run id"),
     ("GET", "/guild/api/runs/feedface", None, 404, "no run"),
     ("DELETE", "/guild/api/queues/feedface", None, 404, "no run"),
     ("GET", "/guild/api/nothing-here", None, 404, "no such endpoint"),

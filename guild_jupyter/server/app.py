@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Dict, List, Unicode
@@ -43,12 +44,21 @@ class GuildJupyter(ExtensionApp):
         self.hosted: dict[str, ServerQueue] = {}
         self.state = PanelState(self.run_store)
         self.settings["guild_jupyter"] = self
+        # Read the store once in the background, so that the first listing
+        # does not pay for it (about half a second for 10,000 runs).
+        threading.Thread(target=self._warm_index, name="guild-index-warmup", daemon=True).start()
         for spec in self.queues:
             try:
                 q = self.start_queue(dict(spec))
                 self.log.info("guild_jupyter: started queue %s (%s)", q.id[:8], q.config.describe())
             except Exception as e:  # a bad entry must not stop the server
                 self.log.error("guild_jupyter: cannot start configured queue %r: %s", spec, e)
+
+    def _warm_index(self) -> None:
+        try:
+            self.state.index.update()
+        except Exception as e:  # a listing request will report it
+            self.log.warning("guild_jupyter: cannot read the store: %s", e)
 
     def initialize_handlers(self):
         from .handlers import handlers

@@ -5,6 +5,10 @@ Every handler authenticates with Jupyter's own identity provider
 requests that change something). Errors are JSON ``{"error": message}``
 written in one place, ``BaseHandler.write_error``: 400 bad input, 403 not
 authenticated, 404 unknown run, 409 wrong state, 413 body too big.
+Run ids in URLs are 1-32 lowercase hex digits (id or unique prefix; an
+ambiguous prefix is 400); anything else is 400 before the store is read.
+Blocking work (store reads, starting and stopping runs and queues) runs in
+the IOLoop's executor, never on the event loop.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import re
 import time
 
@@ -77,13 +82,13 @@ class BaseHandler(APIHandler):
         except GuildJupyterError as e:
             raise ApiError(e.http_status, str(e)) from None
 
-    def run_ref(self, ref: str) -> Run:
+    async def run_ref(self, ref: str) -> Run:
+        """The run a URL names: an id or unique id prefix (1-32 lowercase hex
+        digits). Anything else is refused before the store is touched, so no
+        URL can name a path outside it; listing indices are not accepted."""
         if not RUN_ID.match(ref):
             raise ApiError(400, f"bad run id {ref!r}: expected up to 32 hex digits")
-        try:
-            return self.store.resolve(ref, indices=False)
-        except GuildJupyterError as e:
-            raise ApiError(e.http_status, str(e)) from None
+        return await self.call(self.store.resolve, ref, indices=False)
 
     def reply(self, data, status: int = 200) -> None:
         self.set_status(status)
@@ -101,6 +106,13 @@ def _int_arg(handler, name, default, low, high):
         raise ApiError(400, f"{name} must be a whole number, not {text!r}") from None
     if not low <= v <= high:
         raise ApiError(400, f"{name} must be between {low} and {high}")
+    return v
+
+
+def _bool_field(body: dict, name: str, default: bool = False) -> bool:
+    v = body.get(name, default)
+    if not isinstance(v, bool):
+        raise ApiError(400, f"'{name}' must be true or false, not {v!r}")
     return v
 
 
@@ -132,6 +144,10 @@ class RunsHandler(BaseHandler):
         label = self.get_argument("label", None)
         limit = _int_arg(self, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         offset = _int_arg(self, "offset", 0, 0, 10**9)
+        self.reply(await self.call(self._listing, statuses, op, label, limit, offset))
+
+    def _listing(self, statuses, op, label, limit, offset) -> dict:
+        """One page of the server's run index, newest first (off the event loop)."""
         index = self.ext.state.index
         index.update()
         now_us = time.time_ns() // 1000
@@ -140,15 +156,15 @@ class RunsHandler(BaseHandler):
         if op:
             entries = [e for e in entries if op in e.op]
         if label:
-            entries = [e for e in entries if label in index.details(e)["label"]]
+            entries = [e for e in entries if label in (index.details(e)["label"] or "")]
         entries.sort(key=lambda e: (e.timestamp, e.id), reverse=True)
         page = entries[offset : offset + limit]
-        self.reply({
+        return {
             "total": len(entries),
             "offset": offset,
             "limit": limit,
             "runs": [_row(e, index.details(e), now_us) for e in page],
-        })
+        }
 
     @web.authenticated
     async def post(self):
@@ -173,32 +189,36 @@ class RunsHandler(BaseHandler):
             if body.get(name) is not None and not isinstance(body[name], str):
                 raise ApiError(400, f"'{name}' must be a string")
         gpus = body.get("gpus")
-        if gpus is not None and not isinstance(gpus, (str, int, list)):
+        if gpus is not None and (isinstance(gpus, bool) or not isinstance(gpus, (str, int, list))):
             raise ApiError(400, "'gpus' must be a string like \"0,1\"")
-        runs = await self.call(
-            api.run, script, *assignments,
-            flags=flags, gpus=gpus, label=body.get("label"), stage=bool(body.get("stage", False)),
-            max_trials=body.get("max_trials"), random_seed=body.get("random_seed"),
-            store=self.store, cwd=body.get("cwd") or self.settings["server_root_dir"],
-        )
-        self.reply({"runs": [run_row(r) for r in runs]}, status=201)
+        stage = _bool_field(body, "stage")
+        root = self.settings["server_root_dir"]
+        cwd = os.path.join(root, body["cwd"]) if body.get("cwd") else root  # an absolute cwd wins
+
+        def start():
+            runs = api.run(script, *assignments, flags=flags, gpus=gpus, label=body.get("label"), stage=stage,
+                           max_trials=body.get("max_trials"), random_seed=body.get("random_seed"),
+                           store=self.store, cwd=cwd)
+            return [run_row(r) for r in runs]
+
+        self.reply({"runs": await self.call(start)}, status=201)
 
 
 class RunHandler(BaseHandler):
     @web.authenticated
     async def get(self, ref):
-        run = self.run_ref(ref)
-        row = run_row(run)
+        run = await self.run_ref(ref)
+        row = await self.call(run_row, run)
         row["dir"] = run.dir
         self.reply(row)
 
     @web.authenticated
     async def delete(self, ref):
         """Unstages a staged run; deletes (to Guild's trash) a finished one."""
-        run = self.run_ref(ref)
+        run = await self.run_ref(ref)
         if run.status == "staged":
             await self.call(api.unstage, run.id, store=self.store)
-            self.reply({"id": run.id, "action": "unstaged", "run": run_row(run)})
+            self.reply({"id": run.id, "action": "unstaged", "run": await self.call(run_row, run)})
         else:
             await self.call(api.delete, run.id, store=self.store)
             self.reply({"id": run.id, "action": "deleted"})
@@ -207,19 +227,20 @@ class RunHandler(BaseHandler):
 class StopHandler(BaseHandler):
     @web.authenticated
     async def post(self, ref):
-        run = self.run_ref(ref)
         body = self.body_json()
         unknown = set(body) - {"wait"}
         if unknown:
             raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))} (allowed: wait)")
-        await self.call(api.stop, run.id, wait=bool(body.get("wait", False)), store=self.store)
-        self.reply(run_row(run))
+        wait = _bool_field(body, "wait")
+        run = await self.run_ref(ref)
+        await self.call(api.stop, run.id, wait=wait, store=self.store)
+        self.reply(await self.call(run_row, run))
 
 
 class OutputHandler(BaseHandler):
     @web.authenticated
     async def get(self, ref):
-        run = self.run_ref(ref)
+        run = await self.run_ref(ref)
         tail = _int_arg(self, "tail", None, 0, 10**6)
         text = await self.call(api.output, run.id, tail=tail, store=self.store)
         self.reply({"id": run.id, "output": text})
@@ -257,17 +278,19 @@ class QueuesHandler(BaseHandler):
 class QueueHandler(BaseHandler):
     @web.authenticated
     async def delete(self, ref):
-        run = self.run_ref(ref)
+        run = await self.run_ref(ref)
         if not run.is_queue:
             raise ApiError(400, f"run {run.id[:8]} is not a queue")
-        hosted = self.ext.hosted.pop(run.id, None)
-        if hosted is not None:
+        hosted = self.ext.hosted.get(run.id)
+        if hosted is not None and hosted.thread.is_alive():
             await self.call(hosted.stop, wait=True)
-        elif run.status == "running":
+            self.ext.hosted.pop(run.id, None)
+        elif run.refresh().status == "running":
             await self.call(api.stop, run.id, wait=True, store=self.store)
         else:
+            self.ext.hosted.pop(run.id, None)
             raise ApiError(409, f"queue {run.id[:8]} is already {run.status}")
-        self.reply(run_row(run))
+        self.reply(await self.call(run_row, run))
 
 
 class GpusHandler(BaseHandler):
