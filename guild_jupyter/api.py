@@ -14,7 +14,8 @@ from .errors import BadInput, FlagError, SweepError, WrongState
 from .execution import launch
 from .opdef import ScriptOp
 from .runlist import RunList
-from .store.run import FINISHED, PENDING, RUNNING, STAGED, Run, now_us
+from .store import attrs as attrlib
+from .store.run import FINISHED, PENDING, PENDING_MARKER, RUNNING, STAGED, STAGED_MARKER, Run, now_us
 from .store.store import Store
 
 __all__ = ["Store", "run", "runs", "stop", "unstage", "delete", "output", "resolve_store", "plan_trials"]
@@ -241,11 +242,8 @@ def _stop_pending(st: Store, r: Run) -> None:
         if r.status == PENDING:
             r.write_attr("exit_status", -15)
             r.write_attr("stopped", now_us())
-            for m in ("PENDING", "STAGED"):
-                try:
-                    os.unlink(r.path(m))
-                except FileNotFoundError:
-                    pass
+            attrlib.remove(r.path(PENDING_MARKER))
+            attrlib.remove(r.path(STAGED_MARKER))
             return
     if r.refresh().status == RUNNING:
         _signal_run(r, signal.SIGTERM)

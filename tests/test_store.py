@@ -25,6 +25,9 @@ def test_attrs_are_json_and_yaml_alike(tmp_path):
         assert attrs.decode(text) == v or (v != v)
         # Guild reads attrs with PyYAML: it must see the same value.
         assert yaml.safe_load(text) == v
+    # the scalar fast path agrees with YAML, also on non-ASCII digits
+    for text in ("1795566875271914\n", "null\n", "true\n", "\u00b2\n", "\u0663\n"):
+        assert attrs.decode(text) == yaml.safe_load(text)
 
 
 def test_atomic_write_leaves_no_temp_files(tmp_path):

@@ -20,7 +20,7 @@ from ..errors import BadInput, GuildJupyterError, RunStartError
 from ..execution import launch
 from ..execution.supervisor import own_start_time
 from ..store import attrs as attrlib
-from ..store.run import RUNNING, Run, process_start_time
+from ..store.run import PENDING_MARKER, RUNNING, STAGED_MARKER, Run, process_start_time
 from ..store.store import RunSpec, Store
 from . import policy
 from .gpuspec import parse_gpu_spec
@@ -296,20 +296,20 @@ class QueueLoop:
             if os.path.exists(r.path("LOCK")):
                 continue
             try:
-                info = attrlib.read(r.path("PENDING"), None)
+                info = attrlib.read(r.path(PENDING_MARKER), None)
             except attrlib.AttrReadError:
                 info = None
             alive = claimer_alive(info)
             if alive is None:
                 try:
-                    age = time.time() - os.stat(r.path("PENDING")).st_mtime
+                    age = time.time() - os.stat(r.path(PENDING_MARKER)).st_mtime
                 except OSError:
                     continue
                 alive = age < FOREIGN_PENDING_TIMEOUT
             if alive:
                 continue
-            if os.path.exists(r.path("STAGED")):
-                attrlib.remove(r.path("PENDING"))
+            if os.path.exists(r.path(STAGED_MARKER)):
+                attrlib.remove(r.path(PENDING_MARKER))
                 self.log(f"Returned run {r.id} to staged (its queue died before starting it)")
                 staged.append(r.refresh())
             else:

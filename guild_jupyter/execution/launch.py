@@ -11,7 +11,7 @@ import time
 from ..errors import RunStartError
 from . import forking
 from ..store import attrs as attrlib
-from ..store.run import Run, now_us
+from ..store.run import PENDING_MARKER, STAGED_MARKER, Run, now_us
 
 READY_TIMEOUT = 30.0
 
@@ -142,7 +142,7 @@ def _record_failure(run: Run, reason: str) -> None:
                 f.write(f"guild_jupyter: {reason}\n".encode())
             run.write_attr("exit_status", 1)
             run.write_attr("stopped", now_us())
-            attrlib.remove(run.path("PENDING"))
-            attrlib.remove(run.path("STAGED"))
+            attrlib.remove(run.path(PENDING_MARKER))
+            attrlib.remove(run.path(STAGED_MARKER))
     except OSError:
         pass

@@ -309,8 +309,7 @@ class StateHandler(BaseHandler):
         for group in ("running", "pending", "staged", "finished"):
             pages[group] = _int_arg(self, group, 0, 0, 10**6)
         snap = await self.call(self.ext.state.snapshot, pages, 25)
-        for q in snap["queues"]:
-            q["hosted_here"] = q["id"] in self.ext.hosted
+        snap["queues"] = [queue_row(q, self.ext.hosted) for q in snap["queues"]]
         self.reply(snap)
 
 

@@ -61,7 +61,7 @@ _SCALARS = {"null": None, "true": True, "false": False}
 
 def decode(text: str):
     t = text.strip()
-    if t.isdigit():  # most attrs are timestamps and statuses: skip the JSON parser
+    if t.isascii() and t.isdigit():  # most attrs are timestamps and statuses: skip the JSON parser
         return int(t)
     if t in _SCALARS:
         return _SCALARS[t]

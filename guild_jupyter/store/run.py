@@ -127,9 +127,9 @@ class Run:
         names = self._guild_names()
         if "LOCK.remote" in names:
             return RUNNING
-        if "PENDING" in names:
+        if PENDING_MARKER in names:
             return PENDING
-        if "STAGED" in names:
+        if STAGED_MARKER in names:
             return STAGED
         exit_status = self.get("exit_status")
         if exit_status is not None:
