@@ -12,7 +12,6 @@ import pytest
 
 from conftest import cli, guild, run_dirs, wait_for
 from guild_jupyter import api
-from guild_jupyter.engine.queue import claimer_info
 
 
 def _stage(project, *assignments, gpus=None, n=1):

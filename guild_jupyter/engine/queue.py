@@ -18,15 +18,13 @@ import time
 
 from ..errors import BadInput, GuildJupyterError, RunStartError
 from ..execution import launch
-from ..execution.supervisor import own_start_time
-from ..store import attrs as attrlib
-from ..store.run import PENDING_MARKER, RUNNING, STAGED_MARKER, Run, process_start_time
+from ..store import transitions
+from ..store.run import RUNNING, Run
 from ..store.store import RunSpec, Store
 from . import policy
 from .gpuspec import parse_gpu_spec
 
 QUEUE_OPREF = "builtin:guildai 0.9.0 '' queue"
-FOREIGN_PENDING_TIMEOUT = 300.0  # a PENDING with no claimer (Guild's own) is trusted this long
 WATCH_INTERVAL = 0.01  # how often an idle queue checks the store's change marker
 
 _BOOL = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
@@ -114,27 +112,13 @@ def create_queue_run(store: Store, config: policy.QueueConfig, host: str) -> Run
         label=" ".join(f"{k}={_fmt(v)}" for k, v in flags.items() if v is not None),
         extra_attrs={"guild_jupyter": {"kind": "queue", "host": host, "queue_gpus": config.gpus}},
     )
-    (run,) = store.create_runs([spec], staged=False)
+    (run,) = transitions.create(store, [spec], staged=False)
     os.makedirs(run.path("proto"), exist_ok=True)  # Guild hides batch-like runs from compare
     return run
 
 
 def _fmt(v):
     return "yes" if v is True else "no" if v is False else v
-
-
-def claimer_info() -> dict:
-    return {"pid": os.getpid(), "start": own_start_time()}
-
-
-def claimer_alive(info) -> bool | None:
-    """True/False for our claimers; None when the PENDING carries no claimer."""
-    if not isinstance(info, dict) or "pid" not in info:
-        return None
-    started = process_start_time(int(info["pid"]))
-    if started is None:
-        return False
-    return abs(started - float(info.get("start", started))) < 1.0
 
 
 class QueueLoop:
@@ -280,41 +264,15 @@ class QueueLoop:
             if decision.start is None:
                 return None, None
             run = next(r for r in staged if r.id == decision.start.id)
-            if decision.assign_gpus:
-                params = run.get("run_params", {}) or {}
-                params = dict(params) if isinstance(params, dict) else {}
-                params["gpus"] = decision.assign_gpus
-                run.write_attr("run_params", params)
-            run.write_attr("queue_id", self.run.id)
-            self.store.mark_pending(run, claimer_info())
+            transitions.claim(self.store, run, transitions.Claim.by_this_process(self.run.id),
+                              gpus=decision.assign_gpus)
         return run.refresh(), decision.assign_gpus
 
     def _recover_pending(self, pending: list[Run], staged: list[Run]) -> None:
-        """Returns to staged a run left pending by a queue that died before
-        starting it (under the lock, so never while its claimer could start it)."""
-        for r in pending:
-            if os.path.exists(r.path("LOCK")):
-                continue
-            try:
-                info = attrlib.read(r.path(PENDING_MARKER), None)
-            except attrlib.AttrReadError:
-                info = None
-            alive = claimer_alive(info)
-            if alive is None:
-                try:
-                    age = time.time() - os.stat(r.path(PENDING_MARKER)).st_mtime
-                except OSError:
-                    continue
-                alive = age < FOREIGN_PENDING_TIMEOUT
-            if alive:
-                continue
-            if os.path.exists(r.path(STAGED_MARKER)):
-                attrlib.remove(r.path(PENDING_MARKER))
-                self.log(f"Returned run {r.id} to staged (its queue died before starting it)")
-                staged.append(r.refresh())
-            else:
-                self.store.release(r, 1)
-                self.log(f"Run {r.id} was never started (its launcher died); recorded as error")
+        """Returns to staged a run left pending by a queue of ours that died
+        before starting it (under the lock, so never while its claimer could
+        start it)."""
+        staged.extend(r.refresh() for r in transitions.recover_pending(self.store, pending, self.log))
         staged.sort(key=lambda x: (x.timestamp, x.id))
 
     def _start_with_guild(self, run: Run) -> subprocess.Popen:
@@ -367,7 +325,7 @@ class ThreadQueue:
         line = self.sentinel.stdout.readline().decode().strip()
         if line != "ok":
             self.sentinel.kill()
-            store.release(self.run, 1)
+            transitions.record_start_failure(store, self.run, f"cannot start the queue: {line or 'sentinel failed'}")
             raise RunStartError(f"cannot start the queue: {line or 'sentinel failed'}")
         self.loop = QueueLoop(store, config, self.run, _SentinelStop(self._stop, self.sentinel))
         self.exit_status = None
@@ -378,7 +336,7 @@ class ThreadQueue:
         try:
             self.exit_status = self.loop.run_loop()
         finally:
-            self.store.release(self.run, self.exit_status if self.exit_status is not None else 1)
+            transitions.record_outcome(self.store, self.run, self.exit_status if self.exit_status is not None else 1)
             try:
                 self.sentinel.stdin.close()  # the sentinel exits on EOF
             except OSError:

@@ -15,7 +15,8 @@ import threading
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from ..execution.launch import ready_fd_from, report_ready
-    from ..execution.supervisor import own_start_time
+    from ..procs import Identity
+    from ..store import transitions
     from ..store.run import Run
     from ..store.store import Store
     from .queue import QueueLoop, parse_queue_flags
@@ -27,7 +28,8 @@ def main(argv=None) -> int:
     try:
         flags = run.flags
         config = parse_queue_flags(**{k: v for k, v in flags.items() if v is not None})
-        store.acquire(run, os.getpid(), own_start_time())
+        holder = Identity.current()
+        transitions.acquire(store, run, holder)
     except Exception as e:
         report_ready(ready_fd, f"error: {e}")
         return 1
@@ -44,7 +46,7 @@ def main(argv=None) -> int:
     try:
         status = loop.run_loop()
     finally:
-        store.release(run, status)
+        transitions.record_outcome(store, run, status, holder)
     return 0 if status == 0 else 1
 
 

@@ -15,22 +15,25 @@ import sys
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from ..execution.supervisor import own_start_time
     from ..store.run import Run
     from ..store.store import Store
 
     run_dir = os.path.abspath(argv[0])
     store = Store(os.path.dirname(os.path.dirname(run_dir)))
     run = Run(run_dir)
+    from ..procs import Identity
+    from ..store import transitions
+
+    holder = Identity.current()
     try:
-        store.acquire(run, os.getpid(), own_start_time())
+        transitions.acquire(store, run, holder)
     except Exception as e:
         sys.stdout.write(f"error: {e}\n")
         sys.stdout.flush()
         return 1
 
     def finish(*_):
-        store.release(run, -15)
+        transitions.record_outcome(store, run, -15, holder)
         os._exit(0)
 
     signal.signal(signal.SIGTERM, finish)

@@ -18,6 +18,8 @@ import sys
 import threading
 
 from . import forking
+from ..procs import Identity
+from ..store import transitions
 from ..store.run import Run
 from ..store.store import Store
 
@@ -25,20 +27,9 @@ STOP_GRACE = float(os.environ.get("GUILD_JUPYTER_STOP_GRACE", "10"))
 
 
 def own_start_time() -> float:
-    """This process's start time, as psutil computes it (seconds since epoch)."""
-    try:
-        with open("/proc/self/stat", "rb") as f:
-            ticks = int(f.read().rsplit(b")", 1)[1].split()[19])
-        with open("/proc/stat", "rb") as f:
-            for line in f:
-                if line.startswith(b"btime"):
-                    btime = int(line.split()[1])
-                    break
-        return btime + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, UnboundLocalError):
-        import psutil
+    from ..procs import own_start_time as start
 
-        return psutil.Process().create_time()
+    return start()
 
 
 class Supervisor:
@@ -92,7 +83,8 @@ class Supervisor:
         return code
 
     def _acquire(self) -> None:
-        Store(self.home).acquire(self.run, os.getpid(), own_start_time())
+        self.holder = Identity.current()
+        transitions.acquire(Store(self.home), self.run, self.holder)
 
     def _ready(self, msg: str) -> None:
         from .launch import report_ready
@@ -225,7 +217,7 @@ class Supervisor:
             self._kill_timer.cancel()
         if self.stop_requested and exit_status >= 0:
             exit_status = -signal.SIGTERM  # stopped on request: terminated
-        Store(self.home).release(self.run, exit_status)
+        transitions.record_outcome(Store(self.home), self.run, exit_status, self.holder)
         return 128 - exit_status if exit_status < 0 else exit_status
 
 

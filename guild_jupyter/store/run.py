@@ -13,7 +13,7 @@ COMPLETED, ERROR, TERMINATED = "completed", "error", "terminated"
 STATUSES = (STAGED, PENDING, RUNNING, COMPLETED, ERROR, TERMINATED)
 FINISHED = (COMPLETED, ERROR, TERMINATED)
 
-LOCK, LOCK_START = "LOCK", "LOCK.start"
+LOCK, LOCK_START, LOCK_PROCS = "LOCK", "LOCK.start", "LOCK.procs"
 STAGED_MARKER, PENDING_MARKER = "STAGED", "PENDING"
 
 
@@ -42,15 +42,9 @@ def split_opref(text: str) -> list[str]:
 
 def process_start_time(pid: int) -> float | None:
     """Start time of a live process (seconds since epoch) or None if it is gone."""
-    import psutil
+    from ..procs import start_time
 
-    try:
-        p = psutil.Process(pid)
-        if p.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return p.create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        return None
+    return start_time(pid)
 
 
 class Run:
@@ -145,20 +139,44 @@ class Run:
         except (OSError, ValueError):
             return None
 
-    def lock_pid_alive(self) -> bool:
+    def lock_holder(self):
+        """The live process LOCK names, as an ``Identity``, or None when that
+        process is gone or is not the run's (a reused pid).
+
+        Our LOCKs come with a start record naming the same pid; a LOCK
+        without one (Guild's, or ours after ``guild run --restart`` wrote a
+        new pid) is the run's only if its process started no later than the
+        LOCK was written."""
+        from ..procs import Identity, start_time
+
         pid = self.lock_pid()
         if pid is None:
-            return False
-        started = process_start_time(pid)
+            return None
+        started = start_time(pid)
         if started is None:
-            return False
+            return None
+        rec = self._start_record()
+        if rec is not None and rec.pid == pid:
+            return rec if abs(rec.start - started) < 1.0 else None
         try:
-            with open(self.path(LOCK_START)) as f:
-                recorded = float(f.read().strip())
+            written = os.stat(self.path(LOCK)).st_mtime
+        except OSError:
+            return None
+        return Identity(pid, started) if started <= written + 1.0 else None
+
+    def _start_record(self):
+        from ..procs import Identity
+
+        try:
+            with open(self.path(LOCK_START), "rb") as f:
+                import json
+
+                return Identity.from_record(json.loads(f.read(4096)))
         except (OSError, ValueError):
-            return True  # Guild's own LOCK has no start time: trust the pid
-        # A reused pid belongs to a process started at another time.
-        return abs(recorded - started) < 1.0
+            return None
+
+    def lock_pid_alive(self) -> bool:
+        return self.lock_holder() is not None
 
     @property
     def opref(self) -> tuple[str, str, str, str, str]:

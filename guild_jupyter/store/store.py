@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import os
 
-from ..errors import AmbiguousRun, RunNotFound, StoreError, WrongState
+from ..errors import AmbiguousRun, RunNotFound, StoreError
 from . import attrs as attrlib
 from .locking import run_status_lock
 from .run import (
     FINISHED,
     LOCK,
-    LOCK_START,
-    PENDING,
     PENDING_MARKER,
-    RUNNING,
     STAGED,
     STAGED_MARKER,
     STATUSES,
     TERMINATED,
     Run,
-    now_us,
 )
 
 
@@ -208,111 +204,6 @@ class Store:
             raise AmbiguousRun(f"run id {ref!r} is ambiguous: it matches {len(matches)} runs ({shown})")
         return self.run(matches[0])
 
-    # -- writing ------------------------------------------------------------
-
-    def create_runs(self, specs: list[RunSpec], staged: bool) -> list[Run]:
-        """Initializes runs, all or nothing.
-
-        Each run directory is completed in a private scratch area, then all
-        are moved into ``runs/`` under the run-status lock; if any step fails
-        the ones already moved are removed before the lock is released, so no
-        queue ever sees a partial batch.
-        """
-        self.ensure_writable()
-        scratch = os.path.join(self.private_dir, "new", new_run_id())
-        os.makedirs(scratch)
-        moved: list[str] = []
-        try:
-            built = []
-            t0 = now_us()
-            for n, spec in enumerate(specs):
-                run_id = new_run_id()
-                # Distinct, increasing timestamps keep the staging order.
-                built.append((run_id, self._build(scratch, run_id, spec, t0 + n, staged)))
-            with self.lock():
-                try:
-                    for run_id, path in built:
-                        dest = os.path.join(self.runs_dir, run_id)
-                        os.rename(path, dest)
-                        moved.append(dest)
-                except BaseException:
-                    for dest in moved:
-                        _rmtree(dest, ignore_errors=True)
-                    raise
-        except OSError as e:
-            raise StoreError(f"cannot initialize runs in {self.runs_dir}: {e}") from e
-        finally:
-            _rmtree(scratch, ignore_errors=True)
-        self.notify_change()
-        return [Run(d) for d in moved]
-
-    def _build(self, scratch: str, run_id: str, spec: RunSpec, ts: int, staged: bool) -> str:
-        d = os.path.join(scratch, run_id)
-        attrs_dir = os.path.join(d, ".guild", "attrs")
-        os.makedirs(attrs_dir)
-        for rel, data in spec.sources.items():
-            dest = os.path.join(d, rel)
-            parent = os.path.dirname(dest)
-            if parent != d:
-                os.makedirs(parent, exist_ok=True)
-            attrlib.write_new(dest, data)
-        attrlib.write_new(os.path.join(d, ".guild", "opref"), spec.opref + "\n")
-        run_params = {"gpus": spec.gpus, "stage": staged, "label": spec.label}
-        run_params.update(spec.run_params)
-        values = {
-            "id": run_id,
-            "initialized": ts,
-            "flags": spec.flags,
-            "user_flags": spec.user_flags,
-            "label": spec.label if spec.label is not None else flags_label(spec.flags),
-            "op": spec.op_attr,
-            "run_params": run_params,
-        }
-        if staged:
-            values["started"] = ts  # Guild orders staged runs by it
-        values.update(spec.extra_attrs)
-        for name, value in values.items():
-            attrlib.write_new(os.path.join(attrs_dir, name), attrlib.encode(value))
-        # The marker goes last: a run is staged (or pending start) only once whole.
-        attrlib.write_new(os.path.join(d, ".guild", STAGED_MARKER if staged else PENDING_MARKER), b"")
-        return d
-
-    def mark_pending(self, run: Run, claimer: dict | None = None) -> None:
-        """staged -> pending; the caller holds the run-status lock. ``claimer``
-        (pid and start time of the claiming process) lets another queue return
-        the run to staged if the claimer dies before starting it."""
-        attrlib.write_atomic(run.path(PENDING_MARKER), attrlib.encode(claimer) if claimer else b"")
-        run.refresh()
-
-    def acquire(self, run: Run, pid: int, start_time: float) -> None:
-        """pending/staged -> running: under the run-status lock, checks the run
-        is still waiting to start (it may have been stopped meanwhile), writes
-        LOCK and ``started`` and clears the STAGED/PENDING markers."""
-        with self.lock():
-            run.refresh()
-            if run.get("exit_status") is not None:
-                raise WrongState(f"run {run.id[:8]} was stopped before it started")
-            if os.path.exists(run.path(LOCK)) and run.lock_pid_alive():
-                raise WrongState(f"run {run.id[:8]} is already running")
-            attrlib.write_atomic(run.path(LOCK), str(pid))
-            attrlib.write_atomic(run.path(LOCK_START), repr(start_time))
-            run.write_attr("started", now_us())
-            attrlib.remove(run.path(PENDING_MARKER))
-            attrlib.remove(run.path(STAGED_MARKER))
-            run.refresh()
-        self.notify_change()
-
-    def release(self, run: Run, exit_status: int) -> None:
-        """Records a run's outcome (unless one is already recorded) and drops its LOCK."""
-        run.refresh()
-        if run.get("exit_status") is None:
-            run.write_attr("exit_status", exit_status)
-            run.write_attr("stopped", now_us())
-        attrlib.remove(run.path(LOCK_START))
-        attrlib.remove(run.path(LOCK))
-        run.refresh()
-        self.notify_change()
-
     def scan_waiting(self) -> tuple[list[Run], list[Run], list[Run]]:
         """One pass over the run directories: (staged oldest first, pending,
         locked) where locked holds runs with a LOCK file (running or dead)."""
@@ -332,31 +223,40 @@ class Store:
         staged.sort(key=lambda r: (r.timestamp, r.id))
         return staged, pending, locked
 
-    def unstage(self, run: Run) -> None:
-        """Removes a staged run from the queue: it ends terminated, never started."""
-        with self.lock():
-            run.refresh()
-            if run.status != STAGED:
-                raise WrongState(f"run {run.id[:8]} is {run.status}, not staged")
-            run.write_attr("exit_status", -15)
-            run.write_attr("stopped", now_us())
-            attrlib.remove(run.path(STAGED_MARKER))
-        run.refresh()
-        self.notify_change()
 
-    def delete(self, run: Run) -> None:
-        """Moves a run to Guild's trash (``guild runs restore`` can bring it back)."""
-        with self.lock():
-            run.refresh()
-            if run.status in (RUNNING, PENDING):
-                raise WrongState(f"run {run.id[:8]} is {run.status}: stop it before deleting it")
-            trash = os.path.join(self.home, "trash", "runs")
-            os.makedirs(trash, exist_ok=True)
-            dest = os.path.join(trash, run.id)
-            if os.path.exists(dest):
-                _rmtree(dest)
-            os.rename(run.dir, dest)
-        self.notify_change()
+def build_run_dir(scratch: str, run_id: str, spec: RunSpec, ts: int, staged: bool, marker: tuple) -> str:
+    """Writes a whole run directory under ``scratch`` (no reader sees it
+    yet); ``marker`` (name, content) goes last. Used by the lifecycle's
+    ``create``, the only way runs come into being."""
+    d = os.path.join(scratch, run_id)
+    attrs_dir = os.path.join(d, ".guild", "attrs")
+    os.makedirs(attrs_dir)
+    for rel, data in spec.sources.items():
+        dest = os.path.join(d, rel)
+        parent = os.path.dirname(dest)
+        if parent != d:
+            os.makedirs(parent, exist_ok=True)
+        attrlib.write_new(dest, data)
+    attrlib.write_new(os.path.join(d, ".guild", "opref"), spec.opref + "\n")
+    run_params = {"gpus": spec.gpus, "stage": staged, "label": spec.label}
+    run_params.update(spec.run_params)
+    values = {
+        "id": run_id,
+        "initialized": ts,
+        "flags": spec.flags,
+        "user_flags": spec.user_flags,
+        "label": spec.label if spec.label is not None else flags_label(spec.flags),
+        "op": spec.op_attr,
+        "run_params": run_params,
+    }
+    if staged:
+        values["started"] = ts  # Guild orders staged runs by it
+    values.update(spec.extra_attrs)
+    for name, value in values.items():
+        attrlib.write_new(os.path.join(attrs_dir, name), attrlib.encode(value))
+    # The marker goes last: a run is staged (or pending start) only once whole.
+    attrlib.write_new(os.path.join(d, ".guild", marker[0]), marker[1])
+    return d
 
 
 def new_run_id() -> str:
@@ -366,12 +266,6 @@ def new_run_id() -> str:
     b[6] = (b[6] & 0x0F) | 0x40
     b[8] = (b[8] & 0x3F) | 0x80
     return b.hex()
-
-
-def _rmtree(path, ignore_errors=False):
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=ignore_errors)
 
 
 def _is_safe_id(ref: str) -> bool:
