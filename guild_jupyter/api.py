@@ -3,19 +3,18 @@ server) calls. Nothing here imports IPython, ipywidgets or tornado."""
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
-import time
 
 from . import sweeps as sweeplib
+from . import validate
 from .engine.gpuspec import parse_gpu_spec
 from .errors import BadInput, FlagError, SweepError, WrongState
-from .execution import launch
+from .execution import batch, control, launch
+from .execution.batch import SweepInterrupted
 from .opdef import ScriptOp
 from .runlist import RunList
-from .store import attrs as attrlib
-from .store.run import FINISHED, PENDING, PENDING_MARKER, RUNNING, STAGED, STAGED_MARKER, Run, now_us
+from .store import transitions
+from .store.run import ERROR, FINISHED, PENDING, RUNNING, STAGED, Run
 from .store.store import Store
 
 __all__ = ["Store", "run", "runs", "stop", "unstage", "delete", "output", "resolve_store", "plan_trials"]
@@ -58,7 +57,8 @@ def plan_trials(op: ScriptOp, assignments=(), flags=None, max_trials=None, rando
         else:
             specs[name] = sweeplib.Value(list(value) if isinstance(value, tuple) else value)
     op.check_flags({k: None for k in specs})
-    return sweeplib.expand(specs, max_trials=max_trials, random_seed=random_seed)
+    trials = sweeplib.expand(specs, max_trials=max_trials, random_seed=random_seed)
+    return op.coerce_flags(trials)  # every trial type-checked, as Guild checks them
 
 
 def _raw_value(assignments, name):
@@ -103,15 +103,32 @@ def run(
     cwd: str | None = None,
     stream=None,
     op: ScriptOp | None = None,
-    _pending: bool = False,
+    echo: bool = False,
 ):
     """Stages or starts runs of ``script``.
 
     ``run("train.py", "lr=[0.1,0.01]", stage=True)`` stages a two-trial sweep.
-    Returns a ``RunList`` (staged or started runs, or for ``dry_run`` the
-    trials' flag dicts). ``foreground`` waits for each run, streaming its
-    output to ``stream`` (default: ``sys.stdout``).
+    Without ``stage`` the trials run one after another, as Guild runs them:
+    in the background (a batch host process starts each in turn; this returns
+    once the first one runs), or with ``foreground`` here, each trial's
+    output streaming to ``stream`` (default ``sys.stdout``; with ``echo``
+    the runs write straight to this process's stdout, as a terminal wants).
+    Interrupting a foreground sweep stops the current trial and records the
+    rest as never started. Returns a ``RunList`` (staged or started runs, or
+    for ``dry_run`` the trials' flag dicts).
     """
+    validate.script(script, op)
+    validate.assignments(assignments)
+    validate.flags(flags)
+    validate.gpus(gpus)
+    validate.text("label", label)
+    for _name, _value in (("stage", stage), ("foreground", foreground), ("dry_run", dry_run), ("echo", echo)):
+        validate.boolean(_name, _value)
+    validate.count("max_trials", max_trials)
+    validate.count("random_seed", random_seed)
+    validate.store(store)
+    validate.path("cwd", cwd)
+    validate.stream(stream)
     gpus = parse_gpu_spec(gpus if gpus is None or isinstance(gpus, str) else ",".join(str(g) for g in gpus))
     op = op or ScriptOp.from_path(script, cwd)
     trials = plan_trials(op, assignments, flags, max_trials, random_seed)
@@ -120,51 +137,23 @@ def run(
     st = resolve_store(store)
     st.ensure_writable()
     specs = [op.spec(t, gpus=gpus, label=label) for t in trials]
-    created = st.create_runs(specs, staged=stage)
-    if stage or _pending:  # _pending: the caller starts them itself
-        return RunList(created)
-    started = RunList()
-    for r in created:
-        if foreground:
-            started.append(_run_foreground(r, stream))
-        else:
-            launch.start(r)
-            started.append(r.refresh())
-    return started
-
-
-def _run_foreground(run: Run, stream=None) -> Run:
-    """Starts the run and follows its output until it ends."""
-    stream = stream or sys.stdout
-    proc = launch.start(run)
-    follow_output(run, stream, lambda: proc.poll() is not None)
-    proc.wait()
-    return run.refresh()
+    if stage:
+        return RunList(transitions.create(st, specs, staged=True))
+    # Claimed by this process until started, so no queue takes them.
+    created = transitions.create(st, specs, staged=False)
+    if foreground:
+        runner = batch.TrialRunner(st, created, stream=None if echo else (stream or sys.stdout), echo=echo)
+        return RunList(runner.run())
+    if len(created) == 1:
+        launch.start(created[0])
+    else:
+        batch.start_in_background(st, created)
+    return RunList(r.refresh() for r in created)
 
 
 def follow_output(run: Run, stream, done, interval: float = 0.02) -> None:
-    path = run.path("output")
-    pos = 0
-    finished_seen = False
-    while True:
-        try:
-            with open(path, "rb") as f:
-                f.seek(pos)
-                data = f.read()
-        except FileNotFoundError:
-            data = b""
-        if data:
-            pos += len(data)
-            stream.write(data.decode("utf-8", errors="replace"))
-            if hasattr(stream, "flush"):
-                stream.flush()
-            continue
-        if finished_seen:
-            return
-        if done():
-            finished_seen = True  # one more read picks up the last bytes
-            continue
-        time.sleep(interval)
+    """Copies a run's output to ``stream`` as it grows, until ``done()``."""
+    batch.follow_output(run, stream, done, interval)
 
 
 def runs(
@@ -176,9 +165,19 @@ def runs(
     store=None,
 ) -> RunList:
     """Runs newest first, filtered by status (one or several), op and label."""
+    validate.statuses(status)
+    validate.text("op", op)
+    validate.text("label", label)
+    validate.count("limit", limit)
+    validate.store(store)
     if limit is not None and limit < 1:
         raise BadInput("-n must be at least 1")
-    return RunList(resolve_store(store).runs(status=status, op=op, label=label, limit=limit))
+    st = resolve_store(store)
+    listing = st.runs(status=status, op=op, label=label, limit=limit)
+    for r in listing:  # a run whose supervisor was killed: end what it left, record it
+        if r.status == ERROR and control.settle_if_dead(st, r):
+            r.refresh()
+    return RunList(listing)
 
 
 def _resolve_all(st: Store, refs, listing=None) -> list[Run]:
@@ -201,9 +200,18 @@ def stop(
     store=None,
     listing=None,
 ) -> RunList:
-    """Stops running runs (SIGTERM to the supervisor, which kills the run's
-    process group after its grace period), and removes staged ones from the
-    queue. ``all``: every running run and queue; ``queues``: every queue."""
+    """Stops runs: a running run gets SIGTERM (its supervisor ends the run's
+    whole process tree, SIGKILL after the grace period); a staged or pending
+    one is taken off the queue, never started. ``wait``: returns once they
+    have ended; past ``timeout`` (default grace + 10 s) every process of the
+    run is killed and the outcome recorded. ``all``: every running or
+    pending run and queue; ``queues``: every queue."""
+    validate.run_refs(refs)
+    for _name, _value in (("all", all), ("queues", queues), ("wait", wait)):
+        validate.boolean(_name, _value)
+    validate.seconds("timeout", timeout)
+    validate.store(store)
+    validate.listing(listing)
     st = resolve_store(store)
     if all or queues:
         targets = [r for r in st.runs(status=(RUNNING, PENDING)) if all or r.is_queue]
@@ -212,91 +220,64 @@ def stop(
             raise BadInput("stop needs a run (id, id prefix or index), --all or --queues")
         targets = _resolve_all(st, refs, listing)
         for r in targets:
-            if r.status in FINISHED:
+            if r.status in FINISHED and not control.is_dead_run(r):
                 raise WrongState(f"run {r.id[:8]} is already {r.status}: nothing to stop")
     stopped = RunList()
     for r in targets:
-        status = r.refresh().status
-        if status == STAGED:
-            st.unstage(r)
-        elif status == PENDING:
-            _stop_pending(st, r)
-        elif status == RUNNING:
-            _signal_run(r, signal.SIGTERM)
+        control.begin_stop(st, r)
         stopped.append(r)
     if wait:
-        grace = float(os.environ.get("GUILD_JUPYTER_STOP_GRACE", "10"))
-        deadline = time.monotonic() + (timeout if timeout is not None else grace + 10)
-        for r in stopped:
-            while r.refresh().status == RUNNING and time.monotonic() < deadline:
-                time.sleep(0.02)
-            if r.status == RUNNING:
-                _signal_run(r, signal.SIGKILL)
+        control.finish_stop(st, stopped, timeout)
     st.notify_change()
     return RunList(r.refresh() for r in stopped)
 
 
-def _stop_pending(st: Store, r: Run) -> None:
-    with st.lock():
-        r.refresh()
-        if r.status == PENDING:
-            r.write_attr("exit_status", -15)
-            r.write_attr("stopped", now_us())
-            attrlib.remove(r.path(PENDING_MARKER))
-            attrlib.remove(r.path(STAGED_MARKER))
-            return
-    if r.refresh().status == RUNNING:
-        _signal_run(r, signal.SIGTERM)
-
-
-def _signal_run(r: Run, sig) -> None:
-    pid = r.lock_pid()
-    if pid is None or not r.lock_pid_alive():
-        return
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def unstage(*refs, store=None, listing=None) -> RunList:
+    validate.run_refs(refs, "unstage")
+    validate.store(store)
+    validate.listing(listing)
     st = resolve_store(store)
     targets = _resolve_all(st, refs, listing)
     for r in targets:
         if r.status != STAGED:
             raise WrongState(f"run {r.id[:8]} is {r.status}, not staged")
     for r in targets:
-        st.unstage(r)
+        transitions.unstage(st, r)
     return RunList(targets)
 
 
 def delete(*refs, store=None, listing=None) -> RunList:
+    """Moves runs to Guild's trash; a staged run is unstaged first."""
+    validate.run_refs(refs, "delete")
+    validate.store(store)
+    validate.listing(listing)
     st = resolve_store(store)
     targets = _resolve_all(st, refs, listing)
     for r in targets:
         if r.status in (RUNNING, PENDING):
             raise WrongState(f"run {r.id[:8]} is {r.status}: stop it before deleting it")
     for r in targets:
-        st.delete(r)
+        transitions.delete(st, r)
     return RunList(targets)
 
 
 def output(ref, tail: int | None = None, store=None, listing=None) -> str:
+    validate.run_ref(ref)
+    validate.count("tail", tail)
+    validate.store(store)
+    validate.listing(listing)
     st = resolve_store(store)
     r = _resolve_all(st, [ref], listing)[0]
     if r.status == STAGED:
         raise WrongState(f"run {r.id[:8]} is staged: it has no output until a queue starts it")
     if tail is not None and tail < 0:
         raise BadInput("--tail must be a positive number of lines")
-    try:
-        with open(r.path("output"), "rb") as f:
-            text = f.read().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        text = ""
-    if tail is not None:
-        lines = text.splitlines(keepends=True)
-        text = "".join(lines[-tail:]) if tail else ""
-    return text
+    from .store import output as outputlib
+
+    path = r.path("output")
+    if tail is not None:  # read backwards from the end: bounded memory
+        return outputlib.decode(outputlib.tail(path, tail))
+    return outputlib.decode(outputlib.read_from(path, whole_chars=False)[0])
 
 
 # -- queues -------------------------------------------------------------------------
@@ -316,7 +297,15 @@ def queue(
     """Starts a queue: a daemon thread in this process, or with ``background``
     a detached process that outlives it. ``queue("gpus=0", run_once=True)``.
     Returns a handle with ``.id``, ``.status``, ``.stop()`` and ``.join()``."""
-    from .engine.queue import DetachedQueue, ThreadQueue, parse_queue_flags
+    validate.assignments(assignments)
+    validate.gpus(gpus)
+    validate.yes_no("wait_for_running", wait_for_running)
+    validate.yes_no("run_once", run_once)
+    validate.poll_interval(poll_interval)
+    validate.boolean("background", background)
+    validate.store(store)
+    from .engine.config import parse_queue_flags
+    from .engine.hosts import DetachedQueue, ThreadQueue
 
     config = parse_queue_flags(
         assignments, gpus=gpus, wait_for_running=wait_for_running, run_once=run_once, poll_interval=poll_interval
@@ -333,6 +322,8 @@ def queue(
 def queues(store=None, include_finished: bool = False):
     """Queues in the store: this process's threads, detached processes, queues
     in other kernels and Guild's own; running ones unless ``include_finished``."""
+    validate.store(store)
+    validate.boolean("include_finished", include_finished)
     from .queues_view import list_queues
 
     return list_queues(resolve_store(store), _thread_queues, include_finished)
@@ -343,6 +334,10 @@ def queues(store=None, include_finished: bool = False):
 
 def compare(*refs, store=None, listing=None, status=None):
     """Flags and last scalar values per run (default: every non-queue run)."""
+    validate.run_refs(refs)
+    validate.store(store)
+    validate.listing(listing)
+    validate.statuses(status)
     from .compare_table import CompareTable
 
     st = resolve_store(store)

@@ -65,7 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
         d.add_argument("runs", nargs="+", metavar="RUN")
 
     _add_more_verbs(verb)
+    p.verb_parsers = sub.choices
     return p
+
+
+def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Options and ``NAME=VALUE`` assignments mix in any order, for every
+    verb (``run train.py lr=0.2 --stage epochs=3``): the verb's own parser
+    reads the rest intermixed (argparse cannot intermix through subparsers)."""
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    verbs = getattr(parser, "verb_parsers", {})
+    if argv and argv[0] in verbs:
+        args = verbs[argv[0]].parse_intermixed_args(argv[1:])
+        args.verb = argv[0]
+        return args
+    return parser.parse_args(argv)
 
 
 def _add_more_verbs(verb) -> None:
@@ -80,7 +94,7 @@ def _add_more_verbs(verb) -> None:
 def main(argv=None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse_args(parser, argv)
         if not args.verb:
             parser.print_help()
             return 2
@@ -149,27 +163,23 @@ def _run(args) -> int:
 
 
 def _run_foreground(args) -> int:
-    """Runs each trial in turn with its output on this terminal; the exit status
-    is the last failing trial's (0 when all succeed)."""
+    """Runs each trial in turn with its output on this terminal; the exit
+    status is the last failing trial's (0 when all succeed). Ctrl-C stops the
+    current trial and records the rest as never started."""
     from . import api
-    from .execution import launch
 
-    created = api.run(
-        args.script, *args.flags, gpus=args.gpus, label=args.label, stage=False,
-        max_trials=args.max_trials, random_seed=args.random_seed, store=args.store,
-        _pending=True,
-    )
+    try:
+        done = api.run(
+            args.script, *args.flags, gpus=args.gpus, label=args.label, foreground=True, echo=True,
+            max_trials=args.max_trials, random_seed=args.random_seed, store=args.store,
+        )
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
     code = 0
-    for r in created:
-        proc = launch.start(r, echo=True)
-        try:
-            rc = proc.wait()
-        except KeyboardInterrupt:
-            api.stop(r, store=args.store)
-            proc.wait()
-            return 128 + signal.SIGINT
-        if rc:
-            code = rc
+    for r in done:
+        es = r.exit_status
+        if isinstance(es, int) and es:
+            code = 128 - es if es < 0 else es
     return code
 
 

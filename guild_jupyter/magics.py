@@ -338,8 +338,12 @@ class GuildMagics(Magics):
         if args.dry_run:
             return Trials(api.run(script, *args.flags, dry_run=True, **options))
         if args.foreground:
-            created = api.run(script, *args.flags, _pending=True, **options)
-            return RunListing(_run_foreground(created, args.store))
+            try:
+                return RunListing(api.run(script, *args.flags, foreground=True, **options))
+            except api.SweepInterrupted as e:
+                print(f"interrupted: stopped {sum(r.status == 'terminated' for r in e.runs)} run(s)",
+                      file=sys.stderr)
+                return RunListing(e.runs)
         return RunListing(api.run(script, *args.flags, stage=args.stage, **options))
 
     @staticmethod
@@ -429,31 +433,6 @@ class GuildMagics(Magics):
             else:
                 out.append(ref)
         return out
-
-
-def _run_foreground(created, store):
-    """Starts the runs one after another, each one's output streaming into the
-    cell. Interrupting the kernel stops the current run and every trial not
-    started yet, so nothing is left pending."""
-    from . import api
-    from .execution import launch
-
-    done: list = []
-    try:
-        for run in created:
-            proc = launch.start(run)
-            api.follow_output(run, sys.stdout, lambda: proc.poll() is not None)
-            proc.wait()
-            done.append(run.refresh())
-    except (KeyboardInterrupt, GuildJupyterError) as e:
-        left = [r for r in created if r not in done and r.refresh().status in ("staged", "pending", "running")]
-        if left:
-            api.stop(*left, store=store)
-        if isinstance(e, KeyboardInterrupt):
-            print(f"interrupted: stopped {len(left)} run(s)", file=sys.stderr)
-        else:
-            raise
-    return RunList(r.refresh() for r in created)
 
 
 def _prog(cell) -> str:

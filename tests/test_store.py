@@ -57,13 +57,24 @@ def test_status_rules(project, guild_home):
     # A LOCK whose pid is alive: running.
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
+        import json
+
         import psutil
 
+        created = psutil.Process(sleeper.pid).create_time()
         attrs.write_atomic(r.path("LOCK"), str(sleeper.pid))
-        attrs.write_atomic(r.path("LOCK.start"), repr(psutil.Process(sleeper.pid).create_time()))
+        attrs.write_atomic(r.path("LOCK.start"), json.dumps({"pid": sleeper.pid, "start": created}))
         assert r.refresh().status == "running"
         # Same pid, another start time: a reused pid, so the run is dead.
-        attrs.write_atomic(r.path("LOCK.start"), repr(psutil.Process(sleeper.pid).create_time() - 3600))
+        attrs.write_atomic(r.path("LOCK.start"), json.dumps({"pid": sleeper.pid, "start": created - 3600}))
+        assert r.refresh().status == "error"
+        # A start record naming another pid (left by a killed supervisor) never
+        # applies to a LOCK written later (guild run --restart): Guild's rule,
+        # the process started before the LOCK was written, decides.
+        attrs.write_atomic(r.path("LOCK.start"), json.dumps({"pid": sleeper.pid + 1, "start": created - 3600}))
+        assert r.refresh().status == "running"
+        # A Guild LOCK older than its process: the pid was reused.
+        os.utime(r.path("LOCK"), (created - 60, created - 60))
         assert r.refresh().status == "error"
     finally:
         sleeper.kill()

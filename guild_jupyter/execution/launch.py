@@ -10,8 +10,7 @@ import time
 
 from ..errors import RunStartError
 from . import forking
-from ..store import attrs as attrlib
-from ..store.run import PENDING_MARKER, STAGED_MARKER, Run, now_us
+from ..store.run import Run
 
 READY_TIMEOUT = 30.0
 
@@ -84,7 +83,17 @@ def start_process(run: Run, cmd: list, *, echo: bool = False, timeout: float = R
         _record_failure(run, f"cannot start {cmd[2] if len(cmd) > 2 else cmd[0]}: {e}")
         raise RunStartError(f"cannot start run {run.id[:8]}: {e}") from e
     os.close(w)
+    reap_when_done(proc)
     return _await_ready(run, proc, r, timeout)
+
+
+def reap_when_done(proc: subprocess.Popen) -> None:
+    """A thread collects the process's exit as soon as it ends: a
+    long-lived host (a kernel, a server) never keeps a dead supervisor as a
+    zombie, which ``guild stop`` would take for a live process."""
+    import threading
+
+    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
 
 
 def _await_ready(run: Run, proc, r: int, timeout: float):
@@ -136,13 +145,10 @@ def _read_line(fd: int, timeout: float) -> str:
 
 def _record_failure(run: Run, reason: str) -> None:
     """A run that could not start ends ``error`` with the reason in its output."""
+    from ..store import transitions
+    from ..store.store import Store
+
     try:
-        if run.get("exit_status") is None and not run.lock_pid_alive():
-            with open(run.path("output"), "ab") as f:
-                f.write(f"guild_jupyter: {reason}\n".encode())
-            run.write_attr("exit_status", 1)
-            run.write_attr("stopped", now_us())
-            attrlib.remove(run.path(PENDING_MARKER))
-            attrlib.remove(run.path(STAGED_MARKER))
-    except OSError:
+        transitions.record_start_failure(Store(os.path.dirname(os.path.dirname(run.dir))), run, reason)
+    except Exception:  # noqa: BLE001 - the caller reports the start failure itself
         pass

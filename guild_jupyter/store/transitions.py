@@ -413,6 +413,12 @@ def record_start_failure(store, run: Run, reason: str) -> None:
     store.notify_change()
 
 
+def has_our_start_record(run: Run) -> bool:
+    """LOCK was written by a process of ours (its start record names it)."""
+    rec = run._start_record()
+    return rec is not None and rec.pid == run.lock_pid()
+
+
 def settle_dead(store, run: Run, exit_status: int = 1, reason: str | None = None) -> bool:
     """A run whose LOCK holder died without recording an outcome (a supervisor
     killed with SIGKILL): ends the processes it left (its script, their
@@ -499,6 +505,6 @@ def delete(store, run: Run) -> None:
 __all__ = [
     "Claim", "read_claim", "create", "claim", "transfer_claim", "return_to_staged", "recover_pending",
     "cancel_pending", "acquire", "record_processes", "recorded_processes", "record_outcome",
-    "record_start_failure", "settle_dead", "end_tree_and_record", "unstage", "delete",
+    "record_start_failure", "has_our_start_record", "settle_dead", "end_tree_and_record", "unstage", "delete",
     "STAGED", "FINISHED",
 ]
