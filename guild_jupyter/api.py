@@ -21,10 +21,19 @@ __all__ = ["Store", "run", "runs", "stop", "unstage", "delete", "output", "resol
 
 
 def resolve_store(store=None) -> Store:
-    """Store location: explicit path (or Store) > $GUILD_HOME > ~/.guild."""
+    """An explicit Guild home (a path or Store), else the one Guild 0.9 would
+    use (``$GUILD_HOME``, an activated env's ``.guild``, the nearest
+    ``.guild`` up from the working directory, ``~/.guild``). A path that is a
+    ``runs/`` directory, a run, or a file is an error."""
     if isinstance(store, Store):
         return store
-    return Store(store)
+    if store is not None:
+        from .store.store import check_home
+
+        st = Store(store)
+        check_home(st.home)
+        return st
+    return Store()
 
 
 # -- flags and trials -----------------------------------------------------------

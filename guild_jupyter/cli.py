@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = verb("run", "stage or start runs of a Python script")
     r.add_argument("script")
-    r.add_argument("flags", nargs="*", metavar="FLAG=VALUE")
+    r.add_argument("flags", nargs="*", default=[], metavar="FLAG=VALUE")  # default: not required
     r.add_argument("--gpus", metavar="IDS")
     r.add_argument("--label", metavar="TEXT")
     r.add_argument("--stage", "--stage-trials", action="store_true", dest="stage", help="initialize without starting")
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--label", metavar="TEXT")
 
     s = verb("stop", "stop running runs (staged ones are unstaged)")
-    s.add_argument("runs", nargs="*", metavar="RUN")
+    s.add_argument("runs", nargs="*", default=[], metavar="RUN")
     s.add_argument("--all", action="store_true", help="every running run and queue")
     s.add_argument("--queues", action="store_true", help="every queue")
     s.add_argument("--no-wait", action="store_true")
@@ -84,11 +84,25 @@ def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace
 
 def _add_more_verbs(verb) -> None:
     """Verbs of the queue and compare modules register here."""
+    a = verb("autoload", "load %guild in every IPython kernel (a startup file), or stop doing so")
+    a.add_argument("state", choices=("on", "off", "status"))
+    a.add_argument("--profile", default="default", metavar="NAME", help="IPython profile (default: default)")
+    a.set_defaults(handler=_autoload)
     try:
         from . import cli_queue
     except ImportError:
         return
     cli_queue.add_verbs(verb)
+
+
+def _autoload(args) -> int:
+    from .autoload import autoload, startup_file, status
+
+    if args.state == "status":
+        print(("on" if status(args.profile) else "off") + f": {startup_file(args.profile)}")
+    else:
+        print(autoload(args.state == "on", args.profile))
+    return 0
 
 
 def main(argv=None) -> int:

@@ -354,6 +354,13 @@ class GuildMagics(Magics):
             raise UsageError("%%guild run: the cell is empty: there is nothing to run")
         if not cell.endswith("\n"):
             cell += "\n"
+        from .execution.freenames import free_names
+
+        free = free_names(cell)
+        if free:
+            shown = ", ".join(free[:8]) + (f" (and {len(free) - 8} more)" if len(free) > 8 else "")
+            raise UsageError(f"%%guild run: the cell uses {shown}, defined outside it: a run starts in a "
+                             f"fresh process, so define or import {'them' if len(free) > 1 else 'it'} in the cell")
         return ScriptOp(cwd, cell_op_name(cell, name), cell.encode("utf-8"), kind="cell")
 
     def _queue(self, args):

@@ -16,5 +16,10 @@ fi
 spec="."
 [ -n "${1:-}" ] && spec=".[$1]"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e "$spec" --config-settings editable_mode=compat 2>&1 | grep -v '^WARNING: Location' || true
-.venv/bin/python -c 'import guild_jupyter' 
+.venv/bin/python -c 'import guild_jupyter'
+# An editable install does not install the package's data files: put the server
+# extension's config file where a wheel install puts it, so `jupyter lab` from
+# this venv serves /guild (`jupyter server extension list` shows it enabled).
+mkdir -p .venv/etc/jupyter/jupyter_server_config.d
+cp jupyter-config/jupyter_server_config.d/guild_jupyter.json .venv/etc/jupyter/jupyter_server_config.d/
 .venv/bin/python -m compileall -q guild_jupyter >/dev/null  # PYTHONDONTWRITEBYTECODE may be set: precompile once

@@ -213,6 +213,13 @@ def test_cell_run_foreground_runs_the_body(shell, capsys):
     assert "loss: 0.1000" in capsys.readouterr().out
 
 
+def test_cell_with_imports_functions_and_globals_is_accepted(shell, guild_home):
+    body = ("import math\nfrom os import path\nlr = 0.1\ndef loss(x):\n    global seen\n    seen = True\n"
+            "    return math.sqrt(x) * lr\nclass M: pass\nprint(loss(4), M, path.sep, seen, __name__, len([1]))\n")
+    (run,) = guild(shell, "run --foreground", body)
+    assert run.status == "completed"
+
+
 def test_cell_op_names_are_stable_and_readable():
     body = "lr = 0.1\nprint(lr)\n"
     assert cell_op_name(body) == cell_op_name(body) == cell_op_name(body + "\n")
@@ -371,6 +378,9 @@ BAD_CELLS = [
     ("runs", CELL, "only '%%guild run' takes a cell"),
     ("run train.py --stage", CELL, "train.py"),  # a cell takes no script: train.py is no NAME=VALUE flag
     ("run --stage", "%time x = 1\n", "syntax error"),  # IPython syntax is not a script
+    # A name made in an earlier cell: refused before anything is written.
+    ("run --stage", "print(len(data))\n", "uses data, defined outside it: a run starts in a fresh process"),
+    ("run --dry-run", "lr = 0.1\ndef f():\n    return model(lr)\nf()\n", "uses model, defined outside it"),
 ]
 
 

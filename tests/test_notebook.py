@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import TRAIN_PY
+from conftest import cli, TRAIN_PY
 from guild_jupyter import api
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -83,20 +83,31 @@ def test_quickstart_executes_headless_and_fills_the_default_store(quickstart, tm
     assert log.count("Starting staged run") == 8
 
 
-def test_the_shipped_kernel_config_loads_the_magics(quickstart, tmp_path, guild_home, monkeypatch):
+def test_autoload_keeps_the_users_config_and_loads_the_magics(quickstart, tmp_path, guild_home, monkeypatch):
     ipython_dir = tmp_path / "ipython"
     profile = ipython_dir / "profile_default"
     profile.mkdir(parents=True)
-    shutil.copy(os.path.join(ROOT, "jupyter-config", "ipython", "ipython_kernel_config.json"), profile)
+    # The user's own config, with an extension of theirs: it must still load.
+    user_config = 'c.InteractiveShellApp.extensions = ["autoreload"]\n'
+    (profile / "ipython_kernel_config.py").write_text(user_config)
     monkeypatch.setenv("IPYTHONDIR", str(ipython_dir))
+    on = cli("autoload", "on", check=0)
+    assert "on:" in on.stdout and cli("autoload", "status", check=0).stdout.startswith("on:")
+    assert (profile / "ipython_kernel_config.py").read_text() == user_config
     project = tmp_path / "project"
     project.mkdir()
     (project / "train.py").write_text(TRAIN_PY)
 
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("%guild run train.py lr=[1,2] --stage")]  # no %load_ext
+    nb.cells = [nbformat.v4.new_code_cell("%guild run train.py lr=[1,2] --stage"),  # no %load_ext
+                nbformat.v4.new_code_cell("print(sorted(get_ipython().extension_manager.loaded))")]
     client = NotebookClient(nb, km=quickstart.kernel_manager(), timeout=60, kernel_name="python3",
                             resources={"metadata": {"path": str(project)}})
     client.execute()
     assert [o.output_type for o in nb.cells[0].outputs] == ["execute_result"]
+    loaded = nb.cells[1].outputs[0]["text"]
+    assert "IPython.extensions.autoreload" in loaded and "guild_jupyter" in loaded
+    off = cli("autoload", "off", check=0)
+    assert "removed" in off.stdout and not list((profile / "startup").iterdir())
+    assert (profile / "ipython_kernel_config.py").read_text() == user_config
     assert sorted(r.flags["lr"] for r in api.runs("staged", store=str(guild_home))) == [1, 2]

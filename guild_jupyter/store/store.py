@@ -19,11 +19,44 @@ from .run import (
 )
 
 
-def default_guild_home() -> str:
+def default_guild_home(cwd: str | None = None) -> str:
+    """The Guild home exactly as Guild 0.9 finds it: ``$GUILD_HOME``; else
+    ``.guild`` under an activated conda env or virtualenv (``$CONDA_PREFIX``
+    first, then ``$VIRTUAL_ENV``) when that directory exists; else the
+    nearest ``.guild`` directory from the working directory up to the user's
+    home; else ``~/.guild``."""
     env = os.environ.get("GUILD_HOME")
     if env:
         return os.path.abspath(os.path.expanduser(env))
-    return os.path.join(os.path.expanduser("~"), ".guild")
+    activated = os.environ.get("CONDA_PREFIX") or os.environ.get("VIRTUAL_ENV")
+    if activated:
+        candidate = os.path.realpath(os.path.join(activated, ".guild"))
+        if os.path.isdir(candidate):
+            return candidate
+    user_home = os.path.expanduser("~")
+    stop = os.path.realpath(user_home)
+    cur = os.path.abspath(cwd or os.getcwd())
+    while True:
+        candidate = os.path.join(cur, ".guild")
+        if os.path.isdir(candidate):
+            return candidate
+        parent = os.path.dirname(cur)
+        if os.path.realpath(cur) == stop or parent == cur:
+            break
+        cur = parent
+    return os.path.join(user_home, ".guild")
+
+
+def check_home(home: str) -> None:
+    """A home given explicitly must be a Guild home: not a ``runs``
+    directory, not a file, writable or creatable."""
+    if os.path.isfile(home):
+        raise StoreError(f"store {home} is a file, not a Guild home (a directory holding runs/)")
+    if os.path.basename(os.path.normpath(home)) == "runs" and not os.path.isdir(os.path.join(home, "runs")):
+        parent = os.path.dirname(os.path.normpath(home))
+        raise StoreError(f"store {home} is a runs/ directory: give its Guild home instead ({parent})")
+    if os.path.isdir(os.path.join(home, ".guild", "attrs")):
+        raise StoreError(f"store {home} is a run directory, not a Guild home")
 
 
 def format_flag_value(v) -> str:
@@ -145,7 +178,12 @@ class Store:
         return Run(d)
 
     def runs(self, status=None, op=None, label=None, limit=None, include_queues=True) -> list[Run]:
-        """Runs, newest first, filtered by status(es), op name and label text."""
+        """Runs, newest first, filtered by status(es), op name and label text.
+
+        Every file is untrusted: a run that cannot be read (its ``.guild`` a
+        symlink loop, unreadable or not a directory; an attr no reader can
+        decode) is listed as an error with a warning, never hidden, never a
+        traceback. A directory without ``.guild`` is not a run."""
         from .listcache import ListingCache
 
         statuses = _status_set(status)
@@ -154,11 +192,16 @@ class Store:
         prefix = self.runs_dir + "/"
         for run_id in self.run_ids():
             run = Run(prefix + run_id)
-            st = cache.prime(run)
-            if st is None and not os.path.isdir(run.guild_dir):
-                continue  # no .guild dir: not a run
-            if run.status in FINISHED:
-                cache.keep(run, st)
+            try:
+                st = cache.prime(run)
+                if st is None and not self._is_run(run):
+                    continue  # no .guild dir: not a run
+                if run.status in FINISHED:
+                    cache.keep(run, st)
+                # What filtering and sorting read, read now: neither may raise.
+                _ = (run.op_name, run.label, run.timestamp)
+            except Exception as e:  # e.g. YAML's ValueError for a date 2001-02-30
+                self._list_damaged(run, f"unreadable files ({type(e).__name__}: {e})")
             if statuses is not None and run.status not in statuses:
                 continue
             if op is not None and op not in run.op_name:
@@ -173,6 +216,42 @@ class Store:
         if limit is not None:
             out = out[:limit]
         return out
+
+    @classmethod
+    def _is_run(cls, run: Run) -> bool:
+        """Whether ``runs/<id>``, whose ``.guild`` (or ``.guild/attrs``) cannot
+        be stat'ed, is a run: not without ``.guild`` or when it is no
+        directory itself; a damaged one is, listed with a warning."""
+        import stat as stat_
+
+        try:
+            mode = os.stat(run.guild_dir).st_mode
+        except NotADirectoryError:  # runs/<id> is a file
+            return False
+        except FileNotFoundError:
+            if not os.path.islink(run.guild_dir):
+                return False
+            cls._list_damaged(run, ".guild is a dangling symlink")
+            return True
+        except OSError as e:  # ELOOP, EACCES, EIO...
+            cls._list_damaged(run, f".guild: {e.strerror or e}")
+            return True
+        if not stat_.S_ISDIR(mode):
+            cls._list_damaged(run, ".guild is not a directory")
+        return True  # a directory without attrs/ lists with what it has
+
+    @staticmethod
+    def _list_damaged(run: Run, why: str) -> None:
+        """Marks ``run`` as an error with a warning; what it could not read
+        lists as empty, so that filters and the sort key cannot raise."""
+        from .run import ERROR
+
+        run.warnings.append(f"run {run.id[:8]}: cannot read the run: {why}")
+        cache = run._cache
+        cache.setdefault("status", ERROR)
+        cache.setdefault("_opref", ("", "", "", "", ""))
+        for name in ("started", "initialized", "label", "run_params", "exit_status"):
+            cache.setdefault(name, None)
 
     def staged_runs(self) -> list[Run]:
         """Staged runs, oldest first (the order queues start them)."""
