@@ -143,6 +143,7 @@ def run(
     trials = plan_trials(op, assignments, flags, max_trials, random_seed)
     if dry_run:
         return [dict(op.defaults, **t) for t in trials]
+    _warn_flags_shadowing_scalars(op)
     st = resolve_store(store)
     st.ensure_writable()
     specs = [op.spec(t, gpus=gpus, label=label) for t in trials]
@@ -158,6 +159,26 @@ def run(
     else:
         batch.start_in_background(st, created)
     return RunList(r.refresh() for r in created)
+
+
+def _warn_flags_shadowing_scalars(op: ScriptOp) -> None:
+    """A flag named like a scalar the script prints (``loss = 2.0`` and
+    ``print(f"loss: ...")``) hides that scalar, as in Guild: say so."""
+    import warnings
+
+    from .errors import GuildJupyterWarning
+    from .execution.source_checks import printed_scalar_names
+
+    try:
+        printed = printed_scalar_names(op.source.decode("utf-8"))
+    except UnicodeDecodeError:
+        return
+    shadowed = sorted((set(op.defaults) & printed) - {"step"})
+    if shadowed:
+        names = ", ".join(shadowed)
+        warnings.warn(f"{op.name}: flag{'s' if len(shadowed) > 1 else ''} {names} also name{'' if len(shadowed) > 1 else 's'} "
+                      f"scalar output ({shadowed[0]}: ...); like Guild, such lines are not recorded as scalars: "
+                      f"rename the variable to keep them", GuildJupyterWarning, stacklevel=3)
 
 
 def follow_output(run: Run, stream, done, interval: float = 0.02) -> None:

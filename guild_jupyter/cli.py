@@ -105,7 +105,14 @@ def _autoload(args) -> int:
     return 0
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"guild-jupyter: warning: {message}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
+    import warnings
+
+    warnings.showwarning = _show_warning
     parser = build_parser()
     try:
         args = parse_args(parser, argv)

@@ -31,8 +31,16 @@ class CompareTable:
     def __len__(self):
         return len(self.rows)
 
+    def _headers(self) -> tuple[list[str], list[str]]:
+        """Column names; a name that is a flag of some runs and a scalar of
+        others gets two columns that say which is which."""
+        both = set(self.flag_names) & set(self.scalar_names)
+        return ([f"{k} (flag)" if k in both else k for k in self.flag_names],
+                [f"{k} (scalar)" if k in both else k for k in self.scalar_names])
+
     def table(self) -> tuple[list[str], list[list[str]]]:
-        head = ["run", "op", "status"] + self.flag_names + self.scalar_names
+        flag_heads, scalar_heads = self._headers()
+        head = ["run", "op", "status"] + flag_heads + scalar_heads
         body = []
         for row in self.rows:
             body.append(
@@ -66,6 +74,10 @@ class CompareTable:
     def to_dataframe(self):
         import pandas as pd
 
+        flag_heads, scalar_heads = self._headers()
         return pd.DataFrame(
-            [{"run": r["id"], "op": r["op"], "status": r["status"], **r["flags"], **r["scalars"]} for r in self.rows]
+            [{"run": r["id"], "op": r["op"], "status": r["status"],
+              **{h: r["flags"][k] for h, k in zip(flag_heads, self.flag_names) if k in r["flags"]},
+              **{h: r["scalars"][k] for h, k in zip(scalar_heads, self.scalar_names) if k in r["scalars"]}}
+             for r in self.rows]
         )

@@ -55,6 +55,13 @@ class StoreError(GuildJupyterError):
     http_status = 500
 
 
+class StoreNotWritable(StoreError):
+    """The store's disk refuses writes: read-only, permission denied, full
+    or over quota. HTTP 507 (Insufficient Storage), as WebDAV answers it."""
+
+    http_status = 507
+
+
 class LockTimeout(StoreError):
     def __init__(self, lock_file: str, timeout: float):
         super().__init__(
@@ -68,3 +75,8 @@ class RunStartError(GuildJupyterError):
     """A run could not be started."""
 
     http_status = 500
+
+
+class GuildJupyterWarning(UserWarning):
+    """Something the user should know that does not stop the operation
+    (e.g. a flag named like a scalar the script prints)."""

@@ -354,7 +354,7 @@ class GuildMagics(Magics):
             raise UsageError("%%guild run: the cell is empty: there is nothing to run")
         if not cell.endswith("\n"):
             cell += "\n"
-        from .execution.freenames import free_names
+        from .execution.source_checks import free_names
 
         free = free_names(cell)
         if free:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import pytest
 
 from conftest import GUILD, cli
+from guild_jupyter import api
 
 HOME_OF = "from guild_jupyter.store.store import default_guild_home; print(default_guild_home())"
 
@@ -114,3 +116,26 @@ def test_autoload_never_replaces_a_file_it_did_not_write(tmp_path, monkeypatch):
         assert "not written by guild_jupyter" in p.stderr and p.stderr.count("\n") == 1
     assert theirs.read_text() == "print('mine')\n"
     assert cli("autoload", "status", check=0).stdout.startswith("off:")
+
+
+def test_a_flag_named_like_a_printed_scalar_is_warned_about(project, tmp_path):
+    (project / "shadow.py").write_text('loss = 2.0\nprint(f"loss: {loss / 2}")\nprint("acc: 0.5")\n')
+    p = cli("run", project / "shadow.py", "--stage", check=0)
+    assert p.stderr.count("\n") == 1 and "flag loss also names scalar output" in p.stderr
+    quiet = cli("run", project / "train.py", "--stage", check=0)
+    assert quiet.stderr == ""
+    import warnings
+
+    from guild_jupyter.errors import GuildJupyterWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        (r,) = api.run(str(project / "shadow.py"), foreground=True, stream=io.StringIO())
+    assert [w.category for w in caught] == [GuildJupyterWarning]
+    # As in Guild, the flag's lines are not scalars; compare never shows two
+    # columns of one name: the flag and the scalar say which is which.
+    (project / "other.py").write_text('lr = 0.1\nprint(f"loss: {lr}")\n')
+    (o,) = api.run(str(project / "other.py"), foreground=True, stream=io.StringIO())
+    head, _ = api.compare(r.id, o.id).table()
+    assert "loss (flag)" in head and "loss (scalar)" in head and "loss" not in head
+    assert "acc" in head

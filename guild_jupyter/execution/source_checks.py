@@ -1,5 +1,7 @@
-"""Names a script uses but never defines.
+"""What a script's source says before it runs: names it uses but never
+defines, and the scalar names it prints.
 
+Free names. 
 A ``%%guild run`` cell becomes a script that runs in a fresh process, so a
 name it takes from the notebook (``print(len(data))`` with ``data`` made in
 an earlier cell) would be a ``NameError`` minutes later, in the run. The
@@ -11,7 +13,10 @@ globals; those the module never binds (assignment, import, def, class,
 from __future__ import annotations
 
 import builtins
+import io
+import re
 import symtable
+import tokenize
 
 MODULE_NAMES = {"__name__", "__file__", "__doc__", "__spec__", "__loader__", "__package__",
                 "__builtins__", "__annotations__", "__cached__", "__path__"}
@@ -47,3 +52,29 @@ def _walk(table, top, bound: set, used: set) -> None:
                 used.add(name)
     for child in table.get_children():
         _walk(child, top, bound, used)
+
+
+# ``print(f"loss: {x}")``, ``print("acc:", acc)``: a string that starts with
+# ``name:`` is the start of an output scalar line.
+_SCALAR_START = re.compile(r"^([A-Za-z_][A-Za-z0-9_./-]*):(\s|$|\{)")
+_PREFIX = re.compile(r"^[rRbBuUfF]{0,2}")
+
+
+def printed_scalar_names(source: str) -> set[str]:
+    """Names of the ``name: value`` lines a script appears to print (string
+    literals that start with ``name:``); a guess from the source, used only
+    to warn."""
+    names = set()
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return names
+    for tok in tokens:
+        if tok.type != tokenize.STRING:
+            continue
+        body = _PREFIX.sub("", tok.string)
+        quote = body[:3] if body[:3] in ('"""', "'''") else body[:1]
+        m = _SCALAR_START.match(body[len(quote):len(body) - len(quote)])
+        if m:
+            names.add(m.group(1))
+    return names
