@@ -148,7 +148,7 @@ def run(
     st.ensure_writable()
     specs = [op.spec(t, gpus=gpus, label=label) for t in trials]
     if stage:
-        return RunList(transitions.create(st, specs, staged=True))
+        return _with_listing_indices(st, transitions.create(st, specs, staged=True))
     # Claimed by this process until started, so no queue takes them.
     created = transitions.create(st, specs, staged=False)
     if foreground:
@@ -159,6 +159,14 @@ def run(
     else:
         batch.start_in_background(st, created)
     return RunList(r.refresh() for r in created)
+
+
+def _with_listing_indices(st: Store, runs: list[Run]) -> RunList:
+    """The runs newest first, numbered as ``runs`` (the full listing) numbers
+    them, so an index means the same run in every listing."""
+    wanted = {r.id for r in runs}
+    places = [(i, r) for i, r in enumerate(st.runs(), 1) if r.id in wanted]
+    return RunList([r for _, r in places], indices=[i for i, _ in places])
 
 
 def _warn_flags_shadowing_scalars(op: ScriptOp) -> None:
@@ -211,13 +219,16 @@ def runs(
 
 
 def _resolve_all(st: Store, refs, listing=None) -> list[Run]:
+    """Runs by id, id prefix, listing index or index range (Guild's rules),
+    each once, in the order named."""
     if isinstance(refs, (str, Run)):
         refs = [refs]
-    out = []
+    out, seen = [], set()
     for ref in refs:
-        r = ref if isinstance(ref, Run) else st.resolve(ref, listing)
-        if r.id not in {x.id for x in out}:
-            out.append(r)
+        for r in ([ref] if isinstance(ref, Run) else st.select([ref], listing)):
+            if r.id not in seen:
+                seen.add(r.id)
+                out.append(r)
     return out
 
 

@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("-n", type=int, metavar="N", dest="limit")
     ls.add_argument("--op", metavar="NAME")
     ls.add_argument("--label", metavar="TEXT")
+    ls.add_argument("--json", action="store_true", help="JSON: the fields of `guild runs --json`, and ours")
 
     s = verb("stop", "stop running runs (staged ones are unstaged)")
     s.add_argument("runs", nargs="*", default=[], metavar="RUN")
@@ -105,6 +106,12 @@ def _autoload(args) -> int:
     return 0
 
 
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value, indent=2, default=str)
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"guild-jupyter: warning: {message}", file=sys.stderr)
 
@@ -139,7 +146,7 @@ def _dispatch(args) -> int | None:
     if args.verb == "runs":
         statuses = [s for s in STATUS_FLAGS if getattr(args, s)] or None
         rl = api.runs(statuses, op=args.op, label=args.label, limit=args.limit, store=store)
-        print(rl)
+        print(_json(rl.to_json()) if args.json else rl)
         return 0
     if args.verb == "stop":
         stopped = api.stop(*args.runs, all=args.all, queues=args.queues, wait=not args.no_wait, store=store)
@@ -178,8 +185,11 @@ def _run(args) -> int:
         for i, t in enumerate(result, 1):
             print(f"trial {i}: {flags_text(t)}")
         return 0
-    for r in result:
-        print(r.id if not args.stage else f"{r.id}  staged  {r.label}")
+    if args.stage:
+        print(result)  # numbered as `runs` numbers them
+    else:
+        for r in result:
+            print(r.id)
     return 0
 
 

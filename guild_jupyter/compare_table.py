@@ -71,6 +71,10 @@ class CompareTable:
         trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
         return f"<table class='guild-compare'><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
 
+    def to_json(self) -> list[dict]:
+        return [{"id": r["id"], "op": r["op"], "status": r["status"], "flags": r["flags"], "scalars": r["scalars"]}
+                for r in self.rows]
+
     def to_dataframe(self):
         import pandas as pd
 

@@ -244,8 +244,8 @@ class RunListing(RunList):
     shows the newest 20: a notebook cell never holds a 10,000-row table, while
     indices, iteration and ``to_dataframe()`` still cover every run."""
 
-    def __init__(self, runs=(), shown: int | None = DEFAULT_SHOWN):
-        super().__init__(runs)
+    def __init__(self, runs=(), shown: int | None = DEFAULT_SHOWN, indices=None):
+        super().__init__(runs, indices)
         self.shown = shown
 
     def _hidden(self) -> int:
@@ -344,7 +344,10 @@ class GuildMagics(Magics):
                 print(f"interrupted: stopped {sum(r.status == 'terminated' for r in e.runs)} run(s)",
                       file=sys.stderr)
                 return RunListing(e.runs)
-        return RunListing(api.run(script, *args.flags, stage=args.stage, **options))
+        result = api.run(script, *args.flags, stage=args.stage, **options)
+        if args.stage:  # the indices shown are the full listing's: make them this kernel's too
+            self._listings[_home(args.store)] = api.runs(store=args.store)
+        return RunListing(result, indices=result.indices)
 
     @staticmethod
     def _cell_op(cell: str, name, cwd):
@@ -422,21 +425,22 @@ class GuildMagics(Magics):
     # -- run references ---------------------------------------------------------------------------
 
     def _refs(self, refs, store) -> list[str]:
-        """Indices into the latest listing become full ids, checked to still
-        exist; ids and prefixes go to the API as they are. Without a listing
-        in this kernel an index means the current full listing (the API's
-        default)."""
+        """Indices and ranges into the latest listing become full ids, checked
+        to still exist; ids, prefixes and numbers outside the listing go to
+        the API as they are (Guild reads those as id prefixes). Without a
+        listing in this kernel an index means the current full listing (the
+        API's default)."""
+        from .store.store import parse_index_range
+
         listing = self._listings.get(_home(store))
         out = []
         for ref in refs:
-            if listing is not None and ref.isdigit() and len(ref) <= 5:
-                i = int(ref)
-                if not 1 <= i <= len(listing):
-                    raise UsageError(f"no run at index {i} (the latest %guild runs listing has {len(listing)})")
-                run = listing[i - 1]
-                if not os.path.isdir(run.dir):
-                    raise UsageError(f"run {run.id[:8]} (index {i} of the latest listing) no longer exists")
-                out.append(run.id)
+            span = parse_index_range(ref) if listing is not None else None
+            if span is not None and span[0] >= 0 and (span[1] is None or span[1] <= len(listing)):
+                for i, run in enumerate(listing[span[0]:span[1]], span[0] + 1):
+                    if not os.path.isdir(run.dir):
+                        raise UsageError(f"run {run.id[:8]} (index {i} of the latest listing) no longer exists")
+                    out.append(run.id)
             else:
                 out.append(ref)
         return out

@@ -58,6 +58,16 @@ class ScriptOp:
     def check_flags(self, given: dict) -> None:
         flaglib.check_flags(self.flags_info, given, self.name)
 
+    def coerce_flags(self, trials: list) -> list:
+        """Each trial's flag values converted to the flags' types as Guild
+        converts them (``lr=1`` -> 1.0 for an argparse float, ``name=1`` ->
+        "1" for a string default); raises ``FlagError`` at the first value
+        Guild refuses, before anything is written."""
+        types = flaglib.flag_types(self.flags_info)
+        if not any(types.values()):
+            return trials
+        return [flaglib.coerce_flag_values(self.flags_info, t, types) for t in trials]
+
     def sources(self) -> dict:
         """The source snapshot: the script, plus the project's Python modules
         and packages so the script can import them (bounded in count and size)."""

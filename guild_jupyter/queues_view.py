@@ -11,7 +11,7 @@ from .store.run import PENDING, RUNNING, Run
 @dataclasses.dataclass
 class QueueInfo:
     id: str
-    host: str  # thread | detached | guild
+    host: str  # thread | detached | server | cli (ours, see engine.hosts) | guild
     pid: int | None
     gpus: str | None
     wait_for_running: bool
@@ -34,6 +34,8 @@ def _host_of(run: Run) -> str:
 
 
 def list_queues(store, thread_queues=(), include_finished: bool = False) -> "QueueList":
+    """Every queue run in ``store``; ``thread_queues``: the ``QueueHost``
+    handles of this process, which know the run they wait for first-hand."""
     mine = {q.id: q for q in thread_queues}
     runs = store.runs()
     queue_runs = [r for r in runs if r.is_queue]
@@ -76,6 +78,11 @@ def list_queues(store, thread_queues=(), include_finished: bool = False) -> "Que
 
 
 class QueueList(list):
+    def to_json(self) -> list[dict]:
+        return [{"id": q.id, "host": q.host, "pid": q.pid, "gpus": q.gpus, "wait_for_running": q.wait_for_running,
+                 "run_once": q.run_once, "state": q.state, "current": q.current, "this_process": q.this_process}
+                for q in self]
+
     def rows(self):
         for q in self:
             host = q.host + (" (this kernel)" if q.this_process else "")

@@ -19,12 +19,20 @@ def flags_text(flags: dict) -> str:
 
 
 class RunList(list):
-    """A list of ``Run`` objects, newest first, with its listing indices."""
+    """A list of ``Run`` objects, newest first, with its listing indices:
+    1, 2, ... by default, or the ones given (the runs' places in the full
+    listing, e.g. for trials just staged)."""
 
     columns = ("#", "id", "op", "started", "status", "gpus", "label")
 
+    def __init__(self, runs=(), indices=None):
+        super().__init__(runs)
+        self.indices = list(indices) if indices is not None else None
+
     def rows(self):
-        for i, r in enumerate(self, 1):
+        numbers = self.indices if self.indices is not None and len(self.indices) == len(self) else None
+        for n, r in enumerate(self):
+            i = numbers[n] if numbers else n + 1
             yield (
                 str(i),
                 r.id[:8],
@@ -64,6 +72,12 @@ class RunList(list):
         warn = "".join(f"<p>warning: {html.escape(w)}</p>" for w in self.warnings)
         return f"<table class='guild-runs'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{warn}"
 
+    def to_json(self) -> list[dict]:
+        """One dict per run: the fields ``guild runs --json`` gives, then ours
+        (``index`` as numbered here, ``op``, ``flags``, ``gpus``, ``warnings``)."""
+        numbers = [int(row[0]) for row in RunList.rows(self)]
+        return [run_json(r, i) for r, i in zip(self, numbers)]
+
     def to_dataframe(self):
         import pandas as pd
 
@@ -77,3 +91,20 @@ class RunList(list):
                 for r in self
             ]
         )
+
+
+def run_json(r: Run, index: int | None = None) -> dict:
+    from .store import attrs as attrlib
+
+    try:
+        opref = attrlib.read_text(r.path("opref")).strip()
+    except (OSError, ValueError):
+        opref = None
+    out = {
+        "id": r.id, "run_dir": r.dir, "opref": opref, "exit_status": r.exit_status,
+        "cmd": r.get("cmd"), "comments": r.get("comments"), "marked": r.get("marked"),
+        "label": r.get("label"), "started": r.started, "status": r.status, "stopped": r.stopped,
+        "tags": r.get("tags"),
+    }
+    out.update({"index": index, "op": r.op_name, "flags": r.flags, "gpus": r.gpus, "warnings": list(r.warnings)})
+    return out

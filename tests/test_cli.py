@@ -134,8 +134,9 @@ def test_dry_run_and_status_filters(project, guild_home):
     p = cli("run", "train.py", "lr=[0.1,0.2]", "epochs=range[1:3]", "--dry-run", cwd=project, check=0)
     assert p.stdout.splitlines()[0].startswith("trial 1: lr=0.1 epochs=1 ") and len(p.stdout.splitlines()) == 6
     assert run_dirs(guild_home) == set()
-    staged = [ln.split()[0] for ln in cli("run", "train.py", "lr=[0.1,0.2]", "--stage", cwd=project, check=0).stdout.splitlines()]
-    assert len(staged) == 2
+    out = cli("run", "train.py", "lr=[0.1,0.2]", "--stage", cwd=project, check=0).stdout.splitlines()
+    staged = [ln.split()[0].strip("[]").split(":")[1] for ln in out]
+    assert len(staged) == 2 and [ln[:3] for ln in out] == ["[1:", "[2:"]
     listing = cli("runs", "--staged", check=0).stdout
     assert all(i[:8] in listing for i in staged) and "staged" in listing
     assert cli("runs", "--running", check=0).stdout.strip() == "no runs"

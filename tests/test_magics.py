@@ -282,7 +282,15 @@ def test_a_long_listing_shows_20_rows_and_indexes_every_run(shell, guild_home):
     everything = guild(shell, "runs --all")
     assert everything._repr_html_().count("<tr>") == 26 and "more" not in str(everything)
     (last,) = guild(shell, "unstage 25")
-    assert last.id == listing[24].id == staged[0].id  # the oldest
+    assert last.id == listing[24].id == staged[-1].id  # the oldest
+    # Staged trials are shown newest first, numbered as the listing numbers them.
+    assert [r.id for r in staged] == [r.id for r in listing]
+    assert [row[0] for row in staged.rows()][:3] == ["1", "2", "3"]
+    more = guild(shell, "run train.py lr=[7,8] --stage")
+    assert [row[0] for row in more.rows()] == ["1", "2"]
+    (unstaged,) = guild(shell, "unstage 2")  # "2" is what the cell above showed as 2
+    assert unstaged.id == more[1].id and unstaged.flags["lr"] == 7
+    assert [r.id for r in guild(shell, "stop 3:4")] == [listing[0].id, listing[1].id]
 
 
 def test_stop_a_running_run(shell, guild_home):

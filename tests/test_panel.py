@@ -84,7 +84,7 @@ def _every_status(scripts, store):
     runs = {
         "staged": _stage(scripts, "secs=1", store=store),
         "staged_gpu2": _stage(scripts, "secs=1", gpus="2", store=store),
-        "pending": api.run(str(scripts / "sleep.py"), "secs=1", store=store, _pending=True)[0],
+        "pending": _claimed(_stage(scripts, "secs=1", store=store), store),
         "running": _start(scripts, store=store),
         "completed": _finish(scripts, "sleep.py", "secs=0", store=store),
         "error": _finish(scripts, "fail.py", store=store),
@@ -92,6 +92,14 @@ def _every_status(scripts, store):
     }
     api.unstage(runs["terminated"].id, store=store)
     return runs
+
+
+def _claimed(run, store):
+    """A pending run: claimed by this (live) process, as a queue claims one."""
+    from guild_jupyter.store import transitions
+
+    transitions.claim(api.resolve_store(store), run, transitions.Claim.by_this_process())
+    return run.refresh()
 
 
 def _rows(p: Panel, group: str) -> list[dict]:

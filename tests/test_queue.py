@@ -12,6 +12,8 @@ import pytest
 
 from conftest import cli, guild, run_dirs, wait_for
 from guild_jupyter import api
+from guild_jupyter.procs import Identity
+from guild_jupyter.store import transitions
 
 
 def _stage(project, *assignments, gpus=None, n=1):
@@ -116,15 +118,14 @@ def test_kill_9_queue_recovery(project, guild_home, tmp_path):
         q1 = api.queue(background=True)
         wait_for(lambda: a.refresh().status == "running", message="queue 1 starts run a")
         q1_pid = q1.run.lock_pid()
-        # Queue 1 dies right after claiming b (pending) and before starting it.
-        with api.resolve_store(None).lock():
-            import json
-            import psutil
-
-            info = {"pid": q1_pid, "start": psutil.Process(q1_pid).create_time()}
-            with open(b.path("PENDING"), "w") as f:
-                json.dump(info, f)
+        # Queue 1 dies right after claiming b (pending) and before starting it:
+        # the claim it would have written, in its format.
+        st = api.resolve_store(None)
+        with st.lock():
+            transitions.claim(st, b, transitions.Claim(Identity.of(q1_pid), q1.id))
         assert b.refresh().status == "pending"
+        claim = transitions.read_claim(b)
+        assert claim.owner.pid == q1_pid and claim.queue_id == q1.id
         os.kill(q1_pid, signal.SIGKILL)
         wait_for(lambda: q1.run.refresh().status != "running", message="dead queue noticed")
         assert q1.run.status == "error"

@@ -77,12 +77,13 @@ def test_runs_endpoints(server):
                               {"script": "train.py", "assignments": ["lr=[0.1,0.2,0.3]"], "stage": True, "label": "api"})
     assert st == 201 and [r["status"] for r in body["runs"]] == ["staged"] * 3
     ids = [r["id"] for r in body["runs"]]
+    assert [r["flags"]["lr"] for r in body["runs"]] == [0.3, 0.2, 0.1]  # newest first, as every listing
     st, listing = server.request("/guild/api/runs?status=staged&label=api")
     assert st == 200 and listing["total"] == 3 and {r["id"] for r in listing["runs"]} == set(ids)
     st, page = server.request("/guild/api/runs?status=staged&label=api&limit=1&offset=1")
     assert page["total"] == 3 and [r["id"] for r in page["runs"]] == [listing["runs"][1]["id"]]
     st, one = server.request(f"/guild/api/runs/{ids[0][:8]}")
-    assert st == 200 and one["id"] == ids[0] and one["flags"]["lr"] == 0.1 and one["status"] == "staged"
+    assert st == 200 and one["id"] == ids[0] and one["flags"]["lr"] == 0.3 and one["status"] == "staged"
     st, err = server.request(f"/guild/api/runs/{ids[0]}/output")
     assert st == 409 and "staged" in err["error"]
     st, gone = server.request(f"/guild/api/runs/{ids[0]}", "DELETE")

@@ -18,6 +18,7 @@ import os
 import signal
 import time
 
+from ..errors import WrongState
 from ..store import transitions
 from ..store.run import LOCK, PENDING, RUNNING, STAGED, Run
 
@@ -56,7 +57,7 @@ def begin_stop(store, run: Run, reason: str | None = None) -> bool:
         try:
             transitions.unstage(store, run)
             return True
-        except Exception:  # noqa: BLE001 - claimed meanwhile: treat as pending/running below
+        except WrongState:  # claimed meanwhile: stop it as pending or running below
             status = run.refresh().status
     if status == PENDING:
         if transitions.cancel_pending(store, run, reason):

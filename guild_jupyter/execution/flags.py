@@ -28,7 +28,8 @@ from __future__ import annotations
 from ..errors import FlagError, ScriptError
 from . import runscript as _engine
 
-__all__ = ["ScriptFlags", "inspect_script", "check_flags", "encode_args", "rewrite_globals"]
+__all__ = ["ScriptFlags", "inspect_script", "check_flags", "flag_types", "coerce_flag_values", "encode_args",
+           "rewrite_globals"]
 
 
 class ScriptFlags:
@@ -91,6 +92,129 @@ def check_flags(script_flags: ScriptFlags, given, script: str = "the script") ->
     for name, value in given.items():
         if not _is_passable(value):
             raise FlagError(f"flag {name!r}: a {type(value).__name__} value cannot be given to a script")
+
+
+# Guild 0.9's flag types. A ``globals`` flag's type follows its default
+# (guild/plugins/flags_import_util.py: str -> string, bool -> boolean, int or
+# float -> number, anything else none); an ``args`` flag's follows its
+# argparse ``type`` (import_argparse_flags_main.py: str, float, int, bool),
+# with no type when there is none, whatever the default. Switches
+# (store_true/store_false/BooleanOptionalAction) only take yes or no.
+_ARG_TYPES = {"str": "string", "float": "float", "int": "int", "bool": "boolean"}
+_SWITCHES = ("store_true", "store_false", "boolean_optional")
+_EXPECTED = {"number": "a number", "int": "an integer", "float": "a float", "string": "a string",
+             "boolean": "yes or no", "switch": "yes or no"}
+
+
+def flag_types(script_flags: ScriptFlags) -> dict:
+    """Flag name -> the type Guild 0.9 gives it (``number``, ``int``,
+    ``float``, ``string``, ``boolean``; ``switch`` for an argparse switch)
+    or None (any value)."""
+    out = {}
+    if script_flags.style == "args":
+        for name, opt in script_flags.options.items():
+            opt = opt if isinstance(opt, dict) else {}
+            if opt.get("action") in _SWITCHES:
+                out[name] = "switch"
+            else:
+                out[name] = _ARG_TYPES.get(opt.get("type"))
+        return out
+    for name, default in script_flags.defaults.items():
+        if isinstance(default, str):
+            out[name] = "string"
+        elif isinstance(default, bool):
+            out[name] = "boolean"
+        elif isinstance(default, (int, float)):
+            out[name] = "number"
+        else:
+            out[name] = None
+    return out
+
+
+def coerce_flag_values(script_flags: ScriptFlags, flags: dict, types: dict | None = None) -> dict:
+    """``flags`` with each value converted to its flag's type as Guild 0.9
+    converts it (``op_util.coerce_flag_value``): ``lr=1`` stays 1 for a
+    number, becomes 1.0 for an argparse float; ``name=1`` becomes "1" for a
+    string default; a boolean takes any value's truth. A value Guild refuses
+    (``lr=abc`` for a number, ``epochs=1.5`` for an argparse int) raises
+    ``FlagError`` naming the flag, the value and the expected type. None
+    (the script's default) is always accepted; a list is checked item by
+    item. ``types``: ``flag_types(script_flags)``, when already known."""
+    types = flag_types(script_flags) if types is None else types
+    out = {}
+    for name, value in flags.items():
+        kind = types.get(name)
+        if kind is None or value is None:
+            out[name] = value
+            continue
+        try:
+            if isinstance(value, list):
+                out[name] = [_coerce(x, kind) for x in value]
+            else:
+                out[name] = _coerce(value, kind)
+        except (ValueError, TypeError, OverflowError):
+            raise FlagError(f"invalid value {_show(value)} for flag {name!r}: expected {_EXPECTED[kind]}") from None
+    return out
+
+
+def _coerce(v, kind):
+    if v is None:
+        return v
+    if kind == "switch":
+        # Guild's choices [yes, no]: any false value, or one equal to True/False.
+        if not v or v == True or v == False:  # noqa: E712 - 1 == True counts, as in Guild
+            return v
+        raise ValueError(v)
+    if kind == "string":
+        return str(v)
+    if kind == "boolean":
+        return bool(v)
+    if isinstance(v, (dict, list, tuple)):
+        raise TypeError(v)
+    if kind == "number":
+        if isinstance(v, (int, float)):
+            return v
+        return _parse_number(v, int_first=True)
+    if kind == "int":
+        if isinstance(v, float):
+            raise ValueError(v)
+        if isinstance(v, int):
+            return int(v)
+        n = _parse_number(v, int_first=True)
+        if isinstance(n, float):
+            raise ValueError(v)
+        return n
+    # float
+    if isinstance(v, (int, float)):
+        return float(v)
+    return float(_parse_number(v, int_first=False))
+
+
+def _parse_number(text: str, int_first: bool):
+    """A number from text as Guild reads it: Python's int or float (``1e-3``,
+    ``1_000``, ``inf``, ``nan``), or YAML's hex, octal and binary ints."""
+    s = str(text).strip()
+    if int_first:
+        try:
+            return int(s)
+        except ValueError:
+            pass
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    if s and s[0] in "+-":
+        sign, digits = s[0], s[1:]
+    else:
+        sign, digits = "", s
+    if digits[:2].lower() in ("0x", "0o", "0b"):
+        return int(sign + digits, 0)
+    raise ValueError(text)
+
+
+def _show(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _is_passable(v) -> bool:

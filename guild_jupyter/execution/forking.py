@@ -97,7 +97,13 @@ def redirect_std(stdin=os.devnull, out_fd: int | None = None) -> None:
 
 
 def default_signals() -> None:
-    """Signal dispositions of a fresh Python process."""
+    """Signal dispositions of a fresh Python process (no wake-up fd: the
+    parent's would be a descriptor the child closes or reuses)."""
+    try:
+        signal.set_wakeup_fd(-1)
+    except ValueError:  # not the main thread
+        pass
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)

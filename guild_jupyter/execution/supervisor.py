@@ -7,29 +7,64 @@ in its own process group, tees its output into ``.guild/output`` as it comes,
 records output scalars, and always records ``exit_status`` and ``stopped``.
 Because it is detached from whoever launched it, killing a kernel, a queue or
 the CLI never loses a run's outcome.
+
+The run's processes. The supervisor is a child subreaper, so a process the
+script starts in a session of its own (``setsid``, ``start_new_session``)
+stays in its process tree when its parent exits. About once a second it
+records the run's processes (pid + start time) when they changed, so that if
+the supervisor itself is killed outright, whoever looks next can end them
+(:func:`transitions.settle_dead`). However the run ends, no process of it
+survives: on a stop (SIGTERM, SIGINT, SIGHUP) the script's process group and
+every descendant get SIGTERM, and SIGKILL after the grace period
+(``GUILD_JUPYTER_STOP_GRACE``, 10 s); when the script's main process exits,
+what it left running gets SIGTERM and SIGKILL a second later. Orphans that
+end up as its children are reaped as they exit.
+
+One thread, one loop: ``poll`` on the output pipe and on a self-pipe that
+signals (SIGCHLD, the stop signals) write to. Output is written to the
+output file as it comes, whatever its shape, and scanned for scalars in
+time linear in its size. Once the main process has exited and its tree is
+gone, what is left in the pipe is drained with a bounded wait: a pipe kept
+open by a process outside the tree never holds the run up. A write error on
+the output file (a full disk) drops the output from then on, but the pipe
+keeps being drained, and the outcome is still recorded (in space reserved at
+start).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import select
 import signal
 import subprocess
 import sys
-import threading
+import time
 
 from . import forking
+from .. import procs
 from ..procs import Identity
 from ..store import transitions
 from ..store.run import Run
 from ..store.store import Store
 
 STOP_GRACE = float(os.environ.get("GUILD_JUPYTER_STOP_GRACE", "10"))
+LEFTOVER_GRACE = 1.0  # the main process exited: its leftovers get SIGKILL after this
+WALK_INTERVAL = 1.0  # how often the run's processes are looked up and recorded
+FIRST_WALK = 0.3
+DRAIN_IDLE = 0.25  # the tree is gone: stop waiting for more output after this idle time ...
+DRAIN_MAX = 2.0  # ... or this long in all
+READ_SIZE = 1 << 20
+PIPE_SIZE = 1 << 20
+BATCH_PAUSE = 0.002  # after a read, let output gather in the pipe (fewer wake-ups of the script)
+F_SETPIPE_SZ = 1031
 
 
-def own_start_time() -> float:
-    from ..procs import own_start_time as start
-
-    return start()
+def _grace() -> float:
+    try:
+        return max(0.0, float(os.environ.get("GUILD_JUPYTER_STOP_GRACE", "10")))
+    except ValueError:
+        return STOP_GRACE
 
 
 class Supervisor:
@@ -38,46 +73,37 @@ class Supervisor:
         self.home = os.path.dirname(os.path.dirname(run_dir))
         self.echo = echo
         self.ready_fd = ready_fd
-        self.proc: subprocess.Popen | None = None
+        self.grace = _grace()
+        self.holder: Identity | None = None
+        self.proc = None  # forking.ForkedProcess or subprocess.Popen
+        self.main_ident: Identity | None = None
+        self.main_status: int | None = None
         self.stop_requested = False
-        self._kill_timer: threading.Timer | None = None
+        self._stop_handled = False
+        self._kill_at: float | None = None
+        self._known: dict[int, Identity] = {}  # every process of the run seen, by pid
+        self._recorded: frozenset = frozenset()
+        self._pipe: int | None = None
+        self._out: int | None = None
+        self.output_error: str | None = None
+        self.scalars = None
+        self._wake_r = self._wake_w = None
 
     # -- lifecycle ------------------------------------------------------------
 
     def main(self) -> int:
+        self._install_signals()  # first: a stop while starting is not lost
         try:
             self._acquire()
         except Exception as e:  # nothing started: tell the launcher why
             self._ready(f"error: {e}")
             return 1
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, self._on_stop_signal)
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         exit_status = 1
         try:
-            try:
-                cmd, env = self._command()
-                if forking.can_fork():
-                    self.proc = self._fork_script(cmd[-1], env)
-                else:
-                    self.proc = subprocess.Popen(
-                        cmd,
-                        cwd=self.run.dir,
-                        env=env,
-                        stdin=subprocess.DEVNULL,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.STDOUT,
-                        process_group=0,
-                    )
-            except Exception as e:
-                self._ready("ok")
-                self._write_output(f"guild_jupyter: cannot start the run: {e}\n".encode())
-                return self._finish(1)
-            self._ready("ok")
-            if self.stop_requested:  # a stop that came in before the child existed
-                self._signal_child(signal.SIGTERM)
-            self._tee()
-            exit_status = self.proc.wait()
+            exit_status = self._run()
+        except BaseException as e:  # noqa: BLE001 - our own failure: the run still ends cleanly
+            self._append_output(f"guild_jupyter: supervisor error: {type(e).__name__}: {e}\n".encode())
+            exit_status = self._abort()
         finally:
             code = self._finish(exit_status)
         return code
@@ -91,6 +117,27 @@ class Supervisor:
 
         report_ready(self.ready_fd, msg)
         self.ready_fd = None
+
+    def _run(self) -> int:
+        if self.stop_requested:  # stopped before the script existed: never start it
+            self._ready("ok")
+            return -signal.SIGTERM
+        procs.set_child_subreaper()
+        try:
+            cmd, env = self._command()
+            self._start(cmd, env)
+        except Exception as e:
+            self._ready("ok")
+            self._append_output(f"guild_jupyter: cannot start the run: {e}\n".encode())
+            return 1
+        self.main_ident = Identity.of(self.proc.pid)
+        if self.main_ident is not None:
+            self._known[self.main_ident.pid] = self.main_ident
+            self._record_processes([self.main_ident])
+        self._ready("ok")
+        self._open_output()
+        self._loop()
+        return self.main_status if self.main_status is not None else 1
 
     def _command(self):
         run = self.run
@@ -122,6 +169,27 @@ class Supervisor:
         cmd = [sys.executable, "-u", "-m", "guild_jupyter.execution.runscript", script]
         return cmd, env
 
+    def _start(self, cmd: list, env: dict) -> None:
+        if forking.can_fork():
+            self.proc = self._fork_script(cmd[-1], env)
+        else:
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=self.run.dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                process_group=0,
+            )
+        self._pipe = self.proc.stdout.fileno()
+        try:
+            import fcntl
+
+            fcntl.fcntl(self._pipe, F_SETPIPE_SZ, PIPE_SIZE)
+        except (OSError, ImportError):
+            pass
+
     def _fork_script(self, script: str, env: dict) -> forking.ForkedProcess:
         """Runs the script in a forked child (own process group, output into
         a pipe), as ``python -u -m ...runscript SCRIPT`` would, minus the
@@ -132,11 +200,11 @@ class Supervisor:
         if pid == 0:
             code = 1
             try:
+                forking.default_signals()
                 os.setpgid(0, 0)
                 os.close(r)
                 forking.redirect_std(out_fd=w)
                 forking.close_fds_except()
-                forking.default_signals()
                 os.chdir(self.run.dir)
                 os.environ.clear()
                 os.environ.update(env)
@@ -150,75 +218,304 @@ class Supervisor:
         os.close(w)
         return forking.ForkedProcess(pid, r)
 
-    # -- output ---------------------------------------------------------------
+    # -- signals --------------------------------------------------------------
 
-    def _tee(self) -> None:
+    def _install_signals(self) -> None:
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_stop_signal)
+        signal.signal(signal.SIGCHLD, _on_child)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+    def _on_stop_signal(self, signum, _frame) -> None:
+        self.stop_requested = True
+
+    # -- the loop -------------------------------------------------------------
+
+    def _loop(self) -> None:
+        poller = select.poll()
+        poller.register(self._wake_r, select.POLLIN)
+        poller.register(self._pipe, select.POLLIN)
+        wake_only = select.poll()
+        wake_only.register(self._wake_r, select.POLLIN)
         from .scalars import ScalarWriter
 
-        scalars = ScalarWriter(self.run.guild_dir, ignore=set(self.run.flags))
-        fd = self.proc.stdout.fileno()
-        pending = b""
-        with open(self.run.path("output"), "ab") as out:
-            while True:
-                try:
-                    data = os.read(fd, 65536)
-                except InterruptedError:
+        self.scalars = ScalarWriter(self.run.guild_dir, ignore=set(self.run.flags))
+        next_walk = time.monotonic() + FIRST_WALK
+        tree_gone_at = last_data = None
+        main_done = False
+        while True:
+            now = time.monotonic()
+            wait = next_walk - now
+            if self._kill_at is not None:
+                wait = min(wait, self._kill_at - now)
+            if main_done:
+                wait = min(wait, 0.1)
+            events = poller.poll(max(0, int(wait * 1000) + 1)) if not self.stop_requested or self._stop_handled else []
+            got = False
+            for fd, _ev in events:
+                if fd == self._wake_r:
+                    _drain_wakeups(fd)
+                elif fd == self._pipe:
+                    if self._read_output():
+                        got = True
+                        last_data = time.monotonic()
+                    else:
+                        poller.unregister(fd)
+                        self._close_pipe()
+            children_left = self._reap()
+            if self.stop_requested and not self._stop_handled:
+                self._begin_stop()
+            if not main_done and self.main_status is not None:
+                main_done = True
+                self._main_exited(children_left)
+            now = time.monotonic()
+            if self._kill_at is not None and now >= self._kill_at:
+                self._signal_all(signal.SIGKILL)
+                self._kill_at = now + 0.1  # again, for any process started meanwhile
+            if now >= next_walk:
+                self._walk_and_record()
+                if self.scalars is not None:
+                    self.scalars.flush()
+                next_walk = now + WALK_INTERVAL
+            if main_done:
+                if children_left or self._known_alive():
+                    tree_gone_at = None
                     continue
-                if not data:
-                    break
-                out.write(data)
-                out.flush()
-                if self.echo:
-                    self._echo(data)
-                pending += data
-                if b"\n" in pending:
-                    *lines, pending = pending.split(b"\n")
-                    for line in lines:
-                        scalars.feed(line.rstrip(b"\r"))
-            if pending:
-                scalars.feed(pending)
-        scalars.close()
+                if self._pipe is None:
+                    return
+                if tree_gone_at is None:
+                    tree_gone_at = now
+                idle_since = max(last_data or 0.0, tree_gone_at)
+                if now - tree_gone_at >= DRAIN_MAX or now - idle_since >= DRAIN_IDLE:
+                    return
+            elif got:
+                wake_only.poll(int(BATCH_PAUSE * 1000))
+
+    def _read_output(self) -> bool:
+        """Reads what the pipe has; False at end of file."""
+        try:
+            data = os.read(self._pipe, READ_SIZE)
+        except InterruptedError:
+            return True
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        if not data:
+            return False
+        self._write_output(data)
+        if self.echo:
+            self._echo(data)
+        try:
+            self.scalars.feed(data)
+        except Exception as e:  # noqa: BLE001 - scalars are a side show: never end the run
+            self.scalars.error = self.scalars.error or f"{type(e).__name__}: {e}"
+        return True
+
+    def _close_pipe(self) -> None:
+        if self._pipe is not None:
+            try:
+                self.proc.stdout.close()
+            except OSError:
+                pass
+            self._pipe = None
+
+    # -- output ---------------------------------------------------------------
+
+    def _open_output(self) -> None:
+        try:
+            self._out = os.open(self.run.path("output"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as e:
+            self.output_error = e.strerror or str(e)
+
+    def _write_output(self, data: bytes) -> None:
+        """Writes every byte as it comes; after a write error (a full disk)
+        the output is dropped from then on, and noted at the end."""
+        if self._out is None:
+            return
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._out, view):]
+        except OSError as e:
+            self.output_error = e.strerror or str(e)
+            try:
+                os.close(self._out)
+            except OSError:
+                pass
+            self._out = None
+
+    def _append_output(self, data: bytes) -> None:
+        """Best effort: a line of ours at the end of the output."""
+        try:
+            fd = os.open(self.run.path("output"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+        if self.echo:
+            self._echo(data)
 
     def _echo(self, data: bytes) -> None:
         try:
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             self.echo = False  # the launcher went away; keep recording
 
-    def _write_output(self, data: bytes) -> None:
-        with open(self.run.path("output"), "ab") as out:
-            out.write(data)
-        if self.echo:
-            self._echo(data)
+    # -- the run's processes --------------------------------------------------
 
-    # -- stopping -------------------------------------------------------------
+    def _reap(self) -> bool:
+        """Collects every child that exited (orphans reparented to us
+        included), keeping the main process's exit status. True while some
+        child is still running."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return False
+            except InterruptedError:
+                continue
+            if pid == 0:
+                return True
+            if self.proc is not None and pid == self.proc.pid and self.main_status is None:
+                self.main_status = os.waitstatus_to_exitcode(status)
+                self.proc.returncode = self.main_status
 
-    def _on_stop_signal(self, signum, _frame) -> None:
-        if self.stop_requested:
+    def _tree(self) -> list[Identity]:
+        """Live descendants of this process: the run's processes (as a
+        subreaper every orphan of the run is one)."""
+        return _descendants(os.getpid())
+
+    def _walk_and_record(self) -> None:
+        idents = self._tree()
+        for i in idents:
+            self._known[i.pid] = i
+        current = frozenset(idents)
+        if current != self._recorded:
+            self._record_processes(idents)
+        if len(self._known) > 4 * len(idents) + 64:
+            self._known = {i.pid: i for i in self._known.values() if i.alive()}
+
+    def _record_processes(self, idents: list) -> None:
+        self._recorded = frozenset(idents)
+        transitions.record_processes(self.run, list(idents))
+
+    def _known_alive(self) -> bool:
+        """A process of the run seen earlier, alive but no longer our
+        descendant (only where the subreaper could not be set)."""
+        for pid, ident in list(self._known.items()):
+            if ident.alive():
+                return True
+            del self._known[pid]
+        return False
+
+    def _signal_all(self, sig) -> None:
+        """``sig`` to the script's process group and to every process of the
+        run, escaped sessions included."""
+        if self.proc is not None and self.main_status is None:  # a reaped group leader's pid may be reused
+            try:
+                os.killpg(self.proc.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for ident in self._tree():
+            self._known[ident.pid] = ident
+        procs.signal_identities(list(self._known.values()), sig)
+
+    def _begin_stop(self) -> None:
+        self._stop_handled = True
+        self._signal_all(signal.SIGTERM)
+        deadline = time.monotonic() + self.grace
+        self._kill_at = deadline if self._kill_at is None else min(self._kill_at, deadline)
+
+    def _main_exited(self, children_left: bool) -> None:
+        """The script's main process exited: what it left running gets SIGTERM
+        and SIGKILL after LEFTOVER_GRACE (after a stop: when its grace ends)."""
+        if not children_left and not self._known_alive():
             return
-        self.stop_requested = True
-        if self.proc is not None:
-            self._signal_child(signal.SIGTERM)
-        self._kill_timer = threading.Timer(STOP_GRACE, self._signal_child, args=(signal.SIGKILL,))
-        self._kill_timer.daemon = True
-        self._kill_timer.start()
+        if self._stop_handled:
+            return  # they had SIGTERM with the stop, and get SIGKILL when its grace ends
+        self._signal_all(signal.SIGTERM)
+        self._kill_at = time.monotonic() + LEFTOVER_GRACE
 
-    def _signal_child(self, sig) -> None:
-        if self.proc is None or self.proc.returncode is not None:
-            return
+    def _abort(self) -> int:
+        """After an error of ours: kill every process of the run, collect the
+        main process's status."""
         try:
-            os.killpg(self.proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline:
+                self._signal_all(signal.SIGKILL)
+                if not self._reap() and not self._known_alive():
+                    break
+                time.sleep(0.01)
+        except BaseException:  # noqa: BLE001 - still record the outcome
             pass
+        return self.main_status if self.main_status is not None else -signal.SIGKILL
 
     def _finish(self, exit_status: int) -> int:
-        if self._kill_timer is not None:
-            self._kill_timer.cancel()
+        if self.scalars is not None:
+            try:
+                self.scalars.close()
+            except Exception:  # noqa: BLE001
+                pass
+        if self._out is not None:
+            try:
+                os.close(self._out)
+            except OSError:
+                pass
+            self._out = None
+        if self.output_error:
+            self._append_output(f"\nguild_jupyter: output truncated: {self.output_error}\n".encode())
         if self.stop_requested and exit_status >= 0:
             exit_status = -signal.SIGTERM  # stopped on request: terminated
         transitions.record_outcome(Store(self.home), self.run, exit_status, self.holder)
         return 128 - exit_status if exit_status < 0 else exit_status
+
+
+def _on_child(_signum, _frame) -> None:
+    """SIGCHLD: the wake-up byte is what matters (the loop reaps)."""
+
+
+def _drain_wakeups(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+
+
+def _descendants(root: int) -> list[Identity]:
+    """Live (not zombie) descendants of ``root`` as identities, from one
+    pass over ``/proc`` (psutil where there is none)."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return [Identity(p.pid, p.create_time()) for p in procs.descendants(root)]
+    children: dict[int, list] = {}
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append((int(name), fields))
+        except (OSError, IndexError, ValueError):
+            continue
+    out = []
+    stack = [root]
+    boot, ticks = procs._boot_time(), procs._TICKS
+    while stack:
+        for pid, fields in children.get(stack.pop(), ()):
+            stack.append(pid)
+            if fields[0] not in (b"Z", b"X", b"x"):
+                out.append(Identity(pid, boot + int(fields[19]) / ticks))
+    return out
 
 
 def _run_script_here(script: str) -> int:
@@ -227,6 +524,7 @@ def _run_script_here(script: str) -> int:
     interpreter's shutdown (non-daemon threads joined, atexit handlers run)."""
     import atexit
     import io
+    import threading
 
     getattr(atexit, "_clear", lambda: None)()  # the parent's handlers are not the script's
     enc = os.environ.get("PYTHONIOENCODING") or "utf-8"

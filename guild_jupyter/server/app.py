@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Dict, List, Unicode
 
 from .. import api
-from ..engine.queue import ThreadQueue, parse_queue_flags
+from ..engine.config import parse_queue_flags
+from ..engine.hosts import ThreadQueue
 from ..errors import BadInput
 from ..panel_state import PanelState
 
@@ -33,6 +35,11 @@ class GuildJupyter(ExtensionApp):
         None, allow_none=True, config=True,
         help="The Guild home to serve (default: $GUILD_HOME, else ~/.guild).",
     )
+    allowed_roots = List(
+        Unicode(), config=True,
+        help="Directories besides the server's root where POST /guild/api/runs may find a script "
+             "or set a cwd (relative entries are relative to the root); symlinks are resolved.",
+    )
     queues = List(
         Dict(), config=True,
         help='Queues the server starts and hosts, e.g. [{"gpus": "0"}, {"gpus": "1", "run_once": True}]; '
@@ -53,6 +60,11 @@ class GuildJupyter(ExtensionApp):
                 self.log.info("guild_jupyter: started queue %s (%s)", q.id[:8], q.config.describe())
             except Exception as e:  # a bad entry must not stop the server
                 self.log.error("guild_jupyter: cannot start configured queue %r: %s", spec, e)
+
+    def allowed_root_dirs(self, root: str) -> list[str]:
+        """The server's root and ``allowed_roots``, as real paths."""
+        entries = [root] + [os.path.join(root, os.path.expanduser(d)) for d in self.allowed_roots if d]
+        return [os.path.realpath(d) for d in entries]
 
     def _warm_index(self) -> None:
         try:

@@ -4,7 +4,11 @@ Every handler authenticates with Jupyter's own identity provider
 (``@web.authenticated``: a token, or a login cookie plus the XSRF token for
 requests that change something). Errors are JSON ``{"error": message}``
 written in one place, ``BaseHandler.write_error``: 400 bad input, 403 not
-authenticated, 404 unknown run, 409 wrong state, 413 body too big.
+authenticated or a path outside the allowed roots, 404 unknown run, 409
+wrong state, 413 body too big, 507 store not writable.
+A script and cwd given to ``POST /guild/api/runs`` are resolved (symlinks
+included) and must lie under the server's root directory or one of
+``c.GuildJupyter.allowed_roots``.
 Run ids in URLs are 1-32 lowercase hex digits (id or unique prefix; an
 ambiguous prefix is 400); anything else is 400 before the store is read.
 Blocking work (store reads, starting and stopping runs and queues) runs in
@@ -33,6 +37,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 RUN_ID = re.compile(r"[0-9a-f]{1,32}\Z")
 RUN_FIELDS = {"script", "flags", "assignments", "stage", "gpus", "label", "max_trials", "random_seed", "cwd"}
+MAX_OUTPUT_CHUNK = 4 * 1024 * 1024  # per GET .../output?offset=N
 
 
 class ApiError(web.HTTPError):
@@ -192,8 +197,7 @@ class RunsHandler(BaseHandler):
         if gpus is not None and (isinstance(gpus, bool) or not isinstance(gpus, (str, int, list))):
             raise ApiError(400, "'gpus' must be a string like \"0,1\"")
         stage = _bool_field(body, "stage")
-        root = self.settings["server_root_dir"]
-        cwd = os.path.join(root, body["cwd"]) if body.get("cwd") else root  # an absolute cwd wins
+        script, cwd = self.confined_paths(script, body.get("cwd") or "")
 
         def start():
             runs = api.run(script, *assignments, flags=flags, gpus=gpus, label=body.get("label"), stage=stage,
@@ -202,6 +206,28 @@ class RunsHandler(BaseHandler):
             return [run_row(r) for r in runs]
 
         self.reply({"runs": await self.call(start)}, status=201)
+
+
+    def confined_paths(self, script: str, cwd: str) -> tuple[str, str]:
+        """``(script, cwd)`` resolved (realpath: symlinks and ``..`` followed)
+        the way ``api.run`` would resolve them, and refused with 403 unless
+        both lie under the server's root or an allowed root."""
+        if "\x00" in script or "\x00" in cwd:
+            raise ApiError(400, "paths cannot contain NUL characters")
+        root = self.settings["server_root_dir"]
+        real_cwd = os.path.realpath(os.path.join(root, os.path.expanduser(cwd)))  # an absolute cwd wins
+        real_script = os.path.realpath(os.path.join(real_cwd, os.path.expanduser(script)))
+        roots = self.ext.allowed_root_dirs(root)
+        for name, path in (("cwd", real_cwd), ("script", real_script)):
+            if not any(_is_within(path, r) for r in roots):
+                value = cwd if name == "cwd" else script
+                raise ApiError(403, f"'{name}' {value!r} is outside the server's root directory "
+                                    "(c.GuildJupyter.allowed_roots lists other directories to allow)")
+        return real_script, real_cwd
+
+
+def _is_within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 class RunHandler(BaseHandler):
@@ -238,12 +264,33 @@ class StopHandler(BaseHandler):
 
 
 class OutputHandler(BaseHandler):
+    """``?tail=N``: the last N lines (read backwards from the end);
+    ``?offset=B``: up to 4 MiB from byte B, with the ``offset`` to ask for
+    next (to follow a live run); neither: the whole output."""
+
     @web.authenticated
     async def get(self, ref):
         run = await self.run_ref(ref)
         tail = _int_arg(self, "tail", None, 0, 10**6)
-        text = await self.call(api.output, run.id, tail=tail, store=self.store)
-        self.reply({"id": run.id, "output": text})
+        offset = _int_arg(self, "offset", None, 0, 2**62)
+        if tail is not None and offset is not None:
+            raise ApiError(400, "give tail or offset, not both")
+        if offset is None:
+            text = await self.call(api.output, run.id, tail=tail, store=self.store)
+            self.reply({"id": run.id, "output": text})
+            return
+        text, offset = await self.call(_output_from, run, offset)
+        self.reply({"id": run.id, "output": text, "offset": offset})
+
+
+def _output_from(run: Run, offset: int) -> tuple[str, int]:
+    from ..errors import WrongState
+    from ..store import output as outputlib
+
+    if run.refresh().status == "staged":
+        raise WrongState(f"run {run.id[:8]} is staged: it has no output until a queue starts it")
+    data, offset = outputlib.read_from(run.path("output"), offset, MAX_OUTPUT_CHUNK)
+    return outputlib.decode(data), offset
 
 
 def queue_row(q: dict, hosted) -> dict:
@@ -282,7 +329,7 @@ class QueueHandler(BaseHandler):
         if not run.is_queue:
             raise ApiError(400, f"run {run.id[:8]} is not a queue")
         hosted = self.ext.hosted.get(run.id)
-        if hosted is not None and hosted.thread.is_alive():
+        if hosted is not None and hosted.status != "stopped":
             await self.call(hosted.stop, wait=True)
             self.ext.hosted.pop(run.id, None)
         elif run.refresh().status == "running":

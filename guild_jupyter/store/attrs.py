@@ -67,15 +67,37 @@ def decode(text: str):
         return _SCALARS[t]
     try:
         return json.loads(text)
+    except RecursionError as e:  # absurdly nested
+        raise AttrReadError("value nested too deeply") from e
     except ValueError:
         pass
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.load(text, Loader=loader)
+        value = yaml.load(text, Loader=loader)
     except yaml.YAMLError as e:
         raise AttrReadError(str(e).splitlines()[0]) from e
+    except (ValueError, TypeError, RecursionError) as e:  # e.g. an impossible date
+        raise AttrReadError(f"unreadable value: {type(e).__name__}") from e
+    if _self_referencing(value):
+        raise AttrReadError("a value that contains itself")
+    return value
+
+
+def _self_referencing(value, seen=None) -> bool:
+    """YAML anchors can make a list or dict contain itself (``&a [*a]``),
+    which would recurse forever wherever it is shown."""
+    if not isinstance(value, (list, dict)):
+        return False
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return True
+    seen.add(id(value))
+    items = value.values() if isinstance(value, dict) else value
+    found = any(_self_referencing(v, seen) for v in items)
+    seen.discard(id(value))
+    return found
 
 
 _MISSING = object()

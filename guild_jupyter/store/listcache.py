@@ -9,6 +9,10 @@ and of its ``label`` attr (the one attr Guild rewrites in place, with
 moves a directory's time). The stamp is taken before the values are read,
 so a change made meanwhile shows up as a stale stamp next time. Runs that
 are not finished, or that had unreadable attrs, are never cached.
+
+The file is untrusted like every other file of the store: an entry of the
+wrong shape (hand-edited, written by another version, truncated) is
+dropped and rebuilt from the run's own files, never used.
 """
 
 from __future__ import annotations
@@ -21,6 +25,37 @@ from . import attrs as attrlib
 NAME = "listing.json"
 VERSION = 2
 KEYS = ("started", "label", "run_params", "exit_status")
+_FINISHED = ("completed", "error", "terminated")
+_CACHED = KEYS + ("initialized", "status", "_opref")
+
+
+def _is_int(v) -> bool:
+    return type(v) is int  # not bool
+
+
+def valid_values(values) -> bool:
+    """Whether ``values`` has the shape ``keep`` writes: every listed attr,
+    the opref as five strings, a finished status and int sort keys (label,
+    run_params and exit_status are whatever the attr files hold: their
+    readers check the types)."""
+    if type(values) is not dict:
+        return False
+    for k in KEYS:
+        if k not in values:
+            return False
+    opref = values.get("_opref")
+    if type(opref) is not list or len(opref) != 5:
+        return False
+    for x in opref:
+        if type(x) is not str:
+            return False
+    if values.get("status") not in _FINISHED:
+        return False
+    for k in ("started", "initialized"):
+        v = values.get(k)
+        if v is not None and not _is_int(v):
+            return False
+    return True
 
 
 def stamp(run) -> list | None:
@@ -46,7 +81,7 @@ class ListingCache:
                 data = json.loads(f.read())
             if isinstance(data, dict) and data.get("v") == VERSION and isinstance(data.get("runs"), dict):
                 self.entries = data["runs"]
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: absurdly nested JSON
             pass
         self._seen: dict = {}
 
@@ -57,8 +92,10 @@ class ListingCache:
         if st is None:
             return None
         e = self.entries.get(run.id)
-        if e and e[0] == st:
-            values = dict(e[1])
+        # The stamp comparison checks the stamp's shape too (st is three ints).
+        if type(e) is list and len(e) == 2 and e[0] == st and valid_values(e[1]):
+            # Only the keys keep writes: an entry cannot plant other attrs.
+            values = {k: e[1][k] for k in _CACHED if k in e[1]}
             values["_opref"] = tuple(values["_opref"])
             run._cache.update(values)
             self._seen[run.id] = e

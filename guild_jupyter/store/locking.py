@@ -14,11 +14,12 @@ each other like processes do (each thread holds its own descriptor).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 import time
 
-from ..errors import LockTimeout, StoreError
+from ..errors import LockTimeout, StoreError, StoreNotWritable
 
 try:
     import fcntl
@@ -29,6 +30,18 @@ RUN_STATUS = "run-status"
 DEFAULT_TIMEOUT = float(os.environ.get("GUILD_JUPYTER_LOCK_TIMEOUT", "30"))
 
 _held = threading.local()  # path -> [fd, depth] for this thread
+
+# Errors that say the store's disk refuses writes (errno names; some are
+# missing on some systems).
+_NOT_WRITABLE = {getattr(errno, n) for n in ("EROFS", "EACCES", "EPERM", "ENOSPC", "EDQUOT") if hasattr(errno, n)}
+
+
+def _store_error(what: str, path: str, e: OSError) -> StoreError:
+    """The package's error for an OSError on the lock file: one line, no errno noise."""
+    reason = e.strerror or str(e)
+    if e.errno in _NOT_WRITABLE:
+        return StoreNotWritable(f"store not writable: cannot {what} {path}: {reason}")
+    return StoreError(f"cannot {what} {path}: {reason}")
 
 
 def _table() -> dict:
@@ -88,6 +101,8 @@ def _with_filelock(path: str, timeout: float):  # pragma: no cover - not POSIX
         lock.acquire(timeout=timeout)
     except filelock.Timeout:
         raise LockTimeout(path, timeout) from None
+    except OSError as e:
+        raise _store_error("take the run-status lock", path, e) from e
     try:
         yield
     finally:
@@ -100,7 +115,7 @@ def run_status_lock(guild_home: str, timeout: float | None = None):
     try:
         os.makedirs(locks_dir, exist_ok=True)
     except OSError as e:
-        raise StoreError(f"cannot create lock directory {locks_dir}: {e.strerror}") from e
+        raise _store_error("create the lock directory", locks_dir, e) from e
     path = os.path.join(locks_dir, RUN_STATUS)
     t = DEFAULT_TIMEOUT if timeout is None else timeout
     if fcntl is None:  # pragma: no cover
@@ -109,8 +124,8 @@ def run_status_lock(guild_home: str, timeout: float | None = None):
         return
     try:
         _flock_acquire(path, t)
-    except PermissionError as e:
-        raise StoreError(f"cannot take the run-status lock {path}: permission denied") from e
+    except OSError as e:  # EROFS, EACCES, ENOSPC, EDQUOT, ENOLCK...
+        raise _store_error("take the run-status lock", path, e) from e
     try:
         yield
     finally:

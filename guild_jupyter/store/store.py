@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import AmbiguousRun, RunNotFound, StoreError
+from ..errors import AmbiguousRun, BadInput, RunNotFound, StoreError, StoreNotWritable
 from . import attrs as attrlib
 from .locking import run_status_lock
 from .run import (
@@ -132,9 +132,9 @@ class Store:
             try:
                 os.makedirs(d, exist_ok=True)
             except OSError as e:
-                raise StoreError(f"store not writable: cannot create {d}: {e.strerror}") from e
+                raise StoreNotWritable(f"store not writable: cannot create {d}: {e.strerror}") from e
         if not os.access(self.runs_dir, os.W_OK | os.X_OK) or not os.access(self.private_dir, os.W_OK):
-            raise StoreError(f"store not writable: {self.runs_dir}")
+            raise StoreNotWritable(f"store not writable: {self.runs_dir}")
 
     def lock(self, timeout: float | None = None):
         return run_status_lock(self.home, timeout)
@@ -259,22 +259,45 @@ class Store:
         runs.reverse()
         return runs
 
+    def select(self, refs, listing: list[Run] | None = None, indices: bool = True) -> list[Run]:
+        """Runs named the way Guild names them: a 1-based index in
+        ``listing`` (default: every run, newest first) or a range of them
+        (``2:4``, ``:3``, ``5:``, ends included); a number or range outside
+        the listing is read as an id prefix, as Guild does; else a full id
+        or a unique id prefix. Without ``indices`` only ids and prefixes."""
+        out: list[Run] = []
+        runs = listing
+        for ref in refs:
+            ref = str(ref).strip()
+            if not ref:
+                raise RunNotFound("empty run id")
+            span = parse_index_range(ref) if indices else None
+            if span is not None:
+                if runs is None:
+                    runs = self.runs()
+                start, end = span
+                if start >= 0 and (end is None or end <= len(runs)):
+                    out.extend(runs[start:end])
+                    continue
+            out.append(self._by_id_prefix(ref, span))
+        return out
+
     def resolve(self, ref, listing: list[Run] | None = None, indices: bool = True) -> Run:
-        """A run by full id, unique id prefix, or (with ``indices``) 1-based
-        index in ``listing`` (default: every run, newest first)."""
-        ref = str(ref).strip()
-        if not ref:
-            raise RunNotFound("empty run id")
-        if indices and ref.isdigit() and len(ref) <= 5:
-            runs = listing if listing is not None else self.runs()
-            i = int(ref)
-            if 1 <= i <= len(runs):
-                return runs[i - 1]
-            raise RunNotFound(f"no run at index {i} (the listing has {len(runs)})")
+        """Exactly one run (see ``select``)."""
+        runs = self.select([ref], listing, indices)
+        if len(runs) != 1:
+            raise BadInput(f"{ref!r} names {len(runs)} runs; give one run")
+        return runs[0]
+
+    def _by_id_prefix(self, ref: str, span) -> Run:
         if not _is_safe_id(ref):
+            if span is not None:
+                raise RunNotFound(f"no run at {ref} (an index or range outside the listing, and no run id)")
             raise RunNotFound(f"no run with id {ref!r}")
         matches = [i for i in self.run_ids() if i.startswith(ref)]
         if not matches:
+            if span is not None:
+                raise RunNotFound(f"no run at index {ref} and no run id starting with {ref!r}")
             raise RunNotFound(f"no run with id {ref!r}")
         if ref in matches:
             return self.run(ref)
@@ -345,6 +368,18 @@ def new_run_id() -> str:
     b[6] = (b[6] & 0x0F) | 0x40
     b[8] = (b[8] & 0x3F) | 0x80
     return b.hex()
+
+
+def parse_index_range(ref: str):
+    """``N`` -> (N-1, N); ``A:B``, ``A:``, ``:B`` -> slice bounds (ends
+    included, 1-based); None when ``ref`` is neither (Guild's reading)."""
+    if ref.isascii() and ref.isdigit():
+        n = int(ref)
+        return n - 1, n
+    a, colon, b = ref.partition(":")
+    if colon and (a or b) and (not a or (a.isascii() and a.isdigit())) and (not b or (b.isascii() and b.isdigit())):
+        return (int(a) - 1 if a else 0), (int(b) if b else None)
+    return None
 
 
 def _is_safe_id(ref: str) -> bool:

@@ -48,7 +48,7 @@ import json
 import os
 import shutil
 
-from ..errors import RunStartError, StoreError, WrongState
+from ..errors import RunStartError, StoreError, StoreNotWritable, WrongState
 from ..procs import Identity, kill_identities, tree_identities
 from . import attrs as attrlib
 from .run import (
@@ -122,7 +122,7 @@ def read_claim(run: Run):
 
 def _store_error(e: OSError, what: str) -> StoreError:
     if e.errno in DISK_ERRNOS or e.errno in (errno.EACCES, errno.EPERM):
-        return StoreError(f"store not writable: cannot {what}: {e.strerror}")
+        return StoreNotWritable(f"store not writable: cannot {what}: {e.strerror}")
     return StoreError(f"cannot {what}: {e}")
 
 

@@ -1,0 +1,459 @@
+"""The scheduler loop of a queue, whatever hosts it.
+
+``QueueLoop`` repeatedly, under Guild's run-status lock and in one scan of
+the store: settles claims whose claimer died (``transitions.recover_pending``),
+asks the pure ``policy.next_run`` which staged run to start, and claims it
+(staged -> pending). Outside the lock it hands the claimed run to a
+``RunStarter`` and waits, without polling the whole store, for the run to
+end or the store to change.
+
+What varies between hosts is injected, never patched in: the stop flag (an
+Event, a sentinel's death, a signal), where the log goes besides the queue
+run's output (a terminal), how a claimed run is started (``RunStarter``: our
+supervisor, or a Dask cluster), and how many runs it may have going at once
+(``slots``: one per GPU set; a queue has one slot by default).
+
+Faults of the disk (ENOSPC, EIO...) never end the loop: a failing pass is
+logged once, the loop backs off (from ``min(poll-interval, 1 s)``, doubling
+up to ``poll-interval``) and tries again; a run whose start failed without
+its failure being recorded goes back to staged, to be retried later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from typing import Protocol
+
+from ..errors import GuildJupyterError, RunStartError
+from ..store import attrs as attrlib
+from ..store import transitions
+from ..store.run import LOCK, PENDING_MARKER, RUNNING, STAGED_MARKER, Run
+from . import policy
+from .config import yes_no
+
+WATCH_INTERVAL = 0.01  # how often an idle queue checks the store's change marker
+START_ATTRS = ("flags", "op", "run_params")  # what a run is started from
+
+
+# -- starting runs ---------------------------------------------------------------------
+
+
+class RunHandle(Protocol):
+    """A started run, as its starter sees it."""
+
+    def done(self) -> bool:
+        """True once the run has ended (its outcome is recorded)."""
+
+
+class RunStarter(Protocol):
+    """How a host starts the runs its loop claims (a pending run, claimed by
+    this process for the queue)."""
+
+    def cannot_start(self, run: Run) -> str | None:
+        """Why this starter can never start ``run`` (it is then skipped), or None."""
+
+    def start(self, run: Run) -> RunHandle:
+        """Starts ``run``; returns once it is running. Raises
+        ``GuildJupyterError`` (or ``OSError``) when it cannot."""
+
+
+class _ProcessHandle:
+    __slots__ = ("proc",)
+
+    def __init__(self, proc):
+        self.proc = proc
+
+    def done(self) -> bool:
+        return self.proc.poll() is not None
+
+
+class LocalStarter:
+    """Script runs: our supervisor, detached (``launch.start``). Guild's own
+    operations: ``guild run --restart``, when the guild command is installed."""
+
+    def __init__(self, store):
+        self.store = store
+        self.guild_exe = find_guild()
+
+    def cannot_start(self, run: Run) -> str | None:
+        if run.opref[0] == "script" or self.guild_exe:
+            return None
+        return f"{run.op_name} is a Guild operation and the guild command is not installed"
+
+    def start(self, run: Run) -> RunHandle:
+        from ..execution import launch
+
+        if run.opref[0] == "script":
+            return _ProcessHandle(launch.start(run))
+        return _ProcessHandle(self._start_with_guild(run))
+
+    def _start_with_guild(self, run: Run) -> subprocess.Popen:
+        env = dict(os.environ, GUILD_HOME=self.store.home, NO_RESTARTING_MSG="1")
+        cmd = [self.guild_exe, "run", "--restart", run.id, "--yes"]
+        if run.gpus:
+            cmd += ["--gpus", run.gpus]
+        out = open(os.devnull, "wb")
+        try:
+            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                    start_new_session=True)
+        except OSError as e:
+            raise RunStartError(f"cannot run guild: {e}") from e
+        finally:
+            out.close()
+        return proc  # the loop's poll() collects it
+
+
+def find_guild() -> str | None:
+    exe = os.path.join(os.path.dirname(sys.executable), "guild")
+    if os.access(exe, os.X_OK):
+        return exe
+    return shutil.which("guild")
+
+
+# -- slots ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Slot:
+    """Room for one run at a time, serving ``gpus`` (policy's rules for a
+    queue with those GPUs). A queue has one; a slots host has one per GPU set."""
+
+    gpus: str | None
+    run: Run | None = None
+    handle: RunHandle | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.run is not None
+
+    def done(self) -> bool:
+        if self.handle is not None:
+            return self.handle.done()
+        return self.run.refresh().status != RUNNING
+
+
+# -- the loop ------------------------------------------------------------------------------
+
+
+class QueueLoop:
+    def __init__(self, store, config: policy.QueueConfig, queue_run: Run, stop_event=None, *,
+                 echo=None, starter: RunStarter | None = None, slots: list[str | None] | None = None):
+        self.store = store
+        self.config = config
+        self.run = queue_run
+        self.stop_event = stop_event or threading.Event()
+        self.echo = echo  # a text stream that also gets the log (a terminal)
+        self.starter = starter or LocalStarter(store)
+        self.slots = [Slot(g) for g in (slots if slots is not None else [config.gpus])]
+        self.started_count = 0
+        self.state = "starting"
+        self._blocked = False  # the last claim found runs held back by wait-for-running
+        self._logged: set = set()  # keys of messages logged once
+        self._faults: set = set()  # faults logged since the last clean pass
+        self._unsettled = False  # this pass left a run whose start failed unrecorded
+        self._retry_at: dict[str, float] = {}  # run id -> when a failed start may be retried
+        self._retry_delay: dict[str, float] = {}  # run id -> its next retry delay (doubling)
+        self._log_fd: int | None = None
+        self._claim = transitions.Claim.by_this_process(queue_run.id)
+
+    # -- log ----------------------------------------------------------------------------
+
+    def log(self, msg: str) -> None:
+        """One line in the queue run's output (and on ``echo``). Never raises:
+        a full disk loses the line, not the queue."""
+        ts = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+        line = f"INFO: [queue] {ts} {msg}\n"
+        try:
+            if self._log_fd is None:
+                self._log_fd = os.open(self.run.path("output"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.write(self._log_fd, line.encode("utf-8", errors="replace"))
+        except OSError:
+            pass
+        if self.echo is not None:
+            try:
+                self.echo.write(line)
+                self.echo.flush()
+            except (OSError, ValueError):
+                self.echo = None  # the terminal is gone
+
+    def _log_once(self, key, msg) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            self.log(msg)
+
+    def _close_log(self) -> None:
+        if self._log_fd is not None:
+            try:
+                os.close(self._log_fd)
+            except OSError:
+                pass
+            self._log_fd = None
+
+    # -- state seen by hosts --------------------------------------------------------------
+
+    @property
+    def current(self) -> Run | None:
+        """The run this queue started and waits for (the first busy slot's)."""
+        for s in self.slots:
+            if s.run is not None:
+                return s.run
+        return None
+
+    @property
+    def current_runs(self) -> list[Run]:
+        return [s.run for s in self.slots if s.run is not None]
+
+    # -- main loop ------------------------------------------------------------------------
+
+    def run_loop(self) -> int:
+        """Runs until stopped (-15) or, with run-once, until no applicable
+        staged run is left and the last one started has ended (0)."""
+        cfg = self.config
+        self.log(f"Starting queue ({cfg.describe()}, wait-for-running={yes_no(cfg.wait_for_running)}, "
+                 f"run-once={yes_no(cfg.run_once)}, poll-interval={cfg.poll_interval:g})")
+        exit_status = 0
+        backoff = None
+        while not self.stop_event.is_set():
+            self._unsettled = False
+            try:
+                self._reap()
+                started = self._fill_slots()
+            except Exception as e:  # noqa: BLE001 - a disk fault, a damaged run: log, back off, go on
+                backoff = min(cfg.poll_interval, 1.0) if backoff is None else min(backoff * 2, cfg.poll_interval)
+                self._note_fault(e, backoff)
+                self._sleep(backoff)
+                continue
+            backoff = None
+            if not self._unsettled:
+                self._clear_faults()
+            if started:
+                continue
+            busy = any(s.busy for s in self.slots)
+            if cfg.run_once and not busy and not self._blocked and not self._retry_at:
+                self.log(f"Processed {self.started_count} run(s); no staged runs left (run-once)")
+                break
+            self.state = "running" if busy else "waiting"
+            self._wait(min(cfg.poll_interval, self._next_retry()))
+        else:
+            exit_status = -15
+        self.state = "stopped"
+        going = [s.run.id for s in self.slots if s.run is not None and not s.done()]
+        self.log("Stopping queue" + (f" (run {', '.join(going)} keeps running)" if going else ""))
+        self._close_log()
+        return exit_status
+
+    def _note_fault(self, e: Exception, backoff: float) -> None:
+        """Logs a failed pass, once until a pass succeeds."""
+        msg = str(e) if isinstance(e, GuildJupyterError) else f"{type(e).__name__}: {e}"
+        if msg not in self._faults:
+            self._faults.add(msg)
+            self.log(f"Cannot go on for now ({msg}); retrying every {backoff:g}s up to {self.config.poll_interval:g}s")
+
+    def _clear_faults(self) -> None:
+        if self._faults:
+            self.log("Store usable again; carrying on")
+            self._faults.clear()
+
+    def _reap(self) -> None:
+        for s in self.slots:
+            if s.run is not None and s.done():
+                r = s.run.refresh()
+                self.log(f"Run {r.id} finished: {r.status}" + (f" (exit status {r.exit_status})" if r.exit_status else ""))
+                s.run = s.handle = None
+
+    def _fill_slots(self) -> bool:
+        """Claims and starts a run for each free slot; True if the state
+        changed (a run started, or a run could not start and was settled)."""
+        changed = False
+        for slot in self.slots:
+            if slot.busy or self.stop_event.is_set():
+                continue
+            run = self._claim_next(slot)
+            if run is None:
+                continue
+            changed = True
+            self._start(slot, run)
+        return changed
+
+    def _next_retry(self) -> float:
+        if not self._retry_at:
+            return float("inf")
+        return max(0.0, min(self._retry_at.values()) - time.monotonic())
+
+    def _sleep(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.stop_event.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.stop_event.wait(min(0.1, left))
+
+    def _wait(self, timeout: float) -> None:
+        """Sleeps until the store changes, a run of ours ends, a stop is asked
+        for, or ``timeout`` passes (the poll interval bounds how long a change
+        the marker does not show, e.g. a run Guild staged, can go unseen)."""
+        token = self.store.change_token()
+        deadline = time.monotonic() + timeout
+        free = any(not s.busy for s in self.slots)
+        while not self.stop_event.is_set():
+            if any(s.busy and s.done() for s in self.slots):
+                return
+            if free and self.store.change_token() != token:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.stop_event.wait(min(WATCH_INTERVAL, left))
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    def _claim_next(self, slot: Slot) -> Run | None:
+        """Under the run-status lock, in one scan: settles dead claims, decides
+        and claims. Returns the claimed run, or None."""
+        cfg = dataclasses.replace(self.config, gpus=slot.gpus)
+        with self.store.lock():
+            staged, pending, locked = self.store.scan_waiting()
+            staged = self._recover(pending, staged)
+            now = time.monotonic()
+            for rid, t in list(self._retry_at.items()):
+                if t <= now:
+                    del self._retry_at[rid]
+            candidates = []
+            for r in staged:
+                if r.id in self._retry_at:
+                    continue
+                try:
+                    why = self.starter.cannot_start(r)
+                    c = policy.StagedRun(r.id, r.gpus, r.timestamp)
+                except Exception as e:  # noqa: BLE001 - a run we cannot read is not ours to judge
+                    why = f"cannot read it ({type(e).__name__}: {e})"
+                if why:
+                    self._log_once(("skip", r.id), f"Skipping staged run {r.id}: {why}")
+                    continue
+                candidates.append(c)
+            others = self._busy_others(pending, locked) if cfg.wait_for_running else []
+            while True:
+                decision = policy.next_run(candidates, cfg, busy=False, running_others=others)
+                self._note_decision(decision, candidates)
+                if decision.start is None:
+                    return None
+                run = next(r for r in staged if r.id == decision.start.id)
+                unreadable = _unreadable_start_attrs(run)
+                if not unreadable:
+                    break
+                # Never start a run with made-up flags: it ends error, with the reason.
+                transitions.record_start_failure(self.store, run, f"not started: {unreadable}")
+                self.log(f"Run {run.id} cannot start: {unreadable}; recorded as error")
+                candidates = [c for c in candidates if c.id != run.id]
+            transitions.claim(self.store, run, self._claim, gpus=decision.assign_gpus)
+        return run.refresh()
+
+    def _note_decision(self, decision: policy.Decision, candidates: list) -> None:
+        self._blocked = bool(decision.blocked_by)
+        gpus_of = {c.id: c.gpus for c in candidates}
+        for run_id, why in decision.skipped:
+            # With several slots, a run another slot serves is not skipped.
+            if all(policy.gpu_mismatch(gpus_of[run_id], s.gpus) for s in self.slots):
+                self._log_once(("skip", run_id), f"Skipping staged run {run_id}: {why}")
+        if decision.blocked_by:
+            self._log_once(("blocked", decision.blocked_by),
+                           f"Waiting for running runs to finish (wait-for-running): {', '.join(decision.blocked_by)}")
+
+    def _recover(self, pending: list[Run], staged: list[Run]) -> list[Run]:
+        """Settles claims of ours whose claimer died (``transitions.recover_pending``,
+        one run at a time so one failure does not hold back the others); runs
+        returned to staged join ``staged`` in staging order."""
+        back = []
+        for r in pending:
+            try:
+                back.extend(transitions.recover_pending(self.store, [r], self.log))
+            except Exception as e:  # noqa: BLE001 - e.g. the disk is full: tried again next pass
+                self._log_once(("recover", r.id, str(e)), f"Cannot settle pending run {r.id} yet: {e}")
+        if not back:
+            return staged
+        out = staged + [r.refresh() for r in back]
+        out.sort(key=lambda x: (x.timestamp, x.id))
+        return out
+
+    def _busy_others(self, pending: list[Run], locked: list[Run]) -> list[str]:
+        """Runs that block a wait-for-running queue: running ones and pending
+        ones (a claim is a start under way: Guild's or another queue's), but
+        not queues and not this queue's own."""
+        out = []
+        for r in locked:
+            if r.id == self.run.id or r.is_queue or r.get("queue_id") == self.run.id:
+                continue
+            if r.status == RUNNING:
+                out.append(r.id)
+        for r in pending:
+            if not os.path.exists(r.path(PENDING_MARKER)):
+                continue  # settled by the recovery above
+            if r.is_queue:
+                continue
+            c = transitions.read_claim(r)
+            if isinstance(c, transitions.Claim) and c.queue_id == self.run.id:
+                continue
+            out.append(r.id)
+        return out
+
+    # -- starting ---------------------------------------------------------------------------
+
+    def _start(self, slot: Slot, run: Run) -> None:
+        # Once per run: a run whose start failed for want of space is retried.
+        self._log_once(("start", run.id),
+                       f"Starting staged run {run.id} ({run.op_name}{', gpus=' + run.gpus if run.gpus else ''})")
+        try:
+            handle = self.starter.start(run)
+        except (GuildJupyterError, OSError) as e:
+            self._start_failed(run, e)
+            return
+        slot.run, slot.handle = run, handle
+        self._retry_delay.pop(run.id, None)
+        self.started_count += 1
+        self.state = "running"
+
+    def _start_failed(self, run: Run, e: Exception) -> None:
+        """A start that failed: the starter normally recorded the run ``error``
+        with the reason. If it could not (the disk is full), the run is still
+        pending under our claim: it goes back to staged and is retried later
+        (from ``min(poll-interval, 1 s)``, doubling up to ``poll-interval``),
+        while other runs may start."""
+        if run.refresh().status != "pending":
+            self.log(f"Run {run.id} could not start: {e}")
+            return
+        with self.store.lock():
+            c = transitions.read_claim(run)
+            ours = isinstance(c, transitions.Claim) and c.owner == self._claim.owner
+            if not ours or os.path.exists(run.path(LOCK)):
+                self.log(f"Run {run.id} could not start: {e}")
+                return
+            if not os.path.exists(run.path(STAGED_MARKER)):
+                transitions.record_start_failure(self.store, run, f"could not start: {e}")
+                self.log(f"Run {run.id} could not start: {e}")
+                return
+            transitions.return_to_staged(self.store, run)
+        cap = self.config.poll_interval
+        delay = self._retry_delay.get(run.id, min(cap, 1.0))
+        self._retry_delay[run.id] = min(delay * 2, cap)
+        self._retry_at[run.id] = time.monotonic() + delay
+        self._unsettled = True
+        self._log_once(("start-failed", run.id, str(e)),
+                       f"Run {run.id} could not start ({e}); back to staged, retried later")
+
+
+def _unreadable_start_attrs(run: Run) -> str | None:
+    """What the start would need and cannot read (a run is never started with
+    made-up flags), or None."""
+    for name in START_ATTRS:
+        try:
+            attrlib.read(os.path.join(run.attrs_dir, name), None)
+        except Exception as e:  # noqa: BLE001 - AttrReadError; YAML's ValueError for a bad date
+            return f"attr {name} cannot be read ({e})"
+    return None

@@ -1,0 +1,214 @@
+"""Exactly once, under every kind of queue at once and queues killed as they claim.
+
+200 short runs are staged; four queues of four kinds drain them together: a
+real ``guild run queue run-once=yes`` (Guild's own, under the same
+run-status lock), our thread queue, our detached queue and our CLI
+foreground queue (``python -m guild_jupyter queue run-once=yes``). Meanwhile
+the test starts queues of ours (detached ones and CLI ones, in turn) and
+``kill -9``s each as soon as it has claimed a run (the run is pending under
+its claim, usually before its supervisor took the run), then starts the
+next. A last run-once queue drains what the killed ones left.
+
+Checked: each run ran its script exactly once (the script appends RUN_ID to
+a log with O_APPEND), every run is ``completed`` in our listing and in the
+real ``guild runs``, every queue run (the killed ones too, once listed) has
+an outcome and no lifecycle file left, and no process of the test survives.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import GUILD, guild, wait_for
+from guild_jupyter import api
+from guild_jupyter.store import transitions
+from test_invariants import (  # noqa: F401 - ``marked`` is a fixture
+    LOGGING_SCRIPT,
+    all_runs,
+    marked,
+    outcome_problems,
+    sigkill,
+    start_record_problems,
+    starts,
+    wait_no_orphans,
+)
+
+pytestmark = [pytest.mark.reliability, pytest.mark.guild]
+
+N_RUNS = 200
+
+
+def _first_claim_by(runs, pids, window: int = 12):
+    """(run, pid) for a run among the oldest still-staged ones whose PENDING
+    names one of ``pids`` as claimer and that has no LOCK yet, or None.
+    Queues take the oldest staged run first, so the window is where claims
+    happen."""
+    seen = 0
+    for r in runs:
+        names = _names(r)
+        if "STAGED" not in names:
+            continue
+        seen += 1
+        if "PENDING" in names and "LOCK" not in names:
+            c = transitions.read_claim(r)
+            if isinstance(c, transitions.Claim) and c.owner.pid in pids:
+                return r, c.owner.pid
+        if seen >= window:
+            break
+    return None
+
+
+def _names(r) -> set:
+    try:
+        return set(os.listdir(r.guild_dir))
+    except OSError:
+        return set()
+
+
+class Killer:
+    """Starts queues of ours, one at a time, and kills each with SIGKILL as soon
+    as it claims a run (or after ``patience`` seconds without a claim)."""
+
+    def __init__(self, staged, project, patience: float = 2.0):
+        self.staged = staged
+        self.project = project
+        self.patience = patience
+        self.kills = collections.Counter()  # kind -> kills
+        self.at_claim = []  # (run id, kind): killed while its claim had no LOCK yet
+        self.victim = None  # (kind, pid, Popen or None)
+
+    def start_victim(self, n: int) -> None:
+        if n % 2 == 0:
+            q = api.queue(background=True, poll_interval=1)
+            holder = q.run.refresh().lock_holder()
+            assert holder is not None, "a detached queue returned before holding its run"
+            self.victim = ("detached", holder.pid, None)
+        else:
+            p = subprocess.Popen([sys.executable, "-m", "guild_jupyter", "queue", "poll-interval=1"],
+                                 cwd=self.project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 start_new_session=True)
+            self.victim = ("cli", p.pid, p)
+
+    def kill_victim(self) -> None:
+        if self.victim is None:
+            return
+        kind, pid, proc = self.victim
+        sigkill(pid)
+        if proc is not None:
+            proc.wait(10)
+        self.kills[kind] += 1
+        self.victim = None
+
+    def round(self, n: int) -> None:
+        self.start_victim(n)
+        kind, pid, _ = self.victim
+        deadline = time.monotonic() + self.patience
+        while time.monotonic() < deadline:
+            hit = _first_claim_by(self.staged, {pid})
+            if hit is not None:
+                self.kill_victim()
+                if "LOCK" not in _names(hit[0]):
+                    self.at_claim.append((hit[0].id, kind))
+                return
+            time.sleep(0.0005)
+        self.kill_victim()
+
+
+@pytest.mark.timeout(240)
+def test_each_run_starts_exactly_once_under_mixed_queues_and_kills(tmp_path, guild_home, marked):
+    mark, log = marked
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "tiny.py").write_text(LOGGING_SCRIPT)
+    staged = list(api.run(str(project / "tiny.py"), f"sleep=linspace[0:0.02:{N_RUNS}]", stage=True))
+    assert len(staged) == N_RUNS
+    ids = {r.id for r in staged}
+
+    procs = []
+    killer = Killer(staged, project)
+    try:
+        env = dict(os.environ, NO_RESTARTING_MSG="1", NO_IMPORT_FLAGS_PROGRESS="1")
+        gq = subprocess.Popen([GUILD, "run", "queue", "run-once=yes", "poll-interval=1", "-y"], cwd=project,
+                              env=env, stdout=open(tmp_path / "guild-queue.log", "wb"), stderr=subprocess.STDOUT,
+                              start_new_session=True)
+        procs.append(gq)
+        cq = subprocess.Popen([sys.executable, "-m", "guild_jupyter", "queue", "run-once=yes", "poll-interval=1"],
+                              cwd=project, stdout=open(tmp_path / "cli-queue.log", "wb"), stderr=subprocess.STDOUT,
+                              start_new_session=True)
+        procs.append(cq)
+        tq = api.queue(run_once=True, poll_interval=1)
+        dq = api.queue(background=True, run_once=True, poll_interval=1)
+
+        def staged_left():
+            return sum("STAGED" in _names(r) for r in staged)
+
+        n = 0
+        deadline = time.monotonic() + 150
+        while staged_left() and time.monotonic() < deadline:
+            killer.round(n)
+            n += 1
+
+        for p in procs:
+            p.wait(120)
+        assert tq.join(120), "the thread queue did not finish"
+        assert dq.join(120), "the detached queue did not finish"
+        # What the killed queues left pending goes back to staged and runs now.
+        drain = api.queue(run_once=True, poll_interval=0.5)
+        assert drain.join(120), "the draining queue did not finish"
+
+        def all_ended():
+            return all(r.refresh().status in ("completed", "error", "terminated") for r in staged)
+
+        wait_for(all_ended, timeout=60, interval=0.2, message="all runs end")
+        api.runs()  # settles the queue runs of the killed queues
+
+        runs = all_runs(guild_home)
+        counts = starts(log)
+        problems = start_record_problems(guild_home, log, runs)
+        missing = ids - set(counts)
+        if missing:
+            problems.append(f"{len(missing)} run(s) never ran: {sorted(missing)[:5]}")
+        statuses = collections.Counter(r.refresh().status for r in staged)
+        if statuses["completed"] != N_RUNS:
+            problems.append(f"not all completed: {dict(statuses)}")
+        listed = json.loads(guild("runs", "--json").stdout)
+        guild_status = {x["id"]: x["status"] for x in listed}
+        bad = {rid: guild_status.get(rid) for rid in ids if guild_status.get(rid) != "completed"}
+        if bad:
+            problems.append(f"guild runs disagrees for {len(bad)} run(s): {dict(list(bad.items())[:5])}")
+        queue_runs = [r for r in runs.values() if r.is_queue]
+        for q in queue_runs:
+            for p in outcome_problems(q):
+                problems.append(f"queue {q.id} ({q.status}): {p}")
+            if guild_status.get(q.id) not in ("completed", "terminated", "error"):
+                problems.append(f"guild runs shows queue {q.id} as {guild_status.get(q.id)}")
+        for line in wait_no_orphans(mark, timeout=10):
+            problems.append(f"orphan process: {line}")
+
+        by = collections.Counter(runs[rid].get("queue_id") for rid in ids)
+        ours = {tq.id, dq.id}
+        print(f"kills: {dict(killer.kills)}; killed at claim: {len(killer.at_claim)}; "
+              f"started by: thread {by[tq.id]}, detached {by[dq.id]}, guild/other-unrecorded {by[None]}, "
+              f"cli+victims {N_RUNS - by[tq.id] - by[dq.id] - by[None]}")
+        assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems[:40])
+        assert sum(killer.kills.values()) >= 4, f"too few kills to mean anything: {dict(killer.kills)}"
+        assert killer.at_claim, "no queue was killed between its claim and the run's start"
+        assert by[None] >= 1, "the real guild queue started no run"
+        assert sum(by[q] for q in ours) >= 1, "our queues started no run"
+    finally:
+        killer.kill_victim()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+        try:
+            api.stop(queues=True, timeout=15)
+        except Exception:  # noqa: BLE001 - cleanup only
+            pass

@@ -1,0 +1,546 @@
+"""Random interleavings of every lifecycle action, from three processes on one
+store, and the invariants that must hold whatever happened.
+
+Three *driver* processes (the script ``DRIVER`` below, each with its own
+seed) stage runs, start thread and detached queues, stop, unstage and delete
+runs, start runs directly, and ``kill -9`` supervisors and queue processes,
+all through the public API and all at once; the test kills one driver
+outright half-way and starts it again. Then the test stops every queue,
+drains what is still staged with one run-once queue, waits for every run to
+end, lists the runs once (which settles runs whose supervisor was killed)
+and checks:
+
+- every run started at most once: the script appends ``RUN_ID`` to a log
+  (``O_APPEND``) as its first act; a run in the log was acquired (its
+  ``started`` is later than its staging), was never unstaged or cancelled,
+  and every completed run is in the log;
+- no run is written by a non-owner: foreign runs planted first (Guild-style
+  ownerless, hour-old ``PENDING`` runs; runs whose Guild-format ``LOCK``
+  names a live unrelated process started *after* the LOCK was written) are
+  byte- and mtime-identical at the end, and that process was never signalled;
+- every finished run has an outcome (``exit_status`` and ``stopped``) and
+  no lifecycle file left (``LOCK*``, ``PENDING``, ``STAGED``, reserves);
+- no orphan: no process whose environment carries this round's marker is
+  alive;
+- no driver met an exception outside the package's own errors (a lost race
+  is a ``GuildJupyterError``, e.g. ``WrongState``; anything else is a bug).
+
+The seed comes from ``GUILD_JUPYTER_INVARIANT_SEED`` or is random; it is
+printed, and named in every failure. ``bench/run_invariants.sh`` runs many
+rounds. The helpers below are shared with the other reliability tests.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import psutil
+import pytest
+
+from conftest import wait_for
+from guild_jupyter import api
+from guild_jupyter.store.run import Run
+from support.store_state import diff, snapshot
+
+pytestmark = pytest.mark.reliability
+
+# -- helpers shared by the reliability tests ------------------------------------------
+
+#: The training script: first appends its RUN_ID to $INV_LOG (one O_APPEND
+#: write: lines never interleave), then sleeps ``sleep`` seconds.
+LOGGING_SCRIPT = textwrap.dedent(
+    """\
+    import os, time
+    sleep = 0.1
+    fd = os.open(os.environ["INV_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.write(fd, (os.environ["RUN_ID"] + "\\n").encode())
+    os.close(fd)
+    time.sleep(sleep)
+    print("loss: 0.5")
+    """
+)
+
+LIFECYCLE_FILES = ("LOCK", "LOCK.start", "LOCK.procs", "LOCK.remote", "PENDING", "STAGED")
+FINISHED = ("completed", "error", "terminated")
+
+
+@pytest.fixture
+def marked(tmp_path, monkeypatch):
+    """A unique marker in the environment of the processes the test starts
+    (drivers, queues, supervisors, scripts inherit it) and the starts log;
+    on teardown any process of the test still alive is killed (the test itself
+    asserts there is none: this only keeps a failure from leaking)."""
+    mark = uuid.uuid4().hex
+    log = tmp_path / "starts.log"
+    monkeypatch.setenv("INV_MARK", mark)
+    monkeypatch.setenv("INV_LOG", str(log))
+    yield mark, log
+    for p in marked_processes(mark):
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
+def _ours(p, mark: str, root: str) -> bool:
+    # A process forked (not exec'd) from one that was started before the marker
+    # was set shows its parent's original environment in /proc: its working
+    # directory (a script runs in its run directory) or its arguments (a
+    # supervisor, a queue, a sentinel name their run directory) give it away.
+    if p.environ().get("INV_MARK") == mark:
+        return True
+    if p.cwd().startswith(root):
+        return True
+    return any(a.startswith(root) for a in p.cmdline())
+
+
+def marked_processes(mark: str) -> list:
+    """Live (non-zombie) processes other than this one that belong to the
+    test: the marker in their environment, or their working directory or an
+    argument under the test's temporary directory (``INV_LOG``'s)."""
+    root = os.path.dirname(os.environ["INV_LOG"]) + os.sep
+    out = []
+    me = os.getpid()
+    for p in psutil.process_iter(["pid"]):
+        if p.pid == me:
+            continue
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if _ours(p, mark, root):
+                out.append(p)
+        except psutil.Error:
+            continue
+    return out
+
+
+def describe(procs) -> list[str]:
+    out = []
+    for p in procs:
+        try:
+            out.append(f"{p.pid} {' '.join(p.cmdline())[:200]}")
+        except psutil.Error:
+            out.append(f"{p.pid} (gone)")
+    return out
+
+
+def wait_no_orphans(mark: str, timeout: float = 10.0) -> list[str]:
+    """Waits (bounded) for every marked process to end; returns the ones left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = marked_processes(mark)
+        if not left or time.monotonic() > deadline:
+            return describe(left)
+        time.sleep(0.1)
+
+
+def starts(log) -> collections.Counter:
+    try:
+        with open(log) as f:
+            return collections.Counter(line.strip() for line in f if line.strip())
+    except FileNotFoundError:
+        return collections.Counter()
+
+
+def all_runs(home) -> dict:
+    """Every run of the store, live or in Guild's trash: id -> Run."""
+    out = {}
+    for sub in ("runs", os.path.join("trash", "runs")):
+        d = os.path.join(str(home), sub)
+        if os.path.isdir(d):
+            for name in os.listdir(d):
+                if len(name) == 32 and not name.startswith("."):
+                    out[name] = Run(os.path.join(d, name))
+    return out
+
+
+def outcome_problems(run: Run) -> list[str]:
+    """What is wrong with a run that should have ended: no outcome, or a
+    lifecycle file left behind."""
+    run.refresh()
+    out = []
+    names = set(os.listdir(run.guild_dir)) if os.path.isdir(run.guild_dir) else set()
+    left = sorted(n for n in names if n in LIFECYCLE_FILES or n.startswith(".reserve"))
+    if left:
+        out.append(f"left {left}")
+    es, stopped = run.get("exit_status"), run.get("stopped")
+    if not isinstance(es, int) or isinstance(es, bool):
+        out.append(f"exit_status {es!r}")
+    if not isinstance(stopped, int) or isinstance(stopped, bool):
+        out.append(f"stopped {stopped!r}")
+    return out
+
+
+def acquired(run: Run) -> bool:
+    """The run was started (acquired): ``started`` moved past its staging
+    time (``create`` writes ``started == initialized`` for a staged run and
+    no ``started`` for a pending one)."""
+    started, init = run.get("started"), run.get("initialized")
+    if not isinstance(started, int):
+        return False
+    return not isinstance(init, int) or started > init
+
+
+def start_record_problems(home, log, runs: dict, exempt=()) -> list[str]:
+    """Exactly-once bookkeeping shared by the tests: each id in the log at
+    most once, belongs to a run of the store, that run was acquired and never
+    unstaged; every completed run is in the log."""
+    counts = starts(log)
+    out = []
+    for rid, n in counts.items():
+        if n > 1:
+            out.append(f"run {rid} started {n} times")
+        r = runs.get(rid)
+        if r is None:
+            out.append(f"run {rid} in the starts log but not in the store")
+            continue
+        if not acquired(r):
+            out.append(f"run {rid} ran its script but was never acquired (started={r.get('started')})")
+        if r.get("unstaged"):
+            out.append(f"run {rid} ran its script and is marked unstaged")
+    for rid, r in runs.items():
+        if rid in exempt or r.is_queue:
+            continue
+        if r.refresh().get("exit_status") == 0 and rid not in counts:
+            out.append(f"run {rid} completed but never ran its script")
+    return out
+
+
+def sigkill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+# -- the driver --------------------------------------------------------------------------
+
+DRIVER = textwrap.dedent(
+    r'''
+    """One driver: random lifecycle actions through the API, from one process."""
+    import json, os, random, signal, sys, time, traceback
+    from guild_jupyter import api
+    from guild_jupyter.errors import GuildJupyterError
+
+    seed, n_actions, duration, script, journal_path, planted_path, max_staged = sys.argv[1:8]
+    rng = random.Random(seed)
+    n_actions, duration, max_staged = int(n_actions), float(duration), int(max_staged)
+    planted = set(json.load(open(planted_path)))
+    journal = open(journal_path, "a")
+
+    def note(**kw):
+        kw["t"] = time.time()
+        kw["driver"] = seed
+        journal.write(json.dumps(kw) + "\n")
+        journal.flush()
+
+    def mine(rs):
+        return [r for r in rs if r.id not in planted]
+
+    def listing(*statuses):
+        return mine(api.runs(statuses or None))
+
+    def sleep_flag():
+        return f"sleep={rng.choice([0.05, 0.1, 0.3, 0.6, 1.2])}"
+
+    thread_queues = []
+
+    def stage():
+        if len(listing("staged")) >= max_staged:
+            return "skip"
+        if rng.random() < 0.25:  # a sweep: all or nothing
+            rs = api.run(script, f"sleep=[{rng.choice([0.05, 0.2])},{rng.choice([0.3, 0.5])}]", stage=True)
+        else:
+            rs = []
+            for _ in range(rng.randint(1, 3)):
+                rs += api.run(script, sleep_flag(), stage=True)
+        note(action="staged", ids=[r.id for r in rs])
+
+    def thread_queue():
+        if sum(q.status != "stopped" for q in thread_queues) >= 1:
+            return "skip"
+        q = api.queue(poll_interval=rng.choice([0.5, 1, 2]), run_once=rng.random() < 0.3)
+        thread_queues.append(q)
+        note(action="thread_queue", id=q.id)
+
+    def detached_queue():
+        if len([r for r in listing("running", "pending") if r.is_queue]) >= 4:
+            return "skip"
+        q = api.queue(background=True, poll_interval=rng.choice([0.5, 1, 2]), run_once=rng.random() < 0.3)
+        note(action="detached_queue", id=q.id)
+
+    def start_direct():
+        (r,) = api.run(script, sleep_flag())
+        note(action="started_direct", id=r.id, status=r.status)
+
+    def stop_run():
+        cands = [r for r in listing("running", "pending") if not r.is_queue]
+        if not cands:
+            return "skip"
+        r = rng.choice(cands)
+        was = r.status
+        api.stop(r.id, wait=rng.random() < 0.5, timeout=8)
+        r.refresh()
+        if not (isinstance(r.get("started"), int) and r.get("started") > (r.get("initialized") or 0)):
+            # Taken off the queue before it ever started: it must never start.
+            note(action="cancelled", id=r.id, was=was, status=r.status)
+        else:
+            note(action="stopped", id=r.id, was=was)
+
+    def unstage():
+        cands = listing("staged")
+        if not cands:
+            return "skip"
+        r = rng.choice(cands)
+        api.unstage(r.id)
+        note(action="unstaged", id=r.id)
+
+    def delete():
+        cands = [r for r in listing("completed", "error", "terminated", "staged")]
+        if not cands:
+            return "skip"
+        r = rng.choice(cands)
+        api.delete(r.id)
+        note(action="deleted", id=r.id, was=r.status)
+
+    def kill_supervisor():
+        cands = [r for r in listing("running") if not r.is_queue]
+        if not cands:
+            return "skip"
+        r = rng.choice(cands)
+        h = r.lock_holder()
+        if h is None:
+            return "skip"
+        os.kill(h.pid, signal.SIGKILL)
+        note(action="killed_supervisor", id=r.id, pid=h.pid)
+
+    def kill_queue():
+        cands = [r for r in listing("running") if r.is_queue]
+        if not cands:
+            return "skip"
+        r = rng.choice(cands)
+        h = r.lock_holder()
+        if h is None:
+            return "skip"
+        os.kill(h.pid, signal.SIGKILL)
+        note(action="killed_queue", id=r.id, pid=h.pid)
+
+    def stop_queue():
+        cands = [r for r in listing("running") if r.is_queue]
+        if not cands:
+            return "skip"
+        r = rng.choice(cands)
+        api.stop(r.id, timeout=8)
+        note(action="stopped_queue", id=r.id)
+
+    ACTIONS = [(stage, 6), (thread_queue, 1), (detached_queue, 1.2), (start_direct, 0.5), (stop_run, 1.5),
+               (unstage, 1.5), (delete, 0.8), (kill_supervisor, 1), (kill_queue, 0.7), (stop_queue, 0.3)]
+    funcs, weights = zip(*ACTIONS)
+    end = time.monotonic() + duration
+    errors = {}
+    for i in range(n_actions):
+        if time.monotonic() > end:
+            break
+        f = rng.choices(funcs, weights)[0]
+        try:
+            f()
+        except GuildJupyterError as e:  # a lost race: the run moved on meanwhile
+            key = f"{f.__name__}: {type(e).__name__}: {str(e)[:70]}"
+            errors[key] = errors.get(key, 0) + 1
+        except Exception as e:
+            note(action="unexpected", what=f.__name__, error=f"{type(e).__name__}: {e}",
+                 tb=traceback.format_exc())
+        time.sleep(rng.uniform(0.02, 0.3))
+    if rng.random() < 0.5:
+        for q in thread_queues:
+            q.stop(wait=True, timeout=10)
+    note(action="done", expected_errors=errors)
+    '''
+)
+
+
+def _plant_foreign(project, home) -> tuple[list, list]:
+    """Runs that belong to someone else: Guild-style ownerless PENDING runs
+    (an empty PENDING, no STAGED, an hour old) and runs whose Guild-format
+    LOCK names a live unrelated process started after the LOCK was written.
+    Returns (their run dirs, the unrelated processes)."""
+    dirs, strangers = [], []
+    hour_ago = time.time() - 3600
+    for _ in range(2):
+        (r,) = api.run(str(project / "train_inv.py"), "sleep=0.1", stage=True, label="foreign")
+        os.unlink(r.path("STAGED"))
+        with open(r.path("PENDING"), "wb"):
+            pass
+        os.utime(r.path("PENDING"), (hour_ago, hour_ago))
+        dirs.append(r.dir)
+    env = {k: v for k, v in os.environ.items() if k != "INV_MARK"}
+    for _ in range(2):
+        (r,) = api.run(str(project / "train_inv.py"), "sleep=0.1", stage=True, label="foreign")
+        os.unlink(r.path("STAGED"))
+        p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], env=env)
+        strangers.append(p)
+        born = psutil.Process(p.pid).create_time()
+        with open(r.path("LOCK"), "w") as f:
+            f.write(str(p.pid))
+        os.utime(r.path("LOCK"), (born - 3600, born - 3600))
+        dirs.append(r.dir)
+    return dirs, strangers
+
+
+def _start_driver(driver_py, seed, project, journal, planted_path, n_actions, duration):
+    return subprocess.Popen(
+        [sys.executable, str(driver_py), str(seed), str(n_actions), str(duration),
+         str(project / "train_inv.py"), str(journal), str(planted_path), "12"],
+        stdout=subprocess.DEVNULL, stderr=open(str(journal) + f".{seed}.stderr", "wb"),
+    )
+
+
+def _journal(path) -> list[dict]:
+    try:
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+@pytest.mark.timeout(170)
+def test_random_interleavings_keep_the_invariants(tmp_path, guild_home, marked):
+    mark, log = marked
+    seed = int(os.environ.get("GUILD_JUPYTER_INVARIANT_SEED") or random.randrange(1 << 30))
+    print(f"GUILD_JUPYTER_INVARIANT_SEED={seed}")
+    rng = random.Random(seed)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "train_inv.py").write_text(LOGGING_SCRIPT)
+    driver_py = tmp_path / "driver.py"
+    driver_py.write_text(DRIVER)
+    journal = tmp_path / "journal.jsonl"
+    duration = float(os.environ.get("GUILD_JUPYTER_INVARIANT_SECONDS", "24"))
+
+    foreign_dirs, strangers = _plant_foreign(project, guild_home)
+    planted_path = tmp_path / "planted.json"
+    planted_path.write_text(json.dumps([os.path.basename(d) for d in foreign_dirs]))
+    before = {d: snapshot(d) for d in foreign_dirs}
+    stranger_ids = [(p.pid, psutil.Process(p.pid).create_time()) for p in strangers]
+
+    drivers = []
+    try:
+        drivers = [_start_driver(driver_py, seed * 10 + i, project, journal, planted_path, 400, duration)
+                   for i in range(3)]
+        # Half-way (at a random moment), one driver dies outright and is started again.
+        time.sleep(rng.uniform(0.3, 0.6) * duration)
+        victim = rng.randrange(3)
+        drivers[victim].kill()
+        drivers[victim].wait(10)
+        drivers.append(_start_driver(driver_py, seed * 10 + 5, project, journal, planted_path, 400,
+                                     duration / 2))
+        for d in drivers:
+            d.wait(duration + 60)
+
+        # The end: every queue stopped, what is staged drained by one run-once queue.
+        api.stop(queues=True, timeout=15)
+        drain = api.queue(run_once=True, poll_interval=0.5)
+        assert drain.join(90), f"seed {seed}: the draining queue did not finish"
+        runs = all_runs(guild_home)
+        foreign = {os.path.basename(d) for d in foreign_dirs}
+
+        def all_ended():
+            return all(r.refresh().status in FINISHED for rid, r in runs.items() if rid not in foreign)
+
+        wait_for(all_ended, timeout=30, interval=0.1, message=f"every run to end (seed {seed})")
+        api.runs()  # settles runs whose supervisor was killed (their orphans are ended)
+        runs = all_runs(guild_home)
+        entries = _journal(journal)
+
+        problems = []
+        # No driver met an exception outside the package's own errors.
+        for e in entries:
+            if e["action"] == "unexpected":
+                problems.append(f"driver {e['driver']}: {e['what']} raised {e['error']}\n{e['tb']}")
+        # Started at most once; started means acquired; completed means it ran.
+        problems += start_record_problems(guild_home, log, runs, exempt=foreign)
+        counts = starts(log)
+        for e in entries:
+            if e["action"] in ("unstaged", "cancelled") and e["id"] in counts:
+                problems.append(f"run {e['id']} was {e['action']} by driver {e['driver']} and still ran")
+        # Every run has an outcome and no lifecycle file left (the foreign ones aside).
+        for rid, r in sorted(runs.items()):
+            if rid in foreign:
+                continue
+            for p in outcome_problems(r):
+                problems.append(f"run {rid} ({r.op_name}, {r.status}): {p}")
+        # Nobody wrote into the foreign runs; nobody signalled the unrelated processes.
+        for d in foreign_dirs:
+            for line in diff(before[d], snapshot(d)):
+                problems.append(f"foreign run {os.path.basename(d)}: {line}")
+        for pid, created in stranger_ids:
+            if not psutil.pid_exists(pid) or psutil.Process(pid).create_time() != created:
+                problems.append(f"the unrelated process {pid} named in a foreign LOCK was killed")
+        # No orphan process.
+        for line in wait_no_orphans(mark, timeout=10):
+            problems.append(f"orphan process: {line}")
+
+        summary = collections.Counter(e["action"] for e in entries)
+        statuses = collections.Counter(r.status for r in runs.values())
+        print(f"actions: {dict(summary)}\nstatuses: {dict(statuses)}\nstarts: {len(counts)}")
+        for e in entries:
+            if e["action"] == "done":
+                print(f"driver {e['driver']} lost races: {e['expected_errors']}")
+        assert not problems, f"seed {seed}: {len(problems)} invariant violation(s):\n" + "\n".join(problems[:40])
+        assert summary["staged"] >= 3, f"seed {seed}: the drivers hardly did anything: {dict(summary)}"
+    finally:
+        for d in drivers:
+            if d.poll() is None:
+                d.kill()
+                d.wait(10)
+        try:
+            api.stop(queues=True, timeout=15)
+        except Exception:  # noqa: BLE001 - cleanup: the assertion above says what went wrong
+            pass
+        for p in strangers:
+            p.kill()
+            p.wait(10)
+
+
+@pytest.mark.timeout(60)
+def test_stop_all_leaves_the_runs_of_others_alone(tmp_path, guild_home, marked):
+    """``stop --all`` stops every run and queue of ours, and nothing else: a
+    run Guild is preparing (ownerless PENDING: a ``guild run`` process will
+    start it once its dependencies are resolved, whatever we write) and a
+    run whose LOCK names a process that is not its own are not written, and
+    that process is not signalled (``guild stop --all`` itself only stops
+    running runs)."""
+    mark, log = marked
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "train_inv.py").write_text(LOGGING_SCRIPT)
+    foreign_dirs, strangers = _plant_foreign(project, guild_home)
+    before = {d: snapshot(d) for d in foreign_dirs}
+    try:
+        q = api.queue(background=True, poll_interval=0.5)
+        (ours,) = api.run(str(project / "train_inv.py"), "sleep=30")
+        api.stop(all=True, timeout=15)
+        assert ours.refresh().status == "terminated" and q.run.refresh().status == "terminated"
+        problems = []
+        for d in foreign_dirs:
+            problems += [f"foreign run {os.path.basename(d)}: {line}" for line in diff(before[d], snapshot(d))]
+        problems += [f"unrelated process {p.pid} was signalled" for p in strangers if p.poll() is not None]
+        problems += [f"orphan process: {line}" for line in wait_no_orphans(mark)]
+        assert not problems, "\n".join(problems)
+    finally:
+        try:
+            api.stop(queues=True, timeout=15)
+        except Exception:  # noqa: BLE001 - cleanup only
+            pass
+        for p in strangers:
+            p.kill()
+            p.wait(10)
