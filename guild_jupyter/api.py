@@ -81,8 +81,14 @@ def _raw_value(assignments, name):
 def _list_flag_spec(name, text):
     """A flag whose default is a list takes a list value: ``[1,2]`` is one
     value, ``[[1,2],[3]]`` a sweep over two lists."""
+    import re
+
     import yaml
 
+    fn = re.match(r"\s*(range|linspace|logspace|uniform|loguniform)\s*\[", text)
+    if fn:
+        raise SweepError(f"{name} takes a list: a sweep function ({fn.group(1)}[...]) cannot make its values; "
+                         f"sweep over lists instead ({name}=[[1,2],[3]])")
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:

@@ -11,6 +11,7 @@ import os
 
 from .errors import ScriptError
 from .execution import flags as flaglib
+from .execution.runscript import takes_list
 from .store.store import RunSpec
 
 MAX_SOURCE_FILES = 100
@@ -83,7 +84,9 @@ class ScriptOp:
         for name in self.flags_info.defaults:
             opt = self.flags_info.options.get(name) or {}
             action = opt.get("action") if isinstance(opt, dict) else getattr(opt, "action", None)
-            if action == "store_true":
+            if isinstance(opt, dict) and takes_list(opt):
+                cmd_flags[name] = {"arg-split": True}  # Guild splits "8 4" into --opt 8 4
+            elif action == "store_true":
                 cmd_flags[name] = {"arg-switch": True}
             elif action == "store_false":
                 cmd_flags[name] = {"arg-switch": False}
@@ -108,15 +111,25 @@ class ScriptOp:
             "sourcecode": {"dest": "."},
         }
 
+    def _list_options(self) -> set:
+        if self.flags_info.style != "args":
+            return set()
+        return {n for n, opt in (self.flags_info.options or {}).items() if takes_list(opt)}
+
     def spec(self, user_flags: dict, gpus: str | None = None, label: str | None = None, extra_attrs=None) -> RunSpec:
         flags = self.defaults
         flags.update(user_flags)
+        user_flags = dict(user_flags)
+        for name in self._list_options():
+            for d in (flags, user_flags):
+                if isinstance(d.get(name), (list, tuple)):
+                    d[name] = split_encoded(d[name])
         extra = {"guild_jupyter": {"kind": self.kind}, "host": _hostname(), "user": _user()}
         extra.update(extra_attrs or {})
         return RunSpec(
             opref=self.opref,
             flags=flags,
-            user_flags=dict(user_flags),
+            user_flags=user_flags,
             op_attr=self.op_attr(gpus),
             sources=self.sources(),
             gpus=gpus,
@@ -124,6 +137,17 @@ class ScriptOp:
             extra_attrs=extra,
             run_params={"flags": [f"{k}={v}" for k, v in user_flags.items()], "opspec": self.name},
         )
+
+
+def split_encoded(values) -> str:
+    """A list flag's value as Guild stores one for an argparse ``nargs``
+    option: the items joined by spaces, shell-quoted (``[8, 4]`` -> ``8 4``),
+    which Guild's queue splits back into separate arguments."""
+    import shlex
+
+    from .store.store import format_flag_value
+
+    return " ".join(shlex.quote(v if isinstance(v, str) else format_flag_value(v)) for v in values)
 
 
 def collect_sources(project_dir: str, skip=()) -> dict:

@@ -139,3 +139,76 @@ def test_a_flag_named_like_a_printed_scalar_is_warned_about(project, tmp_path):
     head, _ = api.compare(r.id, o.id).table()
     assert "loss (flag)" in head and "loss (scalar)" in head and "loss" not in head
     assert "acc" in head
+
+
+NARGS = '''\
+import argparse
+p = argparse.ArgumentParser()
+p.add_argument("--layers", type=int, nargs="+", default=[64, 32])
+p.add_argument("--names", nargs="*", default=["a b", "c"])
+p.add_argument("--lr", type=float, default=0.1)
+a = p.parse_args()
+print("layers", a.layers, "names", a.names, "lr", a.lr)
+'''
+GLOBALS_LIST = 'sizes = [1, 2]\nprint("sizes", sizes, type(sizes[0]).__name__)\n'
+
+
+@pytest.mark.guild
+def test_list_flags_run_the_same_under_a_real_guild_queue(project):
+    from conftest import guild
+
+    (project / "nargs.py").write_text(NARGS)
+    (project / "glist.py").write_text(GLOBALS_LIST)
+    def stage_three():
+        return [api.run(str(project / "nargs.py"), "layers=[8,4]", stage=True)[0],
+                api.run(str(project / "nargs.py"), stage=True)[0],
+                api.run(str(project / "glist.py"), "sizes=[3,4,5]", stage=True)[0]]
+
+    by_guild = stage_three()
+    assert by_guild[0].flags["layers"] == "8 4"  # as Guild stores it; its queue splits it
+    guild("run", "queue", "run-once=yes", "-y", cwd=project)
+    by_us = stage_three()
+    q = api.queue(run_once=True)
+    assert q.join(60)
+    want = ["layers [8, 4] names ['a b', 'c'] lr 0.1", "layers [64, 32] names ['a b', 'c'] lr 0.1",
+            "sizes [3, 4, 5] int"]
+    for runs in (by_guild, by_us):
+        assert [r.refresh().status for r in runs] == ["completed"] * 3
+        assert [api.output(r.id).strip().splitlines()[-1] for r in runs] == want
+    assert all(r.get("queue_id") == q.id for r in by_us)
+    assert not any(r.get("queue_id") for r in by_guild)  # Guild's queue records none
+
+
+def test_a_sweep_function_on_a_list_flag_is_an_error(project, guild_home):
+    (project / "nargs.py").write_text(NARGS)
+    for bad in ("layers=range[1:3]", "layers=linspace[1:2:2]", "layers=uniform[1:2]"):
+        p = cli("run", project / "nargs.py", bad, "--stage", check=2)
+        assert "takes a list" in p.stderr and p.stderr.count("\n") == 1
+    assert not os.path.exists(guild_home / "runs") or not os.listdir(guild_home / "runs")
+
+
+@pytest.mark.guild
+def test_json_listing_and_run_selection_match_guild(project, guild_home):
+    from conftest import guild
+
+    api.run(str(project / "train.py"), "lr=0.5", foreground=True, stream=io.StringIO())
+    api.run(str(project / "train.py"), "lr=[0.1,0.2,0.3]", stage=True)
+    ours = json.loads(cli("runs", "--json", check=0).stdout)
+    theirs = json.loads(guild("runs", "--json").stdout)
+    assert [r["id"] for r in ours] == [r["id"] for r in theirs]
+    for a, b in zip(ours, theirs):
+        for field in ("run_dir", "opref", "exit_status", "label", "started", "status", "stopped"):
+            assert a[field] == b[field], (field, a[field], b[field])
+    assert [r["index"] for r in ours] == [1, 2, 3, 4]
+    st = api.resolve_store()
+    ids = [r["id"] for r in ours]
+    # A number that is no index is an id prefix, as in Guild: find one.
+    digit_prefix = next((i[:1] for i in ids if i[0].isdigit() and i[0] not in "1234"
+                         and sum(j.startswith(i[0]) for j in ids) == 1), None)
+    specs = ["1", "4", "2:3", ":2", "3:", "1:4"] + ([digit_prefix] if digit_prefix else [])
+    for spec in specs:
+        expected = guild("select", spec, "--all").stdout.split()
+        assert [r.id for r in st.select([spec])] == expected, spec
+    unused = next(d for d in "56789" if not any(i.startswith(d) for i in ids))
+    p = cli("output", unused, check=2)  # no such index and no id starting with it
+    assert p.stderr.count("\n") == 1 and "no run at index" in p.stderr

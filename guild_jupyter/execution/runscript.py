@@ -474,11 +474,30 @@ def _encode_one(opt, value):
         items = value if isinstance(value, (list, tuple)) else [value]
         return [f"{option}={_arg_str(v)}" for v in items if v is not None]
     # store, extend, or a custom action
+    if isinstance(value, str) and takes_list(opt):
+        # A list flag's value as Guild stores it ("8 4", with arg-split):
+        # split like Guild's queue does, one argument per item.
+        import shlex
+
+        return [option] + shlex.split(value)
     if isinstance(value, (list, tuple)):
         if not value:
             return [option] if opt.get("nargs") in ("*", "?") else []
         return [option] + [_arg_str(v) for v in value]
     return [f"{option}={_arg_str(value)}"]
+
+
+def takes_list(opt) -> bool:
+    """An argparse option that takes several values (``nargs="+"``, ``"*"``,
+    a count, or ``action="extend"``)."""
+    if not isinstance(opt, dict):
+        return False
+    nargs = opt.get("nargs")
+    if opt.get("action") == "extend":
+        return True
+    if opt.get("action") not in (None, "store"):
+        return False
+    return nargs in ("+", "*") or (isinstance(nargs, int) and not isinstance(nargs, bool) and nargs >= 1)
 
 
 def _arg_str(v):
