@@ -150,6 +150,7 @@ def run(
     if dry_run:
         return [dict(op.defaults, **t) for t in trials]
     _warn_flags_shadowing_scalars(op)
+    warn_unknown_gpus(gpus)
     st = resolve_store(store)
     st.ensure_writable()
     specs = [op.spec(t, gpus=gpus, label=label) for t in trials]
@@ -173,6 +174,27 @@ def _with_listing_indices(st: Store, runs: list[Run]) -> RunList:
     wanted = {r.id for r in runs}
     places = [(i, r) for i, r in enumerate(st.runs(), 1) if r.id in wanted]
     return RunList([r for _, r in places], indices=[i for i, _ in places])
+
+
+def warn_unknown_gpus(spec: str | None) -> None:
+    """A GPU that NVML does not report is most likely a typo: warn (not an
+    error: the run may be meant for another machine). Silent without NVML."""
+    if not spec:
+        return
+    import warnings
+
+    from .engine.gpus import default_probe
+    from .engine.gpuspec import unknown_gpus
+    from .errors import GuildJupyterWarning
+
+    report = default_probe().read()
+    if not report.gpus:
+        return  # no NVIDIA GPU here (or NVML absent): nothing to check against
+    missing = unknown_gpus(spec, report.gpus)
+    if missing:
+        known = ", ".join(str(g.index) for g in report.gpus)
+        warnings.warn(f"GPU {', '.join(missing)} is not among the GPUs NVML reports on this machine ({known})",
+                      GuildJupyterWarning, stacklevel=3)
 
 
 def _warn_flags_shadowing_scalars(op: ScriptOp) -> None:
@@ -357,6 +379,7 @@ def queue(
     config = parse_queue_flags(
         assignments, gpus=gpus, wait_for_running=wait_for_running, run_once=run_once, poll_interval=poll_interval
     )
+    warn_unknown_gpus(config.gpus)
     st = resolve_store(store)
     st.ensure_writable()
     if background:

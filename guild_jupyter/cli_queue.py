@@ -36,6 +36,7 @@ def _queue(args) -> int:
     from .engine.hosts import ForegroundQueue
 
     config = parse_queue_flags(args.flags)
+    api.warn_unknown_gpus(config.gpus)
     st = api.resolve_store(args.store)
     st.ensure_writable()
     q = ForegroundQueue(st, config, echo=sys.stdout)

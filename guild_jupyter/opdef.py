@@ -93,8 +93,9 @@ class ScriptOp:
             else:
                 cmd_flags[name] = {}
         env = {"FLAGS_DEST": dest, "PYTHONPATH": "."}
-        if gpus:
+        if gpus:  # CUDA numbers GPUs as NVML (and the panel) does only in PCI bus order
             env["CUDA_VISIBLE_DEVICES"] = gpus
+            env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         return {
             "deps": [],
             "flag-null-labels": {},

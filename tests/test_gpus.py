@@ -69,6 +69,9 @@ class Clock:
         ("01", "1"),
         (0, "0"),  # gpus=0 parsed as a number
         (3, "3"),
+        ("GPU-8f3c2a1b-0d4e-4c2f-9a7b-1e2d3c4b5a69", "GPU-8f3c2a1b-0d4e-4c2f-9a7b-1e2d3c4b5a69"),
+        ("GPU-8f3c, 1", "GPU-8f3c,1"),  # a UUID prefix, as CUDA_VISIBLE_DEVICES takes it
+        ("MIG-5c1d", "MIG-5c1d"),
     ],
 )
 def test_parse_gpu_spec_valid(text, expected):
@@ -77,7 +80,7 @@ def test_parse_gpu_spec_valid(text, expected):
 
 @pytest.mark.parametrize(
     "text",
-    ["a", "-1", "0,,1", "1.5", "0,0", ",", "0,", "0 1", "1,01", "²", "GPU-x", True, 1.0],
+    ["a", "-1", "0,,1", "1.5", "0,0", ",", "0,", "0 1", "1,01", "²", "GPU-x", "GPU-", "gpu-12", True, 1.0],
 )
 def test_parse_gpu_spec_invalid(text):
     with pytest.raises(BadInput) as exc:
@@ -85,7 +88,7 @@ def test_parse_gpu_spec_invalid(text):
     msg = str(exc.value)
     assert "\n" not in msg
     assert msg.startswith(f"bad GPU spec {str(text)!r}")
-    assert "comma-separated GPU ids like 0 or 0,1" in msg
+    assert "comma-separated GPU indices or UUIDs like 0, 0,1 or GPU-8f3c" in msg
 
 
 def test_parse_gpu_spec_message_example():
@@ -336,3 +339,44 @@ def test_default_probe_env_in_subprocess(monkeypatch):
 
 def test_module_constants():
     assert gpus_mod.FAKE_GPUS_ENV == "GUILD_JUPYTER_FAKE_GPUS"
+
+
+FAKE_TWO = json.dumps([{"name": "Fake A100", "uuid": "GPU-aaaa1111-0000", "memory_total": 80 << 30},
+                       {"name": "Fake A100", "uuid": "GPU-bbbb2222-0000", "memory_total": 80 << 30}])
+
+
+def test_pinned_runs_get_pci_bus_order_and_uuids_work(project, monkeypatch):
+    """A run pinned by index or UUID sees CUDA_VISIBLE_DEVICES as given and
+    CUDA_DEVICE_ORDER=PCI_BUS_ID (CUDA's numbering = NVML's); Guild gets the
+    same in the op's env."""
+    from conftest import cli
+
+    (project / "env.py").write_text(
+        'import os\nprint(os.environ.get("CUDA_VISIBLE_DEVICES"), os.environ.get("CUDA_DEVICE_ORDER"))\n')
+    monkeypatch.setenv("GUILD_JUPYTER_FAKE_GPUS", FAKE_TWO)
+    for gpus, want in (("1", "1 PCI_BUS_ID"), ("GPU-bbbb2222", "GPU-bbbb2222 PCI_BUS_ID"), (None, "None None")):
+        args = ["run", project / "env.py", "--foreground"] + (["--gpus", gpus] if gpus else [])
+        p = cli(*args, check=0)
+        assert p.stdout.strip() == want and p.stderr == "", (gpus, p.stderr)
+    from guild_jupyter import api
+
+    (staged,) = api.run(str(project / "env.py"), gpus="GPU-aaaa1111", stage=True)
+    env = staged.get("op")["op-cmd"]["cmd-env"]
+    assert env["CUDA_VISIBLE_DEVICES"] == "GPU-aaaa1111" and env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+
+
+def test_a_gpu_nvml_does_not_report_is_a_warning(project, monkeypatch):
+    from conftest import cli
+
+    monkeypatch.setenv("GUILD_JUPYTER_FAKE_GPUS", FAKE_TWO)
+    p = cli("run", project / "train.py", "--gpus", "3", "--stage", check=0)
+    assert p.stderr == "guild-jupyter: warning: GPU 3 is not among the GPUs NVML reports on this machine (0, 1)\n"
+    p = cli("run", project / "train.py", "--gpus", "GPU-cccc", "--stage", check=0)
+    assert "GPU GPU-cccc is not among" in p.stderr
+    p = cli("queue", "gpus=3", "run-once=yes", "--background", check=0)
+    assert "GPU 3 is not among" in p.stderr
+    cli("stop", "--queues", check=0)
+    assert cli("run", project / "train.py", "--gpus", "1", "--stage", check=0).stderr == ""
+    # No NVML (no fake, no driver): silent.
+    monkeypatch.setenv("GUILD_JUPYTER_FAKE_GPUS", json.dumps({"init_error": "NVML Shared Library Not Found"}))
+    assert cli("run", project / "train.py", "--gpus", "3", "--stage", check=0).stderr == ""

@@ -233,15 +233,25 @@ def claim(store, run: Run, by: Claim, *, gpus: str | None = None) -> None:
     with store.lock():
         if not os.path.exists(run.path(STAGED_MARKER)) or os.path.exists(run.path(PENDING_MARKER)):
             raise WrongState(f"run {run.id[:8]} is no longer staged")
-        if gpus:
-            params = run.get("run_params", {}) or {}
-            params = dict(params) if isinstance(params, dict) else {}
-            params["gpus"] = gpus
-            run.write_attr("run_params", params)
-        if by.queue_id:
-            run.write_attr("queue_id", by.queue_id)
-        attrlib.write_atomic(run.path(PENDING_MARKER), by.encode())
-        run.refresh()
+        # The claim first: if a later write fails (a full disk), removing it
+        # (which needs no space) leaves the run staged as it was.
+        try:
+            attrlib.write_atomic(run.path(PENDING_MARKER), by.encode())
+        except OSError as e:
+            raise _store_error(e, f"claim run {run.id[:8]}") from e
+        try:
+            if by.queue_id:  # harmless if left on a run returned to staged
+                run.write_attr("queue_id", by.queue_id)
+            if gpus:  # last: a failed atomic write leaves the old value
+                params = run.get("run_params", {}) or {}
+                params = dict(params) if isinstance(params, dict) else {}
+                params["gpus"] = gpus
+                run.write_attr("run_params", params)
+        except OSError as e:
+            attrlib.remove(run.path(PENDING_MARKER))
+            raise _store_error(e, f"claim run {run.id[:8]}") from e
+        finally:
+            run.refresh()
 
 
 def transfer_claim(store, run: Run, frm: Identity, to: Claim) -> None:
