@@ -28,6 +28,20 @@ from guild_jupyter.store.run import Run
 from guild_jupyter.store.store import Store
 
 
+@pytest.fixture(autouse=True)
+def _no_leftovers(guild_home):
+    """Whatever a failing test left running is ended (not part of any check)."""
+    yield
+    runs = os.path.join(str(guild_home), "runs")
+    for name in os.listdir(runs) if os.path.isdir(runs) else ():
+        r = Run(os.path.join(runs, name))
+        if os.path.exists(r.path("LOCK")):
+            try:
+                transitions.end_tree_and_record(Store(str(guild_home)), r, -9, "test cleanup")
+            except Exception:  # noqa: BLE001
+                pass
+
+
 @pytest.fixture(params=["fork", "spawn"])
 def launcher(request):
     """A single-threaded launcher forks the supervisor; one with other
@@ -55,7 +69,7 @@ def _pid_after(run: Run, word: str, timeout: float = 30) -> Identity:
     def find():
         for line in api.output(run.id).splitlines():
             parts = line.split()
-            if len(parts) == 2 and parts[0] == word:
+            if len(parts) == 2 and parts[0] == word and parts[1].isdigit():
                 return parts[1]
         return None
 
@@ -63,6 +77,12 @@ def _pid_after(run: Run, word: str, timeout: float = 30) -> Identity:
     ident = Identity.of(pid)
     assert ident is not None, f"process {word} ({pid}) already gone"
     return ident
+
+
+def _wait_ended(run: Run, timeout: float = 30) -> None:
+    """Until the run's outcome is recorded in full and its LOCK is gone."""
+    wait_for(lambda: run.refresh().status != "running" and run.get("stopped") is not None
+             and not os.path.exists(run.path("LOCK")), timeout=timeout, message="the run ends")
 
 
 def _all_gone(idents, timeout: float = 10) -> None:
@@ -79,18 +99,16 @@ def _guild_status(run: Run) -> str:
 # A child in a session of its own that ignores SIGTERM and keeps the run's
 # stdout (inherited) open; the main process waits.
 ESCAPED_CHILD = """\
-import subprocess, sys, time
-mode = "wait"
-code = ("import signal, sys, time\\n"
+import os, subprocess, sys, time
+code = ("import os, signal, time\\n"
         "signal.signal(signal.SIGTERM, signal.SIG_IGN)\\n"
-        "print('up', flush=True)\\n"
+        "os.write(1, b'up\\\\n')\\n"
         "while True:\\n"
         "    time.sleep(0.05)\\n")
 child = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
-print("child", child.pid, flush=True)
-while mode == "wait":
+os.write(1, b"child %d\\n" % child.pid)  # one write: lines of several processes never mix
+while True:
     time.sleep(0.05)
-print("main exits", flush=True)
 """
 
 
@@ -101,7 +119,7 @@ def test_stop_ends_escaped_child_holding_output(project, monkeypatch, launcher):
     monkeypatch.setenv("GUILD_JUPYTER_STOP_GRACE", "1")
     r = _start(project, "escaped.py", ESCAPED_CHILD)
     child = _pid_after(r, "child")
-    wait_for(lambda: "up" in api.output(r.id).split(), message="child ignores SIGTERM")
+    wait_for(lambda: "up" in api.output(r.id).splitlines(), message="child ignores SIGTERM")
     main = Identity.of(_script_pid(r))
     t0 = time.monotonic()
     stopped = api.stop(r.id)[0]
@@ -123,24 +141,22 @@ def _script_pid(run: Run) -> int:
 
 
 LEFTOVERS = """\
-import subprocess, sys
-ignore = ("import signal, sys, time\\n"
+import os, subprocess, sys, time
+ignore = ("import os, signal, sys, time\\n"
           "signal.signal(signal.SIGTERM, signal.SIG_IGN)\\n"
-          "print(sys.argv[1], 'up', flush=True)\\n"
+          "os.write(1, sys.argv[1].encode() + b' up\\\\n')\\n"
           "while True:\\n"
           "    time.sleep(0.05)\\n")
 group = subprocess.Popen([sys.executable, "-c", ignore, "group"])
 escaped = subprocess.Popen([sys.executable, "-c", ignore, "escaped"], start_new_session=True)
-print("group", group.pid, flush=True)
-print("escaped", escaped.pid, flush=True)
-import time
+os.write(1, b"group %d\\nescaped %d\\n" % (group.pid, escaped.pid))
 deadline = time.monotonic() + 20
-while time.monotonic() < deadline:
-    out = open(__import__("os").environ["RUN_DIR"] + "/.guild/output").read()
+while time.monotonic() < deadline:  # both ignore SIGTERM now
+    out = open(os.environ["RUN_DIR"] + "/.guild/output").read().split("\\n")
     if "group up" in out and "escaped up" in out:
         break
     time.sleep(0.02)
-print("main done", flush=True)
+os.write(1, b"main done\\n")
 """
 
 
@@ -150,7 +166,7 @@ def test_main_exit_ends_leftovers(project):
     the output pipe) is killed a second later and the run completes."""
     r = _start(project, "leftovers.py", LEFTOVERS)
     group, escaped = _pid_after(r, "group"), _pid_after(r, "escaped")
-    wait_for(lambda: r.refresh().status != "running", timeout=15, message="the run ends")
+    _wait_ended(r, timeout=15)
     assert r.status == "completed", api.output(r.id)
     _all_gone([group, escaped], timeout=2)
     out = api.output(r.id)
@@ -168,13 +184,12 @@ for i in range(4):
     pid = os.fork()
     if pid == 0:
         if os.fork() == 0:  # orphaned when its parent exits at once
-            print("orphan", os.getpid(), flush=True)
+            os.write(1, b"orphan %d\\n" % os.getpid())
             wait_file("release")
             os._exit(0)
         os._exit(0)
     os.waitpid(pid, 0)
 wait_file("go")
-print("main exits 7", flush=True)
 sys.exit(7)
 """
 
@@ -198,7 +213,7 @@ def test_orphans_reparented_and_reaped_main_status_kept(project):
 
     wait_for(reaped, message="exited orphans reaped (no zombies)")
     open(os.path.join(r.dir, "go"), "w").close()
-    wait_for(lambda: r.refresh().status != "running", message="the run ends")
+    _wait_ended(r)
     assert r.status == "error" and r.exit_status == 7
 
 
@@ -230,9 +245,8 @@ def test_stop_signals_record_terminated(project, monkeypatch, sig):
     child = _pid_after(r, "child")
     main = Identity.of(_script_pid(r))
     os.kill(r.lock_pid(), sig)
-    wait_for(lambda: r.refresh().status != "running", timeout=15, message="the run ends")
+    _wait_ended(r, timeout=15)
     assert r.status == "terminated" and r.exit_status < 0
-    wait_for(lambda: not os.path.exists(r.path("LOCK")), timeout=2, message="LOCK removed")
     _all_gone([main, child], timeout=2)
 
 
@@ -288,7 +302,7 @@ def test_output_held_outside_the_tree_never_holds_the_run(project, tmp_path):
     try:
         assert holder.stdout.readline().strip() == b"ready"
         r = _start(project, "handoff.py", HANDS_OFF_OUTPUT, f"sock={path}")
-        wait_for(lambda: r.refresh().status != "running", timeout=10, message="the run ends")
+        _wait_ended(r, timeout=10)
         assert r.status == "completed"
         assert "sent" in api.output(r.id)
         assert (r.get("stopped") - r.get("started")) / 1e6 < 5
@@ -322,7 +336,7 @@ def test_progress_and_binary_output_fast_and_exact(project):
     subprocess.run([sys.executable, "-u", str(project / "progress.py")], stdout=subprocess.DEVNULL, check=True)
     alone = time.monotonic() - t0
     r = api.run(str(project / "progress.py"))[0]
-    wait_for(lambda: r.refresh().status != "running", message="the run ends")
+    _wait_ended(r)
     assert r.status == "completed"
     ns: dict = {}
     exec(PROGRESS, ns)
@@ -335,7 +349,9 @@ def test_progress_and_binary_output_fast_and_exact(project):
 
 
 DISK_FILLER = """\
-import os, sys
+import os, sys, time
+while not os.path.exists("go"):
+    time.sleep(0.01)
 line = "x" * 99 + "\\n"
 written = 0
 while os.statvfs(".").f_bavail > 0 and written < 8 << 20:
@@ -361,14 +377,18 @@ def test_full_disk_keeps_draining_and_records_outcome(project, tmp_path, monkeyp
     try:
         monkeypatch.setenv("GUILD_HOME", str(mnt))
         r = _start(project, "filler.py", DISK_FILLER)
-        wait_for(lambda: Run(r.dir).lock_holder() is None, timeout=30, message="the supervisor ends")
+        sup = r.lock_holder()
+        open(os.path.join(r.dir, "go"), "w").close()
+        wait_for(lambda: not sup.alive(), timeout=30, message="the supervisor ends")
         r = Run(r.dir)
         assert r.get("exit_status") == 3 and r.get("stopped")
         assert not os.path.exists(r.path("LOCK"))
-        size = os.path.getsize(r.path("output"))
-        assert 256 * 1024 < size < 512 * 1024
+        assert 256 * 1024 < os.path.getsize(r.path("output")) < 512 * 1024
         with open(r.path("output"), "rb") as f:
-            assert b"done writing" not in f.read()  # dropped: the disk was full
+            out = f.read()
+        assert b"done writing" not in out  # dropped: the disk was full
+        # written once LOCK and its records were dropped
+        assert out.endswith(b"\nguild_jupyter: output truncated: No space left on device\n")
     finally:
         if subprocess.run(["umount", str(mnt)]).returncode:
             subprocess.run(["umount", "-l", str(mnt)])

@@ -33,7 +33,6 @@ start).
 
 from __future__ import annotations
 
-import errno
 import os
 import select
 import signal
@@ -52,6 +51,7 @@ STOP_GRACE = float(os.environ.get("GUILD_JUPYTER_STOP_GRACE", "10"))
 LEFTOVER_GRACE = 1.0  # the main process exited: its leftovers get SIGKILL after this
 WALK_INTERVAL = 1.0  # how often the run's processes are looked up and recorded
 FIRST_WALK = 0.3
+KILL_WAIT = 10.0  # processes that outlive SIGKILL this long (stuck in the kernel) no longer hold the run up
 DRAIN_IDLE = 0.25  # the tree is gone: stop waiting for more output after this idle time ...
 DRAIN_MAX = 2.0  # ... or this long in all
 READ_SIZE = 1 << 20
@@ -80,7 +80,9 @@ class Supervisor:
         self.main_status: int | None = None
         self.stop_requested = False
         self._stop_handled = False
+        self._stopped_running = True  # the stop came while the main process ran
         self._kill_at: float | None = None
+        self._killed_at: float | None = None  # when SIGKILL was first sent
         self._known: dict[int, Identity] = {}  # every process of the run seen, by pid
         self._recorded: frozenset = frozenset()
         self._pipe: int | None = None
@@ -137,7 +139,7 @@ class Supervisor:
         self._ready("ok")
         self._open_output()
         self._loop()
-        return self.main_status if self.main_status is not None else 1
+        return self.main_status if self.main_status is not None else -signal.SIGKILL
 
     def _command(self):
         run = self.run
@@ -164,6 +166,7 @@ class Supervisor:
         gpus = run.gpus
         if gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpus
+            env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA's numbering = NVML's (the panel's)
         else:
             env.pop("CUDA_VISIBLE_DEVICES", None)
         cmd = [sys.executable, "-u", "-m", "guild_jupyter.execution.runscript", script]
@@ -276,6 +279,12 @@ class Supervisor:
             if self._kill_at is not None and now >= self._kill_at:
                 self._signal_all(signal.SIGKILL)
                 self._kill_at = now + 0.1  # again, for any process started meanwhile
+                if self._killed_at is None:
+                    self._killed_at = now
+                elif now - self._killed_at > KILL_WAIT:
+                    self._append_output(b"guild_jupyter: processes of the run outlived SIGKILL for "
+                                        b"%gs; not waiting for them\n" % KILL_WAIT)
+                    return
             if now >= next_walk:
                 self._walk_and_record()
                 if self.scalars is not None:
@@ -349,18 +358,19 @@ class Supervisor:
                 pass
             self._out = None
 
-    def _append_output(self, data: bytes) -> None:
-        """Best effort: a line of ours at the end of the output."""
+    def _append_output(self, data: bytes, echo: bool = True) -> bool:
+        """Best effort: a line of ours at the end of the output. True if it
+        was written whole."""
+        if self.echo and echo:
+            self._echo(data)
         try:
             fd = os.open(self.run.path("output"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             try:
-                os.write(fd, data)
+                return os.write(fd, data) == len(data)
             finally:
                 os.close(fd)
         except OSError:
-            pass
-        if self.echo:
-            self._echo(data)
+            return False
 
     def _echo(self, data: bytes) -> None:
         try:
@@ -430,6 +440,7 @@ class Supervisor:
 
     def _begin_stop(self) -> None:
         self._stop_handled = True
+        self._stopped_running = self.main_status is None
         self._signal_all(signal.SIGTERM)
         deadline = time.monotonic() + self.grace
         self._kill_at = deadline if self._kill_at is None else min(self._kill_at, deadline)
@@ -470,11 +481,14 @@ class Supervisor:
             except OSError:
                 pass
             self._out = None
-        if self.output_error:
-            self._append_output(f"\nguild_jupyter: output truncated: {self.output_error}\n".encode())
-        if self.stop_requested and exit_status >= 0:
+        note = f"\nguild_jupyter: output truncated: {self.output_error}\n".encode() if self.output_error else b""
+        if note and self._append_output(note):
+            note = b""
+        if self.stop_requested and self._stopped_running and exit_status >= 0:
             exit_status = -signal.SIGTERM  # stopped on request: terminated
         transitions.record_outcome(Store(self.home), self.run, exit_status, self.holder)
+        if note:  # a full disk: dropping LOCK and its records may have made room
+            self._append_output(note, echo=False)
         return 128 - exit_status if exit_status < 0 else exit_status
 
 
