@@ -281,7 +281,10 @@ class ForegroundQueue:
         try:
             transitions.acquire(store, self.run, self.holder)
         except Exception as e:
-            transitions.record_start_failure(store, self.run, f"cannot start the queue: {e}")
+            try:
+                transitions.record_start_failure(store, self.run, f"cannot start the queue: {e}")
+            except Exception:  # noqa: BLE001 - the error that matters is the one raised
+                pass
             raise
         self._stop = threading.Event()
         self._done = threading.Event()
