@@ -2,7 +2,7 @@
 # Runs the random-interleavings invariant test many rounds in a row, each with
 # its own seed, and prints how many passed (and the seeds that failed, to
 # replay one: GUILD_JUPYTER_INVARIANT_SEED=S .venv/bin/python -m pytest -q
-# tests/reliability/test_invariants.py).
+# tests/reliability/test_invariants.py::test_random_interleavings_keep_the_invariants).
 #
 #   bench/run_invariants.sh [ROUNDS] [FIRST_SEED]     (default: 20 rounds, a random first seed)
 #
@@ -20,7 +20,7 @@ for ((i = 0; i < rounds; i++)); do
     seed=$((first + i))
     t0=$(date +%s)
     if GUILD_JUPYTER_INVARIANT_SEED=$seed "$py" -m pytest -q -p no:cacheprovider -rA \
-        tests/reliability/test_invariants.py >"$out_dir/round-$i-seed-$seed.log" 2>&1; then
+        tests/reliability/test_invariants.py::test_random_interleavings_keep_the_invariants >"$out_dir/round-$i-seed-$seed.log" 2>&1; then
         passed=$((passed + 1))
         verdict=pass
     else

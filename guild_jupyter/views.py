@@ -56,9 +56,11 @@ def gpus_text(gpus: str | None) -> str:
 
 
 def status_of(run) -> str:
-    """The status a person reads: Guild's, except that a run unstaged before
-    it started reads ``unstaged`` (Guild and the attrs say terminated)."""
+    """The status a person reads: Guild's, except that a run taken off the
+    queue before it started (unstaged, or a sweep's trial never reached)
+    reads ``unstaged``: Guild and the attrs say terminated, and its
+    ``started`` is only the staging time Guild orders staged runs by."""
     st = run.status
-    if st == TERMINATED and run.started is None and run.get("unstaged") is True:
+    if st == TERMINATED and run.get("unstaged") is True:
         return UNSTAGED
     return st

@@ -307,6 +307,7 @@ def cancel_pending(store, run: Run, reason: str | None = None) -> bool:
         if run.status != PENDING:
             return False
         _write_outcome(run, -15)
+        run.write_attr("unstaged", True)  # never started: shown as such
         attrlib.remove(run.path(PENDING_MARKER))
         attrlib.remove(run.path(STAGED_MARKER))
         run.refresh()
