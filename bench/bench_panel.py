@@ -59,11 +59,11 @@ def timed(fn, repeat=1):
 
 def bench_refresh(home: str, script: str, n: int, repeat: int) -> None:
     from guild_jupyter import api
-    from guild_jupyter.panel_state import SETTLE_NS, PanelState
-    from guild_jupyter.widgets import panel
+    from guild_jupyter.frontends.panel import panel
+    from guild_jupyter.store.index import SETTLE_NS
 
     print(f"(a) one refresh with {n} runs in the store")
-    state = PanelState(home, probe=None)
+    state = api.monitor(home)
     (cold,) = timed(state.snapshot)
     snap = state.snapshot()
     assert snap["counts"]["total"] == n, snap["counts"]
@@ -108,7 +108,7 @@ def bench_refresh(home: str, script: str, n: int, repeat: int) -> None:
 def bench_idle(home: str, n: int, seconds: float) -> None:
     import psutil
 
-    from guild_jupyter.widgets import panel
+    from guild_jupyter.frontends.panel import panel
 
     print(f"(b) refresh thread CPU while idle, {n} runs, refresh every 1 s, over {seconds:g} s")
     p = panel(store=home, refresh=1.0, display=False)

@@ -9,13 +9,13 @@ __version__ = "0.1.0"
 
 _API_NAMES = {
     "run", "queue", "queues", "runs", "stop", "unstage", "delete", "output",
-    "compare", "panel", "Store",
+    "compare", "panel", "Store", "wait", "wait_until", "monitor",
 }
 
 
 def __getattr__(name):
     if name == "panel":
-        from .widgets import panel
+        from .frontends.panel import panel
 
         return panel
     if name in _API_NAMES:
@@ -26,7 +26,7 @@ def __getattr__(name):
 
 
 def load_ipython_extension(ipython):
-    from .magics import load_ipython_extension as load
+    from .frontends.magics import load_ipython_extension as load
 
     load(ipython)
 

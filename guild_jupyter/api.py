@@ -8,11 +8,12 @@ import sys
 from . import sweeps as sweeplib
 from . import validate
 from .engine.gpuspec import parse_gpu_spec
+from .engine.queue_status import QueueRegistry
 from .errors import BadInput, FlagError, SweepError, WrongState
 from .execution import batch, control, launch
 from .execution.batch import SweepInterrupted
 from .opdef import ScriptOp
-from .runlist import RunList
+from .display import RunList
 from .store import transitions
 from .store.run import ERROR, FINISHED, PENDING, RUNNING, STAGED, Run
 from .store.store import Store
@@ -283,7 +284,10 @@ def stop(
     validate.listing(listing)
     st = resolve_store(store)
     if all or queues:
-        targets = [r for r in st.runs(status=(RUNNING, PENDING)) if all or r.is_queue]
+        # A pending run without a claim of ours is Guild's (it is resolving
+        # the run's dependencies): never ours to touch.
+        targets = [r for r in st.runs(status=(RUNNING, PENDING)) if (all or r.is_queue)
+                   and not (r.status == PENDING and transitions.read_claim(r) is None)]
     else:
         if not refs:
             raise BadInput("stop needs a run (id, id prefix or index), --all or --queues")
@@ -291,6 +295,9 @@ def stop(
         for r in targets:
             if r.status in FINISHED and not control.is_dead_run(r):
                 raise WrongState(f"run {r.id[:8]} is already {r.status}: nothing to stop")
+            if r.status == PENDING and transitions.read_claim(r) is None:
+                raise WrongState(f"run {r.id[:8]} is pending in Guild (being prepared, no claim of ours): "
+                                 f"stop it with guild once it runs")
     stopped = RunList()
     for r in targets:
         control.begin_stop(st, r)
@@ -327,7 +334,11 @@ def delete(*refs, store=None, listing=None) -> RunList:
             raise WrongState(f"run {r.id[:8]} is {r.status}: stop it before deleting it")
     for r in targets:
         transitions.delete(st, r)
-    return RunList(targets)
+    import os
+
+    trashed = [Run(os.path.join(st.home, "trash", "runs", r.id)) for r in targets]  # read where they are now
+    return RunList(trashed, note=f"moved to Guild's trash ({os.path.join(st.home, 'trash', 'runs')}; "
+                                 "`guild runs restore ID` brings a run back):")
 
 
 def output(ref, tail: int | None = None, store=None, listing=None) -> str:
@@ -351,7 +362,9 @@ def output(ref, tail: int | None = None, store=None, listing=None) -> str:
 
 # -- queues -------------------------------------------------------------------------
 
-_thread_queues: list = []
+#: This process's queue handles (threads, the Jupyter server's queues): they
+#: know the run they wait for before the store shows it.
+queue_registry = QueueRegistry()
 
 
 def queue(
@@ -385,7 +398,7 @@ def queue(
     if background:
         return DetachedQueue.start(st, config)
     q = ThreadQueue(st, config)
-    _thread_queues.append(q)
+    queue_registry.register(q)
     return q
 
 
@@ -394,9 +407,10 @@ def queues(store=None, include_finished: bool = False):
     in other kernels and Guild's own; running ones unless ``include_finished``."""
     validate.store(store)
     validate.boolean("include_finished", include_finished)
-    from .queues_view import list_queues
+    from .display import QueueList
+    from .engine.queue_status import list_queues
 
-    return list_queues(resolve_store(store), _thread_queues, include_finished)
+    return QueueList(list_queues(resolve_store(store).runs(), queue_registry.list(), include_finished))
 
 
 # -- compare ------------------------------------------------------------------------
@@ -408,8 +422,204 @@ def compare(*refs, store=None, listing=None, status=None):
     validate.store(store)
     validate.listing(listing)
     validate.statuses(status)
-    from .compare_table import CompareTable
+    from .display import CompareTable
 
     st = resolve_store(store)
     targets = _resolve_all(st, refs, listing) if refs else [r for r in st.runs(status=status) if not r.is_queue]
     return CompareTable.build(targets)
+
+
+# -- for the front ends (CLI, magics, completion) ----------------------------------------------
+
+
+def serve_queue(*assignments: str, echo=None, on_start=None, store=None) -> int:
+    """Runs a queue in the calling thread until it ends or a stop signal
+    (SIGINT, SIGHUP, SIGTERM) comes, as ``guild run queue`` does: this
+    process holds the queue run, its log also goes to ``echo``. Calls
+    ``on_start(queue_id)`` once the signals are handled. Returns the queue
+    run's exit status: 0 done, -N stopped by signal N, else failed."""
+    validate.assignments(assignments)
+    validate.stream(echo)
+    validate.store(store)
+    from .engine.config import parse_queue_flags
+    from .engine.hosts import ForegroundQueue
+
+    config = parse_queue_flags(assignments)
+    warn_unknown_gpus(config.gpus)
+    st = resolve_store(store)
+    st.ensure_writable()
+    q = ForegroundQueue(st, config, echo=echo)
+    return q.serve(ready=None if on_start is None else (lambda: on_start(q.id)))
+
+
+def cell_op(source: str, name: str, cwd: str | None = None) -> ScriptOp:
+    """A notebook cell's body as an operation named ``name`` (a ``.py`` file
+    name) in ``cwd``, for ``run(name, op=...)``. Refuses an empty cell and
+    one that uses names defined outside it (a run starts in a fresh
+    process), before anything is written."""
+    import os
+
+    from .execution.source_checks import free_names
+
+    validate.text("source", source, optional=False)
+    validate.text("name", name, optional=False)
+    validate.path("cwd", cwd)
+    if not source.strip():
+        raise BadInput("the cell is empty: there is nothing to run")
+    if not source.endswith("\n"):
+        source += "\n"
+    free = free_names(source)
+    if free:
+        shown = ", ".join(free[:8]) + (f" (and {len(free) - 8} more)" if len(free) > 8 else "")
+        raise BadInput(f"the cell uses {shown}, defined outside it: a run starts in a fresh process, "
+                       f"so define or import {'them' if len(free) > 1 else 'it'} in the cell")
+    return ScriptOp(cwd or os.getcwd(), name, source.encode("utf-8"), kind="cell")
+
+
+def listing_refs(refs, listing) -> list[str]:
+    """Run references with indices and ranges (``3``, ``2:4``) into
+    ``listing`` (a run list shown earlier) made full ids, each checked to
+    still exist; ids, prefixes and numbers outside the listing are kept as
+    they are (Guild reads those as id prefixes)."""
+    import os
+
+    from .store.store import parse_index_range
+
+    if listing is None:
+        return list(refs)
+    out = []
+    for ref in refs:
+        span = parse_index_range(ref) if isinstance(ref, str) else None
+        if span is not None and span[0] >= 0 and (span[1] is None or span[1] <= len(listing)):
+            for i, r in enumerate(listing[span[0]:span[1]], span[0] + 1):
+                if not os.path.isdir(r.dir):
+                    raise BadInput(f"run {r.id[:8]} (index {i} of the latest listing) no longer exists")
+                out.append(r.id)
+        else:
+            out.append(ref)
+    return out
+
+
+def store_home(store=None) -> str:
+    """The Guild home ``store`` names (see ``resolve_store``)."""
+    return resolve_store(store).home
+
+
+def flag_names(script: str | None = None, cwd: str | None = None, source: str | None = None) -> list[str]:
+    """The flags of a script (a path, relative to ``cwd``) or of ``source``
+    (a cell body), in the script's order; raises ``ScriptError`` when it
+    cannot be read or parsed."""
+    if source is not None:
+        from .execution import flags as flaglib
+
+        return list(flaglib.inspect_script(source, "<cell>").defaults)
+    validate.script(script, None)
+    return list(ScriptOp.from_path(script, cwd).defaults)
+
+
+# -- for the live viewers (panel, /guild page, REST) -------------------------------------------
+
+
+def monitor(store=None, probe=None, page_size: int | None = None):
+    """A ``StoreMonitor``: snapshots of what the store is doing (counts, queues,
+    runs by group with waiting reasons, GPUs) as plain data, for the panel,
+    the ``/guild`` page and the REST API. ``probe``: the GPU probe (default
+    NVML, or the fake GPUs of ``$GUILD_JUPYTER_FAKE_GPUS``)."""
+    validate.store(store)
+    from .monitor import DEFAULT_PAGE_SIZE, StoreMonitor
+
+    return StoreMonitor(resolve_store(store), probe=probe, page_size=page_size or DEFAULT_PAGE_SIZE,
+                        handles=queue_registry.list)
+
+
+def host_queue(host: str, *assignments: str, gpus=None, wait_for_running=None, run_once=None, poll_interval=None,
+               store=None):
+    """Starts a queue on a thread of this process recorded as hosted by
+    ``host`` (the Jupyter server's queues: ``"server"``), registered in
+    ``queue_registry``. Options as ``queue()``. Returns the ``QueueHost``."""
+    validate.text("host", host, optional=False)
+    validate.assignments(assignments)
+    validate.gpus(gpus)
+    validate.yes_no("wait_for_running", wait_for_running)
+    validate.yes_no("run_once", run_once)
+    validate.poll_interval(poll_interval)
+    validate.store(store)
+    from .engine.config import parse_queue_flags
+    from .engine.hosts import ThreadQueue
+
+    config = parse_queue_flags(
+        assignments, gpus=gpus, wait_for_running=wait_for_running, run_once=run_once, poll_interval=poll_interval
+    )
+    warn_unknown_gpus(config.gpus)
+    st = resolve_store(store)
+    st.ensure_writable()
+    q = ThreadQueue(st, config, host=host)
+    queue_registry.register(q)
+    return q
+
+
+def output_from(ref, offset: int = 0, limit: int | None = None, store=None) -> tuple[str, int]:
+    """A run's output from byte ``offset`` (at most ``limit`` bytes, a cut
+    character kept for the next read) and the offset to read from next: how
+    a viewer follows a live run."""
+    validate.run_ref(ref)
+    validate.count("offset", offset)
+    validate.count("limit", limit)
+    validate.store(store)
+    st = resolve_store(store)
+    r = _resolve_all(st, [ref])[0]
+    if r.status == STAGED:
+        raise WrongState(f"run {r.id[:8]} is staged: it has no output until a queue starts it")
+    from .store import output as outputlib
+
+    data, offset = outputlib.read_from(r.path("output"), offset, limit)
+    return outputlib.decode(data), offset
+
+
+# -- waiting on conditions (notebooks and tests: never sleep-and-hope) ---------------------------
+
+
+def wait_until(condition, timeout: float = 60.0, interval: float = 0.1, what: str = "the condition"):
+    """Calls ``condition()`` every ``interval`` seconds until it returns a
+    truthy value, and returns that value; past ``timeout`` raises
+    ``WaitTimeout`` (a ``TimeoutError``) naming ``what``."""
+    import time
+
+    if not callable(condition):
+        raise BadInput(f"wait_until needs a callable, not {type(condition).__name__}")
+    validate.seconds("timeout", timeout)
+    validate.seconds("interval", interval)
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            from .errors import WaitTimeout
+
+            raise WaitTimeout(what, timeout)
+        time.sleep(interval)
+
+
+def wait(*refs, status=None, timeout: float = 60.0, interval: float = 0.1, store=None) -> RunList:
+    """Waits until every run named (ids, prefixes, ``Run`` objects or run
+    lists) has one of ``status`` (a status or several, ``unstaged``
+    included; default: any finished status) and returns them, fresh.
+    ``wait(run, status="running")`` returns once the run has started."""
+    from .views import UNSTAGED, status_of
+
+    named = []
+    for ref in refs:
+        named.extend(ref if isinstance(ref, list) else [ref])
+    validate.run_refs(named, "wait")
+    wanted = set(FINISHED) | {UNSTAGED} if status is None else ({status} if isinstance(status, str) else set(status))
+    st = resolve_store(store)
+    targets = _resolve_all(st, named)
+
+    def reached():
+        return all(status_of(r.refresh()) in wanted or r.status in wanted for r in targets)
+
+    shown = ", ".join(r.id[:8] for r in targets[:4]) + (" ..." if len(targets) > 4 else "")
+    wait_until(reached, timeout, interval, what=f"run{'s' if len(targets) > 1 else ''} {shown} to be "
+                                                 f"{' or '.join(sorted(wanted))}")
+    return RunList(targets)

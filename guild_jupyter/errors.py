@@ -77,6 +77,17 @@ class RunStartError(GuildJupyterError):
     http_status = 500
 
 
+class WaitTimeout(GuildJupyterError, TimeoutError):
+    """``api.wait`` / ``api.wait_until`` gave up; ``what`` says on what."""
+
+    http_status = 504
+
+    def __init__(self, what: str, timeout: float):
+        super().__init__(f"timed out after {timeout:g}s waiting for {what}")
+        self.what = what
+        self.timeout = timeout
+
+
 class GuildJupyterWarning(UserWarning):
     """Something the user should know that does not stop the operation
     (e.g. a flag named like a scalar the script prints)."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 
 _BTIME: float | None = None
@@ -80,14 +79,6 @@ def own_start_time() -> float:
     return t
 
 
-def is_zombie(pid: int) -> bool:
-    try:
-        fields = _stat_fields(pid)
-    except OSError:
-        return False
-    return bool(fields) and fields[0] == b"Z"
-
-
 class Identity:
     """A process as pid + start time. ``alive()`` is false for a reused pid."""
 
@@ -138,14 +129,6 @@ class Identity:
 
     def __repr__(self):
         return f"Identity({self.pid}, {self.start!r})"
-
-
-def started_no_later_than(pid: int, when: float) -> bool:
-    """True if ``pid`` is a live process started at or before ``when``
-    (seconds since epoch, with tolerance): how a Guild-format LOCK, which has
-    no start-time record, is matched to its run."""
-    t = start_time(pid)
-    return t is not None and t <= when + TOLERANCE
 
 
 # -- process trees --------------------------------------------------------------
@@ -203,24 +186,6 @@ def kill_identities(idents, grace: float = 0.0) -> None:
 
 
 # -- reaping ----------------------------------------------------------------------
-
-
-def reap_in_background(pid: int) -> None:
-    """Collects the exit status of our child ``pid`` as soon as it exits, so a
-    long-lived host (a kernel, a server) never keeps it as a zombie that
-    ``guild stop`` would take for a live process."""
-
-    def wait():
-        while True:
-            try:
-                os.waitpid(pid, 0)
-                return
-            except InterruptedError:
-                continue
-            except ChildProcessError:
-                return
-
-    threading.Thread(target=wait, name=f"reap-{pid}", daemon=True).start()
 
 
 def set_child_subreaper() -> bool:

@@ -81,10 +81,6 @@ class Uniform(_Spec):
         return float(f"{x:.6g}")
 
 
-def is_sweep(spec) -> bool:
-    return isinstance(spec, (Choices, Uniform))
-
-
 # -- scalar values --------------------------------------------------------------
 
 

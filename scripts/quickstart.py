@@ -52,6 +52,9 @@ def execute(notebook: str = NOTEBOOK, output: str = DEFAULT_OUTPUT, timeout: flo
         # localhost) are noise here; cell errors still surface.
         extra_arguments=["--IPKernelApp.log_level=ERROR"],
         resources={"metadata": {"path": os.path.dirname(os.path.abspath(notebook))}},
+        # The panel's widget state goes into the executed copy, so the saved
+        # notebook still shows the panel (not just its text form).
+        store_widget_state=True,
     )
     error = None
     try:

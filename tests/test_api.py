@@ -11,9 +11,9 @@ import pytest
 import guild_jupyter
 from conftest import run_dirs, wait_for
 from guild_jupyter import api, errors
-from guild_jupyter.compare_table import CompareTable
+from guild_jupyter.display import CompareTable
 from guild_jupyter.opdef import ScriptOp
-from guild_jupyter.runlist import RunList
+from guild_jupyter.display import RunList
 
 TWINS = ("run", "queue", "queues", "runs", "stop", "unstage", "delete", "output", "compare")
 
@@ -25,7 +25,7 @@ def snapshot(home):
 
 @pytest.mark.parametrize("name", TWINS)
 def test_every_twin_is_a_function_of_the_package(name):
-    import guild_jupyter.compare_table  # noqa: F401 - imported by any %guild compare in a kernel
+    import guild_jupyter.display  # noqa: F401 - imported by any %guild compare in a kernel
 
     assert getattr(guild_jupyter, name) is getattr(api, name)
 

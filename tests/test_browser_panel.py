@@ -1,7 +1,11 @@
 """End to end in a real browser: JupyterLab from this venv, Debian's
-Chromium driven by Playwright, a notebook that stages a run, starts one and
-shows the panel; the test clicks the running run's stop button and checks
-the run directory."""
+Chromium driven by Playwright, at 1100 px wide. A notebook stages a
+6-trial grid, starts one run on (fake) GPU 0 and shows the panel. The test
+checks what a person reads: column headers, every swept value of every
+trial visible in its row (not cut off, not under a button), the waiting
+reason, one "any GPU" wording; then stops the running run (two clicks:
+"confirm stop"), unstages a trial (shown as unstaged, no elapsed time), and
+watches the message line clear itself without moving the rows below."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import sys
 import pytest
 
 from conftest import wait_for
-from guild_jupyter import api
+from guild_jupyter import api, views
 from guild_jupyter.store.store import Store
 from support.jupyter import launch_chromium, open_notebook, run_all_cells, start_jupyter, write_notebook
 
@@ -20,21 +24,32 @@ pytestmark = pytest.mark.browser
 
 # One GPU, NVML-shaped, through the environment (no GPU on these machines).
 FAKE_GPUS = [{"name": "Fake H100", "memory": {"total": 80 * 2**30, "used": 3 * 2**30}, "utilization": {"gpu": 42}}]
-SLEEP_PY = "import time\nsecs = 60.0\ndeadline = time.monotonic() + secs\nwhile time.monotonic() < deadline:\n    time.sleep(0.05)\n"
+TRAIN_PY = ("import time\nbatch = 16\nepochs = 40\nlr = 0.01\nsecs = 60.0\n"
+            "deadline = time.monotonic() + secs\nwhile time.monotonic() < deadline:\n    time.sleep(0.05)\n")
+BATCHES = (16, 32)
+LRS = ("0.0001", "0.0003", "0.00001")  # long values that look alike: the panel must show each in full
 
 NOTEBOOK = [
     "import sys\n"
-    "from guild_jupyter import api\n"
-    "from guild_jupyter.widgets import panel\n"
+    "from guild_jupyter import api, panel\n"
     "_ = open('kernel-python.txt', 'w').write(sys.executable)",
-    "staged = api.run('sleep.py', 'secs=1', stage=True)[0]\n"
-    "running = api.run('sleep.py', 'secs=120', gpus='0')[0]\n"
-    "_ = open('runs.txt', 'w').write(staged.id + ' ' + running.id)",
+    f"grid = api.run('train.py', 'batch=[{','.join(map(str, BATCHES))}]', 'lr=[{','.join(LRS)}]', 'secs=1',\n"
+    "               stage=True, label='grid')\n"
+    "running = api.run('train.py', 'secs=120', gpus='0')[0]\n"
+    "_ = open('runs.txt', 'w').write(' '.join([running.id] + [r.id for r in grid]))",
     "p = panel()",
 ]
 
+# Elements of a row whose content is cut off (wider inside than shown).
+CUT = """(row) => Array.from(row.querySelectorAll('.gj-run, .gj-run > span, .widget-html-content'))
+    .filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => e.className + ': ' + e.textContent)"""
+# How far the flags cell reaches past the row's button (> 0: under it).
+UNDER_BUTTON = """(row) => { const f = row.querySelector('.gj-col-flags').getBoundingClientRect();
+    const b = row.querySelector('button'); if (!b) return -1e9;
+    const r = b.getBoundingClientRect(); return (f.top < r.bottom && f.bottom > r.top) ? f.right - r.left : -1e9; }"""
 
-def test_panel_in_jupyterlab_stops_a_running_run(tmp_path, guild_home):
+
+def test_panel_in_jupyterlab_is_legible_and_acts(tmp_path, guild_home):
     from playwright.sync_api import sync_playwright
 
     server = start_jupyter(
@@ -43,16 +58,15 @@ def test_panel_in_jupyterlab_stops_a_running_run(tmp_path, guild_home):
              "GUILD_JUPYTER_FAKE_GPUS": json.dumps(FAKE_GPUS)},
     )
     root = server.root_dir
-    (tmp_path / "jupyter" / "root" / "sleep.py").write_text(SLEEP_PY)
+    (tmp_path / "jupyter" / "root" / "train.py").write_text(TRAIN_PY)
     write_notebook(os.path.join(root, "panel.ipynb"), NOTEBOOK)
-    shot = tmp_path / "panel.png"
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
     store = Store(str(guild_home))
     try:
-        status, specs = server.request("/api/kernelspecs")
-        assert status == 200 and specs["default"] == "python3"
         with sync_playwright() as pw:
             browser = launch_chromium(pw, tmp_path / "browser")
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1100, "height": 1300})
             try:
                 open_notebook(page, server, "panel.ipynb", cells=len(NOTEBOOK))
                 run_all_cells(page)
@@ -60,31 +74,69 @@ def test_panel_in_jupyterlab_stops_a_running_run(tmp_path, guild_home):
                 wait_for(lambda: os.path.exists(runs_file), timeout=60, message="the notebook's runs")
                 with open(os.path.join(root, "kernel-python.txt")) as f:
                     assert f.read() == sys.executable  # the kernel runs this venv's Python
-                staged_id, running_id = open(runs_file).read().split()
+                running_id, *trial_ids = open(runs_file).read().split()
+                assert len(trial_ids) == 6
 
                 out = page.locator(".jp-OutputArea-output")  # not the cells' own source
-                staged_row = out.locator(".gj-staged-row", has_text=staged_id[:8])
                 running_row = out.locator(".gj-running-row", has_text=running_id[:8])
-                staged_row.wait_for(timeout=30_000)
                 running_row.wait_for(timeout=30_000)
-                assert "no queue is running" in staged_row.inner_text()
-                assert "running" in running_row.inner_text()
+                for tid in trial_ids:
+                    out.locator(".gj-staged-row", has_text=tid[:8]).wait_for(timeout=30_000)
+                page.wait_for_timeout(300)  # let the last refresh settle before measuring
+
+                # Column headers above each group, and the waiting reason.
+                staged_group = out.locator(".gj-group-staged")
+                assert "why it waits" in staged_group.locator(".gj-columns").inner_text()
+                assert "started" in out.locator(".gj-group-running .gj-columns").inner_text()
+                # Every swept value of every trial is in its row's visible text,
+                # nothing in the row is cut off, nothing lies under the button.
+                for tid in trial_ids:
+                    flags = store.run(tid).flags
+                    row = out.locator(".gj-staged-row", has_text=tid[:8])
+                    text = row.inner_text()
+                    for name in ("batch", "lr"):
+                        assert f"{name}={views.format_flag(flags[name])}" in text, (tid, text)
+                    # the swept flags come first, before the fixed ones
+                    assert text.index("lr=") < text.index("epochs=") and text.index("batch=") < text.index("epochs=")
+                    assert "no queue is running" in text
+                    assert "any GPU" in text
+                    assert row.evaluate(CUT) == [], (tid, row.evaluate(CUT))
+                    assert row.evaluate(UNDER_BUTTON) <= 0
                 gpus = out.locator(".gj-gpus")
                 gpus.filter(has_text=running_id[:8]).wait_for(timeout=10_000)  # pinned to GPU 0
                 assert "Fake H100" in gpus.inner_text() and "42%" in gpus.inner_text()
-                page.screenshot(path=str(tmp_path / "panel-before-stop.png"), full_page=True)
+                page.screenshot(path=str(shots / "panel-1100-staged.png"), full_page=True)
 
-                running_row.locator("button", has_text="stop").click()
+                # Stop takes two clicks.
+                stop = running_row.locator("button", has_text="stop")
+                stop.click()
+                running_row.locator("button", has_text="confirm stop").wait_for(timeout=5_000)
+                assert store.run(running_id).status == "running"
+                feedback = out.locator(".gj-feedback")
+                height = feedback.bounding_box()["height"]
+                running_row.locator("button", has_text="confirm stop").click()
                 wait_for(lambda: store.run(running_id).status == "terminated", timeout=30,
                          message="the run terminated on disk")
-                assert store.run(running_id).exit_status < 0
-                # The panel shows it (its refresh thread, within a second or so).
                 out.locator(".gj-finished-row", has_text=running_id[:8]).filter(has_text="terminated").wait_for(
                     timeout=10_000)
-                feedback = out.locator(".gj-feedback")
                 feedback.filter(has_text=f"run {running_id[:8]} terminated").wait_for(timeout=10_000)
-                assert store.run(staged_id).status == "staged"
-                page.screenshot(path=str(shot), full_page=True)
+                # The message line keeps its height: nothing below it moved.
+                assert feedback.bounding_box()["height"] == height
+
+                # Unstage a trial: it reads unstaged, with no elapsed time.
+                victim = trial_ids[0]
+                out.locator(".gj-staged-row", has_text=victim[:8]).locator("button", has_text="unstage").click()
+                wait_for(lambda: store.run(victim).status == "terminated", timeout=30, message="unstaged on disk")
+                done = out.locator(".gj-finished-row", has_text=victim[:8])
+                done.filter(has_text="unstaged").wait_for(timeout=10_000)
+                assert done.locator(".gj-col-elapsed").inner_text().strip() == ""
+                page.screenshot(path=str(shots / "panel-1100-after.png"), full_page=True)
+                # The message clears itself, and the groups never moved for it.
+                page.wait_for_function(
+                    "() => { const f = document.querySelector('.jp-OutputArea-output .gj-feedback');"
+                    " return f && f.innerText.trim() === ''; }", timeout=15_000)
+                assert feedback.bounding_box()["height"] == height
+                assert [store.run(t).status for t in trial_ids[1:]] == ["staged"] * 5
             except BaseException:
                 page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
                 print(f"screenshot: {tmp_path / 'failure.png'}\nserver log:\n{server.log()[-3000:]}")
@@ -94,4 +146,5 @@ def test_panel_in_jupyterlab_stops_a_running_run(tmp_path, guild_home):
     finally:
         server.stop()
         api.stop(all=True, store=store, timeout=15)
-    assert shot.stat().st_size > 0
+    print(f"screenshots: {shots}")
+    assert all(p.stat().st_size > 0 for p in shots.iterdir())

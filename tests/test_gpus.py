@@ -10,15 +10,8 @@ import sys
 import pytest
 
 from guild_jupyter.engine import gpus as gpus_mod
-from guild_jupyter.engine.gpus import (
-    FakeNvml,
-    GpuInfo,
-    GpuReport,
-    NvmlProbe,
-    cuda_env,
-    default_probe,
-    parse_gpu_spec,
-)
+from guild_jupyter.engine.gpus import GpuInfo, GpuReport, NvmlProbe, default_probe, parse_gpu_spec
+from guild_jupyter.gpus_fake import FakeNvml
 from guild_jupyter.errors import BadInput
 
 GiB = 2**30
@@ -94,12 +87,6 @@ def test_parse_gpu_spec_invalid(text):
 def test_parse_gpu_spec_message_example():
     with pytest.raises(BadInput, match=r"^bad GPU spec 'a': expected comma-separated"):
         parse_gpu_spec("a")
-
-
-def test_cuda_env():
-    assert cuda_env(None) == {}
-    assert cuda_env("") == {}
-    assert cuda_env("0,1") == {"CUDA_VISIBLE_DEVICES": "0,1"}
 
 
 # -- probe with FakeNvml -------------------------------------------------------
@@ -253,7 +240,8 @@ def test_module_does_not_import_pynvml():
     code = (
         "import sys, guild_jupyter.engine.gpus as g; "
         "assert 'pynvml' not in sys.modules; g.parse_gpu_spec('0'); "
-        "assert 'pynvml' not in sys.modules"
+        "assert 'pynvml' not in sys.modules; "
+        "assert 'guild_jupyter.gpus_fake' not in sys.modules  # the fake loads only when asked for"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -338,7 +326,10 @@ def test_default_probe_env_in_subprocess(monkeypatch):
 
 
 def test_module_constants():
-    assert gpus_mod.FAKE_GPUS_ENV == "GUILD_JUPYTER_FAKE_GPUS"
+    from guild_jupyter import gpus_fake
+
+    assert gpus_mod.FAKE_GPUS_ENV == gpus_fake.FAKE_GPUS_ENV == "GUILD_JUPYTER_FAKE_GPUS"
+    assert not hasattr(gpus_mod, "FakeNvml")  # the fake lives outside the probe module
 
 
 FAKE_TWO = json.dumps([{"name": "Fake A100", "uuid": "GPU-aaaa1111-0000", "memory_total": 80 << 30},

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -21,6 +22,7 @@ from guild_jupyter import api
 from guild_jupyter.errors import BadInput, FlagError, GuildJupyterError, StoreNotWritable
 from guild_jupyter.execution import flags as flaglib
 from guild_jupyter.store import output as outputlib
+from guild_jupyter.store.index import RunIndex
 from support.store_state import diff, snapshot
 
 ARGS_PY = textwrap.dedent(
@@ -52,6 +54,10 @@ def finished_runs(project, home, n=2):
     runs = api.run("train.py", f"lr=[{','.join(str(i / 10) for i in range(1, n + 1))}]", stage=True,
                    cwd=str(project), store=str(home))
     api.unstage(*[r.id for r in runs], store=str(home))
+    past = time.time_ns() - 10_000_000_000  # settled: a listing trusts (and keeps) only stamps this old
+    for r in runs:
+        for sub in ("attrs/label", "attrs", ""):
+            os.utime(os.path.join(r.dir, ".guild", sub), ns=(past, past))
     return runs
 
 
@@ -74,7 +80,8 @@ BAD_ENTRIES = {
     "started a string": lambda e: [e[0], dict(e[1], started="soon")],
     "stamp of strings": lambda e: [["a", "b", "c"], e[1]],
     "one item": lambda e: [e[0]],
-    "planted attr": lambda e: [e[0], dict(e[1], flags={"lr": 666})],
+    "planted attr": lambda e: [e[0], dict(e[1], cmd=["rm", "-rf"])],
+    "flags not listed": lambda e: [e[0], {k: v for k, v in e[1].items() if k != "flags"}],
 }
 
 
@@ -89,10 +96,11 @@ def test_a_cache_entry_of_the_wrong_shape_is_dropped_and_rebuilt(project, guild_
     data["runs"][a.id] = BAD_ENTRIES[shape](data["runs"][a.id])
     with open(_cache_path(guild_home), "w") as f:
         json.dump(data, f)
+    RunIndex.forget()  # what a new process does: start from the file
     listing = api.runs()
     assert {r.id: (r.status, r.op_name, r.label) for r in listing} == expected
     assert {r.id: r.flags["lr"] for r in listing} == lrs
-    assert not listing.warnings
+    assert not listing.warnings and all(r.get("cmd") != ["rm", "-rf"] for r in listing)
     with open(_cache_path(guild_home)) as f:
         rebuilt = json.load(f)["runs"][a.id]
     assert rebuilt[1]["status"] == "terminated" and len(rebuilt[1]["_opref"]) == 5
@@ -106,6 +114,7 @@ def test_a_damaged_cache_file_is_ignored(project, guild_home, content):
     api.runs()
     with open(_cache_path(guild_home), "wb") as f:
         f.write(content)
+    RunIndex.forget()
     assert {r.id for r in api.runs()} == {r.id for r in runs}
 
 

@@ -17,8 +17,8 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from conftest import run_dirs, wait_for
 from guild_jupyter import api
-from guild_jupyter.magics import GuildMagics, Trials, cell_op_name, split_line
-from guild_jupyter.runlist import RunList
+from guild_jupyter.frontends.magics import GuildMagics, Trials, cell_op_name, split_line
+from guild_jupyter.display import RunList
 
 CELL = textwrap.dedent(
     """\
@@ -322,7 +322,7 @@ def test_output_tail_compare_and_delete(shell, guild_home):
 def test_panel_shows_a_panel(shell, guild_home):
     p = guild(shell, "panel --refresh 0")
     try:
-        from guild_jupyter.widgets import Panel
+        from guild_jupyter.frontends.panel import Panel
 
         assert isinstance(p, Panel)
     finally:

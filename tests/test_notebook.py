@@ -14,9 +14,10 @@ import pytest
 from nbclient import NotebookClient
 
 from conftest import cli, TRAIN_PY
-from guild_jupyter import api
+from guild_jupyter import api, views
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_quickstart_executes_headless_and_fills_the_default_store(quickstart, tm
     printed = capsys.readouterr().out
     assert rc == 0, printed
     assert f"executed copy: {out}" in printed
-    assert "runs the notebook made (10)" in printed and "quadratic-toy.py" in printed
+    assert "runs the notebook made (12)" in printed and "quadratic-toy.py" in printed
 
     nb = nbformat.read(str(out), as_version=4)
     errors = [o for c in code_cells(nb) for o in c.outputs if o.output_type == "error"]
@@ -63,20 +64,42 @@ def test_quickstart_executes_headless_and_fills_the_default_store(quickstart, tm
     assert "loss: 3.240000" in streams(fg) and "completed" in plain(fg)  # streamed, then the run list
     assert "<table" in cell_with(nb, "%guild runs --staged").outputs[0]["data"]["text/html"]
 
+    # The tour shows monitoring: why runs wait, an unstage, a readable queue, a stop.
+    waits = [c for c in code_cells(nb) if c.source.strip() == "waiting()"]
+    assert "no queue is running" in plain(cell_with(nb, "def waiting()"))
+    assert "waiting for running runs to end (wait-for-running)" in plain(waits[-1])
+    assert "unstaged" in plain(cell_with(nb, "%guild unstage"))
+    queue_text = plain(cell_with(nb, "%guild queue"))
+    assert queue_text.startswith("queue ") and "any GPU" in queue_text and "<" not in queue_text
+    assert "terminated" in plain(cell_with(nb, "%guild stop"))
+    # The saved copy keeps the panel: its view and the widget state behind it.
+    (view,) = [o for o in cell_with(nb, "%guild panel").outputs if WIDGET_VIEW in o.get("data", {})]
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert state[view["data"][WIDGET_VIEW]["model_id"]]["model_name"] == "VBoxModel"
+    html = [m["state"].get("value", "") for m in state.values() if m["model_name"] == "HTMLModel"]
+    assert any(v.startswith("<b>Guild runs</b>") and "unstaged&nbsp;<b>1</b>" in v for v in html)
+    assert any("data-status='unstaged'" in v for v in html) and any("data-status='terminated'" in v for v in html)
+
     runs = api.runs(store=str(guild_home))
     by_op: dict = {}
     for r in runs:
         by_op.setdefault(r.op_name, []).append(r)
     assert sorted(by_op) == ["quadratic-toy.py", "queue", "train.py"]
-    assert all(r.status == "completed" for r in runs), [(r.op_name, r.status) for r in runs]
+    statuses = {r.id: views.status_of(r) for r in runs}
+    extra = [r for r in by_op["train.py"] if r.flags["lr"] == 5.0]
+    slow = [r for r in by_op["train.py"] if r.flags["epochs"] == 6000]
+    assert [statuses[r.id] for r in extra + slow] == ["unstaged", "terminated"]
+    others = [r for r in runs if r not in extra + slow]
+    assert all(statuses[r.id] == "completed" for r in others), [(r.op_name, statuses[r.id]) for r in others]
     grid = [r for r in by_op["train.py"] if r.label == "grid"]
     assert sorted((r.flags["lr"], r.flags["epochs"]) for r in grid) == [
         (0.03, 4), (0.03, 8), (0.1, 4), (0.1, 8), (0.3, 4), (0.3, 8)]
-    assert len(by_op["train.py"]) == 7
+    assert len(by_op["train.py"]) == 9
     assert sorted(r.flags["lr"] for r in by_op["quadratic-toy.py"]) == [0.04, 0.4]
     assert all(r.flags["steps"] == 6 for r in by_op["quadratic-toy.py"])
     table = api.compare(store=str(guild_home))
-    assert len(table) == 9 and all("loss" in row["scalars"] for row in table.rows)
+    assert len(table) == 11
+    assert all("loss" in row["scalars"] for row in table.rows if row["status"] == "completed")
     # The queue started the 8 staged runs, in the order they were staged.
     (queue_run,) = by_op["queue"]
     log = api.output(queue_run.id, store=str(guild_home))

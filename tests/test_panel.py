@@ -17,10 +17,11 @@ import pytest
 
 from conftest import wait_for
 from guild_jupyter import api
-from guild_jupyter.engine.gpus import FakeNvml, NvmlProbe
-from guild_jupyter.panel_state import PanelState, RunIndex
+from guild_jupyter.engine.gpus import NvmlProbe
+from guild_jupyter.gpus_fake import FakeNvml
+from guild_jupyter.frontends.panel import Panel, panel
+from guild_jupyter.store.index import RunIndex
 from guild_jupyter.store.store import Store
-from guild_jupyter.widgets import Panel, panel
 
 SLEEP_PY = textwrap.dedent(
     """\
@@ -113,6 +114,13 @@ def _row_widget(p: Panel, group: str, run_id: str):
     raise AssertionError(f"run {run_id[:8]} not shown in {group}: {[r.run_id for r in p.groups[group].rows]}")
 
 
+def _confirmed_click(row) -> None:
+    """A stop takes two clicks: the first arms "confirm stop"."""
+    row.button.click()
+    assert row.button.description == "confirm stop"
+    row.button.click()
+
+
 def _settle_bindings(p: Panel) -> None:
     """Clicks right after a row changed runs are refused on purpose (the user
     may have aimed at the previous run); tests click as a person would, later."""
@@ -130,13 +138,16 @@ def test_rows_counts_and_waiting_reasons(scripts, store):
         snap = p.refresh()
         json.dumps(snap)  # the web page gets it as is
         c = snap["counts"]
-        assert (c["staged"], c["pending"], c["running"], c["completed"], c["error"], c["terminated"]) == (2, 1, 1, 1, 1, 1)
+        assert (c["staged"], c["pending"], c["running"], c["completed"], c["error"], c["terminated"], c["unstaged"]) == (
+            2, 1, 1, 1, 1, 0, 1)
         assert [r["id"] for r in _rows(p, "staged")] == [runs["staged"].id, runs["staged_gpu2"].id]  # start order
         assert [r["id"] for r in _rows(p, "running")] == [runs["running"].id]
         assert [r["id"] for r in _rows(p, "pending")] == [runs["pending"].id]
         finished = {r["id"]: r["status"] for r in _rows(p, "finished")}
         assert finished == {runs["completed"].id: "completed", runs["error"].id: "error",
-                            runs["terminated"].id: "terminated"}
+                            runs["terminated"].id: "unstaged"}  # taken off the queue: never started
+        unstaged = next(r for r in _rows(p, "finished") if r["id"] == runs["terminated"].id)
+        assert unstaged["elapsed"] is None and unstaged["elapsed_text"] == "" and unstaged["guild_status"] == "terminated"
         staged = _rows(p, "staged")
         assert [r["waiting"] for r in staged] == ["no queue is running"] * 2
         assert staged[1]["gpus"] == "2" and staged[0]["flags"] == {"secs": 1, "lr": 0.1}
@@ -145,6 +156,7 @@ def test_rows_counts_and_waiting_reasons(scripts, store):
         assert runs["running"].id[:8] in html and "sleep.py" in html and "running" in html and "secs=60" in html
         assert "no queue is running" in _row_widget(p, "staged", runs["staged"].id).html.value
         assert "staged&nbsp;<b>2</b>" in p.header.value and "running&nbsp;<b>1</b>" in p.header.value
+        assert "unstaged&nbsp;<b>1</b>" in p.header.value
         # GPUs: name, memory, utilization and the run whose process NVML reports.
         gpus = snap["gpus"]
         assert gpus["available"] and [d["index"] for d in gpus["devices"]] == [0, 1]
@@ -158,13 +170,13 @@ def test_rows_counts_and_waiting_reasons(scripts, store):
         assert [(x["id"], x["host"], x["this_process"], x["gpus"], x["state"]) for x in snap["queues"]] == [
             (q.id, "thread", True, None, "waiting")]
         reasons = [r["waiting"] for r in _rows(p, "staged")]
-        assert reasons == ["blocked: wait-for-running (other runs are running)", "no queue serves GPUs 2"]
+        assert reasons == ["waiting for running runs to end (wait-for-running)", "no queue serves runs for GPU 2"]
         qrow = p.queue_rows[0]
         assert qrow.run_id == q.id and "thread (this kernel)" in qrow.html.value
         assert "<b>Queues</b> (1)" in p.queues_title.value
         # Stop the queue from its row.
         _settle_bindings(p)
-        qrow.button.click()
+        _confirmed_click(qrow)
         assert f"queue {q.id[:8]}" in p.feedback.value and "#c62828" not in p.feedback.value  # stopping, or stopped
         assert q.join(15)
         wait_for(lambda: not p.refresh()["queues"], timeout=10, message="queue gone from the panel")
@@ -184,7 +196,10 @@ def test_buttons_change_the_store(scripts, store):
         p.refresh()
         _settle_bindings(p)
         # stop -> terminated
-        _row_widget(p, "running", running.id).button.click()
+        row = _row_widget(p, "running", running.id)
+        row.button.click()  # the first click only arms the stop
+        assert row.button.description == "confirm stop" and store.run(running.id).status == "running"
+        row.button.click()
         assert f"run {running.id[:8]}" in p.feedback.value and "#c62828" not in p.feedback.value  # stopping, or stopped
         wait_for(lambda: store.run(running.id).status == "terminated", timeout=15, message="run terminated")
         wait_for(lambda: running.id in {r["id"] for r in p.refresh()["groups"]["finished"]["rows"]}, timeout=5,
@@ -304,20 +319,29 @@ def test_no_gpu_is_a_state_not_an_error(store):
         def read(self):
             raise RuntimeError("driver fell over")
 
-    snap = PanelState(store, probe=Exploding()).snapshot()
+    snap = api.monitor(store, probe=Exploding()).snapshot()
     assert snap["gpus"]["available"] is False and "driver fell over" in snap["gpus"]["error"]
+
+
+def _age(run_dir, seconds=10):
+    """Moves a run's stamp (.guild, attrs/, attrs/label) into the past, as if
+    written long ago: past the settle window of coarse mtimes."""
+    past = time.time_ns() - seconds * 1_000_000_000
+    for sub in ("attrs/label", "attrs", ""):
+        path = os.path.join(run_dir, ".guild", sub)
+        if os.path.exists(path):
+            os.utime(path, ns=(past, past))
 
 
 def test_index_rereads_only_changed_runs(scripts, store):
     a = _stage(scripts, store=store)
     b = _finish(scripts, "sleep.py", "secs=0", store=store)
+    _age(a.dir)
+    _age(b.dir)
     index = RunIndex(store)
-    index.update(force_full=True)
+    index.update(full=True)
     ea, eb = index.entries[a.id], index.entries[b.id]
-    for e in (ea, eb):  # age the keys past the settle window, as if read long ago
-        e.key -= 10_000_000_000
-        os.utime(os.path.join(e.dir, ".guild"), ns=(e.key, e.key))
-    index.update(force_full=True)
+    index.update(full=True)
     assert index.entries[a.id] is ea and index.entries[b.id] is eb
     version = index.version
     api.unstage(a.id, store=store)
@@ -327,3 +351,35 @@ def test_index_rereads_only_changed_runs(scripts, store):
     shutil.rmtree(b.dir)
     index.update()
     assert b.id not in index.entries
+
+
+def test_the_real_guild_cli_never_outwits_the_index(scripts, store):
+    """``guild label`` rewrites the label file in place (no directory time
+    moves); ``guild runs rm`` / ``restore`` move the run out and back. Each
+    shows in the panel's next refresh, the CLI listing's too."""
+    from conftest import guild
+
+    done = _finish(scripts, "sleep.py", "secs=0", store=store)
+    other = _finish(scripts, "sleep.py", "secs=0", "lr=0.2", store=store)
+    for r in (done, other):
+        _age(r.dir)
+    p = panel(store=store, refresh=0, probe=fake_probe(), display=False)
+    try:
+        def shown(run_id):
+            return {r["id"]: r for r in p.refresh()["groups"]["finished"]["rows"]}.get(run_id)
+
+        assert shown(done.id)["label"] == "lr=0.1 secs=0"
+        for text in ("x", "y"):  # a second label of the same length: only the file's own mtime moves
+            guild("label", done.id, "--set", text, "-y")
+            row = shown(done.id)
+            assert row["label"] == text and row["label_text"] == text, row
+            assert api.runs(store=store)[1 if api.runs(store=store)[0].id == other.id else 0].label == text
+        guild("label", done.id, "--clear", "-y")
+        assert shown(done.id)["label"] == ""
+        guild("runs", "rm", other.id, "-y")
+        assert shown(other.id) is None and other.id not in {r.id for r in api.runs(store=store)}
+        guild("runs", "restore", other.id, "-y")
+        assert shown(other.id)["status"] == "completed"
+        assert other.id in {r.id for r in api.runs(store=store)}
+    finally:
+        p.close()

@@ -28,7 +28,7 @@ def test_notebook_shows_the_panel_and_the_thread_never_prints(tmp_path, guild_ho
     script.write_text(SLEEP_PY)
     cells = [
         # 0: stage a run, show the panel refreshing every 0.2 s
-        f"import sys, time\nfrom guild_jupyter import api\nfrom guild_jupyter.widgets import panel\n"
+        f"import sys, time\nfrom guild_jupyter import api\nfrom guild_jupyter.frontends.panel import panel\n"
         f"SCRIPT = {str(script)!r}\n"
         "first = api.run(SCRIPT, 'secs=1', stage=True)[0]\n"
         "p = panel(refresh=0.2)",

@@ -56,14 +56,23 @@ def test_waiting_reasons():
     r = S("r", "2")
     assert policy.waiting_reason(r, [], []) == "no queue is running"
     qs = [policy.QueueView("q", "0", False, False)]
-    assert policy.waiting_reason(r, qs, []) == "no queue serves GPUs 2"
+    assert policy.waiting_reason(r, qs, []) == "no queue serves runs for GPU 2"
+    assert policy.waiting_reason(S("u", None), [], []) == "no queue is running"
+    assert policy.waiting_reason(S("p", "0,1"), qs, []) == "no queue serves runs for GPUs 0,1"
     # a pinned queue also starts unpinned runs
-    assert policy.waiting_reason(S("u", None), [policy.QueueView("q", "1", False, False)], []) == "about to start"
-    busy = [policy.QueueView("q", "1", False, True)]
-    assert policy.waiting_reason(S("u", None), busy, []) == "waiting for queue gpus=1 to finish its run"
+    assert policy.waiting_reason(S("u", None), [policy.QueueView("q", "1", False, False)], []) == "next to start"
+    busy = [policy.QueueView("q1234567890", "1", False, True)]
+    assert policy.waiting_reason(S("u", None), busy, []) == "waiting for queue q1234567 (GPU 1) to finish its run"
+    both = busy + [policy.QueueView("other", None, False, True)]
+    assert policy.waiting_reason(S("u", None), both, []) == (
+        "waiting for queues q1234567 (GPU 1), other (any GPU) to finish their runs")
     wfr = [policy.QueueView("q", None, True, False)]
-    assert policy.waiting_reason(S("u", None), wfr, ["x"]).startswith("blocked: wait-for-running")
-    assert policy.waiting_reason(S("u", None), wfr, [], ahead=2) == "2 staged run(s) ahead of it"
+    assert policy.waiting_reason(S("u", None), wfr, ["x"]) == "waiting for running runs to end (wait-for-running)"
+    assert policy.waiting_reason(S("u", None), wfr, [], ahead=2) == "2 staged runs ahead of it"
+    assert policy.waiting_reason(S("u", None), wfr, [], ahead=1) == "1 staged run ahead of it"
+    # "any GPU" is one wording everywhere
+    assert policy.QueueConfig().describe() == policy.ANY_GPU == "any GPU"
+    assert policy.QueueConfig(gpus="0,1").describe() == "GPUs 0,1"
 
 
 def test_parse_queue_flags():

@@ -83,9 +83,7 @@ def test_every_host_implements_the_protocol(project, guild_home):
     ft = threading.Thread(target=f.serve, daemon=True)
     ft.start()
     try:
-        from guild_jupyter.server.app import ServerQueue
-
-        s = ServerQueue(st, config)
+        s = ThreadQueue(st, config, host="server")  # the Jupyter server's queues (api.host_queue)
         hosts = (t, d, f, s)
         for q in hosts:
             assert isinstance(q, QueueHost), q

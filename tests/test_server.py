@@ -87,7 +87,8 @@ def test_runs_endpoints(server):
     st, err = server.request(f"/guild/api/runs/{ids[0]}/output")
     assert st == 409 and "staged" in err["error"]
     st, gone = server.request(f"/guild/api/runs/{ids[0]}", "DELETE")
-    assert st == 200 and gone["action"] == "unstaged" and gone["run"]["status"] == "terminated"
+    assert st == 200 and gone["action"] == "unstaged" and gone["run"]["status"] == "unstaged"
+    assert gone["run"]["guild_status"] == "terminated" and gone["run"]["elapsed"] is None
 
     st, started = server.request("/guild/api/runs", "POST", {"script": "train.py", "flags": {"sleep": 30}})
     assert st == 201 and started["runs"][0]["status"] == "running"
@@ -116,6 +117,33 @@ def test_runs_endpoints(server):
     assert st == 200 and deleted["action"] == "deleted"
     assert os.path.isdir(os.path.join(server.home, "trash", "runs", done_id))
     assert server.request(f"/guild/api/runs/{done_id}")[0] == 404
+
+
+def test_the_real_guild_cli_shows_in_the_next_listing(server):
+    """A relabel by the real ``guild label`` (the label file rewritten in
+    place), ``guild runs rm`` and ``guild runs restore`` show in the very
+    next GET /guild/api/runs, and in /guild/api/state."""
+    from conftest import guild
+
+    env = {"GUILD_HOME": server.home}
+    st, body = server.request("/guild/api/runs", "POST", {"script": "train.py", "stage": True, "label": "cli"})
+    run_id = body["runs"][0]["id"]
+    assert server.request(f"/guild/api/runs/{run_id}", "DELETE")[1]["action"] == "unstaged"
+
+    def listed():
+        return {r["id"]: r for r in server.request("/guild/api/runs?label=&limit=1000")[1]["runs"]}
+
+    assert listed()[run_id]["label"] == "cli"
+    for text in ("relabelled", "relabelleD"):  # same length: only the label file's own mtime moves
+        guild("label", run_id, "--set", text, "-y", env=env)
+        assert listed()[run_id]["label"] == text
+    state = server.request("/guild/api/state")[1]
+    assert {r["id"]: r["label"] for r in state["groups"]["finished"]["rows"]}.get(run_id) == "relabelleD"
+    guild("runs", "rm", run_id, "-y", env=env)
+    assert run_id not in listed()
+    guild("runs", "restore", run_id, "-y", env=env)
+    row = listed()[run_id]
+    assert row["status"] == "unstaged" and row["label"] == "relabelleD"
 
 
 def test_queues_and_gpus(server):

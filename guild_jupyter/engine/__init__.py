@@ -5,6 +5,10 @@
 - ``loop``: ``QueueLoop``, the scheduler (claims under Guild's lock, starts
   through a ``RunStarter``, one run per ``Slot``);
 - ``hosts``: the ``QueueHost`` protocol and its hosts (thread, detached,
-  foreground); ``queue_main`` and ``sentinel`` are the processes they start;
-- ``gpuspec``, ``gpus``: GPU affinity specs and the GPUs themselves.
+  foreground; the Jupyter server's are threads recorded as ``server``);
+  ``queue_main`` and ``sentinel`` are the processes they start;
+- ``queue_status``: what every queue of a store is doing (``QueueInfo``),
+  this process's handles (``QueueRegistry``: ``api.queue_registry``);
+- ``gpuspec``, ``gpus``: GPU affinity specs and the GPUs NVML reports (the
+  fake NVML for machines without one is ``guild_jupyter.gpus_fake``).
 """

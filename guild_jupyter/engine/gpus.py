@@ -1,65 +1,33 @@
-"""GPUs: the affinity spec users give (``--gpus 0,1``) and what NVML reports.
+"""GPUs as NVML reports them (SPEC §8), behind an injectable probe.
 
-- :func:`parse_gpu_spec` validates and normalises a GPU affinity spec
-  (SPEC §3 ``run_params.gpus``, §5 queue affinity).
-- :func:`cuda_env` turns an affinity into the environment a run gets.
-- :class:`NvmlProbe` reads the physical GPUs through NVML for the panel
-  (SPEC §8). It never raises: without an NVIDIA GPU (or without pynvml) it
-  returns a :class:`GpuReport` whose ``error`` says so. ``pynvml`` is imported
-  lazily, on the first read, never when this module is imported.
-- :class:`FakeNvml` is a stand-in for the ``pynvml`` module (same function
-  names, its own ``NVMLError``), so ``NvmlProbe(nvml=FakeNvml(devices))`` runs
-  exactly the code path the real module runs. :func:`default_probe` returns
-  one fed from ``$GUILD_JUPYTER_FAKE_GPUS`` (a JSON list of device dicts) when
-  that variable is set, so tests and demos work on machines without a GPU,
-  in subprocesses and kernels too.
-
-Device dicts for :class:`FakeNvml` (all keys optional)::
-
-    {"name": "NVIDIA H100",            # str, or bytes (older pynvml)
-     "uuid": "GPU-0000...",
-     "memory": {"total": 80 * 2**30, "used": 2**30},   # bytes
-     "utilization": {"gpu": 37, "memory": 12},          # percent
-     "processes": [{"pid": 1234, "usedGpuMemory": 2**30}],
-     "fail": ["nvmlDeviceGetUtilizationRates"]}         # calls that raise
-
-``memory_total``/``memory_used``/``gpu_util`` are accepted as flat
-alternatives to ``memory``/``utilization``.
+- :class:`NvmlProbe` reads the physical GPUs through NVML for the panel.
+  It never raises: without an NVIDIA GPU (or without pynvml) it returns a
+  :class:`GpuReport` whose ``error`` says so. ``pynvml`` is imported lazily,
+  on the first read, never when this module is imported; ``nvml=`` takes
+  any module-like object with pynvml's functions.
+- :func:`default_probe` is the shared probe: NVML, or, when
+  ``$GUILD_JUPYTER_FAKE_GPUS`` is set, the fake NVML of
+  :mod:`guild_jupyter.gpus_fake` fed from it (the documented way to show
+  GPUs on a machine without one: tests, demos, every process and kernel).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import threading
 import time
-import types
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Any, Callable, Protocol
 
-from .gpuspec import _GPU_ID, _bad_spec, parse_gpu_spec  # noqa: F401 - re-exported
+from .gpuspec import parse_gpu_spec  # noqa: F401 - re-exported
 
-__all__ = [
-    "FAKE_GPUS_ENV",
-    "FakeNvml",
-    "GpuInfo",
-    "GpuProbe",
-    "GpuReport",
-    "NvmlProbe",
-    "cuda_env",
-    "default_probe",
-    "parse_gpu_spec",
-]
+__all__ = ["FAKE_GPUS_ENV", "GpuInfo", "GpuProbe", "GpuReport", "NvmlProbe", "default_probe", "parse_gpu_spec"]
 
-#: Environment variable holding a JSON list of fake device dicts.
+#: Environment variable holding a JSON list of fake device dicts (gpus_fake).
 FAKE_GPUS_ENV = "GUILD_JUPYTER_FAKE_GPUS"
 
 #: Seconds a failed NVML init is remembered before it is tried again.
 INIT_RETRY_SECONDS = 30.0
-
-def cuda_env(gpus: str | None) -> dict:
-    """The environment a run pinned to ``gpus`` gets (nothing when unpinned)."""
-    return {"CUDA_VISIBLE_DEVICES": gpus} if gpus else {}
 
 
 # ---------------------------------------------------------------------------
@@ -238,160 +206,11 @@ class NvmlProbe:
 
 
 # ---------------------------------------------------------------------------
-# Fake NVML
-
-
-class _FakeNVMLError(Exception):
-    """Stand-in for ``pynvml.NVMLError``: str() is the NVML message."""
-
-    def __init__(self, value: Any = "Unknown Error"):
-        super().__init__(value)
-        self.value = value
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-
-class FakeNvml:
-    """A stand-in for the ``pynvml`` module, fed with NVML-shaped data.
-
-    ``devices``: device dicts (see the module docstring). ``init_error``:
-    when set, ``nvmlInit`` raises ``NVMLError(init_error)``. ``fail``:
-    names of functions that raise for every device (a mapping name ->
-    message, or an iterable of names). ``calls`` counts every call by
-    function name. All of these may be changed after construction.
-    """
-
-    NVMLError = _FakeNVMLError
-
-    def __init__(
-        self,
-        devices: Iterable[Mapping[str, Any]] = (),
-        *,
-        init_error: str | None = None,
-        fail: Mapping[str, str] | Iterable[str] | None = None,
-    ):
-        self.devices = [dict(d) for d in devices]
-        self.init_error = init_error
-        self.fail = _failures(fail)
-        self.calls: dict[str, int] = {}
-        self.initialized = False
-
-    def _call(self, fn: str, handle: Any = None) -> dict | None:
-        self.calls[fn] = self.calls.get(fn, 0) + 1
-        if fn != "nvmlInit" and not self.initialized:
-            raise self.NVMLError("Uninitialized")
-        if fn in self.fail:
-            raise self.NVMLError(self.fail[fn])
-        if handle is None:
-            return None
-        if not isinstance(handle, _FakeHandle) or handle.owner is not self:
-            raise self.NVMLError("Invalid Argument")
-        device = self.devices[handle.index]
-        failing = _failures(device.get("fail"))
-        if fn in failing:
-            raise self.NVMLError(failing[fn])
-        return device
-
-    # -- the pynvml functions NvmlProbe uses --------------------------------
-
-    def nvmlInit(self) -> None:
-        self._call("nvmlInit")
-        if self.init_error:
-            raise self.NVMLError(self.init_error)
-        self.initialized = True
-
-    def nvmlShutdown(self) -> None:
-        self._call("nvmlShutdown")
-        self.initialized = False
-
-    def nvmlDeviceGetCount(self) -> int:
-        self._call("nvmlDeviceGetCount")
-        return len(self.devices)
-
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> "_FakeHandle":
-        self._call("nvmlDeviceGetHandleByIndex")
-        if not 0 <= index < len(self.devices):
-            raise self.NVMLError("Invalid Argument")
-        failing = _failures(self.devices[index].get("fail"))
-        if "nvmlDeviceGetHandleByIndex" in failing:
-            raise self.NVMLError(failing["nvmlDeviceGetHandleByIndex"])
-        return _FakeHandle(self, index)
-
-    def nvmlDeviceGetName(self, handle: Any) -> str | bytes:
-        d = self._call("nvmlDeviceGetName", handle)
-        return d.get("name", f"Fake GPU {handle.index}")
-
-    def nvmlDeviceGetUUID(self, handle: Any) -> str | bytes:
-        d = self._call("nvmlDeviceGetUUID", handle)
-        return d.get("uuid", f"GPU-fake-{handle.index:04d}")
-
-    def nvmlDeviceGetMemoryInfo(self, handle: Any) -> types.SimpleNamespace:
-        d = self._call("nvmlDeviceGetMemoryInfo", handle)
-        mem = d.get("memory") or {}
-        total = int(mem.get("total", d.get("memory_total", 16 * 2**30)))
-        used = int(mem.get("used", d.get("memory_used", 0)))
-        return types.SimpleNamespace(total=total, used=used, free=total - used)
-
-    def nvmlDeviceGetUtilizationRates(self, handle: Any) -> types.SimpleNamespace:
-        d = self._call("nvmlDeviceGetUtilizationRates", handle)
-        util = d.get("utilization") or {}
-        gpu = int(util.get("gpu", d.get("gpu_util", 0)))
-        return types.SimpleNamespace(gpu=gpu, memory=int(util.get("memory", 0)))
-
-    def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list:
-        d = self._call("nvmlDeviceGetComputeRunningProcesses", handle)
-        return [
-            types.SimpleNamespace(
-                pid=int(p["pid"]),
-                usedGpuMemory=p.get("usedGpuMemory"),
-                gpuInstanceId=0xFFFFFFFF,
-                computeInstanceId=0xFFFFFFFF,
-            )
-            for p in d.get("processes") or ()
-        ]
-
-
-@dataclasses.dataclass(frozen=True)
-class _FakeHandle:
-    owner: FakeNvml
-    index: int
-
-
-def _failures(fail: Any) -> dict[str, str]:
-    if not fail:
-        return {}
-    if isinstance(fail, str):
-        fail = [fail]
-    if isinstance(fail, Mapping):
-        return {str(k): str(v) for k, v in fail.items()}
-    return {str(name): "Unknown Error" for name in fail}
-
-
-# ---------------------------------------------------------------------------
 # Default probe
 
 _default_lock = threading.Lock()
 _default_probe: NvmlProbe | None = None
 _fake_probe: tuple[str, NvmlProbe] | None = None
-
-
-def _fake_from_env(value: str) -> FakeNvml:
-    """FakeNvml from ``$GUILD_JUPYTER_FAKE_GPUS``: a JSON list of devices, or
-    an object ``{"devices": [...], "init_error": ..., "fail": ...}``. A bad
-    value becomes an init failure that says so, never an exception."""
-    try:
-        data = json.loads(value)
-        if isinstance(data, list):
-            data = {"devices": data}
-        if not isinstance(data, dict):
-            raise ValueError("expected a JSON list of device dicts")
-        devices = data.get("devices") or []
-        if not isinstance(devices, list) or not all(isinstance(d, dict) for d in devices):
-            raise ValueError("expected a JSON list of device dicts")
-        return FakeNvml(devices, init_error=data.get("init_error"), fail=data.get("fail"))
-    except (ValueError, TypeError) as e:
-        return FakeNvml(init_error=f"bad ${FAKE_GPUS_ENV}: {_reason(e)}")
 
 
 def default_probe() -> NvmlProbe:
@@ -405,7 +224,9 @@ def default_probe() -> NvmlProbe:
     with _default_lock:
         if fake is not None and fake.strip():
             if _fake_probe is None or _fake_probe[0] != fake:
-                _fake_probe = (fake, NvmlProbe(nvml=_fake_from_env(fake)))
+                from ..gpus_fake import fake_nvml_from_env
+
+                _fake_probe = (fake, NvmlProbe(nvml=fake_nvml_from_env(fake)))
             return _fake_probe[1]
         if _default_probe is None:
             _default_probe = NvmlProbe()

@@ -9,7 +9,8 @@ the loop.
 
 - ``ThreadQueue``: a daemon thread in this process (a kernel); a sentinel
   process holds LOCK, so ``guild stop`` on the queue stops the queue, never
-  the kernel. ``ServerQueue`` (server/app.py) is one, hosted by the server.
+  the kernel. The Jupyter server's queues are ThreadQueues recorded as
+  hosted by ``server`` (``api.host_queue``).
 - ``DetachedQueue``: a handle on a queue process in its own session
   (``queue_main``); it survives the kernel.
 - ``ForegroundQueue``: the loop in the calling (main) thread, whose process
@@ -33,6 +34,7 @@ from ..store.run import PENDING, RUNNING, Run
 from .config import config_of, create_queue_run
 from .loop import QueueLoop
 from .policy import QueueConfig
+from .queue_status import describe_queue
 
 STATES = ("starting", "waiting", "running", "stopped")
 
@@ -99,7 +101,9 @@ class ThreadQueue:
 
     host = "thread"
 
-    def __init__(self, store, config: QueueConfig, **loop_options):
+    def __init__(self, store, config: QueueConfig, host: str | None = None, **loop_options):
+        if host is not None:
+            self.host = host  # recorded in the queue run (``server``: the Jupyter server's)
         self.store = store
         self.config = config
         self.run = create_queue_run(store, config, self.host)
@@ -162,7 +166,10 @@ class ThreadQueue:
         return not self.thread.is_alive()
 
     def __repr__(self):
-        return f"<{type(self).__name__} {self.run.id[:8]} {self.config.describe()} {self.status}>"
+        return describe_queue(self)
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(describe_queue(self))
 
 
 class _SentinelStop:
@@ -251,7 +258,10 @@ class DetachedQueue:
         return True
 
     def __repr__(self):
-        return f"<DetachedQueue {self.run.id[:8]} {self.status}>"
+        return describe_queue(self)
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(describe_queue(self))
 
 
 # -- the calling thread ---------------------------------------------------------------------
@@ -346,7 +356,7 @@ class ForegroundQueue:
         return self._done.wait(timeout)
 
     def __repr__(self):
-        return f"<ForegroundQueue {self.run.id[:8]} {self.config.describe()} {self.status}>"
+        return describe_queue(self)
 
 
 __all__ = ["QueueHost", "STATES", "ThreadQueue", "DetachedQueue", "ForegroundQueue", "current_run_in_store"]

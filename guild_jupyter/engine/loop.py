@@ -91,7 +91,7 @@ class LocalStarter:
         from ..execution import launch
 
         if run.opref[0] == "script":
-            return _ProcessHandle(launch.start(run))
+            return _ProcessHandle(launch.start(run, retry_disk_faults=True))
         return _ProcessHandle(self._start_with_guild(run))
 
     def _start_with_guild(self, run: Run) -> subprocess.Popen:
@@ -205,10 +205,6 @@ class QueueLoop:
             if s.run is not None:
                 return s.run
         return None
-
-    @property
-    def current_runs(self) -> list[Run]:
-        return [s.run for s in self.slots if s.run is not None]
 
     # -- main loop ------------------------------------------------------------------------
 

@@ -9,6 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 
+#: The one wording for "no GPU affinity": a run without ``--gpus`` runs on
+#: any GPU, a queue without ``gpus`` serves such runs only. Every front end
+#: says it this way (``views.ANY_GPU``).
+ANY_GPU = "any GPU"
+
+
+def gpus_phrase(gpus: str | None) -> str:
+    """``any GPU``, ``GPU 2`` or ``GPUs 0,1``."""
+    if not gpus:
+        return ANY_GPU
+    return f"GPUs {gpus}" if "," in str(gpus) else f"GPU {gpus}"
+
 
 @dataclasses.dataclass(frozen=True)
 class QueueConfig:
@@ -18,7 +30,7 @@ class QueueConfig:
     poll_interval: float = 10.0
 
     def describe(self) -> str:
-        return f"gpus={self.gpus}" if self.gpus else "gpus=unset"
+        return gpus_phrase(self.gpus)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,20 +95,29 @@ class QueueView:
 
 
 def waiting_reason(run: StagedRun, queues: list[QueueView], running_others: list[str], ahead: int = 0) -> str:
-    """Why a staged run is still waiting, for the panel and listings."""
+    """Why a staged run is still waiting, in one plain wording per reason:
+
+    - ``no queue is running``
+    - ``no queue serves runs for GPU 2`` (or ``for any GPU``: every queue is pinned)
+    - ``waiting for queue 1a2b3c4d (GPU 2) to finish its run`` (each queue
+      that serves it is busy)
+    - ``waiting for running runs to end (wait-for-running)``
+    - ``3 staged runs ahead of it``
+    - ``next to start``
+    """
     if not queues:
         return "no queue is running"
     serving = [q for q in queues if gpu_mismatch(run.gpus, q.gpus) is None]
     if not serving:
-        if run.gpus is None:
-            return "no queue serves unpinned runs (every queue is pinned to GPUs)"
-        return f"no queue serves GPUs {run.gpus}"
+        return f"no queue serves runs for {gpus_phrase(run.gpus)}"
     free = [q for q in serving if not q.busy]
     if not free:
-        names = ", ".join(f"gpus={q.gpus}" if q.gpus else "gpus=unset" for q in serving)
-        return f"waiting for queue {names} to finish its run"
+        names = ", ".join(f"{q.id[:8]} ({gpus_phrase(q.gpus)})" for q in serving)
+        if len(serving) == 1:
+            return f"waiting for queue {names} to finish its run"
+        return f"waiting for queues {names} to finish their runs"
     if all(q.wait_for_running for q in free) and running_others:
-        return "blocked: wait-for-running (other runs are running)"
+        return "waiting for running runs to end (wait-for-running)"
     if ahead:
-        return f"{ahead} staged run(s) ahead of it"
-    return "about to start"
+        return f"{ahead} staged run{'s' if ahead > 1 else ''} ahead of it"
+    return "next to start"

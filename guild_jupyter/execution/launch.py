@@ -15,25 +15,29 @@ from ..store.run import Run
 READY_TIMEOUT = 30.0
 
 
-def start(run: Run, *, echo: bool = False, timeout: float = READY_TIMEOUT):
+def start(run: Run, *, echo: bool = False, timeout: float = READY_TIMEOUT, retry_disk_faults: bool = False):
     """Starts the run's supervisor in its own session and returns once the run
     is running (its LOCK written). With ``echo`` the run's output also goes to
     this process's stdout; the caller may ``wait()`` for the exit status.
 
+    A run that cannot start is recorded ``error`` with the reason, except,
+    with ``retry_disk_faults`` (a queue), when the store's disk refused: the
+    run stays pending under the caller's claim for it to return to staged.
+
     A single-threaded caller (the CLI, a detached queue) forks the supervisor,
     which saves a fresh interpreter; others spawn one."""
     if forking.can_fork():
-        return _fork_supervisor(run, echo, timeout)
+        return _fork_supervisor(run, echo, timeout, retry_disk_faults)
     cmd = [sys.executable, "-m", "guild_jupyter.execution.supervisor", run.dir]
     if echo:
         cmd.append("--echo")
-    return start_process(run, cmd, echo=echo, timeout=timeout)
+    return start_process(run, cmd, echo=echo, timeout=timeout, retry_disk_faults=retry_disk_faults)
 
 
 _forked: list = []  # supervisors forked by this process, reaped as they end
 
 
-def _fork_supervisor(run: Run, echo: bool, timeout: float):
+def _fork_supervisor(run: Run, echo: bool, timeout: float, retry_disk_faults: bool = False):
     _forked[:] = [p for p in _forked if p.poll() is None]
     r, w = os.pipe()
     forking.flush_std()
@@ -60,10 +64,11 @@ def _fork_supervisor(run: Run, echo: bool, timeout: float):
     os.close(w)
     proc = forking.ForkedProcess(pid)
     _forked.append(proc)
-    return _await_ready(run, proc, r, timeout)
+    return _await_ready(run, proc, r, timeout, retry_disk_faults)
 
 
-def start_process(run: Run, cmd: list, *, echo: bool = False, timeout: float = READY_TIMEOUT) -> subprocess.Popen:
+def start_process(run: Run, cmd: list, *, echo: bool = False, timeout: float = READY_TIMEOUT,
+                  retry_disk_faults: bool = False) -> subprocess.Popen:
     """Starts ``cmd --ready-fd N`` detached (own session) and waits for it to
     write ``ok`` (it holds the run) or ``error: why`` on that descriptor."""
     r, w = os.pipe()
@@ -84,7 +89,7 @@ def start_process(run: Run, cmd: list, *, echo: bool = False, timeout: float = R
         raise RunStartError(f"cannot start run {run.id[:8]}: {e}") from e
     os.close(w)
     reap_when_done(proc)
-    return _await_ready(run, proc, r, timeout)
+    return _await_ready(run, proc, r, timeout, retry_disk_faults)
 
 
 def reap_when_done(proc: subprocess.Popen) -> None:
@@ -96,7 +101,7 @@ def reap_when_done(proc: subprocess.Popen) -> None:
     threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
 
 
-def _await_ready(run: Run, proc, r: int, timeout: float):
+def _await_ready(run: Run, proc, r: int, timeout: float, retry_disk_faults: bool = False):
     try:
         msg = _read_line(r, timeout)
     finally:
@@ -105,7 +110,8 @@ def _await_ready(run: Run, proc, r: int, timeout: float):
         reason = msg[len("error: "):] if msg.startswith("error: ") else (msg or "the process exited")
         if proc.poll() is None and not msg:
             reason = f"no answer within {timeout:g}s"
-        _record_failure(run, reason)
+        if not (retry_disk_faults and reason.startswith("store not writable")):
+            _record_failure(run, reason)
         raise RunStartError(f"cannot start run {run.id[:8]}: {reason}")
     return proc
 

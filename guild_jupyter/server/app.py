@@ -10,19 +10,10 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Dict, List, Unicode
 
 from .. import api
-from ..engine.config import parse_queue_flags
-from ..engine.hosts import ThreadQueue
 from ..errors import BadInput
-from ..panel_state import PanelState
 
 QUEUE_FIELDS = {"gpus", "wait_for_running", "run_once", "poll_interval"}
 SHUTDOWN_TIMEOUT = 10.0
-
-
-class ServerQueue(ThreadQueue):
-    """A queue hosted by a thread of the Jupyter server process."""
-
-    host = "server"
 
 
 class GuildJupyter(ExtensionApp):
@@ -48,8 +39,10 @@ class GuildJupyter(ExtensionApp):
 
     def initialize_settings(self):
         self.run_store = api.resolve_store(self.store)
-        self.hosted: dict[str, ServerQueue] = {}
-        self.state = PanelState(self.run_store)
+        # The queues this server hosts (``QueueHost``s recorded as host
+        # ``server``; also in ``api.queue_registry``).
+        self.hosted: dict = {}
+        self.monitor = api.monitor(self.run_store)
         self.settings["guild_jupyter"] = self
         # Read the store once in the background, so that the first listing
         # does not pay for it (about half a second for 10,000 runs).
@@ -68,7 +61,7 @@ class GuildJupyter(ExtensionApp):
 
     def _warm_index(self) -> None:
         try:
-            self.state.index.update()
+            self.monitor.update()
         except Exception as e:  # a listing request will report it
             self.log.warning("guild_jupyter: cannot read the store: %s", e)
 
@@ -79,15 +72,13 @@ class GuildJupyter(ExtensionApp):
 
     # -- queues hosted here -------------------------------------------------------------
 
-    def start_queue(self, spec: dict) -> ServerQueue:
+    def start_queue(self, spec: dict):
+        """A queue on a thread of this server (a ``QueueHost``, host ``server``)."""
         unknown = set(spec) - QUEUE_FIELDS
         if unknown:
             raise BadInput(f"unknown queue field(s): {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(QUEUE_FIELDS))})")
-        config = parse_queue_flags((), **{k: v for k, v in spec.items() if v is not None})
-        self.run_store.ensure_writable()
-        q = ServerQueue(self.run_store, config)
+        q = api.host_queue("server", store=self.run_store, **{k: v for k, v in spec.items() if v is not None})
         self.hosted[q.id] = q
-        api._thread_queues.append(q)
         return q
 
     def stop_hosted(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:

@@ -22,15 +22,12 @@ import functools
 import json
 import os
 import re
-import time
 
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from tornado import web
 
-from .. import api
+from .. import api, views
 from ..errors import GuildJupyterError
-from ..panel_state import _jsonable, _row
-from ..store.run import STATUSES, Run
 
 MAX_BODY = 64 * 1024
 DEFAULT_LIMIT = 100
@@ -87,7 +84,7 @@ class BaseHandler(APIHandler):
         except GuildJupyterError as e:
             raise ApiError(e.http_status, str(e)) from None
 
-    async def run_ref(self, ref: str) -> Run:
+    async def run_ref(self, ref: str):
         """The run a URL names: an id or unique id prefix (1-32 lowercase hex
         digits). Anything else is refused before the store is touched, so no
         URL can name a path outside it; listing indices are not accepted."""
@@ -121,30 +118,18 @@ def _bool_field(body: dict, name: str, default: bool = False) -> bool:
     return v
 
 
-def run_row(run: Run) -> dict:
-    run.refresh()
-    return {
-        "id": run.id,
-        "short_id": run.id[:8],
-        "op": run.op_name,
-        "status": run.status,
-        "flags": _jsonable(run.flags),
-        "gpus": run.gpus,
-        "label": run.label,
-        "started": run.started,
-        "stopped": run.stopped,
-        "exit_status": _jsonable(run.exit_status),
-        "queue": run.get("queue_id"),
-    }
+def run_row(run) -> dict:
+    """``views.run_row`` of the run as it is now."""
+    return views.run_row(run.refresh())
 
 
 class RunsHandler(BaseHandler):
     @web.authenticated
     async def get(self):
         statuses = self.get_arguments("status")
-        bad = [s for s in statuses if s not in STATUSES]
+        bad = [s for s in statuses if s not in views.STATUSES]
         if bad:
-            raise ApiError(400, f"unknown status {bad[0]!r} (one of {', '.join(STATUSES)})")
+            raise ApiError(400, f"unknown status {bad[0]!r} (one of {', '.join(views.STATUSES)})")
         op = self.get_argument("op", None)
         label = self.get_argument("label", None)
         limit = _int_arg(self, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
@@ -152,24 +137,8 @@ class RunsHandler(BaseHandler):
         self.reply(await self.call(self._listing, statuses, op, label, limit, offset))
 
     def _listing(self, statuses, op, label, limit, offset) -> dict:
-        """One page of the server's run index, newest first (off the event loop)."""
-        index = self.ext.state.index
-        index.update()
-        now_us = time.time_ns() // 1000
-        with index.lock:
-            entries = [e for e in index.entries.values() if not statuses or e.status in statuses]
-        if op:
-            entries = [e for e in entries if op in e.op]
-        if label:
-            entries = [e for e in entries if label in (index.details(e)["label"] or "")]
-        entries.sort(key=lambda e: (e.timestamp, e.id), reverse=True)
-        page = entries[offset : offset + limit]
-        return {
-            "total": len(entries),
-            "offset": offset,
-            "limit": limit,
-            "runs": [_row(e, index.details(e), now_us) for e in page],
-        }
+        """One page of the listing index, newest first (off the event loop)."""
+        return self.ext.monitor.list_runs(statuses, op, label, limit, offset)
 
     @web.authenticated
     async def post(self):
@@ -279,18 +248,8 @@ class OutputHandler(BaseHandler):
             text = await self.call(api.output, run.id, tail=tail, store=self.store)
             self.reply({"id": run.id, "output": text})
             return
-        text, offset = await self.call(_output_from, run, offset)
+        text, offset = await self.call(api.output_from, run.id, offset, MAX_OUTPUT_CHUNK, store=self.store)
         self.reply({"id": run.id, "output": text, "offset": offset})
-
-
-def _output_from(run: Run, offset: int) -> tuple[str, int]:
-    from ..errors import WrongState
-    from ..store import output as outputlib
-
-    if run.refresh().status == "staged":
-        raise WrongState(f"run {run.id[:8]} is staged: it has no output until a queue starts it")
-    data, offset = outputlib.read_from(run.path("output"), offset, MAX_OUTPUT_CHUNK)
-    return outputlib.decode(data), offset
 
 
 def queue_row(q: dict, hosted) -> dict:
@@ -300,7 +259,7 @@ def queue_row(q: dict, hosted) -> dict:
 class QueuesHandler(BaseHandler):
     @web.authenticated
     async def get(self):
-        snap = await self.call(self.ext.state.snapshot)
+        snap = await self.call(self.ext.monitor.snapshot)
         self.reply({"queues": [queue_row(q, self.ext.hosted) for q in snap["queues"]]})
 
     @web.authenticated
@@ -343,7 +302,7 @@ class QueueHandler(BaseHandler):
 class GpusHandler(BaseHandler):
     @web.authenticated
     async def get(self):
-        snap = await self.call(self.ext.state.snapshot)
+        snap = await self.call(self.ext.monitor.snapshot)
         self.reply(snap["gpus"])
 
 
@@ -355,7 +314,7 @@ class StateHandler(BaseHandler):
         pages = {}
         for group in ("running", "pending", "staged", "finished"):
             pages[group] = _int_arg(self, group, 0, 0, 10**6)
-        snap = await self.call(self.ext.state.snapshot, pages, 25)
+        snap = await self.call(self.ext.monitor.snapshot, pages, 25)
         snap["queues"] = [queue_row(q, self.ext.hosted) for q in snap["queues"]]
         self.reply(snap)
 

@@ -1,25 +1,68 @@
 """The ``/guild`` page: one HTML document with its script inline (no build
-step). It polls ``/guild/api/state`` every second and renders queues, runs
-by status (with waiting reasons) and GPUs; its buttons call the REST API
-with the page's XSRF token."""
+step). It polls ``/guild/api/state`` every second and renders the rows the
+panel renders (``views.run_row`` / ``views.queue_row``): queues, runs by
+status under column headers (the flags that vary first, in bold, wrapped,
+never cut), each staged run's waiting reason, status colours, and GPUs.
+Its buttons call the REST API with the page's XSRF token; a stop takes a
+second click ("confirm stop") within five seconds. Messages show in a line
+of fixed height and clear themselves. Below 820 px the tables become one
+card per row, so every value and button stays on screen."""
 
 PAGE = r"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Guild runs</title>
 <style>
-  body { font: 14px system-ui, sans-serif; margin: 1.5em; color: #222; }
+  :root { --staged:#1565c0; --pending:#ef6c00; --running:#2e7d32; --completed:#546e7a; --error:#c62828;
+          --terminated:#8d6e63; --unstaged:#7b1fa2; }
+  * { box-sizing: border-box; }
+  body { font: 14px system-ui, sans-serif; margin: 1.2em; color: #222; }
   h1 { font-size: 1.3em; margin: 0 0 .3em; }
   h2 { font-size: 1.05em; margin: 1.2em 0 .3em; }
   table { border-collapse: collapse; width: 100%; }
   th, td { text-align: left; padding: 3px 8px; border-bottom: 1px solid #ddd; vertical-align: top; }
-  th { background: #f3f3f3; font-weight: 600; }
+  th { background: #f3f3f3; font-weight: 600; white-space: nowrap; }
+  td.nowrap { white-space: nowrap; }
+  td.flags { white-space: normal; overflow-wrap: anywhere; font-family: monospace; font-size: 12px; min-width: 12em; }
+  td.flags .rest { color: #666; }
+  td.flags .label { color: #555; font-style: italic; }
+  td.waiting { color: var(--staged); min-width: 10em; }
   code { font-size: 12px; }
   .muted { color: #777; }
-  .err { color: #b00020; }
-  #counts span { margin-right: 1em; }
-  button { font-size: 12px; }
+  #counts { display: flex; flex-wrap: wrap; column-gap: 1em; }
+  #counts span { white-space: nowrap; }
+  #store { overflow-wrap: anywhere; }
+  #message { height: 1.5em; line-height: 1.5em; overflow: hidden; white-space: nowrap; text-overflow: ellipsis; }
+  #message.err { color: #b00020; }
+  #message.ok { color: #2e7d32; }
+  button { font-size: 12px; white-space: nowrap; }
+  button.confirm { background: #c62828; color: white; border: 1px solid #8e0000; }
+  tr[data-status] td:first-child { border-left: 4px solid transparent; }
+  .st-staged { color: var(--staged); } tr[data-status="staged"] td:first-child { border-left-color: var(--staged); }
+  .st-pending { color: var(--pending); } tr[data-status="pending"] td:first-child { border-left-color: var(--pending); }
+  .st-running { color: var(--running); } tr[data-status="running"] td:first-child { border-left-color: var(--running); }
+  .st-completed { color: var(--completed); } tr[data-status="completed"] td:first-child { border-left-color: var(--completed); }
+  .st-error { color: var(--error); } tr[data-status="error"] td:first-child { border-left-color: var(--error); }
+  .st-terminated { color: var(--terminated); } tr[data-status="terminated"] td:first-child { border-left-color: var(--terminated); }
+  .st-unstaged { color: var(--unstaged); } tr[data-status="unstaged"] td:first-child { border-left-color: var(--unstaged); }
+  @media (max-width: 820px) {
+    body { margin: .6em; }
+    table, thead, tbody, tr, td { display: block; width: 100%; }
+    thead { display: none; }
+    tr { border: 1px solid #ddd; border-radius: 4px; margin: 0 0 .5em; padding: .3em .5em; }
+    tr[data-status] td:first-child { border-left: none; }
+    tr[data-status] { border-left: 4px solid #ddd; }
+    tr[data-status="staged"] { border-left-color: var(--staged); } tr[data-status="pending"] { border-left-color: var(--pending); }
+    tr[data-status="running"] { border-left-color: var(--running); } tr[data-status="completed"] { border-left-color: var(--completed); }
+    tr[data-status="error"] { border-left-color: var(--error); } tr[data-status="terminated"] { border-left-color: var(--terminated); }
+    tr[data-status="unstaged"] { border-left-color: var(--unstaged); }
+    td { border: none; padding: 1px 0; }
+    td[data-label]:not([data-label=""])::before { content: attr(data-label) ": "; color: #777; }
+    td.flags { min-width: 0; }
+    td:empty { display: none; }
+  }
 </style>
 </head>
 <body>
@@ -28,7 +71,7 @@ PAGE = r"""<!doctype html>
 <div id="counts"></div>
 <div id="message" role="status"></div>
 <h2>Queues</h2>
-<table id="queues"><thead><tr><th>queue</th><th>host</th><th>pid</th><th>gpus</th><th>state</th><th>current run</th><th></th></tr></thead><tbody></tbody></table>
+<table id="queues"><thead><tr><th>queue</th><th>host</th><th>pid</th><th>gpus</th><th>state</th><th>run</th><th>options</th><th></th></tr></thead><tbody></tbody></table>
 <div id="groups"></div>
 <h2>GPUs</h2>
 <div id="gpus"></div>
@@ -38,7 +81,10 @@ PAGE = r"""<!doctype html>
 const XSRF = "{{xsrf}}";
 const BASE = location.pathname.replace(/\/+$/, "") + "/";  // .../guild/
 const GROUPS = ["running", "pending", "staged", "finished"];
+const TITLES = {running: "Running", pending: "Pending", staged: "Staged", finished: "Recently finished"};
+const CONFIRM_MS = 5000, MESSAGE_MS = 8000;
 const pages = {running: 0, pending: 0, staged: 0, finished: 0};
+const confirming = {};  // id -> deadline of its "confirm stop"
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs, ...children) {
@@ -50,16 +96,6 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
-function when(us) {
-  return us ? new Date(us / 1000).toLocaleString() : "";
-}
-
-function secs(s) {
-  if (s === null || s === undefined) return "";
-  s = Math.round(s);
-  return s < 60 ? s + "s" : Math.floor(s / 60) + "m" + String(s % 60).padStart(2, "0") + "s";
-}
-
 async function call(method, path) {
   const r = await fetch(BASE + path, {method, headers: {"X-XSRFToken": XSRF}, credentials: "same-origin"});
   const body = await r.json().catch(() => ({}));
@@ -67,55 +103,105 @@ async function call(method, path) {
   return body;
 }
 
-function action(label, method, path, done) {
-  return el("button", {onclick: async (ev) => {
-    ev.target.disabled = true;
-    try {
-      await call(method, path);
-      say(done, false);
-    } catch (e) {
-      say(e.message, true);
-      ev.target.disabled = false;
-    }
-    refresh();
-  }}, label);
-}
-
+let messageTimer = null;
 function say(text, error) {
   const m = $("message");
   m.textContent = text;
-  m.className = error ? "err" : "muted";
+  m.title = text;
+  m.className = error ? "err" : "ok";
+  clearTimeout(messageTimer);
+  messageTimer = setTimeout(() => { m.textContent = ""; m.title = ""; m.className = ""; }, MESSAGE_MS);
+}
+
+async function act(button, method, path, done) {
+  button.disabled = true;
+  try {
+    await call(method, path);
+    say(done, false);
+  } catch (e) {
+    say(e.message, true);
+    button.disabled = false;
+  }
+  refresh();
+}
+
+// A stop asks for a second click within CONFIRM_MS.
+function stopButton(id, label, method, path, done) {
+  const armed = (confirming[id] || 0) > Date.now();
+  return el("button", {class: armed ? "confirm" : "", "data-action": "stop",
+                       title: armed ? "click again to stop" : label + " " + id.slice(0, 8),
+                       onclick: (ev) => {
+    if ((confirming[id] || 0) > Date.now()) {
+      delete confirming[id];
+      act(ev.target, method, path, done);
+    } else {
+      confirming[id] = Date.now() + CONFIRM_MS;
+      ev.target.textContent = "confirm stop";
+      ev.target.className = "confirm";
+      setTimeout(() => { if ((confirming[id] || 0) <= Date.now()) { delete confirming[id]; refresh(); } }, CONFIRM_MS + 50);
+    }
+  }}, armed ? "confirm stop" : label);
+}
+
+function flagsCell(r) {
+  const td = el("td", {class: "flags", "data-label": "flags"});
+  const rest = r.flags_text.slice(r.varying_text.length).trim();
+  if (r.varying_text) td.append(el("b", {}, r.varying_text));
+  if (rest) td.append(r.varying_text ? " " : "", el("span", {class: "rest"}, rest));
+  if (r.label_text) td.append(" ", el("span", {class: "label"}, "· " + r.label_text));
+  return td;
+}
+
+function cell(label, text, cls, title) {
+  const a = {"data-label": label, class: "nowrap" + (cls ? " " + cls : "")};
+  if (title) a.title = title;
+  return el("td", a, text);
 }
 
 function renderQueues(queues) {
   const body = $("queues").tBodies[0];
-  body.replaceChildren(...(queues.length ? queues.map((q) => el("tr", {"data-queue": q.id},
-    el("td", {}, el("code", {}, q.id.slice(0, 8))), el("td", {}, q.host), el("td", {}, q.pid ?? ""),
-    el("td", {}, q.gpus ?? "any"), el("td", {}, q.state), el("td", {}, q.current ? q.current.slice(0, 8) : ""),
-    el("td", {}, action("stop queue", "DELETE", "api/queues/" + q.id, "queue stopping")))) :
-    [el("tr", {}, el("td", {colspan: 7, class: "muted"}, "no queue is running"))]));
+  body.replaceChildren(...(queues.length ? queues.map((q) => el("tr", {"data-queue": q.id, title: q.description},
+    cell("queue", el("code", {}, q.short_id)), cell("host", q.host_text), cell("pid", q.pid ?? ""),
+    cell("gpus", q.gpus_text), cell("state", q.state, q.state === "running" ? "st-running" : ""),
+    cell("run", q.current_short ?? ""), cell("options", q.options_text),
+    el("td", {"data-label": ""}, stopButton(q.id, "stop queue", "DELETE", "api/queues/" + q.id,
+      "queue " + q.short_id + " stopping (its runs keep running)")))) :
+    [el("tr", {}, el("td", {colspan: 8, class: "muted"}, "no queue is running"))]));
 }
 
+const EXTRA = {running: ["elapsed", (r) => r.elapsed_text], pending: ["queue", (r) => (r.queue || "").slice(0, 8)],
+               staged: ["why it waits", (r) => r.waiting ?? ""], finished: ["took", (r) => r.elapsed_text]};
+
 function renderGroup(name, g) {
+  const [extraHead, extra] = EXTRA[name];
+  const timeHead = g.time_kind;
   const rows = g.rows.map((r) => {
-    const buttons = el("td", {});
-    if (r.status === "running" || r.status === "pending") buttons.append(action("stop", "POST", "api/runs/" + r.id + "/stop", "stop sent to " + r.short_id));
-    if (r.status === "staged") buttons.append(action("unstage", "DELETE", "api/runs/" + r.id, "unstaged " + r.short_id));
+    const buttons = el("td", {"data-label": ""});
+    if (r.status === "running" || r.status === "pending") {
+      buttons.append(stopButton(r.id, "stop", "POST", "api/runs/" + r.id + "/stop", "stopping run " + r.short_id));
+    }
+    if (r.status === "staged") {
+      buttons.append(el("button", {"data-action": "unstage", onclick: (ev) => act(ev.target, "DELETE", "api/runs/" + r.id,
+        "unstaged run " + r.short_id + ": it will not start")}, "unstage"));
+    }
     return el("tr", {"data-run": r.id, "data-status": r.status},
-      el("td", {}, el("code", {}, r.short_id)), el("td", {}, r.op), el("td", {}, r.status),
-      el("td", {}, el("code", {}, r.flags_text)), el("td", {}, r.gpus ?? ""), el("td", {}, r.label),
-      el("td", {}, when(r.started)), el("td", {}, secs(r.elapsed)),
-      el("td", {class: "muted"}, r.waiting ?? ""), buttons);
+      cell("run", el("code", {}, r.short_id), "", r.id), cell("status", r.status_text, "st-" + r.status),
+      cell("op", r.op), cell("gpus", r.gpus_text), cell(timeHead, r.time_text),
+      name === "staged" ? el("td", {class: "waiting", "data-label": extraHead}, extra(r)) : cell(extraHead, extra(r)),
+      flagsCell(r), buttons);
   });
   const nav = el("div", {class: "muted"}, `${g.total} ${name}` + (g.pages > 1 ? ` - page ${g.page + 1} of ${g.pages} ` : ""));
   if (g.pages > 1) {
     nav.append(el("button", {onclick: () => { pages[name] = Math.max(0, g.page - 1); refresh(); }}, "prev"),
                el("button", {onclick: () => { pages[name] = g.page + 1; refresh(); }}, "next"));
   }
-  return el("section", {id: "group-" + name}, el("h2", {}, name[0].toUpperCase() + name.slice(1)), nav,
-    el("table", {}, el("thead", {}, el("tr", {}, ...["run", "op", "status", "flags", "gpus", "label", "started", "time", "waiting", ""].map((h) => el("th", {}, h)))),
-      el("tbody", {}, ...rows)));
+  const heads = ["run", "status", "op", "gpus", timeHead, extraHead, "flags (varying first) · label", ""];
+  return el("section", {id: "group-" + name}, el("h2", {}, TITLES[name]), nav,
+    g.rows.length ? el("table", {}, el("thead", {}, el("tr", {}, ...heads.map((h) => el("th", {}, h)))),
+      el("tbody", {}, ...rows)) : "");
 }
+
+function mib(v) { return v >= 2 ** 30 ? (v / 2 ** 30).toFixed(1) + " GiB" : Math.round(v / 2 ** 20) + " MiB"; }
 
 function renderGpus(gpus) {
   const box = $("gpus");
@@ -125,10 +211,10 @@ function renderGpus(gpus) {
   }
   box.replaceChildren(el("table", {}, el("thead", {}, el("tr", {}, ...["gpu", "name", "memory", "utilization", "runs"].map((h) => el("th", {}, h)))),
     el("tbody", {}, ...gpus.devices.map((g) => el("tr", {},
-      el("td", {}, g.index), el("td", {}, g.name),
-      el("td", {}, `${Math.round(g.memory_used / 2 ** 20)} / ${Math.round(g.memory_total / 2 ** 20)} MiB`),
-      el("td", {}, g.utilization === null || g.utilization === undefined ? "" : g.utilization + "%"),
-      el("td", {}, (g.runs || []).map((r) => r.short_id).join(" ")))))));
+      cell("gpu", g.index), cell("name", g.name),
+      cell("memory", `${mib(g.memory_used)} / ${mib(g.memory_total)}`),
+      cell("utilization", g.utilization === null || g.utilization === undefined ? "" : g.utilization + "%"),
+      cell("runs", (g.runs || []).map((r) => r.short_id + " (" + r.op + ")").join(", ")))))));
 }
 
 let busy = false;
@@ -139,7 +225,8 @@ async function refresh() {
     const q = GROUPS.map((g) => g + "=" + pages[g]).join("&");
     const s = await call("GET", "api/state?" + q);
     $("store").textContent = "store: " + s.store;
-    $("counts").replaceChildren(...Object.entries(s.counts).map(([k, v]) => el("span", {"data-count": k}, `${k}: ${v}`)));
+    $("counts").replaceChildren(...Object.entries(s.counts).map(([k, v]) =>
+      el("span", {"data-count": k, class: "st-" + k}, `${k}: ${v}`)));
     renderQueues(s.queues);
     $("groups").replaceChildren(...GROUPS.map((g) => renderGroup(g, s.groups[g])));
     renderGpus(s.gpus);

@@ -166,10 +166,6 @@ def write_new(path: str, data: str | bytes) -> None:
         f.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
-def touch_marker(path: str) -> None:
-    write_atomic(path, b"")
-
-
 def remove(path: str) -> bool:
     try:
         os.unlink(path)

@@ -40,13 +40,6 @@ def split_opref(text: str) -> list[str]:
     return shlex.split(text)
 
 
-def process_start_time(pid: int) -> float | None:
-    """Start time of a live process (seconds since epoch) or None if it is gone."""
-    from ..procs import start_time
-
-    return start_time(pid)
-
-
 class Run:
     """A lazily read view of ``runs/<id>``. Reading never raises for bad files:
     unreadable attrs are collected in ``warnings``."""
@@ -243,17 +236,3 @@ class Run:
     @property
     def exit_status(self):
         return self.get("exit_status")
-
-    def summary(self) -> dict:
-        return {
-            "id": self.id,
-            "op": self.op_name,
-            "status": self.status,
-            "started": self.started,
-            "stopped": self.stopped,
-            "flags": self.flags,
-            "label": self.label,
-            "gpus": self.gpus,
-            "exit_status": self.exit_status,
-            "warnings": list(self.warnings),
-        }

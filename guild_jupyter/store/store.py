@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from ..errors import AmbiguousRun, BadInput, RunNotFound, StoreError, StoreNotWritable
 from . import attrs as attrlib
@@ -184,24 +185,20 @@ class Store:
         symlink loop, unreadable or not a directory; an attr no reader can
         decode) is listed as an error with a warning, never hidden, never a
         traceback. A directory without ``.guild`` is not a run."""
-        from .listcache import ListingCache
+        from .index import RunIndex
 
         statuses = _status_set(status)
         out = []
-        cache = ListingCache(self.private_dir)
-        prefix = self.runs_dir + "/"
-        for run_id in self.run_ids():
-            run = Run(prefix + run_id)
-            try:
-                st = cache.prime(run)
-                if st is None and not self._is_run(run):
-                    continue  # no .guild dir: not a run
-                if run.status in FINISHED:
-                    cache.keep(run, st)
-                # What filtering and sorting read, read now: neither may raise.
-                _ = (run.op_name, run.label, run.timestamp)
-            except Exception as e:  # e.g. YAML's ValueError for a date 2001-02-30
-                self._list_damaged(run, f"unreadable files ({type(e).__name__}: {e})")
+        now_ns = time.time_ns()
+        for entry in RunIndex.for_store(self).listing():
+            if entry.trusted(now_ns):
+                run = entry.run()
+            else:  # active or just written: read from its files, as every listing does
+                run = Run(entry.dir)
+                try:
+                    _ = (run.status, run.op_name, run.label, run.timestamp)  # what filters and sorting read
+                except Exception as e:  # e.g. YAML's ValueError for a date 2001-02-30
+                    self._list_damaged(run, f"unreadable files ({type(e).__name__}: {e})")
             if statuses is not None and run.status not in statuses:
                 continue
             if op is not None and op not in run.op_name:
@@ -211,7 +208,6 @@ class Store:
             if not include_queues and run.is_queue:
                 continue
             out.append(run)
-        cache.save()
         out.sort(key=lambda r: (r.timestamp, r.id), reverse=True)
         if limit is not None:
             out = out[:limit]

@@ -130,6 +130,7 @@ def _write_outcome(run: Run, exit_status: int, stopped: int | None = None) -> No
     """Writes ``exit_status`` then ``stopped`` (the status follows exit_status,
     so it goes first), using the reserved space when the disk is full."""
     values = {"exit_status": exit_status, "stopped": now_us() if stopped is None else stopped}
+    written = []
     for name in OUTCOME_ATTRS:
         data = attrlib.encode(values[name])
         path = os.path.join(run.attrs_dir, name)
@@ -137,7 +138,11 @@ def _write_outcome(run: Run, exit_status: int, stopped: int | None = None) -> No
             attrlib.write_atomic(path, data)
         except OSError as e:
             if e.errno not in DISK_ERRNOS or not _write_reserved(run, name, path, data):
+                for done in written:  # all or nothing: never half an outcome
+                    attrlib.remove(done)
+                    run._cache.pop(os.path.basename(done), None)
                 raise
+        written.append(path)
         run._cache[name] = values[name]
     _drop_reserves(run)
 

@@ -335,7 +335,7 @@ def test_a_full_disk_loses_no_outcome_and_the_queue_survives(tmp_path, marked, m
         print(f"full for {time.monotonic() - full_at:.1f}s; statuses while full: "
               f"{collections.Counter(during.values())}")
         try:
-            wait_for(lambda: _ended(staged), timeout=30, message="every run ends once space is freed")
+            wait_for(lambda: _ended(staged), timeout=20, message="every run ends once space is freed")
         except AssertionError as e:
             raise AssertionError(f"{e}\n{_state(staged, q)}") from None
         assert qholder.alive() and q.run.refresh().status == "running", "the queue did not survive"

@@ -1,0 +1,325 @@
+"""Display types: what the API, the magics and the CLI return, shown as
+text in a terminal and as HTML in a notebook.
+
+``RunList`` (runs with their listing indices), ``RunListing`` (a run list
+that shows its first rows only), ``Trials`` (a dry run), ``RunOutput``,
+``QueueList`` and ``CompareTable``. Each holds plain data with a readable
+``str`` and a ``_repr_html_``; rows, words and formats are :mod:`views`'s.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+
+from . import views
+
+__all__ = ["RunList", "RunListing", "Trials", "RunOutput", "QueueList", "CompareTable", "run_json",
+           "DEFAULT_SHOWN", "FLAGS_STYLE"]
+
+DEFAULT_SHOWN = 20  # rows a run list shows in a cell, like `guild runs`
+
+#: The flags cell of every HTML table here: flags wrap instead of being cut off.
+FLAGS_STYLE = "text-align:left;white-space:normal;overflow-wrap:anywhere;font-family:monospace"
+
+
+def _e(text) -> str:
+    return html.escape("" if text is None else str(text))
+
+
+def _flags_html(row: dict) -> str:
+    """Varying flags first, in bold; the rest after them."""
+    flags = row["flags"]
+    vary = row["varying"]
+    parts = [f"<b class='gj-vary'>{_e(k)}={_e(views.format_flag(flags[k]))}</b>" for k in vary]
+    parts += [f"{_e(k)}={_e(views.format_flag(v))}" for k, v in flags.items() if k not in vary]
+    return " ".join(parts)
+
+
+class RunList(list):
+    """A list of ``Run`` objects, newest first, with its listing indices:
+    1, 2, ... by default, or the ones given (the runs' places in the full
+    listing, e.g. for trials just staged). ``note``: a line said above the
+    runs (e.g. that they were moved to the trash)."""
+
+    columns = ("#", "id", "op", "started", "status", "gpus", "flags", "label")
+
+    def __init__(self, runs=(), indices=None, note: str | None = None):
+        if isinstance(runs, RunList):
+            indices = runs.indices if indices is None else indices
+            note = runs.note if note is None else note
+        super().__init__(runs)
+        self.indices = list(indices) if indices is not None else None
+        self.note = note
+
+    def _numbers(self) -> list[int]:
+        if self.indices is not None and len(self.indices) == len(self):
+            return list(self.indices)
+        return list(range(1, len(self) + 1))
+
+    def view_rows(self, limit: int | None = None) -> list[dict]:
+        """``views.listing_row`` of each run shown, with ``index``; the flags
+        that vary among them come first."""
+        runs = self if limit is None else self[:limit]
+        varying = views.varying_flags([r.flags for r in runs])
+        out = []
+        for i, r in zip(self._numbers(), runs):
+            row = views.listing_row(r, varying=varying)
+            row["index"] = i
+            out.append(row)
+        return out
+
+    def rows(self):
+        """Tuples of text, one per column."""
+        for row in self.view_rows(self._shown()):
+            yield (str(row["index"]), row["short_id"], row["op"], row["time_text"], row["status"],
+                   row["gpus"] or "", row["flags_text"], row["label_text"])
+
+    def _shown(self) -> int | None:
+        return None
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for r in self for w in r.warnings]
+
+    def __str__(self) -> str:
+        if not self:
+            return (self.note + "\n" if self.note else "") + "no runs"
+        lines = [self.note] if self.note else []
+        for i, rid, op, when, status, gpus, flags, label in self.rows():
+            line = f"[{i}:{rid}]  {op}  {when}  {status}"
+            if gpus:
+                line += f"  gpus={gpus}"
+            if flags:
+                line += f"  {flags}"
+            if label:
+                line += f"  ({label})"
+            lines.append(line)
+        return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(str(self))
+
+    def _repr_html_(self) -> str:
+        note = f"<p>{_e(self.note)}</p>" if self.note else ""
+        if not self:
+            return note + "<p>no runs</p>"
+        head = "".join(f"<th>{c}</th>" for c in self.columns)
+        body = []
+        for row in self.view_rows(self._shown()):
+            cells = [str(row["index"]), row["short_id"], row["op"], row["time_text"], row["status"], row["gpus"] or ""]
+            body.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells)
+                        + f"<td class='gj-flags' style='{FLAGS_STYLE}'>{_flags_html(row)}</td>"
+                        f"<td>{_e(row['label_text'])}</td></tr>")
+        warn = "".join(f"<p>warning: {_e(w)}</p>" for w in self.warnings)
+        return (f"{note}<table class='guild-runs'><thead><tr>{head}</tr></thead>"
+                f"<tbody>{''.join(body)}</tbody></table>{warn}")
+
+    def to_json(self) -> list[dict]:
+        """Guild's ``runs --json`` fields, then ours (``index`` as numbered
+        here, ``op``, ``flags``, ``gpus``, ``warnings``)."""
+        return [run_json(r, i) for r, i in zip(self, self._numbers())]
+
+    def to_dataframe(self):
+        import pandas as pd
+
+        return pd.DataFrame([
+            {"id": r.id, "op": r.op_name, "status": views.status_of(r), "started": views.format_time(r.started),
+             "gpus": r.gpus, "label": r.label, **{f"flag:{k}": v for k, v in r.flags.items()}}
+            for r in self
+        ])
+
+
+def run_json(r, index: int | None = None) -> dict:
+    """One run as ``guild runs --json`` gives it, plus our fields."""
+    from .store import attrs as attrlib
+
+    try:
+        opref = attrlib.read_text(r.path("opref")).strip()
+    except (OSError, ValueError):
+        opref = None
+    out = {
+        "id": r.id, "run_dir": r.dir, "opref": opref, "exit_status": r.exit_status,
+        "cmd": r.get("cmd"), "comments": r.get("comments"), "marked": r.get("marked"),
+        "label": r.get("label"), "started": r.started, "status": r.status, "stopped": r.stopped,
+        "tags": r.get("tags"),
+    }
+    out.update({"index": index, "op": r.op_name, "flags": r.flags, "gpus": r.gpus, "warnings": list(r.warnings)})
+    return out
+
+
+class RunListing(RunList):
+    """A ``RunList`` that shows only its first ``shown`` rows, as ``guild runs``
+    shows the newest 20: a notebook cell never holds a 10,000-row table, while
+    indices, iteration and ``to_dataframe()`` still cover every run."""
+
+    def __init__(self, runs=(), shown: int | None = DEFAULT_SHOWN, indices=None, note: str | None = None):
+        super().__init__(runs, indices, note)
+        self.shown = shown
+
+    def _shown(self) -> int | None:
+        return self.shown
+
+    def _hidden(self) -> int:
+        return 0 if self.shown is None else max(0, len(self) - self.shown)
+
+    def _more(self) -> str:
+        return f"... {self._hidden()} more (%guild runs --all shows every run; -n N, filters and .to_dataframe() help too)"
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return text + "\n" + self._more() if self._hidden() else text
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        out = super()._repr_html_()
+        return out + f"<p>{self._more()}</p>" if self._hidden() else out
+
+
+class Trials(list):
+    """The trials of a ``--dry-run``: each a dict of every flag value; the
+    flags that vary come first."""
+
+    def __str__(self) -> str:
+        if not self:
+            return "no trials"
+        first = views.varying_flags(list(self))
+        return "\n".join(f"trial {i}: {views.flags_text(t, first=first)}" for i, t in enumerate(self, 1))
+
+    __repr__ = __str__
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(str(self))
+
+
+class RunOutput(str):
+    """A run's output: a ``str`` that a cell shows as the text it is."""
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(str(self) if self else "(no output)")
+
+
+class QueueList(list):
+    """Queues (``engine.queue_status.QueueInfo``), one line each."""
+
+    columns = ("queue", "host", "pid", "gpus", "state", "run", "options")
+
+    def view_rows(self) -> list[dict]:
+        return [views.queue_row(q) for q in self]
+
+    def to_json(self) -> list[dict]:
+        return [{"id": q.id, "host": q.host, "pid": q.pid, "gpus": q.gpus, "wait_for_running": q.wait_for_running,
+                 "run_once": q.run_once, "state": q.state, "current": q.current, "this_process": q.this_process}
+                for q in self]
+
+    def rows(self):
+        for r in self.view_rows():
+            yield (r["short_id"], r["host_text"], str(r["pid"] or ""), r["gpus_text"], r["state"],
+                   r["current_short"] or "", r["options_text"])
+
+    def __str__(self):
+        if not self:
+            return "no queues running"
+        return "\n".join(r["description"] for r in self.view_rows())
+
+    __repr__ = __str__
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(str(self))
+
+    def _repr_html_(self):
+        if not self:
+            return "<p>no queues running</p>"
+        head = "".join(f"<th>{h}</th>" for h in self.columns)
+        body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in self.rows())
+        return f"<table class='guild-queues'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+class CompareTable:
+    """Runs with their flags and last scalar values, one column each."""
+
+    def __init__(self, rows: list[dict], flag_names: list[str], scalar_names: list[str]):
+        self.rows = rows
+        self.flag_names = flag_names
+        self.scalar_names = scalar_names
+
+    @classmethod
+    def build(cls, runs) -> "CompareTable":
+        from .store.events import last_scalars
+
+        rows, flag_names, scalar_names = [], [], []
+        for r in runs:
+            scalars = {k: v for k, (_step, v) in last_scalars(r.dir).items()}
+            rows.append({"id": r.id, "op": r.op_name, "status": views.status_of(r), "flags": r.flags,
+                         "scalars": scalars})
+            for k in r.flags:
+                if k not in flag_names:
+                    flag_names.append(k)
+            for k in scalars:
+                if k not in scalar_names:
+                    scalar_names.append(k)
+        varying = views.varying_flags([row["flags"] for row in rows])
+        flag_names = [k for k in varying if k in flag_names] + [k for k in flag_names if k not in varying]
+        return cls(rows, flag_names, scalar_names)
+
+    def __len__(self):
+        return len(self.rows)
+
+    def _headers(self) -> tuple[list[str], list[str]]:
+        """Column names; a name that is a flag of some runs and a scalar of
+        others gets two columns that say which is which."""
+        both = set(self.flag_names) & set(self.scalar_names)
+        return ([f"{k} (flag)" if k in both else k for k in self.flag_names],
+                [f"{k} (scalar)" if k in both else k for k in self.scalar_names])
+
+    def table(self) -> tuple[list[str], list[list[str]]]:
+        flag_heads, scalar_heads = self._headers()
+        head = ["run", "op", "status"] + flag_heads + scalar_heads
+        body = []
+        for row in self.rows:
+            body.append(
+                [row["id"][:8], row["op"], row["status"]]
+                + [views.format_flag(row["flags"][k]) if k in row["flags"] else "" for k in self.flag_names]
+                + [f"{row['scalars'][k]:.6g}" if k in row["scalars"] else "" for k in self.scalar_names]
+            )
+        return head, body
+
+    def __str__(self) -> str:
+        if not self.rows:
+            return "no runs to compare"
+        head, body = self.table()
+        widths = [max(len(x) for x in col) for col in zip(head, *body)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head] + body]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(str(self))
+
+    def _repr_html_(self) -> str:
+        if not self.rows:
+            return "<p>no runs to compare</p>"
+        head, body = self.table()
+        th = "".join(f"<th>{_e(h)}</th>" for h in head)
+        trs = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in body)
+        return f"<table class='guild-compare'><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+
+    def to_json(self) -> list[dict]:
+        return [{"id": r["id"], "op": r["op"], "status": r["status"], "flags": r["flags"], "scalars": r["scalars"]}
+                for r in self.rows]
+
+    def to_dataframe(self):
+        import pandas as pd
+
+        flag_heads, scalar_heads = self._headers()
+        return pd.DataFrame(
+            [{"run": r["id"], "op": r["op"], "status": r["status"],
+              **{h: r["flags"][k] for h, k in zip(flag_heads, self.flag_names) if k in r["flags"]},
+              **{h: r["scalars"][k] for h, k in zip(scalar_heads, self.scalar_names) if k in r["scalars"]}}
+             for r in self.rows]
+        )

@@ -1,0 +1,132 @@
+"""What every queue in a store is doing: for ``queues()``, the panel and the
+page. Queue runs and the runs they claimed or started come from the store;
+this process's own queue handles know the run they wait for first-hand."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+from ..store.run import PENDING, RUNNING, Run
+from .policy import gpus_phrase
+
+__all__ = ["QueueInfo", "QueueRegistry", "list_queues", "describe_queue"]
+
+
+@dataclasses.dataclass
+class QueueInfo:
+    id: str
+    host: str  # thread | detached | server | cli (ours, see engine.hosts) | guild
+    pid: int | None
+    gpus: str | None
+    wait_for_running: bool
+    run_once: bool
+    state: str  # starting | waiting | running | or a finished queue run's status
+    current: str | None  # id of the run it started and waits for
+    this_process: bool = False
+    run: Run | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.current is not None
+
+
+def _host_of(run: Run) -> str:
+    info = run.get("guild_jupyter")
+    if isinstance(info, dict) and info.get("host"):
+        return str(info["host"])
+    return "guild"
+
+
+def list_queues(runs, handles=(), include_finished: bool = False) -> list[QueueInfo]:
+    """The queues among ``runs`` (every queue run and the active runs, e.g.
+    ``Store.runs()``); ``handles``: this process's ``QueueHost`` objects."""
+    mine = {q.id: q for q in handles}
+    runs = list(runs)
+    current_of = {}
+    for r in runs:
+        if not r.is_queue and r.status in (RUNNING, PENDING):
+            qid = r.get("queue_id")
+            if qid:
+                current_of[qid] = r.id
+    out = []
+    for q in runs:
+        if not q.is_queue:
+            continue
+        status = q.status
+        if status != RUNNING and not include_finished:
+            continue
+        flags = q.flags
+        gpus = flags.get("gpus")
+        handle = mine.get(q.id)
+        current = current_of.get(q.id)
+        if handle is not None and handle.current_run is not None:
+            current = handle.current_run.id
+        if status == RUNNING:
+            state = "running" if current else "waiting"
+        else:
+            state = status
+        out.append(QueueInfo(
+            id=q.id,
+            host=_host_of(q),
+            pid=q.lock_pid() if status == RUNNING else None,
+            gpus=None if gpus in (None, "") else str(gpus),
+            wait_for_running=bool(flags.get("wait-for-running")),
+            run_once=bool(flags.get("run-once")),
+            state=state,
+            current=current,
+            this_process=handle is not None,
+            run=q,
+        ))
+    return out
+
+
+def describe_queue(q) -> str:
+    """One line a person reads, for a ``QueueInfo`` or a queue handle:
+    ``queue 1a2b3c4d · thread (this kernel) · any GPU · waiting for staged runs``."""
+    state = getattr(q, "state", None) or getattr(q, "status", "")
+    current = getattr(q, "current", None)
+    if current is None and getattr(q, "current_run", None) is not None:
+        current = q.current_run.id
+    config = getattr(q, "config", None)
+    gpus = q.gpus if hasattr(q, "gpus") else getattr(config, "gpus", None)
+    wfr = q.wait_for_running if hasattr(q, "wait_for_running") else getattr(config, "wait_for_running", False)
+    once = q.run_once if hasattr(q, "run_once") else getattr(config, "run_once", False)
+    this = getattr(q, "this_process", None)
+    if this is None:  # a handle: thread and server queues live in this process
+        this = q.host in ("thread", "server", "cli")
+    text = {"waiting": "waiting for staged runs", "stopped": "stopped"}.get(state, state)
+    if state == "running" and current:
+        text = f"running {current[:8]}"
+    host = q.host + (" (this kernel)" if this and q.host == "thread" else "")
+    options = [name for name, on in (("wait-for-running", wfr), ("run-once", once)) if on]
+    return " · ".join([f"queue {q.id[:8]}", host, gpus_phrase(gpus), text] + options)
+
+
+class QueueRegistry:
+    """The queue handles (``QueueHost``) of this process, for whoever lists
+    queues here: ``api.queue_registry``."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._handles: dict = {}
+
+    def register(self, handle) -> None:
+        with self._lock:
+            self._handles[handle.id] = handle
+
+    def get(self, queue_id: str):
+        with self._lock:
+            return self._handles.get(queue_id)
+
+    def list(self) -> list:
+        """Every handle registered in this process, ended queues' too (a
+        listing of finished queues still says which ran here)."""
+        with self._lock:
+            return list(self._handles.values())
+
+    def __iter__(self):
+        return iter(self.list())
+
+    def __len__(self):
+        return len(self.list())

@@ -1,0 +1,180 @@
+"""``guild-jupyter`` / ``python -m guild_jupyter``: the API's verbs in a shell.
+
+Parsers and help come from the verb table (:mod:`.commands`); each verb's
+handler here calls its twin in :mod:`guild_jupyter.api` and prints what it
+returns. Every user error prints one line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+
+from .. import api
+from ..display import Trials
+from ..errors import GuildJupyterError
+from . import commands as C
+
+PROG = "guild-jupyter"
+
+__all__ = ["main", "parse_args", "PROG"]
+
+
+def parse_args(argv=None):
+    """``(verb, args)`` for a command line; options and ``NAME=VALUE``
+    assignments mix in any order (``run train.py lr=0.2 --stage epochs=3``).
+    ``verb`` is None when the help was asked for (and printed)."""
+    words = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    store, words = C.take_store(words, PROG)
+    if not words or words[0] in ("-h", "--help", "help"):
+        print(C.help_text(C.CLI, PROG))
+        return None, (0 if words else 2)  # no verb at all is a usage error
+    verb = C.find_verb(words[0], C.CLI, PROG)
+    parser = C.build_parser(verb, C.CLI, f"{PROG} {verb.name}")
+    try:
+        args = C.parse(parser, verb, C.CLI, words[1:])
+    except C.HelpShown:
+        return None, 0
+    if args.store is None:
+        args.store = store
+    return verb, args
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    import warnings
+
+    warnings.showwarning = _show_warning
+    try:
+        verb, args = parse_args(argv)
+        if verb is None:
+            return args
+        return HANDLERS[verb.name](args) or 0
+    except (C.UsageProblem, GuildJupyterError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+def _json(value) -> str:
+    return json.dumps(value, indent=2, default=str)
+
+
+# -- the verbs ---------------------------------------------------------------------------------------
+
+
+def _run(args) -> int:
+    if args.foreground and not args.dry_run and not args.stage:
+        return _run_foreground(args)
+    result = api.run(
+        args.script, *args.flags, gpus=args.gpus, label=args.label, stage=args.stage,
+        max_trials=args.max_trials, random_seed=args.random_seed, dry_run=args.dry_run, store=args.store,
+    )
+    if args.dry_run:
+        print(Trials(result))
+    elif args.stage:
+        print(result)  # numbered as `runs` numbers them
+    else:
+        for r in result:
+            print(r.id)
+    return 0
+
+
+def _run_foreground(args) -> int:
+    """Runs each trial in turn with its output on this terminal; the exit
+    status is the last failing trial's (0 when all succeed). Ctrl-C stops the
+    current trial and records the rest as never started."""
+    try:
+        done = api.run(
+            args.script, *args.flags, gpus=args.gpus, label=args.label, foreground=True, echo=True,
+            max_trials=args.max_trials, random_seed=args.random_seed, store=args.store,
+        )
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
+    code = 0
+    for r in done:
+        es = r.exit_status
+        if isinstance(es, int) and es:
+            code = 128 - es if es < 0 else es
+    return code
+
+
+def _runs(args) -> int:
+    statuses = [s for s in C.STATUSES if getattr(args, s)] or None
+    rl = api.runs(statuses, op=args.op, label=args.label, limit=args.limit, store=args.store)
+    print(_json(rl.to_json()) if args.json else rl)
+    return 0
+
+
+def _stop(args) -> int:
+    stopped = api.stop(*args.runs, all=args.all, queues=args.queues, wait=not args.no_wait, store=args.store)
+    for r in stopped:
+        print(f"{r.id[:8]}  {r.op_name}  {r.status}")
+    if not stopped:
+        print("nothing to stop")
+    return 0
+
+
+def _output(args) -> int:
+    sys.stdout.write(api.output(args.run, tail=args.tail, store=args.store))
+    return 0
+
+
+def _removal(verb: str, word: str):
+    def handler(args) -> int:
+        for r in getattr(api, verb)(*args.runs, store=args.store):
+            print(f"{word} {r.id[:8]}")
+        return 0
+
+    return handler
+
+
+def _queue(args) -> int:
+    if args.background:
+        print(api.queue(*args.flags, background=True, store=args.store).id)
+        return 0
+    # In the foreground the loop runs in this process (holding the queue
+    # run's LOCK), its log on stdout; Ctrl-C, SIGHUP or SIGTERM stop it.
+    status = api.serve_queue(*args.flags, echo=sys.stdout, store=args.store,
+                             on_start=lambda qid: print(f"queue {qid} started; Ctrl-C stops it", flush=True))
+    if status < 0:  # stopped by a signal, recorded as Guild records it
+        return 128 - status
+    return 0 if status == 0 else 1
+
+
+def _queues(args) -> int:
+    qs = api.queues(store=args.store, include_finished=args.all)
+    print(_json(qs.to_json()) if args.json else qs)
+    return 0
+
+
+def _compare(args) -> int:
+    table = api.compare(*args.runs, store=args.store)
+    print(_json(table.to_json()) if args.json else table)
+    return 0
+
+
+def _autoload(args) -> int:
+    from ..autoload import autoload, startup_file, status
+
+    if args.state == "status":
+        print(("on" if status(args.profile) else "off") + f": {startup_file(args.profile)}")
+    else:
+        print(autoload(args.state == "on", args.profile))
+    return 0
+
+
+HANDLERS = {
+    "run": _run, "runs": _runs, "stop": _stop, "output": _output,
+    "unstage": _removal("unstage", "unstaged"), "delete": _removal("delete", "deleted"),
+    "queue": _queue, "queues": _queues, "compare": _compare, "autoload": _autoload,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,337 @@
+"""The verbs, declared once: name, help and arguments.
+
+The command line (:mod:`.cli`), the magics (:mod:`.magics`), their help
+(``guild-jupyter -h``, ``%guild?``, ``%guild run -h``) and tab completion
+(:mod:`.completion`) are all generated from ``VERBS``. What differs between
+the front ends is data here too: an argument or verb names the front ends
+that take it (``fronts``) and says why the others do not (``why``).
+
+A front end is ``CLI`` (``guild-jupyter``), ``LINE`` (``%guild``) or
+``CELL`` (``%%guild run``: the cell body is the script).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+from dataclasses import dataclass
+
+from ..views import STATUSES
+
+__all__ = [
+    "CLI", "LINE", "CELL", "RUN", "SCRIPT", "FLAG", "QUEUE_FLAG", "PATH", "QUEUE_FLAGS",
+    "Arg", "Verb", "VERBS", "STORE", "UsageProblem", "HelpShown", "verbs_for", "find_verb",
+    "build_parser", "parse", "take_store", "usage", "help_text", "suggest",
+]
+
+CLI, LINE, CELL = "cli", "line", "cell"
+EVERY = frozenset({CLI, LINE, CELL})
+NOT_CELL = frozenset({CLI, LINE})
+
+# What completes where an argument goes.
+RUN = "RUN"  # a run id, id prefix or listing index (of runs in the argument's ``states``)
+SCRIPT = "SCRIPT"  # a Python script
+FLAG = "FLAG=VALUE"  # a flag of the script (or of the cell) as ``name=``
+QUEUE_FLAG = "QUEUE_FLAG"  # a queue flag as ``name=``
+PATH = "PATH"  # a file or directory (IPython's file completion)
+
+#: Guild's queue flags (``guild run queue``), as ``%guild queue`` takes them.
+QUEUE_FLAGS = ("gpus", "wait-for-running", "run-once", "poll-interval")
+
+STOPPABLE = ("running", "pending", "staged")
+DELETABLE = ("completed", "error", "terminated", "staged")
+WITH_OUTPUT = ("running", "completed", "error", "terminated")
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument: a positional (``names[0]`` has no dash), an option that
+    takes a value, or a switch (``switch=True``: present or not)."""
+
+    names: tuple[str, ...]
+    help: str = ""
+    metavar: str | None = None
+    nargs: str | None = None  # positionals: None (one), "?", "*", "+"
+    type: type | None = None
+    choices: tuple | None = None
+    default: object = None
+    dest: str | None = None
+    switch: bool = False
+    completes: str | None = None
+    states: tuple[str, ...] | None = None  # RUN: the statuses the verb accepts
+    fronts: frozenset = EVERY
+    why: str = ""  # why the other front ends lack it
+
+    @property
+    def positional(self) -> bool:
+        return not self.names[0].startswith("-")
+
+    @property
+    def kind(self) -> str:
+        return "positional" if self.positional else "switch" if self.switch else "option"
+
+    @property
+    def key(self) -> str:
+        """The attribute the parsed namespace holds it in."""
+        if self.dest or self.positional:
+            return self.dest or self.names[0]
+        long = [n for n in self.names if n.startswith("--")]
+        return (long or self.names)[0].lstrip("-").replace("-", "_")
+
+    @property
+    def required(self) -> bool:
+        return self.positional and self.nargs in (None, "+")
+
+
+def pos(name, metavar=None, nargs=None, **kw) -> Arg:
+    return Arg((name,), metavar=metavar, nargs=nargs, **kw)
+
+
+def opt(*names, metavar, **kw) -> Arg:
+    return Arg(tuple(names), metavar=metavar, **kw)
+
+
+def switch(*names, **kw) -> Arg:
+    return Arg(tuple(names), switch=True, **kw)
+
+
+@dataclass(frozen=True)
+class Verb:
+    name: str
+    help: str
+    args: tuple[Arg, ...]
+    fronts: frozenset = NOT_CELL
+    why: str = ""
+    cell_help: str = ""  # the help of ``%%guild VERB``
+
+    def args_for(self, front: str) -> tuple[Arg, ...]:
+        return tuple(a for a in (*self.args, STORE) if front in a.fronts)
+
+    def options(self, front: str) -> set[str]:
+        """Every option string the front end takes (``-h`` aside)."""
+        return {n for a in self.args_for(front) if not a.positional for n in a.names}
+
+    def describe(self, front: str) -> str:
+        return self.cell_help if front == CELL and self.cell_help else self.help
+
+
+STORE = opt("--store", metavar="PATH", completes=PATH,
+            help="Guild home holding runs/ (default $GUILD_HOME or ~/.guild)")
+JSON = switch("--json", help="print JSON", fronts=frozenset({CLI}),
+              why="a notebook gets the object: .to_json() gives the same")
+RUN_REFS = "RUN is a run id, a unique id prefix, or an index (range: 2:4) in the latest listing"
+
+VERBS: tuple[Verb, ...] = (
+    Verb("run", "Stage or start runs of a Python script (default: start in the background).", (
+        pos("script", completes=SCRIPT, fronts=NOT_CELL, why="the cell body is the script",
+            help="a Python script, relative to the working directory"),
+        pos("flags", "FLAG=VALUE", "*", default=[], completes=FLAG,
+            help="flag values; brackets make a sweep (lr=[0.1,0.01])"),
+        switch("--stage", "--stage-trials", dest="stage", help="initialize the runs for a queue, do not start them"),
+        switch("--foreground", help="wait for each run, its output streaming here"),
+        opt("--gpus", metavar="IDS", help="pin the runs to these GPUs, e.g. 0 or 0,1"),
+        opt("--label", metavar="TEXT", help="the runs' label"),
+        opt("--max-trials", metavar="N", type=int, help="trials of a random search (default 20)"),
+        opt("--random-seed", metavar="S", type=int, help="seed of a random search"),
+        switch("--dry-run", help="show the trials, write nothing"),
+        opt("--name", metavar="NAME", fronts=frozenset({CELL}), why="a script has its file name",
+            help="the operation's name (default: from a leading comment, else cell-<hash of the body>)"),
+    ), fronts=EVERY, cell_help="Stage or start runs of this cell's body as a script."),
+    Verb("queue", "Start a queue that starts staged runs one at a time (in a notebook: a thread of the kernel; "
+                  "on the command line: this process).", (
+        pos("flags", "FLAG=VALUE", "*", default=[], completes=QUEUE_FLAG,
+            help="gpus=IDS wait-for-running=yes|no run-once=yes|no poll-interval=SECONDS"),
+        switch("--background", help="a detached process that outlives this one"),
+    )),
+    Verb("queues", "List queues.", (
+        switch("--all", help="include finished queues"),
+        JSON,
+    )),
+    Verb("runs", "List runs, newest first.", (
+        *(switch(f"--{s}", help=f"only {s} runs") for s in STATUSES),
+        opt("-n", metavar="N", type=int, dest="limit", help="at most N runs"),
+        opt("--op", metavar="NAME", help="only runs whose op name contains NAME"),
+        opt("--label", metavar="TEXT", help="only runs whose label contains TEXT"),
+        switch("-a", "--all", fronts=frozenset({LINE}), why="a terminal shows every run",
+               help="show every run (default: the first 20)"),
+        JSON,
+    )),
+    Verb("stop", "Stop running runs; a staged run is removed from the queue.", (
+        pos("runs", "RUN", "*", default=[], completes=RUN, states=STOPPABLE),
+        switch("--all", help="every running run and queue"),
+        switch("--queues", help="every queue"),
+        switch("--no-wait", help="return without waiting for the runs to end"),
+    )),
+    Verb("unstage", "Remove staged runs from the queue.", (
+        pos("runs", "RUN", "+", completes=RUN, states=("staged",)),
+    )),
+    Verb("delete", "Move runs to Guild's trash.", (
+        pos("runs", "RUN", "+", completes=RUN, states=DELETABLE),
+    )),
+    Verb("output", "A run's output.", (
+        pos("run", "RUN", completes=RUN, states=WITH_OUTPUT),
+        opt("--tail", metavar="N", type=int, help="only the last N lines"),
+    )),
+    Verb("compare", "Flags and last scalar values per run.", (
+        pos("runs", "RUN", "*", default=[], completes=RUN),
+        JSON,
+    )),
+    Verb("panel", "A live panel of queues, runs and GPUs.", (
+        opt("--refresh", metavar="SECONDS", type=float, default=1.0, help="seconds between refreshes (0: never)"),
+    ), fronts=frozenset({LINE}), why="a panel is a notebook widget (the server's /guild page shows it too)"),
+    Verb("autoload", "Load %guild in every IPython kernel (a startup file), or stop doing so.", (
+        pos("state", choices=("on", "off", "status")),
+        opt("--profile", metavar="NAME", default="default", help="IPython profile (default: default)"),
+    ), fronts=frozenset({CLI}), why="it configures IPython from outside it"),
+)
+
+_BY_NAME = {v.name: v for v in VERBS}
+
+
+def verbs_for(front: str) -> list[Verb]:
+    return [v for v in VERBS if front in v.fronts]
+
+
+def find_verb(name: str, front: str, prog: str) -> Verb:
+    """The verb, or a ``UsageProblem`` that names the close ones."""
+    if name.startswith("-"):  # an option before the subcommand: only --store (and -h) go there
+        raise UsageProblem(f"unrecognized arguments: {name}{suggest(name, ['--store', '--help'])}", prog)
+    verb = _BY_NAME.get(name)
+    if verb is not None and front in verb.fronts:
+        return verb
+    names = [v.name for v in verbs_for(front)]
+    if verb is not None:
+        raise UsageProblem(f"{name!r} is not a subcommand here: {verb.why}", prog)
+    raise UsageProblem(f"unknown subcommand {name!r}{suggest(name, names)}; expected one of: {', '.join(names)}",
+                       prog)
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+class UsageProblem(Exception):
+    """The command line is wrong: a one-line message; ``prog`` names what was
+    being parsed (``%guild run``), for front ends that show it."""
+
+    def __init__(self, message: str, prog: str = ""):
+        super().__init__(message)
+        self.prog = prog
+
+
+class HelpShown(Exception):
+    """``-h`` printed the help: there is nothing more to do."""
+
+
+def suggest(word: str, choices) -> str:
+    """`` (did you mean 'runs'?)`` when a choice is close to ``word``."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# -- argparse --------------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageProblem(message, self.prog)
+
+    def exit(self, status=0, message=None):
+        if status:
+            raise UsageProblem((message or "error").strip(), self.prog)
+        raise HelpShown()
+
+
+def build_parser(verb: Verb, front: str, prog: str) -> argparse.ArgumentParser:
+    """The verb's parser for one front end."""
+    p = _Parser(prog=prog, description=verb.describe(front), allow_abbrev=False,
+                epilog=RUN_REFS + "." if any(a.completes == RUN for a in verb.args) else None)
+    for a in verb.args_for(front):
+        kw: dict = {"help": a.help or None}
+        if a.switch:
+            kw["action"] = "store_true"
+        else:
+            kw.update(metavar=a.metavar, type=a.type, choices=a.choices, default=a.default)
+            if a.nargs is not None:
+                kw["nargs"] = a.nargs
+        if a.dest is not None and not a.positional:
+            kw["dest"] = a.dest
+        p.add_argument(*a.names, **kw)
+    # argparse %-formats a given usage (parse_intermixed_args sets one), and a
+    # magic's prog starts with '%'.
+    p.usage = p.format_usage()[len("usage: "):].strip().replace("%", "%%")
+    return p
+
+
+def parse(parser: argparse.ArgumentParser, verb: Verb, front: str, words) -> argparse.Namespace:
+    """Options and ``NAME=VALUE`` assignments mixed in any order; an unknown
+    option names the close one, or says why this front end lacks it."""
+    args, extras = parser.parse_known_intermixed_args(list(words))
+    if extras:
+        raise UsageProblem(f"unrecognized arguments: {' '.join(extras)}{_hint(verb, front, extras)}", parser.prog)
+    return args
+
+
+def _hint(verb: Verb, front: str, extras) -> str:
+    for word in extras:
+        if not word.startswith("-"):
+            continue
+        name = word.partition("=")[0]
+        elsewhere = [a for a in verb.args if name in a.names and front not in a.fronts]
+        if elsewhere:
+            return f" ({name}: {elsewhere[0].why})"
+        hint = suggest(name, verb.options(front) | {"-h", "--help"})
+        if hint:
+            return hint
+    return ""
+
+
+def take_store(words: list[str], prog: str) -> tuple[str | None, list[str]]:
+    """``--store PATH`` (or ``--store=PATH``) before the subcommand."""
+    store = None
+    while words and words[0].startswith("--store"):
+        w = words.pop(0)
+        if w.startswith("--store="):
+            store = w[len("--store="):]
+        elif w == "--store":
+            if not words:
+                raise UsageProblem("--store needs a PATH", prog)
+            store = words.pop(0)
+        else:
+            raise UsageProblem(f"unknown option {w!r}{suggest(w, ['--store'])}", prog)
+    return store, words
+
+
+# -- help ------------------------------------------------------------------------------------------------
+
+
+def usage(verb: Verb, front: str, prog: str) -> str:
+    """``PROG VERB SCRIPT [FLAG=VALUE ...] [--stage] ...`` (``--store`` aside)."""
+    parts = [prog, verb.name]
+    for a in verb.args_for(front):
+        if a is STORE:
+            continue
+        if a.positional:
+            m = a.metavar or ("|".join(a.choices) if a.choices else a.names[0].upper())
+            parts.append({"?": f"[{m}]", "*": f"[{m} ...]", "+": f"{m} [{m} ...]"}.get(a.nargs, m))
+        else:
+            name = "|".join(a.names) if len(a.names) > 1 and len(a.names[0]) == 2 else a.names[0]
+            parts.append(f"[{name}]" if a.switch else f"[{name} {a.metavar}]")
+    return " ".join(parts)
+
+
+def help_text(front: str, prog: str) -> str:
+    """The full help of a front end: every verb's usage and help."""
+    lines = []
+    for verb in verbs_for(front):
+        lines.append(usage(verb, front, prog))
+        if front == LINE and CELL in verb.fronts:
+            lines.append(usage(verb, CELL, "%" + prog) + "   (the cell body is the script)")
+        lines.append(f"    {verb.help}")
+    lines += [
+        "",
+        f"Every subcommand takes --store PATH (a Guild home; default $GUILD_HOME or ~/.guild), also as "
+        f"{prog} --store PATH SUBCOMMAND ... .",
+        f"{RUN_REFS}. Options and FLAG=VALUE assignments mix in any order.",
+        f"{prog} SUBCOMMAND -h shows a subcommand's options.",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,393 @@
+"""The live status panel (``%guild panel``, ``guild_jupyter.panel()``).
+
+An ipywidgets view of one store, built from ``api.monitor()`` snapshots:
+counts per status, the queues (stop buttons, a form to start one), the runs
+grouped by status under column headers in bounded, paged lists (stop a
+running run, unstage a staged one, see why it waits), and the GPUs with the
+runs on them. Stopping asks for a second click ("confirm stop") within a
+few seconds. Messages show in a line of fixed height and clear themselves,
+so nothing below them moves.
+
+Threading, because output from a thread lands in whichever cell happens to
+be running (ipykernel 7 routes it differently again):
+
+- every widget is created up front, on the kernel's main thread; a fixed
+  pool of row widgets per group is reused page after page;
+- the refresh thread only assigns traits (values, descriptions, layout
+  display); it never prints, never uses ``with output:``, and reports its
+  own failures in the panel's status line;
+- button handlers run on the main thread (the kernel dispatches comm
+  messages there) and report success or errors in the message line;
+- the thread ends when the panel is closed, when its comm goes away, or
+  when the interpreter exits; a new ``panel()`` of the same store closes
+  the previous one, so re-running a cell never piles up threads.
+"""
+
+from __future__ import annotations
+
+import atexit
+import html
+import threading
+import time
+import weakref
+
+import ipywidgets as W
+
+from .. import api, views
+from ..errors import GuildJupyterError
+from .panel_html import (COLUMNS, STATUS_COLORS, gpus_html, header_html, message_html, queue_header_html,
+                         queue_html, run_html)
+from .panel_rows import GroupView, Row, Shared
+
+__all__ = ["Panel", "panel"]
+
+GROUPS = ("running", "pending", "staged", "finished")
+QUEUE_ROWS = 6
+DEFAULT_PAGE_SIZE = 10
+MESSAGE_SECONDS = 8.0  # a message clears itself after this long
+GROUP_TITLES = {"running": "Running", "pending": "Pending", "staged": "Staged", "finished": "Recently finished"}
+
+_live_panels: "weakref.WeakSet[Panel]" = weakref.WeakSet()
+
+
+def panel(store=None, refresh: float | None = 1.0, probe=None, page_size: int = DEFAULT_PAGE_SIZE,
+          display: bool = True, replace: bool = True) -> "Panel":
+    """Shows a live panel of the store's queues, runs and GPUs.
+
+    ``refresh``: seconds between refreshes by a background thread (``0`` or
+    ``None``: no thread; call ``Panel.refresh()``). ``probe``: the GPU probe
+    (default NVML, or ``$GUILD_JUPYTER_FAKE_GPUS``). ``replace``: close
+    this kernel's earlier panels of the same store, so that re-running a
+    cell never piles up refresh threads. Returns the ``Panel``; ``close()``
+    it to stop its thread.
+    """
+    if replace:
+        home = api.resolve_store(store).home
+        for old in list(_live_panels):
+            if old.store.home == home:
+                old.close()
+    p = Panel(store=store, refresh=refresh, probe=probe, page_size=page_size)
+    if display:
+        p.show()
+    return p
+
+
+def _execution_count():
+    try:
+        from IPython import get_ipython
+
+        ip = get_ipython()
+        return None if ip is None else ip.execution_count
+    except Exception:  # noqa: BLE001
+        return None
+
+
+class Panel(W.VBox):
+    """The panel widget. Build it with ``panel()``."""
+
+    def __init__(self, store=None, refresh: float | None = 1.0, probe=None, page_size: int = DEFAULT_PAGE_SIZE):
+        self.monitor = api.monitor(store, probe=probe, page_size=page_size)
+        self.store = self.monitor.store
+        self.interval = float(refresh or 0)
+        self.snapshot: dict | None = None
+        self.last_error: str | None = None
+        self._apply_lock = threading.RLock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._shown_in = None
+        self._message_until = 0.0
+        self._following: dict = {}  # id -> what to call it, for runs/queues being stopped
+        self._build_widgets(page_size)
+        super().__init__(self._sections, layout=W.Layout(width="100%", max_width="1200px"))
+        self.add_class("guild-panel")
+        _live_panels.add(self)
+        if self.interval > 0:
+            # The first snapshot of a big store takes a while (every run is
+            # read once): the thread builds it, the cell returns at once.
+            self._thread = threading.Thread(target=self._loop, name="guild-panel-refresh", daemon=True)
+            self._thread.start()
+        else:
+            self._refresh_soon()
+
+    # -- building (main thread only) ------------------------------------------------------------
+
+    def _build_widgets(self, page_size: int) -> None:
+        self.header = W.HTML(value=f"<b>Guild runs</b> · {html.escape(self.store.home)} · loading…",
+                             layout=W.Layout(flex="1 1 auto", min_width="0"))
+        self.close_button = W.Button(description="close", tooltip="stop refreshing and close the panel",
+                                     layout=W.Layout(width="64px", height="24px", flex="0 0 auto"))
+        self.close_button.on_click(lambda _b: self.close())
+        self.status_line = W.HTML()
+        # Always there, one line high: a message never pushes the panel down.
+        self.feedback = W.HTML(layout=W.Layout(height="22px", overflow="hidden"))
+        self.feedback.add_class("gj-feedback")
+
+        self._shared = shared = Shared()
+        self.queues_title = W.HTML("<b>Queues</b>")
+        self.queue_columns = W.HTML(queue_header_html(), layout=W.Layout(flex="1 1 auto", min_width="0"))
+        queue_head = W.HBox([self.queue_columns, W.HTML(layout=shared.button_layout("96px"))],
+                            layout=W.Layout(width="100%"))
+        self.queue_rows = [Row("queue", self._on_queue_stop, shared, "stop queue", "96px") for _ in range(QUEUE_ROWS)]
+        self.queue_gpus = W.Text(placeholder=f"{views.ANY_GPU}, or e.g. 0 or 0,1", description="gpus",
+                                 layout=W.Layout(width="250px"))
+        self.queue_run_once = W.Checkbox(description="run once", indent=False, layout=W.Layout(width="90px"))
+        self.queue_detached = W.Checkbox(description="detached", indent=False, layout=W.Layout(width="90px"),
+                                         tooltip="a background process that outlives this kernel")
+        self.queue_start = W.Button(description="start queue", button_style="success",
+                                    layout=W.Layout(width="110px", height="28px"))
+        self.queue_start.add_class("gj-start-queue")
+        self.queue_start.on_click(lambda _b: self._on_queue_start())
+        self.queue_form = W.HBox([self.queue_gpus, self.queue_run_once, self.queue_detached, self.queue_start],
+                                 layout=W.Layout(align_items="center", flex_flow="row wrap"))
+
+        self.groups = {g: GroupView(g, page_size, self._on_row_action, self._on_page, shared,
+                                    header_html(COLUMNS[g]), GROUP_TITLES[g]) for g in GROUPS}
+        self.gpus_html = W.HTML()
+        self.gpus_html.add_class("gj-gpus")
+        self.warnings_html = W.HTML(layout=W.Layout(display="none"))
+
+        top = W.HBox([self.header, self.close_button], layout=W.Layout(justify_content="space-between",
+                                                                       align_items="center"))
+        queues_box = W.VBox([self.queues_title, queue_head] + [r.box for r in self.queue_rows] + [self.queue_form])
+        self._containers = [top, queues_box, queue_head, queue_head.children[1]]
+        self._sections = [top, self.status_line, self.feedback, queues_box] + [
+            self.groups[g].box for g in GROUPS
+        ] + [self.gpus_html, self.warnings_html]
+
+    def _all_widgets(self):
+        out = [self.header, self.close_button, self.status_line, self.feedback, self.queues_title,
+               self.queue_columns, self.queue_gpus, self.queue_run_once, self.queue_detached, self.queue_start,
+               self.queue_form, self.gpus_html, self.warnings_html] + self._containers + self._shared.widgets()
+        for r in self.queue_rows:
+            out += r.widgets()
+        for g in self.groups.values():
+            out += g.widgets()
+        return out
+
+    # -- display ------------------------------------------------------------------------------
+
+    def show(self) -> None:
+        from IPython.display import display
+
+        display(self._repr_mimebundle_(), raw=True)
+        self._shown_in = _execution_count()
+
+    def _ipython_display_(self):
+        # ``panel()`` already showed it; the same object as the cell's result
+        # must not show a second copy in that cell.
+        if self._shown_in is not None and self._shown_in == _execution_count():
+            return
+        if self.comm is None:
+            return
+        self.show()
+
+    def __repr__(self):
+        snap = self.snapshot
+        if snap is None:
+            return f"Guild panel of {self.store.home} (a live ipywidgets view)"
+        c = snap["counts"]
+        counts = ", ".join(f"{c[s]} {s}" for s in views.DISPLAY_STATUSES if c.get(s))
+        return (f"Guild panel of {self.store.home}{' (closed)' if self.closed else ''}: "
+                f"{counts or 'no runs'}; {c['queues']} queue(s)")
+
+    @property
+    def closed(self) -> bool:
+        return self._stop.is_set() or self.comm is None
+
+    # -- refreshing -----------------------------------------------------------------------------
+
+    def refresh(self) -> dict:
+        """Rebuilds the snapshot and updates the widgets now; returns the snapshot."""
+        with self._apply_lock:
+            pages = {name: g.page for name, g in self.groups.items()}
+        # Built outside the apply lock: a click never waits for a scan.
+        snap = self.monitor.snapshot(pages=pages)
+        with self._apply_lock:
+            if self.comm is None:  # closed meanwhile
+                return snap
+            for name, g in self.groups.items():
+                if g.page == pages[name]:  # unless a pager click came in meanwhile
+                    g.page = snap["groups"][name]["page"]
+            self.snapshot = snap
+            self._apply(snap)
+            return snap
+
+    def _comm_gone(self) -> bool:
+        comm = self.comm
+        return comm is None or bool(getattr(comm, "_closed", False))
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if self._comm_gone():  # closed here or by the front end
+                break
+            try:
+                self.refresh()
+                if self.last_error:
+                    self.last_error = None
+                    self.status_line.value = ""
+            except Exception as e:  # noqa: BLE001 - reported in the panel, never printed
+                self.last_error = f"{type(e).__name__}: {e}"
+                try:
+                    self.status_line.value = message_html(f"refresh failed: {self.last_error}", error=True)
+                except Exception:  # noqa: BLE001
+                    pass
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+    def _refresh_soon(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._wake.set()
+        else:
+            try:
+                self.refresh()
+            except Exception as e:  # noqa: BLE001
+                self._say(f"refresh failed: {type(e).__name__}: {e}", error=True)
+
+    def stop_refreshing(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout)
+
+    def close(self) -> None:
+        """Stops the refresh thread and closes every widget of the panel."""
+        if not hasattr(self, "_sections"):  # never fully built (garbage collected)
+            return super().close()
+        self.stop_refreshing()
+        _live_panels.discard(self)
+        with self._apply_lock:
+            for w in self._all_widgets() + [self]:
+                # Layouts and styles are widgets (comms) of their own.
+                for part in (getattr(w, "layout", None), getattr(w, "style", None)):
+                    if isinstance(part, W.Widget):
+                        part.close()
+                if w is not self:
+                    w.close()
+            super().close()
+
+    # -- rendering (any thread: traits only) ----------------------------------------------------
+
+    def _apply(self, snap: dict) -> None:
+        c = snap["counts"]
+        chips = " ".join(
+            f"<span style='color:{STATUS_COLORS[s]};white-space:nowrap'>{s}&nbsp;<b>{c[s]}</b></span>"
+            for s in views.DISPLAY_STATUSES
+        )
+        self.header.value = (
+            f"<b>Guild runs</b> <span style='color:#888'>{html.escape(snap['store'])}</span> · {chips}"
+            f" · queues&nbsp;<b>{c['queues']}</b>"
+        )
+        self._apply_queues(snap["queues"])
+        for name in GROUPS:
+            self.groups[name].apply(snap["groups"][name], lambda r, g=name: run_html(r, g))
+        self.gpus_html.value = gpus_html(snap["gpus"])
+        warnings = snap["warnings"]
+        self.warnings_html.value = (
+            "<div style='color:#b26a00;font-size:12px'>" + "<br>".join(html.escape(w) for w in warnings) + "</div>"
+            if warnings else ""
+        )
+        self.warnings_html.layout.display = "" if warnings else "none"
+        self._report_stopped()
+        for row in self.queue_rows + [r for g in self.groups.values() for r in g.rows]:
+            row.expire_confirmation()
+        if self._message_until and time.monotonic() >= self._message_until:
+            self._message_until = 0.0
+            self.feedback.value = ""
+
+    def _report_stopped(self) -> None:
+        """Completes "stopping run x" with its outcome once the store shows it."""
+        for run_id, what in list(self._following.items()):
+            status = self.monitor.status(run_id)
+            if status is None or status in views.FINISHED or status == views.UNSTAGED:
+                del self._following[run_id]
+                self._say(f"{what} {run_id[:8]} {status or 'is gone'}")
+
+    def _apply_queues(self, queues: list) -> None:
+        more = len(queues) - len(self.queue_rows)
+        title = f"<b>Queues</b> ({len(queues)})" if queues else "<b>Queues</b> <span style='color:#888'>none running</span>"
+        if more > 0:
+            title += f" <span style='color:#888'>showing {len(self.queue_rows)}</span>"
+        self.queues_title.value = title
+        for i, row in enumerate(self.queue_rows):
+            if i < len(queues):
+                q = queues[i]
+                row.bind(q["id"], queue_html(q), f"stop queue {q['short_id']}")
+            else:
+                row.bind(None, "")
+
+    # -- actions (main thread) ------------------------------------------------------------------
+
+    def _say(self, message: str, error: bool = False) -> None:
+        self.feedback.value = message_html(message, error)
+        self._message_until = time.monotonic() + MESSAGE_SECONDS
+
+    def _act(self, describe, action) -> None:
+        try:
+            message = action()
+        except GuildJupyterError as e:
+            self._say(f"{describe}: {e}", error=True)
+        except Exception as e:  # noqa: BLE001 - the panel shows it; no traceback
+            self._say(f"{describe}: {type(e).__name__}: {e}", error=True)
+        else:
+            self._say(message)
+        self._refresh_soon()
+
+    def _on_row_action(self, row: Row) -> None:
+        run_id = row.clicked(self._apply_lock, self._say)
+        if run_id is None:
+            return
+        short = run_id[:8]
+        if row.group == "staged":
+            def unstage():
+                api.unstage(run_id, store=self.store)
+                return f"unstaged run {short}: it will not start"
+
+            self._act(f"cannot unstage run {short}", unstage)
+        else:
+            def stop():
+                api.stop(run_id, wait=False, store=self.store)
+                self._following[run_id] = "run"
+                return f"stopping run {short}"
+
+            self._act(f"cannot stop run {short}", stop)
+
+    def _on_queue_stop(self, row: Row) -> None:
+        queue_id = row.clicked(self._apply_lock, self._say)
+        if queue_id is None:
+            return
+        short = queue_id[:8]
+
+        def stop():
+            api.stop(queue_id, wait=False, store=self.store)
+            self._following[queue_id] = "queue"
+            return f"stopping queue {short} (the runs it started keep running)"
+
+        self._act(f"cannot stop queue {short}", stop)
+
+    def _on_queue_start(self) -> None:
+        gpus = self.queue_gpus.value.strip() or None
+        run_once = bool(self.queue_run_once.value)
+        detached = bool(self.queue_detached.value)
+
+        def start():
+            q = api.queue(gpus=gpus, run_once=run_once, background=detached, store=self.store)
+            how = "detached" if detached else "thread"
+            return f"started queue {q.id[:8]} ({how}, {views.gpus_phrase(gpus)}{', run once' if run_once else ''})"
+
+        self._act("cannot start the queue", start)
+
+    def _on_page(self, view: GroupView, step: int) -> None:
+        with self._apply_lock:
+            view.page = max(0, view.page + step)
+        self._refresh_soon()
+
+
+@atexit.register
+def _stop_all_panels() -> None:
+    """Kernel shutdown: stop every refresh thread before the interpreter
+    tears down the modules it uses."""
+    for p in list(_live_panels):
+        p._stop.set()
+        p._wake.set()
