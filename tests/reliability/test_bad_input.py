@@ -9,6 +9,7 @@ real shell. REST: a 4xx JSON ``{"error": ...}`` from a real Jupyter server.
 from __future__ import annotations
 
 import os
+import time
 import subprocess
 import sys
 import textwrap
@@ -61,7 +62,13 @@ def store(tmp_path_factory):
     (completed,) = api.runs(store=str(home))
     staged, terminated = api.run("train.py", "lr=[0.1,0.2]", stage=True, cwd=str(project), store=str(home))
     api.unstage(terminated.id, store=str(home))
-    api.runs(store=str(home))  # the listing cache is up to date: listings write nothing
+    # Age the runs' stamps past the index's settling time, so the listing
+    # below caches them for good: later listings then write nothing.
+    past = time.time() - 60
+    for run_id in os.listdir(home / "runs"):
+        for rel in (".guild/attrs/label", ".guild/attrs", ".guild"):
+            os.utime(home / "runs" / run_id / rel, (past, past))
+    api.runs(store=str(home))
     return Store(str(home), str(project), {"S": staged.id, "T": terminated.id, "C": completed.id},
                  str(tmp / "a-file"))
 
