@@ -11,7 +11,7 @@ import os
 
 from .errors import ScriptError
 from .execution import flags as flaglib
-from .execution.runscript import takes_list
+from .execution.flaginject import takes_list
 from .store.store import RunSpec
 
 MAX_SOURCE_FILES = 100

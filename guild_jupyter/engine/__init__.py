@@ -3,7 +3,8 @@
 - ``policy``: the next-run decision, a pure function of plain values;
 - ``config``: queue flags -> ``QueueConfig``, and the queue run itself;
 - ``loop``: ``QueueLoop``, the scheduler (claims under Guild's lock, starts
-  through a ``RunStarter``, one run per ``Slot``);
+  through a ``RunStarter`` -- ``starters`` -- one run per ``Slot``; its log
+  is ``queue_log``);
 - ``hosts``: the ``QueueHost`` protocol and its hosts (thread, detached,
   foreground; the Jupyter server's are threads recorded as ``server``);
   ``queue_main`` and ``sentinel`` are the processes they start;

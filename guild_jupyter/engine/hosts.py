@@ -20,7 +20,6 @@ the loop.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -238,12 +237,9 @@ class DetachedQueue:
         return current_run_in_store(self.store, self.id)
 
     def stop(self, wait: bool = True, timeout: float = 10.0) -> None:
-        holder = self.run.refresh().lock_holder()
-        if holder is not None:
-            try:
-                os.kill(holder.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        from ..execution.control import signal_run
+
+        signal_run(self.run.refresh(), signal.SIGTERM)  # only a holder shown to be the queue's
         if wait:
             self.join(timeout)
 

@@ -9,9 +9,10 @@ end or the store to change.
 
 What varies between hosts is injected, never patched in: the stop flag (an
 Event, a sentinel's death, a signal), where the log goes besides the queue
-run's output (a terminal), how a claimed run is started (``RunStarter``: our
-supervisor, or a Dask cluster), and how many runs it may have going at once
-(``slots``: one per GPU set; a queue has one slot by default).
+run's output (a terminal; ``queue_log``), how a claimed run is started
+(``starters.RunStarter``: our supervisor, or a Dask cluster), and how many
+runs it may have going at once (``slots``: one per GPU set; a queue has one
+slot by default).
 
 Faults of the disk (ENOSPC, EIO...) never end the loop: a failing pass is
 logged once, the loop backs off (from ``min(poll-interval, 1 s)``, doubling
@@ -22,99 +23,21 @@ its failure being recorded goes back to staged, to be retried later.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import os
-import shutil
-import subprocess
-import sys
 import threading
 import time
-from typing import Protocol
 
-from ..errors import GuildJupyterError, RunStartError
+from ..errors import GuildJupyterError
 from ..store import attrs as attrlib
 from ..store import transitions
 from ..store.run import LOCK, PENDING_MARKER, RUNNING, STAGED_MARKER, Run
 from . import policy
 from .config import yes_no
+from .queue_log import QueueLog
+from .starters import LocalStarter, RunHandle, RunStarter
 
 WATCH_INTERVAL = 0.01  # how often an idle queue checks the store's change marker
 START_ATTRS = ("flags", "op", "run_params")  # what a run is started from
-
-
-# -- starting runs ---------------------------------------------------------------------
-
-
-class RunHandle(Protocol):
-    """A started run, as its starter sees it."""
-
-    def done(self) -> bool:
-        """True once the run has ended (its outcome is recorded)."""
-
-
-class RunStarter(Protocol):
-    """How a host starts the runs its loop claims (a pending run, claimed by
-    this process for the queue)."""
-
-    def cannot_start(self, run: Run) -> str | None:
-        """Why this starter can never start ``run`` (it is then skipped), or None."""
-
-    def start(self, run: Run) -> RunHandle:
-        """Starts ``run``; returns once it is running. Raises
-        ``GuildJupyterError`` (or ``OSError``) when it cannot."""
-
-
-class _ProcessHandle:
-    __slots__ = ("proc",)
-
-    def __init__(self, proc):
-        self.proc = proc
-
-    def done(self) -> bool:
-        return self.proc.poll() is not None
-
-
-class LocalStarter:
-    """Script runs: our supervisor, detached (``launch.start``). Guild's own
-    operations: ``guild run --restart``, when the guild command is installed."""
-
-    def __init__(self, store):
-        self.store = store
-        self.guild_exe = find_guild()
-
-    def cannot_start(self, run: Run) -> str | None:
-        if run.opref[0] == "script" or self.guild_exe:
-            return None
-        return f"{run.op_name} is a Guild operation and the guild command is not installed"
-
-    def start(self, run: Run) -> RunHandle:
-        from ..execution import launch
-
-        if run.opref[0] == "script":
-            return _ProcessHandle(launch.start(run, retry_disk_faults=True))
-        return _ProcessHandle(self._start_with_guild(run))
-
-    def _start_with_guild(self, run: Run) -> subprocess.Popen:
-        env = dict(os.environ, GUILD_HOME=self.store.home, NO_RESTARTING_MSG="1")
-        cmd = [self.guild_exe, "run", "--restart", run.id, "--yes"]
-        if run.gpus:
-            cmd += ["--gpus", run.gpus]
-        out = open(os.devnull, "wb")
-        try:
-            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                    start_new_session=True)
-        except OSError as e:
-            raise RunStartError(f"cannot run guild: {e}") from e
-        finally:
-            out.close()
-        return proc  # the loop's poll() collects it
-
-
-def find_guild() -> str | None:
-    exe = os.path.join(os.path.dirname(sys.executable), "guild")
-    if os.access(exe, os.X_OK):
-        return exe
-    return shutil.which("guild")
 
 
 # -- slots ---------------------------------------------------------------------------------
@@ -149,18 +72,16 @@ class QueueLoop:
         self.config = config
         self.run = queue_run
         self.stop_event = stop_event or threading.Event()
-        self.echo = echo  # a text stream that also gets the log (a terminal)
+        self._log = QueueLog(queue_run, echo)  # echo: a text stream that also gets the log (a terminal)
         self.starter = starter or LocalStarter(store)
         self.slots = [Slot(g) for g in (slots if slots is not None else [config.gpus])]
         self.started_count = 0
         self.state = "starting"
         self._blocked = False  # the last claim found runs held back by wait-for-running
-        self._logged: set = set()  # keys of messages logged once
         self._faults: set = set()  # faults logged since the last clean pass
         self._unsettled = False  # this pass left a run whose start failed unrecorded
         self._retry_at: dict[str, float] = {}  # run id -> when a failed start may be retried
         self._retry_delay: dict[str, float] = {}  # run id -> its next retry delay (doubling)
-        self._log_fd: int | None = None
         self._claim = transitions.Claim.by_this_process(queue_run.id)
 
     # -- log ----------------------------------------------------------------------------
@@ -168,33 +89,10 @@ class QueueLoop:
     def log(self, msg: str) -> None:
         """One line in the queue run's output (and on ``echo``). Never raises:
         a full disk loses the line, not the queue."""
-        ts = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-        line = f"INFO: [queue] {ts} {msg}\n"
-        try:
-            if self._log_fd is None:
-                self._log_fd = os.open(self.run.path("output"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            os.write(self._log_fd, line.encode("utf-8", errors="replace"))
-        except OSError:
-            pass
-        if self.echo is not None:
-            try:
-                self.echo.write(line)
-                self.echo.flush()
-            except (OSError, ValueError):
-                self.echo = None  # the terminal is gone
+        self._log.write(msg)
 
     def _log_once(self, key, msg) -> None:
-        if key not in self._logged:
-            self._logged.add(key)
-            self.log(msg)
-
-    def _close_log(self) -> None:
-        if self._log_fd is not None:
-            try:
-                os.close(self._log_fd)
-            except OSError:
-                pass
-            self._log_fd = None
+        self._log.once(key, msg)
 
     # -- state seen by hosts --------------------------------------------------------------
 
@@ -242,7 +140,7 @@ class QueueLoop:
         self.state = "stopped"
         going = [s.run.id for s in self.slots if s.run is not None and not s.done()]
         self.log("Stopping queue" + (f" (run {', '.join(going)} keeps running)" if going else ""))
-        self._close_log()
+        self._log.close()
         return exit_status
 
     def _note_fault(self, e: Exception, backoff: float) -> None:

@@ -19,14 +19,17 @@ Two styles, found by static analysis (the script is never executed):
     (:func:`rewrite_globals`). Names starting with ``_`` are not flags;
     assignments inside ``if``/``def``/``class`` are not flags.
 
-The engine itself lives in :mod:`.runscript`, the per-run script runner,
-so that the runner imports nothing else; this module is its public face.
+The engine itself lives in :mod:`.flagscan` (finding flags) and
+:mod:`.flaginject` (applying them), which the per-run script runner
+(:mod:`.runscript`) imports only when a run has flags; this module is its
+public face.
 """
 
 from __future__ import annotations
 
 from ..errors import FlagError, ScriptError
-from . import runscript as _engine
+from . import flaginject as _inject, flagscan as _scan
+from .runscript import _compile
 
 __all__ = ["ScriptFlags", "inspect_script", "check_flags", "flag_types", "coerce_flag_values", "encode_args",
            "rewrite_globals"]
@@ -74,7 +77,7 @@ class ScriptFlags:
 def inspect_script(source, filename: str = "<script>") -> ScriptFlags:
     """The flags ``source`` (str, or bytes honouring a coding cookie)
     defines. Raises ``ScriptError`` when it does not parse."""
-    return ScriptFlags(*_engine._analyze(_parse(source, filename)))
+    return ScriptFlags(*_scan._analyze(_parse(source, filename)))
 
 
 def check_flags(script_flags: ScriptFlags, given, script: str = "the script") -> None:
@@ -238,7 +241,7 @@ def encode_args(script_flags: ScriptFlags, flags) -> list:
     ``--opt`` or ``--no-opt``; ``count`` repeats the option; ``append`` gives
     ``--opt=V`` per item. A name the script does not define is passed as
     ``--NAME=VALUE``, as Guild does."""
-    return _engine._encode_args(script_flags.options, flags)
+    return _inject._encode_args(script_flags.options, flags)
 
 
 def rewrite_globals(source, flags, filename: str = "<script>"):
@@ -250,18 +253,18 @@ def rewrite_globals(source, flags, filename: str = "<script>"):
     ``FlagError`` for a value no literal can spell."""
     tree = _parse(source, filename)
     try:
-        _engine._rewrite_tree(tree, flags)
-    except _engine.FlagValueError as e:
+        _inject._rewrite_tree(tree, flags)
+    except _inject.FlagValueError as e:
         raise FlagError(str(e)) from None
     try:
-        return _engine._compile(tree, filename)
+        return _compile(tree, filename)
     except SyntaxError as e:  # found past the parser, e.g. 'return' outside function
         raise ScriptError(_syntax_error_message(e, filename)) from e
 
 
 def _parse(source, filename):
     try:
-        return _engine._parse(source, filename)
+        return _scan._parse(source, filename)
     except SyntaxError as e:
         raise ScriptError(_syntax_error_message(e, filename)) from e
     except ValueError as e:  # null bytes (Python < 3.12)

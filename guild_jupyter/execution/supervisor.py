@@ -29,6 +29,11 @@ open by a process outside the tree never holds the run up. A write error on
 the output file (a full disk) drops the output from then on, but the pipe
 keeps being drained, and the outcome is still recorded (in space reserved at
 start).
+
+Modules: this one is the lifecycle (acquire the run, start the script, the
+loop that waits on it, record the outcome); :mod:`.tee` the output,
+:mod:`.proctree` the run's processes, :mod:`.forkscript` the forked child
+that runs the script.
 """
 
 from __future__ import annotations
@@ -40,21 +45,21 @@ import subprocess
 import sys
 import time
 
-from . import forking
+from . import forking, forkscript
 from .. import procs
 from ..procs import Identity
 from ..store import transitions
 from ..store.run import Run
 from ..store.store import Store
+from .proctree import ProcessTree
+from .tee import OutputTee
 
 STOP_GRACE = float(os.environ.get("GUILD_JUPYTER_STOP_GRACE", "10"))
-LEFTOVER_GRACE = 1.0  # the main process exited: its leftovers get SIGKILL after this
 WALK_INTERVAL = 1.0  # how often the run's processes are looked up and recorded
 FIRST_WALK = 0.3
 KILL_WAIT = 10.0  # processes that outlive SIGKILL this long (stuck in the kernel) no longer hold the run up
 DRAIN_IDLE = 0.25  # the tree is gone: stop waiting for more output after this idle time ...
 DRAIN_MAX = 2.0  # ... or this long in all
-READ_SIZE = 1 << 20
 PIPE_SIZE = 1 << 20
 BATCH_PAUSE = 0.002  # after a read, let output gather in the pipe (fewer wake-ups of the script)
 F_SETPIPE_SZ = 1031
@@ -67,7 +72,7 @@ def _grace() -> float:
         return STOP_GRACE
 
 
-class Supervisor:
+class Supervisor(OutputTee, ProcessTree):
     def __init__(self, run_dir: str, echo: bool = False, ready_fd: int | None = None):
         self.run = Run(run_dir)
         self.home = os.path.dirname(os.path.dirname(run_dir))
@@ -174,7 +179,7 @@ class Supervisor:
 
     def _start(self, cmd: list, env: dict) -> None:
         if forking.can_fork():
-            self.proc = self._fork_script(cmd[-1], env)
+            self.proc = forkscript.fork_script(cmd[-1], env, self.run.dir)
         else:
             self.proc = subprocess.Popen(
                 cmd,
@@ -192,34 +197,6 @@ class Supervisor:
             fcntl.fcntl(self._pipe, F_SETPIPE_SZ, PIPE_SIZE)
         except (OSError, ImportError):
             pass
-
-    def _fork_script(self, script: str, env: dict) -> forking.ForkedProcess:
-        """Runs the script in a forked child (own process group, output into
-        a pipe), as ``python -u -m ...runscript SCRIPT`` would, minus the
-        interpreter start."""
-        r, w = os.pipe()
-        forking.flush_std()
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                forking.default_signals()
-                os.setpgid(0, 0)
-                os.close(r)
-                forking.redirect_std(out_fd=w)
-                forking.close_fds_except()
-                os.chdir(self.run.dir)
-                os.environ.clear()
-                os.environ.update(env)
-                code = _run_script_here(script)
-            finally:
-                os._exit(code)
-        try:
-            os.setpgid(pid, pid)  # also here: a stop may signal the group at once
-        except OSError:
-            pass
-        os.close(w)
-        return forking.ForkedProcess(pid, r)
 
     # -- signals --------------------------------------------------------------
 
@@ -304,170 +281,7 @@ class Supervisor:
             elif got:
                 wake_only.poll(int(BATCH_PAUSE * 1000))
 
-    def _read_output(self) -> bool:
-        """Reads what the pipe has; False at end of file."""
-        try:
-            data = os.read(self._pipe, READ_SIZE)
-        except InterruptedError:
-            return True
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False
-        if not data:
-            return False
-        self._write_output(data)
-        if self.echo:
-            self._echo(data)
-        try:
-            self.scalars.feed(data)
-        except Exception as e:  # noqa: BLE001 - scalars are a side show: never end the run
-            self.scalars.error = self.scalars.error or f"{type(e).__name__}: {e}"
-        return True
-
-    def _close_pipe(self) -> None:
-        if self._pipe is not None:
-            try:
-                self.proc.stdout.close()
-            except OSError:
-                pass
-            self._pipe = None
-
-    # -- output ---------------------------------------------------------------
-
-    def _open_output(self) -> None:
-        try:
-            self._out = os.open(self.run.path("output"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        except OSError as e:
-            self.output_error = e.strerror or str(e)
-
-    def _write_output(self, data: bytes) -> None:
-        """Writes every byte as it comes; after a write error (a full disk)
-        the output is dropped from then on, and noted at the end."""
-        if self._out is None:
-            return
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._out, view):]
-        except OSError as e:
-            self.output_error = e.strerror or str(e)
-            try:
-                os.close(self._out)
-            except OSError:
-                pass
-            self._out = None
-
-    def _append_output(self, data: bytes, echo: bool = True) -> bool:
-        """Best effort: a line of ours at the end of the output. True if it
-        was written whole."""
-        if self.echo and echo:
-            self._echo(data)
-        try:
-            fd = os.open(self.run.path("output"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            try:
-                return os.write(fd, data) == len(data)
-            finally:
-                os.close(fd)
-        except OSError:
-            return False
-
-    def _echo(self, data: bytes) -> None:
-        try:
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
-        except (OSError, ValueError, AttributeError):
-            self.echo = False  # the launcher went away; keep recording
-
-    # -- the run's processes --------------------------------------------------
-
-    def _reap(self) -> bool:
-        """Collects every child that exited (orphans reparented to us
-        included), keeping the main process's exit status. True while some
-        child is still running."""
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return False
-            except InterruptedError:
-                continue
-            if pid == 0:
-                return True
-            if self.proc is not None and pid == self.proc.pid and self.main_status is None:
-                self.main_status = os.waitstatus_to_exitcode(status)
-                self.proc.returncode = self.main_status
-
-    def _tree(self) -> list[Identity]:
-        """Live descendants of this process: the run's processes (as a
-        subreaper every orphan of the run is one)."""
-        return _descendants(os.getpid())
-
-    def _walk_and_record(self) -> None:
-        idents = self._tree()
-        for i in idents:
-            self._known[i.pid] = i
-        current = frozenset(idents)
-        if current != self._recorded:
-            self._record_processes(idents)
-        if len(self._known) > 4 * len(idents) + 64:
-            self._known = {i.pid: i for i in self._known.values() if i.alive()}
-
-    def _record_processes(self, idents: list) -> None:
-        self._recorded = frozenset(idents)
-        transitions.record_processes(self.run, list(idents))
-
-    def _known_alive(self) -> bool:
-        """A process of the run seen earlier, alive but no longer our
-        descendant (only where the subreaper could not be set)."""
-        for pid, ident in list(self._known.items()):
-            if ident.alive():
-                return True
-            del self._known[pid]
-        return False
-
-    def _signal_all(self, sig) -> None:
-        """``sig`` to the script's process group and to every process of the
-        run, escaped sessions included."""
-        if self.proc is not None and self.main_status is None:  # a reaped group leader's pid may be reused
-            try:
-                os.killpg(self.proc.pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
-        for ident in self._tree():
-            self._known[ident.pid] = ident
-        procs.signal_identities(list(self._known.values()), sig)
-
-    def _begin_stop(self) -> None:
-        self._stop_handled = True
-        self._stopped_running = self.main_status is None
-        self._signal_all(signal.SIGTERM)
-        deadline = time.monotonic() + self.grace
-        self._kill_at = deadline if self._kill_at is None else min(self._kill_at, deadline)
-
-    def _main_exited(self, children_left: bool) -> None:
-        """The script's main process exited: what it left running gets SIGTERM
-        and SIGKILL after LEFTOVER_GRACE (after a stop: when its grace ends)."""
-        if not children_left and not self._known_alive():
-            return
-        if self._stop_handled:
-            return  # they had SIGTERM with the stop, and get SIGKILL when its grace ends
-        self._signal_all(signal.SIGTERM)
-        self._kill_at = time.monotonic() + LEFTOVER_GRACE
-
-    def _abort(self) -> int:
-        """After an error of ours: kill every process of the run, collect the
-        main process's status."""
-        try:
-            deadline = time.monotonic() + 5.0
-            while time.monotonic() < deadline:
-                self._signal_all(signal.SIGKILL)
-                if not self._reap() and not self._known_alive():
-                    break
-                time.sleep(0.01)
-        except BaseException:  # noqa: BLE001 - still record the outcome
-            pass
-        return self.main_status if self.main_status is not None else -signal.SIGKILL
+    # -- the outcome ----------------------------------------------------------
 
     def _finish(self, exit_status: int) -> int:
         if self.scalars is not None:
@@ -502,100 +316,6 @@ def _drain_wakeups(fd: int) -> None:
             pass
     except (BlockingIOError, InterruptedError):
         pass
-
-
-def _descendants(root: int) -> list[Identity]:
-    """Live (not zombie) descendants of ``root`` as identities, from one
-    pass over ``/proc`` (psutil where there is none)."""
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return [Identity(p.pid, p.create_time()) for p in procs.descendants(root)]
-    children: dict[int, list] = {}
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append((int(name), fields))
-        except (OSError, IndexError, ValueError):
-            continue
-    out = []
-    stack = [root]
-    boot, ticks = procs._boot_time(), procs._TICKS
-    while stack:
-        for pid, fields in children.get(stack.pop(), ()):
-            stack.append(pid)
-            if fields[0] not in (b"Z", b"X", b"x"):
-                out.append(Identity(pid, boot + int(fields[19]) / ticks))
-    return out
-
-
-def _run_script_here(script: str) -> int:
-    """In a forked child: run ``script`` like a fresh ``python -u`` would --
-    unbuffered stdio, the script's directory first on ``sys.path``, then the
-    interpreter's shutdown (non-daemon threads joined, atexit handlers run)."""
-    import atexit
-    import io
-    import threading
-
-    getattr(atexit, "_clear", lambda: None)()  # the parent's handlers are not the script's
-    enc = os.environ.get("PYTHONIOENCODING") or "utf-8"
-    sys.stdin = sys.__stdin__ = open(os.devnull, encoding=enc)
-    out = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding=enc, write_through=True)
-    err = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding=enc, errors="backslashreplace",
-                           write_through=True)
-    _keep.extend((sys.stdout, sys.stderr))  # dropping them could flush stale bytes
-    sys.stdout = sys.__stdout__ = out
-    sys.stderr = sys.__stderr__ = err
-    script_dir = os.path.dirname(os.path.abspath(script))
-    if sys.path:
-        sys.path[0] = script_dir
-    else:
-        sys.path.insert(0, script_dir)
-    from . import runscript
-
-    interrupted = False
-    try:
-        code = runscript.main([script])
-    except SystemExit as e:
-        code = _exit_code(e.code)
-    except KeyboardInterrupt:
-        import traceback
-
-        traceback.print_exc()
-        code, interrupted = 130, True
-    for t in threading.enumerate():
-        if t is not threading.current_thread() and not t.daemon:
-            t.join()
-    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
-    if run_exitfuncs:
-        run_exitfuncs()
-    for s in (sys.stdout, sys.stderr):
-        try:
-            s.flush()
-        except (OSError, ValueError):
-            pass
-    if interrupted:  # like Python: die of the SIGINT
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-    return code
-
-
-_keep: list = []
-
-
-def _exit_code(value) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, int):
-        return value & 0xFF
-    try:
-        print(value, file=sys.stderr)
-    except Exception:
-        pass
-    return 1
 
 
 def main(argv=None) -> int:

@@ -21,20 +21,8 @@ The transitions::
     settle_dead           running, holder gone -> error (orphans ended)
     delete                finished/staged -> trash (never still staged)
 
-Claims. A claim of ours is a record in the PENDING marker naming the
-claimer (pid + start time, see :mod:`guild_jupyter.procs`). Guild writes
-PENDING empty (while it resolves dependencies, possibly for minutes); an
-empty PENDING is never touched by us, however old. A claim whose claimer is
-dead is returned to staged (if the run was staged) or recorded as never
-started. A PENDING whose record is unreadable cannot be Guild's (Guild's is
-empty) and our writes are atomic, so it is a damaged claim of ours: it is
-treated as a dead one, and the log says why.
-
-Start records. ``LOCK.start`` holds ``{"pid", "start"}`` of the process
-named in LOCK. It names its pid, so a record left by a killed supervisor
-never applies to a LOCK written later by someone else (``guild run
---restart``); a LOCK without a matching record is Guild's, and its pid is
-the run's only if that process started no later than the LOCK was written.
+Claims and start records (who owns a run) are read and explained in
+:mod:`.records`.
 
 Disk faults. ``acquire`` reserves the space the outcome needs (two small
 files written while there is room); ``record_outcome`` falls back to them
@@ -51,73 +39,13 @@ import shutil
 from ..errors import RunStartError, StoreError, StoreNotWritable, WrongState
 from ..procs import Identity, kill_identities, tree_identities
 from . import attrs as attrlib
-from .run import (
-    LOCK,
-    LOCK_PROCS,
-    LOCK_START,
-    PENDING,
-    PENDING_MARKER,
-    RUNNING,
-    STAGED,
-    STAGED_MARKER,
-    FINISHED,
-    Run,
-    now_us,
-)
+from . import reserve
+# Claims and process records are re-exported: callers see one lifecycle module.
+from .records import Claim, has_our_start_record, read_claim, record_processes, recorded_processes  # noqa: F401
+from .run import LOCK, LOCK_PROCS, LOCK_START, PENDING, PENDING_MARKER, RUNNING, STAGED, STAGED_MARKER, Run, now_us
 
-RESERVE_PREFIX = ".reserve-"
-OUTCOME_ATTRS = ("exit_status", "stopped")
+OUTCOME_ATTRS = reserve.OUTCOME_ATTRS
 DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
-
-
-class Claim:
-    """Who claimed a pending run: the process, and the queue run it serves."""
-
-    __slots__ = ("owner", "queue_id", "kind")
-
-    def __init__(self, owner: Identity, queue_id: str | None = None, kind: str = "queue"):
-        self.owner = owner
-        self.queue_id = queue_id
-        self.kind = kind
-
-    @classmethod
-    def by_this_process(cls, queue_id: str | None = None, kind: str = "queue") -> "Claim":
-        return cls(Identity.current(), queue_id, kind)
-
-    def encode(self) -> str:
-        rec = self.owner.as_record()
-        rec["kind"] = self.kind
-        if self.queue_id:
-            rec["queue"] = self.queue_id
-        return json.dumps(rec) + "\n"
-
-
-def read_claim(run: Run):
-    """The claim in a run's PENDING marker: a ``Claim``; ``None`` for an
-    ownerless (Guild's) PENDING or no PENDING; ``"damaged"`` for an
-    unreadable record."""
-    try:
-        with open(run.path(PENDING_MARKER), "rb") as f:
-            data = f.read(4096)
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return "damaged"
-    if not data.strip():
-        return None
-    try:
-        rec = json.loads(data.decode("utf-8"))
-    except ValueError:
-        return "damaged"
-    owner = Identity.from_record(rec)
-    if owner is None:
-        return "damaged"
-    queue_id = rec.get("queue") if isinstance(rec.get("queue"), str) else None
-    kind = rec.get("kind") if isinstance(rec.get("kind"), str) else "queue"
-    return Claim(owner, queue_id, kind)
-
-
-# -- small helpers --------------------------------------------------------------
 
 
 def _store_error(e: OSError, what: str) -> StoreError:
@@ -137,41 +65,14 @@ def _write_outcome(run: Run, exit_status: int, stopped: int | None = None) -> No
         try:
             attrlib.write_atomic(path, data)
         except OSError as e:
-            if e.errno not in DISK_ERRNOS or not _write_reserved(run, name, path, data):
+            if e.errno not in DISK_ERRNOS or not reserve.write_reserved(run, name, path, data):
                 for done in written:  # all or nothing: never half an outcome
                     attrlib.remove(done)
                     run._cache.pop(os.path.basename(done), None)
                 raise
         written.append(path)
         run._cache[name] = values[name]
-    _drop_reserves(run)
-
-
-def _write_reserved(run: Run, name: str, path: str, data: str) -> bool:
-    """Writes ``data`` into the file reserved at start, then renames it into
-    place: no new blocks are needed."""
-    reserve = run.path(RESERVE_PREFIX + name)
-    try:
-        with open(reserve, "r+b") as f:
-            f.write(data.encode())
-            f.truncate(len(data.encode()))
-        os.replace(reserve, path)
-        return True
-    except OSError:
-        return False
-
-
-def _reserve_outcome_space(run: Run) -> None:
-    for name in OUTCOME_ATTRS:
-        try:
-            attrlib.write_atomic(run.path(RESERVE_PREFIX + name), b" " * 64)
-        except OSError:
-            pass  # best effort: a full disk now fails the start itself soon enough
-
-
-def _drop_reserves(run: Run) -> None:
-    for name in OUTCOME_ATTRS:
-        attrlib.remove(run.path(RESERVE_PREFIX + name))
+    reserve.drop(run)
 
 
 def _note(run: Run, text: str) -> None:
@@ -349,39 +250,19 @@ def acquire(store, run: Run, holder: Identity, claimed_by: Identity | None = Non
             except attrlib.AttrReadError as e:
                 raise RunStartError(f"attr {name} of run {run.id[:8]} cannot be read ({e}); not started") from None
         try:
-            _reserve_outcome_space(run)
+            reserve.reserve(run)
             attrlib.write_atomic(run.path(LOCK_START), json.dumps(holder.as_record()))
             attrlib.write_atomic(run.path(LOCK), str(holder.pid))
             run.write_attr("started", now_us())
         except OSError as e:
             attrlib.remove(run.path(LOCK))
             attrlib.remove(run.path(LOCK_START))
-            _drop_reserves(run)
+            reserve.drop(run)
             raise _store_error(e, f"start run {run.id[:8]}") from e
         attrlib.remove(run.path(PENDING_MARKER))
         attrlib.remove(run.path(STAGED_MARKER))
         run.refresh()
     store.notify_change()
-
-
-def record_processes(run: Run, idents: list[Identity]) -> None:
-    """Remembers the run's processes (its script and the descendants seen),
-    so that if the supervisor is killed they can still be ended."""
-    try:
-        attrlib.write_atomic(run.path(LOCK_PROCS), json.dumps([i.as_record() for i in idents]))
-    except OSError:
-        pass
-
-
-def recorded_processes(run: Run) -> list[Identity]:
-    try:
-        with open(run.path(LOCK_PROCS), "rb") as f:
-            recs = json.loads(f.read())
-    except (OSError, ValueError):
-        return []
-    if not isinstance(recs, list):
-        return []
-    return [i for i in (Identity.from_record(r) for r in recs) if i is not None]
 
 
 def record_outcome(store, run: Run, exit_status: int, holder: Identity | None = None) -> None:
@@ -408,7 +289,7 @@ def _clear_lock(run: Run) -> None:
             attrlib.remove(run.path(name))
         except OSError:
             pass
-    _drop_reserves(run)
+    reserve.drop(run)
 
 
 def record_start_failure(store, run: Run, reason: str) -> None:
@@ -427,12 +308,6 @@ def record_start_failure(store, run: Run, reason: str) -> None:
         _clear_lock(run)
         run.refresh()
     store.notify_change()
-
-
-def has_our_start_record(run: Run) -> bool:
-    """LOCK was written by a process of ours (its start record names it)."""
-    rec = run._start_record()
-    return rec is not None and rec.pid == run.lock_pid()
 
 
 def settle_dead(store, run: Run, exit_status: int = 1, reason: str | None = None) -> bool:
@@ -516,11 +391,3 @@ def delete(store, run: Run) -> None:
         except OSError as e:
             raise _store_error(e, f"delete run {run.id[:8]}") from e
     store.notify_change()
-
-
-__all__ = [
-    "Claim", "read_claim", "create", "claim", "transfer_claim", "return_to_staged", "recover_pending",
-    "cancel_pending", "acquire", "record_processes", "recorded_processes", "record_outcome",
-    "record_start_failure", "has_our_start_record", "settle_dead", "end_tree_and_record", "unstage", "delete",
-    "STAGED", "FINISHED",
-]

@@ -1,0 +1,199 @@
+"""Runs once they exist: listing, stopping, unstaging, deleting, reading
+their output, and waiting on them."""
+
+from __future__ import annotations
+
+from .. import validate
+from ..errors import BadInput, WrongState
+from ..execution import control
+from ..display import RunList
+from ..store import transitions
+from ..store.run import ERROR, FINISHED, PENDING, RUNNING, STAGED, Run
+from .selection import _resolve_all, resolve_store
+
+
+def runs(
+    status=None,
+    *,
+    op: str | None = None,
+    label: str | None = None,
+    limit: int | None = None,
+    store=None,
+) -> RunList:
+    """Runs newest first, filtered by status (one or several), op and label."""
+    validate.statuses(status)
+    validate.text("op", op)
+    validate.text("label", label)
+    validate.count("limit", limit)
+    validate.store(store)
+    if limit is not None and limit < 1:
+        raise BadInput("-n must be at least 1")
+    st = resolve_store(store)
+    listing = st.runs(status=status, op=op, label=label, limit=limit)
+    for r in listing:  # a run whose supervisor was killed: end what it left, record it
+        if r.status == ERROR and control.settle_if_dead(st, r):
+            r.refresh()
+    return RunList(listing)
+
+
+def stop(
+    *refs,
+    all: bool = False,  # noqa: A002 - mirrors the CLI's --all
+    queues: bool = False,
+    wait: bool = True,
+    timeout: float | None = None,
+    store=None,
+    listing=None,
+) -> RunList:
+    """Stops runs: a running run gets SIGTERM (its supervisor ends the run's
+    whole process tree, SIGKILL after the grace period); a staged or pending
+    one is taken off the queue, never started. ``wait``: returns once they
+    have ended; past ``timeout`` (default grace + 10 s) every process of the
+    run is killed and the outcome recorded. ``all``: every running or
+    pending run and queue; ``queues``: every queue."""
+    validate.run_refs(refs)
+    for _name, _value in (("all", all), ("queues", queues), ("wait", wait)):
+        validate.boolean(_name, _value)
+    validate.seconds("timeout", timeout)
+    validate.store(store)
+    validate.listing(listing)
+    st = resolve_store(store)
+    if all or queues:
+        # A pending run without a claim of ours is Guild's (it is resolving
+        # the run's dependencies): never ours to touch.
+        targets = [r for r in st.runs(status=(RUNNING, PENDING)) if (all or r.is_queue)
+                   and not (r.status == PENDING and transitions.read_claim(r) is None)]
+    else:
+        if not refs:
+            raise BadInput("stop needs a run (id, id prefix or index), --all or --queues")
+        targets = _resolve_all(st, refs, listing)
+        for r in targets:
+            if r.status in FINISHED and not control.is_dead_run(r):
+                raise WrongState(f"run {r.id[:8]} is already {r.status}: nothing to stop")
+            if r.status == PENDING and transitions.read_claim(r) is None:
+                raise WrongState(f"run {r.id[:8]} is pending in Guild (being prepared, no claim of ours): "
+                                 f"stop it with guild once it runs")
+    stopped = RunList()
+    for r in targets:
+        control.begin_stop(st, r)
+        stopped.append(r)
+    if wait:
+        control.finish_stop(st, stopped, timeout)
+    st.notify_change()
+    return RunList(r.refresh() for r in stopped)
+
+
+def unstage(*refs, store=None, listing=None) -> RunList:
+    validate.run_refs(refs, "unstage")
+    validate.store(store)
+    validate.listing(listing)
+    st = resolve_store(store)
+    targets = _resolve_all(st, refs, listing)
+    for r in targets:
+        if r.status != STAGED:
+            raise WrongState(f"run {r.id[:8]} is {r.status}, not staged")
+    for r in targets:
+        transitions.unstage(st, r)
+    return RunList(targets)
+
+
+def delete(*refs, store=None, listing=None) -> RunList:
+    """Moves runs to Guild's trash; a staged run is unstaged first."""
+    validate.run_refs(refs, "delete")
+    validate.store(store)
+    validate.listing(listing)
+    st = resolve_store(store)
+    targets = _resolve_all(st, refs, listing)
+    for r in targets:
+        if r.status in (RUNNING, PENDING):
+            raise WrongState(f"run {r.id[:8]} is {r.status}: stop it before deleting it")
+    for r in targets:
+        transitions.delete(st, r)
+    import os
+
+    trashed = [Run(os.path.join(st.home, "trash", "runs", r.id)) for r in targets]  # read where they are now
+    return RunList(trashed, note=f"moved to Guild's trash ({os.path.join(st.home, 'trash', 'runs')}; "
+                                 "`guild runs restore ID` brings a run back):")
+
+
+def output(ref, tail: int | None = None, store=None, listing=None) -> str:
+    validate.run_ref(ref)
+    validate.count("tail", tail)
+    validate.store(store)
+    validate.listing(listing)
+    st = resolve_store(store)
+    r = _resolve_all(st, [ref], listing)[0]
+    if r.status == STAGED:
+        raise WrongState(f"run {r.id[:8]} is staged: it has no output until a queue starts it")
+    if tail is not None and tail < 0:
+        raise BadInput("--tail must be a positive number of lines")
+    from ..store import output as outputlib
+
+    path = r.path("output")
+    if tail is not None:  # read backwards from the end: bounded memory
+        return outputlib.decode(outputlib.tail(path, tail))
+    return outputlib.decode(outputlib.read_from(path, whole_chars=False)[0])
+
+
+def output_from(ref, offset: int = 0, limit: int | None = None, store=None) -> tuple[str, int]:
+    """A run's output from byte ``offset`` (at most ``limit`` bytes, a cut
+    character kept for the next read) and the offset to read from next: how
+    a viewer follows a live run."""
+    validate.run_ref(ref)
+    validate.count("offset", offset)
+    validate.count("limit", limit)
+    validate.store(store)
+    st = resolve_store(store)
+    r = _resolve_all(st, [ref])[0]
+    if r.status == STAGED:
+        raise WrongState(f"run {r.id[:8]} is staged: it has no output until a queue starts it")
+    from ..store import output as outputlib
+
+    data, offset = outputlib.read_from(r.path("output"), offset, limit)
+    return outputlib.decode(data), offset
+
+
+def wait_until(condition, timeout: float = 60.0, interval: float = 0.1, what: str = "the condition"):
+    """Calls ``condition()`` every ``interval`` seconds until it returns a
+    truthy value, and returns that value; past ``timeout`` raises
+    ``WaitTimeout`` (a ``TimeoutError``) naming ``what``."""
+    import time
+
+    if not callable(condition):
+        raise BadInput(f"wait_until needs a callable, not {type(condition).__name__}")
+    validate.seconds("timeout", timeout)
+    validate.seconds("interval", interval)
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            from ..errors import WaitTimeout
+
+            raise WaitTimeout(what, timeout)
+        time.sleep(interval)
+
+
+def wait(*refs, status=None, timeout: float = 60.0, interval: float = 0.1, store=None) -> RunList:
+    """Waits until every run named (ids, prefixes, ``Run`` objects or run
+    lists) has one of ``status`` (a status or several, ``unstaged``
+    included; default: any finished status) and returns them, fresh.
+    ``wait(run, status="running")`` returns once the run has started."""
+    from ..views import UNSTAGED, status_of
+
+    named = []
+    for ref in refs:
+        named.extend(ref if isinstance(ref, list) else [ref])
+    validate.run_refs(named, "wait")
+    wanted = set(FINISHED) | {UNSTAGED} if status is None else ({status} if isinstance(status, str) else set(status))
+    st = resolve_store(store)
+    targets = _resolve_all(st, named)
+
+    def reached():
+        return all(status_of(r.refresh()) in wanted or r.status in wanted for r in targets)
+
+    shown = ", ".join(r.id[:8] for r in targets[:4]) + (" ..." if len(targets) > 4 else "")
+    wait_until(reached, timeout, interval, what=f"run{'s' if len(targets) > 1 else ''} {shown} to be "
+                                                 f"{' or '.join(sorted(wanted))}")
+    return RunList(targets)

@@ -1,0 +1,106 @@
+"""Queues: started here (a thread, a detached process, the calling
+thread) or hosted for the Jupyter server, and listed."""
+
+from __future__ import annotations
+
+from .. import validate
+from ..engine.queue_status import QueueRegistry
+from .selection import resolve_store
+from .starting import warn_unknown_gpus
+
+
+#: This process's queue handles (threads, the Jupyter server's queues): they
+#: know the run they wait for before the store shows it.
+queue_registry = QueueRegistry()
+
+
+def queue(
+    *assignments: str,
+    gpus=None,
+    wait_for_running=None,
+    run_once=None,
+    poll_interval=None,
+    background: bool = False,
+    store=None,
+):
+    """Starts a queue: a daemon thread in this process, or with ``background``
+    a detached process that outlives it. ``queue("gpus=0", run_once=True)``.
+    Returns a handle with ``.id``, ``.status``, ``.stop()`` and ``.join()``."""
+    validate.assignments(assignments)
+    validate.gpus(gpus)
+    validate.yes_no("wait_for_running", wait_for_running)
+    validate.yes_no("run_once", run_once)
+    validate.poll_interval(poll_interval)
+    validate.boolean("background", background)
+    validate.store(store)
+    from ..engine.config import parse_queue_flags
+    from ..engine.hosts import DetachedQueue, ThreadQueue
+
+    config = parse_queue_flags(
+        assignments, gpus=gpus, wait_for_running=wait_for_running, run_once=run_once, poll_interval=poll_interval
+    )
+    warn_unknown_gpus(config.gpus)
+    st = resolve_store(store)
+    st.ensure_writable()
+    if background:
+        return DetachedQueue.start(st, config)
+    q = ThreadQueue(st, config)
+    queue_registry.register(q)
+    return q
+
+
+def queues(store=None, include_finished: bool = False):
+    """Queues in the store: this process's threads, detached processes, queues
+    in other kernels and Guild's own; running ones unless ``include_finished``."""
+    validate.store(store)
+    validate.boolean("include_finished", include_finished)
+    from ..display import QueueList
+    from ..engine.queue_status import list_queues
+
+    return QueueList(list_queues(resolve_store(store).runs(), queue_registry.list(), include_finished))
+
+
+def serve_queue(*assignments: str, echo=None, on_start=None, store=None) -> int:
+    """Runs a queue in the calling thread until it ends or a stop signal
+    (SIGINT, SIGHUP, SIGTERM) comes, as ``guild run queue`` does: this
+    process holds the queue run, its log also goes to ``echo``. Calls
+    ``on_start(queue_id)`` once the signals are handled. Returns the queue
+    run's exit status: 0 done, -N stopped by signal N, else failed."""
+    validate.assignments(assignments)
+    validate.stream(echo)
+    validate.store(store)
+    from ..engine.config import parse_queue_flags
+    from ..engine.hosts import ForegroundQueue
+
+    config = parse_queue_flags(assignments)
+    warn_unknown_gpus(config.gpus)
+    st = resolve_store(store)
+    st.ensure_writable()
+    q = ForegroundQueue(st, config, echo=echo)
+    return q.serve(ready=None if on_start is None else (lambda: on_start(q.id)))
+
+
+def host_queue(host: str, *assignments: str, gpus=None, wait_for_running=None, run_once=None, poll_interval=None,
+               store=None):
+    """Starts a queue on a thread of this process recorded as hosted by
+    ``host`` (the Jupyter server's queues: ``"server"``), registered in
+    ``queue_registry``. Options as ``queue()``. Returns the ``QueueHost``."""
+    validate.text("host", host, optional=False)
+    validate.assignments(assignments)
+    validate.gpus(gpus)
+    validate.yes_no("wait_for_running", wait_for_running)
+    validate.yes_no("run_once", run_once)
+    validate.poll_interval(poll_interval)
+    validate.store(store)
+    from ..engine.config import parse_queue_flags
+    from ..engine.hosts import ThreadQueue
+
+    config = parse_queue_flags(
+        assignments, gpus=gpus, wait_for_running=wait_for_running, run_once=run_once, poll_interval=poll_interval
+    )
+    warn_unknown_gpus(config.gpus)
+    st = resolve_store(store)
+    st.ensure_writable()
+    q = ThreadQueue(st, config, host=host)
+    queue_registry.register(q)
+    return q

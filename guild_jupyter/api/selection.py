@@ -1,0 +1,76 @@
+"""Which store and which runs: the Guild home a call names, and run
+references (ids, prefixes, listing indices and ranges) made runs."""
+
+from __future__ import annotations
+
+from ..display import RunList
+from ..errors import BadInput
+from ..store.run import Run
+from ..store.store import Store
+
+
+def resolve_store(store=None) -> Store:
+    """An explicit Guild home (a path or Store), else the one Guild 0.9 would
+    use (``$GUILD_HOME``, an activated env's ``.guild``, the nearest
+    ``.guild`` up from the working directory, ``~/.guild``). A path that is a
+    ``runs/`` directory, a run, or a file is an error."""
+    if isinstance(store, Store):
+        return store
+    if store is not None:
+        from ..store.store import check_home
+
+        st = Store(store)
+        check_home(st.home)
+        return st
+    return Store()
+
+
+def _resolve_all(st: Store, refs, listing=None) -> list[Run]:
+    """Runs by id, id prefix, listing index or index range (Guild's rules),
+    each once, in the order named."""
+    if isinstance(refs, (str, Run)):
+        refs = [refs]
+    out, seen = [], set()
+    for ref in refs:
+        for r in ([ref] if isinstance(ref, Run) else st.select([ref], listing)):
+            if r.id not in seen:
+                seen.add(r.id)
+                out.append(r)
+    return out
+
+
+def _with_listing_indices(st: Store, runs: list[Run]) -> RunList:
+    """The runs newest first, numbered as ``runs`` (the full listing) numbers
+    them, so an index means the same run in every listing."""
+    wanted = {r.id for r in runs}
+    places = [(i, r) for i, r in enumerate(st.runs(), 1) if r.id in wanted]
+    return RunList([r for _, r in places], indices=[i for i, _ in places])
+
+
+def listing_refs(refs, listing) -> list[str]:
+    """Run references with indices and ranges (``3``, ``2:4``) into
+    ``listing`` (a run list shown earlier) made full ids, each checked to
+    still exist; ids, prefixes and numbers outside the listing are kept as
+    they are (Guild reads those as id prefixes)."""
+    import os
+
+    from ..store.store import parse_index_range
+
+    if listing is None:
+        return list(refs)
+    out = []
+    for ref in refs:
+        span = parse_index_range(ref) if isinstance(ref, str) else None
+        if span is not None and span[0] >= 0 and (span[1] is None or span[1] <= len(listing)):
+            for i, r in enumerate(listing[span[0]:span[1]], span[0] + 1):
+                if not os.path.isdir(r.dir):
+                    raise BadInput(f"run {r.id[:8]} (index {i} of the latest listing) no longer exists")
+                out.append(r.id)
+        else:
+            out.append(ref)
+    return out
+
+
+def store_home(store=None) -> str:
+    """The Guild home ``store`` names (see ``resolve_store``)."""
+    return resolve_store(store).home

@@ -1,0 +1,126 @@
+"""Staging and starting runs: ``run`` and the warnings it gives."""
+
+from __future__ import annotations
+
+import sys
+
+from .. import validate
+from ..engine.gpuspec import parse_gpu_spec
+from ..execution import batch, launch
+from ..opdef import ScriptOp
+from ..display import RunList
+from ..store import transitions
+from ..store.run import Run
+from .planning import plan_trials
+from .selection import _with_listing_indices, resolve_store
+
+
+def run(
+    script: str,
+    *assignments: str,
+    flags: dict | None = None,
+    gpus=None,
+    label: str | None = None,
+    stage: bool = False,
+    foreground: bool = False,
+    max_trials: int | None = None,
+    random_seed: int | None = None,
+    dry_run: bool = False,
+    store=None,
+    cwd: str | None = None,
+    stream=None,
+    op: ScriptOp | None = None,
+    echo: bool = False,
+):
+    """Stages or starts runs of ``script``.
+
+    ``run("train.py", "lr=[0.1,0.01]", stage=True)`` stages a two-trial sweep.
+    Without ``stage`` the trials run one after another, as Guild runs them:
+    in the background (a batch host process starts each in turn; this returns
+    once the first one runs), or with ``foreground`` here, each trial's
+    output streaming to ``stream`` (default ``sys.stdout``; with ``echo``
+    the runs write straight to this process's stdout, as a terminal wants).
+    Interrupting a foreground sweep stops the current trial and records the
+    rest as never started. Returns a ``RunList`` (staged or started runs, or
+    for ``dry_run`` the trials' flag dicts).
+    """
+    validate.script(script, op)
+    validate.assignments(assignments)
+    validate.flags(flags)
+    validate.gpus(gpus)
+    validate.text("label", label)
+    for _name, _value in (("stage", stage), ("foreground", foreground), ("dry_run", dry_run), ("echo", echo)):
+        validate.boolean(_name, _value)
+    validate.count("max_trials", max_trials)
+    validate.count("random_seed", random_seed)
+    validate.store(store)
+    validate.path("cwd", cwd)
+    validate.stream(stream)
+    gpus = parse_gpu_spec(gpus if gpus is None or isinstance(gpus, str) else ",".join(str(g) for g in gpus))
+    op = op or ScriptOp.from_path(script, cwd)
+    trials = plan_trials(op, assignments, flags, max_trials, random_seed)
+    if dry_run:
+        return [dict(op.defaults, **t) for t in trials]
+    _warn_flags_shadowing_scalars(op)
+    warn_unknown_gpus(gpus)
+    st = resolve_store(store)
+    st.ensure_writable()
+    specs = [op.spec(t, gpus=gpus, label=label) for t in trials]
+    if stage:
+        return _with_listing_indices(st, transitions.create(st, specs, staged=True))
+    # Claimed by this process until started, so no queue takes them.
+    created = transitions.create(st, specs, staged=False)
+    if foreground:
+        runner = batch.TrialRunner(st, created, stream=None if echo else (stream or sys.stdout), echo=echo)
+        return RunList(runner.run())
+    if len(created) == 1:
+        launch.start(created[0])
+    else:
+        batch.start_in_background(st, created)
+    return RunList(r.refresh() for r in created)
+
+
+def warn_unknown_gpus(spec: str | None) -> None:
+    """A GPU that NVML does not report is most likely a typo: warn (not an
+    error: the run may be meant for another machine). Silent without NVML."""
+    if not spec:
+        return
+    import warnings
+
+    from ..engine.gpus import default_probe
+    from ..engine.gpuspec import unknown_gpus
+    from ..errors import GuildJupyterWarning
+
+    report = default_probe().read()
+    if not report.gpus:
+        return  # no NVIDIA GPU here (or NVML absent): nothing to check against
+    missing = unknown_gpus(spec, report.gpus)
+    if missing:
+        known = ", ".join(str(g.index) for g in report.gpus)
+        warnings.warn(f"GPU {', '.join(missing)} is not among the GPUs NVML reports on this machine ({known})",
+                      GuildJupyterWarning, stacklevel=3)
+
+
+def _warn_flags_shadowing_scalars(op: ScriptOp) -> None:
+    """A flag named like a scalar the script prints (``loss = 2.0`` and
+    ``print(f"loss: ...")``) hides that scalar, as in Guild: say so."""
+    import warnings
+
+    from ..errors import GuildJupyterWarning
+    from ..execution.source_checks import printed_scalar_names
+
+    try:
+        printed = printed_scalar_names(op.source.decode("utf-8"))
+    except UnicodeDecodeError:
+        return
+    shadowed = sorted((set(op.defaults) & printed) - {"step"})
+    if shadowed:
+        names = ", ".join(shadowed)
+        warnings.warn(f"{op.name}: flag{'s' if len(shadowed) > 1 else ''} {names} also name{'' if len(shadowed) > 1 else 's'} "
+                      f"scalar output ({shadowed[0]}: ...); like Guild, such lines are not recorded as scalars: "
+                      f"rename the variable to keep them", GuildJupyterWarning, stacklevel=3)
+
+
+def follow_output(run: Run, stream, done, interval: float = 0.02) -> None:
+    """Copies a run's output to ``stream`` as it grows, until ``done()``."""
+    batch.follow_output(run, stream, done, interval)

@@ -1,0 +1,88 @@
+"""How a queue's loop (``loop.QueueLoop``) starts the runs it claims: the
+``RunStarter`` protocol and its ``RunHandle``, and ``LocalStarter``, this
+machine's (script runs through our supervisor, Guild's own operations
+through ``guild run --restart``). Other hosts inject their own (a Dask
+cluster's)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from typing import Protocol
+
+from ..errors import RunStartError
+from ..store.run import Run
+
+
+class RunHandle(Protocol):
+    """A started run, as its starter sees it."""
+
+    def done(self) -> bool:
+        """True once the run has ended (its outcome is recorded)."""
+
+
+class RunStarter(Protocol):
+    """How a host starts the runs its loop claims (a pending run, claimed by
+    this process for the queue)."""
+
+    def cannot_start(self, run: Run) -> str | None:
+        """Why this starter can never start ``run`` (it is then skipped), or None."""
+
+    def start(self, run: Run) -> RunHandle:
+        """Starts ``run``; returns once it is running. Raises
+        ``GuildJupyterError`` (or ``OSError``) when it cannot."""
+
+
+class _ProcessHandle:
+    __slots__ = ("proc",)
+
+    def __init__(self, proc):
+        self.proc = proc
+
+    def done(self) -> bool:
+        return self.proc.poll() is not None
+
+
+class LocalStarter:
+    """Script runs: our supervisor, detached (``launch.start``). Guild's own
+    operations: ``guild run --restart``, when the guild command is installed."""
+
+    def __init__(self, store):
+        self.store = store
+        self.guild_exe = find_guild()
+
+    def cannot_start(self, run: Run) -> str | None:
+        if run.opref[0] == "script" or self.guild_exe:
+            return None
+        return f"{run.op_name} is a Guild operation and the guild command is not installed"
+
+    def start(self, run: Run) -> RunHandle:
+        from ..execution import launch
+
+        if run.opref[0] == "script":
+            return _ProcessHandle(launch.start(run, retry_disk_faults=True))
+        return _ProcessHandle(self._start_with_guild(run))
+
+    def _start_with_guild(self, run: Run) -> subprocess.Popen:
+        env = dict(os.environ, GUILD_HOME=self.store.home, NO_RESTARTING_MSG="1")
+        cmd = [self.guild_exe, "run", "--restart", run.id, "--yes"]
+        if run.gpus:
+            cmd += ["--gpus", run.gpus]
+        out = open(os.devnull, "wb")
+        try:
+            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                    start_new_session=True)
+        except OSError as e:
+            raise RunStartError(f"cannot run guild: {e}") from e
+        finally:
+            out.close()
+        return proc  # the loop's poll() collects it
+
+
+def find_guild() -> str | None:
+    exe = os.path.join(os.path.dirname(sys.executable), "guild")
+    if os.access(exe, os.X_OK):
+        return exe
+    return shutil.which("guild")

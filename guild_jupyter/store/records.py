@@ -1,0 +1,113 @@
+"""Who owns a run: the records the lifecycle keeps next to a run.
+
+- A claim (the PENDING marker's content): the claimer's pid and start time,
+  and the queue it serves. Guild writes PENDING empty; an empty one is
+  never ours.
+- The run's processes (``LOCK.procs``): the script and the descendants the
+  supervisor saw, so that if the supervisor is killed they can be ended.
+- The start record (``LOCK.start``): the pid LOCK names and its start time.
+
+Claims. A claim of ours is a record in the PENDING marker naming the
+claimer (pid + start time, see :mod:`guild_jupyter.procs`). Guild writes
+PENDING empty (while it resolves dependencies, possibly for minutes); an
+empty PENDING is never touched by us, however old. A claim whose claimer is
+dead is returned to staged (if the run was staged) or recorded as never
+started. A PENDING whose record is unreadable cannot be Guild's (Guild's is
+empty) and our writes are atomic, so it is a damaged claim of ours: it is
+treated as a dead one, and the log says why.
+
+Start records. ``LOCK.start`` holds ``{"pid", "start"}`` of the process
+named in LOCK. It names its pid, so a record left by a killed supervisor
+never applies to a LOCK written later by someone else (``guild run
+--restart``); a LOCK without a matching record is Guild's, and its pid is
+the run's only if that process started no later than the LOCK was written.
+
+Reading these is for anyone. Claims and start records are written only by
+:mod:`.transitions`, with the status change they belong to;
+``record_processes`` (which the supervisor calls through ``transitions``)
+writes ``LOCK.procs``, a record that changes no status.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ..procs import Identity
+from . import attrs as attrlib
+from .run import LOCK_PROCS, PENDING_MARKER, Run
+
+
+class Claim:
+    """Who claimed a pending run: the process, and the queue run it serves."""
+
+    __slots__ = ("owner", "queue_id", "kind")
+
+    def __init__(self, owner: Identity, queue_id: str | None = None, kind: str = "queue"):
+        self.owner = owner
+        self.queue_id = queue_id
+        self.kind = kind
+
+    @classmethod
+    def by_this_process(cls, queue_id: str | None = None, kind: str = "queue") -> "Claim":
+        return cls(Identity.current(), queue_id, kind)
+
+    def encode(self) -> str:
+        rec = self.owner.as_record()
+        rec["kind"] = self.kind
+        if self.queue_id:
+            rec["queue"] = self.queue_id
+        return json.dumps(rec) + "\n"
+
+
+def read_claim(run: Run):
+    """The claim in a run's PENDING marker: a ``Claim``; ``None`` for an
+    ownerless (Guild's) PENDING or no PENDING; ``"damaged"`` for an
+    unreadable record."""
+    try:
+        with open(run.path(PENDING_MARKER), "rb") as f:
+            data = f.read(4096)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return "damaged"
+    if not data.strip():
+        return None
+    try:
+        rec = json.loads(data.decode("utf-8"))
+    except ValueError:
+        return "damaged"
+    owner = Identity.from_record(rec)
+    if owner is None:
+        return "damaged"
+    queue_id = rec.get("queue") if isinstance(rec.get("queue"), str) else None
+    kind = rec.get("kind") if isinstance(rec.get("kind"), str) else "queue"
+    return Claim(owner, queue_id, kind)
+
+
+# -- small helpers --------------------------------------------------------------
+
+
+def record_processes(run: Run, idents: list[Identity]) -> None:
+    """Remembers the run's processes (its script and the descendants seen),
+    so that if the supervisor is killed they can still be ended."""
+    try:
+        attrlib.write_atomic(run.path(LOCK_PROCS), json.dumps([i.as_record() for i in idents]))
+    except OSError:
+        pass
+
+
+def recorded_processes(run: Run) -> list[Identity]:
+    try:
+        with open(run.path(LOCK_PROCS), "rb") as f:
+            recs = json.loads(f.read())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(recs, list):
+        return []
+    return [i for i in (Identity.from_record(r) for r in recs) if i is not None]
+
+
+def has_our_start_record(run: Run) -> bool:
+    """LOCK was written by a process of ours (its start record names it)."""
+    rec = run._start_record()
+    return rec is not None and rec.pid == run.lock_pid()
