@@ -26,25 +26,37 @@ def queue(
     """Starts a queue: a daemon thread in this process, or with ``background``
     a detached process that outlives it. ``queue("gpus=0", run_once=True)``.
     Returns a handle with ``.id``, ``.status``, ``.stop()`` and ``.join()``."""
-    validate.assignments(assignments)
-    validate.gpus(gpus)
-    validate.yes_no("wait_for_running", wait_for_running)
-    validate.yes_no("run_once", run_once)
-    validate.poll_interval(poll_interval)
     validate.boolean("background", background)
+    config, st = _configured(assignments, store, gpus=gpus, wait_for_running=wait_for_running,
+                             run_once=run_once, poll_interval=poll_interval)
+    if background:
+        from ..engine.hosts import DetachedQueue
+
+        return DetachedQueue.start(st, config)
+    return _thread_queue(st, config, "thread")
+
+
+def _configured(assignments, store, **values):
+    """Validated queue flags and the store, writable: what every host needs."""
+    validate.assignments(assignments)
+    validate.gpus(values.get("gpus"))
+    validate.yes_no("wait_for_running", values.get("wait_for_running"))
+    validate.yes_no("run_once", values.get("run_once"))
+    validate.poll_interval(values.get("poll_interval"))
     validate.store(store)
     from ..engine.config import parse_queue_flags
-    from ..engine.hosts import DetachedQueue, ThreadQueue
 
-    config = parse_queue_flags(
-        assignments, gpus=gpus, wait_for_running=wait_for_running, run_once=run_once, poll_interval=poll_interval
-    )
+    config = parse_queue_flags(assignments, **values)
     warn_unknown_gpus(config.gpus)
     st = resolve_store(store)
     st.ensure_writable()
-    if background:
-        return DetachedQueue.start(st, config)
-    q = ThreadQueue(st, config)
+    return config, st
+
+
+def _thread_queue(st, config, host: str):
+    from ..engine.hosts import ThreadQueue
+
+    q = ThreadQueue(st, config, host=host)
     queue_registry.register(q)
     return q
 
@@ -66,16 +78,10 @@ def serve_queue(*assignments: str, echo=None, on_start=None, store=None) -> int:
     process holds the queue run, its log also goes to ``echo``. Calls
     ``on_start(queue_id)`` once the signals are handled. Returns the queue
     run's exit status: 0 done, -N stopped by signal N, else failed."""
-    validate.assignments(assignments)
     validate.stream(echo)
-    validate.store(store)
-    from ..engine.config import parse_queue_flags
     from ..engine.hosts import ForegroundQueue
 
-    config = parse_queue_flags(assignments)
-    warn_unknown_gpus(config.gpus)
-    st = resolve_store(store)
-    st.ensure_writable()
+    config, st = _configured(assignments, store)
     q = ForegroundQueue(st, config, echo=echo)
     return q.serve(ready=None if on_start is None else (lambda: on_start(q.id)))
 
@@ -86,21 +92,6 @@ def host_queue(host: str, *assignments: str, gpus=None, wait_for_running=None, r
     ``host`` (the Jupyter server's queues: ``"server"``), registered in
     ``queue_registry``. Options as ``queue()``. Returns the ``QueueHost``."""
     validate.text("host", host, optional=False)
-    validate.assignments(assignments)
-    validate.gpus(gpus)
-    validate.yes_no("wait_for_running", wait_for_running)
-    validate.yes_no("run_once", run_once)
-    validate.poll_interval(poll_interval)
-    validate.store(store)
-    from ..engine.config import parse_queue_flags
-    from ..engine.hosts import ThreadQueue
-
-    config = parse_queue_flags(
-        assignments, gpus=gpus, wait_for_running=wait_for_running, run_once=run_once, poll_interval=poll_interval
-    )
-    warn_unknown_gpus(config.gpus)
-    st = resolve_store(store)
-    st.ensure_writable()
-    q = ThreadQueue(st, config, host=host)
-    queue_registry.register(q)
-    return q
+    config, st = _configured(assignments, store, gpus=gpus, wait_for_running=wait_for_running,
+                             run_once=run_once, poll_interval=poll_interval)
+    return _thread_queue(st, config, host)
