@@ -38,6 +38,10 @@ _forked: list = []  # supervisors forked by this process, reaped as they end
 
 
 def _fork_supervisor(run: Run, echo: bool, timeout: float, retry_disk_faults: bool = False):
+    from ..procs import prepare_subreaper
+    from .supervisor import Supervisor  # imported here, once: every forked supervisor inherits it
+
+    prepare_subreaper()  # likewise: ctypes and libc, loaded once by this launcher
     _forked[:] = [p for p in _forked if p.poll() is None]
     r, w = os.pipe()
     forking.flush_std()
@@ -54,8 +58,6 @@ def _fork_supervisor(run: Run, echo: bool, timeout: float, retry_disk_faults: bo
             else:
                 forking.redirect_std()
             forking.close_fds_except(keep={w})
-            from .supervisor import Supervisor
-
             code = Supervisor(run.dir, echo=echo, ready_fd=w).main()
         except BaseException as e:  # noqa: BLE001 - report and leave
             report_ready(w, f"error: {type(e).__name__}: {e}")

@@ -61,7 +61,8 @@ KILL_WAIT = 10.0  # processes that outlive SIGKILL this long (stuck in the kerne
 DRAIN_IDLE = 0.25  # the tree is gone: stop waiting for more output after this idle time ...
 DRAIN_MAX = 2.0  # ... or this long in all
 PIPE_SIZE = 1 << 20
-BATCH_PAUSE = 0.002  # after a read, let output gather in the pipe (fewer wake-ups of the script)
+BATCH_PAUSE = 0.002  # after a big read, let output gather in the pipe (fewer wake-ups of the script)
+BATCH_AFTER = 16384  # bytes: a read this big means a flood of output; smaller ones are not delayed
 F_SETPIPE_SZ = 1031
 
 
@@ -85,6 +86,7 @@ class Supervisor(OutputTee, ProcessTree):
         self.main_status: int | None = None
         self.stop_requested = False
         self._stop_handled = False
+        self._last_read = 0  # bytes of the last read of the output pipe
         self._stopped_running = True  # the stop came while the main process ran
         self._kill_at: float | None = None
         self._killed_at: float | None = None  # when SIGKILL was first sent
@@ -137,11 +139,11 @@ class Supervisor(OutputTee, ProcessTree):
             self._ready("ok")
             self._append_output(f"guild_jupyter: cannot start the run: {e}\n".encode())
             return 1
+        self._ready("ok")  # first: the launcher waits for it; the script already runs
         self.main_ident = Identity.of(self.proc.pid)
         if self.main_ident is not None:
             self._known[self.main_ident.pid] = self.main_ident
             self._record_processes([self.main_ident])
-        self._ready("ok")
         self._open_output()
         self._loop()
         return self.main_status if self.main_status is not None else -signal.SIGKILL
@@ -278,7 +280,7 @@ class Supervisor(OutputTee, ProcessTree):
                 idle_since = max(last_data or 0.0, tree_gone_at)
                 if now - tree_gone_at >= DRAIN_MAX or now - idle_since >= DRAIN_IDLE:
                     return
-            elif got:
+            elif got and self._last_read >= BATCH_AFTER:
                 wake_only.poll(int(BATCH_PAUSE * 1000))
 
     # -- the outcome ----------------------------------------------------------

@@ -35,6 +35,7 @@ class OutputTee:
             return False
         if not data:
             return False
+        self._last_read = len(data)
         self._write_output(data)
         if self.echo:
             self._echo(data)
