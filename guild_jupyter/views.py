@@ -19,8 +19,7 @@ from __future__ import annotations
 import math
 import time
 
-from .engine.policy import ANY_GPU, gpus_phrase
-from .engine.queue_status import describe_queue
+from .engine.gpuspec import ANY_GPU, gpus_phrase
 from .store.run import COMPLETED, ERROR, FINISHED, PENDING, RUNNING, STAGED, STATUSES, TERMINATED
 from .store.store import flags_label, format_flag_value
 
@@ -250,3 +249,11 @@ def queue_row(q) -> dict:
         "current_short": q.current[:8] if q.current else None,
         "description": describe_queue(q),
     }
+
+
+def describe_queue(q) -> str:
+    """A queue in one readable line (loaded on use: listings of runs alone,
+    like every CLI command's start, need none of the queue machinery)."""
+    from .engine.queue_status import describe_queue as describe
+
+    return describe(q)

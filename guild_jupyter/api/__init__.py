@@ -9,25 +9,47 @@ registry), ``viewing`` (compare, the store monitor)."""
 
 from __future__ import annotations
 
-import sys  # noqa: F401 - the names api.py had, kept
+import importlib
 
-from .. import sweeps as sweeplib  # noqa: F401
-from .. import validate  # noqa: F401
-from ..display import RunList  # noqa: F401
-from ..engine.gpuspec import parse_gpu_spec  # noqa: F401
-from ..engine.queue_status import QueueRegistry  # noqa: F401
-from ..errors import BadInput, FlagError, SweepError, WrongState  # noqa: F401
-from ..execution import batch, control, launch  # noqa: F401
-from ..execution.batch import SweepInterrupted  # noqa: F401
-from ..opdef import ScriptOp  # noqa: F401
-from ..store import transitions  # noqa: F401
-from ..store.run import ERROR, FINISHED, PENDING, RUNNING, STAGED, Run  # noqa: F401
 from ..store.store import Store
-from .lifecycle import delete, output, output_from, runs, stop, unstage, wait, wait_until  # noqa: F401
-from .planning import _list_flag_spec, _raw_value, cell_op, flag_names, plan_trials  # noqa: F401
-from .queueing import host_queue, queue, queue_registry, queues, serve_queue  # noqa: F401
-from .selection import _resolve_all, _with_listing_indices, listing_refs, resolve_store, store_home  # noqa: F401
-from .starting import _warn_flags_shadowing_scalars, follow_output, run, warn_unknown_gpus  # noqa: F401
-from .viewing import compare, monitor  # noqa: F401
+
+# Every name is loaded on first use (PEP 562): a CLI command imports only the
+# parts it calls, which keeps each command's start-up short.
+_NAMES = {
+    ".lifecycle": "delete output output_from runs stop unstage wait wait_until",
+    ".planning": "_list_flag_spec _raw_value cell_op flag_names plan_trials",
+    ".queueing": "host_queue queue queue_registry queues serve_queue",
+    ".selection": "_resolve_all _with_listing_indices listing_refs resolve_store store_home",
+    ".starting": "_warn_flags_shadowing_scalars follow_output run warn_unknown_gpus",
+    ".viewing": "compare monitor",
+    "..display": "RunList",
+    "..engine.gpuspec": "parse_gpu_spec",
+    "..engine.queue_status": "QueueRegistry",
+    "..errors": "BadInput FlagError SweepError WrongState",
+    "..execution.batch": "SweepInterrupted",
+    "..opdef": "ScriptOp",
+    "..store.run": "ERROR FINISHED PENDING RUNNING STAGED Run",
+}
+_WHERE = {name: module for module, names in _NAMES.items() for name in names.split()}
+_MODULES = {"sweeplib": "..sweeps", "validate": "..validate", "batch": "..execution.batch",
+            "control": "..execution.control", "launch": "..execution.launch", "transitions": "..store.transitions",
+            "sys": "sys"}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name], __name__), name)
+    elif name in _MODULES:
+        target = _MODULES[name]
+        value = importlib.import_module(target, __name__ if target.startswith(".") else None)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE) | set(_MODULES))
+
 
 __all__ = ["Store", "run", "runs", "stop", "unstage", "delete", "output", "resolve_store", "plan_trials"]

@@ -71,3 +71,16 @@ def unknown_gpus(spec: str | None, reported) -> list[str]:
         if not found:
             out.append(gpu)
     return out
+
+
+#: The one wording for "no GPU affinity": a run without ``--gpus`` runs on
+#: any GPU, a queue without ``gpus`` serves such runs only. Every front end
+#: says it this way (``views.ANY_GPU``).
+ANY_GPU = "any GPU"
+
+
+def gpus_phrase(gpus: str | None) -> str:
+    """``any GPU``, ``GPU 2`` or ``GPUs 0,1``."""
+    if not gpus:
+        return ANY_GPU
+    return f"GPUs {gpus}" if "," in str(gpus) else f"GPU {gpus}"
