@@ -9,8 +9,6 @@ that shows its first rows only), ``Trials`` (a dry run), ``RunOutput``,
 
 from __future__ import annotations
 
-import html
-import itertools
 
 from . import views
 
@@ -24,6 +22,8 @@ FLAGS_STYLE = "text-align:left;white-space:normal;overflow-wrap:anywhere;font-fa
 
 
 def _e(text) -> str:
+    import html  # on use: html.entities costs a millisecond of every command
+
     return html.escape("" if text is None else str(text))
 
 

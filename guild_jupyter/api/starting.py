@@ -104,15 +104,20 @@ def warn_unknown_gpus(spec: str | None) -> None:
 def _warn_flags_shadowing_scalars(op: ScriptOp) -> None:
     """A flag named like a scalar the script prints (``loss = 2.0`` and
     ``print(f"loss: ...")``) hides that scalar, as in Guild: say so."""
+    try:
+        source = op.source.decode("utf-8")
+    except UnicodeDecodeError:
+        return
+    # Cheap first: tokenizing (and importing tokenize) costs milliseconds on
+    # every run's path; only a flag name followed by ':' somewhere can matter.
+    if not any(f"{name}:" in source for name in op.defaults if name != "step"):
+        return
     import warnings
 
     from ..errors import GuildJupyterWarning
     from ..execution.source_checks import printed_scalar_names
 
-    try:
-        printed = printed_scalar_names(op.source.decode("utf-8"))
-    except UnicodeDecodeError:
-        return
+    printed = printed_scalar_names(source)
     shadowed = sorted((set(op.defaults) & printed) - {"step"})
     if shadowed:
         names = ", ".join(shadowed)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import select
-import subprocess
 import sys
 import time
+
+from typing import TYPE_CHECKING
 
 from ..errors import RunStartError
 from . import forking
 from ..store.run import Run
+
+if TYPE_CHECKING:
+    import subprocess
 
 READY_TIMEOUT = 30.0
 
@@ -73,6 +77,8 @@ def start_process(run: Run, cmd: list, *, echo: bool = False, timeout: float = R
                   retry_disk_faults: bool = False) -> subprocess.Popen:
     """Starts ``cmd --ready-fd N`` detached (own session) and waits for it to
     write ``ok`` (it holds the run) or ``error: why`` on that descriptor."""
+    import subprocess  # the spawn path only: forking launchers never need it
+
     r, w = os.pipe()
     try:
         proc = subprocess.Popen(

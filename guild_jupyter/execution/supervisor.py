@@ -41,7 +41,6 @@ from __future__ import annotations
 import os
 import select
 import signal
-import subprocess
 import sys
 import time
 
@@ -183,6 +182,8 @@ class Supervisor(OutputTee, ProcessTree):
         if forking.can_fork():
             self.proc = forkscript.fork_script(cmd[-1], env, self.run.dir)
         else:
+            import subprocess  # spawning only: a forked script needs none of it
+
             self.proc = subprocess.Popen(
                 cmd,
                 cwd=self.run.dir,

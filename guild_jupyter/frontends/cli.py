@@ -12,7 +12,6 @@ import signal
 import sys
 
 from .. import api
-from ..display import Trials
 from ..errors import GuildJupyterError
 from . import commands as C
 
@@ -76,6 +75,8 @@ def _run(args) -> int:
         max_trials=args.max_trials, random_seed=args.random_seed, dry_run=args.dry_run, store=args.store,
     )
     if args.dry_run:
+        from ..display import Trials
+
         print(Trials(result))
     elif args.stage:
         print(result)  # numbered as `runs` numbers them

@@ -13,7 +13,6 @@ A front end is ``CLI`` (``guild-jupyter``), ``LINE`` (``%guild``) or
 from __future__ import annotations
 
 import argparse
-import difflib
 
 from ..views import STATUSES
 
@@ -253,6 +252,8 @@ class HelpShown(Exception):
 
 def suggest(word: str, choices) -> str:
     """`` (did you mean 'runs'?)`` when a choice is close to ``word``."""
+    import difflib
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

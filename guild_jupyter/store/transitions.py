@@ -34,7 +34,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 
 from ..errors import RunStartError, StoreError, StoreNotWritable, WrongState
 from ..procs import Identity, kill_identities, tree_identities
@@ -119,12 +118,15 @@ def create(store, specs: list, *, staged: bool, owner: Claim | None = None) -> l
                     moved.append(dest)
             except BaseException:
                 for dest in moved:
-                    shutil.rmtree(dest, ignore_errors=True)
+                    _rmtree(dest)
                 raise
     except OSError as e:
         raise _store_error(e, f"initialize runs in {store.runs_dir}") from e
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        try:
+            os.rmdir(scratch)  # empty once every run moved out: no shutil on the common path
+        except OSError:
+            _rmtree(scratch)
     store.notify_change()
     return [Run(d) for d in moved]
 
@@ -386,8 +388,14 @@ def delete(store, run: Run) -> None:
             os.makedirs(trash, exist_ok=True)
             dest = os.path.join(trash, run.id)
             if os.path.exists(dest):
-                shutil.rmtree(dest)
+                _rmtree(dest, ignore_errors=False)
             os.rename(run.dir, dest)
         except OSError as e:
             raise _store_error(e, f"delete run {run.id[:8]}") from e
     store.notify_change()
+
+
+def _rmtree(path: str, ignore_errors: bool = True) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)
