@@ -37,6 +37,7 @@ from test_invariants import (  # noqa: F401 - ``marked`` is a fixture
     sigkill,
     start_record_problems,
     starts,
+    stop_everything,
     wait_no_orphans,
 )
 
@@ -204,11 +205,4 @@ def test_each_run_starts_exactly_once_under_mixed_queues_and_kills(tmp_path, gui
         assert sum(by[q] for q in ours) >= 1, "our queues started no run"
     finally:
         killer.kill_victim()
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
-        try:
-            api.stop(queues=True, timeout=15)
-        except Exception:  # noqa: BLE001 - cleanup only
-            pass
+        stop_everything(procs)

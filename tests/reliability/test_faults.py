@@ -31,6 +31,7 @@ from test_invariants import (  # noqa: F401 - ``marked`` is a fixture
     sigkill,
     start_record_problems,
     starts,
+    stop_everything,
     wait_no_orphans,
 )
 
@@ -220,14 +221,7 @@ def test_unstage_stop_and_delete_racing_three_queues(tmp_path, guild_home, marke
         assert sum(len(v) for v in done.values()) >= 5, f"the race hardly raced: {dict(done)}"
         assert counts, "no run started"
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
-        try:
-            api.stop(queues=True, timeout=15)
-        except Exception:  # noqa: BLE001 - cleanup only
-            pass
+        stop_everything(procs)
 
 
 # -- the store's disk fills up -----------------------------------------------------------------------

@@ -215,6 +215,18 @@ def start_record_problems(home, log, runs: dict, exempt=()) -> list[str]:
     return out
 
 
+def stop_everything(procs) -> None:
+    """Cleanup: kill the test's own processes, then stop every queue."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+    try:
+        api.stop(queues=True, timeout=15)
+    except Exception:  # noqa: BLE001 - cleanup only
+        pass
+
+
 def sigkill(pid: int) -> None:
     try:
         os.kill(pid, signal.SIGKILL)
@@ -312,8 +324,9 @@ DRIVER = textwrap.dedent(
         api.delete(r.id)
         note(action="deleted", id=r.id, was=r.status)
 
-    def kill_supervisor():
-        cands = [r for r in listing("running") if not r.is_queue]
+    def kill_holder(queues, action):
+        """kill -9 of the process holding a random running run (or queue)."""
+        cands = [r for r in listing("running") if r.is_queue == queues]
         if not cands:
             return "skip"
         r = rng.choice(cands)
@@ -321,18 +334,13 @@ DRIVER = textwrap.dedent(
         if h is None:
             return "skip"
         os.kill(h.pid, signal.SIGKILL)
-        note(action="killed_supervisor", id=r.id, pid=h.pid)
+        note(action=action, id=r.id, pid=h.pid)
+
+    def kill_supervisor():
+        return kill_holder(False, "killed_supervisor")
 
     def kill_queue():
-        cands = [r for r in listing("running") if r.is_queue]
-        if not cands:
-            return "skip"
-        r = rng.choice(cands)
-        h = r.lock_holder()
-        if h is None:
-            return "skip"
-        os.kill(h.pid, signal.SIGKILL)
-        note(action="killed_queue", id=r.id, pid=h.pid)
+        return kill_holder(True, "killed_queue")
 
     def stop_queue():
         cands = [r for r in listing("running") if r.is_queue]
