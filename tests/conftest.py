@@ -55,6 +55,24 @@ def project(tmp_path):
     return d
 
 
+@pytest.fixture(params=["fork", "spawn"])
+def launcher(request):
+    """Run a test both ways a supervisor starts: a single-threaded launcher
+    forks it; one with other threads (a kernel) spawns ``python -m
+    ...supervisor``."""
+    import threading
+
+    if request.param == "fork":
+        yield request.param
+        return
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait, daemon=True)
+    t.start()
+    yield request.param
+    stop.set()
+    t.join()
+
+
 def wait_for(predicate, timeout=30.0, interval=0.02, message="condition"):
     """Polls ``predicate`` until it returns a truthy value or the deadline passes."""
     deadline = time.monotonic() + timeout

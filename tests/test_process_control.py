@@ -42,23 +42,6 @@ def _no_leftovers(guild_home):
                 pass
 
 
-@pytest.fixture(params=["fork", "spawn"])
-def launcher(request):
-    """A single-threaded launcher forks the supervisor; one with other
-    threads (a kernel) spawns ``python -m ...supervisor``."""
-    import threading
-
-    if request.param == "fork":
-        yield request.param
-        return
-    stop = threading.Event()
-    t = threading.Thread(target=stop.wait, daemon=True)
-    t.start()
-    yield request.param
-    stop.set()
-    t.join()
-
-
 def _start(project, name: str, source: str, *assignments: str) -> Run:
     (project / name).write_text(textwrap.dedent(source))
     return api.run(str(project / name), *assignments)[0]

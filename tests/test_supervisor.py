@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 
-import pytest
 
 from conftest import wait_for
 from guild_jupyter import api
@@ -126,23 +125,6 @@ print("name", __name__, "helper", helper.VALUE, "cwd-is-run", os.getcwd() == os.
 print("argv0", os.path.basename(sys.argv[0]))
 sys.exit(code)
 '''
-
-
-@pytest.fixture(params=["fork", "spawn"])
-def launcher(request):
-    """A single-threaded launcher forks the supervisor; one with other
-    threads (a kernel) spawns it: run each test both ways."""
-    import threading
-
-    if request.param == "fork":
-        yield request.param
-        return
-    stop = threading.Event()
-    t = threading.Thread(target=stop.wait, daemon=True)
-    t.start()
-    yield request.param
-    stop.set()
-    t.join()
 
 
 def test_script_runs_like_a_fresh_python(project, launcher):
