@@ -73,6 +73,21 @@ def launcher(request):
     t.join()
 
 
+@pytest.fixture(scope="session")
+def ipython(tmp_path_factory):
+    """One real IPython shell for the suite (magics and completion tests)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    if not InteractiveShell.initialized():
+        os.environ["IPYTHONDIR"] = str(tmp_path_factory.mktemp("ipython"))
+        from traitlets.config import Config
+
+        config = Config()
+        config.HistoryManager.hist_file = ":memory:"
+        return InteractiveShell.instance(config=config)
+    return InteractiveShell.instance()
+
+
 def wait_for(predicate, timeout=30.0, interval=0.02, message="condition"):
     """Polls ``predicate`` until it returns a truthy value or the deadline passes."""
     deadline = time.monotonic() + timeout

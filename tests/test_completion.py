@@ -7,22 +7,9 @@ import os
 
 import pytest
 from IPython.core.completer import provisionalcompleter
-from IPython.core.interactiveshell import InteractiveShell
 
 from guild_jupyter import api
 from guild_jupyter.frontends import commands as C
-
-
-@pytest.fixture(scope="module")
-def ipython(tmp_path_factory):
-    if not InteractiveShell.initialized():
-        os.environ["IPYTHONDIR"] = str(tmp_path_factory.mktemp("ipython"))
-        from traitlets.config import Config
-
-        config = Config()
-        config.HistoryManager.hist_file = ":memory:"
-        return InteractiveShell.instance(config=config)
-    return InteractiveShell.instance()
 
 
 @pytest.fixture

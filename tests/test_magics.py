@@ -13,7 +13,6 @@ import threading
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 
 from conftest import run_dirs, wait_for
 from guild_jupyter import api
@@ -30,18 +29,6 @@ CELL = textwrap.dedent(
         print(f"loss: {lr / (step + 1):.4f}")
     """
 )
-
-
-@pytest.fixture(scope="session")
-def ipython(tmp_path_factory):
-    if not InteractiveShell.initialized():
-        os.environ["IPYTHONDIR"] = str(tmp_path_factory.mktemp("ipython"))
-        from traitlets.config import Config
-
-        config = Config()
-        config.HistoryManager.hist_file = ":memory:"
-        return InteractiveShell.instance(config=config)
-    return InteractiveShell.instance()
 
 
 @pytest.fixture
