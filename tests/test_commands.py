@@ -14,7 +14,6 @@ import warnings
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 
 from guild_jupyter.frontends import cli
 from guild_jupyter.frontends import commands as C
@@ -25,18 +24,9 @@ SAMPLE = {C.RUN: "1", C.SCRIPT: "train.py", C.FLAG: "lr=0.5", C.QUEUE_FLAG: "run
 
 
 @pytest.fixture(scope="module")
-def shell(tmp_path_factory):
-    if not InteractiveShell.initialized():
-        os.environ["IPYTHONDIR"] = str(tmp_path_factory.mktemp("ipython"))
-        from traitlets.config import Config
-
-        config = Config()
-        config.HistoryManager.hist_file = ":memory:"
-        sh = InteractiveShell.instance(config=config)
-    else:
-        sh = InteractiveShell.instance()
-    sh.extension_manager.load_extension("guild_jupyter")
-    return sh
+def shell(ipython):
+    ipython.extension_manager.load_extension("guild_jupyter")
+    return ipython
 
 
 @pytest.fixture

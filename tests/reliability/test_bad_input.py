@@ -232,20 +232,9 @@ def test_api(store, case):
 
 
 @pytest.fixture(scope="module")
-def shell(tmp_path_factory):
-    from IPython.core.interactiveshell import InteractiveShell
-
-    if not InteractiveShell.initialized():
-        os.environ["IPYTHONDIR"] = str(tmp_path_factory.mktemp("ipython"))
-        from traitlets.config import Config
-
-        config = Config()
-        config.HistoryManager.hist_file = ":memory:"
-        sh = InteractiveShell.instance(config=config)
-    else:
-        sh = InteractiveShell.instance()
-    sh.extension_manager.load_extension("guild_jupyter")
-    return sh
+def shell(ipython):
+    ipython.extension_manager.load_extension("guild_jupyter")
+    return ipython
 
 
 MAGIC_CASES = [
