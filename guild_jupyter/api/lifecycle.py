@@ -116,15 +116,21 @@ def delete(*refs, store=None, listing=None) -> RunList:
                                  "`guild runs restore ID` brings a run back):")
 
 
+def _run_with_output(store, ref, listing=None) -> Run:
+    """The one run ``ref`` names, which must have started (a staged run has
+    no output yet)."""
+    r = _resolve_all(resolve_store(store), [ref], listing)[0]
+    if r.status == STAGED:
+        raise WrongState(f"run {r.id[:8]} is staged: it has no output until a queue starts it")
+    return r
+
+
 def output(ref, tail: int | None = None, store=None, listing=None) -> str:
     validate.run_ref(ref)
     validate.count("tail", tail)
     validate.store(store)
     validate.listing(listing)
-    st = resolve_store(store)
-    r = _resolve_all(st, [ref], listing)[0]
-    if r.status == STAGED:
-        raise WrongState(f"run {r.id[:8]} is staged: it has no output until a queue starts it")
+    r = _run_with_output(store, ref, listing)
     if tail is not None and tail < 0:
         raise BadInput("--tail must be a positive number of lines")
     from ..store import output as outputlib
@@ -143,10 +149,7 @@ def output_from(ref, offset: int = 0, limit: int | None = None, store=None) -> t
     validate.count("offset", offset)
     validate.count("limit", limit)
     validate.store(store)
-    st = resolve_store(store)
-    r = _resolve_all(st, [ref])[0]
-    if r.status == STAGED:
-        raise WrongState(f"run {r.id[:8]} is staged: it has no output until a queue starts it")
+    r = _run_with_output(store, ref)
     from ..store import output as outputlib
 
     data, offset = outputlib.read_from(r.path("output"), offset, limit)
