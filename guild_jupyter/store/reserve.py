@@ -31,11 +31,10 @@ def write_reserved(run: Run, name: str, path: str, data: str) -> bool:
 
 
 def reserve(run: Run) -> None:
+    """Raises OSError when there is no room: a run whose outcome could not
+    be recorded must not start (the caller undoes what it wrote)."""
     for name in OUTCOME_ATTRS:
-        try:
-            attrlib.write_atomic(run.path(RESERVE_PREFIX + name), b" " * 64)
-        except OSError:
-            pass  # best effort: a full disk now fails the start itself soon enough
+        attrlib.write_atomic(run.path(RESERVE_PREFIX + name), b" " * 64)
 
 
 def drop(run: Run) -> None:
