@@ -143,7 +143,9 @@ BAD_CALLS = {
                      errors.SweepError),
     "bad gpu spec": (lambda p: api.run("train.py", gpus="zero", cwd=p, stage=True), errors.BadInput),
     "unknown run": (lambda p: api.stop("deadbeef"), errors.RunNotFound),
-    "bad index": (lambda p: api.output("42"), errors.RunNotFound),
+    # A plain number outside the listing is also read as an id prefix (Guild's
+    # rule), so a short one could name the staged run by chance: use a range.
+    "bad index": (lambda p: api.output("40:42"), errors.RunNotFound),
     "stop nothing": (lambda p: api.stop(), errors.BadInput),
     "runs limit": (lambda p: api.runs(limit=0), errors.BadInput),
     "runs status": (lambda p: api.runs("sleeping"), errors.BadInput),
