@@ -11,6 +11,12 @@
 (b) the refresh thread's CPU use while the store is idle, over
     ``--idle-seconds``: the thread's own CPU time (``psutil`` per-thread
     times) and the whole process's. Goal: < 2% of one core.
+(c) one refresh with ``--running`` of the runs running and each logging
+    ``--lines`` scalar lines a second (a writer process appends their event
+    files as the supervisor does, flushing each second), rows carrying the
+    latest scalar and its sparkline: the snapshot at the default page size
+    and with every running run on the page, and the REST runs listing of
+    the running runs (100 rows). Goal: <= 100 ms.
 """
 
 from __future__ import annotations
@@ -105,6 +111,80 @@ def bench_refresh(home: str, script: str, n: int, repeat: int) -> None:
     print(f"    peer: api.runs() + api.queues()            {peer * 1000:8.1f} ms   ratio peer/ours-after-change {ratio(peer, med(changed))}")
 
 
+WRITER = r"""
+import sys, time, os, json
+sys.path.insert(0, sys.argv[1])
+from guild_jupyter.execution.scalars import ScalarWriter
+from guild_jupyter.procs import Identity
+dirs, rate = json.loads(sys.argv[2]), float(sys.argv[3])
+me = json.dumps(Identity.current().as_record())
+writers = []
+for d in dirs:  # running: a LOCK naming this live process, no exit status
+    for name in ("exit_status", "stopped"):
+        try:
+            os.remove(os.path.join(d, ".guild", "attrs", name))
+        except FileNotFoundError:
+            pass
+    with open(os.path.join(d, ".guild", "LOCK"), "w") as f:
+        f.write(str(os.getpid()))
+    with open(os.path.join(d, ".guild", "LOCK.start"), "w") as f:
+        f.write(me)
+    writers.append(ScalarWriter(os.path.join(d, ".guild"), set()))
+print("ready", flush=True)
+i, t0 = 0, time.monotonic()
+while True:
+    i += 1
+    for w in writers:
+        w.feed(f"step: {i}\nloss: {1.0 / i:.6f}\n".encode())
+    time.sleep(max(0.0, t0 + i / rate - time.monotonic()))
+"""
+
+
+def bench_running(home: str, n: int, running: int, lines: float, repeat: int) -> None:
+    import json
+    import subprocess
+
+    from guild_jupyter import api
+    from guild_jupyter.store.index import SETTLE_NS
+
+    runs_dir = os.path.join(home, "runs")
+    done = [d for d in sorted(os.listdir(runs_dir))
+            if os.path.exists(os.path.join(runs_dir, d, ".guild", "attrs", "exit_status"))]
+    dirs = [os.path.join(runs_dir, d) for d in done[:running]]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, root, json.dumps(dirs), str(lines)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "ready"
+        from guild_jupyter.store.store import Store
+
+        Store(home).notify_change()  # as a run's start does (store/transitions.py)
+        print(f"(c) one refresh with {n} runs, {running} of them running and logging {lines:g} lines/s each")
+        state = api.monitor(home)
+        big = api.monitor(home, page_size=running)
+        time.sleep(SETTLE_NS / 1e9 + 1.2)  # past the settle window; every file written at least once
+        for m in (state, big):
+            snap = m.snapshot()
+        assert snap["counts"]["running"] == running, snap["counts"]
+        rows = snap["groups"]["running"]["rows"]
+        assert len(rows) == running and all(r["scalar"] and r["spark"] for r in rows), rows[0]
+        default, full, rest = [], [], []
+        for _ in range(repeat):
+            time.sleep(1.0)  # a panel refresh period: every run appended ~lines records
+            default += timed(state.snapshot)
+            full += timed(big.snapshot)
+            rest += timed(lambda: state.list_runs(statuses=["running"], limit=running))
+        latest = big.snapshot()["groups"]["running"]["rows"][0]
+        med = statistics.median
+        print(f"    snapshot, default page ({state.page_size} rows/group)   {med(default) * 1000:8.1f} ms   max {max(default) * 1000:.1f} ms   (goal <= 100 ms)")
+        print(f"    snapshot, all {running} running rows on the page   {med(full) * 1000:8.1f} ms   max {max(full) * 1000:.1f} ms   (goal <= 100 ms)")
+        print(f"    REST listing of the {running} running runs         {med(rest) * 1000:8.1f} ms   max {max(rest) * 1000:.1f} ms")
+        print(f"    (a row: {latest['scalar']}, spark of {len(latest['spark'])} values; median of {repeat})")
+    finally:
+        writer.kill()
+        writer.wait()
+
+
 def bench_idle(home: str, n: int, seconds: float) -> None:
     import psutil
 
@@ -141,14 +221,20 @@ def main() -> None:
     ap.add_argument("--staged", type=int, default=200, help="how many of them are staged")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--idle-seconds", type=float, default=10.0)
+    ap.add_argument("--running", type=int, default=100, help="runs running and logging in (c)")
+    ap.add_argument("--lines", type=float, default=10.0, help="scalar lines a second each running run logs")
+    ap.add_argument("--only-running", action="store_true", help="run (c) only")
     ap.add_argument("--keep", action="store_true", help="keep the temp store")
     args = ap.parse_args()
     t0 = time.perf_counter()
     home, script = make_store(args.runs, args.staged)
     print(f"store: {home} ({args.runs} runs, {args.staged} staged; made in {time.perf_counter() - t0:.1f} s)")
     try:
-        bench_refresh(home, script, args.runs, args.repeat)
-        bench_idle(home, args.runs + args.repeat * 2, args.idle_seconds)
+        if not args.only_running:
+            bench_refresh(home, script, args.runs, args.repeat)
+            bench_idle(home, args.runs + args.repeat * 2, args.idle_seconds)
+        total = args.runs + (0 if args.only_running else args.repeat * 2)
+        bench_running(home, total, args.running, args.lines, args.repeat)
     finally:
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)

@@ -9,7 +9,8 @@ __version__ = "0.1.0"
 
 _API_NAMES = {
     "run", "queue", "queues", "runs", "stop", "unstage", "delete", "output",
-    "compare", "panel", "Store", "wait", "wait_until", "monitor",
+    "compare", "panel", "Store", "wait", "wait_until", "monitor", "plot", "follow",
+    "queue_control", "pause_queue", "resume_queue", "drain_queue", "restart", "restage",
 }
 
 

@@ -3,7 +3,7 @@ text in a terminal and as HTML in a notebook.
 
 ``RunList`` (runs with their listing indices), ``RunListing`` (a run list
 that shows its first rows only), ``Trials`` (a dry run), ``RunOutput``,
-``QueueList`` and ``CompareTable``. Each holds plain data with a readable
+``QueueList`` and ``CompareTable`` (in :mod:`.comparison`). Each holds plain data with a readable
 ``str`` and a ``_repr_html_``; rows, words and formats are :mod:`views`'s.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 
 from . import views
+from .comparison import CompareTable
 
 __all__ = ["RunList", "RunListing", "Trials", "RunOutput", "QueueList", "CompareTable", "run_json",
            "DEFAULT_SHOWN", "FLAGS_STYLE"]
@@ -42,15 +43,37 @@ class RunList(list):
     listing, e.g. for trials just staged). ``note``: a line said above the
     runs (e.g. that they were moved to the trash)."""
 
-    columns = ("#", "id", "op", "started", "status", "gpus", "flags", "label")
+    columns = ("#", "id", "op", "started", "status", "scalar", "gpus", "flags", "label")
+
+    #: The scalar each row shows (None: ``loss``, else the run's first; see
+    #: ``views.main_scalar``). Set it to show another: ``runs.scalar = "acc"``.
+    scalar: str | None = None
 
     def __init__(self, runs=(), indices=None, note: str | None = None):
         if isinstance(runs, RunList):
             indices = runs.indices if indices is None else indices
             note = runs.note if note is None else note
+            if runs.scalar is not None:
+                self.scalar = runs.scalar
         super().__init__(runs)
         self.indices = list(indices) if indices is not None else None
         self.note = note
+
+    def choose_scalar(self, name: str | None) -> "RunList":
+        """Shows ``name`` as each run's scalar; a name none of the runs
+        logged is a ``BadInput`` naming the ones they did."""
+        if name is not None and self:
+            from .store import scalars as scalarlib
+
+            known: set = set()
+            for r in self:
+                known.update(scalarlib.read(r.dir).last)
+            if name not in known:
+                from .errors import BadInput
+
+                raise BadInput(f"unknown scalar {name!r}; known scalars: {', '.join(sorted(known)) or '(none)'}")
+        self.scalar = name
+        return self
 
     def _numbers(self) -> list[int]:
         if self.indices is not None and len(self.indices) == len(self):
@@ -64,7 +87,7 @@ class RunList(list):
         varying = views.varying_flags([r.flags for r in runs])
         out = []
         for i, r in zip(self._numbers(), runs):
-            row = views.listing_row(r, varying=varying)
+            row = views.listing_row(r, varying=varying, scalar=self.scalar)
             row["index"] = i
             out.append(row)
         return out
@@ -73,7 +96,7 @@ class RunList(list):
         """Tuples of text, one per column."""
         for row in self.view_rows(self._shown()):
             yield (str(row["index"]), row["short_id"], row["op"], row["time_text"], row["status"],
-                   row["gpus"] or "", row["flags_text"], row["label_text"])
+                   row["scalar_text"], row["gpus"] or "", row["flags_text"], row["label_text"])
 
     def _shown(self) -> int | None:
         return None
@@ -86,8 +109,10 @@ class RunList(list):
         if not self:
             return (self.note + "\n" if self.note else "") + "no runs"
         lines = [self.note] if self.note else []
-        for i, rid, op, when, status, gpus, flags, label in self.rows():
+        for i, rid, op, when, status, scalar, gpus, flags, label in self.rows():
             line = f"[{i}:{rid}]  {op}  {when}  {status}"
+            if scalar:
+                line += f"  {scalar}"
             if gpus:
                 line += f"  gpus={gpus}"
             if flags:
@@ -110,7 +135,8 @@ class RunList(list):
         head = "".join(f"<th>{c}</th>" for c in self.columns)
         body = []
         for row in self.view_rows(self._shown()):
-            cells = [str(row["index"]), row["short_id"], row["op"], row["time_text"], row["status"], row["gpus"] or ""]
+            cells = [str(row["index"]), row["short_id"], row["op"], row["time_text"], row["status"],
+                     row["scalar_text"], row["gpus"] or ""]
             body.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells)
                         + f"<td class='gj-flags' style='{FLAGS_STYLE}'>{_flags_html(row)}</td>"
                         f"<td>{_e(row['label_text'])}</td></tr>")
@@ -121,20 +147,28 @@ class RunList(list):
     def to_json(self) -> list[dict]:
         """Guild's ``runs --json`` fields, then ours (``index`` as numbered
         here, ``op``, ``flags``, ``gpus``, ``warnings``)."""
-        return [run_json(r, i) for r, i in zip(self, self._numbers())]
+        from .store import scalars as scalarlib
+
+        out = [run_json(r, i, scalar=self.scalar) for r, i in zip(self, self._numbers())]
+        scalarlib.save()  # the next process decodes only what changed
+        return out
 
     def to_dataframe(self):
         import pandas as pd
 
-        return pd.DataFrame([
-            {"id": r.id, "op": r.op_name, "status": views.status_of(r), "started": views.format_time(r.started),
-             "gpus": r.gpus, "label": r.label, **{f"flag:{k}": v for k, v in r.flags.items()}}
-            for r in self
-        ])
+        rows = []
+        for r in self:
+            main, _spark = views.main_scalar(r, self.scalar)
+            rows.append({"id": r.id, "op": r.op_name, "status": views.status_of(r),
+                         "started": views.format_time(r.started), "gpus": r.gpus, "label": r.label,
+                         "scalar": main["tag"] if main else None, "value": main["value"] if main else None,
+                         "step": main["step"] if main else None, **{f"flag:{k}": v for k, v in r.flags.items()}})
+        return pd.DataFrame(rows)
 
 
-def run_json(r, index: int | None = None) -> dict:
-    """One run as ``guild runs --json`` gives it, plus our fields."""
+def run_json(r, index: int | None = None, scalar: str | None = None) -> dict:
+    """One run as ``guild runs --json`` gives it, plus our fields (``scalar``
+    and ``spark`` as ``views.run_row`` has them)."""
     from .store import attrs as attrlib
 
     try:
@@ -147,7 +181,9 @@ def run_json(r, index: int | None = None) -> dict:
         "label": r.get("label"), "started": r.started, "status": r.status, "stopped": r.stopped,
         "tags": r.get("tags"),
     }
-    out.update({"index": index, "op": r.op_name, "flags": r.flags, "gpus": r.gpus, "warnings": list(r.warnings)})
+    main, spark = views.main_scalar(r, scalar)
+    out.update({"index": index, "op": r.op_name, "flags": r.flags, "gpus": r.gpus, "warnings": list(r.warnings),
+                "scalar": main, "spark": spark})
     return out
 
 
@@ -213,7 +249,8 @@ class QueueList(list):
 
     def to_json(self) -> list[dict]:
         return [{"id": q.id, "host": q.host, "pid": q.pid, "gpus": q.gpus, "wait_for_running": q.wait_for_running,
-                 "run_once": q.run_once, "state": q.state, "current": q.current, "this_process": q.this_process}
+                 "run_once": q.run_once, "state": q.state, "current": q.current, "this_process": q.this_process,
+                 "slots": getattr(q, "slots", None), "control": getattr(q, "control", "running")}
                 for q in self]
 
     def rows(self):
@@ -237,89 +274,3 @@ class QueueList(list):
         head = "".join(f"<th>{h}</th>" for h in self.columns)
         body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in self.rows())
         return f"<table class='guild-queues'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-class CompareTable:
-    """Runs with their flags and last scalar values, one column each."""
-
-    def __init__(self, rows: list[dict], flag_names: list[str], scalar_names: list[str]):
-        self.rows = rows
-        self.flag_names = flag_names
-        self.scalar_names = scalar_names
-
-    @classmethod
-    def build(cls, runs) -> "CompareTable":
-        from .store.events import last_scalars
-
-        rows, flag_names, scalar_names = [], [], []
-        for r in runs:
-            scalars = {k: v for k, (_step, v) in last_scalars(r.dir).items()}
-            rows.append({"id": r.id, "op": r.op_name, "status": views.status_of(r), "flags": r.flags,
-                         "scalars": scalars})
-            for k in r.flags:
-                if k not in flag_names:
-                    flag_names.append(k)
-            for k in scalars:
-                if k not in scalar_names:
-                    scalar_names.append(k)
-        varying = views.varying_flags([row["flags"] for row in rows])
-        flag_names = [k for k in varying if k in flag_names] + [k for k in flag_names if k not in varying]
-        return cls(rows, flag_names, scalar_names)
-
-    def __len__(self):
-        return len(self.rows)
-
-    def _headers(self) -> tuple[list[str], list[str]]:
-        """Column names; a name that is a flag of some runs and a scalar of
-        others gets two columns that say which is which."""
-        both = set(self.flag_names) & set(self.scalar_names)
-        return ([f"{k} (flag)" if k in both else k for k in self.flag_names],
-                [f"{k} (scalar)" if k in both else k for k in self.scalar_names])
-
-    def table(self) -> tuple[list[str], list[list[str]]]:
-        flag_heads, scalar_heads = self._headers()
-        head = ["run", "op", "status"] + flag_heads + scalar_heads
-        body = []
-        for row in self.rows:
-            body.append(
-                [row["id"][:8], row["op"], row["status"]]
-                + [views.format_flag(row["flags"][k]) if k in row["flags"] else "" for k in self.flag_names]
-                + [f"{row['scalars'][k]:.6g}" if k in row["scalars"] else "" for k in self.scalar_names]
-            )
-        return head, body
-
-    def __str__(self) -> str:
-        if not self.rows:
-            return "no runs to compare"
-        head, body = self.table()
-        widths = [max(len(x) for x in col) for col in zip(head, *body)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head] + body]
-        return "\n".join(lines)
-
-    __repr__ = __str__
-
-    def _repr_pretty_(self, p, cycle):
-        p.text(str(self))
-
-    def _repr_html_(self) -> str:
-        if not self.rows:
-            return "<p>no runs to compare</p>"
-        head, body = self.table()
-        th = "".join(f"<th>{_e(h)}</th>" for h in head)
-        trs = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in body)
-        return f"<table class='guild-compare'><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
-
-    def to_json(self) -> list[dict]:
-        return [{"id": r["id"], "op": r["op"], "status": r["status"], "flags": r["flags"], "scalars": r["scalars"]}
-                for r in self.rows]
-
-    def to_dataframe(self):
-        import pandas as pd
-
-        flag_heads, scalar_heads = self._headers()
-        return pd.DataFrame(
-            [{"run": r["id"], "op": r["op"], "status": r["status"],
-              **{h: r["flags"][k] for h, k in zip(flag_heads, self.flag_names) if k in r["flags"]},
-              **{h: r["scalars"][k] for h, k in zip(scalar_heads, self.scalar_names) if k in r["scalars"]}}
-             for r in self.rows]
-        )

@@ -17,7 +17,9 @@ Device dicts for :class:`FakeNvml` (all keys optional)::
      "fail": ["nvmlDeviceGetUtilizationRates"]}         # calls that raise
 
 ``memory_total``/``memory_used``/``gpu_util`` are accepted as flat
-alternatives to ``memory``/``utilization``.
+alternatives to ``memory``/``utilization``. Without a ``used`` value, the
+memory used is what the processes listed use (other users' work, as NVML
+counts it against the device's free memory).
 """
 
 from __future__ import annotations
@@ -125,7 +127,10 @@ class FakeNvml:
         d = self._call("nvmlDeviceGetMemoryInfo", handle)
         mem = d.get("memory") or {}
         total = int(mem.get("total", d.get("memory_total", 16 * 2**30)))
-        used = int(mem.get("used", d.get("memory_used", 0)))
+        used = mem.get("used", d.get("memory_used"))
+        if used is None:
+            used = sum(int(p.get("usedGpuMemory") or 0) for p in d.get("processes") or ())
+        used = int(used)
         return types.SimpleNamespace(total=total, used=used, free=total - used)
 
     def nvmlDeviceGetUtilizationRates(self, handle: Any) -> types.SimpleNamespace:

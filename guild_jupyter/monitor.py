@@ -40,10 +40,12 @@ class StoreMonitor:
 
     ``probe``: the GPU probe (default: NVML, or the fake GPUs of
     ``$GUILD_JUPYTER_FAKE_GPUS``); ``handles``: a callable giving this
-    process's queue handles (``api.queue_registry.list``)."""
+    process's queue handles (``api.queue_registry.list``); ``scalar``: the
+    scalar run rows show (None: ``loss``, else each run's first)."""
 
-    def __init__(self, store, probe=None, page_size: int = DEFAULT_PAGE_SIZE, handles=None):
+    def __init__(self, store, probe=None, page_size: int = DEFAULT_PAGE_SIZE, handles=None, scalar=None):
         self.store = store
+        self.scalar = scalar  # the scalar run rows show (views.main_scalar)
         self.index = RunIndex.for_store(store)
         self.page_size = max(1, int(page_size))
         self._handles = handles or (lambda: [])
@@ -110,7 +112,7 @@ class StoreMonitor:
         runs = [e.run() for e in entries[offset: offset + limit]]
         varying = views.varying_flags([r.flags for r in runs])
         return {"total": len(entries), "offset": offset, "limit": limit, "varying": varying,
-                "runs": [views.run_row(r, now_us=now_us, varying=varying) for r in runs]}
+                "runs": [views.run_row(r, now_us=now_us, varying=varying, scalar=self.scalar) for r in runs]}
 
     # -- snapshot --------------------------------------------------------------------------------
 
@@ -127,8 +129,9 @@ class StoreMonitor:
         groups, counts = self._grouped()
         warnings: list[str] = []
         queues = self._queues(warnings)
-        queue_views = [policy.QueueView(q["id"], q["gpus"], q["wait_for_running"], q["current"] is not None)
-                       for q in queues]
+        # busy: every slot of the queue holds a run (a max-running=N queue has N)
+        queue_views = [policy.QueueView(q["id"], q["gpus"], q["wait_for_running"],
+                                        q["slots"]["used"] >= max(1, q["slots"]["total"])) for q in queues]
         running_others = [e.id for e in groups["running"]]
         out_groups = {}
         for name in GROUPS:
@@ -139,8 +142,8 @@ class StoreMonitor:
             start = page * page_size
             runs = [e.run() for e in entries[start: start + page_size]]
             varying = views.varying_flags([r.flags for r in runs])
-            rows = [views.run_row(r, now_us=now_us, varying=varying, order=GROUP_ORDER[name], short_time=True)
-                    for r in runs]
+            rows = [views.run_row(r, now_us=now_us, varying=varying, order=GROUP_ORDER[name], short_time=True,
+                                  scalar=self.scalar) for r in runs]
             if name == "staged":
                 _add_waiting_reasons(rows, entries, start, queue_views, running_others)
             out_groups[name] = {

@@ -93,7 +93,7 @@ class ScriptOp:
             else:
                 cmd_flags[name] = {}
         env = {"FLAGS_DEST": dest, "PYTHONPATH": "."}
-        if gpus:  # CUDA numbers GPUs as NVML (and the panel) does only in PCI bus order
+        if gpus and not gpus.startswith("auto"):  # CUDA numbers GPUs as NVML (and the panel) does only in PCI bus order
             env["CUDA_VISIBLE_DEVICES"] = gpus
             env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         return {

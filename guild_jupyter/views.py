@@ -20,6 +20,7 @@ import math
 import time
 
 from .engine.gpuspec import ANY_GPU, gpus_phrase
+from .store import scalars as scalarlib
 from .store.run import COMPLETED, ERROR, FINISHED, PENDING, RUNNING, STAGED, STATUSES, TERMINATED
 from .store.store import flags_label, format_flag_value
 
@@ -27,7 +28,11 @@ __all__ = [
     "STATUSES", "STAGED", "PENDING", "RUNNING", "COMPLETED", "ERROR", "TERMINATED", "FINISHED", "DISPLAY_STATUSES",
     "UNSTAGED", "ANY_GPU", "TIME_KINDS", "format_flag", "flags_text", "varying_flags", "format_time", "elapsed_text",
     "gpus_text", "gpus_phrase", "status_of", "jsonable", "run_row", "listing_row", "queue_row", "label_text", "describe_queue",
+    "main_scalar", "scalar_text", "format_value", "SPARK_POINTS",
 ]
+
+#: Values of the main scalar a row carries for its sparkline, oldest first.
+SPARK_POINTS = scalarlib.RECENT
 
 #: How a run removed from the queue before it ever started is shown (Guild
 #: lists it ``terminated``; it has no start time and no elapsed time).
@@ -142,10 +147,43 @@ def jsonable(v):
     return str(v)
 
 
+# -- scalars ------------------------------------------------------------------------------
+
+
+def main_scalar(run, scalar: str | None = None) -> tuple[dict | None, list]:
+    """(``{"tag", "value", "step"}`` or None, recent values) of the scalar a
+    row shows: ``scalar`` when given, else ``loss``, else the first scalar
+    the run logged. Read through the shared incremental cache, so a row
+    costs a few stats once its files were read."""
+    run_dir = getattr(run, "dir", None)
+    if not run_dir:
+        return None, []
+    rs = scalarlib.read(run_dir)
+    tag = scalarlib.main_tag(rs, scalar)
+    if tag is None:
+        return None, []
+    step, value = rs.last[tag]
+    return ({"tag": tag, "value": jsonable(value), "step": step},
+            [jsonable(v) for v in rs.recent(tag)])
+
+
+def format_value(value) -> str:
+    """A scalar value as tables show it (6 significant digits)."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "" if value is None else str(value)
+
+
+def scalar_text(scalar: dict | None) -> str:
+    """``loss 0.125`` (empty without a scalar)."""
+    return f"{scalar['tag']} {format_value(scalar['value'])}" if scalar else ""
+
+
 # -- rows ---------------------------------------------------------------------------------
 
 
-def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started", short_time: bool = False) -> dict:
+def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started", short_time: bool = False,
+            scalar: str | None = None) -> dict:
     """One run as plain data, for every front end.
 
     ``run``: a ``Run`` (or anything with its attributes). ``varying``: the
@@ -178,6 +216,7 @@ def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started
     gpus = run.gpus
     exit_status = run.exit_status
     queue = run.get("queue_id")
+    main, spark = main_scalar(run, scalar)
     return {
         "id": run.id,
         "short_id": run.id[:8],
@@ -204,14 +243,18 @@ def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started
         "queue": queue if isinstance(queue, str) else None,
         "waiting": None,
         "position": None,
+        "scalar": main,
+        "scalar_text": scalar_text(main),
+        "spark": spark,
     }
 
 
-def listing_row(run, varying=()) -> dict:
+def listing_row(run, varying=(), scalar: str | None = None) -> dict:
     """The part of ``run_row`` a run list line shows (Guild's order: by
     start; staged and unstaged runs show when they were staged), cheap
     enough for 10,000 lines: no elapsed time, no JSON copy of the flags."""
     status = status_of(run)
+    main, _spark = main_scalar(run, scalar)
     when = run.timestamp or None if status in (STAGED, PENDING, UNSTAGED) else run.started
     flags = run.flags
     return {
@@ -225,6 +268,8 @@ def listing_row(run, varying=()) -> dict:
         "varying": [k for k in varying if k in flags],
         "flags_text": flags_text(flags, first=varying),
         "label_text": label_text(run.label, flags),
+        "scalar": main,
+        "scalar_text": scalar_text(main),
     }
 
 
@@ -244,9 +289,11 @@ def queue_row(q) -> dict:
         "wait_for_running": bool(q.wait_for_running),
         "run_once": bool(q.run_once),
         "options_text": " ".join(options),
-        "state": q.state,
+        "state": q.state,  # waiting | running | paused | draining, or a finished queue's status
+        "control": getattr(q, "control", "running"),  # what was asked of it: running | paused | draining
         "current": q.current,
         "current_short": q.current[:8] if q.current else None,
+        "slots": getattr(q, "slots", None) or {"used": 1 if q.current else 0, "total": 1, "per_gpu": None},
         "description": describe_queue(q),
     }
 

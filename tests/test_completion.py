@@ -81,8 +81,8 @@ def test_a_cells_flags_on_its_first_line(shell):
 
 
 def test_queue_flags(shell):
-    assert complete(shell, "%guild queue ") == [f"{n}=" for n in C.QUEUE_FLAGS]
-    assert complete(shell, "%guild queue run-once=yes --background p") == ["poll-interval="]
+    assert complete(shell, "%guild queue ") == [f"{n}=" for n in C.QUEUE_FLAGS] + list(C.QUEUE_ACTIONS)
+    assert complete(shell, "%guild queue run-once=yes --background p") == ["poll-interval=", "per-gpu="]
 
 
 def test_run_ids_of_runs_the_verb_accepts(shell, project, guild_home):

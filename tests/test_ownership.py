@@ -10,7 +10,7 @@ PKG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 STATUS_FILES = {"PENDING_MARKER", "STAGED_MARKER", "LOCK", "LOCK_START", "PENDING", "STAGED", "LOCK.start",
                 "exit_status", "stopped"}
 WRITERS = {"write_attr", "write_atomic", "write_new", "remove", "unlink", "rename", "replace", "_write_outcome"}
-LIFECYCLE = {os.path.join("store", "transitions.py")}
+LIFECYCLE = {os.path.join("store", "transitions.py"), os.path.join("store", "rerun.py")}  # rerun: restart
 
 
 def _modules():

@@ -89,3 +89,90 @@ def test_parse_queue_flags():
 def test_parse_queue_flags_rejects(args):
     with pytest.raises(BadInput):
         parse_queue_flags(args)
+
+
+# -- GPU slots (gpus=auto) --------------------------------------------------------------
+
+G = policy.GpuState
+GiB = 2**30
+AUTO2 = Q(gpus="auto", per_gpu=2)
+
+
+def test_auto_queue_gives_the_least_used_gpu_with_a_free_slot():
+    staged = [S("a", None, 1), S("b", None, 2)]
+    d = policy.next_run(staged, AUTO2, busy=False, gpus=[G("0", 2), G("1", 1), G("2", 1)])
+    assert d.start.id == "a" and d.assign_gpus == "1"  # GPU 0 is full; 1 and 2 tie: the lower index
+    d = policy.next_run(staged, AUTO2, busy=False, gpus=[G("0", 1), G("1", 0)])
+    assert d.assign_gpus == "1"
+    d = policy.next_run(staged, AUTO2, busy=False, gpus=[G("0", 2), G("1", 2)])
+    assert d.start is None and [h[0] for h in d.held] == ["a", "b"] and not d.skipped
+    assert "GPU 0 has 2 of 2 slot(s) in use" in d.held[0][1]
+
+
+def test_auto_n_takes_n_free_gpus_at_once_and_younger_runs_fit_meanwhile():
+    staged = [S("two", "auto:2", 1), S("one", None, 2)]
+    gpus = [G("0", 1), G("1", 2), G("2", 0)]
+    d = policy.next_run(staged, AUTO2, busy=False, gpus=gpus)
+    assert d.start.id == "two" and d.assign_gpus == "2,0"  # the emptier first
+    d = policy.next_run(staged, AUTO2, busy=False, gpus=[G("0", 2), G("1", 2), G("2", 0)])
+    assert d.start.id == "one" and d.assign_gpus == "2" and d.held[0][0] == "two"
+    # more GPUs than the queue serves: never, so skipped rather than held
+    d = policy.next_run([S("four", "auto:4")], AUTO2, busy=False, gpus=gpus)
+    assert d.start is None and d.skipped[0][0] == "four" and not d.held
+
+
+def test_memory_and_utilisation_rules():
+    cfg = Q(gpus="auto", per_gpu=2, min_free_memory=4 * GiB, max_util=50)
+    gpus = [G("0", 0, free_memory=1 * GiB, utilization=0), G("1", 0, 20 * GiB, 90), G("2", 1, 8 * GiB, 50)]
+    d = policy.next_run([S("r", None)], cfg, busy=False, gpus=gpus)
+    assert d.assign_gpus == "2"
+    d = policy.next_run([S("r", None)], cfg, busy=False, gpus=gpus[:2])
+    assert d.start is None and "1.0 GiB free" in d.held[0][1] and "90% busy" in d.held[0][1]
+    # unknown utilisation (a MIG device) does not hold a run back; unknown memory does
+    assert policy.gpu_unfit(G("0", 0, 8 * GiB, None), cfg) is None
+    assert policy.gpu_unfit(G("0", 0, None, 0), cfg) == "GPU 0: free memory unknown"
+
+
+def test_pinned_runs_in_an_auto_queue_respect_slots():
+    cfg = Q(gpus="auto:0,1", per_gpu=1)
+    assert policy.next_run([S("p", "1")], cfg, False, gpus=[G("0"), G("1")]).start.id == "p"
+    assert policy.next_run([S("p", "1")], cfg, False, gpus=[G("0"), G("1")]).assign_gpus is None
+    d = policy.next_run([S("p", "1")], cfg, False, gpus=[G("0"), G("1", 1)])
+    assert d.start is None and d.held[0][0] == "p"
+    d = policy.next_run([S("p", "3")], cfg, False, gpus=[G("0"), G("1")])
+    assert d.skipped == (("p", "run is pinned to GPUs 3, queue serves 0,1"),)
+    # gpus=auto (every GPU): a run pinned to a GPU it does not serve is skipped, never held
+    d = policy.next_run([S("p", "GPU-8f3c")], Q(gpus="auto"), False, gpus=[G("0"), G("1")])
+    assert d.skipped == (("p", "run is pinned to GPUs GPU-8f3c, queue serves 0,1"),) and not d.held
+
+
+def test_auto_runs_only_in_auto_queues():
+    for q in (Q(), Q(gpus="0")):
+        d = policy.next_run([S("a", "auto:2")], q, busy=False)
+        assert d.start is None and "only a gpus=auto queue" in d.skipped[0][1]
+
+
+def test_slot_counts():
+    assert Q().slot_count() == 1
+    assert Q(max_running=4).slot_count() == 4
+    assert Q(gpus="auto", per_gpu=2).slot_count(3) == 6
+    assert Q(gpus="auto", per_gpu=2, max_running=2).slot_count(3) == 2
+
+
+def test_parse_slot_flags():
+    c = parse_queue_flags(["gpus=auto:0,2", "per-gpu=2", "min-free-memory=20GiB", "max-util=50", "max-running=3"])
+    assert c == Q(gpus="auto:0,2", per_gpu=2, min_free_memory=20 * GiB, max_util=50, max_running=3)
+    assert parse_queue_flags(["gpus=AUTO", "min-free-memory=1.5G"]).min_free_memory == int(1.5 * GiB)
+    assert parse_queue_flags(["gpus=auto", "min-free-memory=8GB"]).min_free_memory == 8 * 10**9
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [(["max-running=0"], "max-running"), (["gpus=auto", "per-gpu=0"], "per-gpu"),
+     (["gpus=auto", "min-free-memory=lots"], "min-free-memory"), (["gpus=auto", "max-util=150"], "max-util"),
+     (["per-gpu=2"], "gpus=auto"), (["gpus=0", "max-util=10"], "gpus=auto"), (["gpus=auto:x"], "auto:LIST"),
+     (["max-running=two"], "max-running")],
+)
+def test_parse_slot_flags_rejects(args, says):
+    with pytest.raises(BadInput, match=says):
+        parse_queue_flags(args)

@@ -5,7 +5,8 @@ Split by concern, every name re-exported here (front ends import only
 ``guild_jupyter.api``): ``selection`` (the store and run references),
 ``planning`` (operations and trials), ``starting`` (``run``), ``lifecycle``
 (listing, stopping, output, waiting), ``queueing`` (queues and the queue
-registry), ``viewing`` (compare, the store monitor)."""
+registry), ``controlling`` (pause, resume, drain a queue), ``rerun``
+(restart, restage), ``viewing`` (compare, the store monitor)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,13 @@ _NAMES = {
     ".lifecycle": "delete output output_from runs stop unstage wait wait_until",
     ".planning": "_list_flag_spec _raw_value cell_op flag_names plan_trials",
     ".queueing": "host_queue queue queue_registry queues serve_queue",
+    ".controlling": "drain_queue pause_queue queue_control resume_queue",
+    ".rerun": "restage restart",
     ".selection": "_resolve_all _with_listing_indices listing_refs resolve_store store_home",
     ".starting": "_warn_flags_shadowing_scalars follow_output run warn_unknown_gpus",
-    ".viewing": "compare monitor",
+    ".viewing": "compare curves monitor",
+    "..plotting": "plot",
+    ".watching": "EndWatcher follow outcome_line output_since",
     "..display": "RunList",
     "..engine.gpuspec": "parse_gpu_spec",
     "..engine.queue_status": "QueueRegistry",

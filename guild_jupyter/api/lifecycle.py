@@ -125,7 +125,17 @@ def _run_with_output(store, ref, listing=None) -> Run:
     return r
 
 
-def output(ref, tail: int | None = None, store=None, listing=None) -> str:
+def output(ref, tail: int | None = None, store=None, listing=None, follow: bool = False, stream=None):
+    """A run's output (``tail``: its last lines). ``follow``: write it to
+    ``stream`` (default stdout) as the run writes it until the run ends,
+    then its outcome, and return the ended run (see ``follow``)."""
+    validate.boolean("follow", follow)
+    if follow:
+        if tail is not None:
+            raise BadInput("give --tail or --follow, not both")
+        from .watching import follow as follow_run
+
+        return follow_run(ref, stream, store=store, listing=listing)
     validate.run_ref(ref)
     validate.count("tail", tail)
     validate.store(store)
@@ -156,47 +166,59 @@ def output_from(ref, offset: int = 0, limit: int | None = None, store=None) -> t
     return outputlib.decode(data), offset
 
 
-def wait_until(condition, timeout: float = 60.0, interval: float = 0.1, what: str = "the condition"):
+def wait_until(condition, timeout: float | None = 60.0, interval: float = 0.1, what: str = "the condition"):
     """Calls ``condition()`` every ``interval`` seconds until it returns a
-    truthy value, and returns that value; past ``timeout`` raises
-    ``WaitTimeout`` (a ``TimeoutError``) naming ``what``."""
+    truthy value, and returns that value; past ``timeout`` (None: no limit)
+    raises ``WaitTimeout`` (a ``TimeoutError``) naming ``what``."""
     import time
 
     if not callable(condition):
         raise BadInput(f"wait_until needs a callable, not {type(condition).__name__}")
     validate.seconds("timeout", timeout)
     validate.seconds("interval", interval)
-    deadline = time.monotonic() + timeout
+    deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
-        if time.monotonic() >= deadline:
+        if deadline is not None and time.monotonic() >= deadline:
             from ..errors import WaitTimeout
 
             raise WaitTimeout(what, timeout)
         time.sleep(interval)
 
 
-def wait(*refs, status=None, timeout: float = 60.0, interval: float = 0.1, store=None) -> RunList:
-    """Waits until every run named (ids, prefixes, ``Run`` objects or run
-    lists) has one of ``status`` (a status or several, ``unstaged``
-    included; default: any finished status) and returns them, fresh.
-    ``wait(run, status="running")`` returns once the run has started."""
-    from ..views import UNSTAGED, status_of
+def wait(*refs, status=None, timeout: float | None = None, interval: float = 0.1, store=None) -> RunList:
+    """Blocks until every run named (ids, prefixes, ``Run`` objects, or run
+    lists such as the sweep ``run()`` returns) has one of ``status`` (a
+    status or several, ``unstaged`` included; default: any finished status)
+    and returns them, fresh. ``timeout``: seconds (None: no limit), past
+    which ``WaitTimeout`` is raised. ``wait(run, status="running")`` returns
+    once the run has started."""
+    from ..views import STATUSES as SHOWN, UNSTAGED, status_of
 
     named = []
     for ref in refs:
-        named.extend(ref if isinstance(ref, list) else [ref])
+        named.extend(ref if isinstance(ref, (list, tuple)) else [ref])
     validate.run_refs(named, "wait")
+    validate.statuses(status)
+    validate.seconds("timeout", timeout)
+    validate.seconds("interval", interval)
+    validate.store(store)
     wanted = set(FINISHED) | {UNSTAGED} if status is None else ({status} if isinstance(status, str) else set(status))
+    unknown = wanted - set(SHOWN) - {UNSTAGED}
+    if unknown:
+        raise BadInput(f"unknown status {sorted(unknown)[0]!r} (one of {', '.join(SHOWN)}, {UNSTAGED})")
     st = resolve_store(store)
     targets = _resolve_all(st, named)
+    left = list(targets)
 
     def reached():
-        return all(status_of(r.refresh()) in wanted or r.status in wanted for r in targets)
+        # Only the runs not there yet are read again.
+        left[:] = [r for r in left if not (status_of(r.refresh()) in wanted or r.status in wanted)]
+        return not left
 
     shown = ", ".join(r.id[:8] for r in targets[:4]) + (" ..." if len(targets) > 4 else "")
     wait_until(reached, timeout, interval, what=f"run{'s' if len(targets) > 1 else ''} {shown} to be "
                                                  f"{' or '.join(sorted(wanted))}")
-    return RunList(targets)
+    return RunList(r.refresh() for r in targets)

@@ -20,15 +20,26 @@ def queue(
     wait_for_running=None,
     run_once=None,
     poll_interval=None,
+    retries=None,
+    max_running=None,
+    per_gpu=None,
+    min_free_memory=None,
+    max_util=None,
     background: bool = False,
     store=None,
 ):
     """Starts a queue: a daemon thread in this process, or with ``background``
-    a detached process that outlives it. ``queue("gpus=0", run_once=True)``.
+    a detached process that outlives it. ``queue("gpus=0", run_once=True)``;
+    ``retries=N`` stages a run it started that failed again, up to N times.
+    ``max_running=N`` keeps up to N runs going; ``gpus="auto"`` (or
+    ``"auto:0,2"``) gives each run a GPU with a free slot (``per_gpu``
+    slots each, optionally ``min_free_memory="20GiB"``, ``max_util=50``).
     Returns a handle with ``.id``, ``.status``, ``.stop()`` and ``.join()``."""
     validate.boolean("background", background)
     config, st = _configured(assignments, store, gpus=gpus, wait_for_running=wait_for_running,
-                             run_once=run_once, poll_interval=poll_interval)
+                             run_once=run_once, poll_interval=poll_interval, retries=retries,
+                             max_running=max_running, per_gpu=per_gpu, min_free_memory=min_free_memory,
+                             max_util=max_util)
     if background:
         from ..engine.hosts import DetachedQueue
 
@@ -48,6 +59,9 @@ def _configured(assignments, store, **values):
 
     config = parse_queue_flags(assignments, **values)
     warn_unknown_gpus(config.gpus)
+    from ..engine.gpuslots import check_queue_gpus
+
+    check_queue_gpus(config)  # gpus=auto:9 on a 2-GPU machine: one line, before anything is written
     st = resolve_store(store)
     st.ensure_writable()
     return config, st

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 from .. import validate
-from ..engine.gpuspec import parse_gpu_spec
+from ..errors import BadInput
+from ..engine.gpuspec import parse_run_gpus
 from ..execution import batch, launch
 from ..opdef import ScriptOp
 from ..display import RunList
@@ -31,6 +32,7 @@ def run(
     stream=None,
     op: ScriptOp | None = None,
     echo: bool = False,
+    retries: int | None = None,
 ):
     """Stages or starts runs of ``script``.
 
@@ -42,7 +44,8 @@ def run(
     the runs write straight to this process's stdout, as a terminal wants).
     Interrupting a foreground sweep stops the current trial and records the
     rest as never started. Returns a ``RunList`` (staged or started runs, or
-    for ``dry_run`` the trials' flag dicts).
+    for ``dry_run`` the trials' flag dicts). ``retries`` (with ``stage``):
+    how often a queue stages a failed run again (recorded in the run).
     """
     validate.script(script, op)
     validate.assignments(assignments)
@@ -53,10 +56,15 @@ def run(
         validate.boolean(_name, _value)
     validate.count("max_trials", max_trials)
     validate.count("random_seed", random_seed)
+    validate.count("retries", retries, 0)
+    if retries is not None and not (stage or dry_run):
+        raise BadInput("retries apply to runs a queue starts: stage the runs (--stage) to give them retries")
     validate.store(store)
     validate.path("cwd", cwd)
     validate.stream(stream)
-    gpus = parse_gpu_spec(gpus if gpus is None or isinstance(gpus, str) else ",".join(str(g) for g in gpus))
+    gpus = parse_run_gpus(gpus if gpus is None or isinstance(gpus, str) else ",".join(str(g) for g in gpus))
+    if gpus and gpus.startswith("auto") and not stage and not dry_run:
+        raise BadInput(f"--gpus {gpus} needs --stage: a queue with gpus=auto chooses the GPUs when it starts the run")
     op = op or ScriptOp.from_path(script, cwd)
     trials = plan_trials(op, assignments, flags, max_trials, random_seed)
     if dry_run:
@@ -65,7 +73,8 @@ def run(
     warn_unknown_gpus(gpus)
     st = resolve_store(store)
     st.ensure_writable()
-    specs = [op.spec(t, gpus=gpus, label=label) for t in trials]
+    extra = None if retries is None else {"retries": retries}
+    specs = [op.spec(t, gpus=gpus, label=label, extra_attrs=extra) for t in trials]
     if stage:
         return _with_listing_indices(st, transitions.create(st, specs, staged=True))
     # Claimed by this process until started, so no queue takes them.
@@ -83,7 +92,7 @@ def run(
 def warn_unknown_gpus(spec: str | None) -> None:
     """A GPU that NVML does not report is most likely a typo: warn (not an
     error: the run may be meant for another machine). Silent without NVML."""
-    if not spec:
+    if not spec or spec.startswith("auto"):  # auto: chosen by a queue from the GPUs NVML reports
         return
     import warnings
 

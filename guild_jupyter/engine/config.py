@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 
 from ..errors import BadInput
-from .gpuspec import parse_gpu_spec
+from .gpuspec import parse_queue_gpus
 from .policy import QueueConfig
 
 QUEUE_OPREF = "builtin:guildai 0.9.0 '' queue"
-QUEUE_FLAGS = ("gpus", "wait-for-running", "run-once", "poll-interval")
+QUEUE_FLAGS = ("gpus", "wait-for-running", "run-once", "poll-interval", "retries",
+               "max-running", "per-gpu", "min-free-memory", "max-util")
 _BOOL = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
 
 
@@ -51,15 +52,81 @@ def parse_queue_flags(assignments=(), **values) -> QueueConfig:
         raise BadInput(f"bad value for poll-interval: {interval!r} (expected seconds > 0)") from None
     if not interval > 0 or interval != interval:
         raise BadInput(f"bad value for poll-interval: {given.get('poll-interval')!r} (expected seconds > 0)")
+    retries = _retries(given.get("retries", 0))
     gpus = given.get("gpus")
     if isinstance(gpus, (list, tuple)):
         gpus = ",".join(str(g) for g in gpus)
+    gpus = parse_queue_gpus(None if gpus is None else str(gpus))
+    slots = _slot_flags(given, gpus)
     return QueueConfig(
-        gpus=parse_gpu_spec(None if gpus is None else str(gpus)),
+        gpus=gpus,
         wait_for_running=boolean("wait-for-running"),
         run_once=boolean("run-once"),
         poll_interval=interval,
+        retries=retries,
+        **slots,
     )
+
+
+def _slot_flags(given: dict, gpus: str | None) -> dict:
+    """``max-running``, and for a ``gpus=auto`` queue ``per-gpu``,
+    ``min-free-memory`` and ``max-util``: QueueConfig's keyword values."""
+    from .gpuspec import is_auto
+
+    out = {}
+    for name, key in (("max-running", "max_running"), ("per-gpu", "per_gpu")):
+        v = given.get(name)
+        if v is None:
+            continue
+        text = str(v).strip()
+        if isinstance(v, bool) or not text.isdigit() or int(text) < 1:
+            raise BadInput(f"bad value for {name}: {v!r} (expected a whole number >= 1)")
+        out[key] = int(text)
+    if given.get("min-free-memory") is not None:
+        out["min_free_memory"] = parse_size(given["min-free-memory"])
+    v = given.get("max-util")
+    if v is not None:
+        text = str(v).strip().rstrip("%")
+        if isinstance(v, bool) or not text.isdigit() or int(text) > 100:
+            raise BadInput(f"bad value for max-util: {v!r} (expected a percentage 0-100)")
+        out["max_util"] = int(text)
+    gpu_only = [n for n, k in (("per-gpu", "per_gpu"), ("min-free-memory", "min_free_memory"),
+                               ("max-util", "max_util")) if k in out]
+    if gpu_only and not is_auto(gpus):
+        raise BadInput(f"{gpu_only[0]} applies to a queue with gpus=auto (GPUs chosen per run)")
+    return out
+
+
+_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 10**3, "kib": 2**10, "m": 2**20, "mb": 10**6, "mib": 2**20,
+          "g": 2**30, "gb": 10**9, "gib": 2**30, "t": 2**40, "tb": 10**12, "tib": 2**40}
+
+
+def parse_size(value) -> int:
+    """``20GiB``, ``20GB``, ``512M``, ``1.5g`` or bytes -> bytes (``G`` and
+    ``GiB`` are 2**30, ``GB`` 10**9)."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([a-zA-Z]*)\s*", str(value))
+    unit = m and _UNITS.get(m.group(2).lower())
+    if isinstance(value, bool) or not unit:
+        raise BadInput(f"bad value for min-free-memory: {value!r} (expected a size like 20GiB, 512MiB or 8GB)")
+    return int(float(m.group(1)) * unit)
+
+
+def format_size(n: int) -> str:
+    """Bytes as the flag writes them back: ``20GiB``, ``512MiB``, or bytes."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20)):
+        if n % size == 0:
+            return f"{n // size}{unit}"
+    return str(n)
+
+
+def _retries(value) -> int:
+    """``retries=N``: how many times a failed run is staged again (N >= 0)."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not (isinstance(value, int) or text.isdigit()) or int(text) < 0:
+        raise BadInput(f"bad value for retries: {value!r} (expected a whole number >= 0)")
+    return int(text)
 
 
 def config_of(queue_run) -> QueueConfig:
@@ -74,7 +141,24 @@ def queue_flags(config: QueueConfig) -> dict:
         "poll-interval": int(pi) if float(pi).is_integer() else pi,
         "run-once": config.run_once,
         "wait-for-running": config.wait_for_running,
+        **({"retries": config.retries} if config.retries else {}),  # absent: the seed's queue run
+        **_slot_values(config),
     }
+
+
+def _slot_values(config: QueueConfig) -> dict:
+    """The slot flags a queue was given, as its run records them (absent when
+    unset: a seed queue's run keeps Guild's four flags)."""
+    out = {}
+    if config.max_running is not None:
+        out["max-running"] = config.max_running
+    if config.auto:
+        out["per-gpu"] = config.per_gpu
+    if config.min_free_memory is not None:
+        out["min-free-memory"] = format_size(config.min_free_memory)
+    if config.max_util is not None:
+        out["max-util"] = config.max_util
+    return out
 
 
 def yes_no(v):

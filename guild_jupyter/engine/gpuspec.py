@@ -83,4 +83,81 @@ def gpus_phrase(gpus: str | None) -> str:
     """``any GPU``, ``GPU 2`` or ``GPUs 0,1``."""
     if not gpus:
         return ANY_GPU
+    if _auto_rest(gpus) is not None:
+        return f"GPUs {gpus}"  # chosen per run: ``GPUs auto``, ``GPUs auto:0,2``
     return f"GPUs {gpus}" if "," in str(gpus) else f"GPU {gpus}"
+
+
+# -- chosen GPUs: ``auto`` ------------------------------------------------------------------
+#
+# A run may ask for GPUs chosen when a queue starts it: ``auto`` (one GPU) or
+# ``auto:N`` (any N GPUs at once). A queue may serve GPUs chosen per run:
+# ``auto`` (every GPU NVML reports) or ``auto:LIST`` (those of LIST). The
+# same word reads differently for the two (``auto:2`` is two GPUs for a run,
+# GPU 2 for a queue), so each has its own parser.
+
+AUTO = "auto"
+
+
+def _auto_rest(text) -> str | None:
+    """What follows ``auto`` (``""`` for plain ``auto``), or None when ``text``
+    is not an auto spec."""
+    if not isinstance(text, str):
+        return None
+    t = text.strip()
+    if t.lower() == AUTO:
+        return ""
+    if t[:5].lower() == AUTO + ":":
+        return t[5:].strip()
+    return None
+
+
+def parse_run_gpus(text: str | int | None) -> str | None:
+    """A run's GPU affinity: as :func:`parse_gpu_spec`, or ``auto`` / ``auto:N``
+    (N >= 1 GPUs chosen by a ``gpus=auto`` queue), normalised (``auto:1`` is
+    ``auto``)."""
+    rest = _auto_rest(text)
+    if rest is None:
+        return parse_gpu_spec(text)
+    if rest == "":
+        return AUTO
+    if not _GPU_ID.match(rest) or int(rest) < 1:
+        raise BadInput(f"bad GPU spec {text!r}: auto:N asks for N >= 1 GPUs chosen by a gpus=auto queue, e.g. auto:2")
+    return AUTO if int(rest) == 1 else f"{AUTO}:{int(rest)}"
+
+
+def auto_count(run_gpus: str | None) -> int | None:
+    """How many GPUs a run with affinity ``run_gpus`` asks a queue to choose
+    (``auto`` 1, ``auto:2`` 2), or None when it asks for none (unpinned or pinned)."""
+    rest = _auto_rest(run_gpus)
+    if rest is None:
+        return None
+    return 1 if rest == "" else int(rest)
+
+
+def parse_queue_gpus(text: str | int | None) -> str | None:
+    """A queue's ``gpus``: as :func:`parse_gpu_spec`, or ``auto`` (every GPU
+    NVML reports) / ``auto:0,2`` (those GPUs), normalised."""
+    rest = _auto_rest(text)
+    if rest is None:
+        return parse_gpu_spec(text)
+    if rest == "":
+        return AUTO
+    try:
+        listed = parse_gpu_spec(rest)
+    except BadInput:
+        listed = None
+    if listed is None:
+        raise BadInput(f"bad GPU spec {text!r}: expected auto or auto:LIST, e.g. auto:0,2")
+    return f"{AUTO}:{listed}"
+
+
+def is_auto(queue_gpus: str | None) -> bool:
+    return _auto_rest(queue_gpus) is not None
+
+
+def auto_list(queue_gpus: str | None) -> tuple[str, ...] | None:
+    """The GPUs a ``gpus=auto:LIST`` queue names; None for ``auto`` (every
+    GPU NVML reports) or a queue that is not auto."""
+    rest = _auto_rest(queue_gpus)
+    return tuple(rest.split(",")) if rest else None

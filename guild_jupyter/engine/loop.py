@@ -11,8 +11,21 @@ What varies between hosts is injected, never patched in: the stop flag (an
 Event, a sentinel's death, a signal), where the log goes besides the queue
 run's output (a terminal; ``queue_log``), how a claimed run is started
 (``starters.RunStarter``: our supervisor, or a Dask cluster), and how many
-runs it may have going at once (``slots``: one per GPU set; a queue has one
-slot by default).
+runs it may have going at once (``slots``: one per GPU set; by default a
+queue has ``max-running`` slots, each serving the queue's GPUs).
+
+Parallel runs. Each slot holds one run, started under its own supervisor;
+a free slot claims the next run in its own pass under the lock, so N slots
+are N claims, each seeing the ones before. ``wait-for-running`` keeps its
+meaning with N slots: it waits for runs *other than this queue's own*
+(another queue's, Guild's, a run started by hand), so the queue's own runs
+fill its N slots side by side, and nothing of its starts while others run.
+
+GPU slots (``gpus=auto``). The GPUs served are resolved once, when the loop
+starts (NVML's, or the listed ones); each claim counts our runs on every
+GPU from the same scan, under the lock, asks ``policy.next_run`` with the
+GPUs' states (``gpuslots.gpu_states``) and claims the run with the GPUs it
+chose (``transitions.claim(..., per_gpu=K)`` counts again before writing).
 
 Faults of the disk (ENOSPC, EIO...) never end the loop: a failing pass is
 logged once, the loop backs off (from ``min(poll-interval, 1 s)``, doubling
@@ -31,8 +44,9 @@ from ..errors import GuildJupyterError
 from ..store import attrs as attrlib
 from ..store import transitions
 from ..store.run import LOCK, PENDING_MARKER, RUNNING, STAGED_MARKER, Run
-from . import policy
+from . import gpuslots, policy
 from .config import yes_no
+from .queue_control import QueueControl
 from .queue_log import QueueLog
 from .starters import LocalStarter, RunHandle, RunStarter
 
@@ -74,7 +88,17 @@ class QueueLoop:
         self.stop_event = stop_event or threading.Event()
         self._log = QueueLog(queue_run, echo)  # echo: a text stream that also gets the log (a terminal)
         self.starter = starter or LocalStarter(store)
-        self.slots = [Slot(g) for g in (slots if slots is not None else [config.gpus])]
+        self._gpus: tuple = ()  # the GPUs a gpus=auto queue serves, and their UUIDs -> index
+        self._uuids: dict = {}
+        self._gpu_error: str | None = None
+        if config.auto:
+            try:
+                self._gpus, self._uuids = gpuslots.resolve_gpus(config.gpus)
+            except GuildJupyterError as e:
+                self._gpu_error = str(e)
+        if slots is None:
+            slots = [config.gpus] * config.slot_count(len(self._gpus))
+        self.slots = [Slot(g) for g in slots]
         self.started_count = 0
         self.state = "starting"
         self._blocked = False  # the last claim found runs held back by wait-for-running
@@ -83,6 +107,8 @@ class QueueLoop:
         self._retry_at: dict[str, float] = {}  # run id -> when a failed start may be retried
         self._retry_delay: dict[str, float] = {}  # run id -> its next retry delay (doubling)
         self._claim = transitions.Claim.by_this_process(queue_run.id)
+        # pause/resume/drain and retries (engine.queue_control)
+        self.control = QueueControl(store, queue_run, self._log, getattr(config, "retries", 0))
 
     # -- log ----------------------------------------------------------------------------
 
@@ -112,13 +138,24 @@ class QueueLoop:
         cfg = self.config
         self.log(f"Starting queue ({cfg.describe()}, wait-for-running={yes_no(cfg.wait_for_running)}, "
                  f"run-once={yes_no(cfg.run_once)}, poll-interval={cfg.poll_interval:g})")
+        if self._gpu_error:
+            self.log(f"Cannot serve GPUs: {self._gpu_error}")
+            self.state = "stopped"
+            self._log.close()
+            return 1
+        if cfg.auto:
+            self.log(f"Serving GPUs {','.join(self._gpus)}, {cfg.per_gpu} run(s) per GPU, "
+                     f"up to {len(self.slots)} at once")
         exit_status = 0
         backoff = None
         while not self.stop_event.is_set():
             self._unsettled = False
             try:
                 self._reap()
-                started = self._fill_slots()
+                mode = self.control.poll()
+                started = self._fill_slots() if mode == "running" else False
+                if mode == "paused":
+                    self.control.note_held()
             except Exception as e:  # noqa: BLE001 - a disk fault, a damaged run: log, back off, go on
                 backoff = min(cfg.poll_interval, 1.0) if backoff is None else min(backoff * 2, cfg.poll_interval)
                 self._note_fault(e, backoff)
@@ -130,7 +167,10 @@ class QueueLoop:
             if started:
                 continue
             busy = any(s.busy for s in self.slots)
-            if cfg.run_once and not busy and not self._blocked and not self._retry_at:
+            if mode == "draining" and not busy:
+                self.log(f"Drained: processed {self.started_count} run(s); stopping the queue")
+                break
+            if cfg.run_once and mode == "running" and not busy and not self._blocked and not self._retry_at:
                 self.log(f"Processed {self.started_count} run(s); no staged runs left (run-once)")
                 break
             self.state = "running" if busy else "waiting"
@@ -161,16 +201,19 @@ class QueueLoop:
                 r = s.run.refresh()
                 self.log(f"Run {r.id} finished: {r.status}" + (f" (exit status {r.exit_status})" if r.exit_status else ""))
                 s.run = s.handle = None
+                self.control.after_run(r)  # a failed run may be retried
 
     def _fill_slots(self) -> bool:
         """Claims and starts a run for each free slot; True if the state
         changed (a run started, or a run could not start and was settled)."""
         changed = False
+        nothing_for: set = set()  # slot GPUs for which a pass found nothing to start
         for slot in self.slots:
-            if slot.busy or self.stop_event.is_set():
+            if slot.busy or self.stop_event.is_set() or slot.gpus in nothing_for:
                 continue
             run = self._claim_next(slot)
             if run is None:
+                nothing_for.add(slot.gpus)
                 continue
             changed = True
             self._start(slot, run)
@@ -199,8 +242,12 @@ class QueueLoop:
         while not self.stop_event.is_set():
             if any(s.busy and s.done() for s in self.slots):
                 return
-            if free and self.store.change_token() != token:
-                return
+            changed = self.store.change_token()
+            if changed != token:
+                if free:
+                    return
+                token = changed
+                self.control.poll()  # every slot busy: a pause or drain asked now is logged now
             left = deadline - time.monotonic()
             if left <= 0:
                 return
@@ -233,8 +280,9 @@ class QueueLoop:
                     continue
                 candidates.append(c)
             others = self._busy_others(pending, locked) if cfg.wait_for_running else []
+            gpus = self._gpu_states(pending, locked) if cfg.auto else ()
             while True:
-                decision = policy.next_run(candidates, cfg, busy=False, running_others=others)
+                decision = policy.next_run(candidates, cfg, busy=False, running_others=others, gpus=gpus)
                 self._note_decision(decision, candidates)
                 if decision.start is None:
                     return None
@@ -246,11 +294,22 @@ class QueueLoop:
                 transitions.record_start_failure(self.store, run, f"not started: {unreadable}")
                 self.log(f"Run {run.id} cannot start: {unreadable}; recorded as error")
                 candidates = [c for c in candidates if c.id != run.id]
-            transitions.claim(self.store, run, self._claim, gpus=decision.assign_gpus)
+            transitions.claim(self.store, run, self._claim, gpus=decision.assign_gpus,
+                              per_gpu=cfg.per_gpu if cfg.auto else None)
         return run.refresh()
 
+    def _gpu_states(self, pending: list[Run], locked: list[Run]) -> list:
+        """The served GPUs' states, from this scan (runs the recovery just
+        returned to staged hold no GPU)."""
+        still = [r for r in pending if os.path.exists(r.path(PENDING_MARKER))]
+        held = transitions.gpu_occupancy(still, locked)
+        return gpuslots.gpu_states(self._gpus, held, self.config, self._uuids)
+
     def _note_decision(self, decision: policy.Decision, candidates: list) -> None:
-        self._blocked = bool(decision.blocked_by)
+        # A run held for want of a free GPU keeps a run-once queue waiting for it.
+        self._blocked = bool(decision.blocked_by or decision.held)
+        for run_id, why in decision.held:
+            self._log_once(("held", run_id), f"Run {run_id} waits for a free GPU ({why})")
         gpus_of = {c.id: c.gpus for c in candidates}
         for run_id, why in decision.skipped:
             # With several slots, a run another slot serves is not skipped.

@@ -1,26 +1,66 @@
 """The queue's decisions, as pure functions of the store's state.
 
 Nothing here touches files or processes, so every rule of the seed (oldest
-staged first, GPU affinity, wait-for-running, one run at a time) is tested
-directly with plain values.
+staged first, GPU affinity, wait-for-running, one run at a time) and of
+GPU slots (``gpus=auto``, ``per-gpu``, ``min-free-memory``, ``max-util``) is
+tested directly with plain values.
+
+GPU slots (a ``gpus=auto`` queue). Each GPU the queue serves has ``per-gpu``
+slots, shared by every queue: a GPU is free for one more run while fewer
+than ``per-gpu`` of our pending or running runs use it (counted from the
+store by the caller, under the run-status lock), and, when the queue sets
+them, NVML reports at least ``min-free-memory`` free (other users' processes
+count: NVML's free memory is the device's) and at most ``max-util`` percent
+utilisation (unknown utilisation, e.g. a MIG device, does not hold a run
+back). Such a queue starts:
+
+- unpinned runs and runs asking ``auto`` on the free GPU with the fewest of
+  our runs (then the most free memory, then the lowest index);
+- runs asking ``auto:N`` on N free GPUs at once;
+- pinned runs whose GPUs are all among the queue's and all free (a pinned
+  run's GPUs get no other say than the same slots).
+
+A run that fits no GPU now is *held*, not skipped: younger runs that fit
+may start before it (no head-of-line blocking), and a run-once queue waits
+for it. A run asking for more GPUs than the queue serves is skipped.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from .gpuspec import ANY_GPU, gpus_phrase  # noqa: F401 - the wording, kept import-light there
+from .gpuspec import ANY_GPU, auto_count, auto_list, gpus_phrase, is_auto  # noqa: F401 - kept import-light there
 
 
 @dataclasses.dataclass(frozen=True)
 class QueueConfig:
-    gpus: str | None = None  # None: serves only runs without GPU affinity
+    gpus: str | None = None  # None: only unpinned runs; "0,1": that set; "auto", "auto:0,2": chosen per run
     wait_for_running: bool = False
     run_once: bool = False
     poll_interval: float = 10.0
+    retries: int = 0  # re-stagings of a run this queue started that failed (queue_control)
+    max_running: int | None = None  # runs going at once; None: 1, or per-gpu x GPUs for gpus=auto
+    per_gpu: int = 1  # slots of each GPU (gpus=auto)
+    min_free_memory: int | None = None  # bytes NVML must report free (gpus=auto)
+    max_util: int | None = None  # percent of utilisation NVML may report at most (gpus=auto)
+
+    @property
+    def auto(self) -> bool:
+        return is_auto(self.gpus)
+
+    def slot_count(self, n_gpus: int = 1) -> int:
+        """How many runs this queue keeps going at once, serving ``n_gpus`` GPUs."""
+        if self.max_running is not None:
+            return self.max_running
+        return self.per_gpu * max(n_gpus, 1) if self.auto else 1
 
     def describe(self) -> str:
-        return gpus_phrase(self.gpus)
+        text = gpus_phrase(self.gpus)
+        if self.auto:
+            text += f", {self.per_gpu} per GPU"
+        if self.max_running not in (None, 1):
+            text += f", up to {self.max_running} at once"
+        return text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,18 +76,82 @@ class Decision:
     assign_gpus: str | None = None  # GPUs given to an unpinned run
     skipped: tuple = ()  # (run id, reason) for runs this queue will not start
     blocked_by: tuple = ()  # running run ids that block (wait-for-running)
+    held: tuple = ()  # (run id, reason) for runs it serves that fit no free GPU now
+
+
+@dataclasses.dataclass(frozen=True)
+class GpuState:
+    """One GPU a ``gpus=auto`` queue serves, as the store and NVML see it now."""
+
+    id: str  # NVML's index, as CUDA_VISIBLE_DEVICES names it (PCI bus order)
+    used: int = 0  # our pending and running runs on it, any queue's
+    free_memory: int | None = None  # bytes; None: not read (no memory rule) or unreadable
+    utilization: int | None = None  # percent; None: not read or unknown
 
 
 def gpu_mismatch(run_gpus: str | None, queue_gpus: str | None) -> str | None:
     """Why a queue with ``queue_gpus`` cannot start a run pinned to
     ``run_gpus``, or None when it can."""
+    wants = auto_count(run_gpus)
     if queue_gpus is None:
+        if wants is not None:
+            return f"run asks for GPUs {run_gpus}; only a gpus=auto queue chooses them"
         if run_gpus is not None:
             return f"run is pinned to GPUs {run_gpus}; a queue without gpus starts only unpinned runs"
         return None
+    if is_auto(queue_gpus):
+        listed = auto_list(queue_gpus)
+        if wants is None and run_gpus is not None and listed is not None:
+            outside = [g for g in run_gpus.split(",") if g not in listed]
+            if outside:
+                return f"run is pinned to GPUs {run_gpus}, queue serves {','.join(listed)}"
+        if wants is not None and listed is not None and wants > len(listed):
+            return f"run asks for {wants} GPUs, queue serves {len(listed)}"
+        return None
+    if wants is not None:
+        return f"run asks for GPUs {run_gpus}; only a gpus=auto queue chooses them"
     if run_gpus is not None and run_gpus != queue_gpus:
         return f"run is pinned to GPUs {run_gpus}, queue serves {queue_gpus}"
     return None
+
+
+def gpu_unfit(gpu: GpuState, config: QueueConfig) -> str | None:
+    """Why ``gpu`` cannot take one more run of a ``gpus=auto`` queue now, or None."""
+    if gpu.used >= config.per_gpu:
+        return f"GPU {gpu.id} has {gpu.used} of {config.per_gpu} slot(s) in use"
+    if config.min_free_memory is not None:
+        if gpu.free_memory is None:
+            return f"GPU {gpu.id}: free memory unknown"
+        if gpu.free_memory < config.min_free_memory:
+            return f"GPU {gpu.id} has {gpu.free_memory / 2**30:.1f} GiB free (min-free-memory)"
+    if config.max_util is not None and gpu.utilization is not None and gpu.utilization > config.max_util:
+        return f"GPU {gpu.id} is {gpu.utilization}% busy (max-util={config.max_util})"
+    return None
+
+
+def place(run_gpus: str | None, gpus, config: QueueConfig) -> tuple[str | None, str | None]:
+    """(GPUs to give the run, None) or (None, why it fits no free GPU now), for
+    a ``gpus=auto`` queue serving ``gpus`` (GpuStates, in the queue's order).
+    A pinned run that fits gets its own GPUs back."""
+    gpus = list(gpus)
+    wants = auto_count(run_gpus)
+    if wants is None and run_gpus is not None:  # pinned: all of its GPUs, each free
+        by_id = {g.id: g for g in gpus}
+        for gid in run_gpus.split(","):
+            if gid not in by_id:
+                return None, f"GPU {gid} is not among the queue's GPUs"
+            why = gpu_unfit(by_id[gid], config)
+            if why:
+                return None, why
+        return run_gpus, None
+    wants = wants or 1
+    free = [g for g in gpus if gpu_unfit(g, config) is None]
+    if len(free) < wants:
+        reasons = "; ".join(w for w in (gpu_unfit(g, config) for g in gpus) if w) or "no GPU"
+        return None, f"needs {wants} free GPU{'s' if wants > 1 else ''}: {reasons}"
+    order = {g.id: n for n, g in enumerate(gpus)}
+    free.sort(key=lambda g: (g.used, -(g.free_memory or 0), order[g.id]))
+    return ",".join(g.id for g in free[:wants]), None
 
 
 def next_run(
@@ -55,25 +159,43 @@ def next_run(
     config: QueueConfig,
     busy: bool,
     running_others: list[str] = (),
+    gpus=(),
 ) -> Decision:
     """The run this queue starts now, if any.
 
-    ``staged`` must be oldest first. ``busy``: the queue is waiting for a run
-    it started. ``running_others``: ids of running runs that are not queues.
+    ``staged`` must be oldest first. ``busy``: the queue has no free slot
+    (it waits for runs it started). ``running_others``: ids of running runs
+    that are not queues (nor this queue's own). ``gpus``: for a ``gpus=auto``
+    queue, the ``GpuState`` of each GPU it serves.
     """
     if busy:
         return Decision()
     if config.wait_for_running and running_others:
         return Decision(blocked_by=tuple(running_others))
-    skipped = []
+    skipped, held = [], []
+    auto = config.auto
     for run in staged:
         why = gpu_mismatch(run.gpus, config.gpus)
+        if not why and auto:
+            served = [g.id for g in gpus]
+            if auto_count(run.gpus) is None and run.gpus is not None:
+                if any(g not in served for g in run.gpus.split(",")):  # pinned elsewhere (or by UUID)
+                    why = f"run is pinned to GPUs {run.gpus}, queue serves {','.join(served) or 'none'}"
+            elif (auto_count(run.gpus) or 1) > len(served):
+                why = f"run asks for {auto_count(run.gpus) or 1} GPUs, queue serves {len(served)}"
         if why:
             skipped.append((run.id, why))
             continue
-        assign = config.gpus if run.gpus is None else None
-        return Decision(start=run, assign_gpus=assign, skipped=tuple(skipped))
-    return Decision(skipped=tuple(skipped))
+        if not auto:
+            assign = config.gpus if run.gpus is None else None
+            return Decision(start=run, assign_gpus=assign, skipped=tuple(skipped))
+        chosen, why = place(run.gpus, gpus, config)
+        if chosen is None:
+            held.append((run.id, why))
+            continue
+        return Decision(start=run, assign_gpus=None if chosen == run.gpus else chosen,
+                        skipped=tuple(skipped), held=tuple(held))
+    return Decision(skipped=tuple(skipped), held=tuple(held))
 
 
 @dataclasses.dataclass(frozen=True)

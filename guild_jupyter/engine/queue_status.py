@@ -7,7 +7,10 @@ from __future__ import annotations
 import dataclasses
 import threading
 
+from ..store.queue_state import read_control
 from ..store.run import PENDING, RUNNING, Run
+from ..store.records import gpu_occupancy
+from .gpuspec import auto_list
 from .policy import gpus_phrase
 
 __all__ = ["QueueInfo", "QueueRegistry", "list_queues", "describe_queue"]
@@ -25,6 +28,13 @@ class QueueInfo:
     current: str | None  # id of the run it started and waits for
     this_process: bool = False
     run: Run | None = None
+    #: ``{"used", "total", "per_gpu"}``: runs of this queue going (claimed or
+    #: started by it) of those it may have at once; for a ``gpus=auto`` queue,
+    #: ``per_gpu`` maps each GPU it serves to our runs on it (any queue's:
+    #: the slots of a GPU are shared), else None.
+    slots: dict | None = None
+    #: What a person asked of it (``store.queue_state``): running, paused or draining.
+    control: str = "running"
 
     @property
     def busy(self) -> bool:
@@ -43,12 +53,17 @@ def list_queues(runs, handles=(), include_finished: bool = False) -> list[QueueI
     ``Store.runs()``); ``handles``: this process's ``QueueHost`` objects."""
     mine = {q.id: q for q in handles}
     runs = list(runs)
-    current_of = {}
+    current_of: dict = {}
+    used_of: dict = {}
+    active = []
     for r in runs:
         if not r.is_queue and r.status in (RUNNING, PENDING):
+            active.append(r)
             qid = r.get("queue_id")
             if qid:
-                current_of[qid] = r.id
+                current_of.setdefault(qid, r.id)
+                used_of[qid] = used_of.get(qid, 0) + 1
+    held = None
     out = []
     for q in runs:
         if not q.is_queue:
@@ -64,8 +79,15 @@ def list_queues(runs, handles=(), include_finished: bool = False) -> list[QueueI
             current = handle.current_run.id
         if status == RUNNING:
             state = "running" if current else "waiting"
+            control = read_control(q)
+            if control != "running":
+                state = control  # paused / draining: what a person reads first
+            if held is None:
+                held = gpu_occupancy(active, [])
+            slots = _slots(q, used_of.get(q.id, 0), held)
         else:
             state = status
+            slots = {"used": 0, "total": 0, "per_gpu": None}
         out.append(QueueInfo(
             id=q.id,
             host=_host_of(q),
@@ -77,8 +99,29 @@ def list_queues(runs, handles=(), include_finished: bool = False) -> list[QueueI
             current=current,
             this_process=handle is not None,
             run=q,
+            slots=slots,
+            control=control if status == RUNNING else "running",
         ))
     return out
+
+
+def _slots(q: Run, used: int, held: dict) -> dict:
+    """A running queue's slots (``QueueInfo.slots``), from its recorded flags."""
+    from .config import config_of
+
+    try:
+        config = config_of(q)
+    except Exception:  # noqa: BLE001 - a queue run with flags we do not know (Guild's): one run at a time
+        return {"used": used, "total": 1, "per_gpu": None}
+    if not config.auto:
+        return {"used": used, "total": config.slot_count(), "per_gpu": None}
+    from .gpuslots import resolve_gpus
+
+    try:
+        gpus, _uuids = resolve_gpus(config.gpus)
+    except Exception:  # noqa: BLE001 - NVML gone since the queue started: its listed GPUs, if any
+        gpus = auto_list(config.gpus) or ()
+    return {"used": used, "total": config.slot_count(len(gpus)), "per_gpu": {g: held.get(g, 0) for g in gpus}}
 
 
 def describe_queue(q) -> str:
@@ -95,11 +138,19 @@ def describe_queue(q) -> str:
     this = getattr(q, "this_process", None)
     if this is None:  # a handle: thread and server queues live in this process
         this = q.host in ("thread", "server", "cli")
+    control = getattr(q, "control", None)
+    if control is None and state in ("starting", "waiting", "running") and isinstance(getattr(q, "run", None), Run):
+        control = read_control(q.run)  # a handle: the state asked of its queue
+    if control in ("paused", "draining"):
+        state = control
     text = {"waiting": "waiting for staged runs", "stopped": "stopped"}.get(state, state)
-    if state == "running" and current:
-        text = f"running {current[:8]}"
+    if state in ("running", "paused", "draining") and current:
+        text = f"running {current[:8]}" if state == "running" else f"{state}, running {current[:8]}"
     host = q.host + (" (this kernel)" if this and q.host == "thread" else "")
     options = [name for name, on in (("wait-for-running", wfr), ("run-once", once)) if on]
+    slots = getattr(q, "slots", None)
+    if slots and (slots.get("total", 1) > 1 or slots.get("per_gpu")):
+        options.append(f"{slots['used']}/{slots['total']} slots")
     return " · ".join([f"queue {q.id[:8]}", host, gpus_phrase(gpus), text] + options)
 
 

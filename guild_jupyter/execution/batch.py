@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 
 from ..errors import GuildJupyterError
 from ..procs import Identity
@@ -112,31 +111,17 @@ class TrialRunner:
             out.flush()
 
 
-def follow_output(run: Run, stream, done, interval: float = 0.02) -> None:
+def follow_output(run: Run, stream, done, interval: float = 0.01) -> None:
     """Copies a run's output to ``stream`` as it grows, until ``done()`` and
     the last bytes are read."""
-    path = run.path("output")
-    pos = 0
-    finished_seen = False
-    while True:
-        try:
-            with open(path, "rb") as f:
-                f.seek(pos)
-                data = f.read(1 << 20)
-        except FileNotFoundError:
-            data = b""
-        if data:
-            pos += len(data)
-            stream.write(data.decode("utf-8", errors="replace"))
-            if hasattr(stream, "flush"):
-                stream.flush()
-            continue
-        if finished_seen:
-            return
-        if done():
-            finished_seen = True  # one more read picks up the last bytes
-            continue
-        time.sleep(interval)
+    from ..store import output as outputlib
+
+    def write(text: str) -> None:
+        stream.write(text)
+        if hasattr(stream, "flush"):
+            stream.flush()
+
+    outputlib.follow(run.path("output"), write, done, interval=interval, check_every=interval)
 
 
 # -- the batch host -------------------------------------------------------------------

@@ -73,6 +73,7 @@ def _run(args) -> int:
     result = api.run(
         args.script, *args.flags, gpus=args.gpus, label=args.label, stage=args.stage,
         max_trials=args.max_trials, random_seed=args.random_seed, dry_run=args.dry_run, store=args.store,
+        retries=args.retries,
     )
     if args.dry_run:
         from ..display import Trials
@@ -93,7 +94,7 @@ def _run_foreground(args) -> int:
     try:
         done = api.run(
             args.script, *args.flags, gpus=args.gpus, label=args.label, foreground=True, echo=True,
-            max_trials=args.max_trials, random_seed=args.random_seed, store=args.store,
+            max_trials=args.max_trials, random_seed=args.random_seed, store=args.store, retries=args.retries,
         )
     except KeyboardInterrupt:
         return 128 + signal.SIGINT
@@ -108,6 +109,7 @@ def _run_foreground(args) -> int:
 def _runs(args) -> int:
     statuses = [s for s in C.STATUSES if getattr(args, s)] or None
     rl = api.runs(statuses, op=args.op, label=args.label, limit=args.limit, store=args.store)
+    rl.choose_scalar(args.scalar)
     print(_json(rl.to_json()) if args.json else rl)
     return 0
 
@@ -122,8 +124,26 @@ def _stop(args) -> int:
 
 
 def _output(args) -> int:
+    if args.follow:
+        if args.tail is not None:
+            raise C.UsageProblem("give --tail or --follow, not both", f"{PROG} output")
+        # The output on stdout, what we say about it (waiting, the outcome)
+        # on stderr: ``output -f RUN > file`` gets the run's output only.
+        try:
+            run = api.follow(args.run, sys.stdout, note=sys.stderr, store=args.store)
+        except KeyboardInterrupt:
+            return 128 + signal.SIGINT
+        return 0 if run.status == "completed" else 1
     sys.stdout.write(api.output(args.run, tail=args.tail, store=args.store))
     return 0
+
+
+def _wait(args) -> int:
+    """Exit status 0 when every run completed, 1 when one did not."""
+    done = api.wait(*args.runs, timeout=args.timeout, store=args.store)
+    for r in done:
+        print(f"{r.id[:8]}  {r.op_name}  {r.status}")
+    return 0 if all(r.status == "completed" for r in done) else 1
 
 
 def _removal(verb: str, word: str):
@@ -136,6 +156,11 @@ def _removal(verb: str, word: str):
 
 
 def _queue(args) -> int:
+    control = C.queue_action(args, f"{PROG} queue")
+    if control is not None:  # queue pause|resume|drain QUEUE
+        done = api.queue_control(control[1], control[0], store=args.store)
+        print(f"queue {done['id'][:8]} {done['state']}")
+        return 0
     if args.background:
         print(api.queue(*args.flags, background=True, store=args.store).id)
         return 0
@@ -155,8 +180,42 @@ def _queues(args) -> int:
 
 
 def _compare(args) -> int:
-    table = api.compare(*args.runs, store=args.store)
+    table = api.compare(*args.runs, store=args.store, **compare_options(args))
     print(_json(table.to_json()) if args.json else table)
+    return 0
+
+
+def compare_options(args) -> dict:
+    """The filters, sort and columns of ``compare`` (the magic's too)."""
+    status = [s.strip() for s in args.status.split(",") if s.strip()] if args.status is not None else None
+    return dict(op=args.op, label=args.label, status=status, sort=args.sort, scalar=args.scalar,
+                all_flags=args.all_flags)
+
+
+def _plot(args) -> int:
+    """A terminal cannot show a figure: it is saved to ``--output``."""
+    if not args.output:
+        raise C.UsageProblem("plot needs --output FILE (.png, .svg or .pdf): a terminal cannot show a figure",
+                             f"{PROG} plot")
+    fig = api.plot(*args.runs, scalar=args.scalar, op=args.op, store=args.store)
+    try:
+        fig.savefig(args.output)
+    except (OSError, ValueError) as e:
+        raise C.UsageProblem(f"cannot save the figure to {args.output}: {e}", f"{PROG} plot") from None
+    for w in fig.guild_errors:
+        print(f"{PROG}: warning: {w}", file=sys.stderr)
+    print(args.output)
+    return 0
+
+
+def _restart(args) -> int:
+    for r in api.restart(args.run, stage=args.stage, store=args.store):
+        print(f"{r.id}  {r.op_name}  {r.status}")
+    return 0
+
+
+def _restage(args) -> int:
+    print(api.restage(args.run, *args.flags, store=args.store))  # numbered as `runs` numbers them
     return 0
 
 
@@ -171,9 +230,10 @@ def _autoload(args) -> int:
 
 
 HANDLERS = {
-    "run": _run, "runs": _runs, "stop": _stop, "output": _output,
+    "run": _run, "runs": _runs, "stop": _stop, "output": _output, "wait": _wait,
     "unstage": _removal("unstage", "unstaged"), "delete": _removal("delete", "deleted"),
-    "queue": _queue, "queues": _queues, "compare": _compare, "autoload": _autoload,
+    "queue": _queue, "queues": _queues, "compare": _compare, "plot": _plot, "autoload": _autoload,
+    "restart": _restart, "restage": _restage,
 }
 
 

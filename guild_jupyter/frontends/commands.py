@@ -17,7 +17,7 @@ import argparse
 from ..views import STATUSES
 
 __all__ = [
-    "CLI", "LINE", "CELL", "RUN", "SCRIPT", "FLAG", "QUEUE_FLAG", "PATH", "QUEUE_FLAGS",
+    "CLI", "LINE", "CELL", "RUN", "SCRIPT", "FLAG", "QUEUE_FLAG", "PATH", "QUEUE_FLAGS", "QUEUE_ACTIONS",
     "Arg", "Verb", "VERBS", "STORE", "UsageProblem", "HelpShown", "verbs_for", "find_verb",
     "build_parser", "parse", "take_store", "usage", "help_text", "suggest",
 ]
@@ -34,9 +34,13 @@ QUEUE_FLAG = "QUEUE_FLAG"  # a queue flag as ``name=``
 PATH = "PATH"  # a file or directory (IPython's file completion)
 
 #: Guild's queue flags (``guild run queue``), as ``%guild queue`` takes them.
-QUEUE_FLAGS = ("gpus", "wait-for-running", "run-once", "poll-interval")
+QUEUE_FLAGS = ("gpus", "wait-for-running", "run-once", "poll-interval", "retries",
+               "max-running", "per-gpu", "min-free-memory", "max-util")
+#: What ``queue ACTION QUEUE`` asks of a running queue (``api.queue_control``).
+QUEUE_ACTIONS = ("pause", "resume", "drain")
 
 STOPPABLE = ("running", "pending", "staged")
+FINISHED = ("completed", "error", "terminated")
 DELETABLE = ("completed", "error", "terminated", "staged")
 WITH_OUTPUT = ("running", "completed", "error", "terminated")
 
@@ -157,7 +161,10 @@ VERBS: tuple[Verb, ...] = (
             help="flag values; brackets make a sweep (lr=[0.1,0.01])"),
         switch("--stage", "--stage-trials", dest="stage", help="initialize the runs for a queue, do not start them"),
         switch("--foreground", help="wait for each run, its output streaming here"),
-        opt("--gpus", metavar="IDS", help="pin the runs to these GPUs, e.g. 0 or 0,1"),
+        opt("--gpus", metavar="IDS", help="pin the runs to these GPUs, e.g. 0 or 0,1; auto or auto:N: "
+                                          "N GPUs chosen by a gpus=auto queue"),
+        opt("--retries", metavar="N", type=int,
+            help="with --stage: a queue stages a run that failed again, up to N times"),
         opt("--label", metavar="TEXT", help="the runs' label"),
         opt("--max-trials", metavar="N", type=int, help="trials of a random search (default 20)"),
         opt("--random-seed", metavar="S", type=int, help="seed of a random search"),
@@ -166,9 +173,12 @@ VERBS: tuple[Verb, ...] = (
             help="the operation's name (default: from a leading comment, else cell-<hash of the body>)"),
     ), fronts=EVERY, cell_help="Stage or start runs of this cell's body as a script."),
     Verb("queue", "Start a queue that starts staged runs one at a time (in a notebook: a thread of the kernel; "
-                  "on the command line: this process).", (
+                  "on the command line: this process); queue pause|resume|drain QUEUE controls a running one.", (
         pos("flags", "FLAG=VALUE", "*", default=[], completes=QUEUE_FLAG,
-            help="gpus=IDS wait-for-running=yes|no run-once=yes|no poll-interval=SECONDS"),
+            help="gpus=IDS|auto|auto:IDS wait-for-running=yes|no run-once=yes|no poll-interval=SECONDS retries=N "
+                 "max-running=N per-gpu=K min-free-memory=SIZE max-util=PERCENT; "
+                 "or pause|resume|drain QUEUE: a running queue starts nothing (pause), starts again "
+                 "(resume), or starts nothing and stops once its runs have ended (drain)"),
         switch("--background", help="a detached process that outlives this one"),
     )),
     Verb("queues", "List queues.", (
@@ -180,6 +190,7 @@ VERBS: tuple[Verb, ...] = (
         opt("-n", metavar="N", type=int, dest="limit", help="at most N runs"),
         opt("--op", metavar="NAME", help="only runs whose op name contains NAME"),
         opt("--label", metavar="TEXT", help="only runs whose label contains TEXT"),
+        opt("--scalar", metavar="NAME", help="the scalar shown per run (default loss, else its first)"),
         switch("-a", "--all", fronts=frozenset({LINE}), why="a terminal shows every run",
                help="show every run (default: the first 20)"),
         JSON,
@@ -199,10 +210,37 @@ VERBS: tuple[Verb, ...] = (
     Verb("output", "A run's output.", (
         pos("run", "RUN", completes=RUN, states=WITH_OUTPUT),
         opt("--tail", metavar="N", type=int, help="only the last N lines"),
+        switch("-f", "--follow", help="stream new output until the run ends (a staged run: wait for it to start)"),
     )),
-    Verb("compare", "Flags and last scalar values per run.", (
+    Verb("wait", "Wait until runs end (completed, error or terminated).", (
+        pos("runs", "RUN", "+", completes=RUN, states=STOPPABLE),
+        opt("--timeout", metavar="SECONDS", type=float, help="give up after this long (default: no limit)"),
+    )),
+    Verb("restart", "Run a finished run again in place (same id), like guild run --restart.", (
+        pos("run", "RUN", completes=RUN, states=FINISHED),
+        switch("--stage", help="stage it for a queue instead of starting it now"),
+    )),
+    Verb("restage", "Stage a copy of a run (its code, flags, pinned GPUs) with edited flags.", (
+        pos("run", "RUN", completes=RUN),
+        pos("flags", "FLAG=VALUE", "*", default=[], completes=FLAG, help="flags to change"),
+    )),
+    Verb("compare", "Flags and last scalar values per run, the best run marked (only the flags that differ).", (
         pos("runs", "RUN", "*", default=[], completes=RUN),
+        opt("--op", metavar="NAME", help="only runs whose op name contains NAME"),
+        opt("--label", metavar="TEXT", help="only runs whose label contains TEXT"),
+        opt("--status", metavar="LIST", help="only runs with these statuses (comma-separated)"),
+        opt("--sort", metavar="KEY", help="sort by a flag or scalar; -KEY descending, =NAME a flag named like "
+                                          "a scalar"),
+        opt("--scalar", metavar="NAME", help="the scalar that picks the best run (default loss, else the first)"),
+        switch("--all-flags", help="every flag a column, not only those that differ"),
         JSON,
+    )),
+    Verb("plot", "One scalar of runs against step, one line per run (matplotlib).", (
+        pos("runs", "RUN", "*", default=[], completes=RUN),
+        opt("--scalar", metavar="NAME", default="loss", help="the scalar to plot (default loss)"),
+        opt("--op", metavar="NAME", help="only runs whose op name contains NAME"),
+        opt("--output", metavar="FILE", completes=PATH,
+            help="save the figure to FILE (.png, .svg, .pdf); required on the command line"),
     )),
     Verb("panel", "A live panel of queues, runs and GPUs.", (
         opt("--refresh", metavar="SECONDS", type=float, default=1.0, help="seconds between refreshes (0: never)"),
@@ -294,11 +332,31 @@ def build_parser(verb: Verb, front: str, prog: str) -> argparse.ArgumentParser:
 
 def parse(parser: argparse.ArgumentParser, verb: Verb, front: str, words) -> argparse.Namespace:
     """Options and ``NAME=VALUE`` assignments mixed in any order; an unknown
-    option names the close one, or says why this front end lacks it."""
-    args, extras = parser.parse_known_intermixed_args(list(words))
+    option names the close one, or says why this front end lacks it. An
+    option's value may start with a dash (``--sort -loss``)."""
+    args, extras = parser.parse_known_intermixed_args(_dash_values(parser, list(words)))
     if extras:
         raise UsageProblem(f"unrecognized arguments: {' '.join(extras)}{_hint(verb, front, extras)}", parser.prog)
     return args
+
+
+def _dash_values(parser: argparse.ArgumentParser, words: list[str]) -> list[str]:
+    """``--sort -loss`` as ``--sort=-loss``: argparse takes a word starting
+    with a dash for an option, unless it is joined to the option's name."""
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        action = parser._option_string_actions.get(w)
+        if (action is not None and action.nargs is None and action.option_strings[0].startswith("--")
+                and i + 1 < len(words) and words[i + 1].startswith("-") and len(words[i + 1]) > 1
+                and words[i + 1].partition("=")[0] not in parser._option_string_actions):
+            out.append(f"{w}={words[i + 1]}")
+            i += 2
+            continue
+        out.append(w)
+        i += 1
+    return out
 
 
 def _hint(verb: Verb, front: str, extras) -> str:
@@ -313,6 +371,21 @@ def _hint(verb: Verb, front: str, extras) -> str:
         if hint:
             return hint
     return ""
+
+
+def queue_action(args, prog: str):
+    """``(action, queue)`` when ``queue``'s first word is an action
+    (``queue pause QUEUE``), else None (``queue gpus=0`` starts a queue)."""
+    words = list(args.flags)
+    if not words or words[0] not in QUEUE_ACTIONS:
+        return None
+    action = words[0]
+    if len(words) != 2:
+        raise UsageProblem(f"{action} takes one QUEUE (its id or id prefix)"
+                           + (f", not {' '.join(words[1:])!r}" if len(words) > 2 else ""), prog)
+    if args.background:
+        raise UsageProblem(f"--background starts a queue: it does not go with {action}", prog)
+    return action, words[1]
 
 
 def take_store(words: list[str], prog: str) -> tuple[str | None, list[str]]:

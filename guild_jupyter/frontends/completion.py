@@ -137,15 +137,18 @@ def _values(arg: C.Arg, word: str, positionals, store, cell, cwd) -> list[str]:
         return _run_ids(word, arg.states, store, positionals)
     if arg.completes == C.SCRIPT:
         return _scripts(word, cwd)
+    if arg.completes == C.QUEUE_FLAG and positionals and positionals[0] in C.QUEUE_ACTIONS:
+        return _queue_ids(word, store) if len(positionals) == 1 else []  # queue pause QUEUE
     if arg.completes in (C.FLAG, C.QUEUE_FLAG):
         if "=" in word:
             return []  # a value
         if arg.completes == C.QUEUE_FLAG:
             names = list(C.QUEUE_FLAGS)
         else:
-            names = _flag_names(positionals[0] if cell is None and positionals else None, cell, cwd)
+            names = _flag_names(positionals[0] if cell is None and positionals else None, cell, cwd, store)
         assigned = {p.partition("=")[0] for p in positionals if "=" in p}
-        return [f"{n}=" for n in names if n.startswith(word) and n not in assigned]
+        actions = list(C.QUEUE_ACTIONS) if arg.completes == C.QUEUE_FLAG and not positionals else []
+        return [f"{n}=" for n in names if n.startswith(word) and n not in assigned] + _starting(actions, word)
     return []
 
 
@@ -159,6 +162,18 @@ def _run_ids(word: str, states, store, given) -> list[str]:
     full = len(word) > 8
     ids = [r.id if full else r.id[:8] for r in runs if r.id.startswith(word)]
     return [i for i in ids if i not in given]
+
+
+def _queue_ids(word: str, store) -> list[str]:
+    """Running queues (their short ids), for ``queue pause|resume|drain``."""
+    from .. import api
+
+    try:
+        runs = api.runs(["running"], store=store, limit=_MAX_RUNS)
+    except GuildJupyterError:
+        return []
+    full = len(word) > 8
+    return [r.id if full else r.id[:8] for r in runs if r.is_queue and r.id.startswith(word)]
 
 
 def _scripts(word: str, cwd: str | None) -> list[str]:
@@ -180,12 +195,15 @@ def _scripts(word: str, cwd: str | None) -> list[str]:
     return out
 
 
-def _flag_names(script: str | None, cell: str | None, cwd: str | None) -> list[str]:
+def _flag_names(script: str | None, cell: str | None, cwd: str | None, store=None) -> list[str]:
+    """The flags of a script or cell; for a run (``restage RUN``), the run's."""
     from .. import api
 
     try:
         if cell is not None:
             return api.flag_names(source=cell)
+        if script and not script.endswith(".py"):
+            return list(api.resolve_store(store).resolve(script).flags)
         return api.flag_names(script, cwd) if script else []
     except GuildJupyterError:
         return []

@@ -166,7 +166,7 @@ class GuildMagics(Magics):
                 raise UsageError(f"{prog}: {e}") from None
             script = op.name
         options = dict(gpus=args.gpus, label=args.label, max_trials=args.max_trials,
-                       random_seed=args.random_seed, store=args.store, cwd=cwd, op=op)
+                       random_seed=args.random_seed, store=args.store, cwd=cwd, op=op, retries=args.retries)
         if args.dry_run:
             return Trials(api.run(script, *args.flags, dry_run=True, **options))
         if args.foreground:
@@ -184,7 +184,25 @@ class GuildMagics(Magics):
     def _queue(self, args):
         from .. import api
 
+        control = C.queue_action(args, f"{PROG} queue")
+        if control is not None:  # %guild queue pause|resume|drain QUEUE
+            (ref,) = self._refs([control[1]], args.store)
+            return api.queue_control(ref, control[0], store=args.store)
         return api.queue(*args.flags, background=args.background, store=args.store)
+
+    def _restart(self, args):
+        from .. import api
+
+        (ref,) = self._refs([args.run], args.store)
+        return RunListing(api.restart(ref, stage=args.stage, store=args.store))
+
+    def _restage(self, args):
+        from .. import api
+
+        (ref,) = self._refs([args.run], args.store)
+        result = api.restage(ref, *args.flags, store=args.store)
+        self._listings[api.store_home(args.store)] = api.runs(store=args.store)  # as after run --stage
+        return RunListing(result, indices=result.indices)
 
     def _queues(self, args):
         from .. import api
@@ -196,6 +214,7 @@ class GuildMagics(Magics):
 
         statuses = [s for s in C.STATUSES if getattr(args, s)] or None
         listing = api.runs(statuses, op=args.op, label=args.label, limit=args.limit, store=args.store)
+        listing.choose_scalar(args.scalar)
         self._listings[api.store_home(args.store)] = listing
         return RunListing(listing, shown=None if args.all else DEFAULT_SHOWN)
 
@@ -221,12 +240,40 @@ class GuildMagics(Magics):
         from .. import api
 
         (ref,) = self._refs([args.run], args.store)
+        if args.follow:
+            if args.tail is not None:
+                raise UsageError(f"{PROG} output: give --tail or --follow, not both")
+            try:  # the output streams into the cell; the outcome line ends it
+                api.follow(ref, sys.stdout, store=args.store)
+            except KeyboardInterrupt:
+                pass  # said so already; the run goes on
+            return None
         return RunOutput(api.output(ref, tail=args.tail, store=args.store))
+
+    def _wait(self, args):
+        from .. import api
+
+        return RunListing(api.wait(*self._refs(args.runs, args.store), timeout=args.timeout, store=args.store))
 
     def _compare(self, args):
         from .. import api
+        from .cli import compare_options
 
-        return api.compare(*self._refs(args.runs, args.store), store=args.store)
+        return api.compare(*self._refs(args.runs, args.store), store=args.store, **compare_options(args))
+
+    def _plot(self, args):
+        """The figure is the magic's value: the cell shows it as a PNG."""
+        from .. import api
+
+        fig = api.plot(*self._refs(args.runs, args.store), scalar=args.scalar, op=args.op, store=args.store)
+        if args.output:
+            try:
+                fig.savefig(args.output)
+            except (OSError, ValueError) as e:
+                raise UsageError(f"{PROG} plot: cannot save the figure to {args.output}: {e}") from None
+        for w in fig.guild_errors:
+            print(f"warning: {w}", file=sys.stderr)
+        return fig
 
     def _panel(self, args):
         if args.refresh < 0:

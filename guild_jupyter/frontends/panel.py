@@ -3,8 +3,10 @@
 An ipywidgets view of one store, built from ``api.monitor()`` snapshots:
 counts per status, the queues (stop buttons, a form to start one), the runs
 grouped by status under column headers in bounded, paged lists (stop a
-running run, unstage a staged one, see why it waits), and the GPUs with the
-runs on them. Stopping asks for a second click ("confirm stop") within a
+running run, unstage a staged one, see why it waits; running and finished
+rows show the main scalar and its sparkline and open the run's output,
+followed while it runs), notices of runs and sweeps that ended (see
+``panel_live``), and the GPUs with the runs on them. Stopping asks for a second click ("confirm stop") within a
 few seconds. Messages show in a line of fixed height and clear themselves,
 so nothing below them moves.
 
@@ -37,6 +39,8 @@ from .. import api, views
 from ..errors import GuildJupyterError
 from .panel_html import (COLUMNS, STATUS_COLORS, gpus_html, header_html, message_html, queue_header_html,
                          queue_html, run_html)
+from .panel_live import NoticeArea, OutputView
+from .panel_queue_control import QueueControls
 from .panel_rows import GroupView, Row, Shared
 
 __all__ = ["Panel", "panel"]
@@ -98,6 +102,7 @@ class Panel(W.VBox):
         self._shown_in = None
         self._message_until = 0.0
         self._following: dict = {}  # id -> what to call it, for runs/queues being stopped
+        self.watcher = api.EndWatcher(self.monitor)  # notices of runs and sweeps that end
         self._build_widgets(page_size)
         super().__init__(self._sections, layout=W.Layout(width="100%", max_width="1200px"))
         self.add_class("guild-panel")
@@ -129,6 +134,7 @@ class Panel(W.VBox):
         queue_head = W.HBox([self.queue_columns, W.HTML(layout=shared.button_layout("96px"))],
                             layout=W.Layout(width="100%"))
         self.queue_rows = [Row("queue", self._on_queue_stop, shared, "stop queue", "96px") for _ in range(QUEUE_ROWS)]
+        self.queue_controls = QueueControls(self.queue_rows, queue_head, shared, self._act, self._say, self.store)
         self.queue_gpus = W.Text(placeholder=f"{views.ANY_GPU}, or e.g. 0 or 0,1", description="gpus",
                                  layout=W.Layout(width="250px"))
         self.queue_run_once = W.Checkbox(description="run once", indent=False, layout=W.Layout(width="90px"))
@@ -141,8 +147,11 @@ class Panel(W.VBox):
         self.queue_form = W.HBox([self.queue_gpus, self.queue_run_once, self.queue_detached, self.queue_start],
                                  layout=W.Layout(align_items="center", flex_flow="row wrap"))
 
+        self.output_view = OutputView(self.store)
+        self.notice_area = NoticeArea(self.output_view.open)
         self.groups = {g: GroupView(g, page_size, self._on_row_action, self._on_page, shared,
-                                    header_html(COLUMNS[g]), GROUP_TITLES[g]) for g in GROUPS}
+                                    header_html(COLUMNS[g]), GROUP_TITLES[g], on_view=self.output_view.open)
+                       for g in GROUPS}
         self.gpus_html = W.HTML()
         self.gpus_html.add_class("gj-gpus")
         self.warnings_html = W.HTML(layout=W.Layout(display="none"))
@@ -151,7 +160,8 @@ class Panel(W.VBox):
                                                                        align_items="center"))
         queues_box = W.VBox([self.queues_title, queue_head] + [r.box for r in self.queue_rows] + [self.queue_form])
         self._containers = [top, queues_box, queue_head, queue_head.children[1]]
-        self._sections = [top, self.status_line, self.feedback, queues_box] + [
+        self._sections = [top, self.status_line, self.feedback, self.notice_area.box, self.output_view.box,
+                          queues_box] + [
             self.groups[g].box for g in GROUPS
         ] + [self.gpus_html, self.warnings_html]
 
@@ -159,8 +169,10 @@ class Panel(W.VBox):
         out = [self.header, self.close_button, self.status_line, self.feedback, self.queues_title,
                self.queue_columns, self.queue_gpus, self.queue_run_once, self.queue_detached, self.queue_start,
                self.queue_form, self.gpus_html, self.warnings_html] + self._containers + self._shared.widgets()
+        out += self.notice_area.widgets() + self.output_view.widgets()
         for r in self.queue_rows:
             out += r.widgets()
+        out += self.queue_controls.widgets()
         for g in self.groups.values():
             out += g.widgets()
         return out
@@ -203,9 +215,12 @@ class Panel(W.VBox):
             pages = {name: g.page for name, g in self.groups.items()}
         # Built outside the apply lock: a click never waits for a scan.
         snap = self.monitor.snapshot(pages=pages)
+        notices = self.watcher.poll()
         with self._apply_lock:
             if self.comm is None:  # closed meanwhile
                 return snap
+            self.notice_area.add(notices)
+            self.output_view.update()
             for name, g in self.groups.items():
                 if g.page == pages[name]:  # unless a pager click came in meanwhile
                     g.page = snap["groups"][name]["page"]
@@ -314,6 +329,7 @@ class Panel(W.VBox):
             if i < len(queues):
                 q = queues[i]
                 row.bind(q["id"], queue_html(q), f"stop queue {q['short_id']}")
+                self.queue_controls.bind(row, q)
             else:
                 row.bind(None, "")
 

@@ -10,11 +10,12 @@ carries its full text on hover.
 from __future__ import annotations
 
 import html
+import math
 
 from .. import views
 
 __all__ = ["STATUS_COLORS", "COLUMNS", "header_html", "run_html", "queue_html", "queue_header_html", "gpus_html",
-           "message_html"]
+           "message_html", "spark_svg", "scalar_html", "notice_html", "output_html"]
 
 STATUS_COLORS = {
     "staged": "#1565c0",
@@ -35,7 +36,8 @@ _WRAP = "flex:1 1 {w};min-width:{w};white-space:normal;overflow-wrap:anywhere;"
 COLUMNS = {
     "running": (("id", "run", "5.5em", False), ("status", "status", "6.5em", False), ("op", "op", "9em", False),
                 ("gpus", "gpus", "5em", False), ("time", "started", "5.5em", False),
-                ("elapsed", "elapsed", "4.5em", False), ("flags", "flags (varying first) · label", "14em", True)),
+                ("elapsed", "elapsed", "4.5em", False), ("scalar", "scalar", "14em", False),
+                ("flags", "flags (varying first) · label", "14em", True)),
     "pending": (("id", "run", "5.5em", False), ("status", "status", "6.5em", False), ("op", "op", "9em", False),
                 ("gpus", "gpus", "5em", False), ("time", "staged", "5.5em", False),
                 ("queue", "queue", "5.5em", False), ("flags", "flags (varying first) · label", "14em", True)),
@@ -44,7 +46,8 @@ COLUMNS = {
                ("waiting", "why it waits", "14em", True), ("flags", "flags (varying first) · label", "14em", True)),
     "finished": (("id", "run", "5.5em", False), ("status", "status", "6.5em", False), ("op", "op", "9em", False),
                  ("gpus", "gpus", "5em", False), ("time", "ended", "5.5em", False),
-                 ("elapsed", "took", "4.5em", False), ("flags", "flags (varying first) · label", "14em", True)),
+                 ("elapsed", "took", "4.5em", False), ("scalar", "scalar", "14em", False),
+                 ("flags", "flags (varying first) · label", "14em", True)),
 }
 QUEUE_COLUMNS = (("id", "queue", "5.5em", False), ("host", "host", "11em", False), ("gpus", "gpus", "5em", False),
                  ("state", "state", "5.5em", False), ("run", "run", "5.5em", False),
@@ -99,6 +102,7 @@ def run_html(r: dict, group: str) -> str:
         "position": (_e(r["position"] or ""), "color:#888", ""),
         "waiting": (_e(r["waiting"] or ""), "color:#1565c0", ""),
         "flags": (_flags_cell(r), "", ""),
+        "scalar": (scalar_html(r.get("scalar"), r.get("spark")), "", _scalar_title(r.get("scalar"))),
     }
     cells = []
     for key, _head, width, wraps in COLUMNS[group]:
@@ -152,3 +156,79 @@ def _mib(v) -> str:
     """NVML reports bytes."""
     gib = v / 2**30
     return f"{gib:.1f} GiB" if gib >= 1 else f"{v / 2**20:.0f} MiB"
+
+
+# -- scalars, notices, output ------------------------------------------------------------------
+
+
+def _finite(values) -> list[float]:
+    return [float(v) for v in values or () if isinstance(v, (int, float)) and not isinstance(v, bool)
+            and math.isfinite(v)]
+
+
+def format_value(value) -> str:
+    """A scalar value in 6 significant digits."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "" if value is None else str(value)
+
+
+def spark_svg(values, width: int = 64, height: int = 16) -> str:
+    """An inline SVG polyline of ``values`` (oldest first), scaled to the
+    box; empty with fewer than two finite values."""
+    pts = _finite(values)
+    if len(pts) < 2:
+        return ""
+    lo, hi = min(pts), max(pts)
+    span = (hi - lo) or 1.0
+    step = (width - 2) / (len(pts) - 1)
+    coords = " ".join(f"{1 + i * step:.1f},{height - 1 - (v - lo) / span * (height - 2):.1f}" for i, v in enumerate(pts))
+    return (f"<svg class='gj-spark' width='{width}' height='{height}' viewBox='0 0 {width} {height}' "
+            f"style='vertical-align:middle;margin-left:4px'><polyline points='{coords}' fill='none' "
+            f"stroke='#1565c0' stroke-width='1.2'/></svg>")
+
+
+def scalar_html(scalar, spark=None) -> str:
+    """The main scalar (``views.run_row``'s ``scalar``: tag, value, step)
+    and its sparkline; empty for a run that logged none."""
+    if not scalar:
+        return ""
+    text = f"{scalar.get('tag', '')} {format_value(scalar.get('value'))}"
+    return f"<span class='gj-scalar-value'>{_e(text)}</span>{spark_svg(spark)}"
+
+
+def _scalar_title(scalar) -> str:
+    if not scalar:
+        return ""
+    step = scalar.get("step")
+    return f"{scalar.get('tag', '')} = {scalar.get('value')}" + (f" at step {step}" if step is not None else "")
+
+
+def notice_html(n: dict) -> str:
+    """One notice (``api.EndWatcher``): a run or a whole sweep that ended;
+    a failed run's last lines under it."""
+    status = n["status"]
+    color = STATUS_COLORS.get(status, "#000")
+    if n["kind"] == "sweep":
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(n["counts"].items()))
+        text = f"sweep of {len(n['ids'])} runs of {_e(n['op'])} finished: {_e(counts)}"
+    else:
+        es = n.get("exit_status")
+        text = (f"run <b>{_e(n['short_id'])}</b> {_e(n['op'])} <span style='color:{color}'>{_e(status)}"
+                f"{_e(f' (exit status {es})' if es not in (None, 0) else '')}</span>"
+                + (f" <span style='color:#666'>{_e(n['flags_text'])}</span>" if n.get("flags_text") else ""))
+    tail = n.get("tail") or ""
+    pre = (f"<pre class='gj-notice-tail' style='margin:2px 0 0;padding:2px 6px;background:#fbeaea;font-size:11px;"
+           f"max-height:8em;overflow:auto;white-space:pre-wrap'>{_e(tail.rstrip())}</pre>") if tail.strip() else ""
+    return (f"<div class='gj-notice' data-kind='{_e(n['kind'])}' data-status='{_e(status)}' "
+            f"data-run='{_e(n.get('id') or n['ids'][0])}' style='font-size:12px;border-left:4px solid {color};"
+            f"padding:1px 6px'>{text}{pre}</div>")
+
+
+def output_html(text: str, cut: bool = False) -> str:
+    """A run's output in a box of bounded height that stays scrolled to its
+    end (a reversed flex column), so following shows the newest lines."""
+    more = "<div style='color:#888'>… (earlier output not shown)</div>" if cut else ""
+    return ("<div class='gj-output' style='display:flex;flex-direction:column-reverse;max-height:320px;overflow:auto;"
+            "border:1px solid #ddd;background:#fafafa'><pre style='margin:0;padding:4px 6px;font-size:12px;"
+            f"white-space:pre-wrap;overflow-wrap:anywhere'>{more}{_e(text)}</pre></div>")

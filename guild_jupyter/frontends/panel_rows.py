@@ -16,13 +16,15 @@ import time
 import ipywidgets as W
 from ipywidgets.widgets.widget_string import HTMLStyle
 
-__all__ = ["Shared", "Row", "GroupView", "REBIND_GUARD", "CONFIRM_SECONDS"]
+__all__ = ["Shared", "Row", "GroupView", "REBIND_GUARD", "CONFIRM_SECONDS", "VIEWABLE", "VIEW_WIDTH"]
 
 # A row that switched from one run to another this recently refuses a click.
 REBIND_GUARD = 0.6
 CONFIRM_SECONDS = 5.0
 ROW_ACTIONS = {"running": "stop", "pending": "stop", "staged": "unstage"}
 CONFIRMED = ("stop", "stop queue")  # actions that ask for a second click
+VIEWABLE = ("running", "pending", "finished")  # groups whose rows open the run's output
+VIEW_WIDTH = "64px"
 
 
 class Shared:
@@ -47,7 +49,8 @@ class Shared:
 class Row:
     """One reusable line of a list: an HTML cell and, for actionable groups, a button."""
 
-    def __init__(self, group: str, on_click, shared: Shared, action: str | None = None, width: str = "96px"):
+    def __init__(self, group: str, on_click, shared: Shared, action: str | None = None, width: str = "96px",
+                 on_view=None):
         self.group = group
         self.html = W.HTML(layout=shared.html_layout, style=shared.html_style)
         self.run_id: str | None = None
@@ -56,6 +59,13 @@ class Row:
         self.confirm_until = 0.0
         self.action = action or ROW_ACTIONS.get(group)
         children = [self.html]
+        self.view_button = None
+        if on_view is not None:  # opens the run's output (following it while it runs)
+            self.view_button = W.Button(description="output", layout=shared.button_layout(VIEW_WIDTH),
+                                        style=shared.button_style)
+            self.view_button.add_class("gj-output-button")
+            self.view_button.on_click(lambda _b: self.run_id and on_view(self.run_id))
+            children.append(self.view_button)
         self.button = None
         if self.action:
             self.button = W.Button(description=self.action, button_style=self._style(False),
@@ -73,7 +83,7 @@ class Row:
         return "warning" if self.action in CONFIRMED else ""
 
     def widgets(self):
-        return [w for w in (self.html, self.button, self.box) if w is not None]
+        return [w for w in (self.html, self.view_button, self.button, self.box) if w is not None]
 
     def bind(self, run_id: str | None, text: str, tooltip: str = "") -> None:
         if run_id != self.run_id:
@@ -124,7 +134,7 @@ class GroupView:
     """A group of runs: title, pager, column headers and a pool of rows."""
 
     def __init__(self, name: str, page_size: int, on_row_click, on_page, shared: Shared, columns_html: str,
-                 title: str):
+                 title: str, on_view=None):
         self.name = name
         self.title_text = title
         self.page = 0
@@ -135,16 +145,17 @@ class GroupView:
         self.prev.on_click(lambda _b: on_page(self, -1))
         self.next.on_click(lambda _b: on_page(self, +1))
         self.pager = W.HBox([self.prev, self.page_label, self.next], layout=W.Layout(display="none", align_items="center"))
-        self.rows = [Row(name, on_row_click, shared) for _ in range(page_size)]
+        viewer = on_view if name in VIEWABLE else None
+        self.rows = [Row(name, on_row_click, shared, on_view=viewer) for _ in range(page_size)]
         self.columns = W.HTML(columns_html, layout=W.Layout(flex="1 1 auto", min_width="0"))
-        spacer = W.HTML(layout=shared.button_layout("96px")) if self.rows[0].button is not None else None
-        self.column_box = W.HBox([self.columns] + ([spacer] if spacer else []),
-                                 layout=W.Layout(width="100%", display="none"))
+        spacers = ([W.HTML(layout=shared.button_layout(VIEW_WIDTH))] if viewer else []) + (
+            [W.HTML(layout=shared.button_layout("96px"))] if self.rows[0].button is not None else [])
+        self.column_box = W.HBox([self.columns] + spacers, layout=W.Layout(width="100%", display="none"))
         self.header = W.HBox([self.title, self.pager], layout=W.Layout(justify_content="space-between",
                                                                          align_items="center"))
         self.box = W.VBox([self.header, self.column_box] + [r.box for r in self.rows])
         self.box.add_class(f"gj-group-{name}")
-        self._extra = [self.header, self.column_box] + ([spacer] if spacer else [])
+        self._extra = [self.header, self.column_box] + spacers
 
     def widgets(self):
         out = [self.title, self.prev, self.next, self.page_label, self.pager, self.columns, self.box] + self._extra

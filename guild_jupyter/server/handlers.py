@@ -234,16 +234,24 @@ class StopHandler(BaseHandler):
 
 class OutputHandler(BaseHandler):
     """``?tail=N``: the last N lines (read backwards from the end);
-    ``?offset=B``: up to 4 MiB from byte B, with the ``offset`` to ask for
-    next (to follow a live run); neither: the whole output."""
+    ``?since=B``: up to 4 MiB from byte B as ``{"text", "offset", "status",
+    "done"}`` (where to ask next, the run's status, and whether the run has
+    ended and all of it was read: how a viewer follows a live run; a staged
+    run answers empty text, not done); ``?offset=B``: the same piece as
+    ``{"output", "offset"}``; none: the whole output."""
 
     @web.authenticated
     async def get(self, ref):
         run = await self.run_ref(ref)
         tail = _int_arg(self, "tail", None, 0, 10**6)
         offset = _int_arg(self, "offset", None, 0, 2**62)
-        if tail is not None and offset is not None:
-            raise ApiError(400, "give tail or offset, not both")
+        since = _int_arg(self, "since", None, 0, 2**62)
+        if sum(v is not None for v in (tail, offset, since)) > 1:
+            raise ApiError(400, "give one of tail, since and offset")
+        if since is not None:
+            piece = await self.call(api.output_since, run.id, since, MAX_OUTPUT_CHUNK, store=self.store)
+            self.reply(dict(piece, id=run.id))
+            return
         if offset is None:
             text = await self.call(api.output, run.id, tail=tail, store=self.store)
             self.reply({"id": run.id, "output": text})
@@ -299,6 +307,43 @@ class QueueHandler(BaseHandler):
         self.reply(await self.call(run_row, run))
 
 
+class QueueActionHandler(BaseHandler):
+    """``POST /guild/api/queues/ID/pause|resume|drain``: a running queue of
+    ours, wherever hosted, starts nothing (pause), starts again (resume), or
+    starts nothing and stops once its runs have ended (drain)."""
+
+    @web.authenticated
+    async def post(self, ref, action):
+        if self.body_json():
+            raise ApiError(400, f"{action} takes no fields")
+        run = await self.run_ref(ref)
+        done = await self.call(api.queue_control, run.id, action, store=self.store)
+        self.reply(done)
+
+
+class RerunHandler(BaseHandler):
+    """``POST /guild/api/runs/ID/restart`` (``{"stage": bool}``): a finished
+    run again in place; ``POST /guild/api/runs/ID/restage`` (``{"flags":
+    {name: value}}``): a staged copy with edited flags."""
+
+    @web.authenticated
+    async def post(self, ref, action):
+        body = self.body_json()
+        allowed = {"restart": {"stage"}, "restage": {"flags"}}[action]
+        unknown = set(body) - allowed
+        if unknown:
+            raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))} (allowed: {', '.join(allowed)})")
+        run = await self.run_ref(ref)
+        if action == "restart":
+            done = await self.call(api.restart, run.id, stage=_bool_field(body, "stage"), store=self.store)
+        else:
+            flags = body.get("flags", {})
+            if not isinstance(flags, dict):
+                raise ApiError(400, "'flags' must be an object of flag values")
+            done = await self.call(api.restage, run.id, flags=flags, store=self.store)
+        self.reply({"action": action, "runs": [await self.call(run_row, r) for r in done]})
+
+
 class GpusHandler(BaseHandler):
     @web.authenticated
     async def get(self):
@@ -344,8 +389,10 @@ def handlers() -> list:
         (r"/guild/api/runs/?", RunsHandler),
         (rf"/guild/api/runs/{ref}/output/?", OutputHandler),
         (rf"/guild/api/runs/{ref}/stop/?", StopHandler),
+        (rf"/guild/api/runs/{ref}/(restart|restage)/?", RerunHandler),
         (rf"/guild/api/runs/{ref}/?", RunHandler),
         (r"/guild/api/queues/?", QueuesHandler),
+        (rf"/guild/api/queues/{ref}/(pause|resume|drain)/?", QueueActionHandler),
         (rf"/guild/api/queues/{ref}/?", QueueHandler),
         (r"/guild/api/gpus/?", GpusHandler),
         (r"/guild/api/state/?", StateHandler),

@@ -6,7 +6,9 @@ never cut), each staged run's waiting reason, status colours, and GPUs.
 Its buttons call the REST API with the page's XSRF token; a stop takes a
 second click ("confirm stop") within five seconds. Messages show in a line
 of fixed height and clear themselves. Below 820 px the tables become one
-card per row, so every value and button stays on screen."""
+card per row, so every value and button stays on screen. A click on a run
+opens its output, followed while it runs; runs that end get notices (and
+browser notifications once allowed): see ``page_live``."""
 
 PAGE = r"""<!doctype html>
 <html lang="en">
@@ -47,6 +49,7 @@ PAGE = r"""<!doctype html>
   .st-error { color: var(--error); } tr[data-status="error"] td:first-child { border-left-color: var(--error); }
   .st-terminated { color: var(--terminated); } tr[data-status="terminated"] td:first-child { border-left-color: var(--terminated); }
   .st-unstaged { color: var(--unstaged); } tr[data-status="unstaged"] td:first-child { border-left-color: var(--unstaged); }
+/*{{live-css}}*/
   @media (max-width: 820px) {
     body { margin: .6em; }
     table, thead, tbody, tr, td { display: block; width: 100%; }
@@ -70,6 +73,7 @@ PAGE = r"""<!doctype html>
 <div id="store" class="muted"></div>
 <div id="counts"></div>
 <div id="message" role="status"></div>
+<!--{{live-html}}-->
 <h2>Queues</h2>
 <table id="queues"><thead><tr><th>queue</th><th>host</th><th>pid</th><th>gpus</th><th>state</th><th>run</th><th>options</th><th></th></tr></thead><tbody></tbody></table>
 <div id="groups"></div>
@@ -81,6 +85,7 @@ PAGE = r"""<!doctype html>
 const XSRF = "{{xsrf}}";
 const BASE = location.pathname.replace(/\/+$/, "") + "/";  // .../guild/
 const GROUPS = ["running", "pending", "staged", "finished"];
+const SCALAR_GROUPS = ["running", "finished"];  // rows with the main scalar and its sparkline
 const TITLES = {running: "Running", pending: "Pending", staged: "Staged", finished: "Recently finished"};
 const CONFIRM_MS = 5000, MESSAGE_MS = 8000;
 const pages = {running: 0, pending: 0, staged: 0, finished: 0};
@@ -158,13 +163,28 @@ function cell(label, text, cls, title) {
   return el("td", a, text);
 }
 
+// Pause/resume and drain: a running queue of ours (Guild's own do not obey them).
+function controlButtons(q) {
+  if (q.host === "guild") return [];
+  const paused = q.control === "paused";
+  const act1 = paused ? "resume" : "pause";
+  const post = (action, done) => (ev) => act(ev.target, "POST", "api/queues/" + q.id + "/" + action, done);
+  return [
+    el("button", {"data-action": act1, title: act1 + " queue " + q.short_id,
+                  onclick: post(act1, "queue " + q.short_id + (paused ? " resumed" : " paused (its runs keep running)"))}, act1),
+    el("button", Object.assign({"data-action": "drain", title: "start nothing more, stop once its runs end",
+                                onclick: post("drain", "queue " + q.short_id + " draining")},
+                               q.control === "draining" ? {disabled: ""} : {}), "drain"),
+  ];
+}
+
 function renderQueues(queues) {
   const body = $("queues").tBodies[0];
   body.replaceChildren(...(queues.length ? queues.map((q) => el("tr", {"data-queue": q.id, title: q.description},
     cell("queue", el("code", {}, q.short_id)), cell("host", q.host_text), cell("pid", q.pid ?? ""),
     cell("gpus", q.gpus_text), cell("state", q.state, q.state === "running" ? "st-running" : ""),
     cell("run", q.current_short ?? ""), cell("options", q.options_text),
-    el("td", {"data-label": ""}, stopButton(q.id, "stop queue", "DELETE", "api/queues/" + q.id,
+    el("td", {"data-label": "", class: "nowrap"}, ...controlButtons(q), stopButton(q.id, "stop queue", "DELETE", "api/queues/" + q.id,
       "queue " + q.short_id + " stopping (its runs keep running)")))) :
     [el("tr", {}, el("td", {colspan: 8, class: "muted"}, "no queue is running"))]));
 }
@@ -184,18 +204,21 @@ function renderGroup(name, g) {
       buttons.append(el("button", {"data-action": "unstage", onclick: (ev) => act(ev.target, "DELETE", "api/runs/" + r.id,
         "unstaged run " + r.short_id + ": it will not start")}, "unstage"));
     }
-    return el("tr", {"data-run": r.id, "data-status": r.status},
+    const tr = el("tr", {"data-run": r.id, "data-status": r.status, title: "click: the run's output"},
       cell("run", el("code", {}, r.short_id), "", r.id), cell("status", r.status_text, "st-" + r.status),
       cell("op", r.op), cell("gpus", r.gpus_text), cell(timeHead, r.time_text),
       name === "staged" ? el("td", {class: "waiting", "data-label": extraHead}, extra(r)) : cell(extraHead, extra(r)),
-      flagsCell(r), buttons);
+      ...(SCALAR_GROUPS.includes(name) ? [scalarCell(r)] : []), flagsCell(r), buttons);
+    tr.onclick = (ev) => { if (!ev.target.closest("button")) openOutput(r.id); };  // its output, followed
+    return tr;
   });
   const nav = el("div", {class: "muted"}, `${g.total} ${name}` + (g.pages > 1 ? ` - page ${g.page + 1} of ${g.pages} ` : ""));
   if (g.pages > 1) {
     nav.append(el("button", {onclick: () => { pages[name] = Math.max(0, g.page - 1); refresh(); }}, "prev"),
                el("button", {onclick: () => { pages[name] = g.page + 1; refresh(); }}, "next"));
   }
-  const heads = ["run", "status", "op", "gpus", timeHead, extraHead, "flags (varying first) · label", ""];
+  const heads = ["run", "status", "op", "gpus", timeHead, extraHead, ...(SCALAR_GROUPS.includes(name) ? ["scalar"] : []),
+                 "flags (varying first) · label", ""];
   return el("section", {id: "group-" + name}, el("h2", {}, TITLES[name]), nav,
     g.rows.length ? el("table", {}, el("thead", {}, el("tr", {}, ...heads.map((h) => el("th", {}, h)))),
       el("tbody", {}, ...rows)) : "");
@@ -229,6 +252,8 @@ async function refresh() {
       el("span", {"data-count": k, class: "st-" + k}, `${k}: ${v}`)));
     renderQueues(s.queues);
     $("groups").replaceChildren(...GROUPS.map((g) => renderGroup(g, s.groups[g])));
+    markOpen();
+    noticeEnded(s);
     renderGpus(s.gpus);
     $("warnings").replaceChildren(...s.warnings.map((w) => el("div", {}, "warning: " + w)));
     document.body.dataset.updated = String(s.time);
@@ -238,9 +263,15 @@ async function refresh() {
     busy = false;
   }
 }
+//{{live-js}}
 refresh();
 setInterval(refresh, 1000);
 </script>
 </body>
 </html>
 """
+
+from .page_live import LIVE_CSS, LIVE_HTML, LIVE_JS  # noqa: E402 - the live parts, kept in their own module
+
+PAGE = PAGE.replace("/*{{live-css}}*/", LIVE_CSS).replace("<!--{{live-html}}-->", LIVE_HTML).replace(
+    "//{{live-js}}", LIVE_JS)

@@ -3,7 +3,8 @@
 A run's ``.guild/output`` can grow to gigabytes. ``tail`` finds the last
 lines by reading backwards from the end in fixed-size blocks, so asking for
 the last 10 lines of a 1 GiB output reads a few KiB; ``read_from`` reads
-from an offset (for following output). Both return bytes: the text as
+from an offset (for following output); ``follow`` copies the file as it
+grows until the run is over. They return bytes: the text as
 written, ``\\r`` progress-bar updates included, as ``guild cat --output``
 shows it. Lines are ``\\n``-terminated; a last line without ``\\n`` counts.
 """
@@ -11,8 +12,11 @@ shows it. Lines are ``\\n``-terminated; a last line without ``\\n`` counts.
 from __future__ import annotations
 
 import os
+import time
 
 BLOCK = 64 * 1024
+FOLLOW_INTERVAL = 0.01  # seconds between looks at a followed file's size
+FOLLOW_CHUNK = 1 << 20
 
 
 def tail(path: str, lines: int, block: int = BLOCK) -> bytes:
@@ -105,3 +109,55 @@ def _pread_all(fd: int, offset: int, n: int) -> bytes:
 
 def decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
+
+
+def follow(path: str, write, finished, offset: int = 0, interval: float = FOLLOW_INTERVAL,
+           check_every: float = 0.1) -> int:
+    """Copies the file at ``path`` from ``offset`` to ``write(text)`` as it
+    grows, until ``finished()`` says the writer is done and everything it
+    wrote is copied; returns the offset reached. The file stays open and
+    only its size is looked at every ``interval`` (a stat costs a
+    microsecond; new lines show within one interval). ``finished`` may be
+    costly (a run's status): it is asked only when nothing new was read,
+    at most every ``check_every`` seconds. A missing file is waited for."""
+    fd = None
+    last_check = float("-inf")
+    try:
+        while True:
+            data = b""
+            if fd is None:
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                except FileNotFoundError:
+                    pass
+            if fd is not None:
+                size = os.fstat(fd).st_size
+                if size > offset:
+                    data = _pread_all(fd, offset, min(size - offset, FOLLOW_CHUNK))
+                    data = data[: len(data) - _cut_utf8_tail(data)]
+                    offset += len(data)
+            if data:
+                write(decode(data))
+                continue
+            now = time.monotonic()
+            if now - last_check >= check_every:
+                last_check = now
+                if finished():
+                    return _copy_rest(path, fd, offset, write)
+            time.sleep(interval)
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _copy_rest(path: str, fd, offset: int, write) -> int:
+    """The writer is done: copy what is left, a cut character included."""
+    if fd is None:
+        data, offset = read_from(path, offset, whole_chars=False)
+        if data:
+            write(decode(data))
+        return offset
+    data = _pread_all(fd, offset, max(0, os.fstat(fd).st_size - offset))
+    if data:
+        write(decode(data))
+    return offset + len(data)

@@ -111,3 +111,41 @@ def has_our_start_record(run: Run) -> bool:
     """LOCK was written by a process of ours (its start record names it)."""
     rec = run._start_record()
     return rec is not None and rec.pid == run.lock_pid()
+
+
+# -- GPU slots ------------------------------------------------------------------
+
+
+def gpu_occupancy(pending: list[Run], locked: list[Run]) -> dict[str, int]:
+    """How many of our runs hold each GPU now: pending runs (a claim, a start
+    under way; not queues) and running ones, by the GPUs their ``run_params``
+    record (``"0"``, ``"GPU-…"``: as named). A run still asking for GPUs to
+    be chosen (``auto:2``, not claimed yet) holds none. ``pending`` and
+    ``locked`` come from one ``Store.scan_waiting`` under the run-status lock,
+    which is what makes the count a fair basis for a claim."""
+    from .run import PENDING, RUNNING
+
+    counts: dict[str, int] = {}
+    for r in pending + locked:
+        try:
+            if r.is_queue or r.status not in (RUNNING, PENDING):
+                continue
+            gpus = r.gpus
+        except Exception:  # noqa: BLE001 - a damaged run holds no GPU we can name
+            continue
+        if not gpus or gpus.lower().startswith("auto"):
+            continue
+        for g in gpus.split(","):
+            counts[g] = counts.get(g, 0) + 1
+    return counts
+
+
+def gpu_slot_full(store, gpus: str | None, per_gpu: int) -> str | None:
+    """Why one of ``gpus`` cannot take one more run (it has ``per_gpu`` of
+    ours), or None. The caller holds the run-status lock (a claim)."""
+    if not gpus:
+        return None
+    _staged, pending, locked = store.scan_waiting()
+    held = gpu_occupancy(pending, locked)
+    full = [g for g in gpus.split(",") if held.get(g, 0) >= per_gpu]
+    return f"GPU {full[0]} has no free slot ({held[full[0]]} of {per_gpu} in use)" if full else None

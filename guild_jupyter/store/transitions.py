@@ -20,6 +20,7 @@ The transitions::
     cancel_pending        pending    -> terminated, never started
     settle_dead           running, holder gone -> error (orphans ended)
     delete                finished/staged -> trash (never still staged)
+    rerun.restart         finished   -> pending / staged, in place (its own module)
 
 Claims and start records (who owns a run) are read and explained in
 :mod:`.records`.
@@ -40,7 +41,8 @@ from ..procs import Identity, kill_identities, tree_identities
 from . import attrs as attrlib
 from . import reserve
 # Claims and process records are re-exported: callers see one lifecycle module.
-from .records import Claim, has_our_start_record, read_claim, record_processes, recorded_processes  # noqa: F401
+from .records import (Claim, gpu_occupancy, gpu_slot_full, has_our_start_record, read_claim,  # noqa: F401
+                      record_processes, recorded_processes)
 from .run import LOCK, LOCK_PROCS, LOCK_START, PENDING, PENDING_MARKER, RUNNING, STAGED, STAGED_MARKER, Run, now_us
 
 OUTCOME_ATTRS = reserve.OUTCOME_ATTRS
@@ -134,13 +136,22 @@ def create(store, specs: list, *, staged: bool, owner: Claim | None = None) -> l
 # -- claims ---------------------------------------------------------------------------
 
 
-def claim(store, run: Run, by: Claim, *, gpus: str | None = None) -> None:
+def claim(store, run: Run, by: Claim, *, gpus: str | None = None, per_gpu: int | None = None) -> None:
     """staged -> pending, claimed by ``by``. The caller holds the run-status
     lock across the scan that chose the run and this claim. The STAGED
-    marker stays (PENDING takes precedence), so a dead claim can be undone."""
+    marker stays (PENDING takes precedence), so a dead claim can be undone.
+
+    ``gpus``: the GPUs given to the run (in ``run_params``; what it asked for
+    is kept in ``gpus_requested`` for a return to staged). ``per_gpu``: a GPU
+    slot claim, refused (WrongState) if, counted again under this lock, one
+    of the GPUs already has ``per_gpu`` of our runs: no number of queues in
+    any processes puts more on a GPU."""
     with store.lock():
         if not os.path.exists(run.path(STAGED_MARKER)) or os.path.exists(run.path(PENDING_MARKER)):
             raise WrongState(f"run {run.id[:8]} is no longer staged")
+        full = gpu_slot_full(store, gpus or run.gpus, per_gpu) if per_gpu is not None else None
+        if full:
+            raise WrongState(full)
         # The claim first: if a later write fails (a full disk), removing it
         # (which needs no space) leaves the run staged as it was.
         try:
@@ -153,6 +164,7 @@ def claim(store, run: Run, by: Claim, *, gpus: str | None = None) -> None:
             if gpus:  # last: a failed atomic write leaves the old value
                 params = run.get("run_params", {}) or {}
                 params = dict(params) if isinstance(params, dict) else {}
+                run.write_attr("gpus_requested", params.get("gpus"))
                 params["gpus"] = gpus
                 run.write_attr("run_params", params)
         except OSError as e:
@@ -175,9 +187,18 @@ def transfer_claim(store, run: Run, frm: Identity, to: Claim) -> None:
 
 def return_to_staged(store, run: Run) -> None:
     """pending -> staged: a claim of ours whose claimer died before starting
-    the run. The caller checked the claim under the lock it holds."""
+    the run. The caller checked the claim under the lock it holds. GPUs the
+    claim gave the run are given back (it asks again for what it asked)."""
     with store.lock():
         attrlib.remove(run.path(PENDING_MARKER))
+        try:
+            if os.path.exists(os.path.join(run.attrs_dir, "gpus_requested")):
+                params = dict(run.get("run_params", {}) or {})
+                params["gpus"] = run.get("gpus_requested")
+                run.write_attr("run_params", params)
+                attrlib.remove(os.path.join(run.attrs_dir, "gpus_requested"))
+        except (OSError, TypeError, ValueError):
+            pass  # best effort: the run then keeps the GPUs it was given
         run.refresh()
     store.notify_change()
 

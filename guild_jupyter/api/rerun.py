@@ -1,0 +1,71 @@
+"""Running a finished run again: ``restart`` (in place, same id, like
+``guild run --restart``) and ``restage`` (a staged copy with edited flags)."""
+
+from __future__ import annotations
+
+from .. import validate
+from ..display import RunList
+from ..errors import BadInput
+from .selection import _resolve_all, _with_listing_indices, resolve_store
+
+
+def restart(ref, *, stage: bool = False, store=None, listing=None) -> RunList:
+    """Runs a finished run again in place: same id, directory and flags, its
+    output appended to, its ``started`` time new, as ``guild run --restart
+    ID`` does. Started now in the background (returns once it runs), or
+    with ``stage`` staged for a queue. A run that is not finished (staged,
+    pending, running) is a ``WrongState``; nothing changes then."""
+    validate.run_ref(ref)
+    validate.boolean("stage", stage)
+    validate.store(store)
+    validate.listing(listing)
+    st = resolve_store(store)
+    (run,) = _one(st, ref, listing)
+    from .. import reruns
+    from ..store import rerun
+
+    if run.is_queue:
+        raise BadInput(f"run {run.id[:8]} is a queue: start a new queue instead")
+    if run.opref[0] != "script":
+        raise BadInput(f"run {run.id[:8]} is a Guild operation ({run.op_name}): restart it with guild run --restart")
+    reruns.script_op_of(run)  # its script must still be in its directory
+    st.ensure_writable()
+    rerun.restart(st, run, stage=stage)
+    if not stage:
+        from ..execution import launch
+
+        launch.start(run)
+    return RunList([run.refresh()])
+
+
+def restage(ref, *assignments: str, flags: dict | None = None, store=None, listing=None) -> RunList:
+    """Stages a copy of a run (its source snapshot, flags, pinned GPUs and
+    label) with flags edited: ``restage(run, "lr=0.1")`` (brackets make a
+    sweep: one copy per trial). Flags are checked as ``run`` checks them: an
+    unknown flag is a ``FlagError`` and nothing is written. The copy names
+    its origin (``restage_of``). Returns the staged runs."""
+    validate.run_ref(ref)
+    validate.assignments(assignments)
+    validate.flags(flags)
+    validate.store(store)
+    validate.listing(listing)
+    st = resolve_store(store)
+    (run,) = _one(st, ref, listing)
+    from .. import reruns
+    from ..store import transitions
+    from .planning import plan_trials
+
+    op = reruns.script_op_of(run)
+    edited = {a.partition("=")[0].strip() for a in assignments} | set(flags or {})
+    base = {k: v for k, v in reruns.user_flags(run).items() if k not in edited and k in op.defaults}
+    trials = plan_trials(op, assignments, {**base, **(flags or {})})
+    specs = [reruns.copy_spec(run, op, t, {"restage_of": run.id}) for t in trials]
+    st.ensure_writable()
+    return _with_listing_indices(st, transitions.create(st, specs, staged=True))
+
+
+def _one(st, ref, listing):
+    runs = _resolve_all(st, [ref], listing)
+    if len(runs) != 1:
+        raise BadInput(f"{ref!r} names {len(runs)} runs; give one run")
+    return runs

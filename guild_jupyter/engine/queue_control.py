@@ -1,0 +1,109 @@
+"""What a person asks of a running queue, as its loop (``loop.QueueLoop``)
+sees it: the requested state (pause, resume, drain) and retries of the runs
+it started that failed.
+
+The state is kept in the queue run's directory (``store.queue_state``), so a
+queue hosted anywhere (a thread here, a detached process, another kernel)
+obeys whoever asked; the loop reads it once per pass:
+
+- ``running``: the queue starts staged runs as usual;
+- ``paused``: it starts nothing (runs going keep going); each staged run it
+  holds back is named once in its log;
+- ``draining``: it starts nothing and, once the runs it started have ended,
+  exits with status 0.
+
+Retry: a run this queue started that failed (exit status > 0; a stopped or
+terminated run is never retried) is staged again as a copy of itself, up to
+N times: N is the run's own ``retries`` attr (``run --stage --retries N``),
+else the queue's ``retries`` flag. Each copy names its origin
+(``retry_of``: the run it retries; ``retry_attempt``: 1, 2, ...).
+"""
+
+from __future__ import annotations
+
+from ..store import queue_state
+from ..store.run import Run
+
+__all__ = ["QueueControl", "retries_of"]
+
+
+def retries_of(run: Run, queue_retries: int) -> int:
+    """How many retries a failed run gets: its own ``retries``, else the queue's."""
+    v = run.get("retries")
+    if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+        return v
+    return queue_retries
+
+
+class QueueControl:
+    """The loop's view of its queue's requested state, and its retries."""
+
+    def __init__(self, store, queue_run: Run, log, retries: int = 0):
+        self.store = store
+        self.run = queue_run
+        self._log = log  # a QueueLog
+        self.retries = retries
+        self.state = queue_state.RUNNING
+        self._pauses = 0  # each pause names the runs it holds back anew
+
+    # -- the requested state -----------------------------------------------------------------
+
+    def poll(self) -> str:
+        """The requested state now; logs each change."""
+        state = queue_state.read_control(self.run)
+        if state != self.state:
+            self.state = state
+            if state == queue_state.PAUSED:
+                self._pauses += 1
+                self._log.write("Paused: no staged run is started until the queue is resumed "
+                                "(runs already going keep going)")
+            elif state == queue_state.DRAINING:
+                self._log.write("Draining: no staged run is started; the queue stops once its runs have ended")
+            else:
+                self._log.write("Resumed: starting staged runs again")
+        return state
+
+    def note_held(self) -> None:
+        """While paused: names, once per pause, each staged run held back (the
+        queue's log then shows a pass saw it and started nothing)."""
+        staged, _pending, _locked = self.store.scan_waiting()
+        for r in staged:
+            self._log.once(("paused", self._pauses, r.id), f"Paused: staged run {r.id} waits until the queue is resumed")
+
+    # -- retries --------------------------------------------------------------------------------
+
+    def after_run(self, run: Run) -> Run | None:
+        """Called for each run this queue started, once it has ended: a
+        failed one with retries left is staged again. Returns the copy.
+        Never raises (a copy that cannot be made is logged)."""
+        exit_status = run.exit_status
+        if not isinstance(exit_status, int) or isinstance(exit_status, bool) or exit_status <= 0:
+            return None
+        allowed = retries_of(run, self.retries)
+        if allowed <= 0:
+            return None
+        attempt = run.get("retry_attempt")
+        attempt = attempt if isinstance(attempt, int) and not isinstance(attempt, bool) and attempt > 0 else 0
+        if attempt >= allowed:
+            self._log.write(f"Run {run.id} failed (exit status {exit_status}); no retry left "
+                            f"({allowed} retr{'y' if allowed == 1 else 'ies'} done)")
+            return None
+        try:
+            copy = self._stage_copy(run, attempt + 1, allowed)
+        except Exception as e:  # noqa: BLE001 - a damaged run or a full disk: logged, the queue goes on
+            self._log.write(f"Run {run.id} failed (exit status {exit_status}); cannot stage a retry: {e}")
+            return None
+        self._log.write(f"Run {run.id} failed (exit status {exit_status}); staged retry {copy.id} "
+                        f"(attempt {attempt + 1} of {allowed})")
+        return copy
+
+    def _stage_copy(self, run: Run, attempt: int, allowed: int) -> Run:
+        from .. import reruns
+        from ..store import transitions
+
+        op = reruns.script_op_of(run)
+        origin = run.get("retry_origin") if attempt > 1 else None
+        extra = {"retry_of": run.id, "retry_attempt": attempt, "retry_origin": origin or run.id, "retries": allowed}
+        spec = reruns.copy_spec(run, op, reruns.user_flags(run), extra)
+        (copy,) = transitions.create(self.store, [spec], staged=True)
+        return copy

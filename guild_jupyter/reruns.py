@@ -1,0 +1,65 @@
+"""A run as an operation again: what a copy of it (a queue's retry of a
+failed run, a restage with edited flags) is made of.
+
+A copy runs the code the original ran, not the project's current files: its
+operation is built from the original's source snapshot, with the original's
+user flags (edited ones replaced), the GPUs it asked for (pinned ones, or
+``auto:N``) and label. GPUs a queue gave an unpinned run are not pinned on
+the copy.
+"""
+
+from __future__ import annotations
+
+from .errors import BadInput
+from .opdef import ScriptOp
+from .store import rerun
+from .store.run import Run
+from .store.store import RunSpec
+
+
+def script_op_of(run: Run) -> ScriptOp:
+    """The operation ``run`` ran, from its source snapshot. Raises
+    ``BadInput`` for a Guild operation or a run without its script."""
+    kind, project_dir, _ver, _model, name = run.opref
+    if run.is_queue:
+        raise BadInput(f"run {run.id[:8]} is a queue: start a new queue instead")
+    if kind != "script" or not name:
+        raise BadInput(f"run {run.id[:8]} is a Guild operation ({run.op_name}): only runs of scripts and cells "
+                       f"can be copied (use guild run --restart)")
+    sources = rerun.source_snapshot(run)
+    if name not in sources:
+        raise BadInput(f"run {run.id[:8]} lacks its script {name} in its directory: it cannot be copied")
+    info = run.get("guild_jupyter")
+    op_kind = info.get("kind") if isinstance(info, dict) and info.get("kind") in ("script", "cell") else "script"
+    op = ScriptOp(project_dir, name, sources[name], kind=op_kind)
+    op._sources = sources  # the snapshot, never the project's current files
+    return op
+
+
+def pinned_gpus(run: Run) -> str | None:
+    """The GPUs the run asked for when staged (pinned ``0,1`` or ``auto:2``),
+    not those a queue gave it."""
+    return rerun.requested_gpus(run)
+
+
+def user_flags(run: Run) -> dict:
+    v = run.get("user_flags")
+    return dict(v) if isinstance(v, dict) else {}
+
+
+def user_label(run: Run) -> str | None:
+    """The label the user gave (None: the flags make it, as for a new run)."""
+    params = run.get("run_params")
+    label = params.get("label") if isinstance(params, dict) else None
+    return label if isinstance(label, str) and label else None
+
+
+def copy_spec(run: Run, op: ScriptOp, flags: dict, extra_attrs: dict | None = None) -> RunSpec:
+    """The spec of a copy of ``run`` with user flags ``flags``. The copy
+    keeps the original's ``retries`` (how often a queue retries it)."""
+    extra = {}
+    retries = run.get("retries")
+    if isinstance(retries, int) and not isinstance(retries, bool):
+        extra["retries"] = retries
+    extra.update(extra_attrs or {})
+    return op.spec(flags, gpus=pinned_gpus(run), label=user_label(run), extra_attrs=extra)

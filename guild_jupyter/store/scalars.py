@@ -1,0 +1,244 @@
+"""Reading a run's scalars back from its TensorBoard event files, incrementally.
+
+Every viewer (run rows of the panel, the ``/guild`` page, the REST API,
+``runs``, ``compare``) wants the latest value of each scalar, and the panel
+asks again every second while runs append to their files. So one shared
+cache keyed by run directory remembers, per event file, the byte offset read
+so far and what was read (the last value of each tag, the last
+:data:`RECENT` values of each for sparklines); a refresh stats the files and
+decodes only the bytes appended since.
+
+Records are decoded by :mod:`.tfrecord` (plain Python, no protobuf
+import), and only what Guild reads is kept: ``simple_value`` scalars with
+their tag and step. What was read of settled files is kept across
+processes by :mod:`.scalars_file`.
+
+Reading never raises. A trailing record not yet complete (a writer in the
+middle of a flush) is left for the next read. A corrupt record (a CRC that
+does not match, a length past any sane size, an undecodable event) stops
+that file's reading: what came before it is kept and the problem is named in
+``RunScalars.errors``. A file shorter than what was read (replaced) makes the
+run read afresh. A run directory that is gone drops its cache entry.
+"""
+
+from __future__ import annotations
+
+import os
+import _thread  # a lock without threading's import cost (every CLI command imports this module)
+import struct
+from collections import OrderedDict, deque
+
+from . import scalars_file
+from .tfrecord import Corrupt, crc32c, decode_event, masked_crc32c, records  # noqa: F401 - re-exported
+
+__all__ = ["RECENT", "MAX_RUNS", "RunScalars", "read", "last_scalars", "series", "forget", "clear", "main_tag",
+           "masked_crc32c", "save"]
+
+#: Values kept per tag for a sparkline, oldest first.
+RECENT = 32
+#: Run directories the cache holds at most (least recently read dropped first).
+MAX_RUNS = 5000
+#: Tags per run that keep recent values (a run logging hundreds of tags keeps
+#: the last value of each, and the recent values of the first ones only).
+RECENT_TAGS = 16
+PREFIX = "events.out.tfevents"
+
+# -- per-run state ----------------------------------------------------------------------------------
+
+
+class _File:
+    __slots__ = ("offset", "size", "error", "mtime_ns", "ino")
+
+    def __init__(self):
+        self.offset = 0  # bytes consumed (complete records)
+        self.size = 0  # the file's size when last read
+        self.error: str | None = None  # why reading stopped for good
+        self.mtime_ns = 0  # the file's stat when last looked at (scalars_file keeps it)
+        self.ino = 0
+
+
+class RunScalars:
+    """What a run's event files say so far: ``last`` {tag: (step, value)},
+    ``tags`` in the order first logged, ``recent(tag)`` (up to ``RECENT``
+    values, oldest first), ``errors`` (corrupt files, one line each) and
+    ``partial`` (a file ends with an incomplete record)."""
+
+    __slots__ = ("dir", "files", "last", "tags", "_recent", "errors", "partial")
+
+    def __init__(self, run_dir: str):
+        self.dir = run_dir
+        self.files: dict[str, _File] = {}
+        self.last: dict[str, tuple[int, float]] = {}
+        self.tags: list[str] = []
+        self._recent: dict[str, deque] = {}
+        self.errors: list[str] = []
+        self.partial = False
+
+    def recent(self, tag: str) -> list[float]:
+        d = self._recent.get(tag)
+        return list(d) if d is not None else []
+
+    def values(self) -> dict[str, float]:
+        return {k: v for k, (_s, v) in self.last.items()}
+
+    def _add(self, events) -> None:
+        last, recent = self.last, self._recent
+        for step, tag, value in events:
+            if tag not in last:
+                self.tags.append(tag)
+                if len(recent) < RECENT_TAGS:
+                    recent[tag] = deque(maxlen=RECENT)
+            last[tag] = (step, value)
+            d = recent.get(tag)
+            if d is not None:
+                d.append(value)
+
+    def _update(self) -> bool:
+        """Reads what was appended; False when the run directory is gone."""
+        gdir = self.dir + "/.guild"
+        try:
+            names = sorted(n for n in os.listdir(gdir) if n.startswith(PREFIX))
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            self.errors = [f"cannot list {gdir}: {e.strerror or e}"]
+            return True
+        partial = False
+        for name in names:
+            state = self.files.get(name)
+            if state is None:
+                state = self.files[name] = _File()
+            if state.error is not None:
+                continue
+            path = gdir + "/" + name
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            size = st.st_size
+            if size < state.size or (state.ino and st.st_ino != state.ino):  # replaced: read the run afresh
+                self._reset()
+                return self._update()
+            if size > state.offset:
+                self._read_file(path, name, state, size)
+                partial = partial or (state.error is None and state.offset < size)
+            state.mtime_ns, state.ino = st.st_mtime_ns, st.st_ino
+        self.partial = partial
+        return True
+
+    def _reset(self) -> None:
+        self.files.clear()
+        self.last.clear()
+        self.tags.clear()
+        self._recent.clear()
+        self.errors = []
+
+    def _read_file(self, path: str, name: str, state: _File, size: int) -> None:
+        try:
+            with open(path, "rb") as f:
+                f.seek(state.offset)
+                buf = f.read(size - state.offset)
+        except OSError as e:
+            state.error = f"{name}: {e.strerror or e}"
+            self.errors.append(state.error)
+            return
+        state.size = state.offset + len(buf)
+        self._consume(buf, name, state)
+
+    def _consume(self, buf: bytes, name: str, state: _File) -> None:
+        consumed = 0
+        try:
+            for data, end in records(buf):
+                self._add(decode_event(data))
+                consumed = end
+        except (Corrupt, IndexError, struct.error) as e:
+            state.error = f"{name}: corrupt record after byte {state.offset + consumed} ({e}); later records not read"
+            self.errors.append(state.error)
+        state.offset += consumed
+
+
+# -- the shared cache -------------------------------------------------------------------------------
+
+_cache: OrderedDict = OrderedDict()
+_lock = _thread.allocate_lock()
+
+
+def read(run_dir: str) -> RunScalars:
+    """The run's scalars as they are now (the cache brought up to date)."""
+    with _lock:
+        rs = _cache.get(run_dir)
+        if rs is None:
+            rs = RunScalars(run_dir)
+            scalars_file.restore(rs)
+            _cache[run_dir] = rs
+            if len(_cache) > MAX_RUNS:
+                _cache.popitem(last=False)
+        else:
+            _cache.move_to_end(run_dir)
+        if not rs._update():
+            _cache.pop(run_dir, None)
+            return RunScalars(run_dir)
+        return rs
+
+
+def save() -> None:
+    """Keeps what was read of settled, clean event files in each store's
+    ``scalars.json``, so the next process reads only what changed since
+    (``compare`` and ``runs --json`` call it after reading many runs)."""
+    with _lock:
+        scalars_file.save(list(_cache.values()))
+
+
+def last_scalars(run_dir: str) -> dict:
+    """{tag: (step, value)} of the last value of each scalar."""
+    return dict(read(run_dir).last)
+
+
+def forget(run_dir: str) -> None:
+    with _lock:
+        _cache.pop(run_dir, None)
+
+
+def clear() -> None:
+    """Forgets every run read (and the ``scalars.json`` files loaded)."""
+    with _lock:
+        _cache.clear()
+        scalars_file.forget_loaded()
+
+
+def main_tag(rs: RunScalars, wanted: str | None = None) -> str | None:
+    """The scalar a run row shows: ``wanted`` when given (None when the run
+    has not logged it), else ``loss``, else the first tag the run logged."""
+    if wanted:
+        return wanted if wanted in rs.last else None
+    if "loss" in rs.last:
+        return "loss"
+    return rs.tags[0] if rs.tags else None
+
+
+def series(run_dir: str, tags=None) -> tuple[dict, list[str]]:
+    """Every value of each tag (or of ``tags``), as ``{tag: [(step, value),
+    ...]}`` in the order logged, and the errors met (not cached: for plots)."""
+    gdir = run_dir + "/.guild"
+    out: dict = {}
+    errors: list[str] = []
+    wanted = None if tags is None else set(tags)
+    try:
+        names = sorted(n for n in os.listdir(gdir) if n.startswith(PREFIX))
+    except OSError:
+        return out, errors
+    for name in names:
+        try:
+            with open(gdir + "/" + name, "rb") as f:
+                buf = f.read()
+        except OSError as e:
+            errors.append(f"{name}: {e.strerror or e}")
+            continue
+        try:
+            for data, _end in records(buf):
+                for step, tag, value in decode_event(data):
+                    if wanted is None or tag in wanted:
+                        out.setdefault(tag, []).append((step, value))
+        except (Corrupt, IndexError, struct.error) as e:
+            errors.append(f"{name}: corrupt record ({e}); later records not read")
+    return out, errors

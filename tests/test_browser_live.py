@@ -1,0 +1,158 @@
+"""The /guild page's live parts end to end (a real Jupyter server with the
+extension on 127.0.0.1, Debian's Chromium driven by Playwright): clicking a
+running run shows its output growing until the run ends; the running row
+shows the main scalar with its sparkline; a run that fails gets a notice
+whose button opens its traceback; the notification button asks the
+browser's permission on a click. Also the REST API's ``?since=OFFSET``."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import wait_for
+from guild_jupyter import api
+from support.jupyter import launch_chromium, start_jupyter
+
+TICKER = ("import time\nn = 100\nrate = 10.0\nfail = False\n"
+          "for i in range(n):\n    print(f'step: {i}', flush=True)\n    print(f'loss: {1.0 / (i + 1):.4f}', flush=True)\n"
+          "    time.sleep(1.0 / rate)\n"
+          "if fail:\n    raise ValueError('the model diverged')\n")
+ENABLE = '--ServerApp.jpserver_extensions={"guild_jupyter": True}'
+
+
+@pytest.fixture
+def server(tmp_path, guild_home):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "ticker.py").write_text(TICKER)
+    s = start_jupyter(tmp_path / "jupyter", root_dir=root, extra_args=[ENABLE],
+                      env={"GUILD_HOME": str(guild_home), "GUILD_JUPYTER_STOP_GRACE": "3"})
+    s.script = str(root / "ticker.py")
+    try:
+        yield s
+    finally:
+        s.stop()
+        api.stop(all=True, timeout=15)
+
+
+def test_rest_output_since(server):
+    staged = api.run(server.script, "n=2", stage=True)[0]
+    st, piece = server.request(f"/guild/api/runs/{staged.id}/output?since=0")
+    assert st == 200 and piece == {"id": staged.id, "text": "", "offset": 0, "status": "staged", "done": False}
+    run = api.run(server.script, "n=20", "rate=40")[0]
+    text, offset = "", 0
+
+    def step():
+        nonlocal text, offset
+        st, piece = server.request(f"/guild/api/runs/{run.id[:8]}/output?since={offset}")
+        assert st == 200 and piece["offset"] == offset + len(piece["text"].encode())
+        text += piece["text"]
+        offset = piece["offset"]
+        return piece["done"] and piece
+
+    last = wait_for(step, timeout=60, interval=0.05, message="the whole output through since=")
+    assert last["status"] == "completed" and text == api.output(run.id) and text.count("loss:") == 20
+    for bad in ("since=-1", "since=x", "since=0&tail=1", "since=0&offset=0"):
+        st, err = server.request(f"/guild/api/runs/{run.id}/output?{bad}")
+        assert st == 400 and err["error"], (bad, err)
+
+
+def test_rest_rows_carry_the_latest_scalar_within_one_refresh(server):
+    """A run printing ``loss:`` lines at 20 Hz: once a line is in its output,
+    ``GET state`` and ``GET runs`` show that value (or a later one) within
+    the supervisor's flush of its event file (about a second) plus one
+    refresh of the page (1 s)."""
+    import re
+
+    from guild_jupyter.execution.scalars import FLUSH_SECS
+
+    run = api.run(server.script, "n=200", "rate=20")[0]
+    try:
+        for _ in range(2):
+            printed = wait_for(lambda: re.findall(r"loss: ([0-9.]+)", api.output(run.id)), message="a loss line")
+            latest = float(printed[-1])
+
+            def shown():
+                st, state = server.request("/guild/api/state")
+                st2, listing = server.request("/guild/api/runs?status=running")
+                rows = [r for r in state["groups"]["running"]["rows"] + listing["runs"] if r["id"] == run.id]
+                ok = [r for r in rows if r.get("scalar") and r["scalar"]["value"] <= latest + 1e-6]
+                return len(ok) == 2 and ok
+
+            rows = wait_for(shown, timeout=FLUSH_SECS + 1.0 + 1.0, interval=0.1, message=f"loss {latest} over REST")
+            for r in rows:
+                assert r["scalar"]["tag"] == "loss" and r["spark"] and r["spark"][-1] == r["scalar"]["value"]
+    finally:
+        api.stop(run.id, timeout=15)
+
+
+@pytest.mark.browser
+def test_clicking_a_running_run_shows_its_output_growing(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    run = api.run(server.script, "n=300")[0]  # 30 s at 10 Hz; stopped at the end
+    failing = api.run(server.script, "n=30", "rate=20", "fail=True")[0]  # fails in about 1.5 s
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw, tmp_path / "browser")
+        context = browser.new_context(viewport={"width": 1200, "height": 1000})
+        page = context.new_page()
+        try:
+            page.goto(f"{server.url}/guild?token={server.token}")
+            row = page.locator(f'tr[data-run="{run.id}"][data-status="running"]')
+            row.wait_for(timeout=30_000)
+            page.locator(f'tr[data-run="{failing.id}"]').wait_for(timeout=30_000)
+
+            # Notifications are asked for on a click; granted here by the context.
+            context.grant_permissions(["notifications"])
+            page.click("#notify")
+            page.wait_for_function("() => document.getElementById('notify-state').textContent === 'notifications on'",
+                                   timeout=10_000)
+
+            row.locator("td").first.click()
+            pane = page.locator("#output-pane")
+            pane.wait_for(state="visible", timeout=10_000)
+            text = page.locator("#output-text")
+            counts = []
+            for _ in range(3):  # the output grows while the run runs
+                before = text.inner_text().count("loss:")
+                page.wait_for_function(
+                    f"() => (document.getElementById('output-text').textContent.match(/loss:/g) || []).length > {before}",
+                    timeout=10_000)
+                counts.append(text.inner_text().count("loss:"))
+            assert counts == sorted(counts) and counts[-1] > counts[0]
+            assert "following" in page.locator("#output-title").inner_text()
+            assert page.locator(f'tr[data-run="{run.id}"].open').count() == 1
+            # Every line, in order, as written so far.
+            lines = [ln for ln in text.inner_text().splitlines() if ln.startswith("loss:")]
+            assert lines == [f"loss: {1.0 / (i + 1):.4f}" for i in range(len(lines))]
+
+            # The running row carries the main scalar and its sparkline.
+            page.wait_for_function(
+                f"""() => {{ const c = document.querySelector('tr[data-run="{run.id}"] td.scalar');
+                           return c && c.textContent.startsWith('loss ') && c.querySelector('svg polyline'); }}""",
+                timeout=15_000)
+
+            # The failed run: a notice with its last lines; one click opens its traceback.
+            notice = page.locator(f'#notices .notice[data-run="{failing.id}"][data-status="error"]')
+            notice.wait_for(timeout=30_000)
+            page.wait_for_function(
+                f"""() => {{ const n = document.querySelector('#notices .notice[data-run="{failing.id}"] pre');
+                           return n && n.textContent.includes('the model diverged'); }}""", timeout=15_000)
+            notice.get_by_role("button", name="traceback").click()
+            page.wait_for_function(
+                f"""() => {{ const p = document.getElementById('output-pane');
+                           return p.dataset.run === '{failing.id}' && p.dataset.done === 'true'; }}""", timeout=15_000)
+            assert "Traceback (most recent call last)" in text.inner_text()
+            assert "ValueError: the model diverged" in text.inner_text()
+            assert "error" in page.locator("#output-title").inner_text()
+            page.screenshot(path=str(tmp_path / "guild-live.png"), full_page=True)
+            page.click("#output-close")
+            pane.wait_for(state="hidden", timeout=5_000)
+        except BaseException:
+            page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+            print(f"screenshot: {tmp_path / 'failure.png'}\nserver log:\n{server.log()[-3000:]}")
+            raise
+        finally:
+            browser.close()
+    assert run.refresh().status == "running"  # watching changed nothing
+    api.stop(run.id, timeout=15)
