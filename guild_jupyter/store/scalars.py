@@ -169,10 +169,11 @@ def read(run_dir: str) -> RunScalars:
         rs = _cache.get(run_dir)
         if rs is None:
             rs = RunScalars(run_dir)
-            scalars_file.restore(rs)
             _cache[run_dir] = rs
             if len(_cache) > MAX_RUNS:
                 _cache.popitem(last=False)
+            if scalars_file.restore(rs):  # every file just checked unchanged
+                return rs
         else:
             _cache.move_to_end(run_dir)
         if not rs._update():

@@ -33,9 +33,15 @@ PREFIX = "events.out.tfevents"
 _loaded: dict[str, dict] = {}
 
 
+_paths: dict[str, str] = {}
+
+
 def path_for(run_dir: str) -> str:
-    home = os.path.dirname(os.path.dirname(run_dir))
-    return os.path.join(home, "cache", "guild_jupyter", NAME)
+    runs_dir = run_dir.rpartition("/")[0]
+    path = _paths.get(runs_dir)
+    if path is None:
+        path = _paths[runs_dir] = os.path.join(os.path.dirname(runs_dir), "cache", "guild_jupyter", NAME)
+    return path
 
 
 def _entries(path: str) -> dict:
