@@ -98,7 +98,7 @@ class CompareTable:
         if rows and scalar is not None and scalar not in scalar_names:
             raise BadInput(f"unknown scalar {scalar!r}; {_known(flag_names, scalar_names, flags=False)}")
         best = None
-        if sort:
+        if sort and rows:  # (no runs: nothing to sort, no names to check against)
             name, desc, is_flag = parse_sort(sort)
             if not name or (is_flag and name not in flag_names) or (
                     not is_flag and name not in scalar_names and name not in flag_names):

@@ -94,9 +94,12 @@ class RunList(list):
 
     def rows(self):
         """Tuples of text, one per column."""
+        from .store import scalars as scalarlib
+
         for row in self.view_rows(self._shown()):
             yield (str(row["index"]), row["short_id"], row["op"], row["time_text"], row["status"],
                    row["scalar_text"], row["gpus"] or "", row["flags_text"], row["label_text"])
+        scalarlib.save()  # the next listing stats the event files instead of reading them
 
     def _shown(self) -> int | None:
         return None
@@ -184,6 +187,9 @@ def run_json(r, index: int | None = None, scalar: str | None = None) -> dict:
     main, spark = views.main_scalar(r, scalar)
     out.update({"index": index, "op": r.op_name, "flags": r.flags, "gpus": r.gpus, "warnings": list(r.warnings),
                 "scalar": main, "spark": spark})
+    worker = r.get("dask_worker")
+    if worker:  # placed by a Dask queue (as views.run_row shows it)
+        out.update({"worker": str(worker), "worker_host": str(r.get("dask_host") or "")})
     return out
 
 
@@ -250,7 +256,8 @@ class QueueList(list):
     def to_json(self) -> list[dict]:
         return [{"id": q.id, "host": q.host, "pid": q.pid, "gpus": q.gpus, "wait_for_running": q.wait_for_running,
                  "run_once": q.run_once, "state": q.state, "current": q.current, "this_process": q.this_process,
-                 "slots": getattr(q, "slots", None), "control": getattr(q, "control", "running")}
+                 "slots": getattr(q, "slots", None), "control": getattr(q, "control", "running"),
+                 **({"dask": views.queue_row(q)["dask"]} if getattr(getattr(q, "run", None), "flags", {}).get("dask") else {})}
                 for q in self]
 
     def rows(self):

@@ -21,6 +21,7 @@ import time
 
 from . import views
 from .engine import policy
+from .engine.dask_config import note_gpu_shortage, policy_gpus
 from .engine.queue_status import list_queues
 from .store.index import RunIndex
 from .store.run import COMPLETED, ERROR, PENDING, RUNNING, STAGED, TERMINATED
@@ -130,7 +131,7 @@ class StoreMonitor:
         warnings: list[str] = []
         queues = self._queues(warnings)
         # busy: every slot of the queue holds a run (a max-running=N queue has N)
-        queue_views = [policy.QueueView(q["id"], q["gpus"], q["wait_for_running"],
+        queue_views = [policy.QueueView(q["id"], policy_gpus(q), q["wait_for_running"],
                                         q["slots"]["used"] >= max(1, q["slots"]["total"])) for q in queues]
         running_others = [e.id for e in groups["running"]]
         out_groups = {}
@@ -146,6 +147,7 @@ class StoreMonitor:
                                   scalar=self.scalar) for r in runs]
             if name == "staged":
                 _add_waiting_reasons(rows, entries, start, queue_views, running_others)
+                note_gpu_shortage(rows, queues)  # Dask queues: no worker with GPU resources
             out_groups[name] = {
                 "total": total, "page": page, "pages": npages, "page_size": page_size,
                 "first": start + 1 if rows else 0, "rows": rows, "varying": varying,

@@ -217,7 +217,7 @@ def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started
     exit_status = run.exit_status
     queue = run.get("queue_id")
     main, spark = main_scalar(run, scalar)
-    return {
+    row = {
         "id": run.id,
         "short_id": run.id[:8],
         "op": run.op_name,
@@ -247,6 +247,11 @@ def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started
         "scalar_text": scalar_text(main),
         "spark": spark,
     }
+    worker = run.get("dask_worker")
+    if worker:  # placed by a Dask queue: the worker's name and host
+        row["worker"] = str(worker)
+        row["worker_host"] = str(run.get("dask_host") or "")
+    return row
 
 
 def listing_row(run, varying=(), scalar: str | None = None) -> dict:
@@ -295,7 +300,22 @@ def queue_row(q) -> dict:
         "current_short": q.current[:8] if q.current else None,
         "slots": getattr(q, "slots", None) or {"used": 1 if q.current else 0, "total": 1, "per_gpu": None},
         "description": describe_queue(q),
+        "dask": _dask_cluster(q),
     }
+
+
+def _dask_cluster(q) -> dict | None:
+    """A Dask queue's cluster as its queue last recorded it (address,
+    dashboard link, workers with their resources and runs), else None."""
+    run = getattr(q, "run", None)
+    address = run.flags.get("dask") if run is not None else None
+    if not address:
+        return None
+    from .store.dask_records import read_cluster
+
+    info = read_cluster(run) or {}
+    return {"address": info.get("address") or address, "dashboard": info.get("dashboard"),
+            "workers": info.get("workers") or []}
 
 
 def describe_queue(q) -> str:

@@ -22,4 +22,11 @@ spec="."
 # this venv serves /guild (`jupyter server extension list` shows it enabled).
 mkdir -p .venv/etc/jupyter/jupyter_server_config.d
 cp jupyter-config/jupyter_server_config.d/guild_jupyter.json .venv/etc/jupyter/jupyter_server_config.d/
+# The JupyterLab sidebar (TypeScript): built and installed for this venv's
+# JupyterLab (`jupyter labextension list` shows guild-jupyter enabled).
+if command -v npm >/dev/null 2>&1; then
+  bash scripts/build-labextension.sh
+else
+  echo "setup: npm not found: the JupyterLab sidebar is not built (install Node.js >= 20.19, then run scripts/build-labextension.sh)" >&2
+fi
 .venv/bin/python -m compileall -q guild_jupyter >/dev/null  # PYTHONDONTWRITEBYTECODE may be set: precompile once

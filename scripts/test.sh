@@ -3,7 +3,7 @@
 # chromium) and runs the whole test suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup-venv.sh test
+bash scripts/setup-venv.sh test,dask
 bash scripts/install-chromium.sh
 set +e
 .venv/bin/python -m pytest -p no:cacheprovider "$@"

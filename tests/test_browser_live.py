@@ -83,15 +83,15 @@ def test_rest_rows_carry_the_latest_scalar_within_one_refresh(server):
             for r in rows:
                 assert r["scalar"]["tag"] == "loss" and r["spark"] and r["spark"][-1] == r["scalar"]["value"]
     finally:
-        api.stop(run.id, timeout=15)
+        if run.refresh().status == "running":
+            api.stop(run.id, timeout=15)
 
 
 @pytest.mark.browser
 def test_clicking_a_running_run_shows_its_output_growing(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    run = api.run(server.script, "n=300")[0]  # 30 s at 10 Hz; stopped at the end
-    failing = api.run(server.script, "n=30", "rate=20", "fail=True")[0]  # fails in about 1.5 s
+    run = api.run(server.script, "n=3000")[0]  # 300 s at 10 Hz; stopped at the end
     with sync_playwright() as pw:
         browser = launch_chromium(pw, tmp_path / "browser")
         context = browser.new_context(viewport={"width": 1200, "height": 1000})
@@ -100,6 +100,8 @@ def test_clicking_a_running_run_shows_its_output_growing(server, tmp_path):
             page.goto(f"{server.url}/guild?token={server.token}")
             row = page.locator(f'tr[data-run="{run.id}"][data-status="running"]')
             row.wait_for(timeout=30_000)
+            # Started once the page watches: it fails in about 1.5 s.
+            failing = api.run(server.script, "n=30", "rate=20", "fail=True")[0]
             page.locator(f'tr[data-run="{failing.id}"]').wait_for(timeout=30_000)
 
             # Notifications are asked for on a click; granted here by the context.

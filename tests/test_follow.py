@@ -200,7 +200,7 @@ def test_ctrl_c_stops_the_following_not_the_run(ticker, ipython, capsys, project
     import subprocess
     import sys
 
-    run = api.run(ticker, "n=400")[0]  # 20 s
+    run = api.run(ticker, "n=2000")[0]  # 100 s; stopped at the end
     try:
         note = io.StringIO()
         with pytest.raises(KeyboardInterrupt):
@@ -228,4 +228,5 @@ def test_ctrl_c_stops_the_following_not_the_run(ticker, ipython, capsys, project
         assert p.returncode == 130 and f"stopped following run {run.id[:8]}; it is running" in err
         assert run.refresh().status == "running"
     finally:
-        api.stop(run.id, timeout=15)
+        if run.refresh().status == "running":  # a slow machine may have let it end: keep the real failure
+            api.stop(run.id, timeout=15)

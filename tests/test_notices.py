@@ -160,7 +160,8 @@ def test_the_latest_scalar_is_in_the_panel_within_one_refresh(script, make_panel
             html = run_html(row, "running")
             assert "loss " in html and ("gj-spark" in html) == (len(row["spark"]) >= 2)
     finally:
-        api.stop(run.id, timeout=15)
+        if run.refresh().status == "running":
+            api.stop(run.id, timeout=15)
 
 
 def test_scalar_and_sparkline_rendering():
@@ -182,3 +183,16 @@ def test_scalar_and_sparkline_rendering():
                     "finished")
     assert "loss 0.125" in html and "<polyline" in html and "at step 7" in html
     assert "gj-spark" not in run_html(base, "finished")  # a row without the keys renders as before
+
+
+def test_a_run_that_starts_and_ends_between_two_looks_is_noticed_once(script, make_panel):
+    panel = make_panel()
+    panel.refresh()  # nothing yet
+    quick = api.run(script, "n=2", "rate=100", "fail=True")[0]
+    api.wait(quick, timeout=60)  # never seen running by the panel
+    panel.refresh()
+    assert [(n["id"], n["status"]) for n in panel.notice_area.notices] == [(quick.id, "error")]
+    assert "the model diverged" in panel.notice_area.notices[0]["tail"]
+    panel.refresh()
+    panel.refresh()
+    assert len(panel.notice_area.notices) == 1

@@ -50,7 +50,8 @@ def read_back(run_dir: str, tag: str) -> tuple[list[int], list[float]]:
     for name in sorted(os.listdir(gdir)):
         if not name.startswith("events.out.tfevents"):
             continue
-        data = open(os.path.join(gdir, name), "rb").read()
+        with open(os.path.join(gdir, name), "rb") as f:
+            data = f.read()
         pos = 0
         while pos + 12 <= len(data):
             (n,) = struct.unpack_from("<Q", data, pos)

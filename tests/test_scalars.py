@@ -391,6 +391,7 @@ def _store_with_runs(tmp_path, n=3):
         path.write_bytes(b"".join(event_bytes(s, {"loss": float(i + s), "acc": 0.5}) for s in range(5)))
         old = (1_600_000_000 * 10**9,) * 2
         os.utime(path, ns=old)
+        os.utime(d / ".guild", ns=old)
         dirs.append(str(d))
     return home, dirs
 
@@ -404,6 +405,10 @@ def test_a_new_process_restores_settled_runs_without_decoding(tmp_path, monkeypa
     saved = home / "cache" / "guild_jupyter" / scalars_file.NAME
     assert len(json.loads(saved.read_text())["runs"]) == 3
     scalarlib.clear()  # as a new process starts
+    monkeypatch.setattr(os, "listdir", lambda p: pytest.fail(f"listed {p}"))  # two stats a run, no listing
+    assert {d: scalarlib.read(d).last for d in dirs} == first
+    monkeypatch.undo()
+    scalarlib.clear()
     decoded = []
     real = scalarlib.decode_event
     monkeypatch.setattr(scalarlib, "decode_event", lambda data: decoded.append(data) or real(data))
@@ -441,3 +446,16 @@ def test_fresh_or_unclean_runs_are_not_kept_and_a_bad_file_is_ignored(tmp_path):
         (home / "cache" / "guild_jupyter").mkdir(parents=True, exist_ok=True)
         saved.write_bytes(bad)
         assert scalarlib.read(dirs[0]).last["loss"] == (4, 4.0)
+
+
+def test_runs_the_bounded_cache_dropped_are_still_saved(tmp_path, monkeypatch):
+    from guild_jupyter.store import scalars_file
+
+    monkeypatch.setattr(scalarlib, "MAX_RUNS", 2)
+    home, dirs = _store_with_runs(tmp_path, 5)
+    for d in dirs:
+        scalarlib.read(d)
+    assert len(scalarlib._cache) == 2
+    scalarlib.save()
+    saved = json.loads((home / "cache" / "guild_jupyter" / scalars_file.NAME).read_text())["runs"]
+    assert sorted(saved) == sorted(os.path.basename(d) for d in dirs)

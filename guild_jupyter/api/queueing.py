@@ -25,6 +25,7 @@ def queue(
     per_gpu=None,
     min_free_memory=None,
     max_util=None,
+    dask=None,
     background: bool = False,
     store=None,
 ):
@@ -34,12 +35,14 @@ def queue(
     ``max_running=N`` keeps up to N runs going; ``gpus="auto"`` (or
     ``"auto:0,2"``) gives each run a GPU with a free slot (``per_gpu``
     slots each, optionally ``min_free_memory="20GiB"``, ``max_util=50``).
+    ``dask="tcp://host:8786"`` (or ``"local:N"``: an embedded cluster of N
+    worker processes) runs the staged runs on a Dask cluster.
     Returns a handle with ``.id``, ``.status``, ``.stop()`` and ``.join()``."""
     validate.boolean("background", background)
     config, st = _configured(assignments, store, gpus=gpus, wait_for_running=wait_for_running,
                              run_once=run_once, poll_interval=poll_interval, retries=retries,
                              max_running=max_running, per_gpu=per_gpu, min_free_memory=min_free_memory,
-                             max_util=max_util)
+                             max_util=max_util, dask=dask)
     if background:
         from ..engine.hosts import DetachedQueue
 
@@ -68,9 +71,17 @@ def _configured(assignments, store, **values):
 
 
 def _thread_queue(st, config, host: str):
+    from ..engine.dask_config import loop_options, with_slots
     from ..engine.hosts import ThreadQueue
 
-    q = ThreadQueue(st, config, host=host)
+    options = loop_options(st, config)  # a Dask queue's starter: connected before anything is written
+    config = with_slots(config, options)
+    try:
+        q = ThreadQueue(st, config, host=host, **options)
+    except BaseException:
+        if "starter" in options:
+            options["starter"].close()
+        raise
     queue_registry.register(q)
     return q
 
@@ -95,8 +106,11 @@ def serve_queue(*assignments: str, echo=None, on_start=None, store=None) -> int:
     validate.stream(echo)
     from ..engine.hosts import ForegroundQueue
 
+    from ..engine.dask_config import loop_options, with_slots
+
     config, st = _configured(assignments, store)
-    q = ForegroundQueue(st, config, echo=echo)
+    options = loop_options(st, config)
+    q = ForegroundQueue(st, with_slots(config, options), echo=echo, **options)
     return q.serve(ready=None if on_start is None else (lambda: on_start(q.id)))
 
 

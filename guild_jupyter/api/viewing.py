@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from .. import validate, views
 from ..errors import BadInput
-from .queueing import queue_registry
 from .selection import _resolve_all, resolve_store
 
 
@@ -97,6 +96,7 @@ def monitor(store=None, probe=None, page_size: int | None = None, scalar: str | 
     validate.store(store)
     validate.text("scalar", scalar)
     from ..monitor import DEFAULT_PAGE_SIZE, StoreMonitor
+    from .queueing import queue_registry  # on use: the queue machinery costs compare's start-up 30 ms
 
     return StoreMonitor(resolve_store(store), probe=probe, page_size=page_size or DEFAULT_PAGE_SIZE,
                         handles=queue_registry.list, scalar=scalar or None)

@@ -5,7 +5,9 @@ or whole sweeps end (``EndWatcher``, the panel's)."""
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 
 from .. import validate
 from ..errors import BadInput
@@ -17,6 +19,8 @@ __all__ = ["follow", "output_since", "outcome_line", "EndWatcher"]
 
 TAIL_LINES = 8  # lines of a failed run's output a notice carries
 MAX_NOTICES = 20
+LOOK_MARGIN_US = 2_000_000  # a run recorded as ended this long before a look may show only after it
+NOTICED_KEPT = 10_000
 
 
 def outcome_line(run: Run) -> str:
@@ -87,7 +91,7 @@ def output_since(ref, offset: int = 0, limit: int | None = None, store=None) -> 
         raise BadInput(f"offset must be a byte offset >= 0, not {offset}")
     if limit is not None and limit < 1:
         raise BadInput("limit must be at least 1 byte")
-    run = _resolve_all(resolve_store(store), [ref])[0]
+    run = _one_run(resolve_store(store), ref)
     status = status_of(run.refresh())  # read before the output: what ended before is all read below
     if run.status in (STAGED, PENDING):
         return {"text": "", "offset": offset, "status": status, "done": False}
@@ -95,6 +99,14 @@ def output_since(ref, offset: int = 0, limit: int | None = None, store=None) -> 
     data, next_offset = outputlib.read_from(run.path("output"), offset, limit, whole_chars=not ended)
     done = ended and (limit is None or len(data) < limit)
     return {"text": outputlib.decode(data), "offset": next_offset, "status": status, "done": done}
+
+
+def _one_run(st, ref) -> Run:
+    """The run ``ref`` names; a whole id is looked up directly, not among
+    every run id (a viewer polls with it several times a second)."""
+    if isinstance(ref, str) and len(ref) == 32 and os.path.isdir(os.path.join(st.runs_dir, ref)):
+        return st.run(ref)
+    return _resolve_all(st, [ref])[0]
 
 
 class EndWatcher:
@@ -107,28 +119,42 @@ class EndWatcher:
     sweep are created together, so their ``initialized`` times follow each
     other microsecond by microsecond: when the last of them ends, the sweep
     gets a notice of its own, with the count per status. The first look
-    only learns what is active."""
+    only learns what is active; each run is noticed once."""
 
     def __init__(self, monitor, tail_lines: int = TAIL_LINES):
         self.monitor = monitor
         self.tail_lines = tail_lines
         self._active: set | None = None
-
-    def _active_now(self) -> set:
-        groups, _ = self.monitor._grouped()
-        return {e.id for name in ("running", "pending", "staged") for e in groups[name]}
+        self._since = 0  # µs: when the previous look was taken
+        self._noticed: dict = {}  # ids already noticed (insertion-ordered, bounded)
 
     def poll(self) -> list[dict]:
         """The notices since the previous call (oldest first); call it after
-        the monitor's snapshot."""
+        the monitor's snapshot. A run that started and ended between two
+        looks is found among the runs that ended since the previous look."""
         index = self.monitor.index
+        now = time.time_ns() // 1000
         with index.lock:
-            active = self._active_now()
+            groups, _ = self.monitor._grouped()
+            active = {e.id for name in ("running", "pending", "staged") for e in groups[name]}
             before, self._active = self._active, active
+            since, self._since = self._since, now
             if before is None:
                 return []
-            ended = [index.entries.get(i) for i in before - active]
-            ended = [e for e in ended if e is not None and e.status in FINISHED and e.values.get("unstaged") is not True]
+            ids = list(before - active)
+            for e in groups["finished"]:  # most recently ended first
+                if (e.stopped or e.timestamp) < since - LOOK_MARGIN_US:
+                    break
+                ids.append(e.id)
+            ended = []
+            for i in dict.fromkeys(ids):
+                e = index.entries.get(i)
+                if (i not in self._noticed and e is not None and e.status in FINISHED and not e.is_queue
+                        and e.values.get("unstaged") is not True and e.stopped is not None):
+                    self._noticed[i] = None
+                    ended.append(e)
+            while len(self._noticed) > NOTICED_KEPT:
+                del self._noticed[next(iter(self._noticed))]
             if not ended:
                 return []
             sweeps = _sweeps_of(ended, index.entries.values())

@@ -16,7 +16,7 @@ from .policy import QueueConfig
 
 QUEUE_OPREF = "builtin:guildai 0.9.0 '' queue"
 QUEUE_FLAGS = ("gpus", "wait-for-running", "run-once", "poll-interval", "retries",
-               "max-running", "per-gpu", "min-free-memory", "max-util")
+               "max-running", "per-gpu", "min-free-memory", "max-util", "dask")
 _BOOL = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
 
 
@@ -58,6 +58,13 @@ def parse_queue_flags(assignments=(), **values) -> QueueConfig:
         gpus = ",".join(str(g) for g in gpus)
     gpus = parse_queue_gpus(None if gpus is None else str(gpus))
     slots = _slot_flags(given, gpus)
+    from .dask_config import parse_dask
+
+    dask = parse_dask(given.get("dask"))
+    if dask and gpus is not None:
+        raise BadInput("gpus does not apply to a Dask queue: runs go to the workers with the GPU resources they need")
+    if dask:
+        slots["dask"] = dask
     return QueueConfig(
         gpus=gpus,
         wait_for_running=boolean("wait-for-running"),
@@ -143,6 +150,7 @@ def queue_flags(config: QueueConfig) -> dict:
         "wait-for-running": config.wait_for_running,
         **({"retries": config.retries} if config.retries else {}),  # absent: the seed's queue run
         **_slot_values(config),
+        **({"dask": config.dask} if getattr(config, "dask", None) else {}),
     }
 
 

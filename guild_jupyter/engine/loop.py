@@ -109,6 +109,8 @@ class QueueLoop:
         self._claim = transitions.Claim.by_this_process(queue_run.id)
         # pause/resume/drain and retries (engine.queue_control)
         self.control = QueueControl(store, queue_run, self._log, getattr(config, "retries", 0))
+        if hasattr(self.starter, "bind"):  # a starter that logs or records in the queue run (Dask's)
+            self.starter.bind(self)
 
     # -- log ----------------------------------------------------------------------------
 
@@ -180,6 +182,11 @@ class QueueLoop:
         self.state = "stopped"
         going = [s.run.id for s in self.slots if s.run is not None and not s.done()]
         self.log("Stopping queue" + (f" (run {', '.join(going)} keeps running)" if going else ""))
+        if hasattr(self.starter, "close"):  # lets go of what it holds (a Dask client, a local cluster)
+            try:
+                self.starter.close()
+            except Exception as e:  # noqa: BLE001 - the queue's outcome is still recorded
+                self.log(f"Cannot close the run starter: {e}")
         self._log.close()
         return exit_status
 
@@ -272,7 +279,9 @@ class QueueLoop:
                     continue
                 try:
                     why = self.starter.cannot_start(r)
-                    c = policy.StagedRun(r.id, r.gpus, r.timestamp)
+                    # A starter that places GPU runs itself (a Dask cluster's resources) serves them all.
+                    c = policy.StagedRun(r.id, None if getattr(self.starter, "places_gpus", False) else r.gpus,
+                                         r.timestamp)
                 except Exception as e:  # noqa: BLE001 - a run we cannot read is not ours to judge
                     why = f"cannot read it ({type(e).__name__}: {e})"
                 if why:

@@ -43,6 +43,7 @@ class QueueConfig:
     per_gpu: int = 1  # slots of each GPU (gpus=auto)
     min_free_memory: int | None = None  # bytes NVML must report free (gpus=auto)
     max_util: int | None = None  # percent of utilisation NVML may report at most (gpus=auto)
+    dask: str | None = None  # a Dask queue: "local:N" or a scheduler address (engine.dask_config)
 
     @property
     def auto(self) -> bool:

@@ -24,7 +24,10 @@ def main(argv=None) -> int:
     store = Store(os.path.dirname(os.path.dirname(run_dir)))
     try:
         run = Run(run_dir)
-        queue = ForegroundQueue(store, config_of(run), run=run)
+        from .dask_config import loop_options
+
+        config = config_of(run)
+        queue = ForegroundQueue(store, config, run=run, **loop_options(store, config))
     except Exception as e:
         report_ready(ready_fd, f"error: {e}")
         return 1

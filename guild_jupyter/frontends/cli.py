@@ -183,7 +183,7 @@ def _compare(args) -> int:
     table = api.compare(*args.runs, store=args.store, **compare_options(args))
     if args.json:  # one run a line: json's C encoder (indent= takes the Python one, 10x slower)
         rows = [json.dumps(row, default=str) for row in table.to_json()]
-        print("[\n" + ",\n".join("  " + row for row in rows) + ("\n]" if rows else "]"))
+        print("[\n" + ",\n".join("  " + row for row in rows) + "\n]" if rows else "[]")
     else:
         print(table)
     return 0

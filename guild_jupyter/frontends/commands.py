@@ -35,7 +35,7 @@ PATH = "PATH"  # a file or directory (IPython's file completion)
 
 #: Guild's queue flags (``guild run queue``), as ``%guild queue`` takes them.
 QUEUE_FLAGS = ("gpus", "wait-for-running", "run-once", "poll-interval", "retries",
-               "max-running", "per-gpu", "min-free-memory", "max-util")
+               "max-running", "per-gpu", "min-free-memory", "max-util", "dask")
 #: What ``queue ACTION QUEUE`` asks of a running queue (``api.queue_control``).
 QUEUE_ACTIONS = ("pause", "resume", "drain")
 

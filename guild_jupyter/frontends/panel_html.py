@@ -123,7 +123,12 @@ def queue_html(q: dict) -> str:
     }
     cells = "".join(_cell(values[key][0], width, wraps, values[key][1], values[key][2], cls=f"gj-col-{key}")
                     for key, _head, width, wraps in QUEUE_COLUMNS)
-    return f"<div class='gj-queue' data-queue='{_e(q['id'])}' style='{_ROW}' title='{_e(q['description'])}'>{cells}</div>"
+    row = f"<div class='gj-queue' data-queue='{_e(q['id'])}' style='{_ROW}' title='{_e(q['description'])}'>{cells}</div>"
+    if q.get("dask"):  # a Dask queue: its cluster under its row
+        from .panel_dask import cluster_html
+
+        row += cluster_html(q["dask"])
+    return row
 
 
 def gpus_html(g: dict) -> str:
@@ -218,8 +223,9 @@ def notice_html(n: dict) -> str:
                 f"{_e(f' (exit status {es})' if es not in (None, 0) else '')}</span>"
                 + (f" <span style='color:#666'>{_e(n['flags_text'])}</span>" if n.get("flags_text") else ""))
     tail = n.get("tail") or ""
-    pre = (f"<pre class='gj-notice-tail' style='margin:2px 0 0;padding:2px 6px;background:#fbeaea;font-size:11px;"
-           f"max-height:8em;overflow:auto;white-space:pre-wrap'>{_e(tail.rstrip())}</pre>") if tail.strip() else ""
+    pre = (f"<div style='display:flex;flex-direction:column-reverse;max-height:8em;overflow:auto;margin-top:2px'>"
+           f"<pre class='gj-notice-tail' style='flex:none;margin:0;padding:2px 6px;background:#fbeaea;font-size:11px;"
+           f"overflow:visible;white-space:pre-wrap'>{_e(tail.rstrip())}</pre></div>") if tail.strip() else ""
     return (f"<div class='gj-notice' data-kind='{_e(n['kind'])}' data-status='{_e(status)}' "
             f"data-run='{_e(n.get('id') or n['ids'][0])}' style='font-size:12px;border-left:4px solid {color};"
             f"padding:1px 6px'>{text}{pre}</div>")
@@ -227,8 +233,11 @@ def notice_html(n: dict) -> str:
 
 def output_html(text: str, cut: bool = False) -> str:
     """A run's output in a box of bounded height that stays scrolled to its
-    end (a reversed flex column), so following shows the newest lines."""
+    end (a reversed flex column), so following shows the newest lines. The
+    text must not shrink (``flex: none``): JupyterLab gives a ``pre`` an
+    overflow of its own, which would let it shrink to the box and hide the
+    end."""
     more = "<div style='color:#888'>… (earlier output not shown)</div>" if cut else ""
     return ("<div class='gj-output' style='display:flex;flex-direction:column-reverse;max-height:320px;overflow:auto;"
-            "border:1px solid #ddd;background:#fafafa'><pre style='margin:0;padding:4px 6px;font-size:12px;"
-            f"white-space:pre-wrap;overflow-wrap:anywhere'>{more}{_e(text)}</pre></div>")
+            "border:1px solid #ddd;background:#fafafa'><pre style='flex:none;margin:0;padding:4px 6px;font-size:12px;"
+            f"overflow:visible;white-space:pre-wrap;overflow-wrap:anywhere'>{more}{_e(text)}</pre></div>")

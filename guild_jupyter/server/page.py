@@ -180,13 +180,28 @@ function controlButtons(q) {
 
 function renderQueues(queues) {
   const body = $("queues").tBodies[0];
-  body.replaceChildren(...(queues.length ? queues.map((q) => el("tr", {"data-queue": q.id, title: q.description},
+  body.replaceChildren(...(queues.length ? queues.flatMap((q) => [el("tr", {"data-queue": q.id, title: q.description},
     cell("queue", el("code", {}, q.short_id)), cell("host", q.host_text), cell("pid", q.pid ?? ""),
     cell("gpus", q.gpus_text), cell("state", q.state, q.state === "running" ? "st-running" : ""),
     cell("run", q.current_short ?? ""), cell("options", q.options_text),
     el("td", {"data-label": "", class: "nowrap"}, ...controlButtons(q), stopButton(q.id, "stop queue", "DELETE", "api/queues/" + q.id,
-      "queue " + q.short_id + " stopping (its runs keep running)")))) :
+      "queue " + q.short_id + " stopping (its runs keep running)"))), ...daskRows(q)]) :
     [el("tr", {}, el("td", {colspan: 8, class: "muted"}, "no queue is running"))]));
+}
+
+// A Dask queue's cluster, under its row: address, dashboard, workers with resources and runs.
+function daskRows(q) {
+  const d = q.dask;
+  if (!d) return [];
+  const workers = (d.workers || []).map((w) => {
+    const res = Object.entries(w.resources || {}).map(([k, v]) => k + "=" + v).join(",");
+    const runs = (w.runs || []).map((r) => r.slice(0, 8)).join(", ") || "idle";
+    return w.name + (res ? " [" + res + "]" : "") + ": " + runs;
+  });
+  return [el("tr", {class: "dask", "data-dask": q.id}, el("td", {colspan: 8, class: "muted"},
+    "Dask ", el("code", {}, d.address), " · ",
+    d.dashboard ? el("a", {href: d.dashboard, target: "_blank", rel: "noopener"}, "dashboard") : "no dashboard",
+    " · ", workers.join(" · ") || "no workers"))];
 }
 
 const EXTRA = {running: ["elapsed", (r) => r.elapsed_text], pending: ["queue", (r) => (r.queue || "").slice(0, 8)],

@@ -124,6 +124,9 @@ async function pollOutput(f) {
 
 // -- notices and notifications ------------------------------------------------------------------
 let active = null;  // id -> row of the runs last seen staged, pending or running
+let lastLook = 0;  // the server's time (µs) of the previous state
+const noticed = new Set();
+const LOOK_MARGIN_US = 2e6;
 const notices = [];
 let notifying = false;
 
@@ -160,19 +163,24 @@ function renderNotices() {
 }
 
 async function noticeEnded(s) {
+  // Runs seen active that are not any more, and runs that ended since the
+  // previous look (a short run may start and end between two looks).
   const now = new Map();
   for (const g of ["running", "pending", "staged"]) for (const r of s.groups[g].rows) now.set(r.id, r);
-  const before = active;
+  const before = active, since = lastLook;
   active = now;
+  lastLook = s.time;
   if (before === null) return;
   const finished = new Map(s.groups.finished.rows.map((r) => [r.id, r]));
-  for (const id of before.keys()) {
-    if (now.has(id)) continue;
+  const ids = [...before.keys()].filter((id) => !now.has(id));
+  for (const r of s.groups.finished.rows) if ((r.stopped || 0) >= since - LOOK_MARGIN_US) ids.push(r.id);
+  for (const id of new Set(ids)) {
+    if (noticed.has(id)) continue;
     let row = finished.get(id);
     if (!row) {
       try { row = await call("GET", "api/runs/" + id); } catch (e) { continue; }
     }
-    if (FINISHED.includes(row.status)) noticeFor(row);
+    if (FINISHED.includes(row.status) && !noticed.has(id)) { noticed.add(id); noticeFor(row); }
   }
   renderNotices();
 }

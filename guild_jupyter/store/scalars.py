@@ -63,7 +63,7 @@ class RunScalars:
     values, oldest first), ``errors`` (corrupt files, one line each) and
     ``partial`` (a file ends with an incomplete record)."""
 
-    __slots__ = ("dir", "files", "last", "tags", "_recent", "errors", "partial")
+    __slots__ = ("dir", "files", "last", "tags", "_recent", "errors", "partial", "guild_mtime", "dirty")
 
     def __init__(self, run_dir: str):
         self.dir = run_dir
@@ -73,6 +73,8 @@ class RunScalars:
         self._recent: dict[str, deque] = {}
         self.errors: list[str] = []
         self.partial = False
+        self.guild_mtime = 0  # of .guild when its files were last listed (scalars_file keeps it)
+        self.dirty = True  # read since scalars_file last had it
 
     def recent(self, tag: str) -> list[float]:
         d = self._recent.get(tag)
@@ -97,10 +99,14 @@ class RunScalars:
         """Reads what was appended; False when the run directory is gone."""
         gdir = self.dir + "/.guild"
         try:
+            mtime = os.stat(gdir).st_mtime_ns  # before listing: a file added after moves it
+            if mtime != self.guild_mtime:
+                self.guild_mtime, self.dirty = mtime, True
             names = sorted(n for n in os.listdir(gdir) if n.startswith(PREFIX))
         except FileNotFoundError:
             return False
         except OSError as e:
+            self.guild_mtime = 0
             self.errors = [f"cannot list {gdir}: {e.strerror or e}"]
             return True
         partial = False
@@ -120,6 +126,7 @@ class RunScalars:
                 self._reset()
                 return self._update()
             if size > state.offset:
+                self.dirty = True
                 self._read_file(path, name, state, size)
                 partial = partial or (state.error is None and state.offset < size)
             state.mtime_ns, state.ino = st.st_mtime_ns, st.st_ino
@@ -157,6 +164,8 @@ class RunScalars:
         state.offset += consumed
 
 
+scalars_file._bind_file_class(_File)
+
 # -- the shared cache -------------------------------------------------------------------------------
 
 _cache: OrderedDict = OrderedDict()
@@ -171,7 +180,7 @@ def read(run_dir: str) -> RunScalars:
             rs = RunScalars(run_dir)
             _cache[run_dir] = rs
             if len(_cache) > MAX_RUNS:
-                _cache.popitem(last=False)
+                scalars_file.evicted(_cache.popitem(last=False)[1])  # kept for the next save
             if scalars_file.restore(rs):  # every file just checked unchanged
                 return rs
         else:

@@ -4,11 +4,13 @@ what changed since.
 
 Decoding event files in Python costs a few µs a record: a ``compare`` of
 1,000 runs logging 100 values each would spend seconds on it in every
-process. Per run this file keeps, for each event file, the offset read, its
-modification time and inode, and the last value of each tag. A run is
-restored from it only when every event file it has now is one it lists,
-unchanged (same inode, size, mtime); otherwise the run is read from its
-files as if the entry were absent. Recent values (sparklines) are not kept:
+process, and a listing of 10,000 runs would open 10,000 files. Per run this
+file keeps the mtime of ``.guild`` (creating an event file changes it), for
+each event file the offset read, its modification time and inode, and the
+last value of each tag (runs without event files too). A run is restored
+from it only when all of those still hold (two stats for a run with one
+event file); otherwise the run is read from its files as if the entry were
+absent. Recent values (sparklines) are not kept:
 a run restored from here has none until it logs again.
 
 Only clean entries are written: files read to their end without error and
@@ -25,7 +27,7 @@ import os
 import time
 
 NAME = "scalars.json"
-VERSION = 1
+VERSION = 2
 SETTLE_NS = 2_000_000_000
 PREFIX = "events.out.tfevents"
 
@@ -40,7 +42,8 @@ def path_for(run_dir: str) -> str:
     runs_dir = run_dir.rpartition("/")[0]
     path = _paths.get(runs_dir)
     if path is None:
-        path = _paths[runs_dir] = os.path.join(os.path.dirname(runs_dir), "cache", "guild_jupyter", NAME)
+        home = os.path.dirname(os.path.abspath(runs_dir or "."))
+        path = _paths[runs_dir] = os.path.join(home, "cache", "guild_jupyter", NAME)
     return path
 
 
@@ -59,16 +62,30 @@ def _entries(path: str) -> dict:
     return entries
 
 
+#: path -> {run id: entry} of runs the cache dropped before a save.
+_pending: dict[str, dict] = {}
+
+
 def forget_loaded() -> None:
     _loaded.clear()
+    _pending.clear()
+
+
+def evicted(rs) -> None:
+    """A run the cache drops: its entry waits for the next ``save``."""
+    if rs.dirty:
+        entry = _entry_of(rs, time.time_ns())
+        if entry is not None:
+            _pending.setdefault(path_for(rs.dir), {})[rs.dir.rpartition("/")[2]] = entry
 
 
 def _valid(entry) -> bool:
-    """``[files, tags, last]``: {name: [offset, mtime_ns, ino]}, the tags in
+    """``[guild_mtime_ns, files, tags, last]``: the mtime of ``.guild`` (a
+    new event file changes it), {name: [offset, mtime_ns, ino]}, the tags in
     the order logged, and [step, value] of each."""
-    if type(entry) is not list or len(entry) != 3:
+    if type(entry) is not list or len(entry) != 4 or type(entry[0]) is not int:
         return False
-    files, tags, last = entry
+    _mtime, files, tags, last = entry
     if type(files) is not dict or type(tags) is not list or type(last) is not list or len(tags) != len(last):
         return False
     for v in files.values():
@@ -82,42 +99,52 @@ def _valid(entry) -> bool:
 
 
 def restore(rs) -> bool:
-    """Fills a new ``RunScalars`` from the file when its entry still holds."""
-    entry = _entries(path_for(rs.dir)).get(os.path.basename(rs.dir))
+    """Fills a new ``RunScalars`` from the file when its entry still holds:
+    ``.guild`` has the same mtime (no event file came or went) and each
+    event file the same inode, size and mtime. Two stats a run, no listing
+    (a listing of 10,000 runs does this for every one of them)."""
+    head, _, run_id = rs.dir.rpartition("/")
+    path = _paths.get(head) or path_for(rs.dir)
+    entries = _loaded.get(path)
+    entry = (entries if entries is not None else _entries(path)).get(run_id)
     if entry is None or not _valid(entry):
         return False
-    files, tags, last = entry
+    guild_mtime, files, tags, last = entry
     gdir = rs.dir + "/.guild"
+    stat = os.stat
     try:
-        names = [n for n in os.listdir(gdir) if n.startswith(PREFIX)]
+        if stat(gdir).st_mtime_ns != guild_mtime:
+            return False
+        for name, (offset, mtime_ns, ino) in files.items():
+            st = stat(gdir + "/" + name)
+            if st.st_size != offset or st.st_mtime_ns != mtime_ns or st.st_ino != ino:
+                return False
     except OSError:
         return False
-    if sorted(names) != sorted(files):
-        return False
-    stats = {}
-    for name in names:
-        offset, mtime_ns, ino = files[name]
-        try:
-            st = os.stat(gdir + "/" + name)
-        except OSError:
-            return False
-        if st.st_size != offset or st.st_mtime_ns != mtime_ns or st.st_ino != ino:
-            return False
-        stats[name] = (offset, mtime_ns, ino)
-    from .scalars import _File
-
-    for name, (offset, mtime_ns, ino) in stats.items():
+    for name, (offset, mtime_ns, ino) in files.items():
         state = _File()
         state.offset = state.size = offset
         state.mtime_ns, state.ino = mtime_ns, ino
         rs.files[name] = state
+    rs.guild_mtime = guild_mtime
+    rs.dirty = False
     rs.tags[:] = tags
-    rs.last.update({t: (sv[0], float(sv[1])) for t, sv in zip(tags, last)})
+    for t, (step, value) in zip(tags, last):
+        rs.last[t] = (step, float(value))
     return True
 
 
+class _File:
+    """A stand-in until ``scalars`` gives its own (no import cycle at load)."""
+
+
+def _bind_file_class(cls) -> None:
+    global _File
+    _File = cls
+
+
 def _entry_of(rs, now_ns: int):
-    if rs.errors or rs.partial or not rs.files:
+    if rs.errors or rs.partial or not rs.guild_mtime or now_ns - rs.guild_mtime < SETTLE_NS:
         return None
     files = {}
     for name, state in rs.files.items():
@@ -125,7 +152,7 @@ def _entry_of(rs, now_ns: int):
                 or now_ns - state.mtime_ns < SETTLE_NS:
             return None
         files[name] = [state.offset, state.mtime_ns, state.ino]
-    return [files, list(rs.tags), [[rs.last[t][0], rs.last[t][1]] for t in rs.tags]]
+    return [rs.guild_mtime, files, list(rs.tags), [[rs.last[t][0], rs.last[t][1]] for t in rs.tags]]
 
 
 def save(cached) -> None:
@@ -133,27 +160,37 @@ def save(cached) -> None:
     stores' files, keeping the other entries of runs that still exist."""
     now_ns = time.time_ns()
     by_path: dict[str, dict] = {}
+    kept: dict[str, list] = {}
+    for path, entries in _pending.items():
+        by_path[path] = dict(entries)
+        kept[path] = []
+    _pending.clear()
     for rs in cached:
+        if not rs.dirty:  # restored from the file, or saved, and not read since
+            continue
         entry = _entry_of(rs, now_ns)
         if entry is not None:
-            by_path.setdefault(path_for(rs.dir), {})[os.path.basename(rs.dir)] = entry
+            path = path_for(rs.dir)
+            by_path.setdefault(path, {})[rs.dir.rpartition("/")[2]] = entry
+            kept.setdefault(path, []).append(rs)
     for path, fresh in by_path.items():
         entries = _entries(path)
-        if all(entries.get(k) == v for k, v in fresh.items()):
-            continue
-        runs_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(path))), "runs")
-        try:
-            present = set(os.listdir(runs_dir))
-        except OSError:
-            continue
-        merged = {k: v for k, v in entries.items() if k in present}
-        merged.update(fresh)
-        try:
-            text = json.dumps({"v": VERSION, "runs": merged}, separators=(",", ":"))
-            from .attrs import write_atomic
+        if any(entries.get(k) != v for k, v in fresh.items()):
+            runs_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(path))), "runs")
+            try:
+                present = set(os.listdir(runs_dir))
+            except OSError:
+                continue
+            merged = {k: v for k, v in entries.items() if k in present}
+            merged.update(fresh)
+            try:
+                text = json.dumps({"v": VERSION, "runs": merged}, separators=(",", ":"))
+                from .attrs import write_atomic
 
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            write_atomic(path, text)
-        except (OSError, ValueError):
-            continue  # a read-only store: read again next time
-        _loaded[path] = merged
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                write_atomic(path, text)
+            except (OSError, ValueError):
+                continue  # a read-only store: read again next time
+            _loaded[path] = merged
+        for rs in kept[path]:
+            rs.dirty = False

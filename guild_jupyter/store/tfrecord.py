@@ -190,13 +190,23 @@ def _tag_value(value: bytes):
     return None if tag is None or simple is None else (tag, simple)
 
 
+_HEADER_CRCS: dict[bytes, int] = {}
+
+
 def records(buf: bytes, pos: int = 0):
     """``(data, end)`` of each complete record from ``pos``; stops before a
     record not complete yet; raises ``Corrupt`` at a bad one."""
     n = len(buf)
+    header_crcs = _HEADER_CRCS
     while pos + 12 <= n:
         header = buf[pos:pos + 8]
-        if _U32.unpack_from(buf, pos + 8)[0] != masked_crc32c(header):
+        expected = header_crcs.get(header)
+        if expected is None:  # records of one length share a header: checksum each length once
+            expected = masked_crc32c(header)
+            if len(header_crcs) > 4096:
+                header_crcs.clear()
+            header_crcs[header] = expected
+        if _U32.unpack_from(buf, pos + 8)[0] != expected:
             raise Corrupt(f"bad length checksum at byte {pos}")
         (length,) = _LEN.unpack(header)
         if length > MAX_RECORD:

@@ -1,0 +1,133 @@
+"""The ``dask=`` queue flag, read without importing Dask (importing a front
+end must stay cheap; Dask is loaded only when a Dask queue starts).
+
+``dask=local`` or ``dask=local:N``: an embedded ``LocalCluster`` of N worker
+processes (N defaults to the CPU count) on 127.0.0.1. Anything else is the
+address of an existing scheduler: ``tcp://host:8786``, ``tls://...``, or
+``host:port`` (tcp)."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from ..errors import BadInput
+
+NO_GPU_WORKER = "no Dask worker has GPU resources"
+INSTALL_HINT = "pip install 'guild_jupyter[dask]'"
+_ADDRESS = re.compile(r"(?:(tcp|tls|ucx|inproc|ws|wss)://)?\[?[A-Za-z0-9_.:-]+\]?(?::\d+)?/?")
+
+
+def parse_dask(value) -> str | None:
+    """The normalised flag value (``local:N`` or a scheduler address), or None."""
+    if value is None or value is False:
+        return None
+    text = str(value).strip()
+    if isinstance(value, bool) or not text:
+        raise BadInput(f"bad value for dask: {value!r} (expected local, local:N or a scheduler address "
+                       "like tcp://host:8786)")
+    if text == "local" or text.startswith("local:"):
+        n = text[len("local:"):] if ":" in text else str(os.cpu_count() or 1)
+        if not n.isdigit() or int(n) < 1:
+            raise BadInput(f"bad value for dask: {text!r} (local:N needs N >= 1 worker processes)")
+        return f"local:{int(n)}"
+    if not _ADDRESS.fullmatch(text) or " " in text:
+        raise BadInput(f"bad value for dask: {text!r} (expected local, local:N or a scheduler address "
+                       "like tcp://host:8786)")
+    return text if "://" in text else f"tcp://{text}"
+
+
+def local_workers(address: str) -> int | None:
+    """N for ``local:N``, else None (an existing cluster)."""
+    return int(address.split(":", 1)[1]) if address.startswith("local:") else None
+
+
+def require_dask() -> None:
+    """Raises BadInput naming the extra to install when Dask is missing."""
+    import importlib.util
+
+    missing = [m for m in ("dask", "distributed") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise BadInput(f"a Dask queue needs {' and '.join(missing)}: {INSTALL_HINT}")
+
+
+def loop_options(store, config) -> dict:
+    """What a host passes its ``QueueLoop`` for ``config``: nothing for a
+    local queue; for a Dask queue its starter (connected now: an unreachable
+    scheduler is a BadInput before anything is claimed) and one slot per
+    worker thread of the cluster (or ``max-running``)."""
+    address = getattr(config, "dask", None)
+    if not address:
+        return {}
+    from .dask_starter import DaskStarter
+
+    starter = DaskStarter(store, address)
+    try:
+        n = config.max_running or starter.slot_count
+    except Exception:
+        starter.close()
+        raise
+    return {"starter": starter, "slots": [None] * n}
+
+
+def with_slots(config, options: dict):
+    """``config`` with ``max-running`` set to the Dask queue's slots (the
+    cluster's worker threads when not given), so its queue run records how
+    many runs it keeps going (listings show its slots from that)."""
+    import dataclasses
+
+    if "slots" not in options or config.max_running is not None:
+        return config
+    return dataclasses.replace(config, max_running=len(options["slots"]))
+
+
+def gpu_count(gpus: str | None) -> int:
+    """Dask GPU resources a run needs: one per pinned GPU, N for an
+    ``auto:N``-style request, 0 for an unpinned run."""
+    from .gpuspec import auto_count
+
+    if gpus is None:
+        return 0
+    n = auto_count(gpus)
+    if n is not None:
+        return max(n, 1)
+    return len([g for g in gpus.split(",") if g.strip()])
+
+
+def gpu_shortage(gpus: str | None, workers) -> str | None:
+    """Why no worker of a cluster (``workers``: its recorded rows) can take a
+    run asking for ``gpus``, or None."""
+    need = gpu_count(gpus)
+    if not need:
+        return None
+    have = max((float((w.get("resources") or {}).get("GPU", 0) or 0) for w in workers), default=0)
+    if have <= 0:
+        return NO_GPU_WORKER
+    if have < need:
+        return f"no Dask worker has {need} GPU resources"
+    return None
+
+
+def policy_gpus(queue_row: dict):
+    """The GPUs a queue serves as waiting reasons see it: a Dask queue
+    serves every run (its cluster's resources place GPU runs)."""
+    return "auto" if queue_row.get("dask") else queue_row.get("gpus")
+
+
+def note_gpu_shortage(rows, queue_rows) -> None:
+    """A staged GPU run that only Dask queues could start, and none of their
+    clusters has a worker with the GPU resources it needs, waits for that:
+    its row says so."""
+    from .policy import gpu_mismatch
+
+    clusters = [q["dask"] for q in queue_rows if q.get("dask")]
+    if not clusters:
+        return
+    others = [q for q in queue_rows if not q.get("dask")]
+    for row in rows:
+        gpus = row.get("gpus")
+        if not gpus or any(gpu_mismatch(gpus, q.get("gpus")) is None for q in others):
+            continue
+        reasons = [gpu_shortage(gpus, c.get("workers") or []) for c in clusters]
+        if all(reasons):
+            row["waiting"] = reasons[0]

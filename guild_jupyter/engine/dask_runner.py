@@ -1,0 +1,138 @@
+"""What runs on a Dask worker for one run.
+
+``run_on_worker`` is the Dask task (key: the run id). It spawns the run's
+runner, ``python -m guild_jupyter.engine.dask_runner``, in its own session,
+keeps the write end of the runner's stdin and waits for its report. The
+runner takes the run (``dask_records.take_dispatch``, under the run-status
+lock: refused unless the run is still pending under the queue's claim, and
+refused to a second execution of the same task, so a task Dask runs again
+never starts the run twice; the queue keeps its claim, so no other queue's
+recovery touches the run while the queue lives), records the placement,
+starts the run's supervisor exactly as a local start does
+(``launch.start``) and waits for it. If the worker dies, the runner's stdin
+reaches EOF: before the start, the runner returns the run to staged; after
+it, the runner ends the run's process tree and records it ``error`` with
+"worker lost" (``transitions.end_tree_and_record``), so a run never stays
+``running`` with no worker behind it.
+
+Report lines (the runner's stdout, the task's result): ``ok`` (the run is
+running), then ``exit N``; or ``skip: why`` (not started here: another
+attempt has it) or ``error: why`` (could not start; recorded)."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import sys
+
+
+def run_on_worker(run_dir: str, owner: dict, gpu_count: int, key: str) -> dict:
+    """The Dask task (``key``: its own key). Returns ``{"result": "exit"|"skip"|"error", ...}``."""
+    import subprocess
+
+    try:
+        from distributed import get_worker
+
+        w = get_worker()
+        worker, address = str(w.name), w.address
+    except Exception:  # noqa: BLE001 - outside a worker (a test calling it directly)
+        worker, address = "", ""
+    host = socket.gethostname()
+    base = {"worker": worker, "address": address, "host": host}
+    if not os.path.isdir(os.path.join(run_dir, ".guild")):
+        return dict(base, result="error",
+                    why=f"the run directory {run_dir} is not visible on Dask worker {worker or host} "
+                        "(the store must be on a filesystem all workers see)")
+    gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "") if gpu_count else ""
+    cmd = [sys.executable, "-m", "guild_jupyter.engine.dask_runner", run_dir, json.dumps(owner), key,
+           worker or host, host, gpus]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            start_new_session=True, close_fds=True)
+    lines = []
+    for raw in proc.stdout:  # stdin stays open: its EOF tells the runner the worker died
+        lines.append(raw.decode(errors="replace").strip())
+    proc.stdin.close()
+    code = proc.wait()
+    last = lines[-1] if lines else f"error: the runner exited with status {code} before reporting"
+    if last.startswith("exit "):
+        return dict(base, result="exit", exit_status=int(last[5:]))
+    kind, _, why = last.partition(": ")
+    return dict(base, result=kind if kind in ("skip", "error") else "error", why=why or last)
+
+
+def _say(text: str) -> None:
+    sys.stdout.write(text.replace("\n", " ") + "\n")
+    sys.stdout.flush()
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    run_dir, owner, key, worker, host, gpus = argv[:6]
+    import time
+
+    from ..errors import GuildJupyterError
+    from ..procs import Identity
+    from ..store import dask_records, transitions
+    from ..store.run import Run
+    from ..store.store import Store
+
+    run_dir = os.path.abspath(run_dir)
+    store = Store(os.path.dirname(os.path.dirname(run_dir)))
+    run = Run(run_dir)
+    queue_owner = Identity.from_record(json.loads(owner))
+    me = Identity.current().as_record()
+    why = dask_records.take_dispatch(store, run, queue_owner, key, dict(me, host=host, at=time.time()))
+    if why:
+        _say(f"skip: {why}")
+        return 0
+    try:
+        dask_records.record_placement(run, worker, host, gpus or None)
+    except OSError as e:
+        transitions.record_start_failure(store, run, f"cannot record the Dask placement: {e}")
+        _say(f"error: cannot record the Dask placement: {e}")
+        return 0
+    if _worker_gone(0):  # the worker died before the run started: back to staged
+        with store.lock():
+            run.refresh()
+            c = transitions.read_claim(run)
+            if run.status == "pending" and isinstance(c, transitions.Claim) and c.owner == queue_owner:
+                transitions.return_to_staged(store, run)
+                dask_records.clear_dispatch(run)
+        _say("skip: worker lost before the run started")
+        return 0
+    from ..execution import launch
+
+    try:
+        proc = launch.start(run)
+    except (GuildJupyterError, OSError) as e:
+        _say(f"error: {e}")
+        return 0
+    _say("ok")
+    while True:
+        if _worker_gone(0.2):
+            why = (f"worker lost: Dask worker {worker} on {host} went away while the run was running; "
+                   "the run's processes were ended")
+            transitions.end_tree_and_record(store, run.refresh(), 1, why)
+            try:
+                proc.wait(timeout=5)  # reaped: a zombie supervisor would still look alive
+            except Exception:  # noqa: BLE001 - settled below all the same when it is gone
+                pass
+            transitions.settle_dead(store, run.refresh(), 1, why)
+            _say("error: worker lost")
+            return 0
+        code = proc.poll()
+        if code is not None:
+            _say(f"exit {code}")
+            return 0
+
+
+def _worker_gone(timeout: float) -> bool:
+    """True once the task's end of our stdin is closed: the worker died."""
+    ready, _, _ = select.select([sys.stdin.fileno()], [], [], timeout)
+    return bool(ready) and not os.read(sys.stdin.fileno(), 4096)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""A queue host's ``RunStarter`` that runs claimed runs on a Dask cluster.
+
+The queue's loop (``loop.QueueLoop``) claims a run under the run-status
+lock as for a local start; ``DaskStarter.start`` then submits one task for
+it (key: the run id, no retries, not pure) that runs ``dask_runner`` on a
+worker. Placement: a run pinned to GPUs or asking for ``auto`` GPUs needs
+Dask resources ``{"GPU": n}`` (``dask worker --resources GPU=1``, one worker
+per GPU with its own ``CUDA_VISIBLE_DEVICES``); unpinned runs go anywhere.
+Policy sees every run as unpinned (``places_gpus``): the cluster, not the
+queue's GPU list, decides where GPU runs go.
+
+When a task ends without a normal report (its worker died, the client lost
+the scheduler), ``DaskHandle.settle`` settles the run through
+``transitions``: still pending under the queue's claim and not taken by a
+runner -> back to staged; taken by a runner that is alive -> left to it
+(it starts it, or returns it to staged if its worker went first); taken and
+never started within ``RUNNER_GRACE`` -> ``error``; running with no live
+holder -> ``error`` "worker lost".
+
+Dask is imported here only, when a Dask queue starts."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+from ..errors import BadInput, GuildJupyterError
+from ..procs import Identity
+from ..store import dask_records, transitions
+from ..store.run import LOCK, PENDING, RUNNING, Run
+from .dask_config import gpu_count, gpu_shortage, local_workers, require_dask
+
+CONNECT_TIMEOUT = 5.0  # seconds: an unreachable scheduler is reported within this
+INFO_TTL = 1.0  # seconds between reads of the cluster's workers
+RUNNER_GRACE = 60.0  # seconds a runner that took a run may take to start it (launch waits up to 30)
+
+
+class DaskStarter:
+    """Connects to (or, for ``local:N``, starts) a cluster; ``bind`` ties it
+    to the queue loop that uses it; ``close`` lets go of it."""
+
+    places_gpus = True  # policy sees every run as unpinned: resources place GPU runs
+
+    def __init__(self, store, address: str):
+        require_dask()
+        import dask
+        from distributed import Client
+
+        self.store = store
+        self.address = address
+        self.cluster = None
+        self.loop = None  # the QueueLoop, once bound
+        self._keys: set = set()
+        self._handles: list = []
+        self._info: dict | None = None
+        self._info_at = 0.0
+        self._written = None
+        self._lock = threading.Lock()
+        n = local_workers(address)
+        try:
+            with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                if n is not None:
+                    from distributed import LocalCluster
+
+                    self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                                host="127.0.0.1", dashboard_address="127.0.0.1:0")
+                    self.client = Client(self.cluster, set_as_default=False)
+                else:
+                    self.client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        except (OSError, TimeoutError) as e:
+            if self.cluster is not None:
+                self.cluster.close()
+            raise BadInput(f"cannot reach the Dask scheduler at {address}: {e}") from None
+
+    # -- the queue loop's side -------------------------------------------------------------
+
+    @property
+    def slot_count(self) -> int:
+        """Runs the queue keeps going at once: the cluster's worker threads."""
+        info = self.cluster_info(force=True)
+        return max(1, sum(w["nthreads"] for w in info["workers"]))
+
+    def bind(self, loop) -> None:
+        self.loop = loop
+        self.claim_owner = loop._claim.owner  # the claims the queue makes are this identity's
+        self._write_info(force=True)
+
+    def log(self, msg: str) -> None:
+        if self.loop is not None:
+            self.loop.log(msg)
+
+    def cannot_start(self, run: Run) -> str | None:
+        return gpu_shortage(run.gpus, self.cluster_info()["workers"])
+
+    def start(self, run: Run) -> "DaskHandle":
+        from .dask_runner import run_on_worker
+
+        need = gpu_count(run.gpus)
+        key = run.id
+        n = 1
+        while key in self._keys:  # a run returned to staged and claimed again: a new task
+            n += 1
+            key = f"{run.id}-{n}"
+        self._keys.add(key)
+        try:
+            fut = self.client.submit(run_on_worker, run.dir, self.claim_owner.as_record(), need, key,
+                                     key=key, pure=False, retries=0,
+                                     resources={"GPU": need} if need else None)
+        except Exception as e:  # noqa: BLE001 - the loop returns the run to staged and retries
+            raise GuildJupyterError(f"cannot submit to the Dask scheduler: {e}") from None
+        handle = DaskHandle(self, run, fut, key)
+        self._handles.append(handle)
+        return handle
+
+    def close(self) -> None:
+        """Runs submitted but not started go back to staged (the cluster
+        would otherwise keep them pending for a queue that is gone); runs
+        going keep running on their workers (an embedded cluster ends with
+        this process, and with it its runs: "worker lost")."""
+        for h in self._handles:
+            if h.future.done():
+                continue
+            h.future.cancel()
+            h.settle(force=True)
+        try:
+            self._write_info(force=True, closed=True)
+        except Exception:  # noqa: BLE001 - the queue's end matters more than its last picture
+            pass
+        try:
+            self.client.close(timeout=5)
+        except Exception:  # noqa: BLE001
+            pass
+        if self.cluster is not None and not any(not h.future.done() for h in self._handles):
+            try:
+                self.cluster.close(timeout=10)
+            except Exception:  # noqa: BLE001
+                pass
+
+    # -- the cluster, as panels show it -------------------------------------------------------
+
+    def cluster_info(self, force: bool = False) -> dict:
+        now = time.monotonic()
+        with self._lock:
+            if force or self._info is None or now - self._info_at > INFO_TTL:
+                self._info = self._read_info()
+                self._info_at = now
+            return self._info
+
+    def _read_info(self) -> dict:
+        info = self.client.scheduler_info()
+        try:
+            processing = self.client.processing()
+        except Exception:  # noqa: BLE001
+            processing = {}
+        workers = []
+        for addr, w in sorted(info.get("workers", {}).items()):
+            keys = [str(k) for k in processing.get(addr, ())]
+            workers.append({
+                "name": str(w.get("name", addr)),
+                "address": addr,
+                "host": w.get("host") or addr.split("://")[-1].rsplit(":", 1)[0],
+                "nthreads": int(w.get("nthreads", 1) or 1),
+                "resources": dict(w.get("resources") or {}),
+                "runs": [k.split("-")[0] for k in keys],
+            })
+        return {"address": self.client.scheduler.address if self.cluster is not None else self.address,
+                "requested": self.address,
+                "dashboard": self._dashboard(),
+                "workers": workers}
+
+    def _dashboard(self) -> str | None:
+        try:
+            link = self.client.dashboard_link
+        except Exception:  # noqa: BLE001
+            return None
+        return link or None
+
+    def _write_info(self, force: bool = False, closed: bool = False) -> None:
+        if self.loop is None:
+            return
+        info = dict(self.cluster_info(force=force), closed=closed, host=socket.gethostname())
+        if info != self._written:
+            dask_records.write_cluster(self.loop.run, info)
+            self._written = info
+
+
+class DaskHandle:
+    """A run submitted to the cluster (``RunHandle``)."""
+
+    def __init__(self, starter: DaskStarter, run: Run, future, key: str):
+        self.starter = starter
+        self.key = key
+        self.run = run
+        self.future = future
+        self._settled = False
+        self._reported = False
+
+    def done(self) -> bool:
+        try:
+            self.starter._write_info()
+        except Exception:  # noqa: BLE001 - a picture of the cluster never stops a run's end
+            pass
+        if self._settled:
+            return True
+        if not self.future.done():
+            return False
+        return self.settle()
+
+    def settle(self, force: bool = False) -> bool:
+        """After the task ended (or, with ``force``, when the queue lets the
+        task go): makes sure the run is not left claimed or running with
+        nothing behind it. True once the run needs nothing more from us."""
+        result = self._result()
+        store = self.starter.store
+        run = self.run.refresh()
+        owner = self.starter.claim_owner
+        with store.lock():
+            run.refresh()
+            status = run.status
+            c = transitions.read_claim(run) if status == PENDING else None
+            if isinstance(c, transitions.Claim) and c.owner == owner:
+                d = dask_records.dispatch(run)
+                taken = d is not None and d.get("key") == self.key and d.get("queue") == owner.as_record()
+                if not taken:
+                    why = result.get("why") if result.get("result") == "error" else None
+                    if why and not force:  # e.g. the worker cannot see the run directory
+                        transitions.record_start_failure(store, run, why)
+                        self.starter.log(f"Run {run.id} could not start on the cluster: {why}")
+                    else:
+                        transitions.return_to_staged(store, run)
+                        dask_records.clear_dispatch(run)
+                        self.starter.log(f"Returned run {run.id} to staged ({result.get('why') or 'not started'})")
+                elif force:
+                    return True  # its runner starts it; the queue's claim holds while this process lives
+                else:
+                    runner = Identity.from_record(d)
+                    if d.get("host") == socket.gethostname() and runner is not None and runner.alive():
+                        return False  # its runner is starting it: it reports, or ends it
+                    if time.time() - float(d.get("at") or 0) < RUNNER_GRACE:
+                        return False
+                    transitions.record_start_failure(
+                        store, run, "worker lost: its Dask runner took the run and never started it")
+                    self.starter.log(f"Run {run.id}: its Dask runner never started it; recorded as error")
+            elif status == RUNNING or (run.get("exit_status") is None and os.path.exists(run.path(LOCK))):
+                if run.lock_holder() is not None:
+                    return False  # its runner ends it when its worker goes
+                transitions.settle_dead(store, run, 1, "worker lost: the run's Dask worker went away and "
+                                                       "its supervisor is gone")
+                self.starter.log(f"Run {run.id}: worker lost; recorded as error")
+        self._settled = True
+        return True
+
+    def _result(self) -> dict:
+        if not self.future.done():
+            return {"result": "error", "why": "the queue stopped before the run started"}
+        try:
+            r = self.future.result(timeout=1)
+            return r if isinstance(r, dict) else {"result": "error", "why": repr(r)}
+        except Exception as e:  # noqa: BLE001 - KilledWorker, CancelledError, a lost scheduler
+            if type(e).__name__ == "KilledWorker":
+                return {"result": "lost", "why": "its Dask worker died before starting it"}
+            return {"result": "lost", "why": f"{type(e).__name__}: {str(e).split('. ')[0]}"[:200]}

@@ -1,0 +1,93 @@
+"""What a Dask queue records in the store besides run status (which only
+``transitions`` writes): where a run was placed (``dask_worker``,
+``dask_host``, and the worker's GPUs given to a GPU run), and the cluster a
+queue dispatches to (``dask_cluster`` in the queue run's attrs), so that
+every front end (panel, page, ``runs --json``, another kernel) can show
+them from the store alone."""
+
+from __future__ import annotations
+
+from .run import Run
+
+CLUSTER_ATTR = "dask_cluster"
+
+
+def record_placement(run: Run, worker: str, host: str, gpus: str | None = None) -> None:
+    """Written by the run's runner on its worker before the run starts. A
+    GPU run gets the worker's GPUs (``CUDA_VISIBLE_DEVICES``), what it asked
+    for kept in ``gpus_requested`` (as a GPU claim does, so a return to
+    staged gives it back)."""
+    run.write_attr("dask_worker", worker)
+    run.write_attr("dask_host", host)
+    if gpus:
+        params = run.get("run_params", {}) or {}
+        params = dict(params) if isinstance(params, dict) else {}
+        if params.get("gpus") != gpus:
+            run.write_attr("gpus_requested", params.get("gpus"))
+            params["gpus"] = gpus
+            run.write_attr("run_params", params)
+    run.refresh()
+
+
+def placement(run) -> dict | None:
+    """``{"worker": name, "host": host}`` for a run a Dask queue placed, else None."""
+    worker = run.get("dask_worker")
+    if not worker:
+        return None
+    return {"worker": str(worker), "host": str(run.get("dask_host") or "")}
+
+
+def write_cluster(queue_run: Run, info: dict) -> None:
+    """The cluster as the queue last saw it (address, dashboard, workers with
+    their resources and running runs)."""
+    queue_run.write_attr(CLUSTER_ATTR, info)
+
+
+def read_cluster(queue_run) -> dict | None:
+    try:
+        v = queue_run.get(CLUSTER_ATTR)
+    except Exception:  # noqa: BLE001 - a damaged attr shows no cluster, never breaks a listing
+        return None
+    return v if isinstance(v, dict) else None
+
+
+DISPATCH_ATTR = "dask_dispatch"
+
+
+def take_dispatch(store, run: Run, queue_owner, key: str, me: dict) -> str | None:
+    """Under the run-status lock: marks the run as taken by the runner of
+    task ``key`` (``me``: its host, pid, start). None when taken; else why
+    not: the run is no longer pending under the queue's claim (stopped,
+    returned to staged, started), or this task already took it (Dask ran it
+    a second time). The queue's claim stays: the queue process, alive, keeps
+    every other queue's recovery off the run."""
+    from . import transitions
+
+    with store.lock():
+        run.refresh()
+        c = transitions.read_claim(run)
+        if run.status != "pending" or not isinstance(c, transitions.Claim) or c.owner != queue_owner:
+            return f"run {run.id[:8]} is {run.status}, no longer waiting for this queue"
+        d = dispatch(run)
+        mine = dict(me, key=key, queue=queue_owner.as_record())
+        if d is not None and d.get("key") == key and d.get("queue") == mine["queue"]:
+            return f"run {run.id[:8]} was already taken by this task (Dask ran it again)"
+        run.write_attr(DISPATCH_ATTR, mine)
+    return None
+
+
+def dispatch(run) -> dict | None:
+    try:
+        v = run.get(DISPATCH_ATTR)
+    except Exception:  # noqa: BLE001 - unreadable: as if none
+        return None
+    return v if isinstance(v, dict) else None
+
+
+def clear_dispatch(run: Run) -> None:
+    """When the run goes back to staged: a later claim dispatches it afresh."""
+    from . import attrs as attrlib
+    import os
+
+    attrlib.remove(os.path.join(run.attrs_dir, DISPATCH_ATTR))
+    run.refresh()

@@ -1,0 +1,337 @@
+"""Dask queues (issue 17) against a real ``dask scheduler`` and real ``dask
+worker`` processes on 127.0.0.1: one with ``--resources GPU=1`` and
+``CUDA_VISIBLE_DEVICES=0``, one without. Each test stops what it starts."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import cli, guild, run_dirs, wait_for
+from guild_jupyter import api
+from guild_jupyter.errors import BadInput
+
+pytestmark = [
+    pytest.mark.dask,
+    pytest.mark.skipif(importlib.util.find_spec("distributed") is None,
+                       reason="dask is not installed: pip install 'guild_jupyter[dask]'"),
+]
+
+BIN = os.path.dirname(sys.executable)
+SCRIPT = """\
+import os, time
+x = 0
+sleep = 0.0
+with open(os.path.join(os.environ["RUN_DIR"], "ran.txt"), "a") as f:
+    f.write(os.environ.get("CUDA_VISIBLE_DEVICES", "-") + "\\n")
+time.sleep(sleep)
+"""
+
+
+class Cluster:
+    """A ``dask scheduler`` and named ``dask worker`` processes (no nanny:
+    the worker process is the one a test kills)."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        os.makedirs(tmp, exist_ok=True)
+        self.file = os.path.join(tmp, "scheduler.json")
+        env = dict(os.environ, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0")
+        self.scheduler = subprocess.Popen(
+            [os.path.join(BIN, "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
+             "--dashboard-address", "127.0.0.1:0", "--scheduler-file", self.file],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.workers: dict[str, subprocess.Popen] = {}
+        wait_for(lambda: os.path.exists(self.file) and os.path.getsize(self.file) > 0, timeout=60,
+                 message="the scheduler file")
+        import json
+
+        self.address = wait_for(lambda: _read_json(self.file).get("address"), timeout=10, message="an address")
+        self.json = json
+
+    def add_worker(self, name: str, gpu: bool = False) -> None:
+        env = dict(os.environ)
+        env.pop("CUDA_VISIBLE_DEVICES", None)
+        cmd = [os.path.join(BIN, "dask"), "worker", "--scheduler-file", self.file, "--nthreads", "1",
+               "--no-nanny", "--name", name, "--host", "127.0.0.1", "--no-dashboard"]
+        if gpu:
+            env["CUDA_VISIBLE_DEVICES"] = "0"
+            cmd += ["--resources", "GPU=1"]
+        self.workers[name] = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                              start_new_session=True)
+
+    def wait_workers(self, names) -> None:
+        from distributed import Client
+
+        with Client(self.address, timeout=30, set_as_default=False) as c:
+            wait_for(lambda: set(names) <= {w["name"] for w in c.scheduler_info()["workers"].values()},
+                     timeout=60, interval=0.1, message=f"workers {names}")
+
+    def kill(self, name: str) -> None:
+        p = self.workers.pop(name)
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+
+    def close(self) -> None:
+        for p in [*self.workers.values(), self.scheduler]:
+            if p.poll() is None:
+                p.terminate()
+        for p in [*self.workers.values(), self.scheduler]:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+
+
+def _read_json(path):
+    import json
+
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(str(tmp_path_factory.mktemp("dask")))
+    try:
+        c.add_worker("gpu0", gpu=True)
+        c.add_worker("cpu0")
+        c.wait_workers(["gpu0", "cpu0"])
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def script(tmp_path):
+    p = tmp_path / "work.py"
+    p.write_text(SCRIPT)
+    return str(p)
+
+
+def ran(run) -> list[str]:
+    """One line per time the run's script ran: the CUDA_VISIBLE_DEVICES it saw."""
+    try:
+        with open(os.path.join(run.dir, "ran.txt")) as f:
+            return f.read().split()
+    except FileNotFoundError:
+        return []
+
+
+def output(run) -> str:
+    with open(run.path("output"), "rb") as f:
+        return f.read().decode(errors="replace")
+
+
+def finished(runs):
+    return all(r.refresh().status in ("completed", "error", "terminated") for r in runs)
+
+
+# -- dispatching and placement -------------------------------------------------------------
+
+
+def test_sweep_runs_each_once_gpu_runs_on_the_gpu_worker(cluster, script):
+    plain = api.run(script, "x=range[1:16]", stage=True)
+    pinned = api.run(script, "x=range[1:8]", gpus="0", stage=True)
+    q = api.queue(dask=cluster.address, run_once=True, poll_interval=1)
+    try:
+        assert q.join(120)
+    finally:
+        q.stop()
+    runs = plain + pinned
+    assert [r.refresh().status for r in runs] == ["completed"] * 24
+    assert all(len(ran(r)) == 1 for r in runs)  # each exactly once
+    assert {r.get("dask_worker") for r in pinned} == {"gpu0"}
+    assert all(ran(r) == ["0"] for r in pinned)  # the GPU worker's CUDA_VISIBLE_DEVICES
+    assert all(ran(r) == ["-"] for r in plain)
+    assert {r.get("dask_worker") for r in plain} <= {"gpu0", "cpu0"}
+    assert {r.get("queue_id") for r in runs} == {q.id}
+    done = set(guild("select", "--all", "--completed").stdout.split())
+    assert {r.id for r in runs} <= done  # the real guild CLI agrees
+    # the queue recorded the cluster: address, both workers and their resources
+    (qrow,) = [x for x in _queue_rows(include_finished=True) if x["id"] == q.id]
+    workers = {w["name"]: w for w in qrow["dask"]["workers"]}
+    assert qrow["dask"]["address"] == cluster.address
+    assert workers["gpu0"]["resources"] == {"GPU": 1} and workers["cpu0"]["resources"] == {}
+    assert q.run.refresh().flags["max-running"] == 2  # one slot per worker thread
+
+
+def _queue_rows(include_finished=False):
+    from guild_jupyter import views
+
+    return [views.queue_row(i) for i in api.queues(include_finished=include_finished)]
+
+
+def test_runs_json_shows_the_worker(cluster, script):
+    (r,) = api.run(script, gpus="0", stage=True)
+    q = api.queue(dask=cluster.address, run_once=True, poll_interval=1)
+    assert q.join(60)
+    import json
+
+    rows = json.loads(cli("runs", "--json", check=0).stdout)
+    rows = rows["runs"] if isinstance(rows, dict) else rows
+    (row,) = [x for x in rows if x["id"] == r.id]
+    assert row["worker"] == "gpu0" and row["status"] == "completed"
+
+
+@pytest.mark.guild
+def test_alongside_a_thread_queue_and_guild_queue_exactly_once(cluster, script, tmp_path):
+    runs = api.run(script, "x=range[1:30]", stage=True)
+    env = dict(os.environ, NO_RESTARTING_MSG="1")
+    gq = subprocess.Popen([os.path.join(BIN, "guild"), "run", "queue", "poll-interval=1", "-y"], cwd=str(tmp_path),
+                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    dq = api.queue(dask=cluster.address, poll_interval=1)
+    tq = api.queue(poll_interval=1)
+    try:
+        wait_for(lambda: finished(runs), timeout=120, interval=0.2, message="all runs finish")
+    finally:
+        dq.stop()
+        tq.stop()
+        os.killpg(gq.pid, signal.SIGTERM)
+        gq.wait(30)
+    assert [r.refresh().status for r in runs] == ["completed"] * 30
+    assert all(len(ran(r)) == 1 for r in runs)
+    by_dask = [r for r in runs if r.get("queue_id") == dq.id]
+    assert by_dask and all(r.get("dask_worker") in ("gpu0", "cpu0") for r in by_dask)
+
+
+# -- stop, worker death ---------------------------------------------------------------------
+
+
+def test_stop_a_remote_run(cluster, script):
+    (r,) = api.run(script, "sleep=60", stage=True)
+    q = api.queue(dask=cluster.address, poll_interval=1)
+    try:
+        wait_for(lambda: len(ran(r)) == 1, timeout=60, message="the run's script runs on a worker")
+        assert r.refresh().status == "running" and r.get("dask_worker") in ("gpu0", "cpu0")
+        api.stop(r.id)
+        assert r.refresh().status == "terminated"
+        wait_for(lambda: q.current_run is None, timeout=30, message="the queue frees the slot")
+    finally:
+        q.stop()
+    assert len(ran(r)) == 1
+
+
+def test_worker_killed_mid_run_records_error_never_twice(tmp_path, script):
+    c = Cluster(str(tmp_path / "own"))
+    try:
+        c.add_worker("doomed")
+        c.wait_workers(["doomed"])
+        (slow,) = api.run(script, "sleep=60", stage=True)
+        (later,) = api.run(script, stage=True)
+        # Two slots on a one-thread worker: the second run is submitted while
+        # the first runs, and is not started when the worker dies.
+        q = api.queue(dask=c.address, run_once=True, poll_interval=1, max_running=2)
+        try:
+            wait_for(lambda: len(ran(slow)) == 1, timeout=60, message="the slow run runs")
+            assert slow.refresh().status == "running" and later.refresh().status in ("staged", "pending")
+            c.kill("doomed")
+            wait_for(lambda: slow.refresh().status == "error", timeout=30, message="the run recorded error")
+            assert "worker lost" in output(slow)
+            c.add_worker("fresh")  # the other run is unaffected: it runs once a worker is there
+            wait_for(lambda: later.refresh().status == "completed", timeout=60, message="the next run completes")
+            assert q.join(30)
+        finally:
+            q.stop()
+        assert len(ran(slow)) == 1 and slow.refresh().status == "error"  # never run twice
+        assert later.get("dask_worker") == "fresh" and len(ran(later)) == 1
+    finally:
+        c.close()
+
+
+# -- an embedded cluster -----------------------------------------------------------------------
+
+
+def test_local_cluster_of_two_workers(script):
+    runs = api.run(script, "x=range[1:4]", stage=True)
+    q = api.queue(dask="local:2", run_once=True, poll_interval=1)
+    assert q.join(120)
+    assert [r.refresh().status for r in runs] == ["completed"] * 4
+    assert all(len(ran(r)) == 1 for r in runs)
+    assert {r.get("dask_worker") for r in runs} <= {"0", "1"}
+    assert q.run.refresh().flags["dask"] == "local:2"
+    assert q.run.flags["max-running"] == 2
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+
+def test_unreachable_scheduler_is_one_clear_error_and_nothing_claimed(script, guild_home):
+    runs = api.run(script, "x=[1,2]", stage=True)
+    before = run_dirs(guild_home)
+    t = time.monotonic()
+    with pytest.raises(BadInput, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+        api.queue(dask="tcp://127.0.0.1:9")
+    assert time.monotonic() - t < 15
+    assert run_dirs(guild_home) == before  # no queue run
+    assert [r.refresh().status for r in runs] == ["staged", "staged"]
+
+
+@pytest.mark.parametrize("value", ["local:0", "local:x", "tcp://a/b"])
+def test_bad_dask_values(value, guild_home, ipython):
+    before = run_dirs(guild_home)
+    with pytest.raises(BadInput, match="bad value for dask"):
+        api.queue(dask=value)
+    p = cli("queue", f"dask={value}")
+    assert p.returncode == 2 and "bad value for dask" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    from IPython.core.error import UsageError
+
+    ipython.run_line_magic("load_ext", "guild_jupyter")
+    with pytest.raises(UsageError, match="bad value for dask"):
+        ipython.run_line_magic("guild", f"queue dask={value}")
+    assert run_dirs(guild_home) == before
+
+
+def test_gpus_and_dask_do_not_mix(guild_home):
+    with pytest.raises(BadInput, match="gpus does not apply to a Dask queue"):
+        api.queue("gpus=0", dask="local:1")
+    assert run_dirs(guild_home) == set()
+
+
+def test_gpu_run_with_no_gpu_worker_stays_staged_with_the_reason(script):
+    (gpu_run,) = api.run(script, gpus="0", stage=True)
+    (plain,) = api.run(script, stage=True)
+    q = api.queue(dask="local:1", poll_interval=1)
+    try:
+        wait_for(lambda: plain.refresh().status == "completed", timeout=90, message="the unpinned run completes")
+        from guild_jupyter.api.queueing import queue_registry
+        from guild_jupyter.api.selection import resolve_store
+        from guild_jupyter.monitor import StoreMonitor
+
+        snap = StoreMonitor(resolve_store(None), handles=queue_registry.list).snapshot()
+        (row,) = [x for x in snap["groups"]["staged"]["rows"] if x["id"] == gpu_run.id]
+        assert row["waiting"] == "no Dask worker has GPU resources"
+        (qrow,) = [x for x in snap["queues"] if x["id"] == q.id]
+        assert qrow["dask"]["dashboard"].startswith("http://127.0.0.1:")
+        assert len(qrow["dask"]["workers"]) == 1
+    finally:
+        q.stop()
+    assert gpu_run.refresh().status == "staged" and ran(gpu_run) == []
+    log = output(q.run)
+    assert f"Skipping staged run {gpu_run.id}: no Dask worker has GPU resources" in log
+
+
+def test_dask_not_installed_names_the_extra(tmp_path):
+    code = ("import sys; sys.modules['distributed'] = None\n"
+            "from guild_jupyter import api\n"
+            "try:\n    api.queue(dask='local:1')\nexcept Exception as e:\n    print(type(e).__name__, e)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.stdout.strip() == "BadInput a Dask queue needs distributed: pip install 'guild_jupyter[dask]'"
+
+
+def test_a_worker_that_cannot_see_the_run_directory_fails_with_that_message(tmp_path):
+    from guild_jupyter.engine.dask_runner import run_on_worker
+
+    out = run_on_worker(str(tmp_path / "elsewhere" / "runs" / "abc"), {"pid": 1, "start": 0.0}, 0, "abc")
+    assert out["result"] == "error"
+    assert "is not visible on Dask worker" in out["why"] and "filesystem all workers see" in out["why"]
