@@ -21,16 +21,22 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   if [ -f package-lock.json ]; then cmd=ci; else cmd=install; fi
   npm "$cmd" --cache "$ROOT/.cache/npm" --prefer-offline --no-audit --no-fund --loglevel=error
 fi
-npx --no-install tsc
-if [ -x ../.venv/bin/jupyter-builder ]; then
-  ../.venv/bin/jupyter-builder build . >/dev/null
-else
-  ../.venv/bin/jupyter labextension build . >/dev/null
+# Build only when a source is newer than the last build's install.json.
+out=../guild_jupyter/labextension/install.json
+what="up to date"
+if [ ! -f "$out" ] || [ -n "$(find src style package.json package-lock.json tsconfig.json install.json -newer "$out" -print -quit)" ]; then
+  npx --no-install tsc
+  if [ -x ../.venv/bin/jupyter-builder ]; then
+    ../.venv/bin/jupyter-builder build . >/dev/null 2>&1 || ../.venv/bin/jupyter-builder build .
+  else
+    ../.venv/bin/jupyter labextension build . >/dev/null
+  fi
+  cp install.json "$out"
+  what="built"
 fi
-cp install.json ../guild_jupyter/labextension/install.json
 cd "$ROOT"
 dest=.venv/share/jupyter/labextensions
 mkdir -p "$dest"
 if [ -e "$dest/guild-jupyter" ] && [ ! -L "$dest/guild-jupyter" ]; then rm -rf "$dest/guild-jupyter"; fi
 ln -sfn "$ROOT/guild_jupyter/labextension" "$dest/guild-jupyter"
-echo "build-labextension: built guild_jupyter/labextension, installed for .venv's JupyterLab"
+echo "build-labextension: guild_jupyter/labextension $what, installed for .venv's JupyterLab"

@@ -24,8 +24,6 @@ from conftest import wait_for
 from guild_jupyter import api
 from support.jupyter import launch_chromium, open_notebook, start_jupyter, write_notebook
 
-pytestmark = pytest.mark.browser
-
 VENV_BIN = os.path.dirname(sys.executable)
 TRAIN_PY = ("import time\nsecs = 60.0\ndeadline = time.monotonic() + secs\ni = 0\n"
             "while time.monotonic() < deadline:\n    print('step', i, flush=True)\n    i += 1\n    time.sleep(0.2)\n")
@@ -59,6 +57,16 @@ def background_luminance(page, selector: str) -> float:
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
 
+def test_typescript_unit_tests_pass():
+    """The sidebar's pure helpers (labextension/src/test), under node's test runner."""
+    ext = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "labextension")
+    if not os.path.isdir(os.path.join(ext, "node_modules")):
+        pytest.fail("labextension/node_modules missing: run scripts/build-labextension.sh")
+    out = subprocess.run(["npm", "test"], cwd=ext, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert re.search(r"^# fail 0$", out.stdout, re.M) and re.search(r"^# pass [1-9]", out.stdout, re.M), out.stdout
+
+
 def test_labextension_list_shows_the_sidebar_enabled():
     out = subprocess.run([os.path.join(VENV_BIN, "jupyter"), "labextension", "list"], capture_output=True,
                          text=True, timeout=60)
@@ -68,6 +76,7 @@ def test_labextension_list_shows_the_sidebar_enabled():
     assert "enabled" in line and "OK" in line, line
 
 
+@pytest.mark.browser
 def test_sidebar_acts_while_the_kernel_is_busy_and_after_a_restart(tmp_path, guild_home):
     from playwright.sync_api import sync_playwright
 
@@ -189,6 +198,7 @@ def test_sidebar_acts_while_the_kernel_is_busy_and_after_a_restart(tmp_path, gui
     print(f"stop took {elapsed:.2f} s from the click; screenshots: {shots}")
 
 
+@pytest.mark.browser
 def test_sidebar_without_the_server_extension_says_so_in_one_line(tmp_path, guild_home):
     from playwright.sync_api import sync_playwright
 

@@ -263,6 +263,16 @@ def test_local_cluster_of_two_workers(script):
     assert q.run.flags["max-running"] == 2
 
 
+def test_detached_dask_queue(script):
+    runs = api.run(script, "x=[1,2]", stage=True)
+    q = api.queue(dask="local:1", run_once=True, poll_interval=1, background=True)
+    assert q.join(120)
+    assert q.run.refresh().status == "completed"
+    assert [r.refresh().status for r in runs] == ["completed"] * 2
+    assert all(len(ran(r)) == 1 and r.get("dask_worker") == "0" for r in runs)
+    assert q.run.flags["max-running"] == 1
+
+
 # -- bad input ----------------------------------------------------------------------------------
 
 
@@ -273,6 +283,9 @@ def test_unreachable_scheduler_is_one_clear_error_and_nothing_claimed(script, gu
     with pytest.raises(BadInput, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         api.queue(dask="tcp://127.0.0.1:9")
     assert time.monotonic() - t < 15
+    p = cli("queue", "dask=127.0.0.1:9", "run-once=yes")  # the CLI: one line, exit status 2
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in p.stderr
     assert run_dirs(guild_home) == before  # no queue run
     assert [r.refresh().status for r in runs] == ["staged", "staged"]
 
@@ -314,6 +327,11 @@ def test_gpu_run_with_no_gpu_worker_stays_staged_with_the_reason(script):
         (qrow,) = [x for x in snap["queues"] if x["id"] == q.id]
         assert qrow["dask"]["dashboard"].startswith("http://127.0.0.1:")
         assert len(qrow["dask"]["workers"]) == 1
+        from guild_jupyter.frontends.panel_html import queue_html
+
+        html = queue_html(qrow)  # the panel: the cluster under the queue's row
+        assert f"Dask <code>{qrow['dask']['address']}</code>" in html
+        assert f"<a href='{qrow['dask']['dashboard']}'" in html and "0: idle" in html
     finally:
         q.stop()
     assert gpu_run.refresh().status == "staged" and ran(gpu_run) == []

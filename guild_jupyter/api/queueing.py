@@ -44,9 +44,10 @@ def queue(
                              max_running=max_running, per_gpu=per_gpu, min_free_memory=min_free_memory,
                              max_util=max_util, dask=dask)
     if background:
+        from ..engine.dask_config import known_slots
         from ..engine.hosts import DetachedQueue
 
-        return DetachedQueue.start(st, config)
+        return DetachedQueue.start(st, known_slots(config))
     return _thread_queue(st, config, "thread")
 
 
@@ -115,11 +116,11 @@ def serve_queue(*assignments: str, echo=None, on_start=None, store=None) -> int:
 
 
 def host_queue(host: str, *assignments: str, gpus=None, wait_for_running=None, run_once=None, poll_interval=None,
-               store=None):
+               dask=None, store=None):
     """Starts a queue on a thread of this process recorded as hosted by
     ``host`` (the Jupyter server's queues: ``"server"``), registered in
     ``queue_registry``. Options as ``queue()``. Returns the ``QueueHost``."""
     validate.text("host", host, optional=False)
     config, st = _configured(assignments, store, gpus=gpus, wait_for_running=wait_for_running,
-                             run_once=run_once, poll_interval=poll_interval)
+                             run_once=run_once, poll_interval=poll_interval, dask=dask)
     return _thread_queue(st, config, host)

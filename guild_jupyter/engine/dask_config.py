@@ -131,3 +131,14 @@ def note_gpu_shortage(rows, queue_rows) -> None:
         reasons = [gpu_shortage(gpus, c.get("workers") or []) for c in clusters]
         if all(reasons):
             row["waiting"] = reasons[0]
+
+
+def known_slots(config):
+    """For a detached Dask queue (its process connects later): ``local:N``
+    has N slots, recorded as ``max-running`` as ``with_slots`` does."""
+    import dataclasses
+
+    n = local_workers(config.dask) if getattr(config, "dask", None) else None
+    if n is None or config.max_running is not None:
+        return config
+    return dataclasses.replace(config, max_running=n)

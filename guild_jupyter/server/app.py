@@ -12,7 +12,7 @@ from traitlets import Dict, List, Unicode
 from .. import api
 from ..errors import BadInput
 
-QUEUE_FIELDS = {"gpus", "wait_for_running", "run_once", "poll_interval"}
+QUEUE_FIELDS = {"gpus", "wait_for_running", "run_once", "poll_interval", "dask"}
 SHUTDOWN_TIMEOUT = 10.0
 
 

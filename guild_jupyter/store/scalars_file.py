@@ -29,12 +29,10 @@ import time
 NAME = "scalars.json"
 VERSION = 2
 SETTLE_NS = 2_000_000_000
-PREFIX = "events.out.tfevents"
 
 #: path -> {run id: entry} as loaded (then updated by ``save``).
 _loaded: dict[str, dict] = {}
-
-
+#: runs dir -> its store's file.
 _paths: dict[str, str] = {}
 
 
@@ -79,23 +77,8 @@ def evicted(rs) -> None:
             _pending.setdefault(path_for(rs.dir), {})[rs.dir.rpartition("/")[2]] = entry
 
 
-def _valid(entry) -> bool:
-    """``[guild_mtime_ns, files, tags, last]``: the mtime of ``.guild`` (a
-    new event file changes it), {name: [offset, mtime_ns, ino]}, the tags in
-    the order logged, and [step, value] of each."""
-    if type(entry) is not list or len(entry) != 4 or type(entry[0]) is not int:
-        return False
-    _mtime, files, tags, last = entry
-    if type(files) is not dict or type(tags) is not list or type(last) is not list or len(tags) != len(last):
-        return False
-    for v in files.values():
-        if type(v) is not list or len(v) != 3 or any(type(x) is not int for x in v):
-            return False
-    for t, sv in zip(tags, last):
-        if type(t) is not str or type(sv) is not list or len(sv) != 2 or type(sv[0]) is not int \
-                or type(sv[1]) not in (int, float):
-            return False
-    return True
+# An entry: [guild_mtime_ns, {name: [offset, mtime_ns, ino]}, [tag, ...], [[step, value], ...]],
+# the tags in the order logged.
 
 
 def restore(rs) -> bool:
@@ -107,7 +90,7 @@ def restore(rs) -> bool:
     path = _paths.get(head) or path_for(rs.dir)
     entries = _loaded.get(path)
     entry = (entries if entries is not None else _entries(path)).get(run_id)
-    if entry is None or not _valid(entry):
+    if type(entry) is not list or len(entry) != 4 or type(entry[0]) is not int:
         return False
     guild_mtime, files, tags, last = entry
     gdir = rs.dir + "/.guild"
@@ -115,22 +98,26 @@ def restore(rs) -> bool:
     try:
         if stat(gdir).st_mtime_ns != guild_mtime:
             return False
+        states = {}
         for name, (offset, mtime_ns, ino) in files.items():
             st = stat(gdir + "/" + name)
             if st.st_size != offset or st.st_mtime_ns != mtime_ns or st.st_ino != ino:
                 return False
-    except OSError:
+            state = states[name] = _File()
+            state.offset = state.size = offset
+            state.mtime_ns, state.ino = mtime_ns, ino
+        values = {}
+        for t, (step, value) in zip(tags, last, strict=True):
+            if type(t) is not str or type(step) is not int or type(value) not in (int, float):
+                return False
+            values[t] = (step, float(value))
+    except (OSError, TypeError, ValueError, AttributeError):  # gone, or an entry of the wrong shape
         return False
-    for name, (offset, mtime_ns, ino) in files.items():
-        state = _File()
-        state.offset = state.size = offset
-        state.mtime_ns, state.ino = mtime_ns, ino
-        rs.files[name] = state
+    rs.files.update(states)
     rs.guild_mtime = guild_mtime
     rs.dirty = False
-    rs.tags[:] = tags
-    for t, (step, value) in zip(tags, last):
-        rs.last[t] = (step, float(value))
+    rs.tags[:] = values
+    rs.last.update(values)
     return True
 
 

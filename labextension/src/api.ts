@@ -6,6 +6,8 @@
  */
 import { ServerConnection } from '@jupyterlab/services';
 
+import { errorLine, stateQuery } from './format';
+
 /** The main scalar of a run (contract of views.run_row). */
 export interface IScalar {
   tag: string;
@@ -89,7 +91,7 @@ export class GuildApiError extends Error {
   }
 }
 
-export const GROUPS = ['running', 'pending', 'staged', 'finished'];
+export { GROUPS } from './format';
 
 /** Calls /guild/api/PATH and returns its JSON; errors become one line. */
 export async function request<T>(
@@ -115,23 +117,6 @@ export async function request<T>(
     throw new GuildApiError(errorLine(response.status, data), response.status);
   }
   return data as T;
-}
-
-/** The one line an error status gives, e.g. when the server extension is missing. */
-export function errorLine(status: number, data: any): string {
-  const message = data && typeof data.error === 'string' ? data.error : '';
-  if (status === 404 && !message) {
-    return 'Guild server extension not found (HTTP 404): is guild_jupyter enabled on this server?';
-  }
-  if (status === 403) {
-    return `not allowed (HTTP 403)${message ? ': ' + message : ''}`;
-  }
-  return `Guild API error (HTTP ${status})${message ? ': ' + message : ''}`;
-}
-
-export function stateQuery(pages: Record<string, number>): string {
-  const parts = GROUPS.filter(g => pages[g]).map(g => `${g}=${pages[g]}`);
-  return 'state' + (parts.length ? '?' + parts.join('&') : '');
 }
 
 const post = (body: object = {}): RequestInit => ({ method: 'POST', body: JSON.stringify(body) });

@@ -66,3 +66,30 @@ export function keepTail(text: string, limit: number): string {
 export function turnPage(page: number, delta: number, pages: number): number {
   return Math.max(0, Math.min(Math.max(1, pages) - 1, page + delta));
 }
+
+/** The run groups of the state API, in the order the sidebar shows them. */
+export const GROUPS = ['running', 'pending', 'staged', 'finished'];
+
+/** The one line an error status gives, e.g. when the server extension is missing. */
+export function errorLine(status: number, data: any): string {
+  const message = data && typeof data.error === 'string' ? oneLine(data.error, 200) : '';
+  if (status === 404 && !message) {
+    return 'Guild server extension not found (HTTP 404): is guild_jupyter enabled on this server?';
+  }
+  if (status === 403) {
+    return `not allowed (HTTP 403)${message ? ': ' + message : ''}`;
+  }
+  return `Guild API error (HTTP ${status})${message ? ': ' + message : ''}`;
+}
+
+/** The state API's path asking for each group's page (0 pages are left out). */
+export function stateQuery(pages: Record<string, number>): string {
+  const parts = GROUPS.filter(g => pages[g]).map(g => `${g}=${pages[g]}`);
+  return 'state' + (parts.length ? '?' + parts.join('&') : '');
+}
+
+/** ``text`` on one line (newlines folded), cut to ``max`` characters. */
+export function oneLine(text: string, max: number): string {
+  const flat = text.replace(/\s*\n\s*/g, ' ').trim();
+  return flat.length > max ? flat.slice(0, max - 1) + '…' : flat;
+}

@@ -1,0 +1,169 @@
+"""Dask queues, side by side with Guild's own ``dask:scheduler``.
+
+    .venv/bin/python bench/bench_dask.py [--runs 40] [--sleep 1] [--workers 2] [--skip guild,local,cluster]
+
+N staged runs that each sleep S seconds, on W Dask workers (one thread
+each), run-once:
+
+- guild:   ``guild run dask:scheduler workers=W run-once=yes`` (guildai's
+           plugin: a LocalCluster it starts itself) on N runs staged by
+           ``guild run --stage-trials``;
+- local:   ``guild-jupyter queue dask=local:W run-once=yes`` (an embedded
+           LocalCluster of W worker processes) on N runs staged by us;
+- cluster: the same queue against an existing ``dask scheduler`` and W
+           ``dask worker`` processes started beforehand (what a user with a
+           cluster sees: no cluster start in the time).
+
+For each: wall time of the command (cluster start and stop included), the
+makespan (first run's ``started`` to last run's ``stopped``, from the
+runs' attrs), and the dispatch overhead per run: makespan x W / N - S, the
+time each run holds a worker beyond its sleep (dispatch, supervisor and
+interpreter start, outcome). Ratios are Guild's / ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from common import GUILD, OURS, env_for, fresh_home, ratio  # noqa: E402
+
+from guild_jupyter.store.run import Run  # noqa: E402
+
+BIN = os.path.dirname(sys.executable)
+
+
+def _script(d: str, sleep: float) -> str:
+    p = os.path.join(d, "sleep_run.py")
+    with open(p, "w") as f:
+        f.write(f"import time\nx = 0\ntime.sleep({sleep!r})\n")
+    return p
+
+
+def _measure(home: str, n: int, workers: int, sleep: float, wall: float, ops=("sleep_run.py",)) -> dict:
+    runs = []
+    for name in os.listdir(os.path.join(home, "runs")):
+        r = Run(os.path.join(home, "runs", name))
+        if r.op_name in ops:
+            runs.append(r)
+    statuses = [r.status for r in runs]
+    assert len(runs) == n and statuses.count("completed") == n, {s: statuses.count(s) for s in set(statuses)}
+    first = min(r.started for r in runs)
+    last = max(r.stopped for r in runs)
+    span = (last - first) / 1e6
+    return {"wall": wall, "makespan": span, "overhead": span * workers / n - sleep}
+
+
+def bench_guild(n, workers, sleep) -> dict:
+    home = fresh_home()
+    env = env_for(home)
+    d = tempfile.mkdtemp(prefix="gj-dask-guild-")
+    script = _script(d, sleep)
+    subprocess.run([GUILD, "run", script, f"x=range[1:{n}]", "--stage-trials", "-y"], env=env, cwd=d,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    t = time.perf_counter()
+    subprocess.run([GUILD, "run", "dask:scheduler", f"workers={workers}", "run-once=yes", "-y"], env=env, cwd=d,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=600)
+    return _measure(home, n, workers, sleep, time.perf_counter() - t)
+
+
+def _stage_ours(n, sleep):
+    home = fresh_home()
+    env = env_for(home)
+    d = tempfile.mkdtemp(prefix="gj-dask-ours-")
+    script = _script(d, sleep)
+    subprocess.run([*OURS, "run", script, f"x=range[1:{n}]", "--stage"], env=env, cwd=d,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return home, env, d
+
+
+def bench_local(n, workers, sleep) -> dict:
+    home, env, d = _stage_ours(n, sleep)
+    t = time.perf_counter()
+    subprocess.run([*OURS, "queue", f"dask=local:{workers}", "run-once=yes", "poll-interval=1"], env=env, cwd=d,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=600)
+    return _measure(home, n, workers, sleep, time.perf_counter() - t)
+
+
+def bench_cluster(n, workers, sleep) -> dict:
+    home, env, d = _stage_ours(n, sleep)
+    sched_file = os.path.join(d, "scheduler.json")
+    denv = dict(env, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0")
+    procs = [subprocess.Popen([os.path.join(BIN, "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--dashboard-address", "127.0.0.1:0", "--scheduler-file", sched_file],
+                              env=denv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
+    try:
+        for i in range(workers):
+            procs.append(subprocess.Popen([os.path.join(BIN, "dask"), "worker", "--scheduler-file", sched_file,
+                                           "--nthreads", "1", "--name", f"w{i}", "--host", "127.0.0.1",
+                                           "--no-dashboard"], env=denv, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, start_new_session=True))
+        address = _wait_cluster(sched_file, workers)
+        t = time.perf_counter()
+        subprocess.run([*OURS, "queue", f"dask={address}", "run-once=yes", "poll-interval=1"], env=env, cwd=d,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=600)
+        return _measure(home, n, workers, sleep, time.perf_counter() - t)
+    finally:
+        for p in reversed(procs):
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _wait_cluster(sched_file: str, workers: int) -> str:
+    from distributed import Client
+
+    deadline = time.monotonic() + 120
+    while not (os.path.exists(sched_file) and os.path.getsize(sched_file)):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the scheduler did not start")
+        time.sleep(0.1)
+    with open(sched_file) as f:
+        address = json.load(f)["address"]
+    with Client(address, timeout=30, set_as_default=False) as c:
+        c.wait_for_workers(workers, timeout=120)
+    return address
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--sleep", type=float, default=1.0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--skip", default="")
+    a = ap.parse_args()
+    skip = set(filter(None, a.skip.split(",")))
+    results = {}
+    for name, fn in (("guild", bench_guild), ("local", bench_local), ("cluster", bench_cluster)):
+        if name in skip:
+            continue
+        try:
+            results[name] = fn(a.runs, a.workers, a.sleep)
+        except Exception as e:  # noqa: BLE001 - say why a side could not run, keep the others
+            print(f"{name}: could not run: {type(e).__name__}: {e}")
+    print(f"{a.runs} runs of {a.sleep:g}s on {a.workers} Dask workers (ideal makespan "
+          f"{a.runs * a.sleep / a.workers:.1f}s)")
+    print(f"{'':10}{'wall s':>9}{'makespan s':>12}{'overhead/run s':>16}")
+    for name, r in results.items():
+        print(f"{name:10}{r['wall']:9.2f}{r['makespan']:12.2f}{r['overhead']:16.3f}")
+    g = results.get("guild")
+    for name in ("local", "cluster"):
+        if g and name in results:
+            r = results[name]
+            print(f"guild/{name}: wall {ratio(g['wall'], r['wall'])}, makespan {ratio(g['makespan'], r['makespan'])}, "
+                  f"overhead/run {ratio(g['overhead'], r['overhead'])}")
+
+
+if __name__ == "__main__":
+    main()
