@@ -24,8 +24,10 @@ mkdir -p .venv/etc/jupyter/jupyter_server_config.d
 cp jupyter-config/jupyter_server_config.d/guild_jupyter.json .venv/etc/jupyter/jupyter_server_config.d/
 # The JupyterLab sidebar (TypeScript): built and installed for this venv's
 # JupyterLab (`jupyter labextension list` shows guild-jupyter enabled).
+# A failed build is reported, not fatal: everything else works without it
+# (and tests/test_browser_sidebar.py fails, so it is not missed).
 if command -v npm >/dev/null 2>&1; then
-  bash scripts/build-labextension.sh
+  bash scripts/build-labextension.sh || echo "setup: the JupyterLab sidebar did not build (see above); the rest is installed" >&2
 else
   echo "setup: npm not found: the JupyterLab sidebar is not built (install Node.js >= 20.19, then run scripts/build-labextension.sh)" >&2
 fi

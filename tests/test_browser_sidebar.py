@@ -12,11 +12,15 @@ slowly instead of flooding. `jupyter labextension list` shows it enabled.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
+import uuid
+import zipfile
 
 import pytest
 
@@ -26,7 +30,9 @@ from support.jupyter import launch_chromium, open_notebook, start_jupyter, write
 
 VENV_BIN = os.path.dirname(sys.executable)
 TRAIN_PY = ("import time\nsecs = 60.0\ndeadline = time.monotonic() + secs\ni = 0\n"
-            "while time.monotonic() < deadline:\n    print('step', i, flush=True)\n    i += 1\n    time.sleep(0.2)\n")
+            "while time.monotonic() < deadline:\n    print('step', i, flush=True)\n"
+            "    print(f'loss: {1 / (i + 1):.4f}', flush=True)\n    i += 1\n    time.sleep(0.2)\n")
+FAKE_GPUS = [{"name": "Fake H100", "memory": {"total": 80 * 2**30, "used": 3 * 2**30}, "utilization": {"gpu": 42}}]
 SIDEBAR = "#guild-jupyter-sidebar"
 
 
@@ -45,6 +51,19 @@ def palette(page, text: str) -> None:
     box.fill(text)
     page.locator(".lm-CommandPalette-item", has_text=text).first.wait_for(timeout=10_000)
     box.press("Enter")
+
+
+def set_sidebar_width(page, width: int) -> None:
+    """Drags the handle between the left area and the main area."""
+    box = page.locator(SIDEBAR).bounding_box()
+    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first.bounding_box()
+    x, y = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + width - box["width"], y, steps=5)
+    page.mouse.up()
+    wait_for(lambda: abs(page.locator(SIDEBAR).bounding_box()["width"] - width) <= 4, timeout=5,
+             message=f"a {width} px sidebar")
 
 
 def status_bar_text(page) -> str:
@@ -76,6 +95,22 @@ def test_labextension_list_shows_the_sidebar_enabled():
     assert "enabled" in line and "OK" in line, line
 
 
+def test_a_wheel_carries_the_sidebar(tmp_path):
+    """`pip wheel .` (after the build) puts the sidebar where JupyterLab
+    finds installed extensions: share/jupyter/labextensions/guild-jupyter."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), repo],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    (wheel,) = tmp_path.glob("guild_jupyter-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    prefix = "guild_jupyter-0.1.0.data/data/share/jupyter/labextensions/guild-jupyter/"
+    assert prefix + "package.json" in names and prefix + "install.json" in names, names
+    assert any(re.fullmatch(re.escape(prefix) + r"static/remoteEntry\.[0-9a-f]+\.js", n) for n in names), names
+    built = os.listdir(os.path.join(repo, "guild_jupyter", "labextension", "static"))
+    assert sorted(n[len(prefix) + 7:] for n in names if n.startswith(prefix + "static/")) == sorted(built)
+
+
 @pytest.mark.browser
 def test_sidebar_acts_while_the_kernel_is_busy_and_after_a_restart(tmp_path, guild_home):
     from playwright.sync_api import sync_playwright
@@ -85,10 +120,11 @@ def test_sidebar_acts_while_the_kernel_is_busy_and_after_a_restart(tmp_path, gui
     (root / "train.py").write_text(TRAIN_PY)
     write_notebook(root / "busy.ipynb", ["import time; time.sleep(30)"])
     staged = api.run(str(root / "train.py"), "secs=1", stage=True, label="waits")[0]
-    running = api.run(str(root / "train.py"), "secs=120")[0]
+    running = api.run(str(root / "train.py"), "secs=120", gpus="0")[0]
     server = start_jupyter(
         tmp_path / "jupyter", root_dir=root,
-        env={"GUILD_HOME": str(guild_home), "GUILD_JUPYTER_STOP_GRACE": "3"},
+        env={"GUILD_HOME": str(guild_home), "GUILD_JUPYTER_STOP_GRACE": "3",
+             "GUILD_JUPYTER_FAKE_GPUS": json.dumps(FAKE_GPUS)},
         extra_args=['--ServerApp.jpserver_extensions={"guild_jupyter": True}'],
     )
     shots = tmp_path / "screenshots"
@@ -110,8 +146,21 @@ def test_sidebar_acts_while_the_kernel_is_busy_and_after_a_restart(tmp_path, gui
                 page.wait_for_function(
                     "() => document.querySelector('.jp-GuildStatus')?.textContent === '1 running · 1 staged'",
                     timeout=10_000)
-                # The sidebar fits its width: nothing sticks out sideways.
+                # GPUs, with the run on GPU 0; the running run's latest loss and its sparkline.
+                gpus = page.locator(f"{SIDEBAR} .jp-GuildGpu")
+                gpus.wait_for(timeout=10_000)
+                assert "Fake H100" in gpus.inner_text() and "42%" in gpus.inner_text()
+                page.locator(f"{SIDEBAR} .jp-GuildGpu", has_text=running.id[:8]).wait_for(timeout=10_000)
+                run_el(page, running).locator(".jp-GuildRun-scalar", has_text=re.compile(r"loss \d")).wait_for(
+                    timeout=15_000)
+                run_el(page, running).locator(".jp-GuildRun-spark polyline").wait_for(timeout=15_000)
+                # At 300 px the sidebar fits its width, the op and scalar not cut.
+                set_sidebar_width(page, 300)
                 assert page.locator(SIDEBAR).evaluate("(e) => e.scrollWidth <= e.clientWidth + 1")
+                for cls in ("jp-GuildRun-op", "jp-GuildRun-scalar"):
+                    assert run_el(page, running).locator("." + cls).evaluate(
+                        "(e) => e.scrollWidth <= e.clientWidth"), cls
+                page.screenshot(path=str(shots / "sidebar-light-300px.png"))
 
                 # The output of the running run, followed.
                 run_el(page, running).get_by_role("button", name="output").click()
@@ -226,6 +275,56 @@ def test_sidebar_without_the_server_extension_says_so_in_one_line(tmp_path, guil
                 before = len(requests)
                 page.wait_for_timeout(6000)
                 assert len(requests) - before <= 3, requests[before:]
+            except BaseException:
+                page.screenshot(path=str(tmp_path / "failure.png"))
+                raise
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+
+
+@pytest.mark.browser
+def test_sidebar_pages_a_large_group(tmp_path, guild_home):
+    """60 staged runs: the sidebar shows 25 at a time and turns pages."""
+    from playwright.sync_api import sync_playwright
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "train.py").write_text(TRAIN_PY)
+    first = api.run(str(root / "train.py"), "secs=1", stage=True)[0]
+    for _ in range(59):
+        shutil.copytree(first.dir, os.path.join(os.path.dirname(first.dir), uuid.uuid4().hex))
+    server = start_jupyter(
+        tmp_path / "jupyter", root_dir=root, env={"GUILD_HOME": str(guild_home)},
+        extra_args=['--ServerApp.jpserver_extensions={"guild_jupyter": True}'],
+    )
+    try:
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw, tmp_path / "browser")
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            try:
+                page.goto(server.lab_url())
+                page.locator(".jp-Launcher").wait_for(timeout=30_000)
+                palette(page, "Open Guild Sidebar")
+                group = page.locator(f"{SIDEBAR} [data-group='staged']")
+                pager = group.locator(".jp-GuildSidebar-pager .jp-GuildSidebar-muted")
+                rows = group.locator(".jp-GuildRun")
+                page.wait_for_function("(e) => e.textContent === '1–25 of 60'", arg=pager.element_handle(),
+                                       timeout=20_000)
+                assert rows.count() == 25
+                first_page = set(rows.evaluate_all("(els) => els.map((e) => e.dataset.run)"))
+                group.get_by_role("button", name="›").click()
+                page.wait_for_function("(e) => e.textContent === '26–50 of 60'", arg=pager.element_handle(),
+                                       timeout=10_000)
+                second_page = set(rows.evaluate_all("(els) => els.map((e) => e.dataset.run)"))
+                assert len(second_page) == 25 and not first_page & second_page
+                group.get_by_role("button", name="›").click()
+                page.wait_for_function("(e) => e.textContent === '51–60 of 60'", arg=pager.element_handle(),
+                                       timeout=10_000)
+                assert rows.count() == 10
+                assert "60 staged" in page.locator(".jp-GuildStatus").inner_text()
+                assert server.request("/api/kernels") == (200, [])  # all of it with no kernel at all
             except BaseException:
                 page.screenshot(path=str(tmp_path / "failure.png"))
                 raise

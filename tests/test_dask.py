@@ -55,8 +55,10 @@ class Cluster:
         self.address = wait_for(lambda: _read_json(self.file).get("address"), timeout=10, message="an address")
         self.json = json
 
-    def add_worker(self, name: str, gpu: bool = False) -> None:
+    def add_worker(self, name: str, gpu: bool = False, host: str | None = None) -> None:
         env = dict(os.environ)
+        if host:  # the worker plays another machine: the runs it holds are marked held there
+            env["GUILD_JUPYTER_HOSTNAME"] = host
         env.pop("CUDA_VISIBLE_DEVICES", None)
         cmd = [os.path.join(BIN, "dask"), "worker", "--scheduler-file", self.file, "--nthreads", "1",
                "--no-nanny", "--name", name, "--host", "127.0.0.1", "--no-dashboard"]
@@ -249,12 +251,63 @@ def test_worker_killed_mid_run_records_error_never_twice(tmp_path, script):
         c.close()
 
 
+def test_a_run_held_by_another_machine_shows_running_and_stops_through_its_runner(tmp_path, script):
+    c = Cluster(str(tmp_path / "far"))
+    try:
+        c.add_worker("far0", host="far-host")
+        c.wait_workers(["far0"])
+        (r,) = api.run(script, "sleep=60", stage=True)
+        q = api.queue(dask=c.address, poll_interval=1)
+        try:
+            wait_for(lambda: len(ran(r)) == 1, timeout=60, message="the run runs on the far worker")
+            assert r.get("dask_host") == "far-host"
+            with open(r.path("LOCK.remote")) as f:
+                assert f.read() == "far-host"  # Guild's marker: running on every machine
+            assert r.id in guild("select", "--all", "--running").stdout
+            assert r.refresh().status == "running"
+            api.stop(r.id)  # from "this" machine: its runner on the far one stops it
+            assert os.path.exists(r.path("dask-stop"))
+            assert r.refresh().status == "terminated" and r.exit_status == -15
+            assert not os.path.exists(r.path("LOCK.remote"))
+        finally:
+            q.stop()
+    finally:
+        c.close()
+    assert len(ran(r)) == 1
+
+
+def test_a_run_whose_machine_and_queue_are_gone_is_settled_once_its_heartbeat_is_stale(tmp_path, script):
+    from guild_jupyter.procs import kill_identities, tree_identities
+
+    c = Cluster(str(tmp_path / "gone"))
+    try:
+        c.add_worker("gone0", host="gone-host")
+        c.wait_workers(["gone0"])
+        (r,) = api.run(script, "sleep=60", stage=True)
+        q = api.queue(dask=c.address, poll_interval=1)
+        wait_for(lambda: len(ran(r)) == 1, timeout=60, message="the run runs on the far worker")
+        q.stop()  # the queue is gone...
+        runner = r.get("dask_dispatch")["pid"]
+        kill_identities(tree_identities(runner))  # ... and so is everything on "gone-host"
+        api.runs()  # a listing, with a fresh heartbeat: the run is not judged from here
+        assert r.refresh().status == "running"
+        past = time.time() - 300
+        os.utime(r.path("LOCK.remote"), (past, past))  # 300 s without a heartbeat
+        api.runs()  # a listing settles it
+        assert r.refresh().status == "error"
+        assert "worker lost: the machine that held the run (gone-host) has not been heard from" in output(r)
+        assert not os.path.exists(r.path("LOCK.remote")) and len(ran(r)) == 1
+    finally:
+        c.close()
+
+
 # -- an embedded cluster -----------------------------------------------------------------------
 
 
-def test_local_cluster_of_two_workers(script):
+def test_local_cluster_of_two_workers(script, ipython):
     runs = api.run(script, "x=range[1:4]", stage=True)
-    q = api.queue(dask="local:2", run_once=True, poll_interval=1)
+    ipython.run_line_magic("load_ext", "guild_jupyter")
+    q = ipython.run_line_magic("guild", "queue dask=local:2 run-once=yes poll-interval=1")
     assert q.join(120)
     assert [r.refresh().status for r in runs] == ["completed"] * 4
     assert all(len(ran(r)) == 1 for r in runs)
@@ -332,6 +385,10 @@ def test_gpu_run_with_no_gpu_worker_stays_staged_with_the_reason(script):
         html = queue_html(qrow)  # the panel: the cluster under the queue's row
         assert f"Dask <code>{qrow['dask']['address']}</code>" in html
         assert f"<a href='{qrow['dask']['dashboard']}'" in html and "0: idle" in html
+        from guild_jupyter.frontends.panel_html import run_html
+
+        (done,) = [x for x in snap["groups"]["finished"]["rows"] if x["id"] == plain.id]
+        assert done["worker"] == "0" and "work.py @ 0" in run_html(done, "finished")
     finally:
         q.stop()
     assert gpu_run.refresh().status == "staged" and ran(gpu_run) == []
@@ -353,3 +410,24 @@ def test_a_worker_that_cannot_see_the_run_directory_fails_with_that_message(tmp_
     out = run_on_worker(str(tmp_path / "elsewhere" / "runs" / "abc"), {"pid": 1, "start": 0.0}, 0, "abc")
     assert out["result"] == "error"
     assert "is not visible on Dask worker" in out["why"] and "filesystem all workers see" in out["why"]
+
+
+def test_panel_form_starts_a_dask_queue(cluster, script):
+    from guild_jupyter.frontends.panel import panel
+
+    (r,) = api.run(script, stage=True)
+    p = panel(refresh=0, display=False)
+    try:
+        before = len(api.queues(include_finished=True))
+        p.queue_dask.value = "local:0"
+        p.queue_start.click()
+        assert "cannot start the queue" in p.feedback.value and "bad value for dask" in p.feedback.value
+        assert len(api.queues(include_finished=True)) == before
+        p.queue_dask.value = cluster.address
+        p.queue_run_once.value = True
+        p.queue_start.click()
+        assert "started queue" in p.feedback.value and f"Dask {cluster.address}" in p.feedback.value
+        wait_for(lambda: r.refresh().status == "completed", timeout=60, message="the panel's Dask queue runs it")
+        assert r.get("dask_worker") in ("gpu0", "cpu0") and len(ran(r)) == 1
+    finally:
+        p.close()

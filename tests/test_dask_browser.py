@@ -45,6 +45,8 @@ def test_page_shows_the_cluster_and_the_run_on_its_worker(tmp_path, guild_home):
                 wait_for(lambda: f"0: {run.id[:8]}" in row.inner_text(), timeout=15, message="the worker's run")
                 text = row.inner_text()
                 assert "Dask tcp://127.0.0.1:" in text
+                run_row = page.locator(f'tr[data-run="{run.id}"]')
+                assert "slow.py @ 0" in run_row.inner_text()  # the run's row names its worker
                 href = row.locator("a").get_attribute("href")
                 assert href.startswith("http://127.0.0.1:") and href.endswith("/status")
             finally:

@@ -31,7 +31,7 @@ def runs(
     st = resolve_store(store)
     listing = st.runs(status=status, op=op, label=label, limit=limit)
     for r in listing:  # a run whose supervisor was killed: end what it left, record it
-        if r.status == ERROR and control.settle_if_dead(st, r):
+        if (r.status == ERROR or r.status == RUNNING and r.has_marker("LOCK.remote")) and control.settle_if_dead(st, r):
             r.refresh()
     return RunList(listing)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import select
-import socket
+import signal
 import sys
 
 
@@ -39,7 +39,9 @@ def run_on_worker(run_dir: str, owner: dict, gpu_count: int, key: str) -> dict:
         worker, address = str(w.name), w.address
     except Exception:  # noqa: BLE001 - outside a worker (a test calling it directly)
         worker, address = "", ""
-    host = socket.gethostname()
+    from ..store.dask_records import this_host
+
+    host = this_host()
     base = {"worker": worker, "address": address, "host": host}
     if not os.path.isdir(os.path.join(run_dir, ".guild")):
         return dict(base, result="error",
@@ -103,14 +105,30 @@ def main(argv=None) -> int:
         _say("skip: worker lost before the run started")
         return 0
     from ..execution import launch
+    from ..execution.control import STOP_GRACE, signal_run
 
     try:
+        dask_records.clear_stop_request(run)  # one left by an earlier life of the run (a restart)
+        transitions.mark_remote(store, run, host)  # running on every machine; judged only on this one
         proc = launch.start(run)
     except (GuildJupyterError, OSError) as e:
+        transitions.record_start_failure(store, run.refresh(), f"cannot start on Dask worker {worker}: {e}")
         _say(f"error: {e}")
         return 0
     _say("ok")
+    stop_at = None
+    beat = time.monotonic()
     while True:
+        if time.monotonic() - beat > dask_records.HEARTBEAT:  # alive, for every machine to see
+            dask_records.heartbeat(run)
+            beat = time.monotonic()
+        if stop_at is None and dask_records.stop_requested(run):  # a stop asked on another machine
+            stop_at = time.monotonic()
+            signal_run(run.refresh(), signal.SIGTERM)
+        elif stop_at is not None and time.monotonic() - stop_at > STOP_GRACE and proc.poll() is None:
+            transitions.end_tree_and_record(
+                store, run.refresh(), -9, "stop: the run did not end within its grace period; its processes were killed")
+            stop_at = float("inf")
         if _worker_gone(0.2):
             why = (f"worker lost: Dask worker {worker} on {host} went away while the run was running; "
                    "the run's processes were ended")

@@ -22,14 +22,13 @@ Dask is imported here only, when a Dask queue starts."""
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 
 from ..errors import BadInput, GuildJupyterError
 from ..procs import Identity
 from ..store import dask_records, transitions
-from ..store.run import LOCK, PENDING, RUNNING, Run
+from ..store.run import LOCK, PENDING_MARKER, RUNNING, Run
 from .dask_config import gpu_count, gpu_shortage, local_workers, require_dask
 
 CONNECT_TIMEOUT = 5.0  # seconds: an unreachable scheduler is reported within this
@@ -92,7 +91,13 @@ class DaskStarter:
             self.loop.log(msg)
 
     def cannot_start(self, run: Run) -> str | None:
-        return gpu_shortage(run.gpus, self.cluster_info()["workers"])
+        if not gpu_count(run.gpus):
+            return None  # unpinned: any worker
+        try:
+            workers = self.cluster_info()["workers"]
+        except Exception as e:  # noqa: BLE001 - the scheduler is away: the run waits, with the reason
+            return f"cannot read the Dask cluster's workers ({type(e).__name__}: {e})"
+        return gpu_shortage(run.gpus, workers)
 
     def start(self, run: Run) -> "DaskHandle":
         from .dask_runner import run_on_worker
@@ -111,7 +116,7 @@ class DaskStarter:
         except Exception as e:  # noqa: BLE001 - the loop returns the run to staged and retries
             raise GuildJupyterError(f"cannot submit to the Dask scheduler: {e}") from None
         handle = DaskHandle(self, run, fut, key)
-        self._handles.append(handle)
+        self._handles = [h for h in self._handles if not h._settled] + [handle]
         return handle
 
     def close(self) -> None:
@@ -180,7 +185,7 @@ class DaskStarter:
     def _write_info(self, force: bool = False, closed: bool = False) -> None:
         if self.loop is None:
             return
-        info = dict(self.cluster_info(force=force), closed=closed, host=socket.gethostname())
+        info = dict(self.cluster_info(force=force), closed=closed, host=dask_records.this_host())
         if info != self._written:
             dask_records.write_cluster(self.loop.run, info)
             self._written = info
@@ -219,7 +224,8 @@ class DaskHandle:
         with store.lock():
             run.refresh()
             status = run.status
-            c = transitions.read_claim(run) if status == PENDING else None
+            pending = os.path.exists(run.path(PENDING_MARKER))  # (LOCK.remote shows it running already)
+            c = transitions.read_claim(run) if pending else None
             if isinstance(c, transitions.Claim) and c.owner == owner:
                 d = dask_records.dispatch(run)
                 taken = d is not None and d.get("key") == self.key and d.get("queue") == owner.as_record()
@@ -236,16 +242,20 @@ class DaskHandle:
                     return True  # its runner starts it; the queue's claim holds while this process lives
                 else:
                     runner = Identity.from_record(d)
-                    if d.get("host") == socket.gethostname() and runner is not None and runner.alive():
+                    if d.get("host") == dask_records.this_host() and runner is not None and runner.alive():
                         return False  # its runner is starting it: it reports, or ends it
                     if time.time() - float(d.get("at") or 0) < RUNNER_GRACE:
                         return False
                     transitions.record_start_failure(
                         store, run, "worker lost: its Dask runner took the run and never started it")
                     self.starter.log(f"Run {run.id}: its Dask runner never started it; recorded as error")
-            elif status == RUNNING or (run.get("exit_status") is None and os.path.exists(run.path(LOCK))):
-                if run.lock_holder() is not None:
+            elif not pending and (status == RUNNING or (run.get("exit_status") is None
+                                                        and os.path.exists(run.path(LOCK)))):
+                elsewhere = dask_records.remote_host(run)
+                if not elsewhere and run.lock_holder() is not None:
                     return False  # its runner ends it when its worker goes
+                if elsewhere and result.get("result") != "lost":
+                    return False  # held on that machine by a live task's runner: it records the outcome
                 transitions.settle_dead(store, run, 1, "worker lost: the run's Dask worker went away and "
                                                        "its supervisor is gone")
                 self.starter.log(f"Run {run.id}: worker lost; recorded as error")

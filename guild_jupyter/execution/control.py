@@ -20,6 +20,7 @@ import time
 
 from ..errors import WrongState
 from ..store import transitions
+from ..store.dask_records import remote_host, remote_lost, request_stop
 from ..store.run import LOCK, PENDING, RUNNING, STAGED, Run
 
 STOP_GRACE = float(os.environ.get("GUILD_JUPYTER_STOP_GRACE", "10"))
@@ -39,12 +40,13 @@ def signal_run(run: Run, sig) -> bool:
 def is_dead_run(run: Run) -> bool:
     """Our run whose supervisor died without recording an outcome."""
     return (os.path.exists(run.path(LOCK)) and run.get("exit_status") is None
-            and run.lock_holder() is None and transitions.has_our_start_record(run))
+            and run.lock_holder() is None and transitions.has_our_start_record(run)
+            and (remote_host(run) is None or remote_lost(run) is not None))  # held elsewhere: judged by its heartbeat
 
 
 def settle_if_dead(store, run: Run) -> bool:
     if is_dead_run(run):
-        return transitions.settle_dead(store, run)
+        return transitions.settle_dead(store, run, 1, remote_lost(run))
     return False
 
 
@@ -64,6 +66,11 @@ def begin_stop(store, run: Run, reason: str | None = None) -> bool:
             return True
         status = run.refresh().status
     if status == RUNNING:
+        if remote_host(run):  # a Dask worker's machine holds it: its runner stops it there
+            if is_dead_run(run):  # ... unless that machine is gone
+                return settle_if_dead(store, run)
+            request_stop(run)
+            return True
         return signal_run(run, signal.SIGTERM)
     return settle_if_dead(store, run)
 
@@ -75,7 +82,7 @@ def finish_stop(store, runs: list[Run], timeout: float | None = None) -> None:
     for r in runs:
         while r.refresh().status == RUNNING and time.monotonic() < deadline:
             time.sleep(0.02)
-        if r.status == RUNNING:
+        if r.status == RUNNING and not remote_host(r):
             transitions.end_tree_and_record(
                 store, r, -9, "stop: the run did not end within its grace period; its processes were killed")
         elif is_dead_run(r):

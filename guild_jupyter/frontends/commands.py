@@ -176,7 +176,8 @@ VERBS: tuple[Verb, ...] = (
                   "on the command line: this process); queue pause|resume|drain QUEUE controls a running one.", (
         pos("flags", "FLAG=VALUE", "*", default=[], completes=QUEUE_FLAG,
             help="gpus=IDS|auto|auto:IDS wait-for-running=yes|no run-once=yes|no poll-interval=SECONDS retries=N "
-                 "max-running=N per-gpu=K min-free-memory=SIZE max-util=PERCENT; "
+                 "max-running=N per-gpu=K min-free-memory=SIZE max-util=PERCENT "
+                 "dask=tcp://HOST:PORT|local[:N] (run them on a Dask cluster); "
                  "or pause|resume|drain QUEUE: a running queue starts nothing (pause), starts again "
                  "(resume), or starts nothing and stops once its runs have ended (drain)"),
         switch("--background", help="a detached process that outlives this one"),

@@ -138,13 +138,16 @@ class Panel(W.VBox):
         self.queue_gpus = W.Text(placeholder=f"{views.ANY_GPU}, or e.g. 0 or 0,1", description="gpus",
                                  layout=W.Layout(width="250px"))
         self.queue_run_once = W.Checkbox(description="run once", indent=False, layout=W.Layout(width="90px"))
+        self.queue_dask = W.Text(placeholder="tcp://host:8786 or local:N (optional)", description="dask",
+                                 layout=W.Layout(width="260px"))  # a Dask queue: runs go to that cluster
         self.queue_detached = W.Checkbox(description="detached", indent=False, layout=W.Layout(width="90px"),
                                          tooltip="a background process that outlives this kernel")
         self.queue_start = W.Button(description="start queue", button_style="success",
                                     layout=W.Layout(width="110px", height="28px"))
         self.queue_start.add_class("gj-start-queue")
         self.queue_start.on_click(lambda _b: self._on_queue_start())
-        self.queue_form = W.HBox([self.queue_gpus, self.queue_run_once, self.queue_detached, self.queue_start],
+        self.queue_form = W.HBox([self.queue_gpus, self.queue_dask, self.queue_run_once, self.queue_detached,
+                                  self.queue_start],
                                  layout=W.Layout(align_items="center", flex_flow="row wrap"))
 
         self.output_view = OutputView(self.store)
@@ -386,10 +389,11 @@ class Panel(W.VBox):
         gpus = self.queue_gpus.value.strip() or None
         run_once = bool(self.queue_run_once.value)
         detached = bool(self.queue_detached.value)
+        dask = self.queue_dask.value.strip() or None
 
         def start():
-            q = api.queue(gpus=gpus, run_once=run_once, background=detached, store=self.store)
-            how = "detached" if detached else "thread"
+            q = api.queue(gpus=gpus, run_once=run_once, background=detached, dask=dask, store=self.store)
+            how = ("detached" if detached else "thread") + (f", Dask {dask}" if dask else "")
             return f"started queue {q.id[:8]} ({how}, {views.gpus_phrase(gpus)}{', run once' if run_once else ''})"
 
         self._act("cannot start the queue", start)

@@ -94,7 +94,8 @@ def run_html(r: dict, group: str) -> str:
     values = {
         "id": (_e(r["short_id"]), "font-weight:bold", r["id"]),
         "status": (_e(r["status_text"]), f"color:{STATUS_COLORS.get(status, '#000')}", r["status_text"]),
-        "op": (_e(r["op"]), "", r["op"]),
+        "op": (_e(r["op"] + (f" @ {r['worker']}" if r.get("worker") else "")), "",  # a Dask run: its worker
+               r["op"] + (f" on Dask worker {r['worker']} ({r.get('worker_host')})" if r.get("worker") else "")),
         "gpus": (_e(r["gpus_text"]), "" if r["gpus"] else "color:#888", r["gpus_text"]),
         "time": (_e(r["time_text"]), "", f"{r['time_kind']} {views.format_time(r['time'])}" if r["time"] else ""),
         "elapsed": (_e(r["elapsed_text"]), "", ""),

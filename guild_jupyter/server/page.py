@@ -221,7 +221,8 @@ function renderGroup(name, g) {
     }
     const tr = el("tr", {"data-run": r.id, "data-status": r.status, title: "click: the run's output"},
       cell("run", el("code", {}, r.short_id), "", r.id), cell("status", r.status_text, "st-" + r.status),
-      cell("op", r.op), cell("gpus", r.gpus_text), cell(timeHead, r.time_text),
+      cell("op", r.worker ? r.op + " @ " + r.worker : r.op, "",  // a Dask run: its worker (and host)
+           r.worker ? "on Dask worker " + r.worker + " (" + r.worker_host + ")" : ""), cell("gpus", r.gpus_text), cell(timeHead, r.time_text),
       name === "staged" ? el("td", {class: "waiting", "data-label": extraHead}, extra(r)) : cell(extraHead, extra(r)),
       ...(SCALAR_GROUPS.includes(name) ? [scalarCell(r)] : []), flagsCell(r), buttons);
     tr.onclick = (ev) => { if (!ev.target.closest("button")) openOutput(r.id); };  // its output, followed

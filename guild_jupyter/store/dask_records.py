@@ -7,6 +7,8 @@ them from the store alone."""
 
 from __future__ import annotations
 
+import os
+
 from .run import Run
 
 CLUSTER_ATTR = "dask_cluster"
@@ -87,7 +89,79 @@ def dispatch(run) -> dict | None:
 def clear_dispatch(run: Run) -> None:
     """When the run goes back to staged: a later claim dispatches it afresh."""
     from . import attrs as attrlib
-    import os
 
     attrlib.remove(os.path.join(run.attrs_dir, DISPATCH_ATTR))
     run.refresh()
+
+
+# -- the machine that holds a run ------------------------------------------------------------
+
+STOP_REQUEST = "dask-stop"  # in .guild: a stop asked from another machine, carried out by the run's runner
+
+
+def this_host() -> str:
+    """This machine's name as runs record it (``GUILD_JUPYTER_HOSTNAME``
+    overrides it: one machine can then play several, as the tests do)."""
+    import socket
+
+    return os.environ.get("GUILD_JUPYTER_HOSTNAME") or socket.gethostname()
+
+
+def remote_host(run) -> str | None:
+    """The other machine that holds ``run`` (its LOCK.remote names it), or
+    None when it is held here or not remotely. A run held elsewhere is
+    never judged by its pids here: they are that machine's."""
+    try:
+        with open(run.path("LOCK.remote")) as f:
+            host = f.read(256).strip()
+    except OSError:
+        return None
+    return host if host and host != this_host() else None
+
+
+HEARTBEAT = 5.0  # seconds between touches of LOCK.remote by the run's runner
+REMOTE_STALE = 120.0  # seconds without a touch after which the holding machine counts as gone
+
+
+def heartbeat(run) -> None:
+    """The runner's sign of life, seen by every machine through the shared store."""
+    try:
+        os.utime(run.path("LOCK.remote"))
+    except OSError:
+        pass
+
+
+def remote_lost(run, now: float | None = None) -> str | None:
+    """Why a run held by another machine counts as lost (its runner has not
+    touched LOCK.remote for ``REMOTE_STALE`` seconds: the machine, or its
+    runner, is gone), or None."""
+    import time
+
+    host = remote_host(run)
+    if host is None:
+        return None
+    try:
+        age = (time.time() if now is None else now) - os.stat(run.path("LOCK.remote")).st_mtime
+    except OSError:
+        return None
+    if age < REMOTE_STALE:
+        return None
+    return (f"worker lost: the machine that held the run ({host}) has not been heard from "
+            f"for {age:.0f}s; recorded here")
+
+
+def request_stop(run) -> None:
+    """Asks the runner of a run held on another machine to stop it (SIGTERM,
+    then SIGKILL past the grace, as a local stop): the store is shared."""
+    with open(run.path(STOP_REQUEST), "w") as f:
+        f.write(this_host() + "\n")
+
+
+def stop_requested(run) -> bool:
+    return os.path.exists(run.path(STOP_REQUEST))
+
+
+def clear_stop_request(run) -> None:
+    from . import attrs as attrlib
+
+    attrlib.remove(run.path(STOP_REQUEST))

@@ -307,7 +307,7 @@ def record_outcome(store, run: Run, exit_status: int, holder: Identity | None = 
 
 
 def _clear_lock(run: Run) -> None:
-    for name in (LOCK_PROCS, LOCK_START, LOCK):
+    for name in (LOCK_PROCS, LOCK_START, LOCK, LOCK_REMOTE):
         try:
             attrlib.remove(run.path(name))
         except OSError:
@@ -420,3 +420,23 @@ def _rmtree(path: str, ignore_errors: bool = True) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=ignore_errors)
+
+
+# -- runs held by another machine (a Dask worker) --------------------------------------
+
+LOCK_REMOTE = "LOCK.remote"  # Guild's marker of a run held elsewhere: status "running" everywhere
+
+
+def mark_remote(store, run: Run, host: str) -> None:
+    """A pending run a Dask worker's runner is about to start: LOCK.remote
+    names the host that holds it, so guild and ours show it running on
+    every machine, and only that host judges its processes (a pid means
+    nothing elsewhere). Cleared with LOCK whenever its outcome is recorded
+    (``_clear_lock``)."""
+    with store.lock():
+        try:
+            attrlib.write_atomic(run.path(LOCK_REMOTE), host)
+        except OSError as e:
+            raise _store_error(e, f"mark run {run.id[:8]} as held by {host}") from e
+        run.refresh()
+    store.notify_change()

@@ -93,3 +93,13 @@ export function oneLine(text: string, max: number): string {
   const flat = text.replace(/\s*\n\s*/g, ' ').trim();
   return flat.length > max ? flat.slice(0, max - 1) + '…' : flat;
 }
+
+/** "GPU 0", "GPUs 0,1" for a GPU column's value (views.gpus_text); other
+ * wordings ("any GPU", a UUID) as they are. */
+export function gpuLabel(text: string | null | undefined): string {
+  const t = (text || '').trim();
+  if (/^\d+$/.test(t)) {
+    return `GPU ${t}`;
+  }
+  return /^\d+(\s*,\s*\d+)+$/.test(t) ? `GPUs ${t.replace(/\s+/g, '')}` : t;
+}

@@ -4,7 +4,7 @@
  * so its buttons act at once while a cell runs, after a kernel restart, and
  * with no kernel at all.
  */
-import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { PageConfig } from '@jupyterlab/coreutils';
@@ -30,18 +30,22 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'guild-jupyter:sidebar',
   description: 'A sidebar of Guild runs, queues and GPUs, with a status bar item.',
   autoStart: true,
-  optional: [ICommandPalette, ILauncher, IStatusBar],
+  optional: [ICommandPalette, ILauncher, IStatusBar, ILayoutRestorer],
   activate: (
     app: JupyterFrontEnd,
     palette: ICommandPalette | null,
     launcher: ILauncher | null,
-    statusBar: IStatusBar | null
+    statusBar: IStatusBar | null,
+    restorer: ILayoutRestorer | null
   ) => {
     const model = new GuildModel();
     const pageUrl = PageConfig.getBaseUrl().replace(/\/$/, '') + '/guild';
     const sidebar = new GuildSidebar(model, pageUrl);
     sidebar.title.icon = guildIcon;
     app.shell.add(sidebar, 'left', { rank: 650 });
+    if (restorer) {
+      restorer.add(sidebar, sidebar.id); // open again after a reload if it was open
+    }
 
     app.commands.addCommand(CommandIds.open, {
       label: args => (args.isLauncher ? 'Guild' : 'Open Guild Sidebar'),

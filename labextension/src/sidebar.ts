@@ -10,7 +10,7 @@ import { Widget } from '@lumino/widgets';
 
 import { calls, GROUPS, IGpu, IGroup, IQueueRow, IRunRow, IState } from './api';
 import { button, confirmButton, h, setAttr, setText, sparkline, syncList } from './dom';
-import { memoryText, sparkPoints, statusText, turnPage } from './format';
+import { gpuLabel, memoryText, sparkPoints, statusText, turnPage } from './format';
 import { GuildModel } from './model';
 import { OutputView } from './output';
 
@@ -210,7 +210,7 @@ export class GuildSidebar extends Widget {
       slot.replaceChildren(...(points ? [sparkline(points, 40, 12)] : []));
     }
     const what = row.label_text || row.varying_text || row.flags_text || '';
-    const when = [row.status_text, row.gpus_text, row.elapsed_text || row.time_text].filter(x => x).join(' · ');
+    const when = [row.status_text, gpuLabel(row.gpus_text), row.elapsed_text || row.time_text].filter(x => x).join(' · ');
     setText(q('jp-GuildRun-detail'), what ? `${when} · ${what}` : when);
     const waiting = q('jp-GuildRun-waiting');
     setText(waiting, row.status === 'staged' && row.waiting ? `#${row.position} · ${row.waiting}` : '');
@@ -243,7 +243,7 @@ export class GuildSidebar extends Widget {
     const find = (c: string) => el.querySelector('.' + c) as HTMLElement;
     const slots = q.slots ? ` ${q.slots.used}/${q.slots.total}` : '';
     setText(find('jp-GuildQueue-text'), `${q.state}${slots}`);
-    const detail = [q.gpus_text, q.host_text, q.options_text, q.current_short ? `runs ${q.current_short}` : '']
+    const detail = [gpuLabel(q.gpus_text), q.host_text, q.options_text, q.current_short ? `runs ${q.current_short}` : '']
       .filter(x => x).join(' · ');
     setText(find('jp-GuildRun-detail'), detail);
     if (el.dataset.status !== q.state) {

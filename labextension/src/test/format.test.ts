@@ -2,7 +2,7 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 
-import { errorLine, keepTail, nextDelay, oneLine, sparkPoints, stateQuery, statusText, turnPage } from '../format';
+import { errorLine, gpuLabel, keepTail, nextDelay, oneLine, sparkPoints, stateQuery, statusText, turnPage } from '../format';
 
 test('statusText counts running and staged runs', () => {
   assert.equal(statusText({ running: 2, staged: 5, completed: 9 }), '2 running · 5 staged');
@@ -46,4 +46,11 @@ test('errorLine is one line, naming a missing server extension', () => {
   assert.equal(errorLine(409, { error: 'run 1a2b is completed' }), 'Guild API error (HTTP 409): run 1a2b is completed');
   assert.equal(errorLine(500, { error: 'a\n  b\n' }), 'Guild API error (HTTP 500): a b');
   assert.equal(oneLine('x'.repeat(300), 10), 'xxxxxxxxx…');
+});
+
+test('gpuLabel names bare GPU indices', () => {
+  assert.equal(gpuLabel('0'), 'GPU 0');
+  assert.equal(gpuLabel('0, 1'), 'GPUs 0,1');
+  assert.equal(gpuLabel('any GPU'), 'any GPU');
+  assert.equal(gpuLabel(null), '');
 });
