@@ -84,9 +84,10 @@ class Cluster:
         for p in [*self.workers.values(), self.scheduler]:
             if p.poll() is None:
                 p.terminate()
+        deadline = time.monotonic() + 5  # a worker's graceful close may wait on the scheduler: bounded
         for p in [*self.workers.values(), self.scheduler]:
             try:
-                p.wait(15)
+                p.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(5)
