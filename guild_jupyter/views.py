@@ -278,9 +278,15 @@ def listing_row(run, varying=(), scalar: str | None = None) -> dict:
     }
 
 
+#: Queue flags shown in a queue's options when set (max-running is its slots).
+QUEUE_OPTION_FLAGS = ("per-gpu", "min-free-memory", "max-util", "retries")
+
+
 def queue_row(q) -> dict:
     """One queue (an ``engine.queue_status.QueueInfo``) as plain data."""
     options = [name for name, on in (("wait-for-running", q.wait_for_running), ("run-once", q.run_once)) if on]
+    flags = q.run.flags if getattr(q, "run", None) is not None else {}
+    options += [f"{name}={flags[name]}" for name in QUEUE_OPTION_FLAGS if flags.get(name) not in (None, 0)]
     host = q.host + (" (this kernel)" if q.this_process and q.host == "thread" else "")
     return {
         "id": q.id,
@@ -298,10 +304,21 @@ def queue_row(q) -> dict:
         "control": getattr(q, "control", "running"),  # what was asked of it: running | paused | draining
         "current": q.current,
         "current_short": q.current[:8] if q.current else None,
-        "slots": getattr(q, "slots", None) or {"used": 1 if q.current else 0, "total": 1, "per_gpu": None},
+        "slots": (slots := getattr(q, "slots", None) or {"used": 1 if q.current else 0, "total": 1, "per_gpu": None}),
+        "slots_text": slots_text(slots),
         "description": describe_queue(q),
         "dask": _dask_cluster(q),
     }
+
+
+def slots_text(slots: dict) -> str:
+    """``2/4`` runs going of the queue's slots, and with GPU slots each GPU's
+    count (every queue's runs on it: GPU slots are shared): ``2/4 · 0:2 1:0``."""
+    text = f"{slots.get('used', 0)}/{slots.get('total', 1)}"
+    per_gpu = slots.get("per_gpu")
+    if per_gpu:
+        text += " · " + " ".join(f"{gpu}:{n}" for gpu, n in per_gpu.items())
+    return text
 
 
 def _dask_cluster(q) -> dict | None:

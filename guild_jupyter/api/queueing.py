@@ -116,11 +116,14 @@ def serve_queue(*assignments: str, echo=None, on_start=None, store=None) -> int:
 
 
 def host_queue(host: str, *assignments: str, gpus=None, wait_for_running=None, run_once=None, poll_interval=None,
-               dask=None, store=None):
+               retries=None, max_running=None, per_gpu=None, min_free_memory=None, max_util=None, dask=None,
+               store=None):
     """Starts a queue on a thread of this process recorded as hosted by
     ``host`` (the Jupyter server's queues: ``"server"``), registered in
     ``queue_registry``. Options as ``queue()``. Returns the ``QueueHost``."""
     validate.text("host", host, optional=False)
     config, st = _configured(assignments, store, gpus=gpus, wait_for_running=wait_for_running,
-                             run_once=run_once, poll_interval=poll_interval, dask=dask)
+                             run_once=run_once, poll_interval=poll_interval, retries=retries,
+                             max_running=max_running, per_gpu=per_gpu, min_free_memory=min_free_memory,
+                             max_util=max_util, dask=dask)
     return _thread_queue(st, config, host)

@@ -12,7 +12,10 @@ Event, a sentinel's death, a signal), where the log goes besides the queue
 run's output (a terminal; ``queue_log``), how a claimed run is started
 (``starters.RunStarter``: our supervisor, or a Dask cluster), and how many
 runs it may have going at once (``slots``: one per GPU set; by default a
-queue has ``max-running`` slots, each serving the queue's GPUs).
+queue has ``max-running`` slots, each serving the queue's GPUs). The
+``Slot`` and what a claim reads from the store's scan (runs holding back a
+wait-for-running queue, GPU states, unreadable start attrs) are in
+:mod:`.slots`.
 
 Parallel runs. Each slot holds one run, started under its own supervisor;
 a free slot claims the next run in its own pass under the lock, so N slots
@@ -41,39 +44,17 @@ import threading
 import time
 
 from ..errors import GuildJupyterError
-from ..store import attrs as attrlib
 from ..store import transitions
-from ..store.run import LOCK, PENDING_MARKER, RUNNING, STAGED_MARKER, Run
+from ..store.run import LOCK, STAGED_MARKER, Run
 from . import gpuslots, policy
 from .config import yes_no
 from .queue_control import QueueControl
 from .queue_log import QueueLog
-from .starters import LocalStarter, RunHandle, RunStarter
+# Slots and the scan helpers live in .slots; Slot and START_ATTRS stay importable from here.
+from .slots import START_ATTRS, Slot, busy_others, gpu_states, unreadable_start_attrs  # noqa: F401
+from .starters import LocalStarter, RunHandle, RunStarter  # noqa: F401 - RunHandle: importable from here
 
 WATCH_INTERVAL = 0.01  # how often an idle queue checks the store's change marker
-START_ATTRS = ("flags", "op", "run_params")  # what a run is started from
-
-
-# -- slots ---------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Slot:
-    """Room for one run at a time, serving ``gpus`` (policy's rules for a
-    queue with those GPUs). A queue has one; a slots host has one per GPU set."""
-
-    gpus: str | None
-    run: Run | None = None
-    handle: RunHandle | None = None
-
-    @property
-    def busy(self) -> bool:
-        return self.run is not None
-
-    def done(self) -> bool:
-        if self.handle is not None:
-            return self.handle.done()
-        return self.run.refresh().status != RUNNING
 
 
 # -- the loop ------------------------------------------------------------------------------
@@ -288,15 +269,15 @@ class QueueLoop:
                     self._log_once(("skip", r.id), f"Skipping staged run {r.id}: {why}")
                     continue
                 candidates.append(c)
-            others = self._busy_others(pending, locked) if cfg.wait_for_running else []
-            gpus = self._gpu_states(pending, locked) if cfg.auto else ()
+            others = busy_others(self.run.id, pending, locked) if cfg.wait_for_running else []
+            gpus = gpu_states(self._gpus, self._uuids, self.config, pending, locked) if cfg.auto else ()
             while True:
                 decision = policy.next_run(candidates, cfg, busy=False, running_others=others, gpus=gpus)
                 self._note_decision(decision, candidates)
                 if decision.start is None:
                     return None
                 run = next(r for r in staged if r.id == decision.start.id)
-                unreadable = _unreadable_start_attrs(run)
+                unreadable = unreadable_start_attrs(run)
                 if not unreadable:
                     break
                 # Never start a run with made-up flags: it ends error, with the reason.
@@ -306,13 +287,6 @@ class QueueLoop:
             transitions.claim(self.store, run, self._claim, gpus=decision.assign_gpus,
                               per_gpu=cfg.per_gpu if cfg.auto else None)
         return run.refresh()
-
-    def _gpu_states(self, pending: list[Run], locked: list[Run]) -> list:
-        """The served GPUs' states, from this scan (runs the recovery just
-        returned to staged hold no GPU)."""
-        still = [r for r in pending if os.path.exists(r.path(PENDING_MARKER))]
-        held = transitions.gpu_occupancy(still, locked)
-        return gpuslots.gpu_states(self._gpus, held, self.config, self._uuids)
 
     def _note_decision(self, decision: policy.Decision, candidates: list) -> None:
         # A run held for want of a free GPU keeps a run-once queue waiting for it.
@@ -342,27 +316,6 @@ class QueueLoop:
             return staged
         out = staged + [r.refresh() for r in back]
         out.sort(key=lambda x: (x.timestamp, x.id))
-        return out
-
-    def _busy_others(self, pending: list[Run], locked: list[Run]) -> list[str]:
-        """Runs that block a wait-for-running queue: running ones and pending
-        ones (a claim is a start under way: Guild's or another queue's), but
-        not queues and not this queue's own."""
-        out = []
-        for r in locked:
-            if r.id == self.run.id or r.is_queue or r.get("queue_id") == self.run.id:
-                continue
-            if r.status == RUNNING:
-                out.append(r.id)
-        for r in pending:
-            if not os.path.exists(r.path(PENDING_MARKER)):
-                continue  # settled by the recovery above
-            if r.is_queue:
-                continue
-            c = transitions.read_claim(r)
-            if isinstance(c, transitions.Claim) and c.queue_id == self.run.id:
-                continue
-            out.append(r.id)
         return out
 
     # -- starting ---------------------------------------------------------------------------
@@ -408,14 +361,3 @@ class QueueLoop:
         self._unsettled = True
         self._log_once(("start-failed", run.id, str(e)),
                        f"Run {run.id} could not start ({e}); back to staged, retried later")
-
-
-def _unreadable_start_attrs(run: Run) -> str | None:
-    """What the start would need and cannot read (a run is never started with
-    made-up flags), or None."""
-    for name in START_ATTRS:
-        try:
-            attrlib.read(os.path.join(run.attrs_dir, name), None)
-        except Exception as e:  # noqa: BLE001 - AttrReadError; YAML's ValueError for a bad date
-            return f"attr {name} cannot be read ({e})"
-    return None

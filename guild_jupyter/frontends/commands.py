@@ -6,8 +6,9 @@ The command line (:mod:`.cli`), the magics (:mod:`.magics`), their help
 the front ends is data here too: an argument or verb names the front ends
 that take it (``fronts``) and says why the others do not (``why``).
 
-A front end is ``CLI`` (``guild-jupyter``), ``LINE`` (``%guild``) or
-``CELL`` (``%%guild run``: the cell body is the script).
+The records the table is written in (``Arg``, ``Verb``, ``pos``/``opt``/
+``switch``) and the front-end names (``CLI``, ``LINE``, ``CELL``) live in
+:mod:`.argspec`; they are re-exported here, where the front ends import them.
 """
 
 from __future__ import annotations
@@ -15,23 +16,14 @@ from __future__ import annotations
 import argparse
 
 from ..views import STATUSES
+from .argspec import (CELL, CLI, EVERY, FLAG, LINE, NOT_CELL, PATH, QUEUE_FLAG, RUN, SCRIPT, STORE, Arg, Verb,
+                      opt, pos, switch)
 
 __all__ = [
     "CLI", "LINE", "CELL", "RUN", "SCRIPT", "FLAG", "QUEUE_FLAG", "PATH", "QUEUE_FLAGS", "QUEUE_ACTIONS",
     "Arg", "Verb", "VERBS", "STORE", "UsageProblem", "HelpShown", "verbs_for", "find_verb",
     "build_parser", "parse", "take_store", "usage", "help_text", "suggest",
 ]
-
-CLI, LINE, CELL = "cli", "line", "cell"
-EVERY = frozenset({CLI, LINE, CELL})
-NOT_CELL = frozenset({CLI, LINE})
-
-# What completes where an argument goes.
-RUN = "RUN"  # a run id, id prefix or listing index (of runs in the argument's ``states``)
-SCRIPT = "SCRIPT"  # a Python script
-FLAG = "FLAG=VALUE"  # a flag of the script (or of the cell) as ``name=``
-QUEUE_FLAG = "QUEUE_FLAG"  # a queue flag as ``name=``
-PATH = "PATH"  # a file or directory (IPython's file completion)
 
 #: Guild's queue flags (``guild run queue``), as ``%guild queue`` takes them.
 QUEUE_FLAGS = ("gpus", "wait-for-running", "run-once", "poll-interval", "retries",
@@ -45,110 +37,6 @@ DELETABLE = ("completed", "error", "terminated", "staged")
 WITH_OUTPUT = ("running", "completed", "error", "terminated")
 
 
-_REQUIRED = object()
-
-
-class _Record:
-    """A frozen record with keyword defaults, like a frozen dataclass (the
-    dataclasses module costs ~7 ms of every command's start-up)."""
-
-    _fields: dict = {}
-
-    def __init__(self, *args, **kw):
-        values = dict(self._fields)
-        for name, value in zip(values, args):
-            values[name] = value
-        for name, value in kw.items():
-            if name not in values:
-                raise TypeError(f"{type(self).__name__}() got an unexpected argument {name!r}")
-            values[name] = value
-        missing = [n for n, v in values.items() if v is _REQUIRED]
-        if missing:
-            raise TypeError(f"{type(self).__name__}() missing {', '.join(missing)}")
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"{type(self).__name__} is frozen")
-
-    def _values(self) -> tuple:
-        return tuple(getattr(self, n) for n in self._fields)
-
-    def __eq__(self, other):
-        return type(other) is type(self) and other._values() == self._values()
-
-    def __hash__(self):
-        return hash(self._values())
-
-    def __repr__(self):
-        return f"{type(self).__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in self._fields)})"
-
-
-class Arg(_Record):
-    """One argument: a positional (``names[0]`` has no dash), an option that
-    takes a value, or a switch (``switch=True``: present or not). Fields:
-    names, help, metavar, nargs (positionals: None for one, "?", "*", "+"),
-    type, choices, default, dest, switch, completes, states (RUN: the
-    statuses the verb accepts), fronts, why (why the other front ends lack
-    it)."""
-
-    _fields = {"names": _REQUIRED, "help": "", "metavar": None, "nargs": None, "type": None, "choices": None,
-               "default": None, "dest": None, "switch": False, "completes": None, "states": None,
-               "fronts": EVERY, "why": ""}
-
-    @property
-    def positional(self) -> bool:
-        return not self.names[0].startswith("-")
-
-    @property
-    def kind(self) -> str:
-        return "positional" if self.positional else "switch" if self.switch else "option"
-
-    @property
-    def key(self) -> str:
-        """The attribute the parsed namespace holds it in."""
-        if self.dest or self.positional:
-            return self.dest or self.names[0]
-        long = [n for n in self.names if n.startswith("--")]
-        return (long or self.names)[0].lstrip("-").replace("-", "_")
-
-    @property
-    def required(self) -> bool:
-        return self.positional and self.nargs in (None, "+")
-
-
-def pos(name, metavar=None, nargs=None, **kw) -> Arg:
-    return Arg((name,), metavar=metavar, nargs=nargs, **kw)
-
-
-def opt(*names, metavar, **kw) -> Arg:
-    return Arg(tuple(names), metavar=metavar, **kw)
-
-
-def switch(*names, **kw) -> Arg:
-    return Arg(tuple(names), switch=True, **kw)
-
-
-class Verb(_Record):
-    """A verb: name, help, args, fronts, why, and cell_help (the help of
-    ``%%guild VERB``)."""
-
-    _fields = {"name": _REQUIRED, "help": _REQUIRED, "args": _REQUIRED, "fronts": NOT_CELL, "why": "",
-               "cell_help": ""}
-
-    def args_for(self, front: str) -> tuple[Arg, ...]:
-        return tuple(a for a in (*self.args, STORE) if front in a.fronts)
-
-    def options(self, front: str) -> set[str]:
-        """Every option string the front end takes (``-h`` aside)."""
-        return {n for a in self.args_for(front) if not a.positional for n in a.names}
-
-    def describe(self, front: str) -> str:
-        return self.cell_help if front == CELL and self.cell_help else self.help
-
-
-STORE = opt("--store", metavar="PATH", completes=PATH,
-            help="Guild home holding runs/ (default $GUILD_HOME or ~/.guild)")
 JSON = switch("--json", help="print JSON", fronts=frozenset({CLI}),
               why="a notebook gets the object: .to_json() gives the same")
 RUN_REFS = "RUN is a run id, a unique id prefix, or an index (range: 2:4) in the latest listing"

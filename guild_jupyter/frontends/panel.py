@@ -1,8 +1,8 @@
 """The live status panel (``%guild panel``, ``guild_jupyter.panel()``).
 
 An ipywidgets view of one store, built from ``api.monitor()`` snapshots:
-counts per status, the queues (stop buttons, a form to start one), the runs
-grouped by status under column headers in bounded, paged lists (stop a
+counts per status, the queues (``panel_queues``: stop buttons, a form to
+start one), the runs grouped by status under column headers in bounded, paged lists (stop a
 running run, unstage a staged one, see why it waits; running and finished
 rows show the main scalar and its sparkline and open the run's output,
 followed while it runs), notices of runs and sweeps that ended (see
@@ -37,16 +37,14 @@ import ipywidgets as W
 
 from .. import api, views
 from ..errors import GuildJupyterError
-from .panel_html import (COLUMNS, STATUS_COLORS, gpus_html, header_html, message_html, queue_header_html,
-                         queue_html, run_html)
+from .panel_html import COLUMNS, STATUS_COLORS, gpus_html, header_html, message_html, run_html
 from .panel_live import NoticeArea, OutputView
-from .panel_queue_control import QueueControls
+from .panel_queues import QueueSection
 from .panel_rows import GroupView, Row, Shared
 
 __all__ = ["Panel", "panel"]
 
 GROUPS = ("running", "pending", "staged", "finished")
-QUEUE_ROWS = 6
 DEFAULT_PAGE_SIZE = 10
 MESSAGE_SECONDS = 8.0  # a message clears itself after this long
 GROUP_TITLES = {"running": "Running", "pending": "Pending", "staged": "Staged", "finished": "Recently finished"}
@@ -129,26 +127,15 @@ class Panel(W.VBox):
         self.feedback.add_class("gj-feedback")
 
         self._shared = shared = Shared()
-        self.queues_title = W.HTML("<b>Queues</b>")
-        self.queue_columns = W.HTML(queue_header_html(), layout=W.Layout(flex="1 1 auto", min_width="0"))
-        queue_head = W.HBox([self.queue_columns, W.HTML(layout=shared.button_layout("96px"))],
-                            layout=W.Layout(width="100%"))
-        self.queue_rows = [Row("queue", self._on_queue_stop, shared, "stop queue", "96px") for _ in range(QUEUE_ROWS)]
-        self.queue_controls = QueueControls(self.queue_rows, queue_head, shared, self._act, self._say, self.store)
-        self.queue_gpus = W.Text(placeholder=f"{views.ANY_GPU}, or e.g. 0 or 0,1", description="gpus",
-                                 layout=W.Layout(width="250px"))
-        self.queue_run_once = W.Checkbox(description="run once", indent=False, layout=W.Layout(width="90px"))
-        self.queue_dask = W.Text(placeholder="tcp://host:8786 or local:N (optional)", description="dask",
-                                 layout=W.Layout(width="260px"))  # a Dask queue: runs go to that cluster
-        self.queue_detached = W.Checkbox(description="detached", indent=False, layout=W.Layout(width="90px"),
-                                         tooltip="a background process that outlives this kernel")
-        self.queue_start = W.Button(description="start queue", button_style="success",
-                                    layout=W.Layout(width="110px", height="28px"))
-        self.queue_start.add_class("gj-start-queue")
-        self.queue_start.on_click(lambda _b: self._on_queue_start())
-        self.queue_form = W.HBox([self.queue_gpus, self.queue_dask, self.queue_run_once, self.queue_detached,
-                                  self.queue_start],
-                                 layout=W.Layout(align_items="center", flex_flow="row wrap"))
+        qs = self.queue_section = QueueSection(shared, self.store, self._act, self._say, self._apply_lock,
+                                               self._following)
+        # The section's widgets, as the panel's own attributes (p.queue_start...).
+        self.queues_title, self.queue_columns, self.queue_rows, self.queue_controls = (
+            qs.queues_title, qs.queue_columns, qs.queue_rows, qs.queue_controls)
+        self.queue_gpus, self.queue_run_once, self.queue_dask, self.queue_detached = (
+            qs.queue_gpus, qs.queue_run_once, qs.queue_dask, qs.queue_detached)
+        self.queue_options = qs.queue_options
+        self.queue_start, self.queue_form = qs.queue_start, qs.queue_form
 
         self.output_view = OutputView(self.store)
         self.notice_area = NoticeArea(self.output_view.open)
@@ -161,21 +148,16 @@ class Panel(W.VBox):
 
         top = W.HBox([self.header, self.close_button], layout=W.Layout(justify_content="space-between",
                                                                        align_items="center"))
-        queues_box = W.VBox([self.queues_title, queue_head] + [r.box for r in self.queue_rows] + [self.queue_form])
-        self._containers = [top, queues_box, queue_head, queue_head.children[1]]
+        self._containers = [top]
         self._sections = [top, self.status_line, self.feedback, self.notice_area.box, self.output_view.box,
-                          queues_box] + [
+                          qs.box] + [
             self.groups[g].box for g in GROUPS
         ] + [self.gpus_html, self.warnings_html]
 
     def _all_widgets(self):
-        out = [self.header, self.close_button, self.status_line, self.feedback, self.queues_title,
-               self.queue_columns, self.queue_gpus, self.queue_run_once, self.queue_detached, self.queue_start,
-               self.queue_form, self.gpus_html, self.warnings_html] + self._containers + self._shared.widgets()
-        out += self.notice_area.widgets() + self.output_view.widgets()
-        for r in self.queue_rows:
-            out += r.widgets()
-        out += self.queue_controls.widgets()
+        out = [self.header, self.close_button, self.status_line, self.feedback, self.gpus_html,
+               self.warnings_html] + self._containers + self._shared.widgets()
+        out += self.notice_area.widgets() + self.output_view.widgets() + self.queue_section.widgets()
         for g in self.groups.values():
             out += g.widgets()
         return out
@@ -297,7 +279,7 @@ class Panel(W.VBox):
             f"<b>Guild runs</b> <span style='color:#888'>{html.escape(snap['store'])}</span> · {chips}"
             f" · queues&nbsp;<b>{c['queues']}</b>"
         )
-        self._apply_queues(snap["queues"])
+        self.queue_section.apply(snap["queues"])
         for name in GROUPS:
             self.groups[name].apply(snap["groups"][name], lambda r, g=name: run_html(r, g))
         self.gpus_html.value = gpus_html(snap["gpus"])
@@ -321,20 +303,6 @@ class Panel(W.VBox):
             if status is None or status in views.FINISHED or status == views.UNSTAGED:
                 del self._following[run_id]
                 self._say(f"{what} {run_id[:8]} {status or 'is gone'}")
-
-    def _apply_queues(self, queues: list) -> None:
-        more = len(queues) - len(self.queue_rows)
-        title = f"<b>Queues</b> ({len(queues)})" if queues else "<b>Queues</b> <span style='color:#888'>none running</span>"
-        if more > 0:
-            title += f" <span style='color:#888'>showing {len(self.queue_rows)}</span>"
-        self.queues_title.value = title
-        for i, row in enumerate(self.queue_rows):
-            if i < len(queues):
-                q = queues[i]
-                row.bind(q["id"], queue_html(q), f"stop queue {q['short_id']}")
-                self.queue_controls.bind(row, q)
-            else:
-                row.bind(None, "")
 
     # -- actions (main thread) ------------------------------------------------------------------
 
@@ -371,32 +339,6 @@ class Panel(W.VBox):
                 return f"stopping run {short}"
 
             self._act(f"cannot stop run {short}", stop)
-
-    def _on_queue_stop(self, row: Row) -> None:
-        queue_id = row.clicked(self._apply_lock, self._say)
-        if queue_id is None:
-            return
-        short = queue_id[:8]
-
-        def stop():
-            api.stop(queue_id, wait=False, store=self.store)
-            self._following[queue_id] = "queue"
-            return f"stopping queue {short} (the runs it started keep running)"
-
-        self._act(f"cannot stop queue {short}", stop)
-
-    def _on_queue_start(self) -> None:
-        gpus = self.queue_gpus.value.strip() or None
-        run_once = bool(self.queue_run_once.value)
-        detached = bool(self.queue_detached.value)
-        dask = self.queue_dask.value.strip() or None
-
-        def start():
-            q = api.queue(gpus=gpus, run_once=run_once, background=detached, dask=dask, store=self.store)
-            how = ("detached" if detached else "thread") + (f", Dask {dask}" if dask else "")
-            return f"started queue {q.id[:8]} ({how}, {views.gpus_phrase(gpus)}{', run once' if run_once else ''})"
-
-        self._act("cannot start the queue", start)
 
     def _on_page(self, view: GroupView, step: int) -> None:
         with self._apply_lock:

@@ -50,8 +50,8 @@ COLUMNS = {
                  ("flags", "flags (varying first) · label", "14em", True)),
 }
 QUEUE_COLUMNS = (("id", "queue", "5.5em", False), ("host", "host", "11em", False), ("gpus", "gpus", "5em", False),
-                 ("state", "state", "5.5em", False), ("run", "run", "5.5em", False),
-                 ("options", "options", "10em", True))
+                 ("state", "state", "5.5em", False), ("slots", "slots", "5.5em", True),
+                 ("run", "run", "5.5em", False), ("options", "options", "10em", True))
 
 
 def _e(text) -> str:
@@ -119,6 +119,7 @@ def queue_html(q: dict) -> str:
         "host": (_e(q["host_text"]), "", q["host_text"] + (f", pid {q['pid']}" if q["pid"] else "")),
         "gpus": (_e(q["gpus_text"]), "" if q["gpus"] else "color:#888", q["gpus_text"]),
         "state": (_e(q["state"]), "color:#2e7d32" if q["state"] == "running" else "", ""),
+        "slots": (_e(q.get("slots_text", "")), "", "runs going / slots; with GPU slots, runs per GPU"),
         "run": (_e(q["current_short"] or ""), "", q["current"] or ""),
         "options": (_e(q["options_text"]), "color:#888", ""),
     }

@@ -12,7 +12,8 @@ from traitlets import Dict, List, Unicode
 from .. import api
 from ..errors import BadInput
 
-QUEUE_FIELDS = {"gpus", "wait_for_running", "run_once", "poll_interval", "dask"}
+QUEUE_FIELDS = {"gpus", "wait_for_running", "run_once", "poll_interval", "retries", "max_running", "per_gpu",
+                "min_free_memory", "max_util", "dask"}
 SHUTDOWN_TIMEOUT = 10.0
 
 

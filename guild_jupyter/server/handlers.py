@@ -3,7 +3,8 @@
 Every handler authenticates with Jupyter's own identity provider
 (``@web.authenticated``: a token, or a login cookie plus the XSRF token for
 requests that change something). Errors are JSON ``{"error": message}``
-written in one place, ``BaseHandler.write_error``: 400 bad input, 403 not
+written in one place, ``BaseHandler.write_error`` (:mod:`.base`, with the
+reading of bodies, run ids and the executor calls): 400 bad input, 403 not
 authenticated or a path outside the allowed roots, 404 unknown run, 409
 wrong state, 413 body too big, 507 store not writable.
 A script and cwd given to ``POST /guild/api/runs`` are resolved (symlinks
@@ -17,110 +18,18 @@ the IOLoop's executor, never on the event loop.
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import json
 import os
-import re
 
-from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
 
 from .. import api, views
-from ..errors import GuildJupyterError
+from .base import ApiError, BaseHandler, bool_field, int_arg, run_row
 
-MAX_BODY = 64 * 1024
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-RUN_ID = re.compile(r"[0-9a-f]{1,32}\Z")
 RUN_FIELDS = {"script", "flags", "assignments", "stage", "gpus", "label", "max_trials", "random_seed", "cwd"}
 MAX_OUTPUT_CHUNK = 4 * 1024 * 1024  # per GET .../output?offset=N
-
-
-class ApiError(web.HTTPError):
-    def __init__(self, status: int, message: str):
-        super().__init__(status, "%s", message)
-        self.message = message
-
-
-class BaseHandler(APIHandler):
-    @property
-    def ext(self):
-        return self.settings["guild_jupyter"]
-
-    @property
-    def store(self):
-        return self.ext.run_store
-
-    def write_error(self, status_code: int, **kwargs) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, ApiError):
-            message = exc.message
-        elif isinstance(exc, web.HTTPError) and exc.log_message:
-            message = exc.log_message % exc.args if exc.args else exc.log_message
-        else:
-            message = self._reason or "error"
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"error": message, "status": status_code}))
-
-    def body_json(self) -> dict:
-        if len(self.request.body) > MAX_BODY:
-            raise ApiError(413, f"request body over {MAX_BODY // 1024} KiB")
-        if not self.request.body.strip():
-            return {}
-        try:
-            data = json.loads(self.request.body)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ApiError(400, f"malformed JSON: {e}") from None
-        if not isinstance(data, dict):
-            raise ApiError(400, "the body must be a JSON object")
-        return data
-
-    async def call(self, fn, *args, **kwargs):
-        """Runs a (possibly blocking) API call off the event loop and turns
-        the package's errors into HTTP statuses."""
-        try:
-            return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
-        except GuildJupyterError as e:
-            raise ApiError(e.http_status, str(e)) from None
-
-    async def run_ref(self, ref: str):
-        """The run a URL names: an id or unique id prefix (1-32 lowercase hex
-        digits). Anything else is refused before the store is touched, so no
-        URL can name a path outside it; listing indices are not accepted."""
-        if not RUN_ID.match(ref):
-            raise ApiError(400, f"bad run id {ref!r}: expected up to 32 hex digits")
-        return await self.call(self.store.resolve, ref, indices=False)
-
-    def reply(self, data, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(data))
-
-
-def _int_arg(handler, name, default, low, high):
-    text = handler.get_argument(name, None)
-    if text is None:
-        return default
-    try:
-        v = int(text)
-    except ValueError:
-        raise ApiError(400, f"{name} must be a whole number, not {text!r}") from None
-    if not low <= v <= high:
-        raise ApiError(400, f"{name} must be between {low} and {high}")
-    return v
-
-
-def _bool_field(body: dict, name: str, default: bool = False) -> bool:
-    v = body.get(name, default)
-    if not isinstance(v, bool):
-        raise ApiError(400, f"'{name}' must be true or false, not {v!r}")
-    return v
-
-
-def run_row(run) -> dict:
-    """``views.run_row`` of the run as it is now."""
-    return views.run_row(run.refresh())
 
 
 class RunsHandler(BaseHandler):
@@ -132,8 +41,8 @@ class RunsHandler(BaseHandler):
             raise ApiError(400, f"unknown status {bad[0]!r} (one of {', '.join(views.STATUSES)})")
         op = self.get_argument("op", None)
         label = self.get_argument("label", None)
-        limit = _int_arg(self, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-        offset = _int_arg(self, "offset", 0, 0, 10**9)
+        limit = int_arg(self, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        offset = int_arg(self, "offset", 0, 0, 10**9)
         self.reply(await self.call(self._listing, statuses, op, label, limit, offset))
 
     def _listing(self, statuses, op, label, limit, offset) -> dict:
@@ -165,7 +74,7 @@ class RunsHandler(BaseHandler):
         gpus = body.get("gpus")
         if gpus is not None and (isinstance(gpus, bool) or not isinstance(gpus, (str, int, list))):
             raise ApiError(400, "'gpus' must be a string like \"0,1\"")
-        stage = _bool_field(body, "stage")
+        stage = bool_field(body, "stage")
         script, cwd = self.confined_paths(script, body.get("cwd") or "")
 
         def start():
@@ -226,7 +135,7 @@ class StopHandler(BaseHandler):
         unknown = set(body) - {"wait"}
         if unknown:
             raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))} (allowed: wait)")
-        wait = _bool_field(body, "wait")
+        wait = bool_field(body, "wait")
         run = await self.run_ref(ref)
         await self.call(api.stop, run.id, wait=wait, store=self.store)
         self.reply(await self.call(run_row, run))
@@ -243,9 +152,9 @@ class OutputHandler(BaseHandler):
     @web.authenticated
     async def get(self, ref):
         run = await self.run_ref(ref)
-        tail = _int_arg(self, "tail", None, 0, 10**6)
-        offset = _int_arg(self, "offset", None, 0, 2**62)
-        since = _int_arg(self, "since", None, 0, 2**62)
+        tail = int_arg(self, "tail", None, 0, 10**6)
+        offset = int_arg(self, "offset", None, 0, 2**62)
+        since = int_arg(self, "since", None, 0, 2**62)
         if sum(v is not None for v in (tail, offset, since)) > 1:
             raise ApiError(400, "give one of tail, since and offset")
         if since is not None:
@@ -335,7 +244,7 @@ class RerunHandler(BaseHandler):
             raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))} (allowed: {', '.join(allowed)})")
         run = await self.run_ref(ref)
         if action == "restart":
-            done = await self.call(api.restart, run.id, stage=_bool_field(body, "stage"), store=self.store)
+            done = await self.call(api.restart, run.id, stage=bool_field(body, "stage"), store=self.store)
         else:
             flags = body.get("flags", {})
             if not isinstance(flags, dict):
@@ -358,7 +267,7 @@ class StateHandler(BaseHandler):
     async def get(self):
         pages = {}
         for group in ("running", "pending", "staged", "finished"):
-            pages[group] = _int_arg(self, group, 0, 0, 10**6)
+            pages[group] = int_arg(self, group, 0, 0, 10**6)
         snap = await self.call(self.ext.monitor.snapshot, pages, 25)
         snap["queues"] = [queue_row(q, self.ext.hosted) for q in snap["queues"]]
         self.reply(snap)

@@ -75,7 +75,7 @@ PAGE = r"""<!doctype html>
 <div id="message" role="status"></div>
 <!--{{live-html}}-->
 <h2>Queues</h2>
-<table id="queues"><thead><tr><th>queue</th><th>host</th><th>pid</th><th>gpus</th><th>state</th><th>run</th><th>options</th><th></th></tr></thead><tbody></tbody></table>
+<table id="queues"><thead><tr><th>queue</th><th>host</th><th>pid</th><th>gpus</th><th>state</th><th>slots</th><th>run</th><th>options</th><th></th></tr></thead><tbody></tbody></table>
 <div id="groups"></div>
 <h2>GPUs</h2>
 <div id="gpus"></div>
@@ -183,10 +183,10 @@ function renderQueues(queues) {
   body.replaceChildren(...(queues.length ? queues.flatMap((q) => [el("tr", {"data-queue": q.id, title: q.description},
     cell("queue", el("code", {}, q.short_id)), cell("host", q.host_text), cell("pid", q.pid ?? ""),
     cell("gpus", q.gpus_text), cell("state", q.state, q.state === "running" ? "st-running" : ""),
-    cell("run", q.current_short ?? ""), cell("options", q.options_text),
+    cell("slots", q.slots_text ?? ""), cell("run", q.current_short ?? ""), cell("options", q.options_text),
     el("td", {"data-label": "", class: "nowrap"}, ...controlButtons(q), stopButton(q.id, "stop queue", "DELETE", "api/queues/" + q.id,
       "queue " + q.short_id + " stopping (its runs keep running)"))), ...daskRows(q)]) :
-    [el("tr", {}, el("td", {colspan: 8, class: "muted"}, "no queue is running"))]));
+    [el("tr", {}, el("td", {colspan: 9, class: "muted"}, "no queue is running"))]));
 }
 
 // A Dask queue's cluster, under its row: address, dashboard, workers with resources and runs.
@@ -198,7 +198,7 @@ function daskRows(q) {
     const runs = (w.runs || []).map((r) => r.slice(0, 8)).join(", ") || "idle";
     return w.name + (res ? " [" + res + "]" : "") + ": " + runs;
   });
-  return [el("tr", {class: "dask", "data-dask": q.id}, el("td", {colspan: 8, class: "muted"},
+  return [el("tr", {class: "dask", "data-dask": q.id}, el("td", {colspan: 9, class: "muted"},
     "Dask ", el("code", {}, d.address), " · ",
     d.dashboard ? el("a", {href: d.dashboard, target: "_blank", rel: "noopener"}, "dashboard") : "no dashboard",
     " · ", workers.join(" · ") || "no workers"))];

@@ -1,10 +1,15 @@
 """Every change of a run's status, in one place.
 
-A run's status is written only here: the STAGED and PENDING markers, LOCK and
-its start-time record, and the outcome attrs (``exit_status``, ``stopped``).
+A run's status is written only here (with the outcome half below): the
+STAGED and PENDING markers, LOCK and its start-time record, and the outcome
+attrs (``exit_status``, ``stopped``).
 Each transition below is one function; the ones the SPEC puts under Guild's
 run-status lock take it themselves (it is reentrant per thread, so a caller
 that already holds it, like a queue claiming under one scan, is fine).
+
+How runs end (marked * below) is written in :mod:`.transitions_end`, this
+module's outcome half, re-exported here so that every caller still calls
+``transitions.X``: the two are one lifecycle owner, split only for size.
 
 The transitions::
 
@@ -14,11 +19,13 @@ The transitions::
     return_to_staged      pending    -> staged  (claimer died before starting it)
     transfer_claim        pending    -> pending, another owner (a batch host)
     acquire               pending/staged -> running (LOCK + start record)
-    record_outcome        running    -> completed / error / terminated
-    record_start_failure  pending/staged -> error, with the reason
+  * record_outcome        running    -> completed / error / terminated
+  * record_start_failure  pending/staged -> error, with the reason
     unstage               staged     -> terminated, never started
     cancel_pending        pending    -> terminated, never started
-    settle_dead           running, holder gone -> error (orphans ended)
+  * settle_dead           running, holder gone -> error (orphans ended)
+  * end_tree_and_record   running, grace ran out -> processes ended, outcome
+  * mark_remote           pending    -> running on another host (LOCK.remote)
     delete                finished/staged -> trash (never still staged)
     rerun.restart         finished   -> pending / staged, in place (its own module)
 
@@ -32,57 +39,22 @@ when the disk is full, so a run always gets its recorded outcome.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 
-from ..errors import RunStartError, StoreError, StoreNotWritable, WrongState
-from ..procs import Identity, kill_identities, tree_identities
+from ..errors import RunStartError, WrongState
+from ..procs import Identity
 from . import attrs as attrlib
 from . import reserve
 # Claims and process records are re-exported: callers see one lifecycle module.
 from .records import (Claim, gpu_occupancy, gpu_slot_full, has_our_start_record, read_claim,  # noqa: F401
                       record_processes, recorded_processes)
-from .run import LOCK, LOCK_PROCS, LOCK_START, PENDING, PENDING_MARKER, RUNNING, STAGED, STAGED_MARKER, Run, now_us
-
-OUTCOME_ATTRS = reserve.OUTCOME_ATTRS
-DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
-
-
-def _store_error(e: OSError, what: str) -> StoreError:
-    if e.errno in DISK_ERRNOS or e.errno in (errno.EACCES, errno.EPERM):
-        return StoreNotWritable(f"store not writable: cannot {what}: {e.strerror}")
-    return StoreError(f"cannot {what}: {e}")
-
-
-def _write_outcome(run: Run, exit_status: int, stopped: int | None = None) -> None:
-    """Writes ``exit_status`` then ``stopped`` (the status follows exit_status,
-    so it goes first), using the reserved space when the disk is full."""
-    values = {"exit_status": exit_status, "stopped": now_us() if stopped is None else stopped}
-    written = []
-    for name in OUTCOME_ATTRS:
-        data = attrlib.encode(values[name])
-        path = os.path.join(run.attrs_dir, name)
-        try:
-            attrlib.write_atomic(path, data)
-        except OSError as e:
-            if e.errno not in DISK_ERRNOS or not reserve.write_reserved(run, name, path, data):
-                for done in written:  # all or nothing: never half an outcome
-                    attrlib.remove(done)
-                    run._cache.pop(os.path.basename(done), None)
-                raise
-        written.append(path)
-        run._cache[name] = values[name]
-    reserve.drop(run)
-
-
-def _note(run: Run, text: str) -> None:
-    """Appends one line of ours to a run's output (best effort)."""
-    try:
-        with open(run.path("output"), "ab") as f:
-            f.write(f"guild_jupyter: {text}\n".encode())
-    except OSError:
-        pass
+from .run import LOCK, LOCK_START, PENDING, PENDING_MARKER, RUNNING, STAGED, STAGED_MARKER, Run, now_us
+# The outcome side (how runs end, and the writes shared by every transition)
+# is in .transitions_end, re-exported here: callers only call transitions.X.
+from .transitions_end import (DISK_ERRNOS, LOCK_REMOTE, OUTCOME_ATTRS, _clear_lock, _note,  # noqa: F401
+                              _store_error, _write_outcome, end_tree_and_record, mark_remote, record_outcome,
+                              record_start_failure, settle_dead)
 
 
 # -- creating -----------------------------------------------------------------------
@@ -246,7 +218,7 @@ def cancel_pending(store, run: Run, reason: str | None = None) -> bool:
     return True
 
 
-# -- starting and ending ------------------------------------------------------------------
+# -- starting ------------------------------------------------------------------
 
 
 def acquire(store, run: Run, holder: Identity, claimed_by: Identity | None = None) -> None:
@@ -286,94 +258,6 @@ def acquire(store, run: Run, holder: Identity, claimed_by: Identity | None = Non
         attrlib.remove(run.path(STAGED_MARKER))
         run.refresh()
     store.notify_change()
-
-
-def record_outcome(store, run: Run, exit_status: int, holder: Identity | None = None) -> None:
-    """running -> finished: records ``exit_status`` and ``stopped`` (unless an
-    outcome is already recorded) and drops LOCK. With ``holder``, LOCK is
-    dropped only if it is still ``holder``'s (a later ``guild run --restart``
-    may have taken the run)."""
-    run.refresh()
-    if holder is not None and os.path.exists(run.path(LOCK)):
-        if run.lock_pid() != holder.pid:
-            return  # someone else holds the run now: not ours to end
-    try:
-        if run.get("exit_status") is None:
-            _write_outcome(run, exit_status)
-    finally:
-        _clear_lock(run)
-        run.refresh()
-        store.notify_change()
-
-
-def _clear_lock(run: Run) -> None:
-    for name in (LOCK_PROCS, LOCK_START, LOCK, LOCK_REMOTE):
-        try:
-            attrlib.remove(run.path(name))
-        except OSError:
-            pass
-    reserve.drop(run)
-
-
-def record_start_failure(store, run: Run, reason: str) -> None:
-    """A run that could not start ends ``error``, the reason in its output."""
-    with store.lock():
-        run.refresh()
-        if run.get("exit_status") is not None or run.lock_holder() is not None:
-            return
-        _note(run, reason)
-        try:
-            _write_outcome(run, 1)
-        except OSError as e:
-            raise _store_error(e, f"record the failure of run {run.id[:8]}") from e
-        attrlib.remove(run.path(PENDING_MARKER))
-        attrlib.remove(run.path(STAGED_MARKER))
-        _clear_lock(run)
-        run.refresh()
-    store.notify_change()
-
-
-def settle_dead(store, run: Run, exit_status: int = 1, reason: str | None = None) -> bool:
-    """A run whose LOCK holder died without recording an outcome (a supervisor
-    killed with SIGKILL): ends the processes it left (its script, their
-    descendants) and records the outcome. True if it settled the run."""
-    with store.lock():
-        run.refresh()
-        if run.get("exit_status") is not None or not os.path.exists(run.path(LOCK)):
-            return False
-        if run.lock_holder() is not None:
-            return False
-        pid = run.lock_pid()
-        orphans = []
-        for ident in recorded_processes(run):
-            if ident.alive():
-                orphans.extend(tree_identities(ident.pid))
-        kill_identities(orphans)
-        _note(run, reason or f"the run's supervisor (pid {pid}) died; "
-                             f"{len(orphans)} process(es) it left were ended")
-        try:
-            _write_outcome(run, exit_status)
-        except OSError as e:
-            raise _store_error(e, f"record the outcome of run {run.id[:8]}") from e
-        _clear_lock(run)
-        run.refresh()
-    store.notify_change()
-    return True
-
-
-def end_tree_and_record(store, run: Run, exit_status: int = -9, reason: str | None = None) -> None:
-    """The last resort of a stop whose grace ran out: ends the holder, every
-    process of the run it recorded and their descendants, then records the
-    outcome (the holder can no longer)."""
-    holder = run.lock_holder()
-    idents = []
-    if holder is not None:
-        idents.extend(tree_identities(holder.pid))
-    for ident in recorded_processes(run):
-        if ident.alive():
-            idents.extend(tree_identities(ident.pid))
-    kill_identities(idents)
-    settle_dead(store, run, exit_status, reason)
 
 
 # -- removing from the queue, deleting ----------------------------------------------------
@@ -420,23 +304,3 @@ def _rmtree(path: str, ignore_errors: bool = True) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=ignore_errors)
-
-
-# -- runs held by another machine (a Dask worker) --------------------------------------
-
-LOCK_REMOTE = "LOCK.remote"  # Guild's marker of a run held elsewhere: status "running" everywhere
-
-
-def mark_remote(store, run: Run, host: str) -> None:
-    """A pending run a Dask worker's runner is about to start: LOCK.remote
-    names the host that holds it, so guild and ours show it running on
-    every machine, and only that host judges its processes (a pid means
-    nothing elsewhere). Cleared with LOCK whenever its outcome is recorded
-    (``_clear_lock``)."""
-    with store.lock():
-        try:
-            attrlib.write_atomic(run.path(LOCK_REMOTE), host)
-        except OSError as e:
-            raise _store_error(e, f"mark run {run.id[:8]} as held by {host}") from e
-        run.refresh()
-    store.notify_change()
