@@ -26,29 +26,19 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from common import GUILD, OURS, PY, env_for, fresh_home, median, pct, project, ratio, timed  # noqa: E402
+from common import (  # noqa: E402
+    GUILD, OURS, bare_start, env_for, fmt_lat, fresh_home, median, project, ratio, run_ids, timed, wait_until)
 
 from guild_jupyter.store.run import Run  # noqa: E402
 
 FAKE_GPUS = json.dumps([{}, {}, {}, {}])
 
 
-def _run_ids(home):
-    return set(os.listdir(os.path.join(home, "runs")))
-
-
 def _wait(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.002)
-    raise SystemExit(f"bench: timed out waiting for {what}")
+    return wait_until(cond, timeout, what, interval=0.002)
 
 
 def _stage(kind, n, proj, env, sleep):
@@ -69,7 +59,7 @@ def through_queue(kind, n, sleep, max_running=1):
         t = timed([GUILD, "run", "queue", "run-once=yes", "-y"], env, proj)
     else:
         t = timed(OURS + ["queue", "run-once=yes", f"max-running={max_running}"], env, proj)
-    runs = [Run(os.path.join(home, "runs", i)) for i in _run_ids(home)]
+    runs = [Run(os.path.join(home, "runs", i)) for i in run_ids(home)]
     done = sum(r.status == "completed" and not r.is_queue for r in runs)
     assert done == n, f"{kind}: {done} of {n} runs completed"
     return t
@@ -87,16 +77,16 @@ def claim_latency(samples, queues, flags):
     for _ in range(queues):
         subprocess.run(OURS + ["queue", "--background", *flags], env=env, cwd=proj, check=True,
                        stdout=subprocess.DEVNULL)
-    queue_ids = _wait(lambda: _run_ids(home) if len(_run_ids(home)) == queues else None, 30, "the queues")
+    queue_ids = _wait(lambda: run_ids(home) if len(run_ids(home)) == queues else None, 30, "the queues")
     logs = [os.path.join(home, "runs", i, ".guild", "output") for i in queue_ids]
     _wait(lambda: all(os.path.exists(f) and os.path.getsize(f) > 0 for f in logs), 30, "the queues to start")
     lat, gpus = [], set()
     try:
         for _ in range(samples):
-            known = _run_ids(home)
+            known = run_ids(home)
             subprocess.run(OURS + ["run", "tiny.py", "--stage"], env=env, cwd=proj, check=True,
                            stdout=subprocess.DEVNULL)
-            (new,) = _wait(lambda: _run_ids(home) - known, 10, "the staged run")
+            (new,) = _wait(lambda: run_ids(home) - known, 10, "the staged run")
             started = _wait(lambda: _started(home, new), 60, "the run to start")
             r = Run(os.path.join(home, "runs", new))
             lat.append((started - r.get("initialized")) / 1e6)
@@ -105,10 +95,6 @@ def claim_latency(samples, queues, flags):
     finally:
         subprocess.run(OURS + ["stop", "--queues"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return lat, gpus
-
-
-def _fmt_lat(xs):
-    return f"p50 {median(xs) * 1000:7.1f} ms   p95 {pct(xs, 95) * 1000:7.1f} ms   (n={len(xs)})"
 
 
 def main() -> None:
@@ -120,7 +106,7 @@ def main() -> None:
     p.add_argument("--skip", default="", help="comma list of parts to skip: a,b")
     a = p.parse_args()
     skip = set(a.skip.split(","))
-    bare = median([timed([PY, "-c", "pass"]) for _ in range(10)])
+    bare = bare_start()
 
     if "a" not in skip:
         rows = [("guild-jupyter queue max-running=4", a.runs, through_queue("ours", a.runs, a.sleep, 4)),
@@ -141,9 +127,9 @@ def main() -> None:
         auto, gpus = claim_latency(a.samples, 3, ["gpus=auto", "per-gpu=1"])
         plain, _ = claim_latency(a.samples, 1, [])
         print("(b) claim latency of a GPU slot: run staged -> run started")
-        print(f"    3 competing gpus=auto per-gpu=1 queues, 4 fake GPUs  {_fmt_lat(auto)}   GPUs used: "
+        print(f"    3 competing gpus=auto per-gpu=1 queues, 4 fake GPUs  {fmt_lat(auto, 7)}   GPUs used: "
               f"{','.join(sorted(g or '-' for g in gpus))}")
-        print(f"    1 plain queue (no GPU slots)                         {_fmt_lat(plain)}   "
+        print(f"    1 plain queue (no GPU slots)                         {fmt_lat(plain, 7)}   "
               f"p50 ratio {ratio(median(auto), median(plain))}")
 
 

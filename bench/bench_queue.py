@@ -25,24 +25,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from common import GUILD, OURS, PY, env_for, fresh_home, median, pct, project, ratio, timed  # noqa: E402
+from common import (  # noqa: E402
+    GUILD, OURS, bare_start, env_for, fmt_lat, fresh_home, median, project, ratio, run_ids, timed)
+from common import wait_until as _wait  # noqa: E402
 
 from guild_jupyter.store.run import Run  # noqa: E402
-
-
-
-def _run_ids(home):
-    return set(os.listdir(os.path.join(home, "runs")))
-
-
-def _wait(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.005)
-    raise SystemExit(f"bench: timed out waiting for {what}")
 
 
 def _queue_waiting(home, queue_ids):
@@ -65,7 +52,7 @@ def pickup(kind, samples, poll=None):
     proj = project()
     home = fresh_home()
     env = env_for(home)
-    before = _run_ids(home)
+    before = run_ids(home)
     if kind == "ours":
         subprocess.run(OURS + ["queue", "--background"], env=env, cwd=proj, check=True, stdout=subprocess.DEVNULL)
         stage = OURS + ["run", "tiny.py", "--stage"]
@@ -75,17 +62,17 @@ def pickup(kind, samples, poll=None):
             args.insert(3, f"poll-interval={poll}")
         subprocess.run(args, env=env, cwd=proj, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         stage = [GUILD, "run", "tiny.py", "--stage", "-y"]
-    queue_ids = _wait(lambda: _run_ids(home) - before, 30, "the queue run")
+    queue_ids = _wait(lambda: run_ids(home) - before, 30, "the queue run")
     _wait(lambda: _queue_waiting(home, queue_ids), 60, "the queue to start")
     lat = []
     try:
         for _ in range(samples):
             # a random phase against the peer's poll timer, the same for ours
             time.sleep(random.uniform(0, 1.0))
-            known = _run_ids(home)
+            known = run_ids(home)
             subprocess.run(stage, env=env, cwd=proj, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             returned = time.time()
-            (new,) = _wait(lambda: _run_ids(home) - known, 10, "the staged run")
+            (new,) = _wait(lambda: run_ids(home) - known, 10, "the staged run")
             started = _wait(lambda: _start_time(home, new), 120, "the run to start")
             lat.append(started / 1e6 - returned)
             _wait(lambda: Run(os.path.join(home, "runs", new)).status not in ("running", "pending"), 60, "the run to end")
@@ -110,7 +97,7 @@ def queue_overhead(kind, n):
         t = timed(OURS + ["queue", "run-once=yes"], env, proj)
     else:
         t = timed([GUILD, "run", "queue", "run-once=yes", "-y"], env, proj)
-    statuses = [Run(os.path.join(home, "runs", i)).status for i in _run_ids(home)]
+    statuses = [Run(os.path.join(home, "runs", i)).status for i in run_ids(home)]
     done = sum(s == "completed" for s in statuses)
     assert done >= n, f"{kind}: only {done} of {n} runs completed"
     return t
@@ -121,13 +108,9 @@ def staging(kind, n):
     home = fresh_home()
     env = env_for(home)
     t = timed(stage_sweep_cmd(kind, n), env, proj)
-    count = len(_run_ids(home))
+    count = len(run_ids(home))
     assert count == n, f"{kind}: staged {count} of {n}"
     return t
-
-
-def _fmt_lat(xs):
-    return f"p50 {median(xs) * 1000:8.1f} ms   p95 {pct(xs, 95) * 1000:8.1f} ms   (n={len(xs)})"
 
 
 def main() -> None:
@@ -141,16 +124,16 @@ def main() -> None:
     p.add_argument("--skip", default="", help="comma list of parts to skip: a,b,c")
     a = p.parse_args()
     skip = set(a.skip.split(","))
-    bare = median([timed([PY, "-c", "pass"]) for _ in range(10)])
+    bare = bare_start()
 
     if "a" not in skip:
         ours = pickup("ours", a.samples)
         g10 = pickup("guild", a.guild_samples)
         g1 = pickup("guild", a.guild_samples, poll=1)
         print("(a) pickup latency, stage command returns -> run started")
-        print(f"    guild-jupyter queue (poll 10 s)  {_fmt_lat(ours)}   (goal p50 <= 50 ms)")
-        print(f"    guild run queue (poll 10 s)      {_fmt_lat(g10)}   p50 ratio {ratio(median(g10), median(ours))}")
-        print(f"    guild run queue poll-interval=1  {_fmt_lat(g1)}   p50 ratio {ratio(median(g1), median(ours))}")
+        print(f"    guild-jupyter queue (poll 10 s)  {fmt_lat(ours)}   (goal p50 <= 50 ms)")
+        print(f"    guild run queue (poll 10 s)      {fmt_lat(g10)}   p50 ratio {ratio(median(g10), median(ours))}")
+        print(f"    guild run queue poll-interval=1  {fmt_lat(g1)}   p50 ratio {ratio(median(g1), median(ours))}")
 
     if "b" not in skip:
         o = queue_overhead("ours", a.runs)

@@ -34,6 +34,31 @@ def timed(cmd, env=None, cwd=None) -> float:
     return time.perf_counter() - t0
 
 
+def bare_start(n: int = 10) -> float:
+    """Median wall time of ``python -c pass``: the start-up floor a per-run overhead subtracts."""
+    return median([timed([PY, "-c", "pass"]) for _ in range(n)])
+
+
+def run_ids(home: str) -> set:
+    return set(os.listdir(os.path.join(home, "runs")))
+
+
+def wait_until(cond, timeout: float, what: str, interval: float = 0.005):
+    """Polls ``cond`` until it returns something truthy (returned); exits the bench after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(interval)
+    raise SystemExit(f"bench: timed out waiting for {what}")
+
+
+def fmt_lat(xs, width: int = 8) -> str:
+    """p50 and p95 of latencies in seconds, in ms."""
+    return f"p50 {median(xs) * 1000:{width}.1f} ms   p95 {pct(xs, 95) * 1000:{width}.1f} ms   (n={len(xs)})"
+
+
 def median(xs):
     return statistics.median(xs)
 

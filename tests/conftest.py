@@ -127,6 +127,14 @@ def guild(*args, cwd=None, env=None, check=0, timeout=180):
     return p
 
 
+def write_script(directory, text: str, name: str = "ticker.py") -> str:
+    """Writes ``text`` as ``directory/name`` and returns its path (a str, as ``api.run`` takes)."""
+    path = os.path.join(str(directory), name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def run_dirs(home) -> set:
     runs = os.path.join(str(home), "runs")
     if not os.path.isdir(runs):

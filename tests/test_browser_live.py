@@ -11,13 +11,12 @@ import pytest
 
 from conftest import wait_for
 from guild_jupyter import api
-from support.jupyter import launch_chromium, start_jupyter
+from support.jupyter import chromium_page, guild_server
 
 TICKER = ("import time\nn = 100\nrate = 10.0\nfail = False\n"
           "for i in range(n):\n    print(f'step: {i}', flush=True)\n    print(f'loss: {1.0 / (i + 1):.4f}', flush=True)\n"
           "    time.sleep(1.0 / rate)\n"
           "if fail:\n    raise ValueError('the model diverged')\n")
-ENABLE = '--ServerApp.jpserver_extensions={"guild_jupyter": True}'
 
 
 @pytest.fixture
@@ -25,13 +24,11 @@ def server(tmp_path, guild_home):
     root = tmp_path / "root"
     root.mkdir()
     (root / "ticker.py").write_text(TICKER)
-    s = start_jupyter(tmp_path / "jupyter", root_dir=root, extra_args=[ENABLE],
-                      env={"GUILD_HOME": str(guild_home), "GUILD_JUPYTER_STOP_GRACE": "3"})
-    s.script = str(root / "ticker.py")
     try:
-        yield s
+        with guild_server(tmp_path / "jupyter", guild_home, root_dir=root) as s:
+            s.script = str(root / "ticker.py")
+            yield s
     finally:
-        s.stop()
         api.stop(all=True, timeout=15)
 
 
@@ -89,72 +86,60 @@ def test_rest_rows_carry_the_latest_scalar_within_one_refresh(server):
 
 @pytest.mark.browser
 def test_clicking_a_running_run_shows_its_output_growing(server, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     run = api.run(server.script, "n=3000")[0]  # 300 s at 10 Hz; stopped at the end
-    with sync_playwright() as pw:
-        browser = launch_chromium(pw, tmp_path / "browser")
-        context = browser.new_context(viewport={"width": 1200, "height": 1000})
-        page = context.new_page()
-        try:
-            page.goto(f"{server.url}/guild?token={server.token}")
-            row = page.locator(f'tr[data-run="{run.id}"][data-status="running"]')
-            row.wait_for(timeout=30_000)
-            # Started once the page watches: it fails in about 1.5 s.
-            failing = api.run(server.script, "n=30", "rate=20", "fail=True")[0]
-            page.locator(f'tr[data-run="{failing.id}"]').wait_for(timeout=30_000)
+    with chromium_page(server, tmp_path, {"width": 1200, "height": 1000}) as page:
+        page.goto(f"{server.url}/guild?token={server.token}")
+        row = page.locator(f'tr[data-run="{run.id}"][data-status="running"]')
+        row.wait_for(timeout=30_000)
+        # Started once the page watches: it fails in about 1.5 s.
+        failing = api.run(server.script, "n=30", "rate=20", "fail=True")[0]
+        page.locator(f'tr[data-run="{failing.id}"]').wait_for(timeout=30_000)
 
-            # Notifications are asked for on a click; granted here by the context.
-            context.grant_permissions(["notifications"])
-            page.click("#notify")
-            page.wait_for_function("() => document.getElementById('notify-state').textContent === 'notifications on'",
-                                   timeout=10_000)
+        # Notifications are asked for on a click; granted here by the context.
+        page.context.grant_permissions(["notifications"])
+        page.click("#notify")
+        page.wait_for_function("() => document.getElementById('notify-state').textContent === 'notifications on'",
+                               timeout=10_000)
 
-            row.locator("td").first.click()
-            pane = page.locator("#output-pane")
-            pane.wait_for(state="visible", timeout=10_000)
-            text = page.locator("#output-text")
-            counts = []
-            for _ in range(3):  # the output grows while the run runs
-                before = text.inner_text().count("loss:")
-                page.wait_for_function(
-                    f"() => (document.getElementById('output-text').textContent.match(/loss:/g) || []).length > {before}",
-                    timeout=10_000)
-                counts.append(text.inner_text().count("loss:"))
-            assert counts == sorted(counts) and counts[-1] > counts[0]
-            assert "following" in page.locator("#output-title").inner_text()
-            assert page.locator(f'tr[data-run="{run.id}"].open').count() == 1
-            # Every line, in order, as written so far.
-            lines = [ln for ln in text.inner_text().splitlines() if ln.startswith("loss:")]
-            assert lines == [f"loss: {1.0 / (i + 1):.4f}" for i in range(len(lines))]
-
-            # The running row carries the main scalar and its sparkline.
+        row.locator("td").first.click()
+        pane = page.locator("#output-pane")
+        pane.wait_for(state="visible", timeout=10_000)
+        text = page.locator("#output-text")
+        counts = []
+        for _ in range(3):  # the output grows while the run runs
+            before = text.inner_text().count("loss:")
             page.wait_for_function(
-                f"""() => {{ const c = document.querySelector('tr[data-run="{run.id}"] td.scalar');
-                           return c && c.textContent.startsWith('loss ') && c.querySelector('svg polyline'); }}""",
-                timeout=15_000)
+                f"() => (document.getElementById('output-text').textContent.match(/loss:/g) || []).length > {before}",
+                timeout=10_000)
+            counts.append(text.inner_text().count("loss:"))
+        assert counts == sorted(counts) and counts[-1] > counts[0]
+        assert "following" in page.locator("#output-title").inner_text()
+        assert page.locator(f'tr[data-run="{run.id}"].open').count() == 1
+        # Every line, in order, as written so far.
+        lines = [ln for ln in text.inner_text().splitlines() if ln.startswith("loss:")]
+        assert lines == [f"loss: {1.0 / (i + 1):.4f}" for i in range(len(lines))]
 
-            # The failed run: a notice with its last lines; one click opens its traceback.
-            notice = page.locator(f'#notices .notice[data-run="{failing.id}"][data-status="error"]')
-            notice.wait_for(timeout=30_000)
-            page.wait_for_function(
-                f"""() => {{ const n = document.querySelector('#notices .notice[data-run="{failing.id}"] pre');
-                           return n && n.textContent.includes('the model diverged'); }}""", timeout=15_000)
-            notice.get_by_role("button", name="traceback").click()
-            page.wait_for_function(
-                f"""() => {{ const p = document.getElementById('output-pane');
-                           return p.dataset.run === '{failing.id}' && p.dataset.done === 'true'; }}""", timeout=15_000)
-            assert "Traceback (most recent call last)" in text.inner_text()
-            assert "ValueError: the model diverged" in text.inner_text()
-            assert "error" in page.locator("#output-title").inner_text()
-            page.screenshot(path=str(tmp_path / "guild-live.png"), full_page=True)
-            page.click("#output-close")
-            pane.wait_for(state="hidden", timeout=5_000)
-        except BaseException:
-            page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
-            print(f"screenshot: {tmp_path / 'failure.png'}\nserver log:\n{server.log()[-3000:]}")
-            raise
-        finally:
-            browser.close()
+        # The running row carries the main scalar and its sparkline.
+        page.wait_for_function(
+            f"""() => {{ const c = document.querySelector('tr[data-run="{run.id}"] td.scalar');
+                       return c && c.textContent.startsWith('loss ') && c.querySelector('svg polyline'); }}""",
+            timeout=15_000)
+
+        # The failed run: a notice with its last lines; one click opens its traceback.
+        notice = page.locator(f'#notices .notice[data-run="{failing.id}"][data-status="error"]')
+        notice.wait_for(timeout=30_000)
+        page.wait_for_function(
+            f"""() => {{ const n = document.querySelector('#notices .notice[data-run="{failing.id}"] pre');
+                       return n && n.textContent.includes('the model diverged'); }}""", timeout=15_000)
+        notice.get_by_role("button", name="traceback").click()
+        page.wait_for_function(
+            f"""() => {{ const p = document.getElementById('output-pane');
+                       return p.dataset.run === '{failing.id}' && p.dataset.done === 'true'; }}""", timeout=15_000)
+        assert "Traceback (most recent call last)" in text.inner_text()
+        assert "ValueError: the model diverged" in text.inner_text()
+        assert "error" in page.locator("#output-title").inner_text()
+        page.screenshot(path=str(tmp_path / "guild-live.png"), full_page=True)
+        page.click("#output-close")
+        pane.wait_for(state="hidden", timeout=5_000)
     assert run.refresh().status == "running"  # watching changed nothing
     api.stop(run.id, timeout=15)

@@ -9,7 +9,6 @@ watches the message line clear itself without moving the rows below."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -18,12 +17,11 @@ import pytest
 from conftest import wait_for
 from guild_jupyter import api, views
 from guild_jupyter.store.store import Store
-from support.jupyter import launch_chromium, open_notebook, run_all_cells, start_jupyter, write_notebook
+from support.jupyter import (FAKE_GPU_ENV, chromium_page, open_notebook, run_all_cells, start_guild_server,
+                             write_notebook)
 
 pytestmark = pytest.mark.browser
 
-# One GPU, NVML-shaped, through the environment (no GPU on these machines).
-FAKE_GPUS = [{"name": "Fake H100", "memory": {"total": 80 * 2**30, "used": 3 * 2**30}, "utilization": {"gpu": 42}}]
 TRAIN_PY = ("import time\nbatch = 16\nepochs = 40\nlr = 0.01\nsecs = 60.0\n"
             "deadline = time.monotonic() + secs\nwhile time.monotonic() < deadline:\n    time.sleep(0.05)\n")
 BATCHES = (16, 32)
@@ -50,13 +48,7 @@ UNDER_BUTTON = """(row) => { const f = row.querySelector('.gj-col-flags').getBou
 
 
 def test_panel_in_jupyterlab_is_legible_and_acts(tmp_path, guild_home):
-    from playwright.sync_api import sync_playwright
-
-    server = start_jupyter(
-        tmp_path / "jupyter",
-        env={"GUILD_HOME": str(guild_home), "GUILD_JUPYTER_STOP_GRACE": "3",
-             "GUILD_JUPYTER_FAKE_GPUS": json.dumps(FAKE_GPUS)},
-    )
+    server = start_guild_server(tmp_path / "jupyter", guild_home, extension=None, env=FAKE_GPU_ENV)
     root = server.root_dir
     (tmp_path / "jupyter" / "root" / "train.py").write_text(TRAIN_PY)
     write_notebook(os.path.join(root, "panel.ipynb"), NOTEBOOK)
@@ -64,85 +56,76 @@ def test_panel_in_jupyterlab_is_legible_and_acts(tmp_path, guild_home):
     shots.mkdir()
     store = Store(str(guild_home))
     try:
-        with sync_playwright() as pw:
-            browser = launch_chromium(pw, tmp_path / "browser")
-            page = browser.new_page(viewport={"width": 1100, "height": 1300})
-            try:
-                open_notebook(page, server, "panel.ipynb", cells=len(NOTEBOOK))
-                run_all_cells(page)
-                runs_file = os.path.join(root, "runs.txt")
-                wait_for(lambda: os.path.exists(runs_file), timeout=60, message="the notebook's runs")
-                with open(os.path.join(root, "kernel-python.txt")) as f:
-                    assert f.read() == sys.executable  # the kernel runs this venv's Python
-                running_id, *trial_ids = open(runs_file).read().split()
-                assert len(trial_ids) == 6
+        with chromium_page(server, tmp_path, {"width": 1100, "height": 1300}) as page:
+            open_notebook(page, server, "panel.ipynb", cells=len(NOTEBOOK))
+            run_all_cells(page)
+            runs_file = os.path.join(root, "runs.txt")
+            wait_for(lambda: os.path.exists(runs_file), timeout=60, message="the notebook's runs")
+            with open(os.path.join(root, "kernel-python.txt")) as f:
+                assert f.read() == sys.executable  # the kernel runs this venv's Python
+            running_id, *trial_ids = open(runs_file).read().split()
+            assert len(trial_ids) == 6
 
-                out = page.locator(".jp-OutputArea-output")  # not the cells' own source
-                running_row = out.locator(".gj-running-row", has_text=running_id[:8])
-                running_row.wait_for(timeout=30_000)
-                for tid in trial_ids:
-                    out.locator(".gj-staged-row", has_text=tid[:8]).wait_for(timeout=30_000)
-                page.wait_for_timeout(300)  # let the last refresh settle before measuring
+            out = page.locator(".jp-OutputArea-output")  # not the cells' own source
+            running_row = out.locator(".gj-running-row", has_text=running_id[:8])
+            running_row.wait_for(timeout=30_000)
+            for tid in trial_ids:
+                out.locator(".gj-staged-row", has_text=tid[:8]).wait_for(timeout=30_000)
+            page.wait_for_timeout(300)  # let the last refresh settle before measuring
 
-                # Column headers above each group, and the waiting reason.
-                staged_group = out.locator(".gj-group-staged")
-                assert "why it waits" in staged_group.locator(".gj-columns").inner_text()
-                assert "started" in out.locator(".gj-group-running .gj-columns").inner_text()
-                # Every swept value of every trial is in its row's visible text,
-                # nothing in the row is cut off, nothing lies under the button.
-                for tid in trial_ids:
-                    flags = store.run(tid).flags
-                    row = out.locator(".gj-staged-row", has_text=tid[:8])
-                    text = row.inner_text()
-                    for name in ("batch", "lr"):
-                        assert f"{name}={views.format_flag(flags[name])}" in text, (tid, text)
-                    # the swept flags come first, before the fixed ones
-                    assert text.index("lr=") < text.index("epochs=") and text.index("batch=") < text.index("epochs=")
-                    assert "no queue is running" in text
-                    assert "any GPU" in text
-                    assert row.evaluate(CUT) == [], (tid, row.evaluate(CUT))
-                    assert row.evaluate(UNDER_BUTTON) <= 0
-                gpus = out.locator(".gj-gpus")
-                gpus.filter(has_text=running_id[:8]).wait_for(timeout=10_000)  # pinned to GPU 0
-                assert "Fake H100" in gpus.inner_text() and "42%" in gpus.inner_text()
-                page.screenshot(path=str(shots / "panel-1100-staged.png"), full_page=True)
+            # Column headers above each group, and the waiting reason.
+            staged_group = out.locator(".gj-group-staged")
+            assert "why it waits" in staged_group.locator(".gj-columns").inner_text()
+            assert "started" in out.locator(".gj-group-running .gj-columns").inner_text()
+            # Every swept value of every trial is in its row's visible text,
+            # nothing in the row is cut off, nothing lies under the button.
+            for tid in trial_ids:
+                flags = store.run(tid).flags
+                row = out.locator(".gj-staged-row", has_text=tid[:8])
+                text = row.inner_text()
+                for name in ("batch", "lr"):
+                    assert f"{name}={views.format_flag(flags[name])}" in text, (tid, text)
+                # the swept flags come first, before the fixed ones
+                assert text.index("lr=") < text.index("epochs=") and text.index("batch=") < text.index("epochs=")
+                assert "no queue is running" in text
+                assert "any GPU" in text
+                assert row.evaluate(CUT) == [], (tid, row.evaluate(CUT))
+                assert row.evaluate(UNDER_BUTTON) <= 0
+            gpus = out.locator(".gj-gpus")
+            gpus.filter(has_text=running_id[:8]).wait_for(timeout=10_000)  # pinned to GPU 0
+            assert "Fake H100" in gpus.inner_text() and "42%" in gpus.inner_text()
+            page.screenshot(path=str(shots / "panel-1100-staged.png"), full_page=True)
 
-                # Stop takes two clicks.
-                stop = running_row.locator("button", has_text="stop")
-                stop.click()
-                running_row.locator("button", has_text="confirm stop").wait_for(timeout=5_000)
-                assert store.run(running_id).status == "running"
-                feedback = out.locator(".gj-feedback")
-                height = feedback.bounding_box()["height"]
-                running_row.locator("button", has_text="confirm stop").click()
-                wait_for(lambda: store.run(running_id).status == "terminated", timeout=30,
-                         message="the run terminated on disk")
-                out.locator(".gj-finished-row", has_text=running_id[:8]).filter(has_text="terminated").wait_for(
-                    timeout=10_000)
-                feedback.filter(has_text=f"run {running_id[:8]} terminated").wait_for(timeout=10_000)
-                # The message line keeps its height: nothing below it moved.
-                assert feedback.bounding_box()["height"] == height
+            # Stop takes two clicks.
+            stop = running_row.locator("button", has_text="stop")
+            stop.click()
+            running_row.locator("button", has_text="confirm stop").wait_for(timeout=5_000)
+            assert store.run(running_id).status == "running"
+            feedback = out.locator(".gj-feedback")
+            height = feedback.bounding_box()["height"]
+            running_row.locator("button", has_text="confirm stop").click()
+            wait_for(lambda: store.run(running_id).status == "terminated", timeout=30,
+                     message="the run terminated on disk")
+            out.locator(".gj-finished-row", has_text=running_id[:8]).filter(has_text="terminated").wait_for(
+                timeout=10_000)
+            feedback.filter(has_text=f"run {running_id[:8]} terminated").wait_for(timeout=10_000)
+            # The message line keeps its height: nothing below it moved.
+            assert feedback.bounding_box()["height"] == height
 
-                # Unstage a trial: it reads unstaged, with no elapsed time.
-                victim = trial_ids[0]
-                out.locator(".gj-staged-row", has_text=victim[:8]).locator("button", has_text="unstage").click()
-                wait_for(lambda: store.run(victim).status == "terminated", timeout=30, message="unstaged on disk")
-                done = out.locator(".gj-finished-row", has_text=victim[:8])
-                done.filter(has_text="unstaged").wait_for(timeout=10_000)
-                assert done.locator(".gj-col-elapsed").inner_text().strip() == ""
-                page.screenshot(path=str(shots / "panel-1100-after.png"), full_page=True)
-                # The message clears itself, and the groups never moved for it.
-                page.wait_for_function(
-                    "() => { const f = document.querySelector('.jp-OutputArea-output .gj-feedback');"
-                    " return f && f.innerText.trim() === ''; }", timeout=15_000)
-                assert feedback.bounding_box()["height"] == height
-                assert [store.run(t).status for t in trial_ids[1:]] == ["staged"] * 5
-            except BaseException:
-                page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
-                print(f"screenshot: {tmp_path / 'failure.png'}\nserver log:\n{server.log()[-3000:]}")
-                raise
-            finally:
-                browser.close()
+            # Unstage a trial: it reads unstaged, with no elapsed time.
+            victim = trial_ids[0]
+            out.locator(".gj-staged-row", has_text=victim[:8]).locator("button", has_text="unstage").click()
+            wait_for(lambda: store.run(victim).status == "terminated", timeout=30, message="unstaged on disk")
+            done = out.locator(".gj-finished-row", has_text=victim[:8])
+            done.filter(has_text="unstaged").wait_for(timeout=10_000)
+            assert done.locator(".gj-col-elapsed").inner_text().strip() == ""
+            page.screenshot(path=str(shots / "panel-1100-after.png"), full_page=True)
+            # The message clears itself, and the groups never moved for it.
+            page.wait_for_function(
+                "() => { const f = document.querySelector('.jp-OutputArea-output .gj-feedback');"
+                " return f && f.innerText.trim() === ''; }", timeout=15_000)
+            assert feedback.bounding_box()["height"] == height
+            assert [store.run(t).status for t in trial_ids[1:]] == ["staged"] * 5
     finally:
         server.stop()
         api.stop(all=True, store=store, timeout=15)

@@ -10,49 +10,35 @@ import pytest
 from conftest import wait_for
 from guild_jupyter import api
 from guild_jupyter.store import queue_state
-from support.jupyter import launch_chromium, start_jupyter
+from support.jupyter import chromium_page, guild_server
 from test_browser_server import OFF_SCREEN
 
 pytestmark = pytest.mark.browser
 
 
 def test_pause_resume_drain_from_the_page(tmp_path, guild_home):
-    from playwright.sync_api import sync_playwright
-
     root = tmp_path / "root"
     root.mkdir()
     q = api.queue(poll_interval=60, background=True)
-    server = start_jupyter(tmp_path / "jupyter", root_dir=root,
-                           env={"GUILD_HOME": str(guild_home), "GUILD_JUPYTER_STOP_GRACE": "3"},
-                           extra_args=['--ServerApp.jpserver_extensions={"guild_jupyter": True}'])
     try:
-        with sync_playwright() as pw:
-            browser = launch_chromium(pw, tmp_path / "browser")
-            page = browser.new_page(viewport={"width": 700, "height": 900})
-            try:
-                page.goto(f"{server.url}/guild?token={server.token}")
-                row = page.locator(f'tr[data-queue="{q.id}"]')
-                row.wait_for(timeout=30_000)
-                assert page.evaluate(OFF_SCREEN) == []
-                row.get_by_role("button", name="pause").click()
-                wait_for(lambda: queue_state.read_control(q.run) == "paused", timeout=15, message="paused")
-                page.locator(f'tr[data-queue="{q.id}"] button[data-action="resume"]').wait_for(timeout=15_000)
-                assert "paused" in row.locator('td[data-label="state"]').inner_text()
-                assert "paused" in page.locator("#message").inner_text()
-                row.get_by_role("button", name="resume").click()
-                wait_for(lambda: queue_state.read_control(q.run) == "running", timeout=15, message="resumed")
-                page.locator(f'tr[data-queue="{q.id}"] button[data-action="pause"]').wait_for(timeout=15_000)
-                row.get_by_role("button", name="drain").click()
-                wait_for(lambda: q.run.refresh().status == "completed", timeout=30, message="drained queue ended")
-                page.locator(f'tr[data-queue="{q.id}"]').wait_for(state="detached", timeout=15_000)
-                assert "Drained" in api.output(q.id)
-            except BaseException:
-                page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
-                print(f"screenshot: {tmp_path / 'failure.png'}\nserver log:\n{server.log()[-3000:]}")
-                raise
-            finally:
-                browser.close()
+        with guild_server(tmp_path / "jupyter", guild_home, root_dir=root) as server, \
+                chromium_page(server, tmp_path, {"width": 700, "height": 900}) as page:
+            page.goto(f"{server.url}/guild?token={server.token}")
+            row = page.locator(f'tr[data-queue="{q.id}"]')
+            row.wait_for(timeout=30_000)
+            assert page.evaluate(OFF_SCREEN) == []
+            row.get_by_role("button", name="pause").click()
+            wait_for(lambda: queue_state.read_control(q.run) == "paused", timeout=15, message="paused")
+            page.locator(f'tr[data-queue="{q.id}"] button[data-action="resume"]').wait_for(timeout=15_000)
+            assert "paused" in row.locator('td[data-label="state"]').inner_text()
+            assert "paused" in page.locator("#message").inner_text()
+            row.get_by_role("button", name="resume").click()
+            wait_for(lambda: queue_state.read_control(q.run) == "running", timeout=15, message="resumed")
+            page.locator(f'tr[data-queue="{q.id}"] button[data-action="pause"]').wait_for(timeout=15_000)
+            row.get_by_role("button", name="drain").click()
+            wait_for(lambda: q.run.refresh().status == "completed", timeout=30, message="drained queue ended")
+            page.locator(f'tr[data-queue="{q.id}"]').wait_for(state="detached", timeout=15_000)
+            assert "Drained" in api.output(q.id)
     finally:
-        server.stop()
         if q.status != "stopped":
             q.stop(timeout=20)

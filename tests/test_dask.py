@@ -4,6 +4,7 @@ worker`` processes on 127.0.0.1: one with ``--resources GPU=1`` and
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -93,6 +94,20 @@ class Cluster:
                 p.wait(5)
 
 
+@contextlib.contextmanager
+def running_cluster(tmp, **workers):
+    """A ``Cluster`` in ``tmp`` with ``workers`` (name: ``add_worker``'s
+    keywords) up and registered; closed on the way out, whatever happens."""
+    c = Cluster(tmp)
+    try:
+        for name, kw in workers.items():
+            c.add_worker(name, **kw)
+        c.wait_workers(list(workers))
+        yield c
+    finally:
+        c.close()
+
+
 def _read_json(path):
     import json
 
@@ -105,14 +120,8 @@ def _read_json(path):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = Cluster(str(tmp_path_factory.mktemp("dask")))
-    try:
-        c.add_worker("gpu0", gpu=True)
-        c.add_worker("cpu0")
-        c.wait_workers(["gpu0", "cpu0"])
+    with running_cluster(str(tmp_path_factory.mktemp("dask")), gpu0={"gpu": True}, cpu0={}) as c:
         yield c
-    finally:
-        c.close()
 
 
 @pytest.fixture
@@ -226,10 +235,7 @@ def test_stop_a_remote_run(cluster, script):
 
 
 def test_worker_killed_mid_run_records_error_never_twice(tmp_path, script):
-    c = Cluster(str(tmp_path / "own"))
-    try:
-        c.add_worker("doomed")
-        c.wait_workers(["doomed"])
+    with running_cluster(str(tmp_path / "own"), doomed={}) as c:
         (slow,) = api.run(script, "sleep=60", stage=True)
         (later,) = api.run(script, stage=True)
         # Two slots on a one-thread worker: the second run is submitted while
@@ -248,15 +254,10 @@ def test_worker_killed_mid_run_records_error_never_twice(tmp_path, script):
             q.stop()
         assert len(ran(slow)) == 1 and slow.refresh().status == "error"  # never run twice
         assert later.get("dask_worker") == "fresh" and len(ran(later)) == 1
-    finally:
-        c.close()
 
 
 def test_a_run_held_by_another_machine_shows_running_and_stops_through_its_runner(tmp_path, script):
-    c = Cluster(str(tmp_path / "far"))
-    try:
-        c.add_worker("far0", host="far-host")
-        c.wait_workers(["far0"])
+    with running_cluster(str(tmp_path / "far"), far0={"host": "far-host"}) as c:
         (r,) = api.run(script, "sleep=60", stage=True)
         q = api.queue(dask=c.address, poll_interval=1)
         try:
@@ -272,18 +273,13 @@ def test_a_run_held_by_another_machine_shows_running_and_stops_through_its_runne
             assert not os.path.exists(r.path("LOCK.remote"))
         finally:
             q.stop()
-    finally:
-        c.close()
     assert len(ran(r)) == 1
 
 
 def test_a_run_whose_machine_and_queue_are_gone_is_settled_once_its_heartbeat_is_stale(tmp_path, script):
     from guild_jupyter.procs import kill_identities, tree_identities
 
-    c = Cluster(str(tmp_path / "gone"))
-    try:
-        c.add_worker("gone0", host="gone-host")
-        c.wait_workers(["gone0"])
+    with running_cluster(str(tmp_path / "gone"), gone0={"host": "gone-host"}) as c:
         (r,) = api.run(script, "sleep=60", stage=True)
         q = api.queue(dask=c.address, poll_interval=1)
         wait_for(lambda: len(ran(r)) == 1, timeout=60, message="the run runs on the far worker")
@@ -298,8 +294,6 @@ def test_a_run_whose_machine_and_queue_are_gone_is_settled_once_its_heartbeat_is
         assert r.refresh().status == "error"
         assert "worker lost: the machine that held the run (gone-host) has not been heard from" in output(r)
         assert not os.path.exists(r.path("LOCK.remote")) and len(ran(r)) == 1
-    finally:
-        c.close()
 
 
 # -- an embedded cluster -----------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import wait_for
 from guild_jupyter import api
-from support.jupyter import launch_chromium, start_jupyter
+from support.jupyter import chromium_page, guild_server
 
 pytestmark = [
     pytest.mark.browser,
@@ -22,23 +22,15 @@ pytestmark = [
 
 
 def test_page_shows_the_cluster_and_the_run_on_its_worker(tmp_path, guild_home):
-    from playwright.sync_api import sync_playwright
-
     root = tmp_path / "root"
     root.mkdir()
     (root / "slow.py").write_text("import time\nx = 0\ntime.sleep(60)\n")
     (run,) = api.run(str(root / "slow.py"), stage=True)
     q = api.queue(dask="local:1", poll_interval=1)
-    server = None
     try:
         wait_for(lambda: run.refresh().status == "running", timeout=60, message="the run starts on the worker")
-        server = start_jupyter(tmp_path / "jupyter", root_dir=root,
-                               env={"GUILD_HOME": str(guild_home), "GUILD_JUPYTER_STOP_GRACE": "3"},
-                               extra_args=['--ServerApp.jpserver_extensions={"guild_jupyter": True}'])
-        with sync_playwright() as pw:
-            browser = launch_chromium(pw, tmp_path / "browser")
-            try:
-                page = browser.new_page(viewport={"width": 1100, "height": 900})
+        with guild_server(tmp_path / "jupyter", guild_home, root_dir=root) as server:
+            with chromium_page(server, tmp_path, {"width": 1100, "height": 900}) as page:
                 page.goto(f"{server.url}/guild?token={server.token}")
                 row = page.locator(f'tr[data-dask="{q.id}"]')
                 row.wait_for(timeout=30_000)
@@ -49,19 +41,15 @@ def test_page_shows_the_cluster_and_the_run_on_its_worker(tmp_path, guild_home):
                 assert "slow.py @ 0" in run_row.inner_text()  # the run's row names its worker
                 href = row.locator("a").get_attribute("href")
                 assert href.startswith("http://127.0.0.1:") and href.endswith("/status")
-            finally:
-                browser.close()
-        # REST: a Dask queue hosted by the server; a bad value is a 400
-        st, body = server.request("/guild/api/queues", "POST", {"dask": "local:0"})
-        assert st == 400 and "bad value for dask" in json.dumps(body)
-        (quick,) = api.run(str(root / "slow.py"), "x=1", stage=True)
-        st, body = server.request("/guild/api/queues", "POST", {"dask": "local:1", "run_once": True}, timeout=60)
-        assert st == 201 and body["host"] == "server"
-        wait_for(lambda: quick.refresh().status == "running" and quick.get("dask_worker") == "0", timeout=60,
-                 message="the server's Dask queue starts the run")
-        api.stop(quick.id)
+            # REST: a Dask queue hosted by the server; a bad value is a 400
+            st, body = server.request("/guild/api/queues", "POST", {"dask": "local:0"})
+            assert st == 400 and "bad value for dask" in json.dumps(body)
+            (quick,) = api.run(str(root / "slow.py"), "x=1", stage=True)
+            st, body = server.request("/guild/api/queues", "POST", {"dask": "local:1", "run_once": True}, timeout=60)
+            assert st == 201 and body["host"] == "server"
+            wait_for(lambda: quick.refresh().status == "running" and quick.get("dask_worker") == "0", timeout=60,
+                     message="the server's Dask queue starts the run")
+            api.stop(quick.id)
     finally:
-        if server is not None:
-            server.stop()
         api.stop(run.id)
         q.stop()

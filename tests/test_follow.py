@@ -12,7 +12,7 @@ import time
 import pytest
 from IPython.core.error import UsageError
 
-from conftest import cli, run_dirs, wait_for
+from conftest import cli, run_dirs, wait_for, write_script
 from guild_jupyter import api
 from guild_jupyter.errors import BadInput, WaitTimeout
 from guild_jupyter.frontends.magics import GuildMagics
@@ -33,9 +33,7 @@ TICKER = (
 
 @pytest.fixture
 def ticker(project):
-    path = project / "ticker.py"
-    path.write_text(TICKER)
-    return str(path)
+    return write_script(project, TICKER)
 
 
 def lines_of(text: str) -> list[str]:

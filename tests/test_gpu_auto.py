@@ -213,6 +213,10 @@ def test_queue_rows_show_gpu_slots(slot_project, monkeypatch):
         row = queue_row(info)
         assert row["slots"] == {"used": 2, "total": 2, "per_gpu": {"0": 1, "1": 1}}
         assert "2/2 slots" in row["description"]
+        assert row["slots_text"] == "2/2 · 0:1 1:1" and "per-gpu=1" in row["options_text"]
+        from guild_jupyter.frontends.panel_html import queue_html
+
+        assert "2/2 · 0:1 1:1" in queue_html(row)  # the panel's slots column
         out = cli("queues", "--json", check=0).stdout
         (listed,) = [x for x in json.loads(out) if x["id"] == q.id]
         assert listed["slots"]["per_gpu"] == {"0": 1, "1": 1}

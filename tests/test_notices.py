@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from conftest import wait_for
+from conftest import wait_for, write_script
 from guild_jupyter import api
 from guild_jupyter.frontends.panel import Panel
 from guild_jupyter.frontends.panel_html import COLUMNS, run_html, spark_svg
@@ -30,9 +30,7 @@ SCRIPT = (
 
 @pytest.fixture
 def script(project):
-    path = project / "ticker.py"
-    path.write_text(SCRIPT)
-    return str(path)
+    return write_script(project, SCRIPT)
 
 
 @pytest.fixture

@@ -225,13 +225,21 @@ def test_buttons_change_the_store(scripts, store):
         p.queue_start.click()
         assert "cannot start the queue" in p.feedback.value
         assert len(store.run_ids()) == n_runs
-        # ... a good one starts (run-once: it starts the pinned run, then exits).
-        again = _stage(scripts, "secs=0", gpus="2", store=store)
+        # ... so are bad queue flags ...
         p.queue_gpus.value = "2"
+        p.queue_options.value = "max-running=0"
+        p.queue_start.click()
+        assert "cannot start the queue" in p.feedback.value and "max-running" in p.feedback.value
+        assert len(store.run_ids()) == n_runs
+        # ... a good one starts (run-once: it starts the pinned run, then exits), with the flags given.
+        again = _stage(scripts, "secs=0", gpus="2", store=store)
+        p.queue_options.value = "max-running=2 retries=1"
         p.queue_run_once.value = True
         p.queue_start.click()
         assert "started queue" in p.feedback.value, p.feedback.value
         wait_for(lambda: store.run(again.id).status == "completed", timeout=30, message="queue ran the pinned run")
+        (q,) = [r for r in store.runs() if r.is_queue and r.flags.get("gpus") == "2"]
+        assert q.flags["max-running"] == 2 and q.flags["retries"] == 1
     finally:
         p.close()
 

@@ -201,17 +201,9 @@ def test_panel_buttons(project, guild_home):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from support.jupyter import start_jupyter
+    from support.jupyter import module_server
 
-    tmp = tmp_path_factory.mktemp("server")
-    home = tmp / "guild-home"
-    home.mkdir()
-    root = tmp / "root"
-    root.mkdir()
-    (root / "train.py").write_text("lr = 0.1\nprint('loss:', lr)\n")
-    s = start_jupyter(tmp / "jupyter", env={"GUILD_HOME": str(home), "GUILD_JUPYTER_STOP_GRACE": "3"},
-                      root_dir=root, extra_args=['--ServerApp.jpserver_extensions={"guild_jupyter": True}'])
-    s.home = str(home)
+    s = module_server(tmp_path_factory, "lr = 0.1\nprint('loss:', lr)\n")
     yield s
     s.stop()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import os
+import pathlib
 import urllib.error
 import urllib.request
 
@@ -12,11 +13,10 @@ import pytest
 
 from conftest import wait_for
 from guild_jupyter import api
-from support.jupyter import start_jupyter
+from support.jupyter import module_server, start_guild_server
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-ENABLE = '--ServerApp.jpserver_extensions={"guild_jupyter": True}'
 TRAIN = "import time\nlr = 0.1\nepochs = 2\nsleep = 0.0\ntime.sleep(sleep)\nprint('loss:', lr)\n"
 FAKE_GPUS = json.dumps([{"name": "Fake H100", "uuid": "GPU-fake-0", "memory": {"total": 80 * 2**30, "used": 2**30},
                          "utilization": {"gpu": 37, "memory": 5}}])
@@ -24,17 +24,8 @@ FAKE_GPUS = json.dumps([{"name": "Fake H100", "uuid": "GPU-fake-0", "memory": {"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("server")
-    home = tmp / "guild-home"
-    home.mkdir()
-    root = tmp / "root"
-    root.mkdir()
-    (root / "train.py").write_text(TRAIN)
-    s = start_jupyter(tmp / "jupyter", env={"GUILD_HOME": str(home), "GUILD_JUPYTER_FAKE_GPUS": FAKE_GPUS,
-                                            "GUILD_JUPYTER_STOP_GRACE": "3"},
-                      root_dir=root, extra_args=[ENABLE])
-    s.home = str(home)
-    s.outside = tmp / "outside.txt"
+    s = module_server(tmp_path_factory, TRAIN, env={"GUILD_JUPYTER_FAKE_GPUS": FAKE_GPUS})
+    s.outside = pathlib.Path(s.home).parent / "outside.txt"  # next to the Guild home
     s.outside.write_text("must stay\n")
     yield s
     s.stop()
@@ -312,7 +303,7 @@ def test_server_queues_from_config_stop_cleanly_at_shutdown(tmp_path):
     (config_dir / "jupyter_server_config.py").write_text(
         'c.GuildJupyter.queues = [{"poll_interval": 1}, {"gpus": "0"}]\n'
     )
-    s = start_jupyter(tmp_path / "jupyter", env={"GUILD_HOME": str(home)}, root_dir=root, extra_args=[ENABLE])
+    s = start_guild_server(tmp_path / "jupyter", home, root_dir=root)
     try:
         st, qs = s.request("/guild/api/queues")
         assert st == 200 and sorted(str(q["gpus"]) for q in qs["queues"]) == ["0", "None"]
@@ -327,3 +318,24 @@ def test_server_queues_from_config_stop_cleanly_at_shutdown(tmp_path):
     assert "guild_jupyter" in s.log() and "Traceback" not in s.log()
     # the run the queue started outlives the server and records its outcome
     wait_for(lambda: work.refresh().status == "completed", timeout=30, message="the run finishes on its own")
+
+
+def test_queue_start_takes_the_parallel_and_retry_fields(server):
+    st, q = server.request("/guild/api/queues", "POST",
+                           {"gpus": "auto", "per_gpu": 2, "max_running": 2, "retries": 1, "poll_interval": 1})
+    assert st == 201, q
+    try:
+        wait_for(lambda: any(x["id"] == q["id"] for x in server.request("/guild/api/queues")[1]["queues"]),
+                 message="queue listed")
+        row = next(x for x in server.request("/guild/api/queues")[1]["queues"] if x["id"] == q["id"])
+        assert row["slots"]["total"] == 2 and row["gpus"] == "auto"
+        flags = server.request(f"/guild/api/runs/{q['id']}")[1]["flags"]
+        assert flags["max-running"] == 2 and flags["per-gpu"] == 2 and flags["retries"] == 1
+    finally:
+        server.request(f"/guild/api/queues/{q['id']}", "DELETE")
+    before = state(server.home)
+    for bad, word in (({"max_running": 0}, "max-running"), ({"gpus": "auto", "per_gpu": 0}, "per-gpu"),
+                      ({"retries": -1}, "retries"), ({"gpus": "auto:9"}, "GPU")):
+        st, err = server.request("/guild/api/queues", "POST", bad)
+        assert st == 400 and word in err["error"] and "\n" not in err["error"], (bad, err)
+    assert state(server.home) == before

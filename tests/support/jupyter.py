@@ -7,9 +7,18 @@ once ``/api/status`` answers; ``stop()`` ends it (SIGTERM, which shuts its
 kernels down; SIGKILL of its process group if it hangs). The kernels it
 starts run this venv's Python and inherit ``env`` (e.g. ``GUILD_HOME``).
 
+``start_guild_server(tmp_dir, guild_home, ...)`` is ``start_jupyter`` as
+the guild_jupyter tests want it: the server extension on (or off), the
+kernels' ``GUILD_HOME`` and a short stop grace; ``guild_server(...)`` is the
+same as a context manager that stops it, and ``module_server(...)`` builds
+a module-scoped server with its own Guild home and a ``train.py``.
+
 ``chromium_path()`` finds Debian's Chromium (``scripts/install-chromium.sh``
 installs it; Playwright's own browser downloads are never used) and
-``launch_chromium(playwright, tmp_dir)`` starts it headless.
+``launch_chromium(playwright, tmp_dir)`` starts it headless;
+``chromium_page(server, tmp_dir, viewport)`` yields a page of it, saves a
+failure screenshot (and prints the server log) when the block fails, and
+always closes the browser.
 
 The traps these avoid are in ``shared/BROWSER_TESTS.md``: ``--allow-root``,
 a readiness loop that notices a dead server, the news toast (user
@@ -18,6 +27,7 @@ settings), reopened notebooks (workspaces dir; open URLs with ``?reset``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -31,6 +41,11 @@ import time
 import urllib.error
 import urllib.request
 
+ENABLE_EXTENSION = '--ServerApp.jpserver_extensions={"guild_jupyter": True}'
+DISABLE_EXTENSION = '--ServerApp.jpserver_extensions={"guild_jupyter": False}'
+# One GPU, NVML-shaped, through the environment (these machines have none): ``start_guild_server(env=...)``.
+FAKE_GPU_ENV = {"GUILD_JUPYTER_FAKE_GPUS": json.dumps(
+    [{"name": "Fake H100", "memory": {"total": 80 * 2**30, "used": 3 * 2**30}, "utilization": {"gpu": 42}}])}
 CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser")
 
 
@@ -194,6 +209,41 @@ def start_jupyter(
         time.sleep(0.1)
 
 
+def start_guild_server(tmp_dir, guild_home, root_dir=None, env: dict | None = None,
+                       extension: bool | None = True, **kwargs) -> JupyterServer:
+    """``start_jupyter`` with ``GUILD_HOME=guild_home`` and a 3 s stop grace
+    for it and its kernels (``env`` adds more), and the guild_jupyter server
+    extension on (``extension=True``), off (False) or as configured (None)."""
+    full_env = {"GUILD_HOME": str(guild_home), "GUILD_JUPYTER_STOP_GRACE": "3"}
+    full_env.update(env or {})
+    args = () if extension is None else (ENABLE_EXTENSION if extension else DISABLE_EXTENSION,)
+    return start_jupyter(tmp_dir, env=full_env, root_dir=root_dir, extra_args=args, **kwargs)
+
+
+@contextlib.contextmanager
+def guild_server(tmp_dir, guild_home, **kwargs):
+    """``start_guild_server`` for a ``with`` block: the server is stopped on the way out."""
+    server = start_guild_server(tmp_dir, guild_home, **kwargs)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def module_server(tmp_path_factory, train: str, env: dict | None = None) -> JupyterServer:
+    """A server for a module's tests: its own Guild home (``server.home``) and
+    a served root holding ``train.py``; the fixture stops it."""
+    tmp = tmp_path_factory.mktemp("server")
+    home = tmp / "guild-home"
+    home.mkdir()
+    root = tmp / "root"
+    root.mkdir()
+    (root / "train.py").write_text(train)
+    server = start_guild_server(tmp / "jupyter", home, root_dir=root, env=env)
+    server.home = str(home)
+    return server
+
+
 # -- Chromium -------------------------------------------------------------------------------------
 
 
@@ -216,6 +266,29 @@ def launch_chromium(playwright, tmp_dir, headless: bool = True):
     env = dict(os.environ)
     env.update(jupyter_dirs(tmp_dir))
     return playwright.chromium.launch(executable_path=exe, headless=headless, env=env)
+
+
+@contextlib.contextmanager
+def chromium_page(server: JupyterServer, tmp_dir, viewport: dict, full_page: bool = True):
+    """A Chromium page (its own context) at ``viewport``. When the block
+    fails, ``tmp_dir/failure.png`` is saved and the server's log printed;
+    the browser is closed either way."""
+    from playwright.sync_api import sync_playwright
+
+    tmp_dir = os.fspath(tmp_dir)
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw, os.path.join(tmp_dir, "browser"))
+        try:
+            page = browser.new_page(viewport=viewport)
+            try:
+                yield page
+            except BaseException:
+                shot = os.path.join(tmp_dir, "failure.png")
+                page.screenshot(path=shot, full_page=full_page)
+                print(f"screenshot: {shot}\nserver log:\n{server.log()[-3000:]}")
+                raise
+        finally:
+            browser.close()
 
 
 # -- driving JupyterLab ----------------------------------------------------------------------------
