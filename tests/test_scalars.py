@@ -370,14 +370,23 @@ def test_crc32c_agrees_with_tensorboardx_in_both_table_modes(monkeypatch):
 
     rng = random.Random(3)
     samples = [bytes(rng.randrange(256) for _ in range(n)) for n in list(range(40)) + [1000, 4097]]
+    want = [reference(s) for s in samples]
     monkeypatch.setattr(tfrecord, "_CRC_TABLE16", [])
+    monkeypatch.setattr(tfrecord, "_native", None)
+    monkeypatch.setattr(tfrecord, "_native_tried", True)  # the pure-Python tables
     monkeypatch.setattr(tfrecord, "TABLE16_AFTER", 10**12)
-    assert [tfrecord.crc32c(s) for s in samples] == [reference(s) for s in samples]
+    assert [tfrecord.crc32c(s) for s in samples] == want
     assert tfrecord._CRC_TABLE16 == []  # the byte table only
     monkeypatch.setattr(tfrecord, "TABLE16_AFTER", 0)
     tfrecord.crc32c(b"x")
     assert len(tfrecord._CRC_TABLE16) == 65536
-    assert [tfrecord.crc32c(s) for s in samples] == [reference(s) for s in samples]
+    assert [tfrecord.crc32c(s) for s in samples] == want
+    # A big read loads the compiled package (an install dependency) instead.
+    monkeypatch.setattr(tfrecord, "_CRC_TABLE16", [])
+    monkeypatch.setattr(tfrecord, "_native_tried", False)
+    tfrecord.crc32c(b"x")
+    assert tfrecord._native is not None and tfrecord._CRC_TABLE16 == []
+    assert [tfrecord.crc32c(s) for s in samples] == want
 
 
 def _store_with_runs(tmp_path, n=3):

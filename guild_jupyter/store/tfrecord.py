@@ -37,6 +37,19 @@ _LITTLE = sys.byteorder == "little"  # the two-byte steps read native 16-bit wor
 #: command reading a few runs never pays the ~20 ms it takes to build.
 TABLE16_AFTER = 256 << 10
 _checked = 0
+#: The compiled ``crc32c`` package's function (about 25x faster), loaded at
+#: the same point as the two-byte table: its import (~40 ms) repays itself
+#: only on a big read, such as a first compare of a large store.
+_native = None
+_native_tried = False
+
+
+def _load_native():
+    try:
+        from crc32c import crc32c as native
+    except Exception:  # not installed, or a broken build: the tables serve
+        return None
+    return native if native(b"123456789") == 0xE3069283 else None  # the standard check value
 
 
 def _table16(t: list[int]) -> list[int]:
@@ -50,7 +63,9 @@ def _table16(t: list[int]) -> list[int]:
 
 
 def crc32c(data: bytes) -> int:
-    global _CRC_TABLE16, _checked
+    global _CRC_TABLE16, _checked, _native, _native_tried
+    if _native is not None:
+        return _native(data)
     if not _CRC_TABLE:  # built on first use (a race builds the same table twice)
         _CRC_TABLE[:] = _table()
     table = _CRC_TABLE
@@ -58,8 +73,14 @@ def crc32c(data: bytes) -> int:
     crc = 0xFFFFFFFF
     if not table16:
         _checked += len(data)
-        if _checked > TABLE16_AFTER and _LITTLE:
-            _CRC_TABLE16 = _table16(table)
+        if _checked > TABLE16_AFTER:
+            if not _native_tried:
+                _native_tried = True
+                _native = _load_native()
+                if _native is not None:
+                    return _native(data)
+            if _LITTLE:
+                _CRC_TABLE16 = _table16(table)
         for b in data:
             crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
         return crc ^ 0xFFFFFFFF
