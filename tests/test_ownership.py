@@ -11,8 +11,7 @@ STATUS_FILES = {"PENDING_MARKER", "STAGED_MARKER", "LOCK", "LOCK_START", "PENDIN
                 "exit_status", "stopped"}
 WRITERS = {"write_attr", "write_atomic", "write_new", "remove", "unlink", "rename", "replace", "_write_outcome"}
 LIFECYCLE = {os.path.join("store", "transitions.py"),
-             os.path.join("store", "transitions_end.py"),  # its outcome half, re-exported by it
-             os.path.join("store", "rerun.py")}  # rerun: restart
+             os.path.join("store", "transitions_end.py")}  # its outcome half, re-exported by it
 
 
 def _modules():

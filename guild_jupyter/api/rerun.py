@@ -22,7 +22,7 @@ def restart(ref, *, stage: bool = False, store=None, listing=None) -> RunList:
     st = resolve_store(store)
     (run,) = _one(st, ref, listing)
     from .. import reruns
-    from ..store import rerun
+    from ..store import transitions
 
     if run.is_queue:
         raise BadInput(f"run {run.id[:8]} is a queue: start a new queue instead")
@@ -30,7 +30,7 @@ def restart(ref, *, stage: bool = False, store=None, listing=None) -> RunList:
         raise BadInput(f"run {run.id[:8]} is a Guild operation ({run.op_name}): restart it with guild run --restart")
     reruns.script_op_of(run)  # its script must still be in its directory
     st.ensure_writable()
-    rerun.restart(st, run, stage=stage)
+    transitions.restart(st, run, stage=stage)
     if not stage:
         from ..execution import launch
 

@@ -21,13 +21,10 @@ def record_placement(run: Run, worker: str, host: str, gpus: str | None = None) 
     staged gives it back)."""
     run.write_attr("dask_worker", worker)
     run.write_attr("dask_host", host)
-    if gpus:
-        params = run.get("run_params", {}) or {}
-        params = dict(params) if isinstance(params, dict) else {}
-        if params.get("gpus") != gpus:
-            run.write_attr("gpus_requested", params.get("gpus"))
-            params["gpus"] = gpus
-            run.write_attr("run_params", params)
+    if gpus and run.gpus != gpus:
+        from .transitions import assign_gpus
+
+        assign_gpus(run, gpus)
     run.refresh()
 
 

@@ -27,7 +27,7 @@ The transitions::
   * end_tree_and_record   running, grace ran out -> processes ended, outcome
   * mark_remote           pending    -> running on another host (LOCK.remote)
     delete                finished/staged -> trash (never still staged)
-    rerun.restart         finished   -> pending / staged, in place (its own module)
+    restart               finished   -> pending / staged, in place
 
 Claims and start records (who owns a run) are read and explained in
 :mod:`.records`.
@@ -49,7 +49,7 @@ from . import reserve
 # Claims and process records are re-exported: callers see one lifecycle module.
 from .records import (Claim, gpu_occupancy, gpu_slot_full, has_our_start_record, read_claim,  # noqa: F401
                       record_processes, recorded_processes)
-from .run import LOCK, LOCK_START, PENDING, PENDING_MARKER, RUNNING, STAGED, STAGED_MARKER, Run, now_us
+from .run import FINISHED, LOCK, LOCK_START, PENDING, PENDING_MARKER, RUNNING, STAGED, STAGED_MARKER, Run, now_us
 # The outcome side (how runs end, and the writes shared by every transition)
 # is in .transitions_end, re-exported here: callers only call transitions.X.
 from .transitions_end import (DISK_ERRNOS, LOCK_REMOTE, OUTCOME_ATTRS, _clear_lock, _note,  # noqa: F401
@@ -134,11 +134,7 @@ def claim(store, run: Run, by: Claim, *, gpus: str | None = None, per_gpu: int |
             if by.queue_id:  # harmless if left on a run returned to staged
                 run.write_attr("queue_id", by.queue_id)
             if gpus:  # last: a failed atomic write leaves the old value
-                params = run.get("run_params", {}) or {}
-                params = dict(params) if isinstance(params, dict) else {}
-                run.write_attr("gpus_requested", params.get("gpus"))
-                params["gpus"] = gpus
-                run.write_attr("run_params", params)
+                assign_gpus(run, gpus)
         except OSError as e:
             attrlib.remove(run.path(PENDING_MARKER))
             raise _store_error(e, f"claim run {run.id[:8]}") from e
@@ -164,12 +160,8 @@ def return_to_staged(store, run: Run) -> None:
     with store.lock():
         attrlib.remove(run.path(PENDING_MARKER))
         try:
-            if os.path.exists(os.path.join(run.attrs_dir, "gpus_requested")):
-                params = dict(run.get("run_params", {}) or {})
-                params["gpus"] = run.get("gpus_requested")
-                run.write_attr("run_params", params)
-                attrlib.remove(os.path.join(run.attrs_dir, "gpus_requested"))
-        except (OSError, TypeError, ValueError):
+            give_back_gpus(run)
+        except OSError:
             pass  # best effort: the run then keeps the GPUs it was given
         run.refresh()
     store.notify_change()
@@ -304,3 +296,75 @@ def _rmtree(path: str, ignore_errors: bool = True) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=ignore_errors)
+
+
+# -- GPUs a queue (or a Dask worker) gave a run ---------------------------------------
+
+
+def assign_gpus(run: Run, gpus: str) -> None:
+    """The run gets ``gpus`` (``run_params.gpus``, its CUDA_VISIBLE_DEVICES);
+    what it asked for is kept in ``gpus_requested`` for ``give_back_gpus``.
+    ``run_params`` is written last: a failed write leaves the old value."""
+    params = run.get("run_params", {}) or {}
+    params = dict(params) if isinstance(params, dict) else {}
+    run.write_attr("gpus_requested", params.get("gpus"))
+    params["gpus"] = gpus
+    run.write_attr("run_params", params)
+
+
+def give_back_gpus(run: Run) -> None:
+    """GPUs given by ``assign_gpus`` go back to what the run asked for, so a
+    run staged again asks anew."""
+    path = os.path.join(run.attrs_dir, "gpus_requested")
+    if not os.path.exists(path):
+        return
+    params = run.get("run_params", {}) or {}
+    params = dict(params) if isinstance(params, dict) else {}
+    params["gpus"] = run.get("gpus_requested")
+    run.write_attr("run_params", params)
+    attrlib.remove(path)
+
+
+# -- running again ----------------------------------------------------------------------
+
+
+#: What a restart clears: the outcome, the mark of a run unstaged before it
+#: started, and the queue that started it last time (a queue shows the
+#: active run naming it as its current run).
+CLEARED = ("exit_status", "stopped", "unstaged", "queue_id")
+
+
+def restart(store, run: Run, *, stage: bool, owner: Claim | None = None) -> None:
+    """finished -> pending (claimed by ``owner``, default this process) or
+    staged. Raises ``WrongState`` unless the run is finished and no process
+    holds it; nothing is changed then."""
+    if not stage and owner is None:
+        owner = Claim.by_this_process(kind="launch")
+    with store.lock():
+        run.refresh()
+        if run.get("exit_status") is None and os.path.exists(run.path(LOCK)) and run.lock_holder() is None:
+            settle_dead(store, run)  # its supervisor died: end what it left, record it, first
+            run.refresh()
+        if run.status not in FINISHED:
+            raise WrongState(f"run {run.id[:8]} is {run.status}: only a finished run can be restarted")
+        if os.path.exists(run.path(LOCK)) and run.lock_holder() is not None:
+            raise WrongState(f"run {run.id[:8]} is held by a running process: it cannot be restarted")
+        try:
+            # The outcome goes first: a failure past this point leaves a run
+            # that reads ``error`` (no outcome, no live LOCK), never a PENDING
+            # marker over an old outcome that no recovery would settle.
+            for name in CLEARED:
+                attrlib.remove(os.path.join(run.attrs_dir, name))
+            _clear_lock(run)
+            if stage:
+                give_back_gpus(run)  # a queue chooses again, as for a run returned to staged
+                run.write_attr("started", now_us())
+                attrlib.write_atomic(run.path(STAGED_MARKER), "")
+            else:
+                attrlib.write_atomic(run.path(PENDING_MARKER), owner.encode())
+        except OSError as e:
+            raise _store_error(e, f"restart run {run.id[:8]}") from e
+        finally:
+            run.refresh()
+    _note(run, "restarted" + (" (staged)" if stage else ""))
+    store.notify_change()

@@ -7,8 +7,8 @@ a size one can hold: :mod:`.transitions` creates, claims and starts runs;
 this one records how they end -- the outcome attrs (``exit_status`` then
 ``stopped``), the dropped LOCK and its records, the reason in the run's
 output -- and the ``LOCK.remote`` marker of a run held by another machine.
-Only these two modules (and ``rerun``, for a restart) write a status; the
-ownership test allows exactly them.
+Only these two modules write a status; the ownership test allows exactly
+them.
 
 The transitions here::
 
