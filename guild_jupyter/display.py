@@ -65,12 +65,10 @@ class RunList(list):
         if name is not None and self:
             from .store import scalars as scalarlib
 
-            known: set = set()
-            for r in self:
-                known.update(scalarlib.read(r.dir).last)
-            if name not in known:
+            if not any(name in scalarlib.read(r.dir).last for r in self):  # stops at the first that logged it
                 from .errors import BadInput
 
+                known = set().union(*(scalarlib.read(r.dir).last for r in self))
                 raise BadInput(f"unknown scalar {name!r}; known scalars: {', '.join(sorted(known)) or '(none)'}")
         self.scalar = name
         return self
@@ -161,7 +159,7 @@ class RunList(list):
 
         rows = []
         for r in self:
-            main, _spark = views.main_scalar(r, self.scalar)
+            main, _spark = views.main_scalar(r, self.scalar, spark=False)
             rows.append({"id": r.id, "op": r.op_name, "status": views.status_of(r),
                          "started": views.format_time(r.started), "gpus": r.gpus, "label": r.label,
                          "scalar": main["tag"] if main else None, "value": main["value"] if main else None,

@@ -150,11 +150,12 @@ def jsonable(v):
 # -- scalars ------------------------------------------------------------------------------
 
 
-def main_scalar(run, scalar: str | None = None) -> tuple[dict | None, list]:
+def main_scalar(run, scalar: str | None = None, spark: bool = True) -> tuple[dict | None, list]:
     """(``{"tag", "value", "step"}`` or None, recent values) of the scalar a
     row shows: ``scalar`` when given, else ``loss``, else the first scalar
     the run logged. Read through the shared incremental cache, so a row
-    costs a few stats once its files were read."""
+    costs a few stats once its files were read. ``spark=False``: no recent
+    values (a line of text shows none)."""
     run_dir = getattr(run, "dir", None)
     if not run_dir:
         return None, []
@@ -164,7 +165,7 @@ def main_scalar(run, scalar: str | None = None) -> tuple[dict | None, list]:
         return None, []
     step, value = rs.last[tag]
     return ({"tag": tag, "value": jsonable(value), "step": step},
-            [jsonable(v) for v in rs.recent(tag)])
+            [jsonable(v) for v in rs.recent(tag)] if spark else [])
 
 
 def format_value(value) -> str:
@@ -259,7 +260,7 @@ def listing_row(run, varying=(), scalar: str | None = None) -> dict:
     start; staged and unstaged runs show when they were staged), cheap
     enough for 10,000 lines: no elapsed time, no JSON copy of the flags."""
     status = status_of(run)
-    main, _spark = main_scalar(run, scalar)
+    main, _spark = main_scalar(run, scalar, spark=False)
     when = run.timestamp or None if status in (STAGED, PENDING, UNSTAGED) else run.started
     flags = run.flags
     return {

@@ -106,6 +106,7 @@ def test_run_ids_of_the_store_given(shell, project, tmp_path):
     assert complete(shell, "%guild unstage ") == []
     assert complete(shell, f"%guild --store {other} unstage ") == [run.id[:8]]
     assert complete(shell, f"%guild unstage --store {other} ") == [run.id[:8]]
+    assert complete(shell, f"%guild --store={other} unstage ") == [run.id[:8]]
 
 
 def test_other_code_completes_as_before(shell):

@@ -18,12 +18,12 @@ from ..store.store import Store
 # parts it calls, which keeps each command's start-up short.
 _NAMES = {
     ".lifecycle": "delete output output_from runs stop unstage wait wait_until",
-    ".planning": "_list_flag_spec _raw_value cell_op flag_names plan_trials",
+    ".planning": "cell_op flag_names plan_trials",
     ".queueing": "host_queue queue queue_registry queues serve_queue",
     ".controlling": "drain_queue pause_queue queue_control resume_queue",
     ".rerun": "restage restart",
     ".selection": "_resolve_all _with_listing_indices listing_refs resolve_store store_home",
-    ".starting": "_warn_flags_shadowing_scalars follow_output run warn_unknown_gpus",
+    ".starting": "run warn_unknown_gpus",
     ".viewing": "compare curves monitor",
     "..plotting": "plot",
     ".watching": "EndWatcher follow outcome_line output_since",
@@ -36,25 +36,18 @@ _NAMES = {
     "..store.run": "ERROR FINISHED PENDING RUNNING STAGED Run",
 }
 _WHERE = {name: module for module, names in _NAMES.items() for name in names.split()}
-_MODULES = {"sweeplib": "..sweeps", "validate": "..validate", "batch": "..execution.batch",
-            "control": "..execution.control", "launch": "..execution.launch", "transitions": "..store.transitions",
-            "sys": "sys"}
 
 
 def __getattr__(name: str):
-    if name in _WHERE:
-        value = getattr(importlib.import_module(_WHERE[name], __name__), name)
-    elif name in _MODULES:
-        target = _MODULES[name]
-        value = importlib.import_module(target, __name__ if target.startswith(".") else None)
-    else:
+    if name not in _WHERE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name], __name__), name)
     globals()[name] = value
     return value
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_WHERE) | set(_MODULES))
+    return sorted(set(globals()) | set(_WHERE))
 
 
 __all__ = ["Store", "run", "runs", "stop", "unstage", "delete", "output", "resolve_store", "plan_trials"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from .. import validate
 from ..engine.queue_status import QueueRegistry
 from .selection import resolve_store
-from .starting import warn_unknown_gpus
 
 
 #: This process's queue handles (threads, the Jupyter server's queues): they
@@ -60,6 +59,7 @@ def _configured(assignments, store, **values):
     validate.poll_interval(values.get("poll_interval"))
     validate.store(store)
     from ..engine.config import parse_queue_flags
+    from .starting import warn_unknown_gpus  # here: listing queues never needs the run-starting code
 
     config = parse_queue_flags(assignments, **values)
     warn_unknown_gpus(config.gpus)

@@ -11,7 +11,6 @@ from ..execution import batch, launch
 from ..opdef import ScriptOp
 from ..display import RunList
 from ..store import transitions
-from ..store.run import Run
 from .planning import plan_trials
 from .selection import _with_listing_indices, resolve_store
 
@@ -133,8 +132,3 @@ def _warn_flags_shadowing_scalars(op: ScriptOp) -> None:
         warnings.warn(f"{op.name}: flag{'s' if len(shadowed) > 1 else ''} {names} also name{'' if len(shadowed) > 1 else 's'} "
                       f"scalar output ({shadowed[0]}: ...); like Guild, such lines are not recorded as scalars: "
                       f"rename the variable to keep them", GuildJupyterWarning, stacklevel=3)
-
-
-def follow_output(run: Run, stream, done, interval: float = 0.02) -> None:
-    """Copies a run's output to ``stream`` as it grows, until ``done()``."""
-    batch.follow_output(run, stream, done, interval)

@@ -5,7 +5,6 @@ or whole sweeps end (``EndWatcher``, the panel's)."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -91,7 +90,7 @@ def output_since(ref, offset: int = 0, limit: int | None = None, store=None) -> 
         raise BadInput(f"offset must be a byte offset >= 0, not {offset}")
     if limit is not None and limit < 1:
         raise BadInput("limit must be at least 1 byte")
-    run = _one_run(resolve_store(store), ref)
+    run = _resolve_all(resolve_store(store), [ref])[0]
     status = status_of(run.refresh())  # read before the output: what ended before is all read below
     if run.status in (STAGED, PENDING):
         return {"text": "", "offset": offset, "status": status, "done": False}
@@ -99,14 +98,6 @@ def output_since(ref, offset: int = 0, limit: int | None = None, store=None) -> 
     data, next_offset = outputlib.read_from(run.path("output"), offset, limit, whole_chars=not ended)
     done = ended and (limit is None or len(data) < limit)
     return {"text": outputlib.decode(data), "offset": next_offset, "status": status, "done": done}
-
-
-def _one_run(st, ref) -> Run:
-    """The run ``ref`` names; a whole id is looked up directly, not among
-    every run id (a viewer polls with it several times a second)."""
-    if isinstance(ref, str) and len(ref) == 32 and os.path.isdir(os.path.join(st.runs_dir, ref)):
-        return st.run(ref)
-    return _resolve_all(st, [ref])[0]
 
 
 class EndWatcher:

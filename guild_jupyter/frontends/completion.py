@@ -69,9 +69,10 @@ def complete(text: str, front: str = C.LINE, cell: str | None = None, cwd: str |
     cursor: ``word`` is the one being completed, each completion replaces it."""
     words = _split(text)
     word = "" if not text or text[-1].isspace() or not words else words.pop()
-    store = None
-    while words and words[0] == "--store" and len(words) > 1:
-        store, words = words[1], words[2:]
+    try:
+        store, words = C.take_store(words, "")  # --store PATH or --store=PATH, as the verbs take it
+    except C.UsageProblem:  # the path itself is being typed (IPython completes files there)
+        return word, []
     if not words:  # the subcommand
         if word.startswith("-"):
             return word, _starting(["--store", "--help"], word)

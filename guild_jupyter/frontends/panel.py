@@ -201,11 +201,11 @@ class Panel(W.VBox):
         # Built outside the apply lock: a click never waits for a scan.
         snap = self.monitor.snapshot(pages=pages)
         notices = self.watcher.poll()
+        self.output_view.update()  # reads output (its own lock): not under the lock clicks wait on
         with self._apply_lock:
             if self.comm is None:  # closed meanwhile
                 return snap
             self.notice_area.add(notices)
-            self.output_view.update()
             for name, g in self.groups.items():
                 if g.page == pages[name]:  # unless a pager click came in meanwhile
                     g.page = snap["groups"][name]["page"]

@@ -74,13 +74,14 @@ class OutputView:
             try:
                 for _ in range(READS_PER_UPDATE):
                     piece = api.output_since(self.run_id, self.offset, READ_LIMIT, store=self.store)
+                    read = piece["offset"] - self.offset
                     self.offset, self.done, self.status = piece["offset"], piece["done"], piece["status"]
                     if piece["text"]:
                         grew = True
                         self.text += piece["text"]
                         if len(self.text) > MAX_CHARS:
                             self.text, self.cut = self.text[-MAX_CHARS:], True
-                    if self.done or len(piece["text"].encode()) < READ_LIMIT:
+                    if self.done or read < READ_LIMIT:
                         break
             except GuildJupyterError as e:
                 self.done = True

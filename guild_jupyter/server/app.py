@@ -11,9 +11,10 @@ from traitlets import Dict, List, Unicode
 
 from .. import api
 from ..errors import BadInput
+from ..frontends.commands import QUEUE_FLAGS
 
-QUEUE_FIELDS = {"gpus", "wait_for_running", "run_once", "poll_interval", "retries", "max_running", "per_gpu",
-                "min_free_memory", "max_util", "dask"}
+#: The queue flags of ``%guild queue``, as JSON fields (``max_running``).
+QUEUE_FIELDS = frozenset(f.replace("-", "_") for f in QUEUE_FLAGS)
 SHUTDOWN_TIMEOUT = 10.0
 
 
@@ -35,7 +36,7 @@ class GuildJupyter(ExtensionApp):
     queues = List(
         Dict(), config=True,
         help='Queues the server starts and hosts, e.g. [{"gpus": "0"}, {"gpus": "1", "run_once": True}]; '
-             "keys: gpus, wait_for_running, run_once, poll_interval.",
+             "keys: the flags of %guild queue with underscores (gpus, max_running, per_gpu, retries, dask...).",
     )
 
     def initialize_settings(self):

@@ -290,6 +290,8 @@ class Store:
             if span is not None:
                 raise RunNotFound(f"no run at {ref} (an index or range outside the listing, and no run id)")
             raise RunNotFound(f"no run with id {ref!r}")
+        if len(ref) == 32 and os.path.isdir(os.path.join(self.runs_dir, ref)):
+            return self.run(ref)  # a whole id: no listing of runs/ (viewers poll with one)
         matches = [i for i in self.run_ids() if i.startswith(ref)]
         if not matches:
             if span is not None:
