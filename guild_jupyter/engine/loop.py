@@ -51,7 +51,7 @@ from .config import yes_no
 from .queue_control import QueueControl
 from .queue_log import QueueLog
 # Slots and the scan helpers live in .slots; Slot and START_ATTRS stay importable from here.
-from .slots import START_ATTRS, Slot, busy_others, gpu_states, unreadable_start_attrs  # noqa: F401
+from .slots import START_ATTRS, Slot, busy_others, gpus_held, unreadable_start_attrs  # noqa: F401
 from .starters import LocalStarter, RunHandle, RunStarter  # noqa: F401 - RunHandle: importable from here
 
 WATCH_INTERVAL = 0.01  # how often an idle queue checks the store's change marker
@@ -270,7 +270,8 @@ class QueueLoop:
                     continue
                 candidates.append(c)
             others = busy_others(self.run.id, pending, locked) if cfg.wait_for_running else []
-            gpus = gpu_states(self._gpus, self._uuids, self.config, pending, locked) if cfg.auto else ()
+            held = gpus_held(pending, locked) if cfg.auto else None
+            gpus = gpuslots.gpu_states(self._gpus, held, self.config, self._uuids) if cfg.auto else ()
             while True:
                 decision = policy.next_run(candidates, cfg, busy=False, running_others=others, gpus=gpus)
                 self._note_decision(decision, candidates)
@@ -284,8 +285,9 @@ class QueueLoop:
                 transitions.record_start_failure(self.store, run, f"not started: {unreadable}")
                 self.log(f"Run {run.id} cannot start: {unreadable}; recorded as error")
                 candidates = [c for c in candidates if c.id != run.id]
+            # The claim's slot check counts from this pass's scan: the lock held since keeps it true.
             transitions.claim(self.store, run, self._claim, gpus=decision.assign_gpus,
-                              per_gpu=cfg.per_gpu if cfg.auto else None)
+                              per_gpu=cfg.per_gpu if cfg.auto else None, held=held)
         return run.refresh()
 
     def _note_decision(self, decision: policy.Decision, candidates: list) -> None:

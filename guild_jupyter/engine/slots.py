@@ -8,7 +8,7 @@ tested apart from the loop's timing:
 
 - ``Slot``: room for one run at a time, serving a set of GPUs;
 - ``busy_others``: the runs that hold back a ``wait-for-running`` queue;
-- ``gpu_states``: each served GPU's state for ``policy.next_run``;
+- ``gpus_held``: our runs on each GPU, for ``policy.next_run`` and the claim;
 - ``unreadable_start_attrs``: why a chosen run cannot be started (a run is
   never started with made-up flags).
 """
@@ -21,10 +21,9 @@ import os
 from ..store import attrs as attrlib
 from ..store import transitions
 from ..store.run import PENDING_MARKER, RUNNING, Run
-from . import gpuslots
 from .starters import RunHandle
 
-__all__ = ["Slot", "START_ATTRS", "busy_others", "gpu_states", "unreadable_start_attrs"]
+__all__ = ["Slot", "START_ATTRS", "busy_others", "gpus_held", "unreadable_start_attrs"]
 
 START_ATTRS = ("flags", "op", "run_params")  # what a run is started from
 
@@ -48,12 +47,11 @@ class Slot:
         return self.run.refresh().status != RUNNING
 
 
-def gpu_states(served: tuple, uuids: dict, config, pending: list[Run], locked: list[Run]) -> list:
-    """The ``served`` GPUs' states, from this scan (runs the recovery just
-    returned to staged hold no GPU)."""
+def gpus_held(pending: list[Run], locked: list[Run]) -> dict:
+    """Our runs on each GPU, from this scan (runs the recovery just returned
+    to staged hold no GPU): what the GPUs' states and the claim count from."""
     still = [r for r in pending if os.path.exists(r.path(PENDING_MARKER))]
-    held = transitions.gpu_occupancy(still, locked)
-    return gpuslots.gpu_states(served, held, config, uuids)
+    return transitions.gpu_occupancy(still, locked)
 
 
 def busy_others(queue_id: str, pending: list[Run], locked: list[Run]) -> list[str]:

@@ -140,12 +140,15 @@ def gpu_occupancy(pending: list[Run], locked: list[Run]) -> dict[str, int]:
     return counts
 
 
-def gpu_slot_full(store, gpus: str | None, per_gpu: int) -> str | None:
+def gpu_slot_full(store, gpus: str | None, per_gpu: int, held: dict | None = None) -> str | None:
     """Why one of ``gpus`` cannot take one more run (it has ``per_gpu`` of
-    ours), or None. The caller holds the run-status lock (a claim)."""
+    ours), or None. The caller holds the run-status lock (a claim).
+    ``held``: ``gpu_occupancy`` of a scan made under that same lock (a
+    queue's claim pass), else the store is scanned here."""
     if not gpus:
         return None
-    _staged, pending, locked = store.scan_waiting()
-    held = gpu_occupancy(pending, locked)
+    if held is None:
+        _staged, pending, locked = store.scan_waiting()
+        held = gpu_occupancy(pending, locked)
     full = [g for g in gpus.split(",") if held.get(g, 0) >= per_gpu]
     return f"GPU {full[0]} has no free slot ({held[full[0]]} of {per_gpu} in use)" if full else None

@@ -108,7 +108,8 @@ def create(store, specs: list, *, staged: bool, owner: Claim | None = None) -> l
 # -- claims ---------------------------------------------------------------------------
 
 
-def claim(store, run: Run, by: Claim, *, gpus: str | None = None, per_gpu: int | None = None) -> None:
+def claim(store, run: Run, by: Claim, *, gpus: str | None = None, per_gpu: int | None = None,
+          held: dict | None = None) -> None:
     """staged -> pending, claimed by ``by``. The caller holds the run-status
     lock across the scan that chose the run and this claim. The STAGED
     marker stays (PENDING takes precedence), so a dead claim can be undone.
@@ -117,11 +118,12 @@ def claim(store, run: Run, by: Claim, *, gpus: str | None = None, per_gpu: int |
     is kept in ``gpus_requested`` for a return to staged). ``per_gpu``: a GPU
     slot claim, refused (WrongState) if, counted again under this lock, one
     of the GPUs already has ``per_gpu`` of our runs: no number of queues in
-    any processes puts more on a GPU."""
+    any processes puts more on a GPU. ``held``: the GPUs' counts from a
+    scan the caller made under the lock it still holds (else counted here)."""
     with store.lock():
         if not os.path.exists(run.path(STAGED_MARKER)) or os.path.exists(run.path(PENDING_MARKER)):
             raise WrongState(f"run {run.id[:8]} is no longer staged")
-        full = gpu_slot_full(store, gpus or run.gpus, per_gpu) if per_gpu is not None else None
+        full = gpu_slot_full(store, gpus or run.gpus, per_gpu, held) if per_gpu is not None else None
         if full:
             raise WrongState(full)
         # The claim first: if a later write fails (a full disk), removing it
