@@ -42,6 +42,11 @@ class DaskStarter:
 
     places_gpus = True  # policy sees every run as unpinned: resources place GPU runs
 
+    @property
+    def runs_end_with_queue(self) -> bool:
+        """An embedded cluster closes with the queue, and its runs end ("worker lost")."""
+        return self.cluster is not None
+
     def __init__(self, store, address: str):
         require_dask()
         import dask
@@ -137,7 +142,7 @@ class DaskStarter:
             self.client.close(timeout=5)
         except Exception:  # noqa: BLE001
             pass
-        if self.cluster is not None and not any(not h.future.done() for h in self._handles):
+        if self.cluster is not None:
             try:
                 self.cluster.close(timeout=10)
             except Exception:  # noqa: BLE001
@@ -183,7 +188,11 @@ class DaskStarter:
         return link or None
 
     def _write_info(self, force: bool = False, closed: bool = False) -> None:
+        """Records the cluster in the queue run when it changed; between two
+        reads of the scheduler (``INFO_TTL``) nothing can have changed."""
         if self.loop is None:
+            return
+        if not force and self._written is not None and time.monotonic() - self._info_at <= INFO_TTL:
             return
         info = dict(self.cluster_info(force=force), closed=closed, host=dask_records.this_host())
         if info != self._written:
@@ -260,6 +269,10 @@ class DaskHandle:
                                                        "its supervisor is gone")
                 self.starter.log(f"Run {run.id}: worker lost; recorded as error")
         self._settled = True
+        try:  # the cluster as it is now the run is gone: panels stop showing it on its worker
+            self.starter._write_info(force=True)
+        except Exception:  # noqa: BLE001 - a picture of the cluster never stops a run's end
+            pass
         return True
 
     def _result(self) -> dict:

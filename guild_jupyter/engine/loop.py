@@ -162,7 +162,9 @@ class QueueLoop:
             exit_status = -15
         self.state = "stopped"
         going = [s.run.id for s in self.slots if s.run is not None and not s.done()]
-        self.log("Stopping queue" + (f" (run {', '.join(going)} keeps running)" if going else ""))
+        # Runs outlive the queue, but for those on a cluster the queue embeds (it ends with the queue).
+        fate = "ends with its cluster" if getattr(self.starter, "runs_end_with_queue", False) else "keeps running"
+        self.log("Stopping queue" + (f" (run {', '.join(going)} {fate})" if going else ""))
         if hasattr(self.starter, "close"):  # lets go of what it holds (a Dask client, a local cluster)
             try:
                 self.starter.close()
