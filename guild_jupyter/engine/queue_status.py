@@ -105,6 +105,13 @@ def list_queues(runs, handles=(), include_finished: bool = False) -> list[QueueI
     return out
 
 
+#: Queue run id -> the GPUs a running ``gpus=auto`` queue serves. Its loop
+#: resolves them once, at start; so do listings (a panel refreshes every
+#: second: each NVML read would sweep every device again).
+_SERVED: dict = {}
+SERVED_KEPT = 256
+
+
 def _slots(q: Run, used: int, held: dict) -> dict:
     """A running queue's slots (``QueueInfo.slots``), from its recorded flags."""
     from .config import config_of
@@ -115,12 +122,18 @@ def _slots(q: Run, used: int, held: dict) -> dict:
         return {"used": used, "total": 1, "per_gpu": None}
     if not config.auto:
         return {"used": used, "total": config.slot_count(), "per_gpu": None}
-    from .gpuslots import resolve_gpus
+    gpus = _SERVED.get(q.id)
+    if gpus is None:
+        from .gpuslots import resolve_gpus
 
-    try:
-        gpus, _uuids = resolve_gpus(config.gpus)
-    except Exception:  # noqa: BLE001 - NVML gone since the queue started: its listed GPUs, if any
-        gpus = auto_list(config.gpus) or ()
+        try:
+            gpus, _uuids = resolve_gpus(config.gpus)
+        except Exception:  # noqa: BLE001 - NVML gone since the queue started: its listed GPUs, if any
+            gpus = auto_list(config.gpus) or ()
+        else:
+            if len(_SERVED) >= SERVED_KEPT:
+                _SERVED.clear()
+            _SERVED[q.id] = gpus
     return {"used": used, "total": config.slot_count(len(gpus)), "per_gpu": {g: held.get(g, 0) for g in gpus}}
 
 
