@@ -343,9 +343,7 @@ def restart(store, run: Run, *, stage: bool, owner: Claim | None = None) -> None
     if not stage and owner is None:
         owner = Claim.by_this_process(kind="launch")
     with store.lock():
-        run.refresh()
-        if run.get("exit_status") is None and os.path.exists(run.path(LOCK)) and run.lock_holder() is None:
-            settle_dead(store, run)  # its supervisor died: end what it left, record it, first
+        if settle_dead(store, run):  # its supervisor died: end what it left, record it, first
             run.refresh()
         if run.status not in FINISHED:
             raise WrongState(f"run {run.id[:8]} is {run.status}: only a finished run can be restarted")
