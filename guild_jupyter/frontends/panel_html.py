@@ -173,13 +173,6 @@ def _finite(values) -> list[float]:
             and math.isfinite(v)]
 
 
-def format_value(value) -> str:
-    """A scalar value in 6 significant digits."""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return "" if value is None else str(value)
-
-
 def spark_svg(values, width: int = 64, height: int = 16) -> str:
     """An inline SVG polyline of ``values`` (oldest first), scaled to the
     box; empty with fewer than two finite values."""
@@ -200,7 +193,7 @@ def scalar_html(scalar, spark=None) -> str:
     and its sparkline; empty for a run that logged none."""
     if not scalar:
         return ""
-    text = f"{scalar.get('tag', '')} {format_value(scalar.get('value'))}"
+    text = views.scalar_text(scalar)
     return f"<span class='gj-scalar-value'>{_e(text)}</span>{spark_svg(spark)}"
 
 

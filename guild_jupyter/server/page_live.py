@@ -39,10 +39,6 @@ LIVE_JS = r"""
 const OUTPUT_POLL_MS = 500, OUTPUT_MAX_CHARS = 200000, NOTICES_SHOWN = 6;
 const FINISHED = ["completed", "error", "terminated"];
 
-function fmtValue(v) {
-  return typeof v === "number" ? String(Number(v.toPrecision(6))) : (v === null || v === undefined ? "" : String(v));
-}
-
 function sparkSvg(values, width = 64, height = 16) {
   const pts = (values || []).filter((v) => typeof v === "number" && isFinite(v));
   if (pts.length < 2) return null;
@@ -62,7 +58,7 @@ function scalarCell(r) {
   const s = r.scalar;
   if (s) {
     td.title = `${s.tag} = ${s.value}` + (s.step === null || s.step === undefined ? "" : ` at step ${s.step}`);
-    td.append(el("span", {class: "scalar-value"}, `${s.tag} ${fmtValue(s.value)}`));
+    td.append(el("span", {class: "scalar-value"}, r.scalar_text));  // the view model's wording
     const svg = sparkSvg(r.spark);
     if (svg) td.append(svg);
   }
