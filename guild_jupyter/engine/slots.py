@@ -18,14 +18,13 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from ..store import attrs as attrlib
 from ..store import transitions
 from ..store.run import PENDING_MARKER, RUNNING, Run
 from .starters import RunHandle
 
 __all__ = ["Slot", "START_ATTRS", "busy_others", "gpus_held", "unreadable_start_attrs"]
 
-START_ATTRS = ("flags", "op", "run_params")  # what a run is started from
+START_ATTRS = transitions.START_ATTRS  # what a run is started from (the store checks them)
 
 
 @dataclasses.dataclass
@@ -79,9 +78,5 @@ def busy_others(queue_id: str, pending: list[Run], locked: list[Run]) -> list[st
 def unreadable_start_attrs(run: Run) -> str | None:
     """What the start would need and cannot read (a run is never started with
     made-up flags), or None."""
-    for name in START_ATTRS:
-        try:
-            attrlib.read(os.path.join(run.attrs_dir, name), None)
-        except Exception as e:  # noqa: BLE001 - AttrReadError; YAML's ValueError for a bad date
-            return f"attr {name} cannot be read ({e})"
-    return None
+    bad = transitions.unreadable_start_attr(run)
+    return f"attr {bad[0]} cannot be read ({bad[1]})" if bad else None

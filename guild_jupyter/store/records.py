@@ -152,3 +152,20 @@ def gpu_slot_full(store, gpus: str | None, per_gpu: int, held: dict | None = Non
         held = gpu_occupancy(pending, locked)
     full = [g for g in gpus.split(",") if held.get(g, 0) >= per_gpu]
     return f"GPU {full[0]} has no free slot ({held[full[0]]} of {per_gpu} in use)" if full else None
+
+
+#: What a run is started from: a start never makes these up.
+START_ATTRS = ("flags", "op", "run_params")
+
+
+def unreadable_start_attr(run: Run):
+    """``(name, error)`` of the first of ``START_ATTRS`` that cannot be read,
+    or None: checked by a queue before it claims a run and by ``acquire``."""
+    import os
+
+    for name in START_ATTRS:
+        try:
+            attrlib.read(os.path.join(run.attrs_dir, name), None)
+        except Exception as e:  # noqa: BLE001 - AttrReadError; YAML's ValueError for a bad date
+            return name, e
+    return None

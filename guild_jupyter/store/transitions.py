@@ -48,7 +48,7 @@ from . import attrs as attrlib
 from . import reserve
 # Claims and process records are re-exported: callers see one lifecycle module.
 from .records import (Claim, gpu_occupancy, gpu_slot_full, has_our_start_record, read_claim,  # noqa: F401
-                      record_processes, recorded_processes)
+                      record_processes, recorded_processes, START_ATTRS, unreadable_start_attr)
 from .run import FINISHED, LOCK, LOCK_START, PENDING, PENDING_MARKER, RUNNING, STAGED, STAGED_MARKER, Run, now_us
 # The outcome side (how runs end, and the writes shared by every transition)
 # is in .transitions_end, re-exported here: callers only call transitions.X.
@@ -233,11 +233,9 @@ def acquire(store, run: Run, holder: Identity, claimed_by: Identity | None = Non
             c = read_claim(run)
             if isinstance(c, Claim) and c.owner != claimed_by:
                 raise WrongState(f"run {run.id[:8]} is claimed by another process (pid {c.owner.pid})")
-        for name in ("flags", "op", "run_params"):
-            try:
-                attrlib.read(os.path.join(run.attrs_dir, name), None)
-            except attrlib.AttrReadError as e:
-                raise RunStartError(f"attr {name} of run {run.id[:8]} cannot be read ({e}); not started") from None
+        bad = unreadable_start_attr(run)
+        if bad:
+            raise RunStartError(f"attr {bad[0]} of run {run.id[:8]} cannot be read ({bad[1]}); not started")
         try:
             reserve.reserve(run)
             attrlib.write_atomic(run.path(LOCK_START), json.dumps(holder.as_record()))
