@@ -125,17 +125,18 @@ def _run_with_output(store, ref, listing=None) -> Run:
     return r
 
 
-def output(ref, tail: int | None = None, store=None, listing=None, follow: bool = False, stream=None):
+def output(ref, tail: int | None = None, store=None, listing=None, follow: bool = False, stream=None, note=None):
     """A run's output (``tail``: its last lines). ``follow``: write it to
     ``stream`` (default stdout) as the run writes it until the run ends,
-    then its outcome, and return the ended run (see ``follow``)."""
+    then its outcome (on ``note``, default ``stream``), and return the
+    ended run (see ``follow``)."""
     validate.boolean("follow", follow)
     if follow:
         if tail is not None:
             raise BadInput("give --tail or --follow, not both")
         from .watching import follow as follow_run
 
-        return follow_run(ref, stream, store=store, listing=listing)
+        return follow_run(ref, stream, note=note, store=store, listing=listing)
     validate.run_ref(ref)
     validate.count("tail", tail)
     validate.store(store)

@@ -125,12 +125,11 @@ def _stop(args) -> int:
 
 def _output(args) -> int:
     if args.follow:
-        if args.tail is not None:
-            raise C.UsageProblem("give --tail or --follow, not both", f"{PROG} output")
         # The output on stdout, what we say about it (waiting, the outcome)
         # on stderr: ``output -f RUN > file`` gets the run's output only.
         try:
-            run = api.follow(args.run, sys.stdout, note=sys.stderr, store=args.store)
+            run = api.output(args.run, tail=args.tail, follow=True, stream=sys.stdout, note=sys.stderr,
+                             store=args.store)
         except KeyboardInterrupt:
             return 128 + signal.SIGINT
         return 0 if run.status == "completed" else 1

@@ -241,10 +241,8 @@ class GuildMagics(Magics):
 
         (ref,) = self._refs([args.run], args.store)
         if args.follow:
-            if args.tail is not None:
-                raise UsageError(f"{PROG} output: give --tail or --follow, not both")
             try:  # the output streams into the cell; the outcome line ends it
-                api.follow(ref, sys.stdout, store=args.store)
+                api.output(ref, tail=args.tail, follow=True, stream=sys.stdout, store=args.store)
             except KeyboardInterrupt:
                 pass  # said so already; the run goes on
             return None
