@@ -64,7 +64,7 @@ def panel(store=None, refresh: float | None = 1.0, probe=None, page_size: int = 
     it to stop its thread.
     """
     if replace:
-        home = api.resolve_store(store).home
+        home = api.store_home(store)
         for old in list(_live_panels):
             if old.store.home == home:
                 old.close()
