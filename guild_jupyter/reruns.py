@@ -63,3 +63,21 @@ def copy_spec(run: Run, op: ScriptOp, flags: dict, extra_attrs: dict | None = No
         extra["retries"] = retries
     extra.update(extra_attrs or {})
     return op.spec(flags, gpus=pinned_gpus(run), label=user_label(run), extra_attrs=extra)
+
+
+def retry_spec(run: Run, op: ScriptOp, attempt: int, allowed: int | None = None) -> RunSpec:
+    """The spec of a retry of the failed ``run``: a copy with its user flags
+    that names what it retries (``retry_of``: this run; ``retry_origin``:
+    the first run of the chain; ``retry_attempt``: 1, 2, ...) and, when
+    given, how many retries the chain may have (``retries``)."""
+    origin = run.get("retry_origin") if attempt > 1 else None
+    extra = {"retry_of": run.id, "retry_attempt": attempt, "retry_origin": origin or run.id}
+    if allowed is not None:
+        extra["retries"] = allowed
+    return copy_spec(run, op, user_flags(run), extra)
+
+
+def next_attempt(run: Run) -> int:
+    """The attempt number a retry of ``run`` gets (1 for a first failure)."""
+    attempt = run.get("retry_attempt")
+    return (attempt if isinstance(attempt, int) and not isinstance(attempt, bool) and attempt > 0 else 0) + 1

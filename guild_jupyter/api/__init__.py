@@ -6,7 +6,7 @@ Split by concern, every name re-exported here (front ends import only
 ``planning`` (operations and trials), ``starting`` (``run``), ``lifecycle``
 (listing, stopping, output, waiting), ``queueing`` (queues and the queue
 registry), ``controlling`` (pause, resume, drain a queue), ``rerun``
-(restart, restage), ``viewing`` (compare, the store monitor)."""
+(restart, restage, retry), ``viewing`` (compare, the store monitor)."""
 
 from __future__ import annotations
 
@@ -21,12 +21,13 @@ _NAMES = {
     ".planning": "cell_op flag_names plan_trials",
     ".queueing": "host_queue queue queue_registry queues serve_queue",
     ".controlling": "drain_queue pause_queue queue_control resume_queue",
-    ".rerun": "restage restart",
+    ".rerun": "restage restart retry",
     ".selection": "_resolve_all _with_listing_indices listing_refs resolve_store store_home",
     ".starting": "run warn_unknown_gpus",
     ".viewing": "compare curves monitor",
     "..plotting": "plot",
-    ".watching": "EndWatcher follow outcome_line output_since",
+    ".watching": "follow outcome_line output_since",
+    "..events": "EventLog EventWatcher WatchThread",
     "..display": "RunList",
     "..engine.gpuspec": "parse_gpu_spec",
     "..engine.queue_status": "QueueRegistry",

@@ -1,11 +1,12 @@
 """Running a finished run again: ``restart`` (in place, same id, like
-``guild run --restart``) and ``restage`` (a staged copy with edited flags)."""
+``guild run --restart``), ``restage`` (a staged copy with edited flags)
+and ``retry`` (a staged copy of a failed run, as a queue's retry makes)."""
 
 from __future__ import annotations
 
 from .. import validate
 from ..display import RunList
-from ..errors import BadInput
+from ..errors import BadInput, WrongState
 from .selection import _resolve_all, _with_listing_indices, resolve_store
 
 
@@ -62,6 +63,29 @@ def restage(ref, *assignments: str, flags: dict | None = None, store=None, listi
     specs = [reruns.copy_spec(run, op, t, {"restage_of": run.id}) for t in trials]
     st.ensure_writable()
     return _with_listing_indices(st, transitions.create(st, specs, staged=True))
+
+
+def retry(ref, *, store=None, listing=None) -> RunList:
+    """Stages a retry of a failed run for a queue, as a queue with
+    ``retries`` does: a copy of its source snapshot, user flags, pinned
+    GPUs and label, naming what it retries (``retry_of``, ``retry_attempt``,
+    ``retry_origin``), so it reads "retry 2/3 of ab12cd34". Only a run that
+    ended ``error`` can be retried (``WrongState`` otherwise); nothing is
+    written then. Returns the staged copy."""
+    validate.run_ref(ref)
+    validate.store(store)
+    validate.listing(listing)
+    st = resolve_store(store)
+    (run,) = _one(st, ref, listing)
+    from .. import reruns
+    from ..store import transitions
+    from ..store.run import ERROR
+
+    if run.refresh().status != ERROR:
+        raise WrongState(f"run {run.id[:8]} is {run.status}: only a failed run can be retried")
+    spec = reruns.retry_spec(run, reruns.script_op_of(run), reruns.next_attempt(run))
+    st.ensure_writable()
+    return _with_listing_indices(st, transitions.create(st, [spec], staged=True))
 
 
 def _one(st, ref, listing):

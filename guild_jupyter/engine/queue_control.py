@@ -101,9 +101,6 @@ class QueueControl:
         from .. import reruns
         from ..store import transitions
 
-        op = reruns.script_op_of(run)
-        origin = run.get("retry_origin") if attempt > 1 else None
-        extra = {"retry_of": run.id, "retry_attempt": attempt, "retry_origin": origin or run.id, "retries": allowed}
-        spec = reruns.copy_spec(run, op, reruns.user_flags(run), extra)
+        spec = reruns.retry_spec(run, reruns.script_op_of(run), attempt, allowed)
         (copy,) = transitions.create(self.store, [spec], staged=True)
         return copy

@@ -10,10 +10,9 @@ import threading
 from ..store.queue_state import read_control
 from ..store.run import PENDING, RUNNING, Run
 from ..store.records import gpu_occupancy
-from .gpuspec import auto_list
-from .policy import gpus_phrase
+from .gpuspec import auto_list, queue_gpus_phrase
 
-__all__ = ["QueueInfo", "QueueRegistry", "list_queues", "describe_queue"]
+__all__ = ["QueueInfo", "QueueRegistry", "list_queues", "describe_queue", "slots_phrase"]
 
 
 @dataclasses.dataclass
@@ -163,8 +162,13 @@ def describe_queue(q) -> str:
     options = [name for name, on in (("wait-for-running", wfr), ("run-once", once)) if on]
     slots = getattr(q, "slots", None)
     if slots and (slots.get("total", 1) > 1 or slots.get("per_gpu")):
-        options.append(f"{slots['used']}/{slots['total']} slots")
-    return " · ".join([f"queue {q.id[:8]}", host, gpus_phrase(gpus), text] + options)
+        options.append(slots_phrase(slots.get("used", 0), slots.get("total", 1)))
+    return " · ".join([f"queue {q.id[:8]}", host, queue_gpus_phrase(gpus), text] + options)
+
+
+def slots_phrase(used: int, total: int) -> str:
+    """``2 of 4 slots busy``: runs of a queue going, of those it may have at once."""
+    return f"{used} of {total} slot{'' if total == 1 else 's'} busy"
 
 
 class QueueRegistry:

@@ -28,6 +28,7 @@ The transitions::
   * mark_remote           pending    -> running on another host (LOCK.remote)
     delete                finished/staged -> trash (never still staged)
     restart               finished   -> pending / staged, in place
+    note_user_stop        running    (records who asked it to stop: the user)
 
 Claims and start records (who owns a run) are read and explained in
 :mod:`.records`.
@@ -252,6 +253,24 @@ def acquire(store, run: Run, holder: Identity, claimed_by: Identity | None = Non
     store.notify_change()
 
 
+# -- stopping ------------------------------------------------------------------------------
+
+#: Who asked a run to stop, when it was the user (``api.stop`` from any front
+#: end): its end then reads "stopped by you"; a run ended by a signal from
+#: anything else (``guild stop``, a kill) reads "terminated".
+STOPPED_BY = "stopped_by"
+
+
+def note_user_stop(run: Run) -> None:
+    """Records, before the run is signalled, that the user asked it to stop.
+    Best effort: a store that cannot take the attr still stops the run (it
+    then reads terminated)."""
+    try:
+        run.write_attr(STOPPED_BY, "user")
+    except OSError:
+        pass
+
+
 # -- removing from the queue, deleting ----------------------------------------------------
 
 
@@ -329,9 +348,9 @@ def give_back_gpus(run: Run) -> None:
 
 
 #: What a restart clears: the outcome, the mark of a run unstaged before it
-#: started, and the queue that started it last time (a queue shows the
+#: started, who stopped it, and the queue that started it last time (a queue shows the
 #: active run naming it as its current run).
-CLEARED = ("exit_status", "stopped", "unstaged", "queue_id")
+CLEARED = ("exit_status", "stopped", "unstaged", "queue_id", STOPPED_BY)
 
 
 def restart(store, run: Run, *, stage: bool, owner: Claim | None = None) -> None:
