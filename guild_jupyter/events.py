@@ -171,7 +171,12 @@ class EventWatcher:
             entries = index.entries
             new_ids = entries.keys() - self._known if not first else ()
             self._known = set(entries)
-            if first:
+            if first:  # runs that ended just before: as good as known, never noticed later
+                for name in ("failed", "finished"):
+                    for e in groups[name]:
+                        if (e.stopped or e.timestamp) < now - LOOK_MARGIN_US:
+                            break
+                        self._noticed[e.id] = None
                 return []
             ended = self._ended(before, active, groups, since, entries)
             staged_new = [entries[i] for i in new_ids if not entries[i].is_queue]

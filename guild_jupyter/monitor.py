@@ -83,6 +83,13 @@ class StoreMonitor:
             e = self.index.entries.get(run_id)
             return None if e is None else views.status_of(e.run())
 
+    def status_text(self, run_id: str) -> str | None:
+        """How a run's status reads as last read (``stopped by you``...;
+        None: no such run)."""
+        with self.index.lock:
+            e = self.index.entries.get(run_id)
+            return None if e is None else views.status_text(e.run())
+
     def grouped(self) -> tuple[dict, dict]:
         """(index entries per group of ``views.GROUPS``, in display order;
         counts per display status), rebuilt only when the index changed.
@@ -151,6 +158,9 @@ class StoreMonitor:
         # busy: every slot of the queue holds a run (a max-running=N queue has N)
         queue_views = [policy.QueueView(q["id"], policy_gpus(q), q["wait_for_running"],
                                         q["slots"]["used"] >= max(1, q["slots"]["total"])) for q in queues]
+        # A paused or draining queue starts nothing: it serves no staged run now.
+        held = [v for v, q in zip(queue_views, queues) if q["control"] != "running"]
+        queue_views = [v for v in queue_views if v not in held]
         running_others = [e.id for e in groups["running"]]
         out_groups = []
         for g in views.GROUPS:
@@ -164,7 +174,7 @@ class StoreMonitor:
             rows = [views.run_row(r, now_us=now_us, varying=varying, order=g.order, short_time=True,
                                   scalar=self.scalar) for r in runs]
             if g.name == "staged":
-                _add_waiting_reasons(rows, entries, start, queue_views, running_others)
+                _add_waiting_reasons(rows, entries, start, queue_views, running_others, held)
                 note_gpu_shortage(rows, queues)  # Dask queues: no worker with GPU resources
                 for row in rows:
                     row["waiting_text"] = row["waiting"] or ""
@@ -316,10 +326,11 @@ def _run_of_pid(pid: int, by_pid: dict):
     return None
 
 
-def _add_waiting_reasons(rows, staged, start, queues, running_others) -> None:
+def _add_waiting_reasons(rows, staged, start, queues, running_others, held=()) -> None:
     """Why each staged run on the page waits. ``ahead``: the older staged
     runs that a queue serving this run would start first (the fewest over the
-    queues that serve it)."""
+    queues that serve it). ``held``: paused or draining queues; a run only
+    they would start waits for them (``waiting for paused queue ...``)."""
     if not rows:
         return
     counts: dict = {}  # gpus -> staged runs before the current one
@@ -330,6 +341,12 @@ def _add_waiting_reasons(rows, staged, start, queues, running_others) -> None:
             free = [q for q in serving if not q.busy] or serving
             ahead = min((_startable_count(counts, q.gpus) for q in free), default=0)
             reason = policy.waiting_reason(policy.StagedRun(e.id, e.gpus, e.timestamp), queues, running_others, ahead)
+            if not serving:
+                stopped = [q for q in held if policy.gpu_mismatch(e.gpus, q.gpus) is None]
+                if stopped:
+                    names = ", ".join(q.id[:8] for q in stopped)
+                    reason = f"waiting for {'queue' if len(stopped) == 1 else 'queues'} {names} to resume " \
+                             f"({'it is' if len(stopped) == 1 else 'they are'} paused or draining)"
             views.place_in_line(rows[i - start], i + 1, reason)
         counts[e.gpus] = counts.get(e.gpus, 0) + 1
 

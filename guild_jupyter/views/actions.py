@@ -64,9 +64,10 @@ _HELP = {
 
 
 def action(verb: str, method: str, path: str, confirm: str | None = None, form: dict | None = None) -> dict:
-    """One action as every front end gets it."""
+    """One action as every front end gets it; ``target``: the id of the run
+    or queue it acts on (the second part of ``path``)."""
     return {"verb": verb, "label": _LABELS[verb], "help": _HELP[verb], "confirm": confirm, "method": method,
-            "path": path, "form": form}
+            "path": path, "form": form, "target": path.split("/")[1]}
 
 
 def output_action(run_id: str) -> dict:

@@ -58,9 +58,9 @@ GROUPS: tuple[Group, ...] = (
     Group("staged", "Staged", True, (STAGED,), "started", "staged", "nothing staged",
           (("position_text", "#"),) + _columns("staged", ("waiting_text", "why it waits"))),
     Group("failed", "Failed", True, (ERROR,), "ended", "ended", "no failed runs",
-          _columns("ended", ("outcome_text", "outcome"), ("scalar_text", "scalar"))),
+          _columns("ended", ("elapsed_text", "took"), ("scalar_text", "scalar"))),
     Group("finished", "Finished", False, (COMPLETED, TERMINATED, UNSTAGED), "ended", "ended", "nothing finished yet",
-          _columns("ended", ("outcome_text", "outcome"), ("scalar_text", "scalar"))),
+          _columns("ended", ("elapsed_text", "took"), ("scalar_text", "scalar"))),
 )
 GROUP_NAMES = tuple(g.name for g in GROUPS)
 GROUP_OF_STATUS = {s: g.name for g in GROUPS for s in g.statuses}
