@@ -4,6 +4,7 @@ is what the kernel does when the browser's click arrives)."""
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import os
@@ -399,5 +400,68 @@ def test_the_real_guild_cli_never_outwits_the_index(scripts, store):
         guild("runs", "restore", other.id, "-y")
         assert shown(other.id)["status"] == "completed"
         assert other.id in {r.id for r in api.runs(store=store)}
+    finally:
+        p.close()
+
+
+def test_restage_form_retry_and_delete_from_the_failed_group(scripts, store):
+    failed = _finish(scripts, "fail.py", store=store)
+    p = panel(store=store, refresh=0, probe=fake_probe(), display=False)
+    try:
+        p.refresh()
+        _settle_bindings(p)
+        row = _row_widget(p, "failed", failed.id)  # open at once: no need to expand anything
+        assert [a["verb"] for a in row.actions] == ["output", "retry", "restart", "restage", "delete"]
+        assert [b.description for b in row.buttons] == ["Output", "Retry", "Restart", "Restage", "Delete"]
+        # restage: a form with the run's flags; a bad value shows the api's one line and writes nothing
+        row.button("restage").click()
+        form = p.restage_form
+        assert form.box.layout.display == "" and form.run_id == failed.id
+        assert [(t.description, t.value) for t in form.fields] == [("code", "3")]
+        before = sorted(store.run_ids())
+        form.fields[0].value = "abc"
+        form.submit_button.click()
+        assert "invalid value 'abc' for flag 'code'" in html.unescape(form.error.value)
+        assert form.box.layout.display == ""  # the form stays, with the error in it
+        assert sorted(store.run_ids()) == before  # nothing written
+        form.fields[0].value = "[0,1]"  # brackets make a sweep, as on a command line
+        form.submit_button.click()
+        assert form.box.layout.display == "none" and form.fields == []
+        copies = [r for r in store.runs() if r.get("restage_of") == failed.id]
+        assert sorted(r.flags["code"] for r in copies) == [0, 1] and {r.status for r in copies} == {"staged"}
+        assert f"staged 2 copies of run {failed.id[:8]}" in p.feedback.value
+        # retry: a staged copy that says what it retries
+        p.refresh()
+        _settle_bindings(p)
+        _row_widget(p, "failed", failed.id).button("retry").click()
+        (retry,) = [r for r in store.runs() if r.get("retry_of") == failed.id]
+        assert retry.status == "staged" and f"a retry of run {failed.id[:8]}" in p.feedback.value
+        snap = p.refresh()
+        assert next(r for r in rows(snap, "staged") if r["id"] == retry.id)["retry_text"] == (
+            f"retry 1 of {failed.id[:8]}")
+        # delete asks first, then moves the run to Guild's trash
+        _settle_bindings(p)
+        row = _row_widget(p, "failed", failed.id)
+        _confirmed_click(row, "delete")
+        assert failed.id not in store.run_ids() and "trash" in p.feedback.value
+        assert os.path.isdir(os.path.join(store.home, "trash", "runs", failed.id))
+    finally:
+        p.close()
+
+
+def test_notices_read_in_the_themes_colours(scripts, store):
+    """A notice's text takes JupyterLab's own text and background colours
+    (readable in the light and the dark theme); its level only colours a
+    border."""
+    p = panel(store=store, refresh=0, probe=fake_probe(), display=False)
+    try:
+        p.refresh()
+        failed = _finish(scripts, "fail.py", store=store)
+        p.refresh()
+        (event,) = p.notice_area.notices
+        shown = p.notice_area.rows[0][1].value
+        assert html.escape(event["text"]) in shown and event["level"] == "error"
+        assert "color:var(--jp-ui-font-color1" in shown and "background:var(--jp-layout-color1" in shown
+        assert "border-left:4px solid" in shown and f"data-run='{failed.id}'" in shown
     finally:
         p.close()

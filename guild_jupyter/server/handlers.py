@@ -301,16 +301,20 @@ class LongPoll(BaseHandler):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         changes = self.ext.changes
-        while True:
-            fut = changes.arm()
-            try:
-                answer = await ready()
+        fut = changes.arm()
+        try:
+            answer = await ready()
+            while answer is None:
                 left = deadline - loop.time()
-                if answer is not None or left <= 0 or self._gone():
-                    return answer
-                await changes.wait(fut, min(left, 1.0))  # a closed connection is noticed within a second
-            finally:
-                changes.disarm(fut)
+                if left <= 0 or self._gone():
+                    return None
+                if await changes.wait(fut, min(left, 1.0)):  # a closed connection is noticed within a second
+                    changes.disarm(fut)
+                    fut = changes.arm()
+                    answer = await ready()
+            return answer
+        finally:
+            changes.disarm(fut)
 
 
     def _gone(self) -> bool:

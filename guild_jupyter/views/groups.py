@@ -45,9 +45,9 @@ class Group:
                 "columns": [{"key": key, "title": title} for key, title in self.columns]}
 
 
-def _columns(time_title: str, *extra) -> tuple:
-    return (("short_id", "run"), ("status_text", "status"), ("op", "op"), ("gpus_text", "gpus"),
-            ("time_text", time_title)) + extra + (("flags_text", "flags"),)
+def _columns(time_title: str, *extra, status: bool = True) -> tuple:
+    return ((("short_id", "run"),) + ((("status_text", "status"),) if status else ()) +
+            (("op", "op"), ("gpus_text", "gpus"), ("time_text", time_title)) + extra + (("flags_text", "flags"),))
 
 
 GROUPS: tuple[Group, ...] = (
@@ -56,7 +56,7 @@ GROUPS: tuple[Group, ...] = (
     Group("pending", "Pending", True, (PENDING,), "started", "staged", "nothing pending",
           _columns("staged", ("waiting_text", "state"))),
     Group("staged", "Staged", True, (STAGED,), "started", "staged", "nothing staged",
-          (("position_text", "#"),) + _columns("staged", ("waiting_text", "why it waits"))),
+          (("position_text", "#"),) + _columns("staged", ("waiting_text", "why it waits"), status=False)),
     Group("failed", "Failed", True, (ERROR,), "ended", "ended", "no failed runs",
           _columns("ended", ("elapsed_text", "took"), ("scalar_text", "scalar"))),
     Group("finished", "Finished", False, (COMPLETED, TERMINATED, UNSTAGED), "ended", "ended", "nothing finished yet",

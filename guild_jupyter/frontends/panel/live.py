@@ -112,7 +112,8 @@ class NoticeArea:
         self.rows = []
         for _ in range(NOTICES_SHOWN):
             html = W.HTML(layout=W.Layout(flex="1 1 auto", min_width="0"))
-            button = W.Button(description="Output", layout=W.Layout(width="64px", height="24px", flex="0 0 auto"))
+            button = W.Button(description="Output", layout=W.Layout(width="auto", min_width="64px", height="24px",
+                                                                    flex="0 0 auto"))
             button.add_class("gj-notice-output")
             row = W.HBox([html, button], layout=W.Layout(display="none", width="100%", align_items="flex-start"))
             row.run_id = None

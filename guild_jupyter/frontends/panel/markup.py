@@ -55,7 +55,7 @@ _WRAP = "flex:1 1 {w};min-width:{w};white-space:normal;overflow-wrap:anywhere;"
 #: Width of each view-model field as a column, and whether it wraps.
 _WIDTHS = {"short_id": ("5.5em", False), "status_text": ("9em", False), "op": ("9em", False),
            "gpus_text": ("6em", False), "time_text": ("5.5em", False), "elapsed_text": ("4.5em", False),
-           "scalar_text": ("14em", False), "flags_text": ("14em", True), "position_text": ("6.5em", False),
+           "scalar_text": ("14em", False), "flags_text": ("14em", True), "position_text": ("8.5em", False),
            "waiting_text": ("14em", True), "outcome_text": ("12em", True)}
 #: Column titles the panel words its own way (the rest: the view model's).
 _TITLES = {"flags_text": "flags (varying first) · label"}
