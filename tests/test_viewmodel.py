@@ -183,6 +183,7 @@ def test_a_restart_forgets_who_stopped_the_run(scripts, guild_home):
     (run,) = api.run(str(scripts / "sleep.py"), "secs=60")
     api.stop(run.id, timeout=30)
     assert views.status_text(run.refresh()) == "stopped by you"
+    assert api.outcome_line(run) == f"run {run.id[:8]} stopped by you"  # what `output --follow` ends with
 
     def restarted():  # the supervisor lets go of the run just after its outcome is recorded
         try:

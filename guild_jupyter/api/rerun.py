@@ -77,6 +77,7 @@ def retry(ref, *, store=None, listing=None) -> RunList:
     validate.listing(listing)
     st = resolve_store(store)
     (run,) = _one(st, ref, listing)
+    # lazy: copying a run (source snapshot, op) costs nothing to the other verbs' start-up
     from .. import reruns
     from ..store import transitions
     from ..store.run import ERROR

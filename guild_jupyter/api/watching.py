@@ -19,12 +19,16 @@ __all__ = ["follow", "output_since", "outcome_line"]
 
 
 def outcome_line(run: Run) -> str:
-    """``run 1a2b3c4d completed (exit status 0)``: how a followed run ended."""
-    from ..views import UNSTAGED, status_of
+    """``run 1a2b3c4d completed (exit status 0)``: how a followed run ended
+    (``run 1a2b3c4d stopped by you`` for a run the user stopped: no signal
+    number)."""
+    from ..views import STOPPED_BY_YOU, TERMINATED, UNSTAGED, status_of, stopped_by_user
 
     status = status_of(run)
     if status == UNSTAGED:
         return f"run {run.id[:8]} was unstaged: it never started"
+    if status == TERMINATED and stopped_by_user(run):
+        return f"run {run.id[:8]} {STOPPED_BY_YOU}"
     es = run.exit_status
     return f"run {run.id[:8]} {status}" + (f" (exit status {es})" if es is not None else "")
 

@@ -25,6 +25,7 @@ queue of ours takes ``pause`` or ``resume`` (whichever applies), ``drain``
 from __future__ import annotations
 
 from ..store.run import COMPLETED, ERROR, PENDING, RUNNING, STAGED, TERMINATED
+from .words import format_flag
 
 __all__ = ["RUN_VERBS", "RUN_ACTIONS", "QUEUE_VERBS", "run_actions", "queue_actions", "output_action",
            "restage_form", "flag_type", "action"]
@@ -92,8 +93,6 @@ def flag_type(value) -> str:
 def restage_form(flags: dict) -> dict:
     """The restage form: each flag with its current value as text (how a
     command line would write it) and its type."""
-    from .words import format_flag
-
     return {"flags": [{"name": str(k), "value": format_flag(v), "type": flag_type(v)} for k, v in flags.items()]}
 
 

@@ -32,7 +32,7 @@ def queue_form(hosts=QUEUE_HOSTS) -> dict:
     """``{"fields": [...], "hosts", "path", "method"}``: each queue flag as
     a form field (``name`` is the JSON field ``POST queues`` takes, ``flag``
     how ``%guild queue`` spells it)."""
-    from ..engine.config import QUEUE_FLAGS
+    from ..engine.config import QUEUE_FLAGS  # lazy: the queue machinery, for a snapshot only
 
     fields = []
     for flag in QUEUE_FLAGS:

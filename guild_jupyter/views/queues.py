@@ -24,7 +24,8 @@ def slots_text(slots: dict) -> str:
     """``2 of 4 slots busy``, and with GPU slots each GPU's count (every
     queue's runs on it: GPU slots are shared): ``2 of 4 slots busy · GPU 0:
     1 run, GPU 1: 1 run``."""
-    from ..engine.queue_status import slots_phrase  # the queue machinery loads on use: run listings need none
+    # lazy: the queue machinery loads on use: run listings (every CLI command's start) need none
+    from ..engine.queue_status import slots_phrase
 
     text = slots_phrase(int(slots.get("used") or 0), int(slots.get("total") or 1))
     per_gpu = slots.get("per_gpu")
@@ -94,7 +95,7 @@ def _dask_cluster(q) -> dict | None:
     address = run.flags.get("dask") if run is not None else None
     if not address:
         return None
-    from ..store.dask_records import read_cluster
+    from ..store.dask_records import read_cluster  # lazy: only for a Dask queue's row
 
     info = read_cluster(run) or {}
     return {"address": info.get("address") or address, "dashboard": info.get("dashboard"),
@@ -104,7 +105,7 @@ def _dask_cluster(q) -> dict | None:
 def describe_queue(q) -> str:
     """A queue in one readable line (loaded on use: listings of runs alone,
     like every CLI command's start, need none of the queue machinery)."""
-    from ..engine.queue_status import describe_queue as describe
+    from ..engine.queue_status import describe_queue as describe  # lazy: as slots_text
 
     return describe(q)
 
