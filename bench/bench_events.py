@@ -1,6 +1,6 @@
 """The server's events and state long-polls, in a real Jupyter server.
 
-    .venv/bin/python bench/bench_events.py [--runs 200] [--n 200] [--changes 30] [--ends 15] [--idle 30]
+    .venv/bin/python bench/bench_events.py [--runs 200] [--n 200] [--changes 30] [--ends 15] [--idle 30] [--tick S]
 
 The store: ``--runs`` finished runs, a few staged ones and a detached queue
 waiting (what a sidebar usually watches).
@@ -159,6 +159,7 @@ def main() -> None:
     ap.add_argument("--changes", type=int, default=30)
     ap.add_argument("--ends", type=int, default=15)
     ap.add_argument("--idle", type=float, default=30.0)
+    ap.add_argument("--tick", type=float, default=None, help="the watcher's tick (c.GuildJupyter.watch_interval)")
     args = ap.parse_args()
 
     home = fresh_home()
@@ -170,7 +171,8 @@ def main() -> None:
     api.run(script, "x=[1,2,3]", stage=True, gpus="7")  # waiting for a GPU-7 queue that never comes
     queue = api.queue("gpus=5", poll_interval=60, background=True)  # a detached queue, waiting
     server = start_jupyter(tempfile.mkdtemp(prefix="gj-bench-events-"), env={"GUILD_HOME": home}, root_dir=proj,
-                           extra_args=['--ServerApp.jpserver_extensions={"guild_jupyter": True}'])
+                           extra_args=['--ServerApp.jpserver_extensions={"guild_jupyter": True}']
+                           + ([f"--GuildJupyter.watch_interval={args.tick}"] if args.tick else []))
     try:
         time.sleep(2.0)  # the index warmed up, the watcher's first look taken
         print(f"store: {args.runs + 4} runs, 3 staged, 1 detached queue waiting; "
