@@ -179,3 +179,24 @@ def test_the_log_keeps_the_recent_events_and_waits_for_new_ones():
     assert EventLog().boot != log.boot  # a new log (a server start) is told apart
     answer = log.answer(KEEP + 5)
     assert answer == {"events": [event], "last": KEEP + 6, "boot": log.boot}
+
+
+def test_the_servers_thread_sees_runs_guild_itself_ran(script, project, guild_home):
+    """A run of the real ``guild run`` touches nothing of ours when it ends:
+    the thread's pass over active runs (every ``settle`` seconds) finds it."""
+    from guild_jupyter.events import WatchThread
+
+    changes = []
+    w = api.EventWatcher(api.monitor())
+    thread = WatchThread(w, tick=0.05, settle=0.3, on_change=lambda: changes.append(w.last)).start()
+    try:
+        wait_for(lambda: w.moved, timeout=10, message="the first look")
+        guild("run", "ticker.py", "secs=1", "-y", cwd=project)
+        (run,) = [r for r in api.runs() if r.op_name == "ticker.py"]
+        event = wait_for(lambda: next((e for e in w.log.since(0) if e.get("run") == run.id), None), timeout=30,
+                         message="the end of Guild's own run")
+        assert event["kind"] == "run-ended" and event["level"] == "success" and event["text"].startswith("ticker.py ")
+        assert changes and changes[-1] >= event["seq"]  # the long-polls were woken
+    finally:
+        thread.stop()
+    assert not thread.alive

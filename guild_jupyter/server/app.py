@@ -42,7 +42,7 @@ class GuildJupyter(ExtensionApp):
 
     watch_interval = Float(
         0.1, config=True,
-        help="Seconds between the event watcher's looks at the store (a few stats each when nothing moved).",
+        help="Seconds between the event watcher's looks at the store's change token (two stats when nothing moved).",
     )
 
     def initialize_settings(self):
