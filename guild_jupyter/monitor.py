@@ -179,7 +179,7 @@ class StoreMonitor:
         if not self._probe_made:
             self._probe_made = True
             try:
-                from .engine.gpus import default_probe
+                from .gpus.nvml import default_probe
 
                 self._probe = default_probe()
             except Exception as e:  # noqa: BLE001 - never let GPU probing break the panel

@@ -12,6 +12,7 @@ import os
 from .errors import ScriptError
 from .execution import flags as flaglib
 from .execution.flaginject import takes_list
+from .gpus.spec import is_auto
 from .store.store import RunSpec
 
 MAX_SOURCE_FILES = 100
@@ -93,7 +94,7 @@ class ScriptOp:
             else:
                 cmd_flags[name] = {}
         env = {"FLAGS_DEST": dest, "PYTHONPATH": "."}
-        if gpus and not gpus.startswith("auto"):  # CUDA numbers GPUs as NVML (and the panel) does only in PCI bus order
+        if gpus and not is_auto(gpus):  # CUDA numbers GPUs as NVML (and the panel) does only in PCI bus order
             env["CUDA_VISIBLE_DEVICES"] = gpus
             env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         return {

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 
-from .engine.gpuspec import ANY_GPU, gpus_phrase
+from .gpus.spec import ANY_GPU, gpus_phrase
 from .store import scalars as scalarlib
 from .store.run import COMPLETED, ERROR, FINISHED, PENDING, RUNNING, STAGED, STATUSES, TERMINATED
 from .store.store import flags_label, format_flag_value

@@ -28,7 +28,7 @@ _NAMES = {
     "..plotting": "plot",
     ".watching": "EndWatcher follow outcome_line output_since",
     "..display": "RunList",
-    "..engine.gpuspec": "parse_gpu_spec",
+    "..gpus.spec": "parse_gpu_spec",
     "..engine.queue_status": "QueueRegistry",
     "..errors": "BadInput FlagError SweepError WrongState",
     "..execution.batch": "SweepInterrupted",

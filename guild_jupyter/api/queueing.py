@@ -63,7 +63,7 @@ def _configured(assignments, store, **values):
 
     config = parse_queue_flags(assignments, **values)
     warn_unknown_gpus(config.gpus)
-    from ..engine.gpuslots import check_queue_gpus
+    from ..gpus.slots import check_queue_gpus
 
     check_queue_gpus(config)  # gpus=auto:9 on a 2-GPU machine: one line, before anything is written
     st = resolve_store(store)

@@ -6,7 +6,7 @@ import sys
 
 from .. import validate
 from ..errors import BadInput
-from ..engine.gpuspec import parse_run_gpus
+from ..gpus.spec import is_auto, parse_run_gpus
 from ..execution import batch, launch
 from ..opdef import ScriptOp
 from ..display import RunList
@@ -62,7 +62,7 @@ def run(
     validate.path("cwd", cwd)
     validate.stream(stream)
     gpus = parse_run_gpus(gpus if gpus is None or isinstance(gpus, str) else ",".join(str(g) for g in gpus))
-    if gpus and gpus.startswith("auto") and not stage and not dry_run:
+    if is_auto(gpus) and not stage and not dry_run:
         raise BadInput(f"--gpus {gpus} needs --stage: a queue with gpus=auto chooses the GPUs when it starts the run")
     op = op or ScriptOp.from_path(script, cwd)
     trials = plan_trials(op, assignments, flags, max_trials, random_seed)
@@ -91,12 +91,12 @@ def run(
 def warn_unknown_gpus(spec: str | None) -> None:
     """A GPU that NVML does not report is most likely a typo: warn (not an
     error: the run may be meant for another machine). Silent without NVML."""
-    if not spec or spec.startswith("auto"):  # auto: chosen by a queue from the GPUs NVML reports
+    if not spec or is_auto(spec):  # auto: chosen by a queue from the GPUs NVML reports
         return
     import warnings
 
-    from ..engine.gpus import default_probe
-    from ..engine.gpuspec import unknown_gpus
+    from ..gpus.nvml import default_probe
+    from ..gpus.spec import unknown_gpus
     from ..errors import GuildJupyterWarning
 
     report = default_probe().read()

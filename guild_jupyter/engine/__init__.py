@@ -11,5 +11,5 @@
 - ``queue_status``: what every queue of a store is doing (``QueueInfo``),
   this process's handles (``QueueRegistry``: ``api.queue_registry``);
 - ``gpuspec``, ``gpus``: GPU affinity specs and the GPUs NVML reports (the
-  fake NVML for machines without one is ``guild_jupyter.gpus_fake``).
+  fake NVML for machines without one is ``guild_jupyter.gpus.fake``).
 """

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from ..errors import BadInput
-from .gpuspec import parse_queue_gpus
+from ..gpus.spec import parse_queue_gpus
 from .policy import QueueConfig
 
 QUEUE_OPREF = "builtin:guildai 0.9.0 '' queue"
@@ -78,7 +78,7 @@ def parse_queue_flags(assignments=(), **values) -> QueueConfig:
 def _slot_flags(given: dict, gpus: str | None) -> dict:
     """``max-running``, and for a ``gpus=auto`` queue ``per-gpu``,
     ``min-free-memory`` and ``max-util``: QueueConfig's keyword values."""
-    from .gpuspec import is_auto
+    from ..gpus.spec import is_auto
 
     out = {}
     for name, key in (("max-running", "max_running"), ("per-gpu", "per_gpu")):

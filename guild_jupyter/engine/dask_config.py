@@ -84,7 +84,7 @@ def with_slots(config, options: dict):
 def gpu_count(gpus: str | None) -> int:
     """Dask GPU resources a run needs: one per pinned GPU, N for an
     ``auto:N``-style request, 0 for an unpinned run."""
-    from .gpuspec import auto_count
+    from ..gpus.spec import auto_count
 
     if gpus is None:
         return 0

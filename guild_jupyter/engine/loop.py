@@ -46,7 +46,8 @@ import time
 from ..errors import GuildJupyterError
 from ..store import transitions
 from ..store.run import LOCK, STAGED_MARKER, Run
-from . import gpuslots, policy
+from ..gpus import slots as gpuslots
+from . import policy
 from .config import yes_no
 from .queue_control import QueueControl
 from .queue_log import QueueLog

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .gpuspec import ANY_GPU, auto_count, auto_list, gpus_phrase, is_auto  # noqa: F401 - kept import-light there
+from ..gpus.spec import ANY_GPU, auto_count, auto_list, gpus_phrase, is_auto  # noqa: F401 - kept import-light there
 
 
 @dataclasses.dataclass(frozen=True)

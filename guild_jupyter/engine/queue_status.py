@@ -10,7 +10,7 @@ import threading
 from ..store.queue_state import read_control
 from ..store.run import PENDING, RUNNING, Run
 from ..store.records import gpu_occupancy
-from .gpuspec import auto_list
+from ..gpus.spec import auto_list
 from .policy import gpus_phrase
 
 __all__ = ["QueueInfo", "QueueRegistry", "list_queues", "describe_queue"]
@@ -124,7 +124,7 @@ def _slots(q: Run, used: int, held: dict) -> dict:
         return {"used": used, "total": config.slot_count(), "per_gpu": None}
     gpus = _SERVED.get(q.id)
     if gpus is None:
-        from .gpuslots import resolve_gpus
+        from ..gpus.slots import resolve_gpus
 
         try:
             gpus, _uuids = resolve_gpus(config.gpus)

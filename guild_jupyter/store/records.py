@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 
+from ..gpus.spec import is_auto
 from ..procs import Identity
 from . import attrs as attrlib
 from .run import LOCK_PROCS, PENDING_MARKER, Run
@@ -133,7 +134,7 @@ def gpu_occupancy(pending: list[Run], locked: list[Run]) -> dict[str, int]:
             gpus = r.gpus
         except Exception:  # noqa: BLE001 - a damaged run holds no GPU we can name
             continue
-        if not gpus or gpus.lower().startswith("auto"):
+        if not gpus or is_auto(gpus):
             continue
         for g in gpus.split(","):
             counts[g] = counts.get(g, 0) + 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from ..gpus.spec import is_auto
 from .run import Run
 
 
@@ -34,4 +35,4 @@ def requested_gpus(run: Run) -> str | None:
     if g not in (None, ""):
         return str(g)
     g = run.gpus
-    return g if g and g.lower().startswith("auto") else None
+    return g if is_auto(g) else None

@@ -12,8 +12,8 @@ costs no NVML call per claim.
 from __future__ import annotations
 
 from ..errors import BadInput
-from .gpuspec import auto_list, is_auto
-from .policy import GpuState, QueueConfig
+from .spec import auto_list, is_auto
+from ..engine.policy import GpuState, QueueConfig
 
 __all__ = ["resolve_gpus", "gpu_states", "check_queue_gpus"]
 
@@ -21,7 +21,7 @@ __all__ = ["resolve_gpus", "gpu_states", "check_queue_gpus"]
 def _probe(probe=None):
     if probe is not None:
         return probe
-    from .gpus import default_probe
+    from .nvml import default_probe
 
     return default_probe()
 

@@ -152,8 +152,10 @@ def parse_queue_gpus(text: str | int | None) -> str | None:
     return f"{AUTO}:{listed}"
 
 
-def is_auto(queue_gpus: str | None) -> bool:
-    return _auto_rest(queue_gpus) is not None
+def is_auto(gpus: str | None) -> bool:
+    """Whether ``gpus`` (a run's or a queue's) is ``auto`` or ``auto:...``:
+    GPUs a queue chooses, not GPUs pinned. The one spelling of that test."""
+    return _auto_rest(gpus) is not None
 
 
 def auto_list(queue_gpus: str | None) -> tuple[str, ...] | None:
