@@ -244,7 +244,7 @@ class RunOutput(str):
 
 
 class QueueList(list):
-    """Queues (``engine.queue_status.QueueInfo``), one line each."""
+    """Queues (``queueing.status.QueueInfo``), one line each."""
 
     columns = ("queue", "host", "pid", "gpus", "state", "run", "options")
 

@@ -20,9 +20,9 @@ import threading
 import time
 
 from . import views
-from .engine import policy
-from .engine.dask_config import note_gpu_shortage, policy_gpus
-from .engine.queue_status import list_queues
+from .queueing import policy
+from .queueing.dask.config import note_gpu_shortage, policy_gpus
+from .queueing.status import list_queues
 from .store.index import RunIndex
 from .store.run import COMPLETED, ERROR, PENDING, RUNNING, STAGED, TERMINATED
 

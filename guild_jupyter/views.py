@@ -284,7 +284,7 @@ QUEUE_OPTION_FLAGS = ("per-gpu", "min-free-memory", "max-util", "retries")
 
 
 def queue_row(q) -> dict:
-    """One queue (an ``engine.queue_status.QueueInfo``) as plain data."""
+    """One queue (an ``queueing.status.QueueInfo``) as plain data."""
     options = [name for name, on in (("wait-for-running", q.wait_for_running), ("run-once", q.run_once)) if on]
     flags = q.run.flags if getattr(q, "run", None) is not None else {}
     options += [f"{name}={flags[name]}" for name in QUEUE_OPTION_FLAGS if flags.get(name) not in (None, 0)]
@@ -339,6 +339,6 @@ def _dask_cluster(q) -> dict | None:
 def describe_queue(q) -> str:
     """A queue in one readable line (loaded on use: listings of runs alone,
     like every CLI command's start, need none of the queue machinery)."""
-    from .engine.queue_status import describe_queue as describe
+    from .queueing.status import describe_queue as describe
 
     return describe(q)

@@ -288,7 +288,7 @@ def test_fake_gpu_memory_counts_other_users_processes(monkeypatch):
     (as NVML counts other users' work); the GPU states a queue sees follow."""
     from guild_jupyter.gpus import slots as gpuslots
     from guild_jupyter.gpus.nvml import NvmlProbe
-    from guild_jupyter.engine.policy import QueueConfig
+    from guild_jupyter.queueing.policy import QueueConfig
     from guild_jupyter.gpus.fake import FakeNvml
 
     probe = NvmlProbe(nvml=FakeNvml([

@@ -29,7 +29,7 @@ _NAMES = {
     ".watching": "EndWatcher follow outcome_line output_since",
     "..display": "RunList",
     "..gpus.spec": "parse_gpu_spec",
-    "..engine.queue_status": "QueueRegistry",
+    "..queueing.status": "QueueRegistry",
     "..errors": "BadInput FlagError SweepError WrongState",
     "..execution.batch": "SweepInterrupted",
     "..opdef": "ScriptOp",

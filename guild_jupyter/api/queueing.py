@@ -4,7 +4,7 @@ thread) or hosted for the Jupyter server, and listed."""
 from __future__ import annotations
 
 from .. import validate
-from ..engine.queue_status import QueueRegistry
+from ..queueing.status import QueueRegistry
 from .selection import resolve_store
 
 
@@ -43,8 +43,8 @@ def queue(
                              max_running=max_running, per_gpu=per_gpu, min_free_memory=min_free_memory,
                              max_util=max_util, dask=dask)
     if background:
-        from ..engine.dask_config import known_slots
-        from ..engine.hosts import DetachedQueue
+        from ..queueing.dask.config import known_slots
+        from ..queueing.hosts import DetachedQueue
 
         return DetachedQueue.start(st, known_slots(config))
     return _thread_queue(st, config, "thread")
@@ -58,7 +58,7 @@ def _configured(assignments, store, **values):
     validate.yes_no("run_once", values.get("run_once"))
     validate.poll_interval(values.get("poll_interval"))
     validate.store(store)
-    from ..engine.config import parse_queue_flags
+    from ..queueing.config import parse_queue_flags
     from .starting import warn_unknown_gpus  # here: listing queues never needs the run-starting code
 
     config = parse_queue_flags(assignments, **values)
@@ -72,8 +72,8 @@ def _configured(assignments, store, **values):
 
 
 def _thread_queue(st, config, host: str):
-    from ..engine.dask_config import loop_options, with_slots
-    from ..engine.hosts import ThreadQueue
+    from ..queueing.dask.config import loop_options, with_slots
+    from ..queueing.hosts import ThreadQueue
 
     options = loop_options(st, config)  # a Dask queue's starter: connected before anything is written
     config = with_slots(config, options)
@@ -93,7 +93,7 @@ def queues(store=None, include_finished: bool = False):
     validate.store(store)
     validate.boolean("include_finished", include_finished)
     from ..display import QueueList
-    from ..engine.queue_status import list_queues
+    from ..queueing.status import list_queues
 
     return QueueList(list_queues(resolve_store(store).runs(), queue_registry.list(), include_finished))
 
@@ -105,9 +105,9 @@ def serve_queue(*assignments: str, echo=None, on_start=None, store=None) -> int:
     ``on_start(queue_id)`` once the signals are handled. Returns the queue
     run's exit status: 0 done, -N stopped by signal N, else failed."""
     validate.stream(echo)
-    from ..engine.hosts import ForegroundQueue
+    from ..queueing.hosts import ForegroundQueue
 
-    from ..engine.dask_config import loop_options, with_slots
+    from ..queueing.dask.config import loop_options, with_slots
 
     config, st = _configured(assignments, store)
     options = loop_options(st, config)

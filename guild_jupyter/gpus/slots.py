@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ..errors import BadInput
 from .spec import auto_list, is_auto
-from ..engine.policy import GpuState, QueueConfig
+from ..queueing.policy import GpuState, QueueConfig
 
 __all__ = ["resolve_gpus", "gpu_states", "check_queue_gpus"]
 

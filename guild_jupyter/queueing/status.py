@@ -19,7 +19,7 @@ __all__ = ["QueueInfo", "QueueRegistry", "list_queues", "describe_queue"]
 @dataclasses.dataclass
 class QueueInfo:
     id: str
-    host: str  # thread | detached | server | cli (ours, see engine.hosts) | guild
+    host: str  # thread | detached | server | cli (ours, see queueing.hosts) | guild
     pid: int | None
     gpus: str | None
     wait_for_running: bool

@@ -1,4 +1,4 @@
-"""A detached queue process: ``python -m guild_jupyter.engine.queue_main RUN_DIR``.
+"""A detached queue process: ``python -m guild_jupyter.queueing.main RUN_DIR``.
 
 It holds the queue run's LOCK (so ``guild stop`` and our stop signal it), runs
 the scheduler loop in its main thread until stopped or done, and records its
@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     store = Store(os.path.dirname(os.path.dirname(run_dir)))
     try:
         run = Run(run_dir)
-        from .dask_config import loop_options
+        from .dask.config import loop_options
 
         config = config_of(run)
         queue = ForegroundQueue(store, config, run=run, **loop_options(store, config))

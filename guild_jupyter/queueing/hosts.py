@@ -12,7 +12,7 @@ the loop.
   the kernel. The Jupyter server's queues are ThreadQueues recorded as
   hosted by ``server`` (``api.host_queue``).
 - ``DetachedQueue``: a handle on a queue process in its own session
-  (``queue_main``); it survives the kernel.
+  (:mod:`.main`); it survives the kernel.
 - ``ForegroundQueue``: the loop in the calling (main) thread, whose process
   holds LOCK itself; signals stop it (the CLI's ``guild-jupyter queue``, and
   the detached process behind a ``DetachedQueue``).
@@ -33,7 +33,7 @@ from ..store.run import PENDING, RUNNING, Run
 from .config import config_of, create_queue_run
 from .loop import QueueLoop
 from .policy import QueueConfig
-from .queue_status import describe_queue
+from .status import describe_queue
 
 STATES = ("starting", "waiting", "running", "stopped")
 
@@ -108,7 +108,7 @@ class ThreadQueue:
         self.run = create_queue_run(store, config, self.host)
         self._stop = threading.Event()
         self.sentinel = subprocess.Popen(
-            [sys.executable, "-m", "guild_jupyter.engine.sentinel", self.run.dir],
+            [sys.executable, "-m", "guild_jupyter.queueing.sentinel", self.run.dir],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
@@ -210,7 +210,7 @@ class DetachedQueue:
         from ..execution import launch
 
         run = create_queue_run(store, config, cls.host)
-        proc = launch.start_process(run, [sys.executable, "-m", "guild_jupyter.engine.queue_main", run.dir])
+        proc = launch.start_process(run, [sys.executable, "-m", "guild_jupyter.queueing.main", run.dir])
         return cls(store, run, proc, config)
 
     @property
@@ -277,7 +277,7 @@ class ForegroundQueue:
 
     def __init__(self, store, config: QueueConfig, *, run: Run | None = None, echo=None, **loop_options):
         """Creates the queue run, or takes ``run`` (created by whoever started
-        this process: ``queue_main``), and holds it."""
+        this process: :mod:`.main`), and holds it."""
         from ..procs import Identity
 
         self.store = store

@@ -1,6 +1,6 @@
 """The LOCK holder of a thread-hosted queue.
 
-``python -m guild_jupyter.engine.sentinel RUN_DIR`` takes the queue run's LOCK,
+``python -m guild_jupyter.queueing.sentinel RUN_DIR`` takes the queue run's LOCK,
 prints ``ok``, then waits: on EOF of its stdin (the queue's kernel ended or
 closed it) or on SIGTERM (``guild stop``) it records the queue's end and
 exits. The kernel's thread watches it and stops when it is gone.

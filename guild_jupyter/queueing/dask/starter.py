@@ -2,7 +2,7 @@
 
 The queue's loop (``loop.QueueLoop``) claims a run under the run-status
 lock as for a local start; ``DaskStarter.start`` then submits one task for
-it (key: the run id, no retries, not pure) that runs ``dask_runner`` on a
+it (key: the run id, no retries, not pure) that runs :mod:`.runner` on a
 worker. Placement: a run pinned to GPUs or asking for ``auto`` GPUs needs
 Dask resources ``{"GPU": n}`` (``dask worker --resources GPU=1``, one worker
 per GPU with its own ``CUDA_VISIBLE_DEVICES``); unpinned runs go anywhere.
@@ -25,11 +25,11 @@ import os
 import threading
 import time
 
-from ..errors import BadInput, GuildJupyterError
-from ..procs import Identity
-from ..store import dask_records, transitions
-from ..store.run import LOCK, PENDING_MARKER, RUNNING, Run
-from .dask_config import gpu_count, gpu_shortage, local_workers, require_dask
+from ...errors import BadInput, GuildJupyterError
+from ...procs import Identity
+from ...store import dask_records, transitions
+from ...store.run import LOCK, PENDING_MARKER, RUNNING, Run
+from .config import gpu_count, gpu_shortage, local_workers, require_dask
 
 CONNECT_TIMEOUT = 5.0  # seconds: an unreachable scheduler is reported within this
 INFO_TTL = 1.0  # seconds between reads of the cluster's workers
@@ -105,7 +105,7 @@ class DaskStarter:
         return gpu_shortage(run.gpus, workers)
 
     def start(self, run: Run) -> "DaskHandle":
-        from .dask_runner import run_on_worker
+        from .runner import run_on_worker
 
         need = gpu_count(run.gpus)
         key = run.id

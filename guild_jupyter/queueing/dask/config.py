@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 
-from ..errors import BadInput
+from ...errors import BadInput
 
 NO_GPU_WORKER = "no Dask worker has GPU resources"
 INSTALL_HINT = "pip install 'guild_jupyter[dask]'"
@@ -59,7 +59,7 @@ def loop_options(store, config) -> dict:
     address = getattr(config, "dask", None)
     if not address:
         return {}
-    from .dask_starter import DaskStarter
+    from .starter import DaskStarter
 
     starter = DaskStarter(store, address)
     try:
@@ -84,7 +84,7 @@ def with_slots(config, options: dict):
 def gpu_count(gpus: str | None) -> int:
     """Dask GPU resources a run needs: one per pinned GPU, N for an
     ``auto:N``-style request, 0 for an unpinned run."""
-    from ..gpus.spec import auto_count
+    from ...gpus.spec import auto_count
 
     if gpus is None:
         return 0
@@ -118,7 +118,7 @@ def note_gpu_shortage(rows, queue_rows) -> None:
     """A staged GPU run that only Dask queues could start, and none of their
     clusters has a worker with the GPU resources it needs, waits for that:
     its row says so."""
-    from .policy import gpu_mismatch
+    from ..policy import gpu_mismatch
 
     clusters = [q["dask"] for q in queue_rows if q.get("dask")]
     if not clusters:

@@ -58,7 +58,7 @@ def parse_queue_flags(assignments=(), **values) -> QueueConfig:
         gpus = ",".join(str(g) for g in gpus)
     gpus = parse_queue_gpus(None if gpus is None else str(gpus))
     slots = _slot_flags(given, gpus)
-    from .dask_config import parse_dask
+    from .dask.config import parse_dask
 
     dask = parse_dask(given.get("dask"))
     if dask and gpus is not None:
