@@ -63,7 +63,7 @@ class RunList(list):
         """Shows ``name`` as each run's scalar; a name none of the runs
         logged is a ``BadInput`` naming the ones they did."""
         if name is not None and self:
-            from .store import scalars as scalarlib
+            from .store.scalars import reader as scalarlib
 
             if not any(name in scalarlib.read(r.dir).last for r in self):  # stops at the first that logged it
                 from .errors import BadInput
@@ -92,7 +92,7 @@ class RunList(list):
 
     def rows(self):
         """Tuples of text, one per column."""
-        from .store import scalars as scalarlib
+        from .store.scalars import reader as scalarlib
 
         for row in self.view_rows(self._shown()):
             yield (str(row["index"]), row["short_id"], row["op"], row["time_text"], row["status"],
@@ -148,7 +148,7 @@ class RunList(list):
     def to_json(self) -> list[dict]:
         """Guild's ``runs --json`` fields, then ours (``index`` as numbered
         here, ``op``, ``flags``, ``gpus``, ``warnings``)."""
-        from .store import scalars as scalarlib
+        from .store.scalars import reader as scalarlib
 
         out = [run_json(r, i, scalar=self.scalar) for r, i in zip(self, self._numbers())]
         scalarlib.save()  # the next process decodes only what changed

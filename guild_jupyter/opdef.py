@@ -13,7 +13,7 @@ from .errors import ScriptError
 from .execution import flags as flaglib
 from .execution.flaginject import takes_list
 from .gpus.spec import is_auto
-from .store.store import RunSpec
+from .store.new_run import RunSpec
 
 MAX_SOURCE_FILES = 100
 MAX_SOURCE_BYTES = 1024 * 1024
@@ -147,7 +147,7 @@ def split_encoded(values) -> str:
     which Guild's queue splits back into separate arguments."""
     import shlex
 
-    from .store.store import format_flag_value
+    from .store.flag_labels import format_flag_value
 
     return " ".join(shlex.quote(v if isinstance(v, str) else format_flag_value(v)) for v in values)
 

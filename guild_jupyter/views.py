@@ -20,9 +20,9 @@ import math
 import time
 
 from .gpus.spec import ANY_GPU, gpus_phrase
-from .store import scalars as scalarlib
+from .store.scalars import reader as scalarlib
 from .store.run import COMPLETED, ERROR, FINISHED, PENDING, RUNNING, STAGED, STATUSES, TERMINATED
-from .store.store import flags_label, format_flag_value
+from .store.flag_labels import flags_label, format_flag_value
 
 __all__ = [
     "STATUSES", "STAGED", "PENDING", "RUNNING", "COMPLETED", "ERROR", "TERMINATED", "FINISHED", "DISPLAY_STATUSES",

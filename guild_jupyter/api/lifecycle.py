@@ -8,6 +8,7 @@ from ..errors import BadInput, WrongState
 from ..execution import control
 from ..display import RunList
 from ..store import transitions
+from ..store.markers import LOCK_REMOTE
 from ..store.run import ERROR, FINISHED, PENDING, RUNNING, STAGED, Run
 from .selection import _resolve_all, resolve_store
 
@@ -31,7 +32,7 @@ def runs(
     st = resolve_store(store)
     listing = st.runs(status=status, op=op, label=label, limit=limit)
     for r in listing:  # a run whose supervisor was killed: end what it left, record it
-        if (r.status == ERROR or r.status == RUNNING and r.has_marker("LOCK.remote")) and control.settle_if_dead(st, r):
+        if (r.status == ERROR or r.status == RUNNING and r.has_marker(LOCK_REMOTE)) and control.settle_if_dead(st, r):
             r.refresh()
     return RunList(listing)
 

@@ -21,7 +21,7 @@ def restart(ref, *, stage: bool = False, store=None, listing=None) -> RunList:
     validate.listing(listing)
     st = resolve_store(store)
     (run,) = _one(st, ref, listing)
-    from .. import reruns
+    from .. import rerun as reruns
     from ..store import transitions
 
     if run.is_queue:
@@ -51,7 +51,7 @@ def restage(ref, *assignments: str, flags: dict | None = None, store=None, listi
     validate.listing(listing)
     st = resolve_store(store)
     (run,) = _one(st, ref, listing)
-    from .. import reruns
+    from .. import rerun as reruns
     from ..store import transitions
     from .planning import plan_trials
 

@@ -17,7 +17,7 @@ def resolve_store(store=None) -> Store:
     if isinstance(store, Store):
         return store
     if store is not None:
-        from ..store.store import check_home
+        from ..store.home import check_home
 
         st = Store(store)
         check_home(st.home)

@@ -62,7 +62,7 @@ def curves(*refs, scalar: str = "loss", op: str | None = None, store=None, listi
     validate.text("op", op)
     if not scalar:
         raise BadInput("scalar must name a scalar, e.g. loss")
-    from ..store import scalars as scalarlib
+    from ..store.scalars import reader as scalarlib
 
     st = resolve_store(store)
     targets = _resolve_all(st, refs, listing) if refs else [r for r in st.runs() if not r.is_queue]

@@ -224,7 +224,7 @@ class Supervisor(OutputTee, ProcessTree):
         poller.register(self._pipe, select.POLLIN)
         wake_only = select.poll()
         wake_only.register(self._wake_r, select.POLLIN)
-        from .scalars import ScalarWriter
+        from ..store.scalars.writer import ScalarWriter
 
         self.scalars = ScalarWriter(self.run.guild_dir, ignore=set(self.run.flags))
         next_walk = time.monotonic() + FIRST_WALK

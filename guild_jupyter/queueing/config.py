@@ -177,7 +177,7 @@ def create_queue_run(store, config: QueueConfig, host: str):
     """A new queue run, pending (claimed by this process) until its host
     takes its LOCK with ``transitions.acquire``."""
     from ..store import transitions
-    from ..store.store import RunSpec
+    from ..store.new_run import RunSpec
 
     flags = queue_flags(config)
     op_attr = {

@@ -98,7 +98,7 @@ class QueueControl:
         return copy
 
     def _stage_copy(self, run: Run, attempt: int, allowed: int) -> Run:
-        from .. import reruns
+        from .. import rerun as reruns
         from ..store import transitions
 
         op = reruns.script_op_of(run)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from .markers import DASK_STOP, LOCK_REMOTE
 from .run import Run
 
 CLUSTER_ATTR = "dask_cluster"
@@ -93,7 +94,7 @@ def clear_dispatch(run: Run) -> None:
 
 # -- the machine that holds a run ------------------------------------------------------------
 
-STOP_REQUEST = "dask-stop"  # in .guild: a stop asked from another machine, carried out by the run's runner
+STOP_REQUEST = DASK_STOP  # in .guild: a stop asked from another machine, carried out by the run's runner
 
 
 def this_host() -> str:
@@ -109,7 +110,7 @@ def remote_host(run) -> str | None:
     None when it is held here or not remotely. A run held elsewhere is
     never judged by its pids here: they are that machine's."""
     try:
-        with open(run.path("LOCK.remote")) as f:
+        with open(run.path(LOCK_REMOTE)) as f:
             host = f.read(256).strip()
     except OSError:
         return None
@@ -123,7 +124,7 @@ REMOTE_STALE = 120.0  # seconds without a touch after which the holding machine 
 def heartbeat(run) -> None:
     """The runner's sign of life, seen by every machine through the shared store."""
     try:
-        os.utime(run.path("LOCK.remote"))
+        os.utime(run.path(LOCK_REMOTE))
     except OSError:
         pass
 
@@ -138,7 +139,7 @@ def remote_lost(run, now: float | None = None) -> str | None:
     if host is None:
         return None
     try:
-        age = (time.time() if now is None else now) - os.stat(run.path("LOCK.remote")).st_mtime
+        age = (time.time() if now is None else now) - os.stat(run.path(LOCK_REMOTE)).st_mtime
     except OSError:
         return None
     if age < REMOTE_STALE:

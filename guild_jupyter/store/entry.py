@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import stat as stat_
 
+from .markers import LOCK_REMOTE
 from .run import FINISHED, RUNNING, Run
 
 #: The attrs a listing shows (besides status and opref).
@@ -71,12 +72,12 @@ class Entry:
         else:
             self.id = run.id
             self.dir = run.dir
-            self.values = {k: run._cache[k] for k in CACHED if k in run._cache}
+            self.values = run.cached(CACHED)
             self.warnings = list(run.warnings)
             self.op = run.op_name
             running = self.values.get("status") == RUNNING
             self.lock_pid = run.lock_pid() if running else None
-            self.lock_remote = running and run.has_marker("LOCK.remote")
+            self.lock_remote = running and run.has_marker(LOCK_REMOTE)
         self.is_queue = self.op in ("queue", "guild_jupyter:queue")
         self.stamp = stamp
         self.damaged = damaged
@@ -118,23 +119,18 @@ class Entry:
 
     def run(self) -> Run:
         """A ``Run`` whose listed attrs are these values (reads nothing)."""
-        r = Run(self.dir)
-        r._cache.update(self.values)
-        r.warnings = list(self.warnings)
-        return r
+        return Run.with_values(self.dir, self.values, self.warnings)
 
 
 def read_entry(run_dir: str, stamp) -> Entry | None:
     """The entry of ``run_dir`` read from its files; None when it is no run.
     A run that cannot be read is an error with a warning, never hidden."""
-    from .store import Store
-
     run = Run(run_dir)
     if stamp is None:
-        if not Store._is_run(run):
+        if not run.is_run():
             return None
         if not run.warnings:  # .guild stat'ed fine meanwhile, or attrs/ alone is odd
-            Store._list_damaged(run, ".guild is not a readable directory")
+            run.mark_damaged(".guild is not a readable directory")
         return Entry(run, None, damaged=True)
     try:
         status = run.status
@@ -142,6 +138,6 @@ def read_entry(run_dir: str, stamp) -> Entry | None:
             run.get(k)
         _ = (run.op_name, run.label, run.timestamp)  # what filters and sort keys read: neither may raise
     except Exception as e:  # e.g. YAML's ValueError for a date 2001-02-30
-        Store._list_damaged(run, f"unreadable files ({type(e).__name__}: {e})")
+        run.mark_damaged(f"unreadable files ({type(e).__name__}: {e})")
         return Entry(run, stamp, damaged=True)
     return Entry(run, stamp)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 import shlex
+import stat as stat_
 import time
 
 from . import attrs as attrlib
+from .markers import LOCK, LOCK_PROCS, LOCK_REMOTE, LOCK_START, PENDING_MARKER, STAGED_MARKER  # noqa: F401 - re-exported
 
 STAGED, PENDING, RUNNING = "staged", "pending", "running"
 COMPLETED, ERROR, TERMINATED = "completed", "error", "terminated"
 STATUSES = (STAGED, PENDING, RUNNING, COMPLETED, ERROR, TERMINATED)
 FINISHED = (COMPLETED, ERROR, TERMINATED)
 
-LOCK, LOCK_START, LOCK_PROCS = "LOCK", "LOCK.start", "LOCK.procs"
-STAGED_MARKER, PENDING_MARKER = "STAGED", "PENDING"
 
 
 def now_us() -> int:
@@ -100,6 +100,60 @@ class Run:
     def has_marker(self, name: str) -> bool:
         return os.path.exists(self.path(name))
 
+    # -- what a listing knows ----------------------------------------------
+
+    def cached(self, names) -> dict:
+        """The values of ``names`` read so far (attrs, and ``status`` and
+        ``_opref``), for a listing to keep (``index.Entry``)."""
+        return {k: self._cache[k] for k in names if k in self._cache}
+
+    @classmethod
+    def with_values(cls, run_dir: str, values: dict, warnings=()) -> "Run":
+        """A run whose listed values are ``values`` (read from a listing;
+        reads nothing until asked for another)."""
+        run = cls(run_dir)
+        run._cache.update(values)
+        run.warnings = list(warnings)
+        return run
+
+    def remember(self, name: str, value) -> None:
+        """``value`` was just written as attr ``name`` (by the lifecycle)."""
+        self._cache[name] = value
+
+    def forget(self, name: str) -> None:
+        """Attr ``name`` changed on disk: read it again when asked."""
+        self._cache.pop(name, None)
+
+    def is_run(self) -> bool:
+        """Whether ``runs/<id>``, whose ``.guild`` (or ``.guild/attrs``) cannot
+        be stat'ed, is a run: not without ``.guild`` or when it is no
+        directory itself; a damaged one is, listed with a warning."""
+        try:
+            mode = os.stat(self.guild_dir).st_mode
+        except NotADirectoryError:  # runs/<id> is a file
+            return False
+        except FileNotFoundError:
+            if not os.path.islink(self.guild_dir):
+                return False
+            self.mark_damaged(".guild is a dangling symlink")
+            return True
+        except OSError as e:  # ELOOP, EACCES, EIO...
+            self.mark_damaged(f".guild: {e.strerror or e}")
+            return True
+        if not stat_.S_ISDIR(mode):
+            self.mark_damaged(".guild is not a directory")
+        return True  # a directory without attrs/ lists with what it has
+
+    def mark_damaged(self, why: str) -> None:
+        """Marks the run as an error with a warning; what it could not read
+        lists as empty, so that filters and the sort key cannot raise."""
+        self.warnings.append(f"run {self.id[:8]}: cannot read the run: {why}")
+        cache = self._cache
+        cache.setdefault("status", ERROR)
+        cache.setdefault("_opref", ("", "", "", "", ""))
+        for name in ("started", "initialized", "label", "run_params", "exit_status"):
+            cache.setdefault(name, None)
+
     # -- derived -----------------------------------------------------------
 
     @property
@@ -112,7 +166,7 @@ class Run:
 
     def _compute_status(self) -> str:
         names = self._guild_names()
-        if "LOCK.remote" in names:
+        if LOCK_REMOTE in names:
             return RUNNING
         if PENDING_MARKER in names:
             return PENDING

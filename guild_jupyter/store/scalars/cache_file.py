@@ -122,10 +122,11 @@ def restore(rs) -> bool:
 
 
 class _File:
-    """A stand-in until ``scalars`` gives its own (no import cycle at load)."""
+    """A stand-in until :mod:`.reader` gives its own (no import cycle at load)."""
 
 
-def _bind_file_class(cls) -> None:
+def bind_file_class(cls) -> None:
+    """Called by :mod:`.reader` at import with its class of a read file."""
     global _File
     _File = cls
 
@@ -172,7 +173,7 @@ def save(cached) -> None:
             merged.update(fresh)
             try:
                 text = json.dumps({"v": VERSION, "runs": merged}, separators=(",", ":"))
-                from .attrs import write_atomic
+                from ..attrs import write_atomic
 
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 write_atomic(path, text)
