@@ -71,7 +71,7 @@ class StoreMonitor:
             e = self.index.entries.get(run_id)
             return None if e is None else views.status_of(e.run())
 
-    def _grouped(self) -> tuple[dict, dict]:
+    def grouped(self) -> tuple[dict, dict]:
         """(entries per group in display order, counts per status), rebuilt
         only when the index changed."""
         index = self.index
@@ -127,7 +127,7 @@ class StoreMonitor:
 
     def _build(self, pages: dict, page_size: int) -> dict:
         now_us = time.time_ns() // 1000
-        groups, counts = self._grouped()
+        groups, counts = self.grouped()
         warnings: list[str] = []
         queues = self._queues(warnings)
         # busy: every slot of the queue holds a run (a max-running=N queue has N)

@@ -17,16 +17,16 @@ from ..store.store import Store
 # Every name is loaded on first use (PEP 562): a CLI command imports only the
 # parts it calls, which keeps each command's start-up short.
 _NAMES = {
-    ".lifecycle": "delete output output_from runs stop unstage wait wait_until",
+    ".lifecycle": "delete output output_from runs stop unstage wait",
     ".planning": "cell_op flag_names plan_trials",
     ".queueing": "host_queue queue queue_registry queues serve_queue",
     ".controlling": "drain_queue pause_queue queue_control resume_queue",
     ".rerun": "restage restart",
-    ".selection": "_resolve_all _with_listing_indices listing_refs resolve_store store_home",
+    ".selection": "resolve_all with_listing_indices listing_refs resolve_store store_home",
     ".starting": "run warn_unknown_gpus",
     ".viewing": "compare curves monitor",
     "..plotting": "plot",
-    ".watching": "EndWatcher follow outcome_line output_since",
+    ".watching": "EndWatcher follow outcome_line output_since wait_until",
     "..display": "RunList",
     "..gpus.spec": "parse_gpu_spec",
     "..queueing.status": "QueueRegistry",

@@ -72,7 +72,8 @@ def _configured(assignments, store, **values):
 
 
 def _thread_queue(st, config, host: str):
-    from ..queueing.dask.config import loop_options, with_slots
+    from ..queueing.dask.config import with_slots
+    from ..queueing.dask.starter import loop_options
     from ..queueing.hosts import ThreadQueue
 
     options = loop_options(st, config)  # a Dask queue's starter: connected before anything is written
@@ -107,7 +108,8 @@ def serve_queue(*assignments: str, echo=None, on_start=None, store=None) -> int:
     validate.stream(echo)
     from ..queueing.hosts import ForegroundQueue
 
-    from ..queueing.dask.config import loop_options, with_slots
+    from ..queueing.dask.config import with_slots
+    from ..queueing.dask.starter import loop_options
 
     config, st = _configured(assignments, store)
     options = loop_options(st, config)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from .. import validate
 from ..display import RunList
 from ..errors import BadInput
-from .selection import _resolve_all, _with_listing_indices, resolve_store
+from .selection import resolve_all, with_listing_indices, resolve_store
 
 
 def restart(ref, *, stage: bool = False, store=None, listing=None) -> RunList:
@@ -61,11 +61,11 @@ def restage(ref, *assignments: str, flags: dict | None = None, store=None, listi
     trials = plan_trials(op, assignments, {**base, **(flags or {})})
     specs = [reruns.copy_spec(run, op, t, {"restage_of": run.id}) for t in trials]
     st.ensure_writable()
-    return _with_listing_indices(st, transitions.create(st, specs, staged=True))
+    return with_listing_indices(st, transitions.create(st, specs, staged=True))
 
 
 def _one(st, ref, listing):
-    runs = _resolve_all(st, [ref], listing)
+    runs = resolve_all(st, [ref], listing)
     if len(runs) != 1:
         raise BadInput(f"{ref!r} names {len(runs)} runs; give one run")
     return runs

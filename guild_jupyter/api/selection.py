@@ -25,7 +25,7 @@ def resolve_store(store=None) -> Store:
     return Store()
 
 
-def _resolve_all(st: Store, refs, listing=None) -> list[Run]:
+def resolve_all(st: Store, refs, listing=None) -> list[Run]:
     """Runs by id, id prefix, listing index or index range (Guild's rules),
     each once, in the order named."""
     if isinstance(refs, (str, Run)):
@@ -39,7 +39,7 @@ def _resolve_all(st: Store, refs, listing=None) -> list[Run]:
     return out
 
 
-def _with_listing_indices(st: Store, runs: list[Run]) -> RunList:
+def with_listing_indices(st: Store, runs: list[Run]) -> RunList:
     """The runs newest first, numbered as ``runs`` (the full listing) numbers
     them, so an index means the same run in every listing."""
     wanted = {r.id for r in runs}

@@ -12,7 +12,7 @@ from ..opdef import ScriptOp
 from ..display import RunList
 from ..store import transitions
 from .planning import plan_trials
-from .selection import _with_listing_indices, resolve_store
+from .selection import with_listing_indices, resolve_store
 
 
 def run(
@@ -75,7 +75,7 @@ def run(
     extra = None if retries is None else {"retries": retries}
     specs = [op.spec(t, gpus=gpus, label=label, extra_attrs=extra) for t in trials]
     if stage:
-        return _with_listing_indices(st, transitions.create(st, specs, staged=True))
+        return with_listing_indices(st, transitions.create(st, specs, staged=True))
     # Claimed by this process until started, so no queue takes them.
     created = transitions.create(st, specs, staged=False)
     if foreground:

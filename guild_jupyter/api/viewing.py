@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .. import validate, views
 from ..errors import BadInput
-from .selection import _resolve_all, resolve_store
+from .selection import resolve_all, resolve_store
 
 
 def compare(*refs, store=None, listing=None, status=None, op: str | None = None, label: str | None = None,
@@ -32,7 +32,7 @@ def compare(*refs, store=None, listing=None, status=None, op: str | None = None,
 
     st = resolve_store(store)
     statuses = _statuses(status)
-    targets = _resolve_all(st, refs, listing) if refs else [r for r in st.runs() if not r.is_queue]
+    targets = resolve_all(st, refs, listing) if refs else [r for r in st.runs() if not r.is_queue]
     targets = [r for r in targets
                if (statuses is None or views.status_of(r) in statuses or r.status in statuses)
                and (op is None or op in r.op_name) and (label is None or label in r.label)]
@@ -65,7 +65,7 @@ def curves(*refs, scalar: str = "loss", op: str | None = None, store=None, listi
     from ..store.scalars import reader as scalarlib
 
     st = resolve_store(store)
-    targets = _resolve_all(st, refs, listing) if refs else [r for r in st.runs() if not r.is_queue]
+    targets = resolve_all(st, refs, listing) if refs else [r for r in st.runs() if not r.is_queue]
     targets = [r for r in targets if op is None or op in r.op_name]
     out, known = [], []
     for r in targets:

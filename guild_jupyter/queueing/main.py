@@ -13,7 +13,7 @@ import sys
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from ..execution.launch import ready_fd_from, report_ready
+    from ..execution.ready import ready_fd_from, report_ready
     from ..store.run import Run
     from ..store.store import Store
     from .config import config_of
@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     store = Store(os.path.dirname(os.path.dirname(run_dir)))
     try:
         run = Run(run_dir)
-        from .dask.config import loop_options
+        from .dask.starter import loop_options
 
         config = config_of(run)
         queue = ForegroundQueue(store, config, run=run, **loop_options(store, config))

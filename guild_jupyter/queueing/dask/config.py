@@ -51,25 +51,6 @@ def require_dask() -> None:
         raise BadInput(f"a Dask queue needs {' and '.join(missing)}: {INSTALL_HINT}")
 
 
-def loop_options(store, config) -> dict:
-    """What a host passes its ``QueueLoop`` for ``config``: nothing for a
-    local queue; for a Dask queue its starter (connected now: an unreachable
-    scheduler is a BadInput before anything is claimed) and one slot per
-    worker thread of the cluster (or ``max-running``)."""
-    address = getattr(config, "dask", None)
-    if not address:
-        return {}
-    from .starter import DaskStarter
-
-    starter = DaskStarter(store, address)
-    try:
-        n = config.max_running or starter.slot_count
-    except Exception:
-        starter.close()
-        raise
-    return {"starter": starter, "slots": [None] * n}
-
-
 def with_slots(config, options: dict):
     """``config`` with ``max-running`` set to the Dask queue's slots (the
     cluster's worker threads when not given), so its queue run records how

@@ -285,3 +285,20 @@ class DaskHandle:
             if type(e).__name__ == "KilledWorker":
                 return {"result": "lost", "why": "its Dask worker died before starting it"}
             return {"result": "lost", "why": f"{type(e).__name__}: {str(e).split('. ')[0]}"[:200]}
+
+
+def loop_options(store, config) -> dict:
+    """What a host passes its ``QueueLoop`` for ``config``: nothing for a
+    local queue; for a Dask queue its starter (connected now: an unreachable
+    scheduler is a BadInput before anything is claimed) and one slot per
+    worker thread of the cluster (or ``max-running``)."""
+    address = getattr(config, "dask", None)
+    if not address:
+        return {}
+    starter = DaskStarter(store, address)
+    try:
+        n = config.max_running or starter.slot_count
+    except Exception:
+        starter.close()
+        raise
+    return {"starter": starter, "slots": [None] * n}
