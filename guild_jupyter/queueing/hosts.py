@@ -33,7 +33,7 @@ from ..store.run import PENDING, RUNNING, Run
 from .config import config_of, create_queue_run
 from .loop import QueueLoop
 from .policy import QueueConfig
-from .status import describe_queue
+from .status import describe_queue, host_info
 
 STATES = ("starting", "waiting", "running", "stopped")
 
@@ -165,10 +165,10 @@ class ThreadQueue:
         return not self.thread.is_alive()
 
     def __repr__(self):
-        return describe_queue(self)
+        return describe_queue(host_info(self))
 
     def _repr_pretty_(self, p, cycle):
-        p.text(describe_queue(self))
+        p.text(describe_queue(host_info(self)))
 
 
 class _SentinelStop:
@@ -254,10 +254,10 @@ class DetachedQueue:
         return True
 
     def __repr__(self):
-        return describe_queue(self)
+        return describe_queue(host_info(self))
 
     def _repr_pretty_(self, p, cycle):
-        p.text(describe_queue(self))
+        p.text(describe_queue(host_info(self)))
 
 
 # -- the calling thread ---------------------------------------------------------------------
@@ -352,7 +352,7 @@ class ForegroundQueue:
         return self._done.wait(timeout)
 
     def __repr__(self):
-        return describe_queue(self)
+        return describe_queue(host_info(self))
 
 
 __all__ = ["QueueHost", "STATES", "ThreadQueue", "DetachedQueue", "ForegroundQueue", "current_run_in_store"]

@@ -44,6 +44,7 @@ import threading
 import time
 
 from ..errors import GuildJupyterError
+from ..procs import Identity
 from ..store import transitions
 from ..store.run import LOCK, STAGED_MARKER, Run
 from ..gpus import slots as gpuslots
@@ -91,8 +92,13 @@ class QueueLoop:
         self._claim = transitions.Claim.by_this_process(queue_run.id)
         # pause/resume/drain and retries (queueing.control)
         self.control = QueueControl(store, queue_run, self._log, getattr(config, "retries", 0))
-        if hasattr(self.starter, "bind"):  # a starter that logs or records in the queue run (Dask's)
-            self.starter.bind(self)
+        self.starter.bind(self)
+
+    @property
+    def claim_owner(self) -> Identity:
+        """Who the queue's claims name (this process, for the queue run): a
+        starter that hands claimed runs to another process checks it."""
+        return self._claim.owner
 
     # -- log ----------------------------------------------------------------------------
 
@@ -164,13 +170,12 @@ class QueueLoop:
         self.state = "stopped"
         going = [s.run.id for s in self.slots if s.run is not None and not s.done()]
         # Runs outlive the queue, but for those on a cluster the queue embeds (it ends with the queue).
-        fate = "ends with its cluster" if getattr(self.starter, "runs_end_with_queue", False) else "keeps running"
+        fate = "ends with its cluster" if self.starter.runs_end_with_queue else "keeps running"
         self.log("Stopping queue" + (f" (run {', '.join(going)} {fate})" if going else ""))
-        if hasattr(self.starter, "close"):  # lets go of what it holds (a Dask client, a local cluster)
-            try:
-                self.starter.close()
-            except Exception as e:  # noqa: BLE001 - the queue's outcome is still recorded
-                self.log(f"Cannot close the run starter: {e}")
+        try:
+            self.starter.close()
+        except Exception as e:  # noqa: BLE001 - the queue's outcome is still recorded
+            self.log(f"Cannot close the run starter: {e}")
         self._log.close()
         return exit_status
 
@@ -264,7 +269,7 @@ class QueueLoop:
                 try:
                     why = self.starter.cannot_start(r)
                     # A starter that places GPU runs itself (a Dask cluster's resources) serves them all.
-                    c = policy.StagedRun(r.id, None if getattr(self.starter, "places_gpus", False) else r.gpus,
+                    c = policy.StagedRun(r.id, None if self.starter.places_gpus else r.gpus,
                                          r.timestamp)
                 except Exception as e:  # noqa: BLE001 - a run we cannot read is not ours to judge
                     why = f"cannot read it ({type(e).__name__}: {e})"

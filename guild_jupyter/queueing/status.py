@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from typing import TYPE_CHECKING
 
 from ..store.queue_state import read_control
 from ..store.run import PENDING, RUNNING, Run
@@ -13,7 +14,10 @@ from ..store.records import gpu_occupancy
 from ..gpus.spec import auto_list
 from .policy import gpus_phrase
 
-__all__ = ["QueueInfo", "QueueRegistry", "list_queues", "describe_queue"]
+if TYPE_CHECKING:  # hosts import this module: the protocol is named for the reader only
+    from .hosts import QueueHost
+
+__all__ = ["QueueInfo", "QueueRegistry", "list_queues", "describe_queue", "host_info"]
 
 
 @dataclasses.dataclass
@@ -137,34 +141,34 @@ def _slots(q: Run, used: int, held: dict) -> dict:
     return {"used": used, "total": config.slot_count(len(gpus)), "per_gpu": {g: held.get(g, 0) for g in gpus}}
 
 
-def describe_queue(q) -> str:
-    """One line a person reads, for a ``QueueInfo`` or a queue handle:
+def host_info(q: QueueHost) -> QueueInfo:
+    """What a queue handle of this process says of its queue, as a listing
+    says it (no slots: those come from the store's scan)."""
+    state = q.status
+    control = read_control(q.run) if state in ("starting", "waiting", "running") else "running"
+    config = q.config
+    return QueueInfo(id=q.id, host=q.host, pid=None, gpus=config.gpus, wait_for_running=config.wait_for_running,
+                     run_once=config.run_once, state=state,
+                     current=None if q.current_run is None else q.current_run.id,
+                     this_process=q.host in ("thread", "server", "cli"),  # detached: a process of its own
+                     run=q.run, control=control)
+
+
+def describe_queue(q: QueueInfo) -> str:
+    """One line a person reads, for a ``QueueInfo`` (of a handle: ``host_info``):
     ``queue 1a2b3c4d · thread (this kernel) · any GPU · waiting for staged runs``."""
-    state = getattr(q, "state", None) or getattr(q, "status", "")
-    current = getattr(q, "current", None)
-    if current is None and getattr(q, "current_run", None) is not None:
-        current = q.current_run.id
-    config = getattr(q, "config", None)
-    gpus = q.gpus if hasattr(q, "gpus") else getattr(config, "gpus", None)
-    wfr = q.wait_for_running if hasattr(q, "wait_for_running") else getattr(config, "wait_for_running", False)
-    once = q.run_once if hasattr(q, "run_once") else getattr(config, "run_once", False)
-    this = getattr(q, "this_process", None)
-    if this is None:  # a handle: thread and server queues live in this process
-        this = q.host in ("thread", "server", "cli")
-    control = getattr(q, "control", None)
-    if control is None and state in ("starting", "waiting", "running") and isinstance(getattr(q, "run", None), Run):
-        control = read_control(q.run)  # a handle: the state asked of its queue
-    if control in ("paused", "draining"):
-        state = control
+    state = q.state
+    if q.control in ("paused", "draining"):
+        state = q.control
     text = {"waiting": "waiting for staged runs", "stopped": "stopped"}.get(state, state)
-    if state in ("running", "paused", "draining") and current:
-        text = f"running {current[:8]}" if state == "running" else f"{state}, running {current[:8]}"
-    host = q.host + (" (this kernel)" if this and q.host == "thread" else "")
-    options = [name for name, on in (("wait-for-running", wfr), ("run-once", once)) if on]
-    slots = getattr(q, "slots", None)
+    if state in ("running", "paused", "draining") and q.current:
+        text = f"running {q.current[:8]}" if state == "running" else f"{state}, running {q.current[:8]}"
+    host = q.host + (" (this kernel)" if q.this_process and q.host == "thread" else "")
+    options = [name for name, on in (("wait-for-running", q.wait_for_running), ("run-once", q.run_once)) if on]
+    slots = q.slots
     if slots and (slots.get("total", 1) > 1 or slots.get("per_gpu")):
         options.append(f"{slots['used']}/{slots['total']} slots")
-    return " · ".join([f"queue {q.id[:8]}", host, gpus_phrase(gpus), text] + options)
+    return " · ".join([f"queue {q.id[:8]}", host, gpus_phrase(q.gpus), text] + options)
 
 
 class QueueRegistry:

@@ -29,6 +29,7 @@ from ...errors import BadInput, GuildJupyterError
 from ...procs import Identity
 from ...store import dask_records, transitions
 from ...store.run import LOCK, PENDING_MARKER, RUNNING, Run
+from ..starters import RunStarter
 from .config import gpu_count, gpu_shortage, local_workers, require_dask
 
 CONNECT_TIMEOUT = 5.0  # seconds: an unreachable scheduler is reported within this
@@ -36,7 +37,7 @@ INFO_TTL = 1.0  # seconds between reads of the cluster's workers
 RUNNER_GRACE = 60.0  # seconds a runner that took a run may take to start it (launch waits up to 30)
 
 
-class DaskStarter:
+class DaskStarter(RunStarter):
     """Connects to (or, for ``local:N``, starts) a cluster; ``bind`` ties it
     to the queue loop that uses it; ``close`` lets go of it."""
 
@@ -88,7 +89,7 @@ class DaskStarter:
 
     def bind(self, loop) -> None:
         self.loop = loop
-        self.claim_owner = loop._claim.owner  # the claims the queue makes are this identity's
+        self.claim_owner = loop.claim_owner  # the claims the queue makes are this identity's
         self._write_info(force=True)
 
     def log(self, msg: str) -> None:
