@@ -179,6 +179,7 @@ class StoreMonitor:
         if not self._probe_made:
             self._probe_made = True
             try:
+                # lazy: NVML's module loads with the panel's first GPU read
                 from .gpus.nvml import default_probe
 
                 self._probe = default_probe()

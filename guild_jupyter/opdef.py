@@ -13,6 +13,7 @@ from .errors import ScriptError
 from .execution import flags as flaglib
 from .execution.flaginject import takes_list
 from .gpus.spec import is_auto
+from .store.flag_labels import format_flag_value
 from .store.new_run import RunSpec
 
 MAX_SOURCE_FILES = 100
@@ -146,8 +147,6 @@ def split_encoded(values) -> str:
     option: the items joined by spaces, shell-quoted (``[8, 4]`` -> ``8 4``),
     which Guild's queue splits back into separate arguments."""
     import shlex
-
-    from .store.flag_labels import format_flag_value
 
     return " ".join(shlex.quote(v if isinstance(v, str) else format_flag_value(v)) for v in values)
 

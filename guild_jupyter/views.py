@@ -23,6 +23,7 @@ from .gpus.spec import ANY_GPU, gpus_phrase
 from .store.scalars import reader as scalarlib
 from .store.run import COMPLETED, ERROR, FINISHED, PENDING, RUNNING, STAGED, STATUSES, TERMINATED
 from .store.flag_labels import flags_label, format_flag_value
+from .store.dask_records import read_cluster
 
 __all__ = [
     "STATUSES", "STAGED", "PENDING", "RUNNING", "COMPLETED", "ERROR", "TERMINATED", "FINISHED", "DISPLAY_STATUSES",
@@ -329,8 +330,6 @@ def _dask_cluster(q) -> dict | None:
     address = run.flags.get("dask") if run is not None else None
     if not address:
         return None
-    from .store.dask_records import read_cluster
-
     info = read_cluster(run) or {}
     return {"address": info.get("address") or address, "dashboard": info.get("dashboard"),
             "workers": info.get("workers") or []}
@@ -339,6 +338,6 @@ def _dask_cluster(q) -> dict | None:
 def describe_queue(q) -> str:
     """A queue in one readable line (loaded on use: listings of runs alone,
     like every CLI command's start, need none of the queue machinery)."""
-    from .queueing.status import describe_queue as describe
+    from .queueing.status import describe_queue as describe  # lazy: run listings need no queue machinery
 
     return describe(q)

@@ -10,6 +10,7 @@ from ..display import RunList
 from ..store import transitions
 from ..store.markers import LOCK_REMOTE
 from ..store.run import ERROR, FINISHED, PENDING, RUNNING, STAGED, Run
+from ..views import STATUSES as SHOWN, UNSTAGED, status_of
 from .selection import resolve_all, resolve_store
 
 
@@ -145,7 +146,7 @@ def output(ref, tail: int | None = None, store=None, listing=None, follow: bool 
     r = _run_with_output(store, ref, listing)
     if tail is not None and tail < 0:
         raise BadInput("--tail must be a positive number of lines")
-    from ..store import output as outputlib
+    from ..store import output as outputlib  # lazy: as in wait: output verbs only
 
     path = r.path("output")
     if tail is not None:  # read backwards from the end: bounded memory
@@ -162,7 +163,7 @@ def output_from(ref, offset: int = 0, limit: int | None = None, store=None) -> t
     validate.count("limit", limit)
     validate.store(store)
     r = _run_with_output(store, ref)
-    from ..store import output as outputlib
+    from ..store import output as outputlib  # lazy: as in wait: output verbs only
 
     data, offset = outputlib.read_from(r.path("output"), offset, limit)
     return outputlib.decode(data), offset
@@ -175,7 +176,6 @@ def wait(*refs, status=None, timeout: float | None = None, interval: float = 0.1
     and returns them, fresh. ``timeout``: seconds (None: no limit), past
     which ``WaitTimeout`` is raised. ``wait(run, status="running")`` returns
     once the run has started."""
-    from ..views import STATUSES as SHOWN, UNSTAGED, status_of
     from .watching import wait_until  # lazy: watching's modules (~2 ms) are for output verbs, not listings
 
     named = []

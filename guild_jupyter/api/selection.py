@@ -6,7 +6,8 @@ from __future__ import annotations
 from ..display import RunList
 from ..errors import BadInput
 from ..store.run import Run
-from ..store.store import Store
+from ..store.home import check_home
+from ..store.store import Store, parse_index_range
 
 
 def resolve_store(store=None) -> Store:
@@ -17,8 +18,6 @@ def resolve_store(store=None) -> Store:
     if isinstance(store, Store):
         return store
     if store is not None:
-        from ..store.home import check_home
-
         st = Store(store)
         check_home(st.home)
         return st
@@ -53,8 +52,6 @@ def listing_refs(refs, listing) -> list[str]:
     still exist; ids, prefixes and numbers outside the listing are kept as
     they are (Guild reads those as id prefixes)."""
     import os
-
-    from ..store.store import parse_index_range
 
     if listing is None:
         return list(refs)

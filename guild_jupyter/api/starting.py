@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 from .. import validate
-from ..errors import BadInput
-from ..gpus.spec import is_auto, parse_run_gpus
+from ..errors import BadInput, GuildJupyterWarning
+from ..gpus.spec import is_auto, parse_run_gpus, unknown_gpus
 from ..execution import batch, launch
 from ..opdef import ScriptOp
 from ..display import RunList
@@ -95,9 +95,7 @@ def warn_unknown_gpus(spec: str | None) -> None:
         return
     import warnings
 
-    from ..gpus.nvml import default_probe
-    from ..gpus.spec import unknown_gpus
-    from ..errors import GuildJupyterWarning
+    from ..gpus.nvml import default_probe  # lazy: NVML's probe loads only when a run names GPUs
 
     report = default_probe().read()
     if not report.gpus:
@@ -122,8 +120,7 @@ def _warn_flags_shadowing_scalars(op: ScriptOp) -> None:
         return
     import warnings
 
-    from ..errors import GuildJupyterWarning
-    from ..execution.source_checks import printed_scalar_names
+    from ..execution.source_checks import printed_scalar_names  # lazy: see above
 
     printed = printed_scalar_names(source)
     shadowed = sorted((set(op.defaults) & printed) - {"step"})

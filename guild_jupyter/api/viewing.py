@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 from .. import validate, views
+from ..display import CompareTable
 from ..errors import BadInput
+from ..store.scalars import reader as scalarlib
 from .selection import resolve_all, resolve_store
 
 
@@ -28,8 +30,6 @@ def compare(*refs, store=None, listing=None, status=None, op: str | None = None,
     validate.text("sort", sort)
     validate.text("scalar", scalar)
     validate.boolean("all_flags", all_flags)
-    from ..display import CompareTable
-
     st = resolve_store(store)
     statuses = _statuses(status)
     targets = resolve_all(st, refs, listing) if refs else [r for r in st.runs() if not r.is_queue]
@@ -62,8 +62,6 @@ def curves(*refs, scalar: str = "loss", op: str | None = None, store=None, listi
     validate.text("op", op)
     if not scalar:
         raise BadInput("scalar must name a scalar, e.g. loss")
-    from ..store.scalars import reader as scalarlib
-
     st = resolve_store(store)
     targets = resolve_all(st, refs, listing) if refs else [r for r in st.runs() if not r.is_queue]
     targets = [r for r in targets if op is None or op in r.op_name]
@@ -95,8 +93,9 @@ def monitor(store=None, probe=None, page_size: int | None = None, scalar: str | 
     scalar run rows show (default ``loss``, else each run's first)."""
     validate.store(store)
     validate.text("scalar", scalar)
+    # lazy: the store monitor is the panel's and the page's, not compare's
     from ..monitor import DEFAULT_PAGE_SIZE, StoreMonitor
-    from .queueing import queue_registry  # on use: the queue machinery costs compare's start-up 30 ms
+    from .queueing import queue_registry  # lazy: the queue machinery costs compare's start-up 30 ms
 
     return StoreMonitor(resolve_store(store), probe=probe, page_size=page_size or DEFAULT_PAGE_SIZE,
                         handles=queue_registry.list, scalar=scalar or None)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import sys
 import time
 
-from .. import validate
+from .. import validate, views
 from ..errors import BadInput, WaitTimeout
 from ..store import output as outputlib
 from ..store.run import FINISHED, PENDING, STAGED, Run
+from ..views import UNSTAGED, status_of
 from .selection import resolve_all, resolve_store
 
 __all__ = ["follow", "output_since", "outcome_line", "EndWatcher"]
@@ -25,8 +26,6 @@ NOTICED_KEPT = 10_000
 
 def outcome_line(run: Run) -> str:
     """``run 1a2b3c4d completed (exit status 0)``: how a followed run ended."""
-    from ..views import UNSTAGED, status_of
-
     status = status_of(run)
     if status == UNSTAGED:
         return f"run {run.id[:8]} was unstaged: it never started"
@@ -97,8 +96,6 @@ def output_since(ref, offset: int = 0, limit: int | None = None, store=None) -> 
     run's status, and whether that was all it will ever write (the run has
     ended and nothing is left to read). A staged or pending run has no
     output yet: empty text, not done."""
-    from ..views import status_of
-
     validate.run_ref(ref)
     validate.count("offset", offset)
     validate.count("limit", limit)
@@ -174,8 +171,6 @@ class EndWatcher:
         return notices[-MAX_NOTICES:]
 
     def _run_notice(self, e) -> dict:
-        from .. import views
-
         exit_status = e.values.get("exit_status")
         tail = ""
         if e.status != "completed":

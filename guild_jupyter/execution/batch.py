@@ -115,7 +115,7 @@ class TrialRunner:
 def follow_output(run: Run, stream, done, interval: float = 0.01) -> None:
     """Copies a run's output to ``stream`` as it grows, until ``done()`` and
     the last bytes are read."""
-    from ..store import output as outputlib
+    from ..store import output as outputlib  # lazy: only a sweep run in the foreground follows output
 
     def write(text: str) -> None:
         stream.write(text)

@@ -224,7 +224,7 @@ def default_probe() -> NvmlProbe:
     with _default_lock:
         if fake is not None and fake.strip():
             if _fake_probe is None or _fake_probe[0] != fake:
-                from .fake import fake_nvml_from_env
+                from .fake import fake_nvml_from_env  # lazy: only when $GUILD_JUPYTER_FAKE_GPUS asks
 
                 _fake_probe = (fake, NvmlProbe(nvml=fake_nvml_from_env(fake)))
             return _fake_probe[1]

@@ -21,6 +21,7 @@ __all__ = ["resolve_gpus", "gpu_states", "check_queue_gpus"]
 def _probe(probe=None):
     if probe is not None:
         return probe
+    # lazy: only a gpus=auto queue reads NVML, and every queue's loop imports this module
     from .nvml import default_probe
 
     return default_probe()

@@ -28,6 +28,9 @@ import time
 from typing import Protocol, runtime_checkable
 
 from ..errors import RunStartError
+from ..execution import launch
+from ..execution.control import signal_run
+from ..procs import Identity
 from ..store import transitions
 from ..store.run import PENDING, RUNNING, Run
 from .config import config_of, create_queue_run
@@ -207,8 +210,6 @@ class DetachedQueue:
 
     @classmethod
     def start(cls, store, config: QueueConfig) -> "DetachedQueue":
-        from ..execution import launch
-
         run = create_queue_run(store, config, cls.host)
         proc = launch.start_process(run, [sys.executable, "-m", "guild_jupyter.queueing.main", run.dir])
         return cls(store, run, proc, config)
@@ -237,8 +238,6 @@ class DetachedQueue:
         return current_run_in_store(self.store, self.id)
 
     def stop(self, wait: bool = True, timeout: float = 10.0) -> None:
-        from ..execution.control import signal_run
-
         signal_run(self.run.refresh(), signal.SIGTERM)  # only a holder shown to be the queue's
         if wait:
             self.join(timeout)
@@ -278,8 +277,6 @@ class ForegroundQueue:
     def __init__(self, store, config: QueueConfig, *, run: Run | None = None, echo=None, **loop_options):
         """Creates the queue run, or takes ``run`` (created by whoever started
         this process: :mod:`.main`), and holds it."""
-        from ..procs import Identity
-
         self.store = store
         self.config = config
         self.run = run if run is not None else create_queue_run(store, config, self.host)

@@ -12,18 +12,17 @@ import os
 import signal
 import sys
 
+from ..procs import Identity
+from ..store import transitions
+from ..store.run import Run
+from ..store.store import Store
+
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from ..store.run import Run
-    from ..store.store import Store
-
     run_dir = os.path.abspath(argv[0])
     store = Store(os.path.dirname(os.path.dirname(run_dir)))
     run = Run(run_dir)
-    from ..procs import Identity
-    from ..store import transitions
-
     holder = Identity.current()
     try:
         transitions.acquire(store, run, holder)

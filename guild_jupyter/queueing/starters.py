@@ -13,6 +13,7 @@ import sys
 from typing import Protocol
 
 from ..errors import RunStartError
+from ..execution import launch
 from ..store.run import Run
 
 
@@ -80,8 +81,6 @@ class LocalStarter(RunStarter):
         return f"{run.op_name} is a Guild operation and the guild command is not installed"
 
     def start(self, run: Run) -> RunHandle:
-        from ..execution import launch
-
         if run.opref[0] == "script":
             return _ProcessHandle(launch.start(run, retry_disk_faults=True))
         return _ProcessHandle(self._start_with_guild(run))

@@ -8,10 +8,12 @@ import dataclasses
 import threading
 from typing import TYPE_CHECKING
 
-from ..store.queue_state import read_control
-from ..store.run import PENDING, RUNNING, Run
-from ..store.records import gpu_occupancy
+from ..gpus.slots import resolve_gpus
 from ..gpus.spec import auto_list
+from ..store.queue_state import read_control
+from ..store.records import gpu_occupancy
+from ..store.run import PENDING, RUNNING, Run
+from .config import config_of
 from .policy import gpus_phrase
 
 if TYPE_CHECKING:  # hosts import this module: the protocol is named for the reader only
@@ -118,8 +120,6 @@ SERVED_KEPT = 256
 
 def _slots(q: Run, used: int, held: dict) -> dict:
     """A running queue's slots (``QueueInfo.slots``), from its recorded flags."""
-    from .config import config_of
-
     try:
         config = config_of(q)
     except Exception:  # noqa: BLE001 - a queue run with flags we do not know (Guild's): one run at a time
@@ -128,8 +128,6 @@ def _slots(q: Run, used: int, held: dict) -> dict:
         return {"used": used, "total": config.slot_count(), "per_gpu": None}
     gpus = _SERVED.get(q.id)
     if gpus is None:
-        from ..gpus.slots import resolve_gpus
-
         try:
             gpus, _uuids = resolve_gpus(config.gpus)
         except Exception:  # noqa: BLE001 - NVML gone since the queue started: its listed GPUs, if any

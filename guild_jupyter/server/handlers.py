@@ -282,7 +282,7 @@ class NotFoundHandler(BaseHandler):
 class PageHandler(JupyterHandler):
     @web.authenticated
     def get(self):
-        from .page import PAGE
+        from .page import PAGE  # lazy: the page's module loads on the first request of /guild
 
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Cache-Control", "no-store")

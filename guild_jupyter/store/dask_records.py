@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from . import attrs as attrlib
 from .markers import DASK_STOP, LOCK_REMOTE
 from .run import Run
 
@@ -23,6 +24,8 @@ def record_placement(run: Run, worker: str, host: str, gpus: str | None = None) 
     run.write_attr("dask_worker", worker)
     run.write_attr("dask_host", host)
     if gpus and run.gpus != gpus:
+        # lazy: every listing (views) reads this module's records; the
+        # lifecycle's modules load only where a record is written
         from .transitions import assign_gpus
 
         assign_gpus(run, gpus)
@@ -61,7 +64,7 @@ def take_dispatch(store, run: Run, queue_owner, key: str, me: dict) -> str | Non
     returned to staged, started), or this task already took it (Dask ran it
     a second time). The queue's claim stays: the queue process, alive, keeps
     every other queue's recovery off the run."""
-    from . import transitions
+    from . import transitions  # lazy: as in record_placement
 
     with store.lock():
         run.refresh()
@@ -86,8 +89,6 @@ def dispatch(run) -> dict | None:
 
 def clear_dispatch(run: Run) -> None:
     """When the run goes back to staged: a later claim dispatches it afresh."""
-    from . import attrs as attrlib
-
     attrlib.remove(os.path.join(run.attrs_dir, DISPATCH_ATTR))
     run.refresh()
 
@@ -160,6 +161,4 @@ def stop_requested(run) -> bool:
 
 
 def clear_stop_request(run) -> None:
-    from . import attrs as attrlib
-
     attrlib.remove(run.path(STOP_REQUEST))

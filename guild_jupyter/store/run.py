@@ -7,6 +7,7 @@ import shlex
 import stat as stat_
 import time
 
+from ..procs import Identity, start_time
 from . import attrs as attrlib
 from .markers import LOCK, LOCK_PROCS, LOCK_REMOTE, LOCK_START, PENDING_MARKER, STAGED_MARKER  # noqa: F401 - re-exported
 
@@ -194,8 +195,6 @@ class Run:
         without one (Guild's, or ours after ``guild run --restart`` wrote a
         new pid) is the run's only if its process started no later than the
         LOCK was written."""
-        from ..procs import Identity, start_time
-
         pid = self.lock_pid()
         if pid is None:
             return None
@@ -212,8 +211,6 @@ class Run:
         return Identity(pid, started) if started <= written + 1.0 else None
 
     def _start_record(self):
-        from ..procs import Identity
-
         try:
             with open(self.path(LOCK_START), "rb") as f:
                 import json

@@ -92,6 +92,7 @@ class Store:
         symlink loop, unreadable or not a directory; an attr no reader can
         decode) is listed as an error with a warning, never hidden, never a
         traceback. A directory without ``.guild`` is not a run."""
+        # lazy: the listing index (threading, json) loads with the first listing, never in a run's supervisor
         from .index import RunIndex
 
         statuses = _status_set(status)

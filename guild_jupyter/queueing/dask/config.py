@@ -12,6 +12,8 @@ import os
 import re
 
 from ...errors import BadInput
+from ...gpus.spec import auto_count
+from ..policy import gpu_mismatch
 
 NO_GPU_WORKER = "no Dask worker has GPU resources"
 INSTALL_HINT = "pip install 'guild_jupyter[dask]'"
@@ -65,8 +67,6 @@ def with_slots(config, options: dict):
 def gpu_count(gpus: str | None) -> int:
     """Dask GPU resources a run needs: one per pinned GPU, N for an
     ``auto:N``-style request, 0 for an unpinned run."""
-    from ...gpus.spec import auto_count
-
     if gpus is None:
         return 0
     n = auto_count(gpus)
@@ -99,8 +99,6 @@ def note_gpu_shortage(rows, queue_rows) -> None:
     """A staged GPU run that only Dask queues could start, and none of their
     clusters has a worker with the GPU resources it needs, waits for that:
     its row says so."""
-    from ..policy import gpu_mismatch
-
     clusters = [q["dask"] for q in queue_rows if q.get("dask")]
     if not clusters:
         return

@@ -27,6 +27,15 @@ import select
 import signal
 import sys
 
+from ...errors import GuildJupyterError
+from ...execution import launch
+from ...execution.control import STOP_GRACE, signal_run
+from ...procs import Identity
+from ...store import dask_records, transitions
+from ...store.dask_records import this_host
+from ...store.run import Run
+from ...store.store import Store
+
 
 def run_on_worker(run_dir: str, owner: dict, gpu_count: int, key: str) -> dict:
     """The Dask task (``key``: its own key). Returns ``{"result": "exit"|"skip"|"error", ...}``."""
@@ -39,8 +48,6 @@ def run_on_worker(run_dir: str, owner: dict, gpu_count: int, key: str) -> dict:
         worker, address = str(w.name), w.address
     except Exception:  # noqa: BLE001 - outside a worker (a test calling it directly)
         worker, address = "", ""
-    from ...store.dask_records import this_host
-
     host = this_host()
     base = {"worker": worker, "address": address, "host": host}
     if not os.path.isdir(os.path.join(run_dir, ".guild")):
@@ -74,12 +81,6 @@ def main(argv=None) -> int:
     run_dir, owner, key, worker, host, gpus = argv[:6]
     import time
 
-    from ...errors import GuildJupyterError
-    from ...procs import Identity
-    from ...store import dask_records, transitions
-    from ...store.run import Run
-    from ...store.store import Store
-
     run_dir = os.path.abspath(run_dir)
     store = Store(os.path.dirname(os.path.dirname(run_dir)))
     run = Run(run_dir)
@@ -104,9 +105,6 @@ def main(argv=None) -> int:
                 dask_records.clear_dispatch(run)
         _say("skip: worker lost before the run started")
         return 0
-    from ...execution import launch
-    from ...execution.control import STOP_GRACE, signal_run
-
     try:
         dask_records.clear_stop_request(run)  # one left by an earlier life of the run (a restart)
         transitions.mark_remote(store, run, host)  # running on every machine; judged only on this one

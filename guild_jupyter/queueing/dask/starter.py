@@ -31,6 +31,7 @@ from ...store import dask_records, transitions
 from ...store.run import LOCK, PENDING_MARKER, RUNNING, Run
 from ..starters import RunStarter
 from .config import gpu_count, gpu_shortage, local_workers, require_dask
+from .runner import run_on_worker
 
 CONNECT_TIMEOUT = 5.0  # seconds: an unreachable scheduler is reported within this
 INFO_TTL = 1.0  # seconds between reads of the cluster's workers
@@ -106,8 +107,6 @@ class DaskStarter(RunStarter):
         return gpu_shortage(run.gpus, workers)
 
     def start(self, run: Run) -> "DaskHandle":
-        from .runner import run_on_worker
-
         need = gpu_count(run.gpus)
         key = run.id
         n = 1

@@ -26,6 +26,8 @@ import json
 import os
 import time
 
+from ..attrs import write_atomic
+
 NAME = "scalars.json"
 VERSION = 2
 SETTLE_NS = 2_000_000_000
@@ -173,8 +175,6 @@ def save(cached) -> None:
             merged.update(fresh)
             try:
                 text = json.dumps({"v": VERSION, "runs": merged}, separators=(",", ":"))
-                from ..attrs import write_atomic
-
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 write_atomic(path, text)
             except (OSError, ValueError):
