@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .. import validate
 from ..display import QueueList
-from ..gpus.slots import check_queue_gpus
+from ..queueing.gpu_slots import check_queue_gpus
 from ..queueing.config import parse_queue_flags
 from ..queueing.dask.config import known_slots, with_slots
 from ..queueing.status import QueueRegistry, list_queues

@@ -6,7 +6,8 @@
 - ``nvml``: the GPUs NVML reports, behind an injectable probe
   (``default_probe``);
 - ``fake``: the fake NVML for machines without an NVIDIA GPU
-  (``$GUILD_JUPYTER_FAKE_GPUS``: tests and demos);
-- ``slots``: the GPUs a ``gpus=auto`` queue serves and each one's state for
-  the queue's policy.
+  (``$GUILD_JUPYTER_FAKE_GPUS``: tests and demos).
+
+Which GPUs a ``gpus=auto`` queue serves, and their state for its policy,
+is the queue's: :mod:`guild_jupyter.queueing.gpu_slots`.
 """

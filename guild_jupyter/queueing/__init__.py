@@ -8,7 +8,8 @@ same name would replace them on the package once imported.)
 - ``config``: queue flags -> ``QueueConfig``, and the queue run itself;
 - ``loop``: ``QueueLoop``, the scheduler (claims under Guild's lock, starts
   through a ``RunStarter`` -- ``starters`` -- one run per ``Slot`` of
-  ``slots``; its log is ``log``);
+  ``slots``; ``gpu_slots``: the GPUs a ``gpus=auto`` queue serves; its log
+  is ``log``);
 - ``control``: what a person asked of a running queue (pause, resume,
   drain) as its loop obeys it, and retries of the runs it started;
 - ``hosts``: the ``QueueHost`` protocol and its hosts (thread, detached,
@@ -20,5 +21,5 @@ same name would replace them on the package once imported.)
   ``dask=`` flag, read without importing Dask; ``starter``: the
   ``RunStarter``; ``runner``: what runs on a worker).
 
-The GPUs a queue serves are :mod:`guild_jupyter.gpus`'.
+GPU specs and what NVML reports are :mod:`guild_jupyter.gpus`'.
 """

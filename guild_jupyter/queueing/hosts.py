@@ -32,11 +32,12 @@ from ..execution import launch
 from ..execution.control import signal_run
 from ..procs import Identity
 from ..store import transitions
+from ..store.queue_state import read_control
 from ..store.run import PENDING, RUNNING, Run
 from .config import config_of, create_queue_run
 from .loop import QueueLoop
 from .policy import QueueConfig
-from .status import describe_queue, host_info
+from .status import QueueInfo, describe_queue
 
 STATES = ("starting", "waiting", "running", "stopped")
 
@@ -70,6 +71,19 @@ class QueueHost(Protocol):
 
     def join(self, timeout: float | None = None) -> bool:
         """Waits for the queue to end; True if it has."""
+
+
+def host_info(q: QueueHost) -> QueueInfo:
+    """What a queue handle of this process says of its queue, as a listing
+    says it (no slots: those come from the store's scan)."""
+    state = q.status
+    control = read_control(q.run) if state in ("starting", "waiting", "running") else "running"
+    config = q.config
+    return QueueInfo(id=q.id, host=q.host, pid=None, gpus=config.gpus, wait_for_running=config.wait_for_running,
+                     run_once=config.run_once, state=state,
+                     current=None if q.current_run is None else q.current_run.id,
+                     this_process=q.host in ("thread", "server", "cli"),  # detached: a process of its own
+                     run=q.run, control=control)
 
 
 def _loop_status(loop: QueueLoop) -> str:

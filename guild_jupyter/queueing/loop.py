@@ -27,7 +27,7 @@ fill its N slots side by side, and nothing of its starts while others run.
 GPU slots (``gpus=auto``). The GPUs served are resolved once, when the loop
 starts (NVML's, or the listed ones); each claim counts our runs on every
 GPU from the same scan, under the lock, asks ``policy.next_run`` with the
-GPUs' states (``gpus.slots.gpu_states``) and claims the run with the GPUs it
+GPUs' states (``gpu_slots.gpu_states``) and claims the run with the GPUs it
 chose (``transitions.claim(..., per_gpu=K)`` counts again before writing).
 
 Faults of the disk (ENOSPC, EIO...) never end the loop: a failing pass is
@@ -47,7 +47,7 @@ from ..errors import GuildJupyterError
 from ..procs import Identity
 from ..store import transitions
 from ..store.run import LOCK, STAGED_MARKER, Run
-from ..gpus import slots as gpuslots
+from . import gpu_slots as gpuslots
 from . import policy
 from .config import yes_no
 from .control import QueueControl

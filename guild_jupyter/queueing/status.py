@@ -6,20 +6,16 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import TYPE_CHECKING
 
-from ..gpus.slots import resolve_gpus
 from ..gpus.spec import auto_list
 from ..store.queue_state import read_control
 from ..store.records import gpu_occupancy
 from ..store.run import PENDING, RUNNING, Run
 from .config import config_of
+from .gpu_slots import resolve_gpus
 from .policy import gpus_phrase
 
-if TYPE_CHECKING:  # hosts import this module: the protocol is named for the reader only
-    from .hosts import QueueHost
-
-__all__ = ["QueueInfo", "QueueRegistry", "list_queues", "describe_queue", "host_info"]
+__all__ = ["QueueInfo", "QueueRegistry", "list_queues", "describe_queue"]
 
 
 @dataclasses.dataclass
@@ -139,21 +135,8 @@ def _slots(q: Run, used: int, held: dict) -> dict:
     return {"used": used, "total": config.slot_count(len(gpus)), "per_gpu": {g: held.get(g, 0) for g in gpus}}
 
 
-def host_info(q: QueueHost) -> QueueInfo:
-    """What a queue handle of this process says of its queue, as a listing
-    says it (no slots: those come from the store's scan)."""
-    state = q.status
-    control = read_control(q.run) if state in ("starting", "waiting", "running") else "running"
-    config = q.config
-    return QueueInfo(id=q.id, host=q.host, pid=None, gpus=config.gpus, wait_for_running=config.wait_for_running,
-                     run_once=config.run_once, state=state,
-                     current=None if q.current_run is None else q.current_run.id,
-                     this_process=q.host in ("thread", "server", "cli"),  # detached: a process of its own
-                     run=q.run, control=control)
-
-
 def describe_queue(q: QueueInfo) -> str:
-    """One line a person reads, for a ``QueueInfo`` (of a handle: ``host_info``):
+    """One line a person reads, for a ``QueueInfo`` (of a handle: ``hosts.host_info``):
     ``queue 1a2b3c4d · thread (this kernel) · any GPU · waiting for staged runs``."""
     state = q.state
     if q.control in ("paused", "draining"):

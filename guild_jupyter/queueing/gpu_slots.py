@@ -12,8 +12,8 @@ costs no NVML call per claim.
 from __future__ import annotations
 
 from ..errors import BadInput
-from .spec import auto_list, is_auto
-from ..queueing.policy import GpuState, QueueConfig
+from ..gpus.spec import auto_list, is_auto
+from .policy import GpuState, QueueConfig
 
 __all__ = ["resolve_gpus", "gpu_states", "check_queue_gpus"]
 
@@ -22,7 +22,7 @@ def _probe(probe=None):
     if probe is not None:
         return probe
     # lazy: only a gpus=auto queue reads NVML, and every queue's loop imports this module
-    from .nvml import default_probe
+    from ..gpus.nvml import default_probe
 
     return default_probe()
 
