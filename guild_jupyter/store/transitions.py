@@ -46,7 +46,6 @@ from ..errors import RunStartError, WrongState
 from ..procs import Identity
 from . import attrs as attrlib
 from . import reserve
-from .new_run import build_run_dir, new_run_id
 # Claims and process records are re-exported: callers see one lifecycle module.
 from .records import (Claim, gpu_occupancy, gpu_slot_full, has_our_start_record, read_claim,  # noqa: F401
                       record_processes, recorded_processes, START_ATTRS, unreadable_start_attr)
@@ -69,6 +68,9 @@ def create(store, specs: list, *, staged: bool, owner: Claim | None = None) -> l
     moved into ``runs/`` under the run-status lock; if any step fails the ones
     already moved are removed before the lock is released, so no queue ever
     sees a partial batch."""
+    # lazy: a run's supervisor imports this module and never creates a run
+    from .new_run import build_run_dir, new_run_id
+
     if not staged and owner is None:
         owner = Claim.by_this_process(kind="launch")
     marker = (STAGED_MARKER, b"") if staged else (PENDING_MARKER, owner.encode().encode())
