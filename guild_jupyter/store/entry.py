@@ -8,7 +8,7 @@ import os
 import stat as stat_
 
 from .markers import LOCK_REMOTE
-from .run import FINISHED, RUNNING, Run
+from .run import FINISHED, QUEUE_OPS, RUNNING, Run, flags_of, gpus_of, label_of, op_name_of
 
 #: The attrs a listing shows (besides status and opref).
 KEYS = ("started", "initialized", "stopped", "label", "run_params", "exit_status", "flags", "unstaged", "queue_id")
@@ -42,16 +42,6 @@ def settling(stamp, now_ns: int) -> bool:
     return stamp is None or now_ns - max(stamp) < SETTLE_NS
 
 
-def op_name(opref) -> str:
-    """``Run.op_name`` of an opref tuple (kind, pkg, version, model, op)."""
-    kind, _pkg, _ver, model, op = opref
-    if not op:
-        return "?"
-    if kind == "script" or not model:
-        return op
-    return f"{model}:{op}"
-
-
 class Entry:
     """What a listing knows of one run: Run attr values under a stamp."""
 
@@ -66,7 +56,7 @@ class Entry:
             self.dir = run_dir
             self.values = values
             self.warnings = []
-            self.op = op_name(values["_opref"])
+            self.op = op_name_of(values["_opref"])
             self.lock_pid = None
             self.lock_remote = False
         else:
@@ -78,7 +68,7 @@ class Entry:
             running = self.values.get("status") == RUNNING
             self.lock_pid = run.lock_pid() if running else None
             self.lock_remote = running and run.has_marker(LOCK_REMOTE)
-        self.is_queue = self.op in ("queue", "guild_jupyter:queue")
+        self.is_queue = self.op in QUEUE_OPS
         self.stamp = stamp
         self.damaged = damaged
         # Plain attributes: grouping and sorting 10,000 entries reads them.
@@ -97,21 +87,19 @@ class Entry:
         q = self.values.get("queue_id")
         return q if isinstance(q, str) else None
 
+    # The same accessors as Run's, on the listed values.
+
     @property
     def gpus(self):
-        params = self.values.get("run_params")
-        g = params.get("gpus") if isinstance(params, dict) else None
-        return None if g in (None, "") else str(g)
+        return gpus_of(self.values.get("run_params"))
 
     @property
     def label(self) -> str:
-        v = self.values.get("label")
-        return "" if v is None else str(v)
+        return label_of(self.values.get("label"))
 
     @property
     def flags(self) -> dict:
-        v = self.values.get("flags")
-        return v if isinstance(v, dict) else {}
+        return flags_of(self.values.get("flags"))
 
     def trusted(self, now_ns: int) -> bool:
         """Whether a listing may use these values instead of the run's files."""

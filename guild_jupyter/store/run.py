@@ -30,6 +30,35 @@ def status_for_exit(exit_status) -> str:
     return ERROR
 
 
+#: The op names of a queue run: Guild's own queue and ours.
+QUEUE_OPS = ("queue", "guild_jupyter:queue")
+
+
+def op_name_of(opref) -> str:
+    """The op name of an opref tuple (kind, pkg, version, model, op): what a
+    run shows (``Run.op_name``, a listing's ``Entry.op``)."""
+    kind, _pkg, _ver, model, op = opref
+    if not op:
+        return "?"
+    if kind == "script" or not model:
+        return op
+    return f"{model}:{op}"
+
+
+def gpus_of(run_params) -> str | None:
+    """The GPUs a run is pinned to, from its ``run_params`` attr (None: any)."""
+    g = run_params.get("gpus") if isinstance(run_params, dict) else None
+    return None if g in (None, "") else str(g)
+
+
+def label_of(value) -> str:
+    return "" if value is None else str(value)
+
+
+def flags_of(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def split_opref(text: str) -> list[str]:
     """Tokens of an opref line. Guild writes them shell-quoted; nearly all are
     plain words or ``''``, which a split handles 30x faster than shlex."""
@@ -239,32 +268,23 @@ class Run:
 
     @property
     def op_name(self) -> str:
-        kind, _pkg, _ver, model, op = self.opref
-        if not op:
-            return "?"
-        if kind == "script" or not model:
-            return op
-        return f"{model}:{op}"
+        return op_name_of(self.opref)
 
     @property
     def is_queue(self) -> bool:
-        return self.op_name in ("queue", "guild_jupyter:queue")
+        return self.op_name in QUEUE_OPS
 
     @property
     def flags(self) -> dict:
-        v = self.get("flags", {})
-        return v if isinstance(v, dict) else {}
+        return flags_of(self.get("flags", {}))
 
     @property
     def gpus(self) -> str | None:
-        params = self.get("run_params", {})
-        g = params.get("gpus") if isinstance(params, dict) else None
-        return None if g in (None, "") else str(g)
+        return gpus_of(self.get("run_params", {}))
 
     @property
     def label(self) -> str:
-        v = self.get("label")
-        return "" if v is None else str(v)
+        return label_of(self.get("label"))
 
     @property
     def started(self) -> int | None:
