@@ -126,8 +126,7 @@ def gpu_occupancy(pending: list[Run], locked: list[Run]) -> dict[str, int]:
     be chosen (``auto:2``, not claimed yet) holds none. ``pending`` and
     ``locked`` come from one ``Store.scan_waiting`` under the run-status lock,
     which is what makes the count a fair basis for a claim."""
-    # lazy: gpus.spec compiles its regexes at import (~1.5 ms), which every
-    # run's supervisor (it imports this module) would pay for nothing
+    # lazy: every run's supervisor imports this module and never asks
     from ..gpus.spec import is_auto
 
     counts: dict[str, int] = {}
