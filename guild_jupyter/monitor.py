@@ -26,9 +26,9 @@ import threading
 import time
 
 from . import views
-from .engine import policy
-from .engine.dask_config import note_gpu_shortage, policy_gpus
-from .engine.queue_status import list_queues
+from .queueing import policy
+from .queueing.dask.config import note_gpu_shortage, policy_gpus
+from .queueing.status import list_queues
 from .store.index import RunIndex
 from .store.run import RUNNING, TERMINATED
 
@@ -217,7 +217,8 @@ class StoreMonitor:
         if not self._probe_made:
             self._probe_made = True
             try:
-                from .engine.gpus import default_probe
+                # lazy: NVML's module loads with the panel's first GPU read
+                from .gpus.nvml import default_probe
 
                 self._probe = default_probe()
             except Exception as e:  # noqa: BLE001 - never let GPU probing break the panel

@@ -11,11 +11,10 @@ from traitlets import Dict, Float, List, Unicode
 
 from .. import api
 from ..errors import BadInput
-from ..frontends.commands import QUEUE_FLAGS
+from .base import QUEUE_FIELDS
 from .changes import Changes
+from .handlers import handlers
 
-#: The queue flags of ``%guild queue``, as JSON fields (``max_running``).
-QUEUE_FIELDS = frozenset(f.replace("-", "_") for f in QUEUE_FLAGS)
 SHUTDOWN_TIMEOUT = 10.0
 
 
@@ -83,8 +82,6 @@ class GuildJupyter(ExtensionApp):
         self.watch.start()  # its first look learns the store as it is now
 
     def initialize_handlers(self):
-        from .handlers import handlers
-
         self.handlers.extend(handlers())
 
     # -- queues hosted here -------------------------------------------------------------

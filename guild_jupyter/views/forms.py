@@ -1,6 +1,6 @@
 """The 'start a queue' form as data (``queue_form``): what every front end
 offers, derived from the queue flags the queue's parser takes
-(``engine.config.QUEUE_FLAGS``). One function, so that the one queue-flag
+(``queueing.config.QUEUE_FLAGS``). One function, so that the one queue-flag
 table (name, type, default, bounds, help) can replace the table below
 without any front end changing."""
 
@@ -32,7 +32,7 @@ def queue_form(hosts=QUEUE_HOSTS) -> dict:
     """``{"fields": [...], "hosts", "path", "method"}``: each queue flag as
     a form field (``name`` is the JSON field ``POST queues`` takes, ``flag``
     how ``%guild queue`` spells it)."""
-    from ..engine.config import QUEUE_FLAGS  # lazy: the queue machinery, for a snapshot only
+    from ..queueing.config import QUEUE_FLAGS  # lazy: the queue machinery, for a snapshot only
 
     fields = []
     for flag in QUEUE_FLAGS:

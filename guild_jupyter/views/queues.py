@@ -25,7 +25,7 @@ def slots_text(slots: dict) -> str:
     queue's runs on it: GPU slots are shared): ``2 of 4 slots busy · GPU 0:
     1 run, GPU 1: 1 run``."""
     # lazy: the queue machinery loads on use: run listings (every CLI command's start) need none
-    from ..engine.queue_status import slots_phrase
+    from ..queueing.status import slots_phrase
 
     text = slots_phrase(int(slots.get("used") or 0), int(slots.get("total") or 1))
     per_gpu = slots.get("per_gpu")
@@ -53,7 +53,7 @@ def queue_state_text(state: str, slots: dict, current: str | None, stopped_by_us
 
 
 def queue_row(q) -> dict:
-    """One queue (an ``engine.queue_status.QueueInfo``) as plain data."""
+    """One queue (an ``queueing.status.QueueInfo``) as plain data."""
     options = [name for name, on in (("wait-for-running", q.wait_for_running), ("run-once", q.run_once)) if on]
     run = getattr(q, "run", None)
     flags = run.flags if run is not None else {}
@@ -105,7 +105,7 @@ def _dask_cluster(q) -> dict | None:
 def describe_queue(q) -> str:
     """A queue in one readable line (loaded on use: listings of runs alone,
     like every CLI command's start, need none of the queue machinery)."""
-    from ..engine.queue_status import describe_queue as describe  # lazy: as slots_text
+    from ..queueing.status import describe_queue as describe  # lazy: as slots_text
 
     return describe(q)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 
-from ..store import scalars as scalarlib
+from ..store.scalars import reader as scalarlib
 from ..store.run import COMPLETED, ERROR, FINISHED, PENDING, RUNNING, STAGED, STATUSES, TERMINATED
 from .actions import run_actions
 from .words import (elapsed_text, flags_text, format_time, gpus_text, jsonable, label_text, position_text,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import time
 
-from ..engine.gpuspec import ANY_GPU, gpus_phrase, queue_gpus_phrase
-from ..store.store import flags_label, format_flag_value
+from ..gpus.spec import ANY_GPU, gpus_phrase, queue_gpus_phrase
+from ..store.flag_labels import flags_label, format_flag_value
 
 __all__ = ["ANY_GPU", "format_flag", "flags_text", "varying_flags", "format_time", "elapsed_text", "gpus_text",
            "gpus_phrase", "queue_gpus_text", "label_text", "jsonable", "format_value", "scalar_text", "ordinal",

@@ -53,8 +53,8 @@ def build(home: str, project: str) -> tuple[dict, dict]:
     ``project``: the snapshot taken while a run runs and a queue is paused,
     the events after everything ended (every kind of event)."""
     from guild_jupyter import api
-    from guild_jupyter.engine.gpus import NvmlProbe
-    from guild_jupyter.gpus_fake import FakeNvml
+    from guild_jupyter.gpus.nvml import NvmlProbe
+    from guild_jupyter.gpus.fake import FakeNvml
 
     script = os.path.join(project, "train.py")
     with open(script, "w") as f:

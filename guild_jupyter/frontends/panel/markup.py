@@ -162,7 +162,7 @@ def queue_html(q: dict) -> str:
     row = (f"<div class='gj-queue' data-queue='{_e(q['id'])}' data-state='{_e(q['state'])}' style='{_ROW}' "
            f"title='{_e(q['description'])}'>{cells}</div>")
     if q.get("dask"):  # a Dask queue: its cluster under its row
-        from .dask import cluster_html
+        from .dask import cluster_html  # lazy: only a Dask queue's row shows its cluster
 
         row += cluster_html(q["dask"])
     return row
