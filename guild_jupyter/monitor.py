@@ -348,6 +348,9 @@ def _add_waiting_reasons(rows, staged, start, queues, running_others, held=()) -
                     names = ", ".join(q.id[:8] for q in stopped)
                     reason = f"waiting for {'queue' if len(stopped) == 1 else 'queues'} {names} to resume " \
                              f"({'it is' if len(stopped) == 1 else 'they are'} paused or draining)"
+                elif held and not queues:  # queues run, none of them would start it
+                    reason = policy.waiting_reason(policy.StagedRun(e.id, e.gpus, e.timestamp), list(held),
+                                                   running_others, ahead)
             views.place_in_line(rows[i - start], i + 1, reason)
         counts[e.gpus] = counts.get(e.gpus, 0) + 1
 

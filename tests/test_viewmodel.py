@@ -250,6 +250,7 @@ def test_queue_rows_words_and_actions(scripts, guild_home):
     try:
         api.pause_queue(q)  # before anything is staged: every pass from now on reads it
         staged = api.run(str(scripts / "sleep.py"), "secs=0", stage=True)[0]
+        other = api.run(str(scripts / "sleep.py"), "secs=0", gpus="3", stage=True)[0]
         monitor = api.monitor()
         wait_for(lambda: monitor.snapshot()["queues"], timeout=10, message="the queue listed")
         (row,) = monitor.snapshot()["queues"]
@@ -259,9 +260,10 @@ def test_queue_rows_words_and_actions(scripts, guild_home):
         assert [a["verb"] for a in row["actions"]] == ["resume", "drain", "stop"]
         assert row["actions"][0]["path"] == f"queues/{q.id}/resume"
         assert all(isinstance(v, str) and "None" not in v for k, v in row.items() if k.endswith("_text"))
-        (waiting,) = group(monitor.snapshot(), "staged")["rows"]
-        assert waiting["id"] == staged.id
+        waiting, pinned = group(monitor.snapshot(), "staged")["rows"]
+        assert (waiting["id"], pinned["id"]) == (staged.id, other.id)
         assert waiting["waiting_text"] == f"waiting for queue {q.id[:8]} to resume (it is paused or draining)"
+        assert pinned["waiting_text"] == "no queue serves runs for GPU 3"  # paused or not, it would not start it
         api.resume_queue(q)
         wait_for(lambda: staged.refresh().status == "completed", timeout=30, message="the resumed queue runs it")
         row = wait_for(lambda: next((x for x in monitor.snapshot()["queues"]

@@ -66,28 +66,32 @@ def build(home: str, project: str) -> tuple[dict, dict]:
     trials = api.run(script, "lr=[0.1,0.01,0.001]", foreground=True, stream=io.StringIO(), store=home)
     watcher.look()
     failed = next(t for t in trials if t.refresh().status == "error")
-    api.run(script, "lr=0.05", gpus="0", stage=True, store=home)
-    api.run(script, "lr=0.02", "epochs=8", stage=True, label="longer", store=home)
-    (running,) = api.run(script, "secs=60", store=home)
-    q = api.queue("gpus=7", poll_interval=60, store=home)  # serves GPU 7 only: it starts none of these
+    # A queue paused before anything is staged: it starts none of the staged runs below.
+    q = api.queue("gpus=7", poll_interval=60, store=home)
     try:
         api.pause_queue(q, store=home)
         _wait(lambda: _seen(watcher, "queue-paused"), "the queue's pause")
+        api.run(script, "lr=0.05", gpus="0", stage=True, store=home)
+        api.run(script, "lr=0.02", "epochs=8", stage=True, label="longer", store=home)
+        (running,) = api.run(script, "secs=60", store=home)
         api.retry(failed.id, store=home)
         watcher.look()
         snapshot = monitor.snapshot()
         api.stop(running.id, store=home)
         watcher.look()
+        # A run that holds the queue while it drains: the drain is seen before the queue ends.
+        (hold,) = api.run(script, "lr=0.03", "secs=60", stage=True, store=home)
         api.resume_queue(q, store=home)
-        watcher.look()
+        _wait(lambda: _seen(watcher, "queue-resumed"), "the queue's resume")
+        _wait(lambda: hold.refresh().status == "running", "the queue starting the run it holds")
         api.drain_queue(q, store=home)
-        watcher.look()
+        _wait(lambda: _seen(watcher, "queue-draining"), "the queue's drain")
+        api.stop(hold.id, store=home)
         assert q.join(30), "the drained queue did not end"
         _wait(lambda: _seen(watcher, "queue-ended"), "the queue's end")
     finally:
         q.stop(timeout=20)
-        if running.refresh().status == "running":
-            api.stop(running.id, store=home)
+        api.stop(all=True, store=home, timeout=20)
     return snapshot, watcher.log.answer(0)
 
 
