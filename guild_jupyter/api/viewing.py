@@ -67,12 +67,9 @@ def curves(*refs, scalar: str = "loss", op: str | None = None, store=None, listi
     st = resolve_store(store)
     targets = _resolve_all(st, refs, listing) if refs else [r for r in st.runs() if not r.is_queue]
     targets = [r for r in targets if op is None or op in r.op_name]
-    out, known = [], []
+    out = []
     for r in targets:
-        data, errors = scalarlib.series(r.dir)
-        for tag in data:
-            if tag not in known:
-                known.append(tag)
+        data, errors = scalarlib.series(r.dir, tags=[scalar])  # only its points are kept
         points = data.get(scalar)
         if points:
             out.append({"id": r.id, "op": r.op_name, "flags": r.flags, "steps": [s for s, _v in points],
@@ -80,6 +77,7 @@ def curves(*refs, scalar: str = "loss", op: str | None = None, store=None, listi
     if not out:
         if not targets:
             raise BadInput("no runs to plot" + (f" with op {op!r}" if op else ""))
+        known = {tag for r in targets for tag in scalarlib.read(r.dir).tags}
         raise BadInput(f"no run logged scalar {scalar!r}; known scalars: {', '.join(sorted(known)) or '(none)'}")
     varying = views.varying_flags([c["flags"] for c in out])
     for c in out:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from .regular_file import read_small
 from .run import Run
 
 CLUSTER_ATTR = "dask_cluster"
@@ -109,8 +110,7 @@ def remote_host(run) -> str | None:
     None when it is held here or not remotely. A run held elsewhere is
     never judged by its pids here: they are that machine's."""
     try:
-        with open(run.path("LOCK.remote")) as f:
-            host = f.read(256).strip()
+        host = read_small(run.path("LOCK.remote"), 4096)[:256].decode("utf-8", "replace").strip()
     except OSError:
         return None
     return host if host and host != this_host() else None

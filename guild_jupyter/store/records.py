@@ -34,6 +34,7 @@ import json
 
 from ..procs import Identity
 from . import attrs as attrlib
+from .regular_file import read_small
 from .run import LOCK_PROCS, PENDING_MARKER, Run
 
 
@@ -64,8 +65,7 @@ def read_claim(run: Run):
     ownerless (Guild's) PENDING or no PENDING; ``"damaged"`` for an
     unreadable record."""
     try:
-        with open(run.path(PENDING_MARKER), "rb") as f:
-            data = f.read(4096)
+        data = read_small(run.path(PENDING_MARKER), 4096)
     except FileNotFoundError:
         return None
     except OSError:
@@ -98,8 +98,7 @@ def record_processes(run: Run, idents: list[Identity]) -> None:
 
 def recorded_processes(run: Run) -> list[Identity]:
     try:
-        with open(run.path(LOCK_PROCS), "rb") as f:
-            recs = json.loads(f.read())
+        recs = json.loads(read_small(run.path(LOCK_PROCS)))
     except (OSError, ValueError):
         return []
     if not isinstance(recs, list):

@@ -7,6 +7,7 @@ import shlex
 import time
 
 from . import attrs as attrlib
+from .regular_file import read_small
 
 STAGED, PENDING, RUNNING = "staged", "pending", "running"
 COMPLETED, ERROR, TERMINATED = "completed", "error", "terminated"
@@ -127,8 +128,7 @@ class Run:
 
     def lock_pid(self) -> int | None:
         try:
-            with open(self.path(LOCK)) as f:
-                return int(f.read(20).strip())
+            return int(read_small(self.path(LOCK), 4096)[:20].strip())
         except (OSError, ValueError):
             return None
 
@@ -161,10 +161,9 @@ class Run:
         from ..procs import Identity
 
         try:
-            with open(self.path(LOCK_START), "rb") as f:
-                import json
+            import json
 
-                return Identity.from_record(json.loads(f.read(4096)))
+            return Identity.from_record(json.loads(read_small(self.path(LOCK_START), 4096)))
         except (OSError, ValueError):
             return None
 
