@@ -63,11 +63,16 @@ class ScriptOp:
         """Each trial's flag values converted to the flags' types as Guild
         converts them (``lr=1`` -> 1.0 for an argparse float, ``name=1`` ->
         "1" for a string default); raises ``FlagError`` at the first value
-        Guild refuses, before anything is written."""
+        Guild refuses (or no ``name=value`` could say), before anything is
+        written."""
         types = flaglib.flag_types(self.flags_info)
-        if not any(types.values()):
-            return trials
         return [flaglib.coerce_flag_values(self.flags_info, t, types) for t in trials]
+
+    @property
+    def list_flags(self) -> set:
+        """The flags that take a list as one value (``layers=[64,32]`` is one
+        value, ``layers=[]`` too, not a sweep)."""
+        return flaglib.list_flag_names(self.flags_info)
 
     def sources(self) -> dict:
         """The source snapshot: the script, plus the project's Python modules
@@ -77,14 +82,23 @@ class ScriptOp:
             self._sources[self.name] = self.source
         return self._sources
 
-    def op_attr(self, gpus: str | None) -> dict:
+    def op_attr(self, gpus: str | None, flags: dict | None = None) -> dict:
+        """Guild's ``op`` attr, with which a real ``guild run queue`` starts
+        the run. ``flags``: the run's values (an empty list needs the option
+        given alone, which Guild's flag arguments cannot say)."""
         dest = "args" if self.flags_info.style == "args" else "globals"
         module = self.name[:-3].replace(os.sep, ".")
         cmd_flags = {}
+        bare_options = []
         for name in self.flags_info.defaults:
             opt = self.flags_info.options.get(name) or {}
             action = opt.get("action") if isinstance(opt, dict) else getattr(opt, "action", None)
-            if isinstance(opt, dict) and takes_list(opt):
+            if isinstance(opt, dict) and takes_list(opt) and (flags or {}).get(name) in ("", []):
+                # An empty list: Guild passes no argument for an empty split value, so the
+                # option goes alone in the command (kept when Guild rewrites the attr).
+                cmd_flags[name] = {"arg-skip": True}
+                bare_options.append(opt["option"])
+            elif isinstance(opt, dict) and takes_list(opt):
                 cmd_flags[name] = {"arg-split": True}  # Guild splits "8 4" into --opt 8 4
             elif action == "store_true":
                 cmd_flags[name] = {"arg-switch": True}
@@ -104,7 +118,7 @@ class ScriptOp:
             "output-scalars": None,
             "python-requires": None,
             "op-cmd": {
-                "cmd-args": ["${python_exe}", "-um", "guild.op_main", module, "__flag_args__"],
+                "cmd-args": ["${python_exe}", "-um", "guild.op_main", module, *bare_options, "__flag_args__"],
                 "cmd-env": env,
                 "cmd-flags": cmd_flags,
                 "flags-dest": dest,
@@ -131,7 +145,7 @@ class ScriptOp:
             opref=self.opref,
             flags=flags,
             user_flags=user_flags,
-            op_attr=self.op_attr(gpus),
+            op_attr=self.op_attr(gpus, flags),
             sources=self.sources(),
             gpus=gpus,
             label=label,

@@ -9,7 +9,7 @@ from ..execution import control
 from ..display import RunList
 from ..store import transitions
 from ..store.run import ERROR, FINISHED, PENDING, RUNNING, STAGED, Run
-from .selection import _resolve_all, resolve_store
+from .selection import _resolve_all, check_not_deleted, resolve_store
 
 
 def runs(
@@ -195,7 +195,8 @@ def wait(*refs, status=None, timeout: float | None = None, interval: float = 0.1
     status or several, ``unstaged`` included; default: any finished status)
     and returns them, fresh. ``timeout``: seconds (None: no limit), past
     which ``WaitTimeout`` is raised. ``wait(run, status="running")`` returns
-    once the run has started."""
+    once the run has started. A run deleted meanwhile (a staged one can be)
+    raises ``RunDeleted``, which says so."""
     from ..views import STATUSES as SHOWN, UNSTAGED, status_of
 
     named = []
@@ -215,11 +216,13 @@ def wait(*refs, status=None, timeout: float | None = None, interval: float = 0.1
     left = list(targets)
 
     def reached():
-        # Only the runs not there yet are read again.
+        # Only the runs not there yet are read again; a deleted one never gets there.
+        check_not_deleted(st, *left)
         left[:] = [r for r in left if not (status_of(r.refresh()) in wanted or r.status in wanted)]
         return not left
 
     shown = ", ".join(r.id[:8] for r in targets[:4]) + (" ..." if len(targets) > 4 else "")
     wait_until(reached, timeout, interval, what=f"run{'s' if len(targets) > 1 else ''} {shown} to be "
                                                  f"{' or '.join(sorted(wanted))}")
+    check_not_deleted(st, *targets)
     return RunList(r.refresh() for r in targets)

@@ -39,6 +39,16 @@ def _resolve_all(st: Store, refs, listing=None) -> list[Run]:
     return out
 
 
+def check_not_deleted(st: Store, *runs: Run) -> None:
+    """Raises ``RunDeleted`` for the first of ``runs`` whose directory is
+    gone, saying whether Guild's trash holds it (``guild runs restore``)."""
+    from ..errors import RunDeleted
+
+    for r in runs:
+        if r.deleted:
+            raise RunDeleted(r.id, st.in_trash(r.id))
+
+
 def _with_listing_indices(st: Store, runs: list[Run]) -> RunList:
     """The runs newest first, numbered as ``runs`` (the full listing) numbers
     them, so an index means the same run in every listing."""

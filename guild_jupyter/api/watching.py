@@ -12,7 +12,7 @@ from .. import validate
 from ..errors import BadInput
 from ..store import output as outputlib
 from ..store.run import FINISHED, PENDING, STAGED, Run
-from .selection import _resolve_all, resolve_store
+from .selection import _resolve_all, check_not_deleted, resolve_store
 
 __all__ = ["follow", "output_since", "outcome_line", "EndWatcher"]
 
@@ -40,7 +40,8 @@ def follow(ref, stream=None, *, note=None, timeout: float | None = None, interva
     run, ended. A staged or pending run is waited for (``note`` says so; it
     defaults to ``stream``; ``timeout`` bounds that wait only); a finished
     run's output is written whole. Ctrl-C stops following, not the run:
-    the note says so and the ``KeyboardInterrupt`` goes on to the caller."""
+    the note says so and the ``KeyboardInterrupt`` goes on to the caller.
+    A run deleted meanwhile (a staged one can be) raises ``RunDeleted``."""
     from .lifecycle import wait_until
 
     validate.run_ref(ref)
@@ -50,7 +51,8 @@ def follow(ref, stream=None, *, note=None, timeout: float | None = None, interva
     validate.seconds("interval", interval)
     validate.store(store)
     validate.listing(listing)
-    run = _resolve_all(resolve_store(store), [ref], listing)[0]
+    st = resolve_store(store)
+    run = _resolve_all(st, [ref], listing)[0]
     stream = sys.stdout if stream is None else stream
     note = stream if note is None else note
 
@@ -63,13 +65,15 @@ def follow(ref, stream=None, *, note=None, timeout: float | None = None, interva
     try:
         if run.refresh().status in (STAGED, PENDING):
             say(f"waiting for run {run.id[:8]} to start (it is {run.status})\n")
-            wait_until(lambda: run.refresh().status not in (STAGED, PENDING), timeout, interval=0.05,
-                       what=f"run {run.id[:8]} to start")
+            wait_until(lambda: run.deleted or run.refresh().status not in (STAGED, PENDING), timeout,
+                       interval=0.05, what=f"run {run.id[:8]} to start")
+            check_not_deleted(st, run)  # a staged run deleted meanwhile never starts: say so
         outputlib.follow(run.path("output"), lambda text: say(text, stream),
-                         lambda: run.refresh().status in FINISHED, interval=interval)
+                         lambda: run.deleted or run.refresh().status in FINISHED, interval=interval)
     except KeyboardInterrupt:
         say(f"\nstopped following run {run.id[:8]}; it is {run.refresh().status}\n")
         raise
+    check_not_deleted(st, run)
     say(outcome_line(run.refresh()) + "\n")
     return run
 

@@ -98,6 +98,11 @@ class Run:
                 self._names = set()
         return self._names
 
+    @property
+    def deleted(self) -> bool:
+        """Its directory is gone: moved to the trash (``delete``) or removed."""
+        return not os.path.isdir(self.dir)
+
     def has_marker(self, name: str) -> bool:
         return os.path.exists(self.path(name))
 

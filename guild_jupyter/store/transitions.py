@@ -42,7 +42,7 @@ from __future__ import annotations
 import json
 import os
 
-from ..errors import RunStartError, WrongState
+from ..errors import GuildJupyterError, RunStartError, WrongState
 from ..procs import Identity
 from . import attrs as attrlib
 from . import reserve
@@ -273,14 +273,16 @@ def unstage(store, run: Run) -> None:
 
 def delete(store, run: Run) -> None:
     """Moves a run to Guild's trash (``guild runs restore`` brings it back).
-    A staged run is unstaged first, so restoring it never requeues it."""
+    A staged run is unstaged there, so restoring it never requeues it: moved
+    first, it goes from staged straight to gone for every watcher (never
+    seen unstaged in between), and if it cannot be unstaged it is moved back,
+    still staged."""
     with store.lock():
         run.refresh()
         if run.status in (RUNNING, PENDING):
             raise WrongState(f"run {run.id[:8]} is {run.status}: stop it before deleting it")
+        staged = run.status == STAGED
         try:
-            if run.status == STAGED:
-                unstage(store, run)
             trash = os.path.join(store.home, "trash", "runs")
             os.makedirs(trash, exist_ok=True)
             dest = os.path.join(trash, run.id)
@@ -289,6 +291,15 @@ def delete(store, run: Run) -> None:
             os.rename(run.dir, dest)
         except OSError as e:
             raise _store_error(e, f"delete run {run.id[:8]}") from e
+        if staged:
+            try:
+                unstage(store, Run(dest))
+            except GuildJupyterError:
+                try:
+                    os.rename(dest, run.dir)  # all or nothing: back in place, still staged
+                except OSError:
+                    pass
+                raise
     store.notify_change()
 
 
