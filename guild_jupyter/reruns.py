@@ -1,5 +1,5 @@
-"""A run as an operation again: what a copy of it (a queue's retry of a
-failed run, a restage with edited flags) is made of.
+"""A run as an operation again: what a copy of it (the retry of a failed
+run, a restage with edited flags) is made of.
 
 A copy runs the code the original ran, not the project's current files: its
 operation is built from the original's source snapshot, with the original's
@@ -63,3 +63,15 @@ def copy_spec(run: Run, op: ScriptOp, flags: dict, extra_attrs: dict | None = No
         extra["retries"] = retries
     extra.update(extra_attrs or {})
     return op.spec(flags, gpus=pinned_gpus(run), label=user_label(run), extra_attrs=extra)
+
+
+def retry_spec(run: Run, attempt: int, allowed: int) -> RunSpec:
+    """The spec of the copy that retries ``run``'s failure: attempt
+    ``attempt`` of ``allowed``, naming the run it retries and the chain's
+    origin, with the same user flags, GPUs asked for and label. What
+    ``transitions`` calls (as ``retry``) to stage it, whoever settles the
+    failure."""
+    op = script_op_of(run)
+    origin = run.get("retry_origin") if attempt > 1 else None
+    extra = {"retry_of": run.id, "retry_attempt": attempt, "retry_origin": origin or run.id, "retries": allowed}
+    return copy_spec(run, op, user_flags(run), extra)

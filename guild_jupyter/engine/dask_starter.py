@@ -29,6 +29,7 @@ from ..errors import BadInput, GuildJupyterError
 from ..procs import Identity
 from ..store import dask_records, transitions
 from ..store.run import LOCK, PENDING_MARKER, RUNNING, Run
+from ..execution.control import retry_copy_spec
 from .dask_config import gpu_count, gpu_shortage, local_workers, require_dask
 
 CONNECT_TIMEOUT = 5.0  # seconds: an unreachable scheduler is reported within this
@@ -266,7 +267,7 @@ class DaskHandle:
                 if elsewhere and result.get("result") != "lost":
                     return False  # held on that machine by a live task's runner: it records the outcome
                 transitions.settle_dead(store, run, 1, "worker lost: the run's Dask worker went away and "
-                                                       "its supervisor is gone")
+                                                       "its supervisor is gone", retry=retry_copy_spec)
                 self.starter.log(f"Run {run.id}: worker lost; recorded as error")
         self._settled = True
         try:  # the cluster as it is now the run is gone: panels stop showing it on its worker

@@ -89,7 +89,7 @@ class QueueLoop:
         self._retry_delay: dict[str, float] = {}  # run id -> its next retry delay (doubling)
         self._claim = transitions.Claim.by_this_process(queue_run.id)
         # pause/resume/drain and retries (engine.queue_control)
-        self.control = QueueControl(store, queue_run, self._log, getattr(config, "retries", 0))
+        self.control = QueueControl(store, queue_run, self._log)
         if hasattr(self.starter, "bind"):  # a starter that logs or records in the queue run (Dask's)
             self.starter.bind(self)
 
@@ -289,7 +289,8 @@ class QueueLoop:
                 candidates = [c for c in candidates if c.id != run.id]
             # The claim's slot check counts from this pass's scan: the lock held since keeps it true.
             transitions.claim(self.store, run, self._claim, gpus=decision.assign_gpus,
-                              per_gpu=cfg.per_gpu if cfg.auto else None, held=held)
+                              per_gpu=cfg.per_gpu if cfg.auto else None, held=held,
+                              retries=getattr(self.config, "retries", 0))
         return run.refresh()
 
     def _note_decision(self, decision: policy.Decision, candidates: list) -> None:

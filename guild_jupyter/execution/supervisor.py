@@ -50,6 +50,7 @@ from ..procs import Identity
 from ..store import transitions
 from ..store.run import Run
 from ..store.store import Store
+from .control import retry_copy_spec
 from .proctree import ProcessTree
 from .tee import OutputTee
 
@@ -303,7 +304,9 @@ class Supervisor(OutputTee, ProcessTree):
             note = b""
         if self.stop_requested and self._stopped_running and exit_status >= 0:
             exit_status = -signal.SIGTERM  # stopped on request: terminated
-        transitions.record_outcome(Store(self.home), self.run, exit_status, self.holder)
+        # A failure with retries left under the policy its claim recorded gets its copy staged
+        # here, whether or not the queue that claimed it is still there.
+        transitions.record_outcome(Store(self.home), self.run, exit_status, self.holder, retry=retry_copy_spec)
         if note:  # a full disk: dropping LOCK and its records may have made room
             self._append_output(note, echo=False)
         return 128 - exit_status if exit_status < 0 else exit_status
