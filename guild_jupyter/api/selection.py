@@ -4,7 +4,7 @@ references (ids, prefixes, listing indices and ranges) made runs."""
 from __future__ import annotations
 
 from ..display import RunList
-from ..errors import BadInput
+from ..errors import BadInput, RunDeleted
 from ..store.run import Run
 from ..store.store import Store
 
@@ -42,8 +42,6 @@ def _resolve_all(st: Store, refs, listing=None) -> list[Run]:
 def check_not_deleted(st: Store, *runs: Run) -> None:
     """Raises ``RunDeleted`` for the first of ``runs`` whose directory is
     gone, saying whether Guild's trash holds it (``guild runs restore``)."""
-    from ..errors import RunDeleted
-
     for r in runs:
         if r.deleted:
             raise RunDeleted(r.id, st.in_trash(r.id))

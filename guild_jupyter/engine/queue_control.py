@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import os
 
-from ..store import queue_state
+from .. import reruns
+from ..store import queue_state, transitions
 from ..store.run import Run
 
 __all__ = ["QueueControl"]
@@ -76,9 +77,6 @@ class QueueControl:
         has its copy staged (by its supervisor already, as a rule, else
         here). Logs what became of it; returns the copy. Never raises (a
         copy that cannot be made is logged)."""
-        from .. import reruns
-        from ..store import transitions
-
         exit_status = run.exit_status
         if not isinstance(exit_status, int) or isinstance(exit_status, bool) or exit_status <= 0:
             return None

@@ -224,7 +224,7 @@ def record_retry_policy(run: Run, retries: int, queue_id: str | None = None) -> 
         policy = None
     if policy is None or policy["retries"] <= 0:
         attrlib.remove(os.path.join(run.attrs_dir, RETRY_POLICY))
-        run._cache.pop(RETRY_POLICY, None)
+        run.refresh()
     else:
         run.write_attr(RETRY_POLICY, policy)
 
