@@ -280,8 +280,13 @@ def _stage_retry(store, run: Run, exit_status, retry) -> tuple[str | None, str]:
             spec = retry(run, *retry_due(run, exit_status))
             _build_and_move(store, [spec], True, (STAGED_MARKER, b""), ids=[copy_id])
             what = "staged"
-        except (GuildJupyterError, OSError) as e:  # a damaged run, a full disk: the outcome is still recorded
-            why = str(e) if isinstance(e, GuildJupyterError) else str(_store_error(e, "stage a retry"))
+        except Exception as e:  # noqa: BLE001 - a damaged run, a full disk, a bug: the outcome is still recorded
+            if isinstance(e, GuildJupyterError):
+                why = str(e)
+            elif isinstance(e, OSError):
+                why = str(_store_error(e, "stage a retry"))
+            else:
+                why = f"{type(e).__name__}: {e}"
             _note(run, f"no retry staged: {why}")
             return None, f"failed: {why}"
     try:
