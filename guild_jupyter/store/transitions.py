@@ -54,7 +54,7 @@ from .run import FINISHED, LOCK, LOCK_START, PENDING, PENDING_MARKER, RUNNING, S
 # The outcome side (how runs end, and the writes shared by every transition)
 # is in .transitions_end, re-exported here: callers only call transitions.X.
 from .transitions_end import (DISK_ERRNOS, LOCK_REMOTE, OUTCOME_ATTRS, RETRIED_AS, RETRY_POLICY,  # noqa: F401
-                              _build_and_move, _clear_lock, _note, _rmtree, _store_error, _write_outcome,
+                              build_and_move_runs, _clear_lock, _note, remove_tree, _store_error, _write_outcome,
                               end_tree_and_record, mark_remote, record_outcome, record_retry_policy,
                               record_start_failure, retry_copy_id, retry_due, settle_dead, stage_retry)
 
@@ -73,7 +73,7 @@ def create(store, specs: list, *, staged: bool, owner: Claim | None = None) -> l
     if not staged and owner is None:
         owner = Claim.by_this_process(kind="launch")
     marker = (STAGED_MARKER, b"") if staged else (PENDING_MARKER, owner.encode().encode())
-    runs = _build_and_move(store, specs, staged, marker)
+    runs = build_and_move_runs(store, specs, staged, marker)
     store.notify_change()
     return runs
 
@@ -267,7 +267,7 @@ def delete(store, run: Run) -> None:
             os.makedirs(trash, exist_ok=True)
             dest = os.path.join(trash, run.id)
             if os.path.exists(dest):
-                _rmtree(dest, ignore_errors=False)
+                remove_tree(dest, ignore_errors=False)
             os.rename(run.dir, dest)
         except OSError as e:
             raise _store_error(e, f"delete run {run.id[:8]}") from e

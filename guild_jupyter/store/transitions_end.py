@@ -278,7 +278,7 @@ def _stage_retry(store, run: Run, exit_status, retry) -> tuple[str | None, str]:
     if not (os.path.isdir(os.path.join(store.runs_dir, copy_id)) or store.in_trash(copy_id)):
         try:
             spec = retry(run, *retry_due(run, exit_status))
-            _build_and_move(store, [spec], True, (STAGED_MARKER, b""), ids=[copy_id])
+            build_and_move_runs(store, [spec], True, (STAGED_MARKER, b""), ids=[copy_id])
             what = "staged"
         except Exception as e:  # noqa: BLE001 - a damaged run, a full disk, a bug: the outcome is still recorded
             if isinstance(e, GuildJupyterError):
@@ -300,7 +300,7 @@ def _stage_retry(store, run: Run, exit_status, retry) -> tuple[str | None, str]:
 # -- creating run directories (``transitions.create``, a retry's copy) -------------------
 
 
-def _build_and_move(store, specs: list, staged: bool, marker: tuple, ids: list | None = None) -> list[Run]:
+def build_and_move_runs(store, specs: list, staged: bool, marker: tuple, ids: list | None = None) -> list[Run]:
     """Each run directory is completed in a private scratch area, then all are
     moved into ``runs/`` under the run-status lock; if any step fails the ones
     already moved are removed before the lock is released, so no queue ever
@@ -326,7 +326,7 @@ def _build_and_move(store, specs: list, staged: bool, marker: tuple, ids: list |
                     moved.append(dest)
             except BaseException:
                 for dest in moved:
-                    _rmtree(dest)
+                    remove_tree(dest)
                 raise
     except OSError as e:
         raise _store_error(e, f"initialize runs in {store.runs_dir}") from e
@@ -334,11 +334,11 @@ def _build_and_move(store, specs: list, staged: bool, marker: tuple, ids: list |
         try:
             os.rmdir(scratch)  # empty once every run moved out: no shutil on the common path
         except OSError:
-            _rmtree(scratch)
+            remove_tree(scratch)
     return [Run(d) for d in moved]
 
 
-def _rmtree(path: str, ignore_errors: bool = True) -> None:
+def remove_tree(path: str, ignore_errors: bool = True) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=ignore_errors)
