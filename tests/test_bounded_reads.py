@@ -19,10 +19,10 @@ import pytest
 
 from conftest import cli
 from guild_jupyter import api
-from guild_jupyter.execution.scalars import ScalarWriter, _record_bytes
-from guild_jupyter.store import scalars as scalarlib
-from guild_jupyter.store import tfrecord
-from guild_jupyter.store.tfrecord import masked_crc32c
+from guild_jupyter.store.scalars.writer import ScalarWriter, _record_bytes
+from guild_jupyter.store.scalars import reader as scalarlib
+from guild_jupyter.store.scalars import tfrecord
+from guild_jupyter.store.scalars.tfrecord import masked_crc32c
 
 BIG_MIB = 256  # a real event file this big costs its size to a reader that reads it whole
 

@@ -45,11 +45,11 @@ def is_dead_run(run: Run) -> bool:
 
 
 def retry_copy_spec(run: Run, attempt: int, allowed: int):
-    """How the retry of a failed run is made (``reruns.retry_spec``), for the
+    """How the retry of a failed run is made (``rerun.retry_spec``), for the
     settlers that stage it (``transitions.settle_dead``, ``record_outcome``).
     Imported on use: only a failure with retries left builds a copy."""
     # lazy: the operation layer (opdef, flag analysis) costs every supervisor and CLI start-up
-    from ..reruns import retry_spec
+    from ..rerun import retry_spec
 
     return retry_spec(run, attempt, allowed)
 

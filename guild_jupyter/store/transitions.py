@@ -54,7 +54,7 @@ from .run import FINISHED, LOCK, LOCK_START, PENDING, PENDING_MARKER, RUNNING, S
 # The outcome side (how runs end, and the writes shared by every transition)
 # is in .transitions_end, re-exported here: callers only call transitions.X.
 from .transitions_end import (DISK_ERRNOS, LOCK_REMOTE, OUTCOME_ATTRS, RETRIED_AS, RETRY_POLICY,  # noqa: F401
-                              build_and_move_runs, _clear_lock, _note, remove_tree, _store_error, _write_outcome,
+                              build_and_move_runs, clear_lock, note, remove_tree, store_error, write_outcome,
                               end_tree_and_record, mark_remote, record_outcome, record_retry_policy,
                               record_start_failure, retry_copy_id, retry_due, settle_dead, stage_retry)
 
@@ -110,7 +110,7 @@ def claim(store, run: Run, by: Claim, *, gpus: str | None = None, per_gpu: int |
         try:
             attrlib.write_atomic(run.path(PENDING_MARKER), by.encode())
         except OSError as e:
-            raise _store_error(e, f"claim run {run.id[:8]}") from e
+            raise store_error(e, f"claim run {run.id[:8]}") from e
         try:
             if by.queue_id:  # harmless if left on a run returned to staged
                 run.write_attr("queue_id", by.queue_id)
@@ -119,7 +119,7 @@ def claim(store, run: Run, by: Claim, *, gpus: str | None = None, per_gpu: int |
                 assign_gpus(run, gpus)
         except OSError as e:
             attrlib.remove(run.path(PENDING_MARKER))
-            raise _store_error(e, f"claim run {run.id[:8]}") from e
+            raise store_error(e, f"claim run {run.id[:8]}") from e
         finally:
             run.refresh()
 
@@ -181,13 +181,13 @@ def cancel_pending(store, run: Run, reason: str | None = None) -> bool:
         run.refresh()
         if run.status != PENDING:
             return False
-        _write_outcome(run, -15)
+        write_outcome(run, -15)
         run.write_attr("unstaged", True)  # never started: shown as such
         attrlib.remove(run.path(PENDING_MARKER))
         attrlib.remove(run.path(STAGED_MARKER))
         run.refresh()
     if reason:
-        _note(run, reason)
+        note(run, reason)
     store.notify_change()
     return True
 
@@ -225,7 +225,7 @@ def acquire(store, run: Run, holder: Identity, claimed_by: Identity | None = Non
             attrlib.remove(run.path(LOCK))
             attrlib.remove(run.path(LOCK_START))
             reserve.drop(run)
-            raise _store_error(e, f"start run {run.id[:8]}") from e
+            raise store_error(e, f"start run {run.id[:8]}") from e
         attrlib.remove(run.path(PENDING_MARKER))
         attrlib.remove(run.path(STAGED_MARKER))
         run.refresh()
@@ -242,11 +242,11 @@ def unstage(store, run: Run) -> None:
         if run.status != STAGED:
             raise WrongState(f"run {run.id[:8]} is {run.status}, not staged")
         try:
-            _write_outcome(run, -15)
+            write_outcome(run, -15)
             run.write_attr("unstaged", True)
             attrlib.remove(run.path(STAGED_MARKER))
         except OSError as e:
-            raise _store_error(e, f"unstage run {run.id[:8]}") from e
+            raise store_error(e, f"unstage run {run.id[:8]}") from e
         run.refresh()
     store.notify_change()
 
@@ -270,7 +270,7 @@ def delete(store, run: Run) -> None:
                 remove_tree(dest, ignore_errors=False)
             os.rename(run.dir, dest)
         except OSError as e:
-            raise _store_error(e, f"delete run {run.id[:8]}") from e
+            raise store_error(e, f"delete run {run.id[:8]}") from e
         if staged:
             try:
                 unstage(store, Run(dest))
@@ -339,7 +339,7 @@ def restart(store, run: Run, *, stage: bool, owner: Claim | None = None) -> None
             # marker over an old outcome that no recovery would settle.
             for name in CLEARED:
                 attrlib.remove(os.path.join(run.attrs_dir, name))
-            _clear_lock(run)
+            clear_lock(run)
             if stage:
                 give_back_gpus(run)  # a queue chooses again, as for a run returned to staged
                 run.write_attr("started", now_us())
@@ -347,8 +347,8 @@ def restart(store, run: Run, *, stage: bool, owner: Claim | None = None) -> None
             else:
                 attrlib.write_atomic(run.path(PENDING_MARKER), owner.encode())
         except OSError as e:
-            raise _store_error(e, f"restart run {run.id[:8]}") from e
+            raise store_error(e, f"restart run {run.id[:8]}") from e
         finally:
             run.refresh()
-    _note(run, "restarted" + (" (staged)" if stage else ""))
+    note(run, "restarted" + (" (staged)" if stage else ""))
     store.notify_change()

@@ -11,7 +11,7 @@ decodes only the bytes appended since.
 Records are decoded by :mod:`.tfrecord` (plain Python, no protobuf
 import), and only what Guild reads is kept: ``simple_value`` scalars with
 their tag and step. What was read of settled files is kept across
-processes by :mod:`.scalars_file`.
+processes by :mod:`.cache_file`.
 
 Reading never raises, and its memory is bounded whatever a file holds:
 only regular files are opened (a FIFO or a link to ``/dev/zero`` is named
@@ -30,11 +30,10 @@ import os
 import _thread  # a lock without threading's import cost (every CLI command imports this module)
 import struct
 from collections import OrderedDict, deque
-
 from stat import S_ISREG
 
-from . import scalars_file
-from .regular_file import kind_of, open_regular
+from ..regular_file import kind_of, open_regular
+from . import cache_file as scalars_file
 from .tfrecord import (Corrupt, crc32c, decode_event, masked_crc32c, read_records, records,  # noqa: F401
                        wall_time)
 
@@ -179,7 +178,7 @@ class RunScalars:
         state.size = size
 
 
-scalars_file._bind_file_class(_File)
+scalars_file.bind_file_class(_File)
 
 # -- the shared cache -------------------------------------------------------------------------------
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 
-from .. import reruns
 from ..store import queue_state, transitions
 from ..store.run import Run
 
@@ -90,8 +89,11 @@ class QueueControl:
             self._log.write(f"Run {run.id} failed (exit status {exit_status}); no retry left "
                             f"({allowed} retr{'y' if allowed == 1 else 'ies'} done)")
             return None
+        # lazy: a retry's copy needs opdef and the flag engine, which a queue without a failed run never loads
+        from ..rerun import retry_spec
+
         try:
-            copy_id, what = transitions.stage_retry(self.store, run, reruns.retry_spec)
+            copy_id, what = transitions.stage_retry(self.store, run, retry_spec)
         except Exception as e:  # noqa: BLE001 - a damaged run or a full disk: logged, the queue goes on
             copy_id, what = None, f"failed: {e}"
         if copy_id is None:
