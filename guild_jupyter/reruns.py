@@ -11,8 +11,10 @@ the copy.
 from __future__ import annotations
 
 from .errors import BadInput
+from .notebook_op import NotebookOp
 from .opdef import ScriptOp
 from .store import rerun
+from .store.notebooks import is_notebook
 from .store.run import Run
 from .store.store import RunSpec
 
@@ -29,9 +31,12 @@ def script_op_of(run: Run) -> ScriptOp:
     sources = rerun.source_snapshot(run)
     if name not in sources:
         raise BadInput(f"run {run.id[:8]} lacks its script {name} in its directory: it cannot be copied")
-    info = run.get("guild_jupyter")
-    op_kind = info.get("kind") if isinstance(info, dict) and info.get("kind") in ("script", "cell") else "script"
-    op = ScriptOp(project_dir, name, sources[name], kind=op_kind)
+    if is_notebook(name):
+        op = NotebookOp(project_dir, name, sources[name])
+    else:
+        info = run.get("guild_jupyter")
+        op_kind = info.get("kind") if isinstance(info, dict) and info.get("kind") in ("script", "cell") else "script"
+        op = ScriptOp(project_dir, name, sources[name], kind=op_kind)
     op._sources = sources  # the snapshot, never the project's current files
     return op
 

@@ -63,6 +63,8 @@ PIPE_SIZE = 1 << 20
 BATCH_PAUSE = 0.002  # after a big read, let output gather in the pipe (fewer wake-ups of the script)
 BATCH_AFTER = 16384  # bytes: a read this big means a flood of output; smaller ones are not delayed
 F_SETPIPE_SZ = 1031
+SCRIPT_RUNNER = "guild_jupyter.execution.runscript"
+NOTEBOOK_RUNNER = "guild_jupyter.execution.notebook"  # a notebook run (op ``nb.ipynb``): nbclient in a fresh kernel
 
 
 def _grace() -> float:
@@ -175,12 +177,15 @@ class Supervisor(OutputTee, ProcessTree):
             env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA's numbering = NVML's (the panel's)
         else:
             env.pop("CUDA_VISIBLE_DEVICES", None)
-        cmd = [sys.executable, "-u", "-m", "guild_jupyter.execution.runscript", script]
+        from ..store.notebooks import is_notebook
+
+        runner = NOTEBOOK_RUNNER if is_notebook(op) else SCRIPT_RUNNER
+        cmd = [sys.executable, "-u", "-m", runner, script]
         return cmd, env
 
     def _start(self, cmd: list, env: dict) -> None:
         if forking.can_fork():
-            self.proc = forkscript.fork_script(cmd[-1], env, self.run.dir)
+            self.proc = forkscript.fork_script(cmd[-1], env, self.run.dir, runner=cmd[-2])
         else:
             import subprocess  # spawning only: a forked script needs none of it
 

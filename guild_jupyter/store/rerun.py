@@ -13,10 +13,20 @@ from .run import Run
 def source_snapshot(run: Run) -> dict:
     """The run's source snapshot as ``{relative path: bytes}``: the Python
     files and packages at the run directory's root, gathered by the rule
-    that copied them there (``opdef.collect_sources``)."""
+    that copied them there (``opdef.collect_sources``), and the notebook a
+    notebook run runs (its executed copy is not part of it)."""
     from ..opdef import collect_sources
+    from .notebooks import is_notebook
 
-    return collect_sources(run.dir)
+    sources = collect_sources(run.dir)
+    op = run.opref[4]
+    if op and op not in sources and is_notebook(op) and os.path.basename(op) == op:
+        try:
+            with open(os.path.join(run.dir, op), "rb") as f:
+                sources[op] = f.read()
+        except OSError:
+            pass  # a missing notebook: the caller says the run lacks it
+    return sources
 
 
 def requested_gpus(run: Run) -> str | None:
