@@ -312,6 +312,20 @@ def test_a_failed_notebook_run_is_retried_from_its_snapshot(project):
     assert "AssertionError: not yet" in api.output(copy.id)
 
 
+def test_restart_and_restage_run_the_snapshot_again(nb_project):
+    (run,) = api.run("train.ipynb", "epochs=1", cwd=str(nb_project), foreground=True, stream=io.StringIO())
+    write_nb(nb_project / "train.ipynb", ["other = 1"])  # the project's notebook changes; the runs keep theirs
+    (copy,) = api.restage(run.id, "lr=0.9")
+    assert copy.status == "staged" and copy.flags == {"lr": 0.9, "epochs": 1, "name": "base"}
+    api.restart(run.id)
+    (run,) = api.wait(run, timeout=60)
+    assert run.status == "completed" and api.output(run.id).count("loss: 0.100000") == 2  # appended
+    q = api.queue(run_once=True)
+    assert q.join(120)
+    assert copy.refresh().status == "completed" and "loss: 0.900000" in api.output(copy.id)
+    assert "lr = 0.9\n" in executed(copy).cells[3].source
+
+
 def test_the_magic_runs_a_notebook_and_cell_runs_are_unaffected(nb_project, ipython, monkeypatch, capsys):
     monkeypatch.chdir(nb_project)
     ipython.extension_manager.load_extension("guild_jupyter")

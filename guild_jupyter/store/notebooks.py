@@ -23,7 +23,7 @@ EXECUTED_SUFFIX = ".executed.ipynb"
 
 def is_notebook(name: str) -> bool:
     """Whether an operation name (a run's op, a path given to ``run``) is a notebook."""
-    return name.endswith(NOTEBOOK_SUFFIX) and not name.endswith(EXECUTED_SUFFIX)
+    return name.endswith(NOTEBOOK_SUFFIX)
 
 
 def executed_name(notebook: str) -> str:
