@@ -29,7 +29,7 @@ import os
 
 from .errors import ScriptError
 from .execution import flags as flaglib
-from .execution.notebook_cells import cell_text, parameters_cell, python_text
+from .execution.notebook_cells import cell_text, parameters_cell, python_text, without_magics
 from .opdef import ScriptOp
 
 RUNNER_MODULE = "guild_jupyter.execution.notebook"
@@ -51,7 +51,7 @@ class NotebookOp(ScriptOp):
         self.parameters_tagged = tagged
         params = cell_text(cells[index]) if index is not None else ""
         self.flags_info = flaglib.inspect_globals(python_text(params), self._cell_words())
-        self._code = "\n".join(python_text(cell_text(c)) for c in cells
+        self._code = "\n".join(without_magics(cell_text(c)) for c in cells
                                if isinstance(c, dict) and c.get("cell_type") == "code")
 
     @classmethod

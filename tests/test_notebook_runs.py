@@ -105,6 +105,14 @@ def test_without_a_tagged_cell_the_first_code_cell_holds_the_flags(project):
     assert NotebookOp.from_path("empty.ipynb", str(project)).defaults == {}
 
 
+def test_a_flag_named_like_a_printed_scalar_is_warned_about(project):
+    from guild_jupyter.errors import GuildJupyterWarning
+
+    write_nb(project / "shadow.ipynb", ["loss = 1.0", "%matplotlib inline\nprint(f'loss: {loss / 2}')"])
+    with pytest.warns(GuildJupyterWarning, match="flag loss also names scalar output"):
+        api.run("shadow.ipynb", stage=True, cwd=str(project))
+
+
 # -- bad input: one line, nothing written --------------------------------------------------------
 
 

@@ -69,3 +69,16 @@ def python_text(source: str) -> str:
         return TransformerManager().transform_cell(source)
     except Exception:  # noqa: BLE001 - a cell IPython cannot read: let the parser report it
         return source
+
+
+def without_magics(source: str) -> str:
+    """``source`` with its IPython-only lines (``%magic``, ``!cmd``)
+    commented out: cheap, for checks that only scan for strings (which
+    scalars a notebook prints)."""
+    if "%" not in source and "!" not in source:
+        return source
+    lines = source.split("\n")
+    for i, line in enumerate(lines):
+        if line.lstrip()[:1] in ("%", "!"):
+            lines[i] = "#" + line
+    return "\n".join(lines)
