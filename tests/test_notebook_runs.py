@@ -283,6 +283,16 @@ def test_a_failing_cell_ends_the_run_error_with_its_traceback(project):
     assert [o.output_type for o in nb.cells[2].outputs] == ["stream", "error"] and not nb.cells[3].outputs
 
 
+def test_a_kernel_that_dies_fails_the_run_with_what_it_wrote(project):
+    write_nb(project / "die.ipynb", ["import os\nprint('bye', flush=True)\n"
+                                     "os.write(2, b'fatal: from the C side\\n')\nos._exit(3)", "print('never')"])
+    (run,) = api.run("die.ipynb", cwd=str(project), foreground=True, stream=io.StringIO())
+    assert run.status == "error" and run.exit_status == 1
+    out = api.output(run.id)
+    assert out.startswith("bye\n") and "guild_jupyter: die.ipynb: the kernel died" in out
+    assert "fatal: from the C side" in out and "never" not in out  # the kernel's own stderr, shown on its death
+
+
 def test_without_a_parameters_cell_the_values_follow_the_first_code_cell(project):
     write_nb(project / "plain.ipynb", [("md", "no tags"), "width = 4\nname = 'a'", "print('area', width * width, name)"])
     (run,) = api.run("plain.ipynb", "width=5", cwd=str(project), foreground=True, stream=io.StringIO())
