@@ -284,8 +284,9 @@ def test_a_failing_cell_ends_the_run_error_with_its_traceback(project):
 
 
 def test_a_kernel_that_dies_fails_the_run_with_what_it_wrote(project):
-    write_nb(project / "die.ipynb", ["import os\nprint('bye', flush=True)\n"
-                                     "os.write(2, b'fatal: from the C side\\n')\nos._exit(3)", "print('never')"])
+    write_nb(project / "die.ipynb", ["print('bye')",  # a cell of its own: output sent before a crash can be lost
+                                     "import os\nos.write(2, b'fatal: from the C side\\n')\nos._exit(3)",
+                                     "print('never')"])
     (run,) = api.run("die.ipynb", cwd=str(project), foreground=True, stream=io.StringIO())
     assert run.status == "error" and run.exit_status == 1
     out = api.output(run.id)
