@@ -48,6 +48,7 @@ from . import forking, forkscript
 from .. import procs
 from ..procs import Identity
 from ..store import transitions
+from ..store.notebooks import is_notebook
 from ..store.run import Run
 from ..store.store import Store
 from .proctree import ProcessTree
@@ -177,8 +178,6 @@ class Supervisor(OutputTee, ProcessTree):
             env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA's numbering = NVML's (the panel's)
         else:
             env.pop("CUDA_VISIBLE_DEVICES", None)
-        from ..store.notebooks import is_notebook
-
         runner = NOTEBOOK_RUNNER if is_notebook(op) else SCRIPT_RUNNER
         cmd = [sys.executable, "-u", "-m", runner, script]
         return cmd, env
