@@ -6,7 +6,9 @@ from __future__ import annotations
 from .. import sweeps as sweeplib
 from .. import validate
 from ..errors import BadInput, FlagError, SweepError
+from ..execution import flags as flaglib
 from ..opdef import ScriptOp
+from ..store.notebooks import is_notebook
 
 
 def plan_trials(op: ScriptOp, assignments=(), flags=None, max_trials=None, random_seed=None) -> list[dict]:
@@ -74,9 +76,8 @@ def operation(script: str, cwd: str | None = None) -> ScriptOp:
     """What ``run`` runs for a path: a notebook (``.ipynb``) or a Python
     script, relative to ``cwd``. Raises ``ScriptError`` for a missing file,
     one of another kind, or one that cannot be read as its kind."""
-    from ..store.notebooks import is_notebook
-
     if is_notebook(script):
+        # lazy: a script's run (the CLI's usual command) does not load the notebook reader
         from ..notebook_op import NotebookOp
 
         return NotebookOp.from_path(script, cwd)
@@ -90,7 +91,7 @@ def cell_op(source: str, name: str, cwd: str | None = None) -> ScriptOp:
     process), before anything is written."""
     import os
 
-    from ..execution.source_checks import free_names
+    from ..execution.source_checks import free_names  # lazy: the source checks (tokenize) load for cells only
 
     validate.text("source", source, optional=False)
     validate.text("name", name, optional=False)
@@ -112,8 +113,6 @@ def flag_names(script: str | None = None, cwd: str | None = None, source: str | 
     (a cell body), in the script's order; raises ``ScriptError`` when it
     cannot be read or parsed."""
     if source is not None:
-        from ..execution import flags as flaglib
-
         return list(flaglib.inspect_script(source, "<cell>").defaults)
     validate.script(script, None)
     return list(operation(script, cwd).defaults)

@@ -16,13 +16,14 @@ import sys
 from . import forking
 
 RUNSCRIPT = "guild_jupyter.execution.runscript"
+NOTEBOOK_RUNNER = "guild_jupyter.execution.notebook"  # a notebook run: nbclient in a fresh kernel
 
 
 def fork_script(script: str, env: dict, cwd: str, runner: str = RUNSCRIPT) -> forking.ForkedProcess:
     """Runs the script in a forked child (own process group, output into
     a pipe, working directory ``cwd``), as ``python -u -m RUNNER SCRIPT``
     would, minus the interpreter start. ``runner``: the module whose
-    ``main([SCRIPT])`` runs it (the script runner, or the notebook runner)."""
+    ``main([SCRIPT])`` runs it: ``RUNSCRIPT`` or ``NOTEBOOK_RUNNER``."""
     r, w = os.pipe()
     forking.flush_std()
     pid = os.fork()
@@ -70,12 +71,12 @@ def _run_script_here(script: str, runner: str = RUNSCRIPT) -> int:
         sys.path[0] = script_dir
     else:
         sys.path.insert(0, script_dir)
-    if runner == RUNSCRIPT:
-        from . import runscript as module
+    if runner == NOTEBOOK_RUNNER:
+        # lazy: only the forked child runs the notebook: the supervisor never loads the runner
+        from . import notebook as module
     else:
-        import importlib
-
-        module = importlib.import_module(runner)
+        # lazy: only the forked child runs the script: the supervisor never loads the runner
+        from . import runscript as module
     interrupted = False
     try:
         code = module.main([script])

@@ -39,6 +39,11 @@ import subprocess
 import sys
 import time
 
+from ..store.notebooks import write_executed
+from ..store.run import Run
+from .flags import assignments_source
+from .notebook_cells import INJECTED_TAG, cell_tags, parameters_cell
+
 FLAGS_ENV = "GUILD_JUPYTER_FLAGS"
 SAVE_INTERVAL = 1.0  # the executed notebook is rewritten at most this often while cells run
 NATIVE_KERNEL = "python3"
@@ -86,8 +91,6 @@ def run_flags() -> dict:
         return flags
     run_dir = os.environ.get("RUN_DIR")
     if run_dir and os.path.isdir(os.path.join(run_dir, ".guild")):
-        from ..store.run import Run
-
         return dict(Run(run_dir).flags)
     return {}
 
@@ -229,8 +232,6 @@ class NotebookRunner:
         try:
             import nbformat
 
-            from ..store.notebooks import write_executed
-
             write_executed(self.run_dir, self.name, nbformat.writes(self.nb))
         except Exception as e:  # noqa: BLE001 - a full disk must not change the run's outcome
             _note(f"{self.name}: cannot save the executed notebook: {_one_line(e)}")
@@ -306,9 +307,6 @@ def inject_parameters(nb, flags: dict) -> int | None:
     parameters cell (at the top when there is no code cell). Returns the
     new cell's index, or None when there are no flags."""
     from nbformat.v4 import new_code_cell
-
-    from .flags import assignments_source
-    from .notebook_cells import INJECTED_TAG, cell_tags, parameters_cell
 
     nb.cells = [c for c in nb.cells if INJECTED_TAG not in cell_tags(c)]
     if not flags:

@@ -52,6 +52,7 @@ from ..store.notebooks import is_notebook
 from ..store.run import Run
 from ..store.store import Store
 from .proctree import ProcessTree
+from .ready import ready_fd_from, report_ready
 from .tee import OutputTee
 
 STOP_GRACE = float(os.environ.get("GUILD_JUPYTER_STOP_GRACE", "10"))
@@ -64,8 +65,6 @@ PIPE_SIZE = 1 << 20
 BATCH_PAUSE = 0.002  # after a big read, let output gather in the pipe (fewer wake-ups of the script)
 BATCH_AFTER = 16384  # bytes: a read this big means a flood of output; smaller ones are not delayed
 F_SETPIPE_SZ = 1031
-SCRIPT_RUNNER = "guild_jupyter.execution.runscript"
-NOTEBOOK_RUNNER = "guild_jupyter.execution.notebook"  # a notebook run (op ``nb.ipynb``): nbclient in a fresh kernel
 
 
 def _grace() -> float:
@@ -124,8 +123,6 @@ class Supervisor(OutputTee, ProcessTree):
         transitions.acquire(Store(self.home), self.run, self.holder)
 
     def _ready(self, msg: str) -> None:
-        from .launch import report_ready
-
         report_ready(self.ready_fd, msg)
         self.ready_fd = None
 
@@ -178,7 +175,8 @@ class Supervisor(OutputTee, ProcessTree):
             env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA's numbering = NVML's (the panel's)
         else:
             env.pop("CUDA_VISIBLE_DEVICES", None)
-        runner = NOTEBOOK_RUNNER if is_notebook(op) else SCRIPT_RUNNER
+        # a notebook run (op ``nb.ipynb``) runs in a fresh kernel under nbclient
+        runner = forkscript.NOTEBOOK_RUNNER if is_notebook(op) else forkscript.RUNSCRIPT
         cmd = [sys.executable, "-u", "-m", runner, script]
         return cmd, env
 
@@ -228,7 +226,9 @@ class Supervisor(OutputTee, ProcessTree):
         poller.register(self._pipe, select.POLLIN)
         wake_only = select.poll()
         wake_only.register(self._wake_r, select.POLLIN)
-        from .scalars import ScalarWriter
+        # lazy: loaded once the script is started, while it starts up, not
+        # before it (a run's start-up waits on every module loaded earlier)
+        from ..store.scalars.writer import ScalarWriter
 
         self.scalars = ScalarWriter(self.run.guild_dir, ignore=set(self.run.flags))
         next_walk = time.monotonic() + FIRST_WALK
@@ -327,7 +327,6 @@ def _drain_wakeups(fd: int) -> None:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from .launch import ready_fd_from
 
     echo = "--echo" in argv
     ready_fd = ready_fd_from(argv)

@@ -43,6 +43,20 @@ def write_executed(run_dir: str, notebook: str, text: str) -> str:
     return path
 
 
+def notebook_snapshot(run_dir: str, op: str) -> bytes | None:
+    """The notebook a notebook run runs, as copied to its directory's root
+    at staging (the executed copy is not it), or None: not a notebook op,
+    or missing. Part of the run's source snapshot with its Python modules,
+    which ``opdef.collect_sources`` gathers."""
+    if not is_notebook(op) or os.path.basename(op) != op:
+        return None
+    try:
+        with open(os.path.join(run_dir, op), "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def executed_notebook(run_dir: str, op: str) -> str | None:
     """The path of the executed notebook of the run in ``run_dir`` whose
     operation is ``op``, or None: not a notebook run, or none executed yet

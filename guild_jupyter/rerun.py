@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from .errors import BadInput
 from .notebook_op import NotebookOp
-from .opdef import ScriptOp
-from .store import rerun
-from .store.notebooks import is_notebook
+from .opdef import ScriptOp, collect_sources
+from .store.notebooks import is_notebook, notebook_snapshot
+from .store.records import requested_gpus
 from .store.run import Run
-from .store.store import RunSpec
+from .store.new_run import RunSpec
 
 
 def script_op_of(run: Run) -> ScriptOp:
@@ -28,7 +28,11 @@ def script_op_of(run: Run) -> ScriptOp:
     if kind != "script" or not name:
         raise BadInput(f"run {run.id[:8]} is a Guild operation ({run.op_name}): only runs of scripts and cells "
                        f"can be copied (use guild run --restart)")
-    sources = rerun.source_snapshot(run)
+    sources = collect_sources(run.dir)  # the snapshot, by the rule that copied it there
+    if is_notebook(name):  # collect_sources gathers Python files only
+        notebook = notebook_snapshot(run.dir, name)
+        if notebook is not None:
+            sources[name] = notebook
     if name not in sources:
         raise BadInput(f"run {run.id[:8]} lacks its script {name} in its directory: it cannot be copied")
     if is_notebook(name):
@@ -44,7 +48,7 @@ def script_op_of(run: Run) -> ScriptOp:
 def pinned_gpus(run: Run) -> str | None:
     """The GPUs the run asked for when staged (pinned ``0,1`` or ``auto:2``),
     not those a queue gave it."""
-    return rerun.requested_gpus(run)
+    return requested_gpus(run)
 
 
 def user_flags(run: Run) -> dict:
