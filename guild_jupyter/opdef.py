@@ -42,13 +42,17 @@ class ScriptOp:
         if not script or not os.path.isfile(path):
             raise ScriptError(f"script not found: {script}")
         if not path.endswith(".py"):
-            raise ScriptError(f"not a Python script: {script}")
+            raise ScriptError(f"not a Python script or notebook: {script}")
         try:
             with open(path, "rb") as f:
                 source = f.read()
         except OSError as e:
             raise ScriptError(f"cannot read {script}: {e.strerror}") from e
         return cls(os.path.dirname(path), os.path.basename(path), source)
+
+    def code_text(self) -> str:
+        """The Python source that runs, for the checks made before a run."""
+        return self.source.decode("utf-8")
 
     @property
     def opref(self) -> str:

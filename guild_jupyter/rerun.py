@@ -11,7 +11,9 @@ the copy.
 from __future__ import annotations
 
 from .errors import BadInput
+from .notebook_op import NotebookOp
 from .opdef import ScriptOp, collect_sources
+from .store.notebooks import is_notebook, notebook_snapshot
 from .store.records import requested_gpus
 from .store.run import Run
 from .store.new_run import RunSpec
@@ -27,11 +29,18 @@ def script_op_of(run: Run) -> ScriptOp:
         raise BadInput(f"run {run.id[:8]} is a Guild operation ({run.op_name}): only runs of scripts and cells "
                        f"can be copied (use guild run --restart)")
     sources = collect_sources(run.dir)  # the snapshot, by the rule that copied it there
+    if is_notebook(name):  # collect_sources gathers Python files only
+        notebook = notebook_snapshot(run.dir, name)
+        if notebook is not None:
+            sources[name] = notebook
     if name not in sources:
         raise BadInput(f"run {run.id[:8]} lacks its script {name} in its directory: it cannot be copied")
-    info = run.get("guild_jupyter")
-    op_kind = info.get("kind") if isinstance(info, dict) and info.get("kind") in ("script", "cell") else "script"
-    op = ScriptOp(project_dir, name, sources[name], kind=op_kind)
+    if is_notebook(name):
+        op = NotebookOp(project_dir, name, sources[name])
+    else:
+        info = run.get("guild_jupyter")
+        op_kind = info.get("kind") if isinstance(info, dict) and info.get("kind") in ("script", "cell") else "script"
+        op = ScriptOp(project_dir, name, sources[name], kind=op_kind)
     op._sources = sources  # the snapshot, never the project's current files
     return op
 

@@ -18,7 +18,7 @@ from ..store.store import Store
 # parts it calls, which keeps each command's start-up short.
 _NAMES = {
     ".lifecycle": "delete output output_from runs stop unstage wait",
-    ".planning": "cell_op flag_names plan_trials",
+    ".planning": "cell_op flag_names operation plan_trials",
     ".queueing": "host_queue queue queue_registry queues serve_queue",
     ".controlling": "drain_queue pause_queue queue_control resume_queue",
     ".rerun": "restage restart",

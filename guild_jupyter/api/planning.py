@@ -8,6 +8,7 @@ from .. import validate
 from ..errors import BadInput, FlagError, SweepError
 from ..execution import flags as flaglib
 from ..opdef import ScriptOp
+from ..store.notebooks import is_notebook
 
 
 def plan_trials(op: ScriptOp, assignments=(), flags=None, max_trials=None, random_seed=None) -> list[dict]:
@@ -67,6 +68,18 @@ def _list_flag_spec(name, text):
     return sweeplib.Value(value)
 
 
+def operation(script: str, cwd: str | None = None) -> ScriptOp:
+    """What ``run`` runs for a path: a notebook (``.ipynb``) or a Python
+    script, relative to ``cwd``. Raises ``ScriptError`` for a missing file,
+    one of another kind, or one that cannot be read as its kind."""
+    if is_notebook(script):
+        # lazy: a script's run (the CLI's usual command) does not load the notebook reader
+        from ..notebook_op import NotebookOp
+
+        return NotebookOp.from_path(script, cwd)
+    return ScriptOp.from_path(script, cwd)
+
+
 def cell_op(source: str, name: str, cwd: str | None = None) -> ScriptOp:
     """A notebook cell's body as an operation named ``name`` (a ``.py`` file
     name) in ``cwd``, for ``run(name, op=...)``. Refuses an empty cell and
@@ -92,10 +105,10 @@ def cell_op(source: str, name: str, cwd: str | None = None) -> ScriptOp:
 
 
 def flag_names(script: str | None = None, cwd: str | None = None, source: str | None = None) -> list[str]:
-    """The flags of a script (a path, relative to ``cwd``) or of ``source``
+    """The flags of a script or notebook (a path, relative to ``cwd``) or of ``source``
     (a cell body), in the script's order; raises ``ScriptError`` when it
     cannot be read or parsed."""
     if source is not None:
         return list(flaglib.inspect_script(source, "<cell>").defaults)
     validate.script(script, None)
-    return list(ScriptOp.from_path(script, cwd).defaults)
+    return list(operation(script, cwd).defaults)

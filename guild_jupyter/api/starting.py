@@ -11,7 +11,7 @@ from ..execution import batch, launch
 from ..opdef import ScriptOp
 from ..display import RunList
 from ..store import transitions
-from .planning import plan_trials
+from .planning import operation, plan_trials
 from .selection import with_listing_indices, resolve_store
 
 
@@ -33,7 +33,7 @@ def run(
     echo: bool = False,
     retries: int | None = None,
 ):
-    """Stages or starts runs of ``script``.
+    """Stages or starts runs of ``script`` (a Python script or a notebook).
 
     ``run("train.py", "lr=[0.1,0.01]", stage=True)`` stages a two-trial sweep.
     Without ``stage`` the trials run one after another, as Guild runs them:
@@ -64,7 +64,7 @@ def run(
     gpus = parse_run_gpus(gpus if gpus is None or isinstance(gpus, str) else ",".join(str(g) for g in gpus))
     if is_auto(gpus) and not stage and not dry_run:
         raise BadInput(f"--gpus {gpus} needs --stage: a queue with gpus=auto chooses the GPUs when it starts the run")
-    op = op or ScriptOp.from_path(script, cwd)
+    op = op or operation(script, cwd)
     trials = plan_trials(op, assignments, flags, max_trials, random_seed)
     if dry_run:
         return [dict(op.defaults, **t) for t in trials]
@@ -111,7 +111,7 @@ def _warn_flags_shadowing_scalars(op: ScriptOp) -> None:
     """A flag named like a scalar the script prints (``loss = 2.0`` and
     ``print(f"loss: ...")``) hides that scalar, as in Guild: say so."""
     try:
-        source = op.source.decode("utf-8")
+        source = op.code_text()
     except UnicodeDecodeError:
         return
     # Cheap first: tokenizing (and importing tokenize) costs milliseconds on

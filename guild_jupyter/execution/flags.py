@@ -31,8 +31,8 @@ from ..errors import FlagError, ScriptError
 from . import flaginject as _inject, flagscan as _scan
 from .runscript import compile_script
 
-__all__ = ["ScriptFlags", "inspect_script", "check_flags", "flag_types", "coerce_flag_values", "list_flag_names",
-           "encode_args", "rewrite_globals"]
+__all__ = ["ScriptFlags", "inspect_script", "inspect_globals", "check_flags", "flag_types", "coerce_flag_values",
+           "list_flag_names", "encode_args", "rewrite_globals", "assignments_source"]
 
 
 class ScriptFlags:
@@ -78,6 +78,14 @@ def inspect_script(source, filename: str = "<script>") -> ScriptFlags:
     """The flags ``source`` (str, or bytes honouring a coding cookie)
     defines. Raises ``ScriptError`` when it does not parse."""
     return ScriptFlags(*_scan.analyze(_parse(source, filename)))
+
+
+def inspect_globals(source, filename: str = "<cell>") -> ScriptFlags:
+    """The ``globals``-style flags of ``source`` (its module-level
+    assignments of literals), whether or not it uses ``argparse``: what a
+    notebook's parameters cell defines. Raises ``ScriptError`` when it does
+    not parse."""
+    return ScriptFlags("globals", *_scan.globals_flags(_parse(source, filename)))
 
 
 def check_flags(script_flags: ScriptFlags, given, script: str = "the script") -> None:
@@ -316,6 +324,24 @@ def rewrite_globals(source, flags, filename: str = "<script>"):
         return compile_script(tree, filename)
     except SyntaxError as e:  # found past the parser, e.g. 'return' outside function
         raise ScriptError(_syntax_error_message(e, filename)) from e
+
+
+def assignments_source(flags) -> str:
+    """Python assignments that give each flag its value, one a line
+    (``lr = 0.3``), in ``flags``' order: the cell injected into a notebook
+    run. Raises ``FlagError`` for a value no literal can spell."""
+    import ast
+
+    lines = []
+    for name, value in flags.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise FlagError(f"flag {name!r} is not a Python name")
+        try:
+            node = _inject.literal_node(name, value)
+        except _inject.FlagValueError as e:
+            raise FlagError(str(e)) from None
+        lines.append(f"{name} = {ast.unparse(node)}\n")
+    return "".join(lines)
 
 
 def _parse(source, filename):

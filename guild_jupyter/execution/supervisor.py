@@ -48,6 +48,7 @@ from . import forking, forkscript
 from .. import procs
 from ..procs import Identity
 from ..store import transitions
+from ..store.notebooks import is_notebook
 from ..store.run import Run
 from ..store.store import Store
 from .control import retry_copy_spec
@@ -175,12 +176,14 @@ class Supervisor(OutputTee, ProcessTree):
             env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA's numbering = NVML's (the panel's)
         else:
             env.pop("CUDA_VISIBLE_DEVICES", None)
-        cmd = [sys.executable, "-u", "-m", "guild_jupyter.execution.runscript", script]
+        # a notebook run (op ``nb.ipynb``) runs in a fresh kernel under nbclient
+        runner = forkscript.NOTEBOOK_RUNNER if is_notebook(op) else forkscript.RUNSCRIPT
+        cmd = [sys.executable, "-u", "-m", runner, script]
         return cmd, env
 
     def _start(self, cmd: list, env: dict) -> None:
         if forking.can_fork():
-            self.proc = forkscript.fork_script(cmd[-1], env, self.run.dir)
+            self.proc = forkscript.fork_script(cmd[-1], env, self.run.dir, runner=cmd[-2])
         else:
             import subprocess  # spawning only: a forked script needs none of it
 

@@ -42,9 +42,9 @@ JSON = switch("--json", help="print JSON", fronts=frozenset({CLI}),
 RUN_REFS = "RUN is a run id, a unique id prefix, or an index (range: 2:4) in the latest listing"
 
 VERBS: tuple[Verb, ...] = (
-    Verb("run", "Stage or start runs of a Python script (default: start in the background).", (
+    Verb("run", "Stage or start runs of a Python script or notebook (default: start in the background).", (
         pos("script", completes=SCRIPT, fronts=NOT_CELL, why="the cell body is the script",
-            help="a Python script, relative to the working directory"),
+            help="a Python script or notebook (.ipynb), relative to the working directory"),
         pos("flags", "FLAG=VALUE", "*", default=[], completes=FLAG,
             help="flag values; brackets make a sweep (lr=[0.1,0.01])"),
         switch("--stage", "--stage-trials", dest="stage", help="initialize the runs for a queue, do not start them"),

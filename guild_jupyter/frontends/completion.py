@@ -191,7 +191,7 @@ def _scripts(word: str, cwd: str | None) -> list[str]:
             continue
         if e.is_dir():
             out.append(prefix + e.name + "/")
-        elif e.name.endswith(".py"):
+        elif e.name.endswith(".py") or (e.name.endswith(".ipynb") and not e.name.endswith(".executed.ipynb")):
             out.append(prefix + e.name)
     return out
 
@@ -203,7 +203,7 @@ def _flag_names(script: str | None, cell: str | None, cwd: str | None, store=Non
     try:
         if cell is not None:
             return api.flag_names(source=cell)
-        if script and not script.endswith(".py"):
+        if script and not script.endswith((".py", ".ipynb")):
             return list(api.resolve_store(store).resolve(script).flags)
         return api.flag_names(script, cwd) if script else []
     except GuildJupyterError:

@@ -28,7 +28,7 @@ from .base import QUEUE_FIELDS, ApiError, BaseHandler, bool_field, int_arg, run_
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-RUN_FIELDS = {"script", "flags", "assignments", "stage", "gpus", "label", "max_trials", "random_seed", "cwd"}
+RUN_FIELDS = {"script", "flags", "assignments", "stage", "gpus", "label", "max_trials", "random_seed", "cwd", "retries"}
 MAX_OUTPUT_CHUNK = 4 * 1024 * 1024  # per GET .../output?offset=N
 
 
@@ -57,14 +57,14 @@ class RunsHandler(BaseHandler):
             raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(RUN_FIELDS))})")
         script = body.get("script")
         if not isinstance(script, str) or not script:
-            raise ApiError(400, "'script' (a path, relative to the server's root) is required")
+            raise ApiError(400, "'script' (a Python script or notebook, relative to the server's root) is required")
         assignments = body.get("assignments", [])
         if not isinstance(assignments, list) or not all(isinstance(a, str) for a in assignments):
             raise ApiError(400, "'assignments' must be a list of NAME=VALUE strings")
         flags = body.get("flags")
         if flags is not None and not isinstance(flags, dict):
             raise ApiError(400, "'flags' must be an object of flag values")
-        for name in ("max_trials", "random_seed"):
+        for name in ("max_trials", "random_seed", "retries"):
             v = body.get(name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
                 raise ApiError(400, f"'{name}' must be a whole number")
@@ -80,7 +80,7 @@ class RunsHandler(BaseHandler):
         def start():
             runs = api.run(script, *assignments, flags=flags, gpus=gpus, label=body.get("label"), stage=stage,
                            max_trials=body.get("max_trials"), random_seed=body.get("random_seed"),
-                           store=self.store, cwd=cwd)
+                           retries=body.get("retries"), store=self.store, cwd=cwd)
             return [run_row(r) for r in runs]
 
         self.reply({"runs": await self.call(start)}, status=201)
