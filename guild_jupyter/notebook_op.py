@@ -81,8 +81,8 @@ class NotebookOp(ScriptOp):
         """Every code cell, as Python, for the checks made before a run."""
         return self._code
 
-    def op_attr(self, gpus: str | None) -> dict:
-        attr = super().op_attr(gpus)
+    def op_attr(self, gpus: str | None, flags: dict | None = None) -> dict:
+        attr = super().op_attr(gpus, flags)
         cmd = attr["op-cmd"]
         cmd["cmd-args"] = ["${python_exe}", "-um", RUNNER_MODULE, self.name]
         cmd["cmd-flags"] = {name: {"arg-skip": True} for name in self.flags_info.defaults}
