@@ -35,7 +35,7 @@ def restart(ref, *, stage: bool = False, store=None, listing=None) -> RunList:
         from ..execution import launch
 
         launch.start(run)
-    return RunList([run.refresh()])
+    return RunList([run.refresh()], store=st)
 
 
 def restage(ref, *assignments: str, flags: dict | None = None, store=None, listing=None) -> RunList:

@@ -11,10 +11,10 @@ from traitlets import Dict, List, Unicode
 
 from .. import api
 from ..errors import BadInput
-from ..frontends.commands import QUEUE_FLAGS
 
-#: The queue flags of ``%guild queue``, as JSON fields (``max_running``).
-QUEUE_FIELDS = frozenset(f.replace("-", "_") for f in QUEUE_FLAGS)
+#: The queue flags (``api.queue_flag_table``), as JSON fields (``max_running``):
+#: what ``POST /guild/api/queues`` and ``c.GuildJupyter.queues`` accept.
+QUEUE_FIELDS = frozenset(f["field"] for f in api.queue_flag_table())
 SHUTDOWN_TIMEOUT = 10.0
 
 
@@ -36,7 +36,8 @@ class GuildJupyter(ExtensionApp):
     queues = List(
         Dict(), config=True,
         help='Queues the server starts and hosts, e.g. [{"gpus": "0"}, {"gpus": "1", "run_once": True}]; '
-             "keys: the flags of %guild queue with underscores (gpus, max_running, per_gpu, retries, dask...).",
+             "keys: the queue flags with underscores (" + ", ".join(sorted(QUEUE_FIELDS)) + "), "
+             "each number within its range (guild-jupyter queue -h lists them).",
     )
 
     def initialize_settings(self):
