@@ -12,7 +12,7 @@ Pairs that are not here were weighed and are allowed: ``run --stage
 --dry-run`` (the trials a staging would make), ``--max-trials`` and
 ``--random-seed`` with a grid (as Guild: they bound and seed any sweep),
 ``stop --no-wait`` with anything, ``compare``'s and ``plot``'s filters with
-runs named (they narrow them), ``runs -n`` with ``--all`` (``--all`` shows
+runs named (they narrow them), ``compare --all-flags`` with anything, ``runs -n`` with ``--all`` (``--all`` shows
 every row of the ``-n`` runs), ``restart --stage``. What one option needs
 of another (``--retries`` a staging, ``--gpus auto`` a staging, ``per-gpu``
 a ``gpus=auto`` queue) is checked by the verb with its own message.
@@ -34,6 +34,8 @@ CONFLICTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "output": (("tail", "follow"),),
     # `queue pause Q` asks a running queue; --background and flags start one.
     "queue": (("action", "background"), ("action", "flags")),
+    # with a sort key the best run is the first by it: --scalar would choose nothing.
+    "compare": (("sort", "scalar"),),
 }
 
 #: How a user names an option that is not ``--NAME``.

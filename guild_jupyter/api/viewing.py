@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .. import validate, views
 from ..errors import BadInput
+from .conflicts import refuse_conflicts
 from .selection import _resolve_all, resolve_store
 
 
@@ -28,6 +29,7 @@ def compare(*refs, store=None, listing=None, status=None, op: str | None = None,
     validate.text("sort", sort)
     validate.text("scalar", scalar)
     validate.boolean("all_flags", all_flags)
+    refuse_conflicts("compare", sort=sort, scalar=scalar)
     from ..display import CompareTable
 
     st = resolve_store(store)

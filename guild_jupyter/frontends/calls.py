@@ -16,7 +16,6 @@ for ``%%guild run``, the cell's body. Nothing here imports IPython.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import sys
@@ -208,4 +207,6 @@ def cell_op_name(body: str, name: str | None = None) -> str:
             if slug:
                 return slug + ".py"
         break
+    import hashlib  # here: hashlib costs milliseconds of every command's start-up
+
     return "cell-" + hashlib.sha1(body.strip().encode("utf-8")).hexdigest()[:8] + ".py"
