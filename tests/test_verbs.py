@@ -271,6 +271,23 @@ def test_each_verb_says_the_same_in_a_terminal_and_a_cell(project, guild_home, s
         assert not any(len(w.strip("[]:,()")) == 32 for w in text.split()), text  # never a full id
 
 
+def test_an_index_in_a_cell_means_what_the_latest_result_showed(project, shell, monkeypatch):
+    """A result numbered as the full listing numbers runs (``run --stage``,
+    ``stop``, ``restart``...) makes the next index typed mean that listing,
+    not a filtered listing shown before it."""
+    monkeypatch.chdir(project)
+    shell.run_line_magic("guild", "run train.py lr=[1,2] --stage")
+    filtered = shell.run_line_magic("guild", "runs --staged --label lr=1")
+    assert [r.flags["lr"] for r in filtered] == [1]  # its 1 is lr=1
+    shown = shell.run_line_magic("guild", "run train.py lr=5 --stage")
+    assert str(shown).startswith(f"[1:{shown[0].id[:8]}]")
+    (gone,) = shell.run_line_magic("guild", "unstage 1")
+    assert gone.id == shown[0].id and gone.flags["lr"] == 5  # the 1 just shown
+    again = shell.run_line_magic("guild", "runs --staged --label lr=2")
+    (gone,) = shell.run_line_magic("guild", "unstage 1")  # after a listing: its 1
+    assert gone.id == again[0].id
+
+
 # -- queue-flag bounds ------------------------------------------------------------------------------------
 
 
