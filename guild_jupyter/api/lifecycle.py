@@ -54,8 +54,10 @@ def stop(
     whole process tree, SIGKILL after the grace period); a staged or pending
     one is taken off the queue, never started. ``wait``: returns once they
     have ended; past ``timeout`` (default grace + 10 s) every process of the
-    run is killed and the outcome recorded. ``all``: every running or
-    pending run and queue; ``queues``: every queue."""
+    run is killed and the outcome recorded. Which runs: those named, or
+    ``all`` (every running or pending run and queue), or ``queues`` (every
+    queue): one of the three; two are a ``BadInput`` (``api.conflicts``).
+    Returns the runs stopped."""
     validate.run_refs(refs)
     for _name, _value in (("all", all), ("queues", queues), ("wait", wait)):
         validate.boolean(_name, _value)
