@@ -11,11 +11,12 @@ What varies between hosts is injected, never patched in: the stop flag (an
 Event, a sentinel's death, a signal), where the log goes besides the queue
 run's output (a terminal; ``queue_log``), how a claimed run is started
 (``starters.RunStarter``: our supervisor, or a Dask cluster), and how many
-runs it may have going at once (``slots``: one per GPU set; by default a
-queue has ``max-running`` slots, each serving the queue's GPUs). The
-``Slot`` and what a claim reads from the store's scan (runs holding back a
-wait-for-running queue, GPU states, unreadable start attrs) are in
-:mod:`.slots`.
+runs it may have going at once (``slots``: a count, or a count per GPU
+set; by default ``max-running``, each serving the queue's GPUs). The
+``Slots`` (a record per run going, none per slot free: an idle queue costs
+the same whatever its ``max-running``) and what a claim reads from the
+store's scan (runs holding back a wait-for-running queue, GPU states,
+unreadable start attrs) are in :mod:`.slots`.
 
 Parallel runs. Each slot holds one run, started under its own supervisor;
 a free slot claims the next run in its own pass under the lock, so N slots
