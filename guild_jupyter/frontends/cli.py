@@ -84,6 +84,10 @@ def _print(verb: C.Verb, args, result) -> None:
         print(result.guild_output)
     elif isinstance(result, api.RunOutput):
         sys.stdout.write(result)  # a run's output, as it is
+    elif verb.name == "run" and args.foreground:
+        # What it ran, said after its output, on stderr as `output -f` says the
+        # outcome: `run --foreground > file` gets the runs' output only.
+        print(result, file=sys.stderr)
     else:
         print(result)
 
