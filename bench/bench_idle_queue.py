@@ -35,9 +35,9 @@ IDLE = textwrap.dedent("""\
     import json, sys, threading, time
     import psutil
     from guild_jupyter import api
-    from guild_jupyter.engine.config import create_queue_run
-    from guild_jupyter.engine.loop import QueueLoop
-    from guild_jupyter.engine.policy import QueueConfig
+    from guild_jupyter.queueing.config import create_queue_run
+    from guild_jupyter.queueing.loop import QueueLoop
+    from guild_jupyter.queueing.policy import QueueConfig
 
     store = api.resolve_store(sys.argv[1])
     config = QueueConfig(max_running=int(sys.argv[2]), poll_interval=0.1)

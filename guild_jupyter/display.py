@@ -15,6 +15,9 @@ from __future__ import annotations
 
 from . import views
 from .comparison import CompareTable
+from .errors import BadInput
+from .store import attrs as attrlib
+from .store.scalars import reader as scalarlib
 
 __all__ = ["RunList", "RunListing", "Trials", "RunOutput", "QueueList", "QueueControlled", "CompareTable",
            "run_json", "ref_text", "DEFAULT_SHOWN", "FLAGS_STYLE"]
@@ -86,11 +89,7 @@ class RunList(list):
         """Shows ``name`` as each run's scalar; a name none of the runs
         logged is a ``BadInput`` naming the ones they did."""
         if name is not None and self:
-            from .store import scalars as scalarlib
-
             if not any(name in scalarlib.read(r.dir).last for r in self):  # stops at the first that logged it
-                from .errors import BadInput
-
                 known = set().union(*(scalarlib.read(r.dir).last for r in self))
                 raise BadInput(f"unknown scalar {name!r}; known scalars: {', '.join(sorted(known)) or '(none)'}")
         self.scalar = name
@@ -118,8 +117,6 @@ class RunList(list):
 
     def rows(self):
         """Tuples of text, one per column."""
-        from .store import scalars as scalarlib
-
         for row in self.view_rows(self._shown()):
             yield ("" if row["index"] is None else str(row["index"]), row["short_id"], row["op"], row["time_text"], row["status"],
                    row["scalar_text"], row["gpus"] or "", row["flags_text"], row["label_text"])
@@ -174,8 +171,6 @@ class RunList(list):
     def to_json(self) -> list[dict]:
         """Guild's ``runs --json`` fields, then ours (``index`` as numbered
         here, ``op``, ``flags``, ``gpus``, ``warnings``)."""
-        from .store import scalars as scalarlib
-
         out = [run_json(r, i, scalar=self.scalar) for r, i in zip(self, self._numbers())]
         scalarlib.save()  # the next process decodes only what changed
         return out
@@ -196,8 +191,6 @@ class RunList(list):
 def run_json(r, index: int | None = None, scalar: str | None = None) -> dict:
     """One run as ``guild runs --json`` gives it, plus our fields (``scalar``
     and ``spark`` as ``views.run_row`` has them)."""
-    from .store import attrs as attrlib
-
     try:
         opref = attrlib.read_text(r.path("opref")).strip()
     except (OSError, ValueError):
@@ -270,7 +263,7 @@ class RunOutput(str):
 
 
 class QueueList(list):
-    """Queues (``engine.queue_status.QueueInfo``), one line each."""
+    """Queues (``queueing.status.QueueInfo``), one line each."""
 
     columns = ("queue", "host", "pid", "gpus", "state", "run", "options")
 

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import sys
 
+from . import validate, views
+from .api.viewing import curves
+from .errors import BadInput
+
 __all__ = ["plot", "legend_label", "register_png_formatter"]
 
 
 def legend_label(curve: dict) -> str:
     """``1a2b3c4d lr=0.1 batch=32``: the short id, then the differing flags."""
-    from . import views
-
     flags = curve["flags"]
     varying = {k: flags[k] for k in curve.get("varying", ()) if k in flags}
     return (curve["id"][:8] + " " + views.flags_text(varying)).strip()
@@ -36,9 +38,6 @@ def plot(*refs, scalar: str = "loss", op: str | None = None, store=None, listing
     A scalar no run logged is a ``BadInput`` naming the ones they did.
     ``output``: a file (.png, .svg, .pdf) the figure is also saved to; one
     that cannot be written is a ``BadInput``."""
-    from . import validate
-    from .api.viewing import curves
-
     validate.path("output", output)
 
     data = curves(*refs, scalar=scalar, op=op, store=store, listing=listing)
@@ -64,8 +63,6 @@ def plot(*refs, scalar: str = "loss", op: str | None = None, store=None, listing
         try:
             fig.savefig(output)
         except (OSError, ValueError) as e:
-            from .errors import BadInput
-
             raise BadInput(f"cannot save the figure to {output}: {e}") from None
     fig.guild_output = output
     register_png_formatter()

@@ -86,8 +86,8 @@ def test_the_table_is_well_formed():
 
 
 def test_queue_flags_are_the_tables():
-    from guild_jupyter.engine.config import QUEUE_FLAGS
-    from guild_jupyter.engine.queue_flags import QUEUE_FLAG_TABLE
+    from guild_jupyter.queueing.config import QUEUE_FLAGS
+    from guild_jupyter.queueing.flags import QUEUE_FLAG_TABLE
 
     assert C.QUEUE_FLAGS == QUEUE_FLAGS == tuple(f.name for f in QUEUE_FLAG_TABLE)
 

@@ -230,8 +230,18 @@ def test_rest_stop_takes_one_of_its_three(server, rest_world):
     st, body = server.request("/guild/api/stop", "POST", {"runs": [rid[:10]], "wait": True})
     assert st == 200 and [r["id"] for r in body["runs"]] == [rid] and body["runs"][0]["status"] == "terminated"
     assert server.request(f"/guild/api/runs/{rest_world['running']}")[1]["status"] == "running"
-    st, body = server.request("/guild/api/stop", "POST", {"runs": ["1"]})  # never an index over REST
-    assert st == 404 and "no run with id '1'" in body["error"]
+    # Never an index over REST: an index of the listing that no run id starts with
+    # (ids are random; another run is made until one such index exists).
+    for _ in range(20):
+        ids = [n for n in os.listdir(os.path.join(rest_world["home"], "runs")) if len(n) == 32]
+        index = next((str(i) for i in range(1, len(ids) + 1) if not any(r.startswith(str(i)) for r in ids)), None)
+        if index is not None:
+            break
+        st, body = server.request("/guild/api/runs", "POST", {"script": "train.py", "assignments": ["epochs=1"]})
+        assert st == 201, body
+        server.request(f"/guild/api/runs/{body['runs'][0]['id']}/stop", "POST", {"wait": True})
+    st, body = server.request("/guild/api/stop", "POST", {"runs": [index]})
+    assert st == 404 and f"no run with id '{index}'" in body["error"]
 
 
 # -- one text per result ----------------------------------------------------------------------------------
@@ -316,7 +326,7 @@ def test_every_numeric_queue_flag_has_a_documented_range():
         if f["type"] in ("seconds", "count", "size", "percent") or name == "dask":
             assert f["min"] is not None and f["max"] is not None and f["range"], name
     assert table["poll-interval"]["min"] == 0.1
-    from guild_jupyter.engine.policy import QueueConfig
+    from guild_jupyter.queueing.policy import QueueConfig
 
     config = QueueConfig()  # the table's defaults are the config's
     for name, f in table.items():
@@ -348,7 +358,7 @@ def test_past_a_bound_is_one_line_everywhere_and_changes_nothing(flag, value, ex
 
 
 def test_at_a_bound_is_accepted():
-    from guild_jupyter.engine.config import parse_queue_flags
+    from guild_jupyter.queueing.config import parse_queue_flags
 
     for f in api.queue_flag_table():
         if f["min"] is None or f["name"] == "dask":
@@ -377,9 +387,9 @@ IDLE = textwrap.dedent("""\
     import json, sys, threading, time
     import psutil
     from guild_jupyter import api
-    from guild_jupyter.engine.config import create_queue_run
-    from guild_jupyter.engine.loop import QueueLoop
-    from guild_jupyter.engine.policy import QueueConfig
+    from guild_jupyter.queueing.config import create_queue_run
+    from guild_jupyter.queueing.loop import QueueLoop
+    from guild_jupyter.queueing.policy import QueueConfig
 
     store = api.resolve_store(sys.argv[1])
     # Past the flag's bound on purpose (the config itself takes any number):

@@ -12,7 +12,7 @@ from .. import validate
 from ..display import QueueControlled
 from ..errors import BadInput, WrongState
 from ..store import queue_state
-from ..store.run import PENDING, RUNNING
+from ..store.run import PENDING, RUNNING, Run
 from .selection import resolve_store
 
 #: The actions, and the state each one asks for.
@@ -52,8 +52,6 @@ def drain_queue(queue, *, store=None) -> QueueControlled:
 
 def _queue_run(st, queue):
     """The queue run ``queue`` names, checked to be ours and running."""
-    from ..store.run import Run
-
     handle_run = getattr(queue, "run", None)
     if isinstance(queue, Run):
         run = queue

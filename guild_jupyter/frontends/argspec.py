@@ -13,6 +13,8 @@ others do not (``why``).
 
 from __future__ import annotations
 
+from ..api.conflicts import CONFLICTS, option_name
+
 __all__ = [
     "CLI", "LINE", "CELL", "EVERY", "NOT_CELL", "RUN", "SCRIPT", "FLAG", "QUEUE_FLAG", "PATH",
     "Arg", "Verb", "STORE", "pos", "opt", "switch",
@@ -130,8 +132,6 @@ class Verb(_Record):
         """Groups of options of which one at most may be given, as a user
         writes them (``("RUN", "--all", "--queues")``): the api's
         (``api.conflicts``), which refuses them for every front end."""
-        from ..api.conflicts import CONFLICTS, option_name
-
         return tuple(tuple(option_name(n) for n in group) for group in CONFLICTS.get(self.name, ()))
 
     def args_for(self, front: str) -> tuple[Arg, ...]:

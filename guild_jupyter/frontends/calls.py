@@ -100,7 +100,7 @@ def _runs(args, door: Door):
                        store=args.store)
     if door.front == C.CLI:
         return listing
-    from ..display import DEFAULT_SHOWN, RunListing
+    from ..display import DEFAULT_SHOWN, RunListing  # lazy: display (and comparison) load with the verbs that return them, not at CLI start-up
 
     return RunListing(listing, shown=None if args.all else DEFAULT_SHOWN)
 
@@ -114,7 +114,7 @@ def _output(args, door: Door):
     if args.follow:  # the output streams as it comes; the api returns the ended run
         return api.output(ref, tail=args.tail, follow=True, stream=door.stream or sys.stdout, note=door.note,
                           store=args.store)
-    from ..display import RunOutput
+    from ..display import RunOutput  # lazy: as in _runs
 
     return RunOutput(api.output(ref, tail=args.tail, store=args.store))
 
@@ -151,14 +151,14 @@ def _panel(args, door: Door):
     if args.refresh < 0:
         raise BadInput("--refresh must be 0 (never) or a number of seconds")
     try:
-        from .panel import panel
+        from .panel import panel  # lazy: ipywidgets and the panel load on %guild panel only
     except ImportError as e:
         raise BadInput(f"panel not available ({e})") from None
     return panel(store=args.store, refresh=args.refresh or None)
 
 
 def _autoload(args, door: Door):
-    from ..autoload import autoload, startup_file, status
+    from ..autoload import autoload, startup_file, status  # lazy: only the autoload verb needs IPython's profile paths
 
     if args.state == "status":
         return ("on" if status(args.profile) else "off") + f": {startup_file(args.profile)}"

@@ -116,7 +116,7 @@ class GuildMagics(Magics):
         """The verb's result (``calls.call``), the magic's value. Indices a
         result shows are the full listing's: an index typed next means the
         full listing then; after ``runs``, the listing shown."""
-        from .. import api
+        from .. import api  # lazy: the magics load in every kernel (autoload); the api on the first %guild
 
         door = calls.Door(front, refs=lambda refs: self._refs(refs, args.store), stream=sys.stdout, cell=cell)
         try:
@@ -139,7 +139,7 @@ class GuildMagics(Magics):
         """Indices into this kernel's latest listing become ids (see
         ``api.listing_refs``); without a listing here an index means the
         current full listing (the API's default)."""
-        from .. import api
+        from .. import api  # lazy: as in _call
 
         return api.listing_refs(refs, self._listings.get(api.store_home(store)))
 
@@ -147,7 +147,7 @@ class GuildMagics(Magics):
 def load_ipython_extension(ipython) -> None:
     """``%load_ext guild_jupyter``: registers ``%guild`` and ``%%guild`` and
     their tab completion."""
-    from .completion import install
+    from .completion import install  # lazy: IPython's completer loads with the extension, not on import
 
     ipython.register_magics(GuildMagics(ipython))
     install(ipython)

@@ -11,10 +11,9 @@ from traitlets import Dict, List, Unicode
 
 from .. import api
 from ..errors import BadInput
+from .base import QUEUE_FIELDS
+from .handlers import handlers
 
-#: The queue flags (``api.queue_flag_table``), as JSON fields (``max_running``):
-#: what ``POST /guild/api/queues`` and ``c.GuildJupyter.queues`` accept.
-QUEUE_FIELDS = frozenset(f["field"] for f in api.queue_flag_table())
 SHUTDOWN_TIMEOUT = 10.0
 
 
@@ -69,8 +68,6 @@ class GuildJupyter(ExtensionApp):
             self.log.warning("guild_jupyter: cannot read the store: %s", e)
 
     def initialize_handlers(self):
-        from .handlers import handlers
-
         self.handlers.extend(handlers())
 
     # -- queues hosted here -------------------------------------------------------------

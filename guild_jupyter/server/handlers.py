@@ -24,7 +24,7 @@ from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
 
 from .. import api, views
-from .base import RUN_ID, ApiError, BaseHandler, bool_field, int_arg, run_row
+from .base import QUEUE_FIELDS, RUN_ID, ApiError, BaseHandler, bool_field, int_arg, run_row
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -215,8 +215,6 @@ class QueuesHandler(BaseHandler):
         if host == "server":
             q = await self.call(self.ext.start_queue, spec)
         else:
-            from .app import QUEUE_FIELDS
-
             unknown = set(spec) - QUEUE_FIELDS
             if unknown:
                 raise ApiError(400, f"unknown queue field(s): {', '.join(sorted(unknown))}")
@@ -310,7 +308,7 @@ class NotFoundHandler(BaseHandler):
 class PageHandler(JupyterHandler):
     @web.authenticated
     def get(self):
-        from .page import PAGE
+        from .page import PAGE  # lazy: the page's module loads on the first request of /guild
 
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Cache-Control", "no-store")

@@ -11,9 +11,12 @@ from __future__ import annotations
 import os
 
 from ..errors import BadInput
-from .gpuspec import parse_queue_gpus
+from ..gpus.spec import is_auto, parse_queue_gpus
+from ..store import transitions
+from ..store.new_run import RunSpec
+from .dask.config import parse_dask
+from .flags import BY_NAME, GPU_AUTO_ONLY, QUEUE_FLAGS, bad_value, check_number
 from .policy import QueueConfig
-from .queue_flags import BY_NAME, GPU_AUTO_ONLY, QUEUE_FLAGS, bad_value, check_number
 
 QUEUE_OPREF = "builtin:guildai 0.9.0 '' queue"
 _BOOL = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
@@ -40,8 +43,6 @@ def parse_queue_flags(assignments=(), **values) -> QueueConfig:
     dask = parsed.get("dask")
     if dask and gpus is not None:
         raise BadInput("gpus does not apply to a Dask queue: runs go to the workers with the GPU resources they need")
-    from .gpuspec import is_auto
-
     gpu_only = [n for n in GPU_AUTO_ONLY if n in parsed]
     if gpu_only and not is_auto(gpus):
         raise BadInput(f"{gpu_only[0]} applies to a queue with gpus=auto (GPUs chosen per run)")
@@ -64,8 +65,6 @@ def _parse_value(flag, value):
             if isinstance(value, (list, tuple)):
                 value = ",".join(str(g) for g in value)
             return parse_queue_gpus(None if value is None else str(value))
-        from .dask_config import parse_dask
-
         return parse_dask(value)
     if isinstance(value, bool):
         raise bad_value(flag, value)
@@ -149,9 +148,6 @@ def yes_no(v):
 def create_queue_run(store, config: QueueConfig, host: str):
     """A new queue run, pending (claimed by this process) until its host
     takes its LOCK with ``transitions.acquire``."""
-    from ..store import transitions
-    from ..store.store import RunSpec
-
     flags = queue_flags(config)
     op_attr = {
         "deps": [],

@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import re
 
-from ..errors import BadInput
+from ...errors import BadInput
+from ...gpus.spec import auto_count
+from ..flags import DASK_LOCAL_MAX
+from ..policy import gpu_mismatch
 
 NO_GPU_WORKER = "no Dask worker has GPU resources"
 INSTALL_HINT = "pip install 'guild_jupyter[dask]'"
@@ -27,8 +30,6 @@ def parse_dask(value) -> str | None:
         raise BadInput(f"bad value for dask: {value!r} (expected local, local:N or a scheduler address "
                        "like tcp://host:8786)")
     if text == "local" or text.startswith("local:"):
-        from .queue_flags import DASK_LOCAL_MAX
-
         n = text[len("local:"):] if ":" in text else str(min(os.cpu_count() or 1, DASK_LOCAL_MAX))
         if not n.isdigit() or not 1 <= int(n) <= DASK_LOCAL_MAX:
             raise BadInput(f"bad value for dask: {text!r} (local:N needs N from 1 to {DASK_LOCAL_MAX} "
@@ -54,28 +55,6 @@ def require_dask() -> None:
         raise BadInput(f"a Dask queue needs {' and '.join(missing)}: {INSTALL_HINT}")
 
 
-def loop_options(store, config) -> dict:
-    """What a host passes its ``QueueLoop`` for ``config``: nothing for a
-    local queue; for a Dask queue its starter (connected now: an unreachable
-    scheduler is a BadInput before anything is claimed) and one slot per
-    worker thread of the cluster (or ``max-running``)."""
-    address = getattr(config, "dask", None)
-    if not address:
-        return {}
-    from .dask_starter import DaskStarter
-
-    starter = DaskStarter(store, address)
-    try:
-        from .queue_flags import BY_NAME
-
-        # A huge cluster's threads count as max-running's bound: the queue run records n as max-running.
-        n = config.max_running or min(starter.slot_count, BY_NAME["max-running"].maximum)
-    except Exception:
-        starter.close()
-        raise
-    return {"starter": starter, "slots": n}
-
-
 def with_slots(config, options: dict):
     """``config`` with ``max-running`` set to the Dask queue's slots (the
     cluster's worker threads when not given), so its queue run records how
@@ -90,8 +69,6 @@ def with_slots(config, options: dict):
 def gpu_count(gpus: str | None) -> int:
     """Dask GPU resources a run needs: one per pinned GPU, N for an
     ``auto:N``-style request, 0 for an unpinned run."""
-    from .gpuspec import auto_count
-
     if gpus is None:
         return 0
     n = auto_count(gpus)
@@ -124,8 +101,6 @@ def note_gpu_shortage(rows, queue_rows) -> None:
     """A staged GPU run that only Dask queues could start, and none of their
     clusters has a worker with the GPU resources it needs, waits for that:
     its row says so."""
-    from .policy import gpu_mismatch
-
     clusters = [q["dask"] for q in queue_rows if q.get("dask")]
     if not clusters:
         return
