@@ -227,13 +227,21 @@ def test_buttons_change_the_store(scripts, store):
         assert len(store.run_ids()) == n_runs
         # ... so are bad queue flags ...
         p.queue_gpus.value = "2"
-        p.queue_options.value = "max-running=0"
+        p.queue_fields["max-running"].value = "0"
         p.queue_start.click()
         assert "cannot start the queue" in p.feedback.value and "max-running" in p.feedback.value
         assert len(store.run_ids()) == n_runs
+        p.queue_fields["max-running"].value = "10001"  # past its bound: refused, not clamped
+        p.queue_start.click()
+        assert "bad value for max-running" in p.feedback.value and "from 1 to 10000" in p.feedback.value
+        assert len(store.run_ids()) == n_runs
+        # The form is the queue-flag table's: one field per flag, in its order, hinting its range.
+        assert list(p.queue_fields) == list(api.QUEUE_FLAGS)
+        assert "from 0.1 to 86400" in p.queue_fields["poll-interval"].placeholder
         # ... a good one starts (run-once: it starts the pinned run, then exits), with the flags given.
         again = _stage(scripts, "secs=0", gpus="2", store=store)
-        p.queue_options.value = "max-running=2 retries=1"
+        p.queue_fields["max-running"].value = "2"
+        p.queue_fields["retries"].value = "1"
         p.queue_run_once.value = True
         p.queue_start.click()
         assert "started queue" in p.feedback.value, p.feedback.value

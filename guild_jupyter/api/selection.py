@@ -51,7 +51,7 @@ def with_listing_indices(st: Store, runs: list[Run]) -> RunList:
     them, so an index means the same run in every listing."""
     wanted = {r.id for r in runs}
     places = [(i, r) for i, r in enumerate(st.runs(), 1) if r.id in wanted]
-    return RunList([r for _, r in places], indices=[i for i, _ in places])
+    return RunList([r for _, r in places], indices=[i for i, _ in places], store=st)
 
 
 def listing_refs(refs, listing) -> list[str]:

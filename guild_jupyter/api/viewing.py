@@ -7,6 +7,7 @@ from .. import validate, views
 from ..display import CompareTable
 from ..errors import BadInput
 from ..store.scalars import reader as scalarlib
+from .conflicts import refuse_conflicts
 from .selection import resolve_all, resolve_store
 
 
@@ -30,6 +31,7 @@ def compare(*refs, store=None, listing=None, status=None, op: str | None = None,
     validate.text("sort", sort)
     validate.text("scalar", scalar)
     validate.boolean("all_flags", all_flags)
+    refuse_conflicts("compare", sort=sort, scalar=scalar)
     st = resolve_store(store)
     statuses = _statuses(status)
     targets = resolve_all(st, refs, listing) if refs else [r for r in st.runs() if not r.is_queue]

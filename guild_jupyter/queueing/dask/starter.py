@@ -30,6 +30,7 @@ from ...execution.control import retry_copy_spec
 from ...procs import Identity
 from ...store import dask_records, transitions
 from ...store.run import LOCK, PENDING_MARKER, RUNNING, Run
+from ..flags import BY_NAME
 from ..starters import RunStarter
 from .config import gpu_count, gpu_shortage, local_workers, require_dask
 from .runner import run_on_worker
@@ -298,8 +299,9 @@ def loop_options(store, config) -> dict:
         return {}
     starter = DaskStarter(store, address)
     try:
-        n = config.max_running or starter.slot_count
+        # A huge cluster's threads count as max-running's bound: the queue run records n as max-running.
+        n = config.max_running or min(starter.slot_count, BY_NAME["max-running"].maximum)
     except Exception:
         starter.close()
         raise
-    return {"starter": starter, "slots": [None] * n}
+    return {"starter": starter, "slots": n}
