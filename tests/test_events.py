@@ -155,12 +155,24 @@ def test_retries_staged_by_a_queue_and_by_hand(script, watcher):
     assert len(chain) == 1
     assert by_queue["run"] == chain[0].id and by_queue["retry_of"] == first.id
     assert by_queue["text"] == f"ticker.py fail=yes ({chain[0].id[:8]}) staged: retry 1/1 of {first.id[:8]}"
-    (by_hand,) = api.retry(first.id)
-    (event,) = watcher.look()
-    assert event["kind"] == "retry-staged" and event["run"] == by_hand.id
-    assert event["text"].endswith(f"staged: retry 1/1 of {first.id[:8]}")  # the original's retries=1 carried over
+    # By hand: the queue's retry, which failed too with no retry left, once more (its
+    # failure's retry is staged already, so the first run takes none)
+    wait_for(lambda: chain[0].refresh().status == "error", timeout=60, message="the retry failing too")
+    before = sorted(api.resolve_store(None).run_ids())
+    with pytest.raises(api.WrongState, match=f"run {first.id[:8]} was retried already: run {chain[0].id[:8]}"):
+        api.retry(first.id)
+    assert sorted(api.resolve_store(None).run_ids()) == before
+    (by_hand,) = api.retry(chain[0].id)
+    events = look_until(watcher, "retry-staged")
+    (event,) = [e for e in events if e["kind"] == "retry-staged"]
+    assert event["run"] == by_hand.id and by_hand.get("retry_attempt") == 2
+    assert event["text"] == f"ticker.py fail=yes ({by_hand.id[:8]}) staged: retry 2 of {first.id[:8]}"
+    assert by_hand.get("retry_origin") == first.id and chain[0].refresh().get("retried_as") == by_hand.id
     with pytest.raises(api.WrongState, match="only a failed run can be retried"):
-        api.retry(by_hand.id)
+        api.retry(by_hand.id)  # staged, not failed
+    rows = {r["id"]: r for g in api.monitor(page_size=50).snapshot()["groups"] for r in g["rows"]}
+    assert "retry" not in [a["verb"] for a in rows[first.id]["actions"]]  # retried already: no second one
+    assert "retry" not in [a["verb"] for a in rows[chain[0].id]["actions"]]
 
 
 def test_the_log_keeps_the_recent_events_and_waits_for_new_ones():

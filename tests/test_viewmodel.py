@@ -172,9 +172,10 @@ def test_every_status_reads_and_acts_as_the_view_model_says(scripts, guild_home)
         assert group(snap, "pending")["empty_text"] and group(snap, "failed")["total"] == 1
         assert snap["gpus"]["text"].startswith("no NVIDIA GPU found") and snap["gpus"]["devices"] == []
         form = snap["queue_form"]
-        assert [f["flag"] for f in form["fields"]][:2] == ["gpus", "wait-for-running"]
-        assert (form["path"], form["method"]) == ("queues", "POST")
-        assert {f["name"] for f in form["fields"]} >= {"gpus", "max_running", "retries", "per_gpu"}
+        assert [f["name"] for f in form["fields"]][:2] == ["gpus", "wait-for-running"]
+        assert (form["path"], form["method"], form["hosts"]) == ("queues", "POST", ["thread", "detached"])
+        assert {f["field"] for f in form["fields"]} >= {"gpus", "max_running", "retries", "per_gpu"}
+        assert form["fields"] == api.queue_flag_table()  # the one queue-flag table
     finally:
         api.stop(all=True, timeout=15)
 

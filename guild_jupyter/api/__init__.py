@@ -18,9 +18,10 @@ from ..store.store import Store
 # parts it calls, which keeps each command's start-up short.
 _NAMES = {
     ".lifecycle": "delete output output_from runs stop unstage wait",
-    ".planning": "cell_op flag_names plan_trials",
+    ".planning": "cell_op flag_names operation plan_trials",
     ".queueing": "host_queue queue queue_registry queues serve_queue",
     ".controlling": "drain_queue pause_queue queue_control resume_queue",
+    ".conflicts": "CONFLICTS refuse_conflicts",
     ".rerun": "restage restart retry",
     ".selection": "resolve_all with_listing_indices listing_refs resolve_store store_home",
     ".starting": "run warn_unknown_gpus",
@@ -28,8 +29,9 @@ _NAMES = {
     "..plotting": "plot",
     ".watching": "follow outcome_line output_since wait_until",
     "..events": "EventLog EventWatcher WatchThread",
-    "..display": "RunList",
+    "..display": "QueueControlled RunList RunOutput Trials",
     "..gpus.spec": "parse_gpu_spec",
+    "..queueing.flags": "QUEUE_FLAGS queue_flag_lines queue_flag_table queue_form",
     "..queueing.status": "QueueRegistry",
     "..errors": "BadInput FlagError SweepError WrongState",
     "..execution.batch": "SweepInterrupted",

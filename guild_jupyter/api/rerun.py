@@ -7,10 +7,9 @@ from __future__ import annotations
 from .. import rerun as reruns
 from .. import validate
 from ..display import RunList
-from ..errors import BadInput, WrongState
+from ..errors import BadInput
 from ..execution import launch
 from ..store import transitions
-from ..store.run import ERROR
 from .planning import plan_trials
 from .selection import resolve_all, with_listing_indices, resolve_store
 
@@ -36,7 +35,7 @@ def restart(ref, *, stage: bool = False, store=None, listing=None) -> RunList:
     transitions.restart(st, run, stage=stage)
     if not stage:
         launch.start(run)
-    return RunList([run.refresh()])
+    return RunList([run.refresh()], store=st)
 
 
 def restage(ref, *assignments: str, flags: dict | None = None, store=None, listing=None) -> RunList:
@@ -65,19 +64,19 @@ def retry(ref, *, store=None, listing=None) -> RunList:
     """Stages a retry of a failed run for a queue, as a queue with
     ``retries`` does: a copy of its source snapshot, user flags, pinned
     GPUs and label, naming what it retries (``retry_of``, ``retry_attempt``,
-    ``retry_origin``), so it reads "retry 2/3 of ab12cd34". Only a run that
-    ended ``error`` can be retried (``WrongState`` otherwise); nothing is
-    written then. Returns the staged copy."""
+    ``retry_origin``), so it reads "retry 2 of ab12cd34"; it is recorded
+    as the run's retry, so no queue stages another. Only a run that ended
+    ``error`` and was not retried already can be (``WrongState``
+    otherwise); nothing is written then. Returns the staged copy."""
     validate.run_ref(ref)
     validate.store(store)
     validate.listing(listing)
     st = resolve_store(store)
     (run,) = _one(st, ref, listing)
-    if run.refresh().status != ERROR:
-        raise WrongState(f"run {run.id[:8]} is {run.status}: only a failed run can be retried")
-    spec = reruns.retry_spec(run, reruns.script_op_of(run), reruns.next_attempt(run))
+    reruns.script_op_of(run)  # a Guild operation, or a run without its script: BadInput, before anything
     st.ensure_writable()
-    return with_listing_indices(st, transitions.create(st, [spec], staged=True))
+    copy_id = transitions.stage_requested_retry(st, run, lambda r: reruns.retry_spec(r, reruns.next_attempt(r)))
+    return with_listing_indices(st, [st.run(copy_id)])
 
 
 def _one(st, ref, listing):

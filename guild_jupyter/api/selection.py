@@ -4,7 +4,7 @@ references (ids, prefixes, listing indices and ranges) made runs."""
 from __future__ import annotations
 
 from ..display import RunList
-from ..errors import BadInput
+from ..errors import BadInput, RunDeleted
 from ..store.run import Run
 from ..store.home import check_home
 from ..store.store import Store, parse_index_range
@@ -38,12 +38,20 @@ def resolve_all(st: Store, refs, listing=None) -> list[Run]:
     return out
 
 
+def check_not_deleted(st: Store, *runs: Run) -> None:
+    """Raises ``RunDeleted`` for the first of ``runs`` whose directory is
+    gone, saying whether Guild's trash holds it (``guild runs restore``)."""
+    for r in runs:
+        if r.deleted:
+            raise RunDeleted(r.id, st.in_trash(r.id))
+
+
 def with_listing_indices(st: Store, runs: list[Run]) -> RunList:
     """The runs newest first, numbered as ``runs`` (the full listing) numbers
     them, so an index means the same run in every listing."""
     wanted = {r.id for r in runs}
     places = [(i, r) for i, r in enumerate(st.runs(), 1) if r.id in wanted]
-    return RunList([r for _, r in places], indices=[i for i, _ in places])
+    return RunList([r for _, r in places], indices=[i for i, _ in places], store=st)
 
 
 def listing_refs(refs, listing) -> list[str]:

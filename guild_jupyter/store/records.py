@@ -37,6 +37,7 @@ import os
 
 from ..procs import Identity
 from . import attrs as attrlib
+from .regular_file import read_small
 from .run import LOCK_PROCS, PENDING, PENDING_MARKER, RUNNING, Run
 
 
@@ -67,8 +68,7 @@ def read_claim(run: Run):
     ownerless (Guild's) PENDING or no PENDING; ``"damaged"`` for an
     unreadable record."""
     try:
-        with open(run.path(PENDING_MARKER), "rb") as f:
-            data = f.read(4096)
+        data = read_small(run.path(PENDING_MARKER), 4096)
     except FileNotFoundError:
         return None
     except OSError:
@@ -101,8 +101,7 @@ def record_processes(run: Run, idents: list[Identity]) -> None:
 
 def recorded_processes(run: Run) -> list[Identity]:
     try:
-        with open(run.path(LOCK_PROCS), "rb") as f:
-            recs = json.loads(f.read())
+        recs = json.loads(read_small(run.path(LOCK_PROCS)))
     except (OSError, ValueError):
         return []
     if not isinstance(recs, list):

@@ -25,8 +25,8 @@ from .groups import (ATTENTION_SECONDS, GROUP_NAMES, GROUP_OF_STATUS, GROUPS, Gr
                      summary_text)
 from .queues import describe_queue, gpu_row, queue_row, queue_state_text, queue_title, slots_text
 from .runs import (DISPLAY_STATUSES, SPARK_HEIGHT, SPARK_POINTS, SPARK_WIDTH, STOPPED_BY_YOU, TIME_KINDS, UNSTAGED,
-                   listing_row, main_scalar, outcome_text, place_in_line, retry_text, run_row, run_words,
-                   spark_points, status_of, status_text, stopped_by_user)
+                   listing_row, main_scalar, notebook_tree_path, outcome_text, place_in_line, retry_text, run_row,
+                   run_words, spark_points, status_of, status_text, stopped_by_user)
 from .words import (ANY_GPU, elapsed_text, flags_text, format_flag, format_time, format_value, gpus_phrase,
                     gpus_text, jsonable, label_text, ordinal, plural, position_text, queue_gpus_text, scalar_text,
                     size_text, varying_flags)
@@ -40,5 +40,5 @@ __all__ = [
     "format_value", "SPARK_POINTS", "SPARK_WIDTH", "SPARK_HEIGHT", "spark_points", "ordinal", "plural",
     "position_text", "size_text", "RUN_VERBS", "RUN_ACTIONS", "QUEUE_VERBS", "run_actions", "queue_actions",
     "output_action", "restage_form", "Group", "GROUPS", "GROUP_NAMES", "GROUP_OF_STATUS", "ATTENTION_SECONDS", "group",
-    "summary_text", "status_bar_text", "queue_form",
+    "summary_text", "status_bar_text", "queue_form", "notebook_tree_path",
 ]

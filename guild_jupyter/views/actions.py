@@ -17,7 +17,8 @@ Which verbs a status allows:
     unstaged    restart, restage, delete             (it has no output)
 
 ``restart``, ``restage`` and ``retry`` copy or re-run a script's run: a
-Guild operation (``guild run`` of a Guildfile op) gets none of them. A
+Guild operation (``guild run`` of a Guildfile op) gets none of them; a
+failed run whose retry is staged already (``retried_as``) gets no retry. A
 queue of ours takes ``pause`` or ``resume`` (whichever applies), ``drain``
 (unless draining) and ``stop``; Guild's own queues only ``stop``.
 """
@@ -96,15 +97,17 @@ def restage_form(flags: dict) -> dict:
     return {"flags": [{"name": str(k), "value": format_flag(v), "type": flag_type(v)} for k, v in flags.items()]}
 
 
-def run_actions(run_id: str, status: str, *, script: bool = True, flags: dict | None = None) -> list[dict]:
+def run_actions(run_id: str, status: str, *, script: bool = True, flags: dict | None = None,
+                retried: bool = False) -> list[dict]:
     """The actions a run in ``status`` (a display status: ``unstaged``
     included) allows now. ``script``: the run is a script's or a cell's
     (restart, restage and retry need its source); ``flags``: its flag
-    values, for the restage form."""
+    values, for the restage form; ``retried``: its failure's retry is
+    staged already (by a queue or by hand): no second one."""
     short = run_id[:8]
     out = []
     for verb in RUN_ACTIONS.get(status, ()):
-        if verb in SCRIPT_ONLY and not script:
+        if verb in SCRIPT_ONLY and not script or verb == "retry" and retried:
             continue
         if verb == "stop":
             out.append(action("stop", "POST", f"runs/{run_id}/stop", f"Stop run {short}?"))

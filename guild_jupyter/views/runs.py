@@ -20,6 +20,7 @@ import math
 import time
 
 from ..store.scalars import reader as scalarlib
+from ..store.notebooks import executed_notebook
 from ..store.run import COMPLETED, ERROR, FINISHED, PENDING, RUNNING, STAGED, STATUSES, TERMINATED
 from .actions import run_actions
 from .words import (elapsed_text, flags_text, format_time, gpus_text, jsonable, label_text, position_text,
@@ -27,7 +28,7 @@ from .words import (elapsed_text, flags_text, format_time, gpus_text, jsonable, 
 
 __all__ = ["UNSTAGED", "DISPLAY_STATUSES", "TIME_KINDS", "STOPPED_BY_YOU", "SPARK_WIDTH", "SPARK_HEIGHT",
            "SPARK_POINTS", "status_of", "status_text", "outcome_text", "retry_text", "stopped_by_user", "main_scalar",
-           "spark_points", "run_row", "listing_row", "place_in_line", "run_words"]
+           "spark_points", "run_row", "listing_row", "place_in_line", "run_words", "notebook_tree_path"]
 
 #: How a run removed from the queue before it ever started is shown (Guild
 #: lists it ``terminated``; it has no start time and no elapsed time).
@@ -252,7 +253,11 @@ def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started
         "scalar_text": scalar_text(main),
         "spark": spark,
         "spark_points": spark_points(spark),
-        "actions": run_actions(run.id, status, script=_is_script(run), flags=flags),
+        "actions": run_actions(run.id, status, script=_is_script(run), flags=flags,
+                               retried=status == ERROR and isinstance(run.get("retried_as"), str)),
+        # A notebook run's executed notebook (absolute path; None before it ran
+        # or for a script): what "open in JupyterLab" opens.
+        "notebook": executed_notebook(run.dir, op) if op.endswith(".ipynb") else None,
     }
     if status == PENDING and row["queue"]:
         row["waiting_text"] = f"starting: claimed by queue {row['queue'][:8]}"
@@ -261,6 +266,21 @@ def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started
         row["worker"] = str(worker)
         row["worker_host"] = str(run.get("dask_host") or "")
     return row
+
+
+def notebook_tree_path(notebook: str | None, root_dir: str) -> str | None:
+    """A run row's ``notebook`` as a path relative to a Jupyter server's
+    root directory (what ``/lab/tree/<path>`` and JupyterLab's document
+    manager open), or None when there is none or it lies outside the root."""
+    import os
+
+    if not notebook:
+        return None
+    root = os.path.realpath(root_dir)
+    path = os.path.realpath(notebook)
+    if not path.startswith(root.rstrip(os.sep) + os.sep):
+        return None
+    return os.path.relpath(path, root).replace(os.sep, "/")
 
 
 def place_in_line(row: dict, position: int | None, waiting: str | None) -> None:
