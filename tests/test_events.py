@@ -76,7 +76,7 @@ def test_run_ended_events_say_how_each_run_ended(script, project, watcher):
 
     # Stopped by the user (any front end: api.stop) against the real `guild stop`
     by_you = api.run(script, "secs=60")[0]
-    by_guild = api.resolve_store(None).run(cli("run", "ticker.py", "secs=60", cwd=project, check=0).stdout.strip())
+    by_guild = started_by_cli(cli("run", "ticker.py", "secs=60", cwd=project, check=0).stdout)
     api.stop(by_you.id, timeout=30)
     guild("stop", "-y", by_guild.id)
     seen: list = []
@@ -212,3 +212,9 @@ def test_the_servers_thread_sees_runs_guild_itself_ran(script, project, guild_ho
     finally:
         thread.stop()
     assert not thread.alive
+
+
+def started_by_cli(stdout: str):
+    """The run ``guild-jupyter run`` printed (``[1:ab12cd34]  op ...``)."""
+    short = re.search(r"\[\d+:([0-9a-f]{8})\]", stdout).group(1)
+    return api.resolve_store(None).resolve(short, indices=False)

@@ -77,10 +77,11 @@ def test_every_status_reads_and_acts_as_the_view_model_says(scripts, guild_home)
     running = api.run(sleep, "secs=60")[0]
     completed = api.run(sleep, "secs=0", foreground=True, stream=io.StringIO())[0]
     failed = api.run(fail, foreground=True, stream=io.StringIO())[0]
+    failed_again = api.run(fail, "code=4", foreground=True, stream=io.StringIO())[0]  # not retried
     by_you = api.run(sleep, "secs=60")[0]
     # Started by another process, as in the oracle test: ``guild stop`` waits for the
     # supervisor to go, and a supervisor that is this test's child lingers as a zombie.
-    by_guild = api.resolve_store(None).run(cli("run", "sleep.py", "secs=60", cwd=scripts, check=0).stdout.strip())
+    by_guild = started_by_cli(cli("run", "sleep.py", "secs=60", cwd=scripts, check=0).stdout)
     unstaged = api.run(sleep, "secs=1", stage=True)[0]
     try:
         api.stop(by_you.id, timeout=30)
@@ -144,10 +145,15 @@ def test_every_status_reads_and_acts_as_the_view_model_says(scripts, guild_home)
             (k, views.format_flag(v), {"float": "float", "int": "int"}[type(v).__name__])
             for k, v in completed.refresh().flags.items()]
 
-        group_name, row = at(failed)
-        assert (group_name, row["status_text"]) == ("failed", "error (exit 3)")
-        assert re.fullmatch(r"failed after \d+s \(exit 3\)", row["outcome_text"])
+        group_name, row = at(failed_again)
+        assert (group_name, row["status_text"]) == ("failed", "error (exit 4)")
+        assert re.fullmatch(r"failed after \d+s \(exit 4\)", row["outcome_text"])
         assert _verbs(row) == ["output", "retry", "restart", "restage", "delete"]
+        retry_action = row["actions"][1]
+        assert (retry_action["method"], retry_action["path"]) == ("POST", f"runs/{failed_again.id}/retry")
+        group_name, row = at(failed)  # retried already: no second retry
+        assert (group_name, row["status_text"]) == ("failed", "error (exit 3)")
+        assert _verbs(row) == ["output", "restart", "restage", "delete"]
         assert group(snap, "failed")["open"] and not group(snap, "finished")["open"]
 
         group_name, row = at(by_you)
@@ -165,11 +171,11 @@ def test_every_status_reads_and_acts_as_the_view_model_says(scripts, guild_home)
         assert _verbs(row) == ["restart", "restage", "delete"]  # it has no output
 
         # the snapshot's own words
-        assert snap["summary_text"] == "1 running · 1 pending · 4 staged · 1 failed"
-        assert snap["status_bar_text"] == "Guild: " + snap["summary_text"] and snap["attention"] == 1
+        assert snap["summary_text"] == "1 running · 1 pending · 4 staged · 2 failed"
+        assert snap["status_bar_text"] == "Guild: " + snap["summary_text"] and snap["attention"] == 2
         assert [g["name"] for g in snap["groups"]] == list(views.GROUP_NAMES)
         assert all(g["title"] and g["empty_text"] and isinstance(g["open"], bool) for g in snap["groups"])
-        assert group(snap, "pending")["empty_text"] and group(snap, "failed")["total"] == 1
+        assert group(snap, "pending")["empty_text"] and group(snap, "failed")["total"] == 2
         assert snap["gpus"]["text"].startswith("no NVIDIA GPU found") and snap["gpus"]["devices"] == []
         form = snap["queue_form"]
         assert [f["name"] for f in form["fields"]][:2] == ["gpus", "wait-for-running"]
@@ -295,3 +301,9 @@ def test_the_fixtures_have_the_shape_the_code_produces(tmp_path):
 
     assert {e["kind"] for e in saved_events["events"]} == set(KINDS) == {e["kind"] for e in events["events"]}
     assert [g["name"] for g in saved_snapshot["groups"]] == list(views.GROUP_NAMES)
+
+
+def started_by_cli(stdout: str):
+    """The run ``guild-jupyter run`` printed (``[1:ab12cd34]  op ...``)."""
+    short = re.search(r"\[\d+:([0-9a-f]{8})\]", stdout).group(1)
+    return api.resolve_store(None).resolve(short, indices=False)
