@@ -12,6 +12,7 @@ import pytest
 from conftest import wait_for
 from guild_jupyter import api
 from support.jupyter import chromium_page, guild_server
+from support.snapshots import group
 
 TICKER = ("import time\nn = 100\nrate = 10.0\nfail = False\n"
           "for i in range(n):\n    print(f'step: {i}', flush=True)\n    print(f'loss: {1.0 / (i + 1):.4f}', flush=True)\n"
@@ -72,7 +73,7 @@ def test_rest_rows_carry_the_latest_scalar_within_one_refresh(server):
             def shown():
                 st, state = server.request("/guild/api/state")
                 st2, listing = server.request("/guild/api/runs?status=running")
-                rows = [r for r in state["groups"]["running"]["rows"] + listing["runs"] if r["id"] == run.id]
+                rows = [r for r in group(state, "running")["rows"] + listing["runs"] if r["id"] == run.id]
                 ok = [r for r in rows if r.get("scalar") and r["scalar"]["value"] <= latest + 1e-6]
                 return len(ok) == 2 and ok
 

@@ -1,5 +1,6 @@
 """Running a finished run again: ``restart`` (in place, same id, like
-``guild run --restart``) and ``restage`` (a staged copy with edited flags)."""
+``guild run --restart``), ``restage`` (a staged copy with edited flags)
+and ``retry`` (a staged copy of a failed run, as a queue's retry makes)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,25 @@ def restage(ref, *assignments: str, flags: dict | None = None, store=None, listi
     specs = [reruns.copy_spec(run, op, t, {"restage_of": run.id}) for t in trials]
     st.ensure_writable()
     return with_listing_indices(st, transitions.create(st, specs, staged=True))
+
+
+def retry(ref, *, store=None, listing=None) -> RunList:
+    """Stages a retry of a failed run for a queue, as a queue with
+    ``retries`` does: a copy of its source snapshot, user flags, pinned
+    GPUs and label, naming what it retries (``retry_of``, ``retry_attempt``,
+    ``retry_origin``), so it reads "retry 2 of ab12cd34"; it is recorded
+    as the run's retry, so no queue stages another. Only a run that ended
+    ``error`` and was not retried already can be (``WrongState``
+    otherwise); nothing is written then. Returns the staged copy."""
+    validate.run_ref(ref)
+    validate.store(store)
+    validate.listing(listing)
+    st = resolve_store(store)
+    (run,) = _one(st, ref, listing)
+    reruns.script_op_of(run)  # a Guild operation, or a run without its script: BadInput, before anything
+    st.ensure_writable()
+    copy_id = transitions.stage_requested_retry(st, run, lambda r: reruns.retry_spec(r, reruns.next_attempt(r)))
+    return with_listing_indices(st, [st.run(copy_id)])
 
 
 def _one(st, ref, listing):
