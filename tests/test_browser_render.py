@@ -19,7 +19,7 @@ import pytest
 from support.jupyter import chromium_page, guild_server
 from support.lab import (SIDEBAR, contrast_report, cut_report, open_sidebar, set_sidebar_width, status_item_text,
                          use_theme, words)
-from support.snapshot import all_runs, gpu_words, queue_words, run_words, serve_fixture
+from support.fixture_server import all_runs, gpu_words, queue_words, run_words, serve_fixture
 
 pytestmark = pytest.mark.browser
 

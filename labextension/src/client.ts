@@ -48,12 +48,13 @@ export class GuildClient {
     return data as T;
   }
 
-  /** The snapshot; with ``version``, the server may hold the answer until
-   * the snapshot differs from that version (a long poll). */
+  /** The snapshot; with ``version``, the server holds the answer until the
+   * snapshot's version differs from it, or LONG_POLL_S passed (a long poll:
+   * ``after_version``; a server without it answers at once). */
   state(query: string, version?: number | string, signal?: AbortSignal): Promise<IState> {
     let path = query;
     if (version !== undefined) {
-      path += (path.includes('?') ? '&' : '?') + `version=${encodeURIComponent(String(version))}&timeout=${LONG_POLL_S}`;
+      path += (path.includes('?') ? '&' : '?') + `after_version=${encodeURIComponent(String(version))}&timeout=${LONG_POLL_S}`;
     }
     return this.request<IState>(path, { signal });
   }

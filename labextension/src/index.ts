@@ -45,7 +45,7 @@ const PLUGIN_ID = 'guild-jupyter:sidebar';
 export class GuildSidebar extends Widget {
   readonly view: GuildView;
 
-  constructor(readonly model: GuildModel, pageUrl: string) {
+  constructor(readonly model: GuildModel, pageUrl: string, openPath: (path: string) => void) {
     super();
     this.id = 'guild-jupyter-sidebar';
     this.addClass('jp-GuildSidebar');
@@ -54,7 +54,13 @@ export class GuildSidebar extends Widget {
     link.href = pageUrl;
     link.target = '_blank';
     link.rel = 'noopener';
-    this.view = new GuildView(model, { layout: 'sidebar', heading: 'Guild', headerExtras: [link], storage: storage() });
+    this.view = new GuildView(model, {
+      layout: 'sidebar',
+      heading: 'Guild',
+      headerExtras: [link],
+      storage: storage(),
+      openPath
+    });
     this.node.append(this.view.node);
     model.onChange(() => {
       const attention = (model.state?.attention || 0) > 0;
@@ -109,7 +115,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
   ) => {
     const model = new GuildModel(new GuildClient(labTransport()));
     const pageUrl = PageConfig.getBaseUrl().replace(/\/$/, '') + '/guild';
-    const sidebar = new GuildSidebar(model, pageUrl);
+    // A GET action other than output names a path of the server: a file
+    // under its root opens in JupyterLab, anything else in a new tab.
+    const openPath = (path: string) => {
+      const tree = /^lab\/tree\/(.+)$/.exec(path);
+      if (tree) {
+        void app.commands.execute('docmanager:open', { path: decodeURIComponent(tree[1]) });
+      } else {
+        window.open(PageConfig.getBaseUrl() + path, '_blank', 'noopener');
+      }
+    };
+    const sidebar = new GuildSidebar(model, pageUrl, openPath);
     sidebar.title.icon = guildIcon;
     app.shell.add(sidebar, 'left', { rank: 650 });
     if (restorer) {

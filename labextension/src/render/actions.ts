@@ -3,7 +3,8 @@
  * now, their labels, whether they ask first, and where they go). A verb
  * with a ``confirm`` question acts on a second click within CONFIRM_MS (the
  * first shows the question on the button); ``output`` opens the followed
- * output; a verb with a ``form`` (restage) opens a small form of the run's
+ * output, another GET opens what it names (a notebook in JupyterLab); a
+ * verb with a ``form`` (restage) opens a small form of the run's
  * flags under the row, which shows the server's one-line error when a
  * value is refused (nothing is written then).
  */
@@ -18,6 +19,8 @@ export interface IActionHost {
   perform(action: IAction, subject: ISubject, body?: object): Promise<void>;
   /** Opens the followed output of ``subject`` (the ``output`` verb). */
   openOutput(action: IAction, subject: ISubject): void;
+  /** Opens what another GET action names (e.g. a notebook: ``lab/tree/PATH``). */
+  openPath(action: IAction, subject: ISubject): void;
 }
 
 /** The run or queue a row shows. */
@@ -71,8 +74,12 @@ function actionButton(action: IAction, subject: ISubject, host: IActionHost, for
   };
   b.addEventListener('click', ev => {
     ev.stopPropagation();
-    if (action.verb === 'output' || (action.method || '').toUpperCase() === 'GET') {
+    if (action.verb === 'output') {
       host.openOutput(action, subject);
+      return;
+    }
+    if ((action.method || '').toUpperCase() === 'GET') {
+      host.openPath(action, subject);
       return;
     }
     if (action.form) {

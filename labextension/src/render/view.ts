@@ -27,6 +27,10 @@ export interface IViewOptions {
   headerExtras?: HTMLElement[];
   /** Where "clear" of the notices is remembered (localStorage). */
   storage?: Storage | null;
+  /** Opens a GET action's path other than an output (``lab/tree/nb.ipynb``):
+   * the sidebar opens it in JupyterLab; by default a new tab at the Jupyter
+   * server's base URL + path. */
+  openPath?: (path: string) => void;
 }
 
 interface IGroupParts {
@@ -54,7 +58,7 @@ export class GuildView implements IActionHost {
   private readonly startQueue: HTMLButtonElement;
   private messageTimer: number | null = null;
 
-  constructor(readonly model: GuildModel, options: IViewOptions) {
+  constructor(readonly model: GuildModel, private readonly options: IViewOptions) {
     this.node = h('div', `gj-view gj-${options.layout}`);
     this.output = new OutputView(model.client);
     this.notices = new NoticeList(this, options.storage || null, 'guild-jupyter:cleared-notices');
@@ -114,6 +118,16 @@ export class GuildView implements IActionHost {
   openOutput(action: IAction, subject: ISubject): void {
     this.output.follow(subject.id, subject.short_id, action.path);
     this.markFollowed();
+  }
+
+  openPath(action: IAction, subject: ISubject): void {
+    if (this.options.openPath) {
+      this.options.openPath(action.path);
+    } else {
+      // The page lives at <base>/guild: the server's base URL is its parent.
+      const base = window.location.pathname.replace(/\/+$/, '').replace(/[^/]*$/, '');
+      window.open(base + action.path, '_blank', 'noopener');
+    }
   }
 
   // -- rendering ------------------------------------------------------------------------------
