@@ -52,6 +52,7 @@ export interface IRunRow {
   scalar_text?: string;
   spark_points?: string;
   worker?: string;
+  worker_host?: string;
   actions?: IAction[];
 }
 

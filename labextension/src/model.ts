@@ -48,6 +48,8 @@ export class GuildModel {
   private active = false;
   private disposed = false;
   private longPoll = true;
+  /** The state query the shown snapshot answered. */
+  private query = '';
   private seq = 0;
   /** The server start the events belong to (events' ``boot``). */
   boot: string | null = null;
@@ -86,15 +88,15 @@ export class GuildModel {
     this.refresh();
   }
 
-  /** Asks now (after an action, a page turn, or when a view opens),
-   * dropping a request that is being held. */
+  /** Asks now, for an answer at once (after an action, a page turn, or
+   * when a view opens), dropping a request that is being held. */
   refresh(): void {
     if (this.disposed) {
       return;
     }
     this.clearTimer();
     this.controller?.abort();
-    void this.poll();
+    void this.poll(true);
   }
 
   start(): void {
@@ -129,19 +131,22 @@ export class GuildModel {
     }
   }
 
-  private async poll(): Promise<void> {
+  private async poll(now = false): Promise<void> {
     const generation = ++this.generation;
     const controller = new AbortController();
     this.controller = controller;
-    const held = this.longPoll && !document.hidden && this.state?.version !== undefined;
+    const query = stateQuery(this.pages);
+    // Held only when the answer would be what is shown already: same pages.
+    const held = !now && this.longPoll && !document.hidden && this.state?.version !== undefined && query === this.query;
     const asked = held ? this.state!.version : undefined;
     const t0 = Date.now();
     let delay: number;
     try {
-      const state = await this.client.state(stateQuery(this.pages), asked, controller.signal);
+      const state = await this.client.state(query, asked, controller.signal);
       if (generation !== this.generation || this.disposed) {
         return;
       }
+      this.query = query;
       const same = asked !== undefined && state.version === asked;
       if (same && Date.now() - t0 < NOT_HELD_MS) {
         this.longPoll = false; // the server answered at once with nothing new: it does not hold

@@ -86,3 +86,13 @@ def serve_fixture(context, snapshot_path: str = SNAPSHOT_FIXTURE, events_path: s
     server = FixtureServer(load(snapshot_path), load(events_path))
     server.install(context)
     return server
+
+
+def group_of(state: dict, name: str) -> dict:
+    """The group named ``name`` of a snapshot (groups are an ordered list)."""
+    return next(g for g in state["groups"] if g["name"] == name)
+
+
+def row_of(state: dict, run_id: str) -> dict | None:
+    """The row of ``run_id`` in any group of a snapshot, else None."""
+    return next((r for g in state["groups"] for r in g["rows"] if r["id"] == run_id), None)

@@ -52,8 +52,11 @@ export class NoticeList {
     setText(el.querySelector('.gj-notice-text') as HTMLElement, n.text);
     const tail = el.querySelector('.gj-notice-tail') as HTMLElement;
     const t = (n.tail || '').replace(/\s+$/, '');
-    setText(tail, t);
-    tail.hidden = !t;
+    if (tail.textContent !== t) {
+      tail.textContent = t;
+      tail.hidden = !t;
+      tail.scrollTop = tail.scrollHeight; // the last lines (the error) first in view
+    }
     const subject = { id: n.run || '', short_id: (n.run || '').slice(0, 8) };
     renderActions(el.querySelector('.gj-actions') as HTMLElement, el.querySelector('.gj-form-slot') as HTMLElement,
       n.actions, subject, this.host);

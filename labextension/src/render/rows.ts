@@ -28,9 +28,9 @@ export function runNode(row: IRunRow): HTMLElement {
   const el = h('div', 'gj-row gj-run');
   el.dataset.run = row.id;
   const what = h('div', 'gj-what');
-  what.append(h('span', 'gj-dot'), h('span', 'gj-title'), h('span', 'gj-subtitle'), h('span', 'gj-label'));
-  const note = h('div', 'gj-note');
-  note.append(h('span', 'gj-position'), h('span', 'gj-waiting'), h('span', 'gj-retry'));
+  // Spaces between the parts, so the text reads (and copies) as words.
+  what.append(h('span', 'gj-dot'), h('span', 'gj-title'), ' ', h('span', 'gj-subtitle'), ' ', h('span', 'gj-worker'),
+    ' ', h('span', 'gj-label'));
   const scalar = h('span', 'gj-cell gj-scalar');
   scalar.append(h('span', 'gj-scalar-text'), h('span', 'gj-spark-slot'));
   el.append(
@@ -39,7 +39,7 @@ export function runNode(row: IRunRow): HTMLElement {
     h('span', 'gj-cell gj-gpus'),
     h('span', 'gj-cell gj-time'),
     scalar,
-    note,
+    h('div', 'gj-note'),
     h('div', 'gj-actions'),
     h('div', 'gj-form-slot')
   );
@@ -70,6 +70,10 @@ export function updateRun(el: HTMLElement, row: IRunRow, host: IActionHost): voi
   field(part(el, 'gj-status'), status);
   field(part(el, 'gj-gpus'), row.gpus_text);
   field(part(el, 'gj-time'), row.time_text);
+  // A Dask queue's run: the worker it runs on (its host on hover).
+  const worker = part(what, 'gj-worker');
+  field(worker, row.worker ? `@ ${row.worker}` : '');
+  setAttr(worker, 'title', row.worker_host || '');
   const scalar = part(el, 'gj-scalar');
   field(part(scalar, 'gj-scalar-text'), row.scalar_text);
   if (row.scalar) {
@@ -82,11 +86,8 @@ export function updateRun(el: HTMLElement, row: IRunRow, host: IActionHost): voi
     slot.replaceChildren(...(points ? [sparkline(points)] : []));
   }
   scalar.hidden = !row.scalar_text && !points;
-  const note = part(el, 'gj-note');
-  field(part(note, 'gj-position'), row.position_text);
-  field(part(note, 'gj-waiting'), row.waiting_text);
-  field(part(note, 'gj-retry'), row.retry_text);
-  note.hidden = !row.position_text && !row.waiting_text && !row.retry_text;
+  // Where a staged run stands and why it waits, and what it retries.
+  field(part(el, 'gj-note'), [row.position_text, row.waiting_text, row.retry_text].filter(x => x).join(' · '));
   renderActions(part(el, 'gj-actions'), part(el, 'gj-form-slot'), row.actions, row, host);
 }
 
@@ -94,7 +95,7 @@ export function queueNode(q: IQueueRow): HTMLElement {
   const el = h('div', 'gj-row gj-queue');
   el.dataset.queue = q.id;
   const what = h('div', 'gj-what');
-  what.append(h('span', 'gj-dot'), h('span', 'gj-title'), h('span', 'gj-subtitle'));
+  what.append(h('span', 'gj-dot'), h('span', 'gj-title'), ' ', h('span', 'gj-subtitle'));
   el.append(
     what,
     h('span', 'gj-cell gj-state'),

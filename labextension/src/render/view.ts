@@ -50,9 +50,9 @@ export class GuildView implements IActionHost {
   private readonly error = h('div', 'gj-error');
   private readonly message = h('div', 'gj-message');
   private readonly warnings = h('div', 'gj-warnings');
-  private readonly queueList = h('div', 'gj-list gj-queues');
+  private readonly queueList = h('div', 'gj-list gj-queue-list');
   private readonly groupBox = h('div', 'gj-groups');
-  private readonly gpuList = h('div', 'gj-list gj-gpus');
+  private readonly gpuList = h('div', 'gj-list gj-gpu-list');
   private readonly notices: NoticeList;
   private readonly groups = new Map<string, IGroupParts>();
   private readonly startQueue: HTMLButtonElement;
