@@ -49,12 +49,12 @@ export class GuildClient {
   }
 
   /** The snapshot; with ``version``, the server holds the answer until the
-   * snapshot's version differs from it, or LONG_POLL_S passed (a long poll:
-   * ``after_version``; a server without it answers at once). */
-  state(query: string, version?: number | string, signal?: AbortSignal): Promise<IState> {
+   * snapshot's version differs from it, or ``wait`` seconds passed (a long
+   * poll: ``after_version``; a server without it answers at once). */
+  state(query: string, version?: number | string, signal?: AbortSignal, wait = LONG_POLL_S): Promise<IState> {
     let path = query;
     if (version !== undefined) {
-      path += (path.includes('?') ? '&' : '?') + `after_version=${encodeURIComponent(String(version))}&timeout=${LONG_POLL_S}`;
+      path += (path.includes('?') ? '&' : '?') + `after_version=${encodeURIComponent(String(version))}&timeout=${wait}`;
     }
     return this.request<IState>(path, { signal });
   }

@@ -15,6 +15,8 @@ export interface IAction {
   /** Relative to /guild/api/. */
   path: string;
   form?: IActionForm | null;
+  /** A tooltip sentence. */
+  help?: string;
 }
 
 export interface IFormFlag {

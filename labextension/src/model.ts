@@ -2,10 +2,12 @@
  * One view of the server's state shared by everything in a browser tab
  * (the sidebar and the status bar item; the /guild page has its own).
  *
- * The snapshot is long-polled: GET state?version=V asks the server to
- * answer once the snapshot differs from V (or after LONG_POLL_S), so a
- * change on disk shows as soon as the server sees it and an idle tab costs
- * one request a while. Only one request is held open per tab: browsers
+ * The snapshot is long-polled: GET state?after_version=V asks the server
+ * to answer once the snapshot's version differs from V, so a change on disk
+ * shows as soon as the server sees it. The version does not move with
+ * running clocks, scalars or GPU readings, so the wait is also how often
+ * those refresh: SHOWN_WAIT_S while something shows the runs, LONG_POLL_S
+ * for the status bar alone (an idle tab costs one request a while). Only one request is held open per tab: browsers
  * allow six connections per server, shared with JupyterLab itself. Events
  * (runs, sweeps and queues that ended or changed) are fetched, without
  * waiting, whenever the snapshot's ``last_event`` passes the newest one
@@ -16,13 +18,16 @@
  * (doubling, up to 30 s), so a missing server extension costs one request
  * now and then and one line.
  */
-import { GuildApiError, GuildClient } from './client';
+import { GuildApiError, GuildClient, LONG_POLL_S } from './client';
 import { IEvent, IState } from './contract';
 import { nextDelay, stateQuery } from './format';
 
 export const FAST_MS = 1000;
 export const SLOW_MS = 5000;
 export const HIDDEN_MS = 30000;
+/** How long a request is held while the runs are shown: their clocks,
+ * scalars and GPU readings are this fresh. */
+export const SHOWN_WAIT_S = 3;
 /** Notices kept (the server keeps more; a viewer shows the newest few). */
 export const KEEP_NOTICES = 50;
 /** A reply with the version asked about, sooner than this, means the
@@ -73,11 +78,12 @@ export class GuildModel {
   }
 
   /** Whether something shows the runs now (the sidebar is visible): sets
-   * how often a server without long polls is asked. */
+   * how fresh clocks and scalars are kept (how long a request is held, or
+   * how often a server without long polls is asked). */
   setActive(active: boolean): void {
     if (active !== this.active) {
       this.active = active;
-      if (active && !this.longPoll) {
+      if (active) {
         this.refresh();
       }
     }
@@ -142,7 +148,8 @@ export class GuildModel {
     const t0 = Date.now();
     let delay: number;
     try {
-      const state = await this.client.state(query, asked, controller.signal);
+      const wait = this.active ? SHOWN_WAIT_S : LONG_POLL_S;
+      const state = await this.client.state(query, asked, controller.signal, wait);
       if (generation !== this.generation || this.disposed) {
         return;
       }

@@ -62,7 +62,7 @@ function actionButton(action: IAction, subject: ISubject, host: IActionHost, for
   const b = h('button', 'gj-button', action.label);
   b.type = 'button';
   b.dataset.action = action.verb;
-  b.title = action.confirm || action.label;
+  b.title = action.help || action.confirm || action.label;
   let armed: number | null = null;
   const disarm = () => {
     if (armed !== null) {
