@@ -83,7 +83,7 @@ def test_a_run_that_fails_while_a_cell_is_busy_raises_a_notification(lab, tmp_pa
         # A reload: the sidebar shows the notice again, no second notification.
         page.reload()
         page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
-        open_sidebar(page)
+        page.locator(".jp-GuildStatus", has_text="failed").click()  # the status bar item opens it
         notice = page.locator(f'{SIDEBAR} .gj-notice[data-run="{failing.id}"][data-level="error"]')
         notice.wait_for(timeout=30_000)
         assert event["text"] in notice.inner_text()

@@ -23,9 +23,17 @@ def palette(page, text: str) -> None:
     """Runs the command palette's first match for ``text`` (once JupyterLab
     has loaded: its splash screen is gone)."""
     page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=60_000)
-    page.keyboard.press("Control+Shift+C")
     box = page.locator(".lm-CommandPalette-input")
-    box.wait_for(timeout=10_000)
+    # The shortcut is lost when pressed before JupyterLab listens: press it
+    # again until the palette shows (up to 3 times).
+    for attempt in range(3):
+        page.keyboard.press("Control+Shift+C")
+        try:
+            box.wait_for(state="visible", timeout=5_000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
     box.fill(text)
     page.locator(".lm-CommandPalette-item", has_text=text).first.wait_for(timeout=10_000)
     box.press("Enter")
