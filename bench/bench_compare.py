@@ -41,7 +41,7 @@ TAGS = ("loss", "acc", "val_loss", "val_acc", "lr_now")
 
 def make_store(n: int, steps: int) -> str:
     from guild_jupyter import api
-    from guild_jupyter.execution.scalars import ScalarWriter
+    from guild_jupyter.store.scalars.writer import ScalarWriter
     from guild_jupyter.store import attrs
 
     home = fresh_home("gj-bench-compare-")

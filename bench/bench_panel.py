@@ -114,7 +114,7 @@ def bench_refresh(home: str, script: str, n: int, repeat: int) -> None:
 WRITER = r"""
 import sys, time, os, json
 sys.path.insert(0, sys.argv[1])
-from guild_jupyter.execution.scalars import ScalarWriter
+from guild_jupyter.store.scalars.writer import ScalarWriter
 from guild_jupyter.procs import Identity
 dirs, rate = json.loads(sys.argv[2]), float(sys.argv[3])
 me = json.dumps(Identity.current().as_record())

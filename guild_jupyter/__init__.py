@@ -16,23 +16,23 @@ _API_NAMES = {
 
 def __getattr__(name):
     if name == "panel":
-        from .frontends.panel import panel
+        from .frontends.panel import panel  # lazy: the root stays import-free (see above)
 
         return panel
     if name in _API_NAMES:
-        from . import api
+        from . import api  # lazy: as above
 
         return getattr(api, name)
     raise AttributeError(f"module 'guild_jupyter' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython):
-    from .frontends.magics import load_ipython_extension as load
+    from .frontends.magics import load_ipython_extension as load  # lazy: as above
 
     load(ipython)
 
 
 def _jupyter_server_extension_points():
-    from .server.app import GuildJupyter
+    from .server.app import GuildJupyter  # lazy: as above
 
     return [{"module": "guild_jupyter.server", "app": GuildJupyter}]

@@ -24,7 +24,7 @@ import re
 
 from . import views
 from .errors import BadInput
-from .store import scalars as scalarlib
+from .store.scalars import reader as scalarlib
 
 __all__ = ["CompareTable", "lower_is_better", "parse_sort"]
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from . import views
 from .comparison import CompareTable
+from .errors import BadInput
+from .store import attrs as attrlib
+from .store.scalars import reader as scalarlib
 
 __all__ = ["RunList", "RunListing", "Trials", "RunOutput", "QueueList", "CompareTable", "run_json",
            "DEFAULT_SHOWN", "FLAGS_STYLE"]
@@ -63,11 +66,7 @@ class RunList(list):
         """Shows ``name`` as each run's scalar; a name none of the runs
         logged is a ``BadInput`` naming the ones they did."""
         if name is not None and self:
-            from .store import scalars as scalarlib
-
             if not any(name in scalarlib.read(r.dir).last for r in self):  # stops at the first that logged it
-                from .errors import BadInput
-
                 known = set().union(*(scalarlib.read(r.dir).last for r in self))
                 raise BadInput(f"unknown scalar {name!r}; known scalars: {', '.join(sorted(known)) or '(none)'}")
         self.scalar = name
@@ -92,8 +91,6 @@ class RunList(list):
 
     def rows(self):
         """Tuples of text, one per column."""
-        from .store import scalars as scalarlib
-
         for row in self.view_rows(self._shown()):
             yield (str(row["index"]), row["short_id"], row["op"], row["time_text"], row["status"],
                    row["scalar_text"], row["gpus"] or "", row["flags_text"], row["label_text"])
@@ -148,8 +145,6 @@ class RunList(list):
     def to_json(self) -> list[dict]:
         """Guild's ``runs --json`` fields, then ours (``index`` as numbered
         here, ``op``, ``flags``, ``gpus``, ``warnings``)."""
-        from .store import scalars as scalarlib
-
         out = [run_json(r, i, scalar=self.scalar) for r, i in zip(self, self._numbers())]
         scalarlib.save()  # the next process decodes only what changed
         return out
@@ -170,8 +165,6 @@ class RunList(list):
 def run_json(r, index: int | None = None, scalar: str | None = None) -> dict:
     """One run as ``guild runs --json`` gives it, plus our fields (``scalar``
     and ``spark`` as ``views.run_row`` has them)."""
-    from .store import attrs as attrlib
-
     try:
         opref = attrlib.read_text(r.path("opref")).strip()
     except (OSError, ValueError):
@@ -244,7 +237,7 @@ class RunOutput(str):
 
 
 class QueueList(list):
-    """Queues (``engine.queue_status.QueueInfo``), one line each."""
+    """Queues (``queueing.status.QueueInfo``), one line each."""
 
     columns = ("queue", "host", "pid", "gpus", "state", "run", "options")
 

@@ -20,9 +20,9 @@ import threading
 import time
 
 from . import views
-from .engine import policy
-from .engine.dask_config import note_gpu_shortage, policy_gpus
-from .engine.queue_status import list_queues
+from .queueing import policy
+from .queueing.dask.config import note_gpu_shortage, policy_gpus
+from .queueing.status import list_queues
 from .store.index import RunIndex
 from .store.run import COMPLETED, ERROR, PENDING, RUNNING, STAGED, TERMINATED
 
@@ -71,7 +71,7 @@ class StoreMonitor:
             e = self.index.entries.get(run_id)
             return None if e is None else views.status_of(e.run())
 
-    def _grouped(self) -> tuple[dict, dict]:
+    def grouped(self) -> tuple[dict, dict]:
         """(entries per group in display order, counts per status), rebuilt
         only when the index changed."""
         index = self.index
@@ -127,7 +127,7 @@ class StoreMonitor:
 
     def _build(self, pages: dict, page_size: int) -> dict:
         now_us = time.time_ns() // 1000
-        groups, counts = self._grouped()
+        groups, counts = self.grouped()
         warnings: list[str] = []
         queues = self._queues(warnings)
         # busy: every slot of the queue holds a run (a max-running=N queue has N)
@@ -179,7 +179,8 @@ class StoreMonitor:
         if not self._probe_made:
             self._probe_made = True
             try:
-                from .engine.gpus import default_probe
+                # lazy: NVML's module loads with the panel's first GPU read
+                from .gpus.nvml import default_probe
 
                 self._probe = default_probe()
             except Exception as e:  # noqa: BLE001 - never let GPU probing break the panel

@@ -12,7 +12,9 @@ import os
 from .errors import ScriptError
 from .execution import flags as flaglib
 from .execution.flaginject import takes_list
-from .store.store import RunSpec
+from .gpus.spec import is_auto
+from .store.flag_labels import format_flag_value
+from .store.new_run import RunSpec
 
 MAX_SOURCE_FILES = 100
 MAX_SOURCE_BYTES = 1024 * 1024
@@ -93,7 +95,7 @@ class ScriptOp:
             else:
                 cmd_flags[name] = {}
         env = {"FLAGS_DEST": dest, "PYTHONPATH": "."}
-        if gpus and not gpus.startswith("auto"):  # CUDA numbers GPUs as NVML (and the panel) does only in PCI bus order
+        if gpus and not is_auto(gpus):  # CUDA numbers GPUs as NVML (and the panel) does only in PCI bus order
             env["CUDA_VISIBLE_DEVICES"] = gpus
             env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         return {
@@ -145,8 +147,6 @@ def split_encoded(values) -> str:
     option: the items joined by spaces, shell-quoted (``[8, 4]`` -> ``8 4``),
     which Guild's queue splits back into separate arguments."""
     import shlex
-
-    from .store.store import format_flag_value
 
     return " ".join(shlex.quote(v if isinstance(v, str) else format_flag_value(v)) for v in values)
 

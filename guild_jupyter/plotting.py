@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import sys
 
+from . import views
+from .api.viewing import curves
+
 __all__ = ["plot", "legend_label", "register_png_formatter"]
 
 
 def legend_label(curve: dict) -> str:
     """``1a2b3c4d lr=0.1 batch=32``: the short id, then the differing flags."""
-    from . import views
-
     flags = curve["flags"]
     varying = {k: flags[k] for k in curve.get("varying", ()) if k in flags}
     return (curve["id"][:8] + " " + views.flags_text(varying)).strip()
@@ -33,8 +34,6 @@ def plot(*refs, scalar: str = "loss", op: str | None = None, store=None, listing
     """A Figure with one line of ``scalar`` against step per run named
     (default: every run, or those whose op contains ``op``) that logged it.
     A scalar no run logged is a ``BadInput`` naming the ones they did."""
-    from .api.viewing import curves
-
     data = curves(*refs, scalar=scalar, op=op, store=store, listing=listing)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 
 from .errors import BadInput
+from .store.run import Run
+from .store.store import Store
 
 
 def _got(value) -> str:
@@ -55,7 +57,7 @@ def path(name: str, value, optional: bool = True) -> None:
 def script(value, op) -> None:
     """The script of ``run``: a path, unless ``op`` (a ScriptOp) says what runs."""
     if op is not None:
-        from .opdef import ScriptOp
+        from .opdef import ScriptOp  # lazy: opdef loads the flag engine: only a call that passes op= needs it
 
         if not isinstance(op, ScriptOp):
             raise BadInput(f"op must be a ScriptOp, not {_got(op)}")
@@ -81,8 +83,6 @@ def seconds(name: str, value) -> None:
 
 
 def store(value) -> None:
-    from .store.store import Store
-
     if value is None or isinstance(value, Store):
         return
     path("store (a Guild home)", value)
@@ -141,8 +141,6 @@ def statuses(value) -> None:
 
 
 def run_ref(value) -> None:
-    from .store.run import Run
-
     if isinstance(value, (str, Run)) or _is_int(value):
         return
     hint = " (pass several runs as separate arguments: f(*runs))" if isinstance(value, (list, tuple)) else ""

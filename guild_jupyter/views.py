@@ -19,10 +19,11 @@ from __future__ import annotations
 import math
 import time
 
-from .engine.gpuspec import ANY_GPU, gpus_phrase
-from .store import scalars as scalarlib
+from .gpus.spec import ANY_GPU, gpus_phrase
+from .store.scalars import reader as scalarlib
 from .store.run import COMPLETED, ERROR, FINISHED, PENDING, RUNNING, STAGED, STATUSES, TERMINATED
-from .store.store import flags_label, format_flag_value
+from .store.flag_labels import flags_label, format_flag_value
+from .store.dask_records import read_cluster
 
 __all__ = [
     "STATUSES", "STAGED", "PENDING", "RUNNING", "COMPLETED", "ERROR", "TERMINATED", "FINISHED", "DISPLAY_STATUSES",
@@ -284,7 +285,7 @@ QUEUE_OPTION_FLAGS = ("per-gpu", "min-free-memory", "max-util", "retries")
 
 
 def queue_row(q) -> dict:
-    """One queue (an ``engine.queue_status.QueueInfo``) as plain data."""
+    """One queue (an ``queueing.status.QueueInfo``) as plain data."""
     options = [name for name, on in (("wait-for-running", q.wait_for_running), ("run-once", q.run_once)) if on]
     flags = q.run.flags if getattr(q, "run", None) is not None else {}
     options += [f"{name}={flags[name]}" for name in QUEUE_OPTION_FLAGS if flags.get(name) not in (None, 0)]
@@ -329,8 +330,6 @@ def _dask_cluster(q) -> dict | None:
     address = run.flags.get("dask") if run is not None else None
     if not address:
         return None
-    from .store.dask_records import read_cluster
-
     info = read_cluster(run) or {}
     return {"address": info.get("address") or address, "dashboard": info.get("dashboard"),
             "workers": info.get("workers") or []}
@@ -339,6 +338,6 @@ def _dask_cluster(q) -> dict | None:
 def describe_queue(q) -> str:
     """A queue in one readable line (loaded on use: listings of runs alone,
     like every CLI command's start, need none of the queue machinery)."""
-    from .engine.queue_status import describe_queue as describe
+    from .queueing.status import describe_queue as describe  # lazy: run listings need no queue machinery
 
     return describe(q)

@@ -20,7 +20,7 @@ exec "$PY" - "$@" <<'EOF'
 import json, os, subprocess, sys, tempfile, threading, time
 
 sys.path.insert(0, os.getcwd())
-from guild_jupyter.engine.gpus import default_probe
+from guild_jupyter.gpus.nvml import default_probe
 
 report = default_probe().read()
 if not report.gpus:

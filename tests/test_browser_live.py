@@ -62,7 +62,7 @@ def test_rest_rows_carry_the_latest_scalar_within_one_refresh(server):
     refresh of the page (1 s)."""
     import re
 
-    from guild_jupyter.execution.scalars import FLUSH_SECS
+    from guild_jupyter.store.scalars.writer import FLUSH_SECS
 
     run = api.run(server.script, "n=200", "rate=20")[0]
     try:

@@ -86,7 +86,7 @@ def test_the_table_is_well_formed():
 
 
 def test_queue_flags_are_the_engines():
-    from guild_jupyter.engine.config import QUEUE_FLAGS
+    from guild_jupyter.queueing.config import QUEUE_FLAGS
 
     assert C.QUEUE_FLAGS == QUEUE_FLAGS
 

@@ -286,10 +286,10 @@ def test_bad_auto_run_request(project, guild_home):
 def test_fake_gpu_memory_counts_other_users_processes(monkeypatch):
     """The fake NVML's used memory, unless given, is what its processes use
     (as NVML counts other users' work); the GPU states a queue sees follow."""
-    from guild_jupyter.engine import gpuslots
-    from guild_jupyter.engine.gpus import NvmlProbe
-    from guild_jupyter.engine.policy import QueueConfig
-    from guild_jupyter.gpus_fake import FakeNvml
+    from guild_jupyter.queueing import gpu_slots as gpuslots
+    from guild_jupyter.gpus.nvml import NvmlProbe
+    from guild_jupyter.queueing.policy import QueueConfig
+    from guild_jupyter.gpus.fake import FakeNvml
 
     probe = NvmlProbe(nvml=FakeNvml([
         {"memory": {"total": 16 * GiB}, "processes": [{"pid": 7, "usedGpuMemory": 6 * GiB},

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from guild_jupyter.engine import gpus as gpus_mod
-from guild_jupyter.engine.gpus import GpuInfo, GpuReport, NvmlProbe, default_probe, parse_gpu_spec
-from guild_jupyter.gpus_fake import FakeNvml
+from guild_jupyter.gpus import nvml as gpus_mod
+from guild_jupyter.gpus.nvml import GpuInfo, GpuReport, NvmlProbe, default_probe, parse_gpu_spec
+from guild_jupyter.gpus.fake import FakeNvml
 from guild_jupyter.errors import BadInput
 
 GiB = 2**30
@@ -238,10 +238,10 @@ def test_fake_nvml_requires_init():
 
 def test_module_does_not_import_pynvml():
     code = (
-        "import sys, guild_jupyter.engine.gpus as g; "
+        "import sys, guild_jupyter.gpus.nvml as g; "
         "assert 'pynvml' not in sys.modules; g.parse_gpu_spec('0'); "
         "assert 'pynvml' not in sys.modules; "
-        "assert 'guild_jupyter.gpus_fake' not in sys.modules  # the fake loads only when asked for"
+        "assert 'guild_jupyter.gpus.fake' not in sys.modules  # the fake loads only when asked for"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -318,7 +318,7 @@ def test_default_probe_real_is_shared(monkeypatch):
 def test_default_probe_env_in_subprocess(monkeypatch):
     monkeypatch.setenv("GUILD_JUPYTER_FAKE_GPUS", json.dumps([{"name": "Fake", "gpu_util": 7}]))
     code = (
-        "from guild_jupyter.engine.gpus import default_probe; "
+        "from guild_jupyter.gpus.nvml import default_probe; "
         "r = default_probe().read(); print(r.gpus[0].name, r.gpus[0].utilization)"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
@@ -326,7 +326,7 @@ def test_default_probe_env_in_subprocess(monkeypatch):
 
 
 def test_module_constants():
-    from guild_jupyter import gpus_fake
+    from guild_jupyter.gpus import fake as gpus_fake
 
     assert gpus_mod.FAKE_GPUS_ENV == gpus_fake.FAKE_GPUS_ENV == "GUILD_JUPYTER_FAKE_GPUS"
     assert not hasattr(gpus_mod, "FakeNvml")  # the fake lives outside the probe module

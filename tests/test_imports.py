@@ -12,7 +12,7 @@ import pathlib
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "guild_jupyter"
-FORBIDDEN = ("store", "execution", "engine", "opdef", "procs")
+FORBIDDEN = ("store", "execution", "queueing", "gpus", "opdef", "procs")
 #: What a module of frontends/ may import of the package (besides each other):
 #: the façade, the errors, the views and display types, and the IPython
 #: start-up file (``autoload``, which ``guild-jupyter autoload`` writes).
@@ -77,7 +77,7 @@ def test_the_rule_sees_imports_of_every_form(tmp_path):
     pkg.mkdir(parents=True)
     bad = pkg / "bad.py"
     bad.write_text("import guild_jupyter.procs\nfrom .. import opdef\nfrom ..store.run import Run\n"
-                   "def f():\n    from guild_jupyter.engine import hosts\n    from ..execution import flags\n")
+                   "def f():\n    from guild_jupyter.queueing import hosts\n    from ..gpus import nvml\n    from ..execution import flags\n")
     assert {internal(n) for n in violations(bad, tmp_path / "guild_jupyter")} == set(FORBIDDEN)
 
 

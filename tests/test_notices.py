@@ -134,8 +134,8 @@ def test_the_latest_scalar_is_in_the_panel_within_one_refresh(script, make_panel
     """A run printing ``loss:`` lines at 20 Hz: once a line is in its output,
     the panel shows that value (or a later one) within one refresh interval
     (1 s) after the supervisor's next flush of its event file (about every
-    second, ``execution.scalars.FLUSH_SECS``)."""
-    from guild_jupyter.execution.scalars import FLUSH_SECS
+    second, ``store.scalars.writer.FLUSH_SECS``)."""
+    from guild_jupyter.store.scalars.writer import FLUSH_SECS
 
     run = api.run(script, "n=200")[0]  # 10 s at 20 Hz
     panel = make_panel()

@@ -9,7 +9,7 @@ import os
 PKG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "guild_jupyter")
 STATUS_FILES = {"PENDING_MARKER", "STAGED_MARKER", "LOCK", "LOCK_START", "PENDING", "STAGED", "LOCK.start",
                 "exit_status", "stopped"}
-WRITERS = {"write_attr", "write_atomic", "write_new", "remove", "unlink", "rename", "replace", "_write_outcome"}
+WRITERS = {"write_attr", "write_atomic", "write_new", "remove", "unlink", "rename", "replace", "write_outcome"}
 LIFECYCLE = {os.path.join("store", "transitions.py"),
              os.path.join("store", "transitions_end.py")}  # its outcome half, re-exported by it
 

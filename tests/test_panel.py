@@ -17,8 +17,8 @@ import pytest
 
 from conftest import wait_for
 from guild_jupyter import api
-from guild_jupyter.engine.gpus import NvmlProbe
-from guild_jupyter.gpus_fake import FakeNvml
+from guild_jupyter.gpus.nvml import NvmlProbe
+from guild_jupyter.gpus.fake import FakeNvml
 from guild_jupyter.frontends.panel import Panel, panel
 from guild_jupyter.store.index import RunIndex
 from guild_jupyter.store.store import Store

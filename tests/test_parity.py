@@ -13,7 +13,7 @@ import pytest
 from conftest import GUILD, cli
 from guild_jupyter import api
 
-HOME_OF = "from guild_jupyter.store.store import default_guild_home; print(default_guild_home())"
+HOME_OF = "from guild_jupyter.store.home import default_guild_home; print(default_guild_home())"
 
 
 def _env(home, **extra):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from guild_jupyter.engine import policy
-from guild_jupyter.engine.config import parse_queue_flags
+from guild_jupyter.queueing import policy
+from guild_jupyter.queueing.config import parse_queue_flags
 from guild_jupyter.errors import BadInput
 
 S = policy.StagedRun

@@ -20,10 +20,10 @@ import pytest
 
 from conftest import guild, wait_for
 from guild_jupyter import api
-from guild_jupyter.execution import scalars as scalarlib
+from guild_jupyter.store.scalars import writer as scalarlib
 from guild_jupyter.procs import Identity
 from guild_jupyter.store import transitions
-from guild_jupyter.store.scalars import last_scalars
+from guild_jupyter.store.scalars.reader import last_scalars
 from guild_jupyter.store.run import Run
 from guild_jupyter.store.store import Store
 

@@ -18,9 +18,9 @@ import pytest
 
 from conftest import wait_for
 from guild_jupyter import api
-from guild_jupyter.engine.config import parse_queue_flags
-from guild_jupyter.engine.hosts import DetachedQueue, ForegroundQueue, QueueHost, ThreadQueue
-from guild_jupyter.engine.loop import LocalStarter, QueueLoop
+from guild_jupyter.queueing.config import parse_queue_flags
+from guild_jupyter.queueing.hosts import DetachedQueue, ForegroundQueue, QueueHost, ThreadQueue
+from guild_jupyter.queueing.loop import LocalStarter, QueueLoop
 from guild_jupyter.errors import StoreError
 from guild_jupyter.opdef import ScriptOp
 from guild_jupyter.procs import Identity
@@ -53,7 +53,7 @@ def _loop(store, *flags, echo=None, **options):
     """A queue loop of ours in a thread of this test (its queue run held by
     this process), so the test sees every line it logs."""
     config = parse_queue_flags(flags)
-    from guild_jupyter.engine.config import create_queue_run
+    from guild_jupyter.queueing.config import create_queue_run
 
     qrun = create_queue_run(store, config, "thread")
     holder = Identity.current()

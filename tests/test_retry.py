@@ -153,7 +153,7 @@ def test_bad_retries(flaky, guild_home, project, ipython, monkeypatch):
 def test_an_unpinned_run_stays_unpinned(flaky, guild_home):
     """GPUs a queue gave a run are not pinned on its retry, nor on the run
     restarted for a queue: each asks again for any GPU."""
-    from guild_jupyter import reruns
+    from guild_jupyter import rerun as reruns
 
     script, counter = flaky
     (r,) = api.run(str(script), f"counter={counter}", "fail_times=1", stage=True)

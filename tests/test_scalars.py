@@ -1,5 +1,5 @@
 """Latest scalars as data of every run: the incremental event-file reader
-(store/scalars.py) checked against tensorboardX's own protobufs, its
+(store/scalars/) checked against tensorboardX's own protobufs, its
 handling of partial, corrupt and replaced files, the shared cache, and the
 main scalar in every run row (views, monitor snapshot, runs --json, REST)."""
 
@@ -18,8 +18,8 @@ import pytest
 from conftest import cli, wait_for
 from guild_jupyter import api, views
 from guild_jupyter.errors import BadInput
-from guild_jupyter.execution.scalars import ScalarWriter, _record_bytes
-from guild_jupyter.store import scalars as scalarlib
+from guild_jupyter.store.scalars.writer import ScalarWriter, _record_bytes
+from guild_jupyter.store.scalars import reader as scalarlib
 
 
 @pytest.fixture(autouse=True)
@@ -145,7 +145,7 @@ def test_a_corrupt_record_stops_that_file_and_keeps_what_came_before(tmp_path, w
     elif where == "data-crc":
         bad[-1] ^= 0xFF
     else:  # a well-framed record whose data is no Event
-        from guild_jupyter.store.tfrecord import masked_crc32c
+        from guild_jupyter.store.scalars.tfrecord import masked_crc32c
 
         data = b"\x0f\xff\xff"
         header = struct.pack("<Q", len(data))
@@ -336,7 +336,7 @@ def test_rest_rows_carry_the_scalar(tmp_path, project):
 def test_reading_scalars_imports_no_protobuf():
     """The hot path decodes by hand: neither tensorboardX nor protobuf."""
     code = ("import sys, tempfile, os\n"
-            "from guild_jupyter.store import scalars\n"
+            "from guild_jupyter.store.scalars import reader as scalars\n"
             "d = tempfile.mkdtemp(); os.mkdir(d + '/.guild')\n"
             "scalars.read(d)\n"
             "bad = [m for m in sys.modules if m.startswith(('google.protobuf', 'tensorboardX', 'matplotlib'))]\n"
@@ -366,7 +366,7 @@ def test_runs_scalar_option_chooses_the_column_and_refuses_an_unknown_one(projec
 def test_crc32c_agrees_with_tensorboardx_in_both_table_modes(monkeypatch):
     from tensorboardX.crc32c import crc32c as reference
 
-    from guild_jupyter.store import tfrecord
+    from guild_jupyter.store.scalars import tfrecord
 
     rng = random.Random(3)
     samples = [bytes(rng.randrange(256) for _ in range(n)) for n in list(range(40)) + [1000, 4097]]
@@ -406,7 +406,7 @@ def _store_with_runs(tmp_path, n=3):
 
 
 def test_a_new_process_restores_settled_runs_without_decoding(tmp_path, monkeypatch):
-    from guild_jupyter.store import scalars_file
+    from guild_jupyter.store.scalars import cache_file as scalars_file
 
     home, dirs = _store_with_runs(tmp_path)
     first = {d: scalarlib.read(d).last for d in dirs}
@@ -437,7 +437,7 @@ def test_a_new_process_restores_settled_runs_without_decoding(tmp_path, monkeypa
 
 
 def test_fresh_or_unclean_runs_are_not_kept_and_a_bad_file_is_ignored(tmp_path):
-    from guild_jupyter.store import scalars_file
+    from guild_jupyter.store.scalars import cache_file as scalars_file
 
     home, dirs = _store_with_runs(tmp_path, 2)
     young = os.path.join(dirs[0], ".guild", "events.out.tfevents.1.host")
@@ -458,7 +458,7 @@ def test_fresh_or_unclean_runs_are_not_kept_and_a_bad_file_is_ignored(tmp_path):
 
 
 def test_runs_the_bounded_cache_dropped_are_still_saved(tmp_path, monkeypatch):
-    from guild_jupyter.store import scalars_file
+    from guild_jupyter.store.scalars import cache_file as scalars_file
 
     monkeypatch.setattr(scalarlib, "MAX_RUNS", 2)
     home, dirs = _store_with_runs(tmp_path, 5)

@@ -10,7 +10,7 @@ import sys
 
 from conftest import wait_for
 from guild_jupyter import api
-from guild_jupyter.store.scalars import last_scalars
+from guild_jupyter.store.scalars.reader import last_scalars
 
 
 SLEEPER = (

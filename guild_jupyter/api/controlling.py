@@ -11,7 +11,7 @@ from __future__ import annotations
 from .. import validate
 from ..errors import BadInput, WrongState
 from ..store import queue_state
-from ..store.run import PENDING, RUNNING
+from ..store.run import PENDING, RUNNING, Run
 from .selection import resolve_store
 
 #: The actions, and the state each one asks for.
@@ -50,8 +50,6 @@ def drain_queue(queue, *, store=None) -> dict:
 
 def _queue_run(st, queue):
     """The queue run ``queue`` names, checked to be ours and running."""
-    from ..store.run import Run
-
     handle_run = getattr(queue, "run", None)
     if isinstance(queue, Run):
         run = queue

@@ -8,8 +8,10 @@ from ..errors import BadInput, WrongState
 from ..execution import control
 from ..display import RunList
 from ..store import transitions
+from ..store.markers import LOCK_REMOTE
 from ..store.run import ERROR, FINISHED, PENDING, RUNNING, STAGED, Run
-from .selection import _resolve_all, resolve_store
+from ..views import STATUSES as SHOWN, UNSTAGED, status_of
+from .selection import resolve_all, resolve_store
 
 
 def runs(
@@ -31,7 +33,7 @@ def runs(
     st = resolve_store(store)
     listing = st.runs(status=status, op=op, label=label, limit=limit)
     for r in listing:  # a run whose supervisor was killed: end what it left, record it
-        if (r.status == ERROR or r.status == RUNNING and r.has_marker("LOCK.remote")) and control.settle_if_dead(st, r):
+        if (r.status == ERROR or r.status == RUNNING and r.has_marker(LOCK_REMOTE)) and control.settle_if_dead(st, r):
             r.refresh()
     return RunList(listing)
 
@@ -66,7 +68,7 @@ def stop(
     else:
         if not refs:
             raise BadInput("stop needs a run (id, id prefix or index), --all or --queues")
-        targets = _resolve_all(st, refs, listing)
+        targets = resolve_all(st, refs, listing)
         for r in targets:
             if r.status in FINISHED and not control.is_dead_run(r):
                 raise WrongState(f"run {r.id[:8]} is already {r.status}: nothing to stop")
@@ -88,7 +90,7 @@ def unstage(*refs, store=None, listing=None) -> RunList:
     validate.store(store)
     validate.listing(listing)
     st = resolve_store(store)
-    targets = _resolve_all(st, refs, listing)
+    targets = resolve_all(st, refs, listing)
     for r in targets:
         if r.status != STAGED:
             raise WrongState(f"run {r.id[:8]} is {r.status}, not staged")
@@ -103,7 +105,7 @@ def delete(*refs, store=None, listing=None) -> RunList:
     validate.store(store)
     validate.listing(listing)
     st = resolve_store(store)
-    targets = _resolve_all(st, refs, listing)
+    targets = resolve_all(st, refs, listing)
     for r in targets:
         if r.status in (RUNNING, PENDING):
             raise WrongState(f"run {r.id[:8]} is {r.status}: stop it before deleting it")
@@ -119,7 +121,7 @@ def delete(*refs, store=None, listing=None) -> RunList:
 def _run_with_output(store, ref, listing=None) -> Run:
     """The one run ``ref`` names, which must have started (a staged run has
     no output yet)."""
-    r = _resolve_all(resolve_store(store), [ref], listing)[0]
+    r = resolve_all(resolve_store(store), [ref], listing)[0]
     if r.status == STAGED:
         raise WrongState(f"run {r.id[:8]} is staged: it has no output until a queue starts it")
     return r
@@ -134,7 +136,7 @@ def output(ref, tail: int | None = None, store=None, listing=None, follow: bool 
     if follow:
         if tail is not None:
             raise BadInput("give --tail or --follow, not both")
-        from .watching import follow as follow_run
+        from .watching import follow as follow_run  # lazy: as in wait
 
         return follow_run(ref, stream, note=note, store=store, listing=listing)
     validate.run_ref(ref)
@@ -144,7 +146,7 @@ def output(ref, tail: int | None = None, store=None, listing=None, follow: bool 
     r = _run_with_output(store, ref, listing)
     if tail is not None and tail < 0:
         raise BadInput("--tail must be a positive number of lines")
-    from ..store import output as outputlib
+    from ..store import output as outputlib  # lazy: as in wait: output verbs only
 
     path = r.path("output")
     if tail is not None:  # read backwards from the end: bounded memory
@@ -161,32 +163,10 @@ def output_from(ref, offset: int = 0, limit: int | None = None, store=None) -> t
     validate.count("limit", limit)
     validate.store(store)
     r = _run_with_output(store, ref)
-    from ..store import output as outputlib
+    from ..store import output as outputlib  # lazy: as in wait: output verbs only
 
     data, offset = outputlib.read_from(r.path("output"), offset, limit)
     return outputlib.decode(data), offset
-
-
-def wait_until(condition, timeout: float | None = 60.0, interval: float = 0.1, what: str = "the condition"):
-    """Calls ``condition()`` every ``interval`` seconds until it returns a
-    truthy value, and returns that value; past ``timeout`` (None: no limit)
-    raises ``WaitTimeout`` (a ``TimeoutError``) naming ``what``."""
-    import time
-
-    if not callable(condition):
-        raise BadInput(f"wait_until needs a callable, not {type(condition).__name__}")
-    validate.seconds("timeout", timeout)
-    validate.seconds("interval", interval)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if deadline is not None and time.monotonic() >= deadline:
-            from ..errors import WaitTimeout
-
-            raise WaitTimeout(what, timeout)
-        time.sleep(interval)
 
 
 def wait(*refs, status=None, timeout: float | None = None, interval: float = 0.1, store=None) -> RunList:
@@ -196,7 +176,7 @@ def wait(*refs, status=None, timeout: float | None = None, interval: float = 0.1
     and returns them, fresh. ``timeout``: seconds (None: no limit), past
     which ``WaitTimeout`` is raised. ``wait(run, status="running")`` returns
     once the run has started."""
-    from ..views import STATUSES as SHOWN, UNSTAGED, status_of
+    from .watching import wait_until  # lazy: watching's modules (~2 ms) are for output verbs, not listings
 
     named = []
     for ref in refs:
@@ -211,7 +191,7 @@ def wait(*refs, status=None, timeout: float | None = None, interval: float = 0.1
     if unknown:
         raise BadInput(f"unknown status {sorted(unknown)[0]!r} (one of {', '.join(SHOWN)}, {UNSTAGED})")
     st = resolve_store(store)
-    targets = _resolve_all(st, named)
+    targets = resolve_all(st, named)
     left = list(targets)
 
     def reached():

@@ -6,6 +6,7 @@ from __future__ import annotations
 from .. import sweeps as sweeplib
 from .. import validate
 from ..errors import BadInput, FlagError, SweepError
+from ..execution import flags as flaglib
 from ..opdef import ScriptOp
 
 
@@ -77,7 +78,7 @@ def cell_op(source: str, name: str, cwd: str | None = None) -> ScriptOp:
     process), before anything is written."""
     import os
 
-    from ..execution.source_checks import free_names
+    from ..execution.source_checks import free_names  # lazy: the source checks (tokenize) load for cells only
 
     validate.text("source", source, optional=False)
     validate.text("name", name, optional=False)
@@ -99,8 +100,6 @@ def flag_names(script: str | None = None, cwd: str | None = None, source: str | 
     (a cell body), in the script's order; raises ``ScriptError`` when it
     cannot be read or parsed."""
     if source is not None:
-        from ..execution import flags as flaglib
-
         return list(flaglib.inspect_script(source, "<cell>").defaults)
     validate.script(script, None)
     return list(ScriptOp.from_path(script, cwd).defaults)

@@ -4,7 +4,11 @@ thread) or hosted for the Jupyter server, and listed."""
 from __future__ import annotations
 
 from .. import validate
-from ..engine.queue_status import QueueRegistry
+from ..display import QueueList
+from ..queueing.gpu_slots import check_queue_gpus
+from ..queueing.config import parse_queue_flags
+from ..queueing.dask.config import known_slots, with_slots
+from ..queueing.status import QueueRegistry, list_queues
 from .selection import resolve_store
 
 
@@ -43,8 +47,7 @@ def queue(
                              max_running=max_running, per_gpu=per_gpu, min_free_memory=min_free_memory,
                              max_util=max_util, dask=dask)
     if background:
-        from ..engine.dask_config import known_slots
-        from ..engine.hosts import DetachedQueue
+        from ..queueing.hosts import DetachedQueue  # lazy: the hosts (~30 ms) load to start a queue, not to list
 
         return DetachedQueue.start(st, known_slots(config))
     return _thread_queue(st, config, "thread")
@@ -58,13 +61,10 @@ def _configured(assignments, store, **values):
     validate.yes_no("run_once", values.get("run_once"))
     validate.poll_interval(values.get("poll_interval"))
     validate.store(store)
-    from ..engine.config import parse_queue_flags
-    from .starting import warn_unknown_gpus  # here: listing queues never needs the run-starting code
+    from .starting import warn_unknown_gpus  # lazy: listing queues never needs the run-starting code
 
     config = parse_queue_flags(assignments, **values)
     warn_unknown_gpus(config.gpus)
-    from ..engine.gpuslots import check_queue_gpus
-
     check_queue_gpus(config)  # gpus=auto:9 on a 2-GPU machine: one line, before anything is written
     st = resolve_store(store)
     st.ensure_writable()
@@ -72,8 +72,9 @@ def _configured(assignments, store, **values):
 
 
 def _thread_queue(st, config, host: str):
-    from ..engine.dask_config import loop_options, with_slots
-    from ..engine.hosts import ThreadQueue
+    # lazy: as in queue: starting a queue only
+    from ..queueing.dask.starter import loop_options
+    from ..queueing.hosts import ThreadQueue
 
     options = loop_options(st, config)  # a Dask queue's starter: connected before anything is written
     config = with_slots(config, options)
@@ -92,9 +93,6 @@ def queues(store=None, include_finished: bool = False):
     in other kernels and Guild's own; running ones unless ``include_finished``."""
     validate.store(store)
     validate.boolean("include_finished", include_finished)
-    from ..display import QueueList
-    from ..engine.queue_status import list_queues
-
     return QueueList(list_queues(resolve_store(store).runs(), queue_registry.list(), include_finished))
 
 
@@ -105,9 +103,9 @@ def serve_queue(*assignments: str, echo=None, on_start=None, store=None) -> int:
     ``on_start(queue_id)`` once the signals are handled. Returns the queue
     run's exit status: 0 done, -N stopped by signal N, else failed."""
     validate.stream(echo)
-    from ..engine.hosts import ForegroundQueue
-
-    from ..engine.dask_config import loop_options, with_slots
+    # lazy: as in queue: starting a queue only
+    from ..queueing.hosts import ForegroundQueue
+    from ..queueing.dask.starter import loop_options
 
     config, st = _configured(assignments, store)
     options = loop_options(st, config)

@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+from .. import rerun as reruns
 from .. import validate
 from ..display import RunList
 from ..errors import BadInput
-from .selection import _resolve_all, _with_listing_indices, resolve_store
+from ..execution import launch
+from ..store import transitions
+from .planning import plan_trials
+from .selection import resolve_all, with_listing_indices, resolve_store
 
 
 def restart(ref, *, stage: bool = False, store=None, listing=None) -> RunList:
@@ -21,9 +25,6 @@ def restart(ref, *, stage: bool = False, store=None, listing=None) -> RunList:
     validate.listing(listing)
     st = resolve_store(store)
     (run,) = _one(st, ref, listing)
-    from .. import reruns
-    from ..store import transitions
-
     if run.is_queue:
         raise BadInput(f"run {run.id[:8]} is a queue: start a new queue instead")
     if run.opref[0] != "script":
@@ -32,8 +33,6 @@ def restart(ref, *, stage: bool = False, store=None, listing=None) -> RunList:
     st.ensure_writable()
     transitions.restart(st, run, stage=stage)
     if not stage:
-        from ..execution import launch
-
         launch.start(run)
     return RunList([run.refresh()])
 
@@ -51,21 +50,17 @@ def restage(ref, *assignments: str, flags: dict | None = None, store=None, listi
     validate.listing(listing)
     st = resolve_store(store)
     (run,) = _one(st, ref, listing)
-    from .. import reruns
-    from ..store import transitions
-    from .planning import plan_trials
-
     op = reruns.script_op_of(run)
     edited = {a.partition("=")[0].strip() for a in assignments} | set(flags or {})
     base = {k: v for k, v in reruns.user_flags(run).items() if k not in edited and k in op.defaults}
     trials = plan_trials(op, assignments, {**base, **(flags or {})})
     specs = [reruns.copy_spec(run, op, t, {"restage_of": run.id}) for t in trials]
     st.ensure_writable()
-    return _with_listing_indices(st, transitions.create(st, specs, staged=True))
+    return with_listing_indices(st, transitions.create(st, specs, staged=True))
 
 
 def _one(st, ref, listing):
-    runs = _resolve_all(st, [ref], listing)
+    runs = resolve_all(st, [ref], listing)
     if len(runs) != 1:
         raise BadInput(f"{ref!r} names {len(runs)} runs; give one run")
     return runs

@@ -6,7 +6,8 @@ from __future__ import annotations
 from ..display import RunList
 from ..errors import BadInput
 from ..store.run import Run
-from ..store.store import Store
+from ..store.home import check_home
+from ..store.store import Store, parse_index_range
 
 
 def resolve_store(store=None) -> Store:
@@ -17,15 +18,13 @@ def resolve_store(store=None) -> Store:
     if isinstance(store, Store):
         return store
     if store is not None:
-        from ..store.store import check_home
-
         st = Store(store)
         check_home(st.home)
         return st
     return Store()
 
 
-def _resolve_all(st: Store, refs, listing=None) -> list[Run]:
+def resolve_all(st: Store, refs, listing=None) -> list[Run]:
     """Runs by id, id prefix, listing index or index range (Guild's rules),
     each once, in the order named."""
     if isinstance(refs, (str, Run)):
@@ -39,7 +38,7 @@ def _resolve_all(st: Store, refs, listing=None) -> list[Run]:
     return out
 
 
-def _with_listing_indices(st: Store, runs: list[Run]) -> RunList:
+def with_listing_indices(st: Store, runs: list[Run]) -> RunList:
     """The runs newest first, numbered as ``runs`` (the full listing) numbers
     them, so an index means the same run in every listing."""
     wanted = {r.id for r in runs}
@@ -53,8 +52,6 @@ def listing_refs(refs, listing) -> list[str]:
     still exist; ids, prefixes and numbers outside the listing are kept as
     they are (Guild reads those as id prefixes)."""
     import os
-
-    from ..store.store import parse_index_range
 
     if listing is None:
         return list(refs)

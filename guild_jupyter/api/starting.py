@@ -5,14 +5,14 @@ from __future__ import annotations
 import sys
 
 from .. import validate
-from ..errors import BadInput
-from ..engine.gpuspec import parse_run_gpus
+from ..errors import BadInput, GuildJupyterWarning
+from ..gpus.spec import is_auto, parse_run_gpus, unknown_gpus
 from ..execution import batch, launch
 from ..opdef import ScriptOp
 from ..display import RunList
 from ..store import transitions
 from .planning import plan_trials
-from .selection import _with_listing_indices, resolve_store
+from .selection import with_listing_indices, resolve_store
 
 
 def run(
@@ -62,7 +62,7 @@ def run(
     validate.path("cwd", cwd)
     validate.stream(stream)
     gpus = parse_run_gpus(gpus if gpus is None or isinstance(gpus, str) else ",".join(str(g) for g in gpus))
-    if gpus and gpus.startswith("auto") and not stage and not dry_run:
+    if is_auto(gpus) and not stage and not dry_run:
         raise BadInput(f"--gpus {gpus} needs --stage: a queue with gpus=auto chooses the GPUs when it starts the run")
     op = op or ScriptOp.from_path(script, cwd)
     trials = plan_trials(op, assignments, flags, max_trials, random_seed)
@@ -75,7 +75,7 @@ def run(
     extra = None if retries is None else {"retries": retries}
     specs = [op.spec(t, gpus=gpus, label=label, extra_attrs=extra) for t in trials]
     if stage:
-        return _with_listing_indices(st, transitions.create(st, specs, staged=True))
+        return with_listing_indices(st, transitions.create(st, specs, staged=True))
     # Claimed by this process until started, so no queue takes them.
     created = transitions.create(st, specs, staged=False)
     if foreground:
@@ -91,13 +91,11 @@ def run(
 def warn_unknown_gpus(spec: str | None) -> None:
     """A GPU that NVML does not report is most likely a typo: warn (not an
     error: the run may be meant for another machine). Silent without NVML."""
-    if not spec or spec.startswith("auto"):  # auto: chosen by a queue from the GPUs NVML reports
+    if not spec or is_auto(spec):  # auto: chosen by a queue from the GPUs NVML reports
         return
     import warnings
 
-    from ..engine.gpus import default_probe
-    from ..engine.gpuspec import unknown_gpus
-    from ..errors import GuildJupyterWarning
+    from ..gpus.nvml import default_probe  # lazy: NVML's probe loads only when a run names GPUs
 
     report = default_probe().read()
     if not report.gpus:
@@ -122,8 +120,7 @@ def _warn_flags_shadowing_scalars(op: ScriptOp) -> None:
         return
     import warnings
 
-    from ..errors import GuildJupyterWarning
-    from ..execution.source_checks import printed_scalar_names
+    from ..execution.source_checks import printed_scalar_names  # lazy: see above
 
     printed = printed_scalar_names(source)
     shadowed = sorted((set(op.defaults) & printed) - {"step"})

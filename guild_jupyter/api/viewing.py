@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 from .. import validate, views
+from ..display import CompareTable
 from ..errors import BadInput
-from .selection import _resolve_all, resolve_store
+from ..store.scalars import reader as scalarlib
+from .selection import resolve_all, resolve_store
 
 
 def compare(*refs, store=None, listing=None, status=None, op: str | None = None, label: str | None = None,
@@ -28,11 +30,9 @@ def compare(*refs, store=None, listing=None, status=None, op: str | None = None,
     validate.text("sort", sort)
     validate.text("scalar", scalar)
     validate.boolean("all_flags", all_flags)
-    from ..display import CompareTable
-
     st = resolve_store(store)
     statuses = _statuses(status)
-    targets = _resolve_all(st, refs, listing) if refs else [r for r in st.runs() if not r.is_queue]
+    targets = resolve_all(st, refs, listing) if refs else [r for r in st.runs() if not r.is_queue]
     targets = [r for r in targets
                if (statuses is None or views.status_of(r) in statuses or r.status in statuses)
                and (op is None or op in r.op_name) and (label is None or label in r.label)]
@@ -62,10 +62,8 @@ def curves(*refs, scalar: str = "loss", op: str | None = None, store=None, listi
     validate.text("op", op)
     if not scalar:
         raise BadInput("scalar must name a scalar, e.g. loss")
-    from ..store import scalars as scalarlib
-
     st = resolve_store(store)
-    targets = _resolve_all(st, refs, listing) if refs else [r for r in st.runs() if not r.is_queue]
+    targets = resolve_all(st, refs, listing) if refs else [r for r in st.runs() if not r.is_queue]
     targets = [r for r in targets if op is None or op in r.op_name]
     out, known = [], []
     for r in targets:
@@ -95,8 +93,9 @@ def monitor(store=None, probe=None, page_size: int | None = None, scalar: str | 
     scalar run rows show (default ``loss``, else each run's first)."""
     validate.store(store)
     validate.text("scalar", scalar)
+    # lazy: the store monitor is the panel's and the page's, not compare's
     from ..monitor import DEFAULT_PAGE_SIZE, StoreMonitor
-    from .queueing import queue_registry  # on use: the queue machinery costs compare's start-up 30 ms
+    from .queueing import queue_registry  # lazy: the queue machinery costs compare's start-up 30 ms
 
     return StoreMonitor(resolve_store(store), probe=probe, page_size=page_size or DEFAULT_PAGE_SIZE,
                         handles=queue_registry.list, scalar=scalar or None)

@@ -1,18 +1,20 @@
 """Watching runs as they go: following a run's output until it ends
 (``follow``), the piece of output a viewer asks for next (``output_since``,
 the REST API's ``?since=OFFSET``), and the notices a viewer shows when runs
-or whole sweeps end (``EndWatcher``, the panel's)."""
+or whole sweeps end (``EndWatcher``, the panel's); and waiting on a
+condition (``wait_until``, which ``wait`` and ``follow`` use)."""
 
 from __future__ import annotations
 
 import sys
 import time
 
-from .. import validate
-from ..errors import BadInput
+from .. import validate, views
+from ..errors import BadInput, WaitTimeout
 from ..store import output as outputlib
 from ..store.run import FINISHED, PENDING, STAGED, Run
-from .selection import _resolve_all, resolve_store
+from ..views import UNSTAGED, status_of
+from .selection import resolve_all, resolve_store
 
 __all__ = ["follow", "output_since", "outcome_line", "EndWatcher"]
 
@@ -24,13 +26,29 @@ NOTICED_KEPT = 10_000
 
 def outcome_line(run: Run) -> str:
     """``run 1a2b3c4d completed (exit status 0)``: how a followed run ended."""
-    from ..views import UNSTAGED, status_of
-
     status = status_of(run)
     if status == UNSTAGED:
         return f"run {run.id[:8]} was unstaged: it never started"
     es = run.exit_status
     return f"run {run.id[:8]} {status}" + (f" (exit status {es})" if es is not None else "")
+
+
+def wait_until(condition, timeout: float | None = 60.0, interval: float = 0.1, what: str = "the condition"):
+    """Calls ``condition()`` every ``interval`` seconds until it returns a
+    truthy value, and returns that value; past ``timeout`` (None: no limit)
+    raises ``WaitTimeout`` (a ``TimeoutError``) naming ``what``."""
+    if not callable(condition):
+        raise BadInput(f"wait_until needs a callable, not {type(condition).__name__}")
+    validate.seconds("timeout", timeout)
+    validate.seconds("interval", interval)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if deadline is not None and time.monotonic() >= deadline:
+            raise WaitTimeout(what, timeout)
+        time.sleep(interval)
 
 
 def follow(ref, stream=None, *, note=None, timeout: float | None = None, interval: float = outputlib.FOLLOW_INTERVAL,
@@ -41,8 +59,6 @@ def follow(ref, stream=None, *, note=None, timeout: float | None = None, interva
     defaults to ``stream``; ``timeout`` bounds that wait only); a finished
     run's output is written whole. Ctrl-C stops following, not the run:
     the note says so and the ``KeyboardInterrupt`` goes on to the caller."""
-    from .lifecycle import wait_until
-
     validate.run_ref(ref)
     validate.stream(stream)
     validate.stream(note)
@@ -50,7 +66,7 @@ def follow(ref, stream=None, *, note=None, timeout: float | None = None, interva
     validate.seconds("interval", interval)
     validate.store(store)
     validate.listing(listing)
-    run = _resolve_all(resolve_store(store), [ref], listing)[0]
+    run = resolve_all(resolve_store(store), [ref], listing)[0]
     stream = sys.stdout if stream is None else stream
     note = stream if note is None else note
 
@@ -80,8 +96,6 @@ def output_since(ref, offset: int = 0, limit: int | None = None, store=None) -> 
     run's status, and whether that was all it will ever write (the run has
     ended and nothing is left to read). A staged or pending run has no
     output yet: empty text, not done."""
-    from ..views import status_of
-
     validate.run_ref(ref)
     validate.count("offset", offset)
     validate.count("limit", limit)
@@ -90,7 +104,7 @@ def output_since(ref, offset: int = 0, limit: int | None = None, store=None) -> 
         raise BadInput(f"offset must be a byte offset >= 0, not {offset}")
     if limit is not None and limit < 1:
         raise BadInput("limit must be at least 1 byte")
-    run = _resolve_all(resolve_store(store), [ref])[0]
+    run = resolve_all(resolve_store(store), [ref])[0]
     status = status_of(run.refresh())  # read before the output: what ended before is all read below
     if run.status in (STAGED, PENDING):
         return {"text": "", "offset": offset, "status": status, "done": False}
@@ -126,7 +140,7 @@ class EndWatcher:
         index = self.monitor.index
         now = time.time_ns() // 1000
         with index.lock:
-            groups, _ = self.monitor._grouped()
+            groups, _ = self.monitor.grouped()
             active = {e.id for name in ("running", "pending", "staged") for e in groups[name]}
             before, self._active = self._active, active
             since, self._since = self._since, now
@@ -157,8 +171,6 @@ class EndWatcher:
         return notices[-MAX_NOTICES:]
 
     def _run_notice(self, e) -> dict:
-        from .. import views
-
         exit_status = e.values.get("exit_status")
         tail = ""
         if e.status != "completed":

@@ -35,6 +35,7 @@ from ..store import transitions
 from ..store.run import PENDING, Run
 from ..store.store import Store
 from . import control, launch
+from .ready import ready_fd_from, report_ready
 
 NOT_STARTED = "not started: its sweep was stopped"
 
@@ -114,7 +115,7 @@ class TrialRunner:
 def follow_output(run: Run, stream, done, interval: float = 0.01) -> None:
     """Copies a run's output to ``stream`` as it grows, until ``done()`` and
     the last bytes are read."""
-    from ..store import output as outputlib
+    from ..store import output as outputlib  # lazy: only a sweep run in the foreground follows output
 
     def write(text: str) -> None:
         stream.write(text)
@@ -143,7 +144,7 @@ def start_in_background(store: Store, trials: list[Run], timeout: float = launch
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    ready_fd = launch.ready_fd_from(argv)
+    ready_fd = ready_fd_from(argv)
     if ready_fd is not None:
         i = argv.index("--ready-fd")
         del argv[i:i + 2]
@@ -159,7 +160,7 @@ def main(argv=None) -> int:
             transitions.transfer_claim(store, t, launcher, me)
             trials.append(t)
     except Exception as e:  # noqa: BLE001 - nothing started: say why
-        launch.report_ready(ready_fd, f"error: {e}")
+        report_ready(ready_fd, f"error: {e}")
         return 1
 
     def on_signal(_signum, _frame):
@@ -171,7 +172,7 @@ def main(argv=None) -> int:
         signal.signal(sig, on_signal)
     runner = TrialRunner(store, trials)
     try:
-        runner.run(on_first_start=lambda: launch.report_ready(ready_fd, "ok"))
+        runner.run(on_first_start=lambda: report_ready(ready_fd, "ok"))
     except SweepStopped:
         return 1
     return 0

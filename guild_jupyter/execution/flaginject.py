@@ -8,14 +8,14 @@ runner (:mod:`.runscript`) imports this only when a run has flags. Like
 module.
 """
 
-from .flagscan import _flag_assignments, _literal, _walk
+from .flagscan import flag_assignments, literal, walk
 
 
 class FlagValueError(ValueError):
     """A flag value that cannot be given to a script."""
 
 
-def _encode_args(options, flags):
+def encode_args(options, flags):
     """Command-line arguments that give ``flags`` to an argparse script whose
     options are ``options`` (see ``flags.encode_args``)."""
     options = options or {}
@@ -82,7 +82,7 @@ def _arg_str(v):
     return str(v)
 
 
-def _rewrite_tree(tree, flags):
+def rewrite_tree(tree, flags):
     """Make the first module-level assignment of each flag in ``flags`` (of
     those the script assigns) assign the given value; line numbers stay the
     script's. Raises FlagValueError for a value no literal can spell."""
@@ -90,7 +90,7 @@ def _rewrite_tree(tree, flags):
 
     if not flags:
         return
-    assigns = _flag_assignments(tree)
+    assigns = flag_assignments(tree)
     changes = {}  # id(statement) -> {target index: (name, value)}
     for name, value in flags.items():
         if name in assigns:
@@ -110,7 +110,7 @@ def _rewrite_tree(tree, flags):
         else:
             # ``a = b = 1`` with only ``a`` given: one assignment per target,
             # on the same line, so that each name gets its own value.
-            default = _literal(stmt.value)
+            default = literal(stmt.value)
             for i, target in enumerate(stmt.targets):
                 name, value = change.get(i, (None, default))
                 new = _ast.Assign(targets=[target], value=_value_node(name, value, stmt.value))
@@ -149,7 +149,7 @@ def _locate(node, like):
     """Give ``node`` and everything under it the location of ``like`` (so
     tracebacks point at the user's line)."""
     where = [getattr(like, a, None) for a in _LOCATION]
-    for n in _walk(node):
+    for n in walk(node):
         if "lineno" in n._attributes:
             for a, v in zip(_LOCATION, where):
                 setattr(n, a, v)

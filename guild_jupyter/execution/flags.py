@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from ..errors import FlagError, ScriptError
 from . import flaginject as _inject, flagscan as _scan
-from .runscript import _compile
+from .runscript import compile_script
 
 __all__ = ["ScriptFlags", "inspect_script", "check_flags", "flag_types", "coerce_flag_values", "encode_args",
            "rewrite_globals"]
@@ -77,7 +77,7 @@ class ScriptFlags:
 def inspect_script(source, filename: str = "<script>") -> ScriptFlags:
     """The flags ``source`` (str, or bytes honouring a coding cookie)
     defines. Raises ``ScriptError`` when it does not parse."""
-    return ScriptFlags(*_scan._analyze(_parse(source, filename)))
+    return ScriptFlags(*_scan.analyze(_parse(source, filename)))
 
 
 def check_flags(script_flags: ScriptFlags, given, script: str = "the script") -> None:
@@ -241,7 +241,7 @@ def encode_args(script_flags: ScriptFlags, flags) -> list:
     ``--opt`` or ``--no-opt``; ``count`` repeats the option; ``append`` gives
     ``--opt=V`` per item. A name the script does not define is passed as
     ``--NAME=VALUE``, as Guild does."""
-    return _inject._encode_args(script_flags.options, flags)
+    return _inject.encode_args(script_flags.options, flags)
 
 
 def rewrite_globals(source, flags, filename: str = "<script>"):
@@ -253,18 +253,18 @@ def rewrite_globals(source, flags, filename: str = "<script>"):
     ``FlagError`` for a value no literal can spell."""
     tree = _parse(source, filename)
     try:
-        _inject._rewrite_tree(tree, flags)
+        _inject.rewrite_tree(tree, flags)
     except _inject.FlagValueError as e:
         raise FlagError(str(e)) from None
     try:
-        return _compile(tree, filename)
+        return compile_script(tree, filename)
     except SyntaxError as e:  # found past the parser, e.g. 'return' outside function
         raise ScriptError(_syntax_error_message(e, filename)) from e
 
 
 def _parse(source, filename):
     try:
-        return _scan._parse(source, filename)
+        return _scan.parse(source, filename)
     except SyntaxError as e:
         raise ScriptError(_syntax_error_message(e, filename)) from e
     except ValueError as e:  # null bytes (Python < 3.12)

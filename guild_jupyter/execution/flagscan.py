@@ -17,7 +17,7 @@ _TYPE_NAMES = {"float", "int", "str", "bool"}
 _NO_VALUE = object()
 
 
-def _parse(source, filename):
+def parse(source, filename):
     """The module AST of ``source`` (str or bytes). Raises SyntaxError, or
     ValueError for a source with null bytes."""
     import _ast
@@ -25,7 +25,7 @@ def _parse(source, filename):
     return compile(source, filename, "exec", _ast.PyCF_ONLY_AST, dont_inherit=True)
 
 
-def _analyze(tree):
+def analyze(tree):
     """``(style, defaults, options)`` of a parsed script."""
     if _uses_argparse(tree):
         calls = _add_argument_calls(tree)
@@ -34,7 +34,7 @@ def _analyze(tree):
     return ("globals",) + _globals_flags(tree)
 
 
-def _walk(tree):
+def walk(tree):
     import _ast
 
     todo = [tree]
@@ -52,7 +52,7 @@ def _walk(tree):
 def _uses_argparse(tree):
     import _ast
 
-    for node in _walk(tree):
+    for node in walk(tree):
         if isinstance(node, _ast.Import):
             if any(a.name == "argparse" or a.name.startswith("argparse.") for a in node.names):
                 return True
@@ -67,7 +67,7 @@ def _add_argument_calls(tree):
 
     calls = [
         node
-        for node in _walk(tree)
+        for node in walk(tree)
         if isinstance(node, _ast.Call)
         and isinstance(node.func, _ast.Attribute)
         and node.func.attr == "add_argument"
@@ -107,18 +107,18 @@ def _parse_add_argument(call):
         return None
     option = longs[0]
     name = option[2:]
-    dest = _literal(kw.get("dest"))
+    dest = literal(kw.get("dest"))
     opt = {
         "option": option,
         "action": action,
         "type": _type_name(kw.get("type")),
-        "nargs": _literal(kw.get("nargs")),
+        "nargs": literal(kw.get("nargs")),
         "dest": dest if isinstance(dest, str) else name.replace("-", "_"),
     }
     if action == "boolean_optional":
         opt["negative_option"] = "--no-" + name
     if "default" in kw:
-        default = _literal(kw["default"])
+        default = literal(kw["default"])
         if isinstance(default, str) and opt["type"] in ("float", "int"):
             default = _convert(default, opt["type"])  # as argparse does
     elif action == "store_true":
@@ -162,13 +162,13 @@ def _convert(value, type_name):
 def _globals_flags(tree):
     defaults = {}
     options = {}
-    for name, (stmt, _index, value) in _flag_assignments(tree).items():
+    for name, (stmt, _index, value) in flag_assignments(tree).items():
         defaults[name] = value
         options[name] = {"line": stmt.lineno}
     return defaults, options
 
 
-def _flag_assignments(tree):
+def flag_assignments(tree):
     """name -> (statement, target index, value) of the first module-level
     assignment of a literal value to ``name``, in source order. Names
     starting with ``_`` are not flags."""
@@ -189,7 +189,7 @@ def _flag_assignments(tree):
         ]
         if not names:
             continue
-        value = _literal(stmt.value, _NO_VALUE)
+        value = literal(stmt.value, _NO_VALUE)
         if value is _NO_VALUE:
             continue
         for i, name in names:
@@ -197,7 +197,7 @@ def _flag_assignments(tree):
     return found
 
 
-def _literal(node, invalid=None):
+def literal(node, invalid=None):
     """The flag value ``node`` spells: None, a bool, int, float or str
     (numbers signed or not), or a list or tuple of such (as a list);
     ``invalid`` for anything else."""
@@ -218,7 +218,7 @@ def _literal(node, invalid=None):
     if isinstance(node, (_ast.List, _ast.Tuple)):
         out = []
         for elt in node.elts:
-            v = _literal(elt, _NO_VALUE)
+            v = literal(elt, _NO_VALUE)
             if v is _NO_VALUE:
                 return invalid
             out.append(v)

@@ -67,6 +67,7 @@ def _run_script_here(script: str) -> int:
         sys.path[0] = script_dir
     else:
         sys.path.insert(0, script_dir)
+    # lazy: only the forked child runs the script: the supervisor never loads the runner
     from . import runscript
 
     interrupted = False

@@ -10,8 +10,12 @@ import time
 from typing import TYPE_CHECKING
 
 from ..errors import RunStartError
-from . import forking
+from ..procs import prepare_subreaper
+from ..store import transitions
 from ..store.run import Run
+from ..store.store import Store
+from . import forking
+from .ready import report_ready
 
 if TYPE_CHECKING:
     import subprocess
@@ -42,8 +46,9 @@ _forked: list = []  # supervisors forked by this process, reaped as they end
 
 
 def _fork_supervisor(run: Run, echo: bool, timeout: float, retry_disk_faults: bool = False):
-    from ..procs import prepare_subreaper
-    from .supervisor import Supervisor  # imported here, once: every forked supervisor inherits it
+    # lazy: the supervisor's modules are loaded only by a launcher that forks
+    # one, once: every forked supervisor inherits them
+    from .supervisor import Supervisor
 
     prepare_subreaper()  # likewise: ctypes and libc, loaded once by this launcher
     _forked[:] = [p for p in _forked if p.poll() is None]
@@ -124,22 +129,6 @@ def _await_ready(run: Run, proc, r: int, timeout: float, retry_disk_faults: bool
     return proc
 
 
-def ready_fd_from(argv: list) -> int | None:
-    if "--ready-fd" in argv:
-        return int(argv[argv.index("--ready-fd") + 1])
-    return None
-
-
-def report_ready(fd: int | None, msg: str) -> None:
-    if fd is None:
-        return
-    try:
-        os.write(fd, (msg.replace("\n", " ") + "\n").encode())
-        os.close(fd)
-    except OSError:
-        pass
-
-
 def _read_line(fd: int, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     buf = b""
@@ -159,9 +148,6 @@ def _read_line(fd: int, timeout: float) -> str:
 
 def _record_failure(run: Run, reason: str) -> None:
     """A run that could not start ends ``error`` with the reason in its output."""
-    from ..store import transitions
-    from ..store.store import Store
-
     try:
         transitions.record_start_failure(Store(os.path.dirname(os.path.dirname(run.dir))), run, reason)
     except Exception:  # noqa: BLE001 - the caller reports the start failure itself

@@ -77,20 +77,21 @@ def main(argv=None):
     try:  # prepare: nothing of the script has run yet
         args = []
         if not flags:
-            code = _compile(source, path)
+            code = compile_script(source, path)
         else:
-            from .flaginject import _encode_args, _rewrite_tree
-            from .flagscan import _analyze, _parse
+            # lazy: the flag engine is loaded only by a run that has flags
+            from .flaginject import encode_args, rewrite_tree
+            from .flagscan import analyze, parse
 
-            tree = _parse(source, path)
+            tree = parse(source, path)
             if dest != "globals":
-                style, _defaults, options = _analyze(tree)
+                style, _defaults, options = analyze(tree)
                 dest = dest or style
             if dest == "args":
-                args = _encode_args(options, flags)
+                args = encode_args(options, flags)
             else:
-                _rewrite_tree(tree, flags)
-            code = _compile(tree, path)
+                rewrite_tree(tree, flags)
+            code = compile_script(tree, path)
     except SyntaxError as e:
         _show(e, None)
         return 1
@@ -132,7 +133,7 @@ def _set_sys_path(script_dir, from_command_line):
         sys.path.insert(0, script_dir)
 
 
-def _compile(source_or_tree, path):
+def compile_script(source_or_tree, path):
     return compile(source_or_tree, path, "exec", dont_inherit=True)
 
 
@@ -202,15 +203,16 @@ def _mp_main(g):
     path = os.environ.get(SCRIPT_ENV)
     if not path:
         return
-    from .flaginject import _rewrite_tree
-    from .flagscan import _parse
+    # lazy: as in main, only a run with flags loads the flag engine
+    from .flaginject import rewrite_tree
+    from .flagscan import parse
 
     with open(path, "rb") as f:
         source = f.read()
     flags = _env_flags()
-    tree = _parse(source, path)
-    _rewrite_tree(tree, flags)
-    code = _compile(tree, path)
+    tree = parse(source, path)
+    rewrite_tree(tree, flags)
+    code = compile_script(tree, path)
     keep = {k: g[k] for k in ("__name__", "__builtins__", "__spec__") if k in g}
     g.clear()
     g.update(keep)

@@ -51,6 +51,7 @@ from ..store import transitions
 from ..store.run import Run
 from ..store.store import Store
 from .proctree import ProcessTree
+from .ready import ready_fd_from, report_ready
 from .tee import OutputTee
 
 STOP_GRACE = float(os.environ.get("GUILD_JUPYTER_STOP_GRACE", "10"))
@@ -121,8 +122,6 @@ class Supervisor(OutputTee, ProcessTree):
         transitions.acquire(Store(self.home), self.run, self.holder)
 
     def _ready(self, msg: str) -> None:
-        from .launch import report_ready
-
         report_ready(self.ready_fd, msg)
         self.ready_fd = None
 
@@ -224,7 +223,9 @@ class Supervisor(OutputTee, ProcessTree):
         poller.register(self._pipe, select.POLLIN)
         wake_only = select.poll()
         wake_only.register(self._wake_r, select.POLLIN)
-        from .scalars import ScalarWriter
+        # lazy: loaded once the script is started, while it starts up, not
+        # before it (a run's start-up waits on every module loaded earlier)
+        from ..store.scalars.writer import ScalarWriter
 
         self.scalars = ScalarWriter(self.run.guild_dir, ignore=set(self.run.flags))
         next_walk = time.monotonic() + FIRST_WALK
@@ -323,7 +324,6 @@ def _drain_wakeups(fd: int) -> None:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from .launch import ready_fd_from
 
     echo = "--echo" in argv
     ready_fd = ready_fd_from(argv)

@@ -76,7 +76,7 @@ def _run(args) -> int:
         retries=args.retries,
     )
     if args.dry_run:
-        from ..display import Trials
+        from ..display import Trials  # lazy: only --dry-run prints trials
 
         print(Trials(result))
     elif args.stage:
@@ -223,7 +223,7 @@ def _restage(args) -> int:
 
 
 def _autoload(args) -> int:
-    from ..autoload import autoload, startup_file, status
+    from ..autoload import autoload, startup_file, status  # lazy: only the autoload verb needs IPython's profile paths
 
     if args.state == "status":
         print(("on" if status(args.profile) else "off") + f": {startup_file(args.profile)}")

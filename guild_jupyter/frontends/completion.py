@@ -154,7 +154,7 @@ def _values(arg: C.Arg, word: str, positionals, store, cell, cwd) -> list[str]:
 
 
 def _run_ids(word: str, states, store, given) -> list[str]:
-    from .. import api
+    from .. import api  # lazy: completion loads the api on its first use, not with the magics
 
     try:
         runs = api.runs(list(states) if states else None, store=store, limit=_MAX_RUNS)
@@ -167,7 +167,7 @@ def _run_ids(word: str, states, store, given) -> list[str]:
 
 def _queue_ids(word: str, store) -> list[str]:
     """Running queues (their short ids), for ``queue pause|resume|drain``."""
-    from .. import api
+    from .. import api  # lazy: as in _run_ids
 
     try:
         runs = api.runs(["running"], store=store, limit=_MAX_RUNS)
@@ -198,7 +198,7 @@ def _scripts(word: str, cwd: str | None) -> list[str]:
 
 def _flag_names(script: str | None, cell: str | None, cwd: str | None, store=None) -> list[str]:
     """The flags of a script or cell; for a run (``restage RUN``), the run's."""
-    from .. import api
+    from .. import api  # lazy: as in _run_ids
 
     try:
         if cell is not None:

@@ -149,7 +149,7 @@ class GuildMagics(Magics):
     # -- subcommands ----------------------------------------------------------------------------
 
     def _run(self, args, cell):
-        from .. import api
+        from .. import api  # lazy: the magics load in every kernel (autoload); the api on the first %guild
 
         prog = f"{CELL_PROG if cell is not None else PROG} run"
         if args.foreground and (args.stage or args.dry_run):
@@ -182,7 +182,7 @@ class GuildMagics(Magics):
         return RunListing(result, indices=result.indices)
 
     def _queue(self, args):
-        from .. import api
+        from .. import api  # lazy: as in _run
 
         control = C.queue_action(args, f"{PROG} queue")
         if control is not None:  # %guild queue pause|resume|drain QUEUE
@@ -191,13 +191,13 @@ class GuildMagics(Magics):
         return api.queue(*args.flags, background=args.background, store=args.store)
 
     def _restart(self, args):
-        from .. import api
+        from .. import api  # lazy: as in _run
 
         (ref,) = self._refs([args.run], args.store)
         return RunListing(api.restart(ref, stage=args.stage, store=args.store))
 
     def _restage(self, args):
-        from .. import api
+        from .. import api  # lazy: as in _run
 
         (ref,) = self._refs([args.run], args.store)
         result = api.restage(ref, *args.flags, store=args.store)
@@ -205,12 +205,12 @@ class GuildMagics(Magics):
         return RunListing(result, indices=result.indices)
 
     def _queues(self, args):
-        from .. import api
+        from .. import api  # lazy: as in _run
 
         return api.queues(store=args.store, include_finished=args.all)
 
     def _runs(self, args):
-        from .. import api
+        from .. import api  # lazy: as in _run
 
         statuses = [s for s in C.STATUSES if getattr(args, s)] or None
         listing = api.runs(statuses, op=args.op, label=args.label, limit=args.limit, store=args.store)
@@ -219,7 +219,7 @@ class GuildMagics(Magics):
         return RunListing(listing, shown=None if args.all else DEFAULT_SHOWN)
 
     def _stop(self, args):
-        from .. import api
+        from .. import api  # lazy: as in _run
 
         if args.runs and (args.all or args.queues):
             raise UsageError(f"{PROG} stop: give runs, or --all, or --queues, not both")
@@ -227,17 +227,17 @@ class GuildMagics(Magics):
         return RunListing(api.stop(*refs, all=args.all, queues=args.queues, wait=not args.no_wait, store=args.store))
 
     def _unstage(self, args):
-        from .. import api
+        from .. import api  # lazy: as in _run
 
         return RunListing(api.unstage(*self._refs(args.runs, args.store), store=args.store))
 
     def _delete(self, args):
-        from .. import api
+        from .. import api  # lazy: as in _run
 
         return RunListing(api.delete(*self._refs(args.runs, args.store), store=args.store))
 
     def _output(self, args):
-        from .. import api
+        from .. import api  # lazy: as in _run
 
         (ref,) = self._refs([args.run], args.store)
         if args.follow:
@@ -249,19 +249,19 @@ class GuildMagics(Magics):
         return RunOutput(api.output(ref, tail=args.tail, store=args.store))
 
     def _wait(self, args):
-        from .. import api
+        from .. import api  # lazy: as in _run
 
         return RunListing(api.wait(*self._refs(args.runs, args.store), timeout=args.timeout, store=args.store))
 
     def _compare(self, args):
-        from .. import api
-        from .cli import compare_options
+        from .. import api  # lazy: as in _run
+        from .cli import compare_options  # lazy: as in _run
 
         return api.compare(*self._refs(args.runs, args.store), store=args.store, **compare_options(args))
 
     def _plot(self, args):
         """The figure is the magic's value: the cell shows it as a PNG."""
-        from .. import api
+        from .. import api  # lazy: as in _run
 
         fig = api.plot(*self._refs(args.runs, args.store), scalar=args.scalar, op=args.op, store=args.store)
         if args.output:
@@ -277,7 +277,7 @@ class GuildMagics(Magics):
         if args.refresh < 0:
             raise UsageError(f"{PROG} panel: --refresh must be 0 (never) or a number of seconds")
         try:
-            from .panel import panel
+            from .panel import panel  # lazy: ipywidgets and the panel load on %guild panel only
         except ImportError as e:
             raise UsageError(f"{PROG} panel: panel not available ({e})") from None
         return panel(store=args.store, refresh=args.refresh or None)
@@ -286,7 +286,7 @@ class GuildMagics(Magics):
         """Indices into this kernel's latest listing become ids (see
         ``api.listing_refs``); without a listing here an index means the
         current full listing (the API's default)."""
-        from .. import api
+        from .. import api  # lazy: as in _run
 
         return api.listing_refs(refs, self._listings.get(api.store_home(store)))
 
@@ -294,7 +294,7 @@ class GuildMagics(Magics):
 def load_ipython_extension(ipython) -> None:
     """``%load_ext guild_jupyter``: registers ``%guild`` and ``%%guild`` and
     their tab completion."""
-    from .completion import install
+    from .completion import install  # lazy: IPython's completer loads with the extension, not on import
 
     ipython.register_magics(GuildMagics(ipython))
     install(ipython)

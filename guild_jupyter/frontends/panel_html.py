@@ -127,7 +127,7 @@ def queue_html(q: dict) -> str:
                     for key, _head, width, wraps in QUEUE_COLUMNS)
     row = f"<div class='gj-queue' data-queue='{_e(q['id'])}' style='{_ROW}' title='{_e(q['description'])}'>{cells}</div>"
     if q.get("dask"):  # a Dask queue: its cluster under its row
-        from .panel_dask import cluster_html
+        from .panel_dask import cluster_html  # lazy: only a Dask queue's row shows its cluster
 
         row += cluster_html(q["dask"])
     return row

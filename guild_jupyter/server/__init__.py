@@ -9,6 +9,6 @@ Configure with ``c.GuildJupyter.store = "/path"`` and
 
 
 def _jupyter_server_extension_points():
-    from .app import GuildJupyter
+    from .app import GuildJupyter  # lazy: Jupyter asks for the extension points before it loads the extension (tornado)
 
     return [{"module": "guild_jupyter.server", "app": GuildJupyter}]

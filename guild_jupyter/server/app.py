@@ -11,10 +11,9 @@ from traitlets import Dict, List, Unicode
 
 from .. import api
 from ..errors import BadInput
-from ..frontends.commands import QUEUE_FLAGS
+from .base import QUEUE_FIELDS
+from .handlers import handlers
 
-#: The queue flags of ``%guild queue``, as JSON fields (``max_running``).
-QUEUE_FIELDS = frozenset(f.replace("-", "_") for f in QUEUE_FLAGS)
 SHUTDOWN_TIMEOUT = 10.0
 
 
@@ -68,8 +67,6 @@ class GuildJupyter(ExtensionApp):
             self.log.warning("guild_jupyter: cannot read the store: %s", e)
 
     def initialize_handlers(self):
-        from .handlers import handlers
-
         self.handlers.extend(handlers())
 
     # -- queues hosted here -------------------------------------------------------------

@@ -23,11 +23,14 @@ from tornado import web
 
 from .. import views
 from ..errors import GuildJupyterError
+from ..frontends.commands import QUEUE_FLAGS
 
 __all__ = ["ApiError", "BaseHandler", "int_arg", "bool_field", "run_row", "MAX_BODY", "RUN_ID"]
 
 MAX_BODY = 64 * 1024
 RUN_ID = re.compile(r"[0-9a-f]{1,32}\Z")
+#: The queue flags of ``%guild queue``, as JSON fields (``max_running``).
+QUEUE_FIELDS = frozenset(f.replace("-", "_") for f in QUEUE_FLAGS)
 
 
 class ApiError(web.HTTPError):

@@ -25,7 +25,7 @@ from jupyter_server.base.handlers import FileFindHandler, JupyterHandler
 from tornado import web
 
 from .. import api, views
-from .base import ApiError, BaseHandler, bool_field, int_arg, run_row
+from .base import QUEUE_FIELDS, ApiError, BaseHandler, bool_field, int_arg, run_row
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -192,8 +192,6 @@ class QueuesHandler(BaseHandler):
         if host == "server":
             q = await self.call(self.ext.start_queue, spec)
         else:
-            from .app import QUEUE_FIELDS
-
             unknown = set(spec) - QUEUE_FIELDS
             if unknown:
                 raise ApiError(400, f"unknown queue field(s): {', '.join(sorted(unknown))}")

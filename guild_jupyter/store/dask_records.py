@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from . import attrs as attrlib
+from .markers import DASK_STOP, LOCK_REMOTE
 from .run import Run
 
 CLUSTER_ATTR = "dask_cluster"
@@ -22,6 +24,8 @@ def record_placement(run: Run, worker: str, host: str, gpus: str | None = None) 
     run.write_attr("dask_worker", worker)
     run.write_attr("dask_host", host)
     if gpus and run.gpus != gpus:
+        # lazy: every listing (views) reads this module's records; the
+        # lifecycle's modules load only where a record is written
         from .transitions import assign_gpus
 
         assign_gpus(run, gpus)
@@ -60,7 +64,7 @@ def take_dispatch(store, run: Run, queue_owner, key: str, me: dict) -> str | Non
     returned to staged, started), or this task already took it (Dask ran it
     a second time). The queue's claim stays: the queue process, alive, keeps
     every other queue's recovery off the run."""
-    from . import transitions
+    from . import transitions  # lazy: as in record_placement
 
     with store.lock():
         run.refresh()
@@ -85,15 +89,13 @@ def dispatch(run) -> dict | None:
 
 def clear_dispatch(run: Run) -> None:
     """When the run goes back to staged: a later claim dispatches it afresh."""
-    from . import attrs as attrlib
-
     attrlib.remove(os.path.join(run.attrs_dir, DISPATCH_ATTR))
     run.refresh()
 
 
 # -- the machine that holds a run ------------------------------------------------------------
 
-STOP_REQUEST = "dask-stop"  # in .guild: a stop asked from another machine, carried out by the run's runner
+STOP_REQUEST = DASK_STOP  # in .guild: a stop asked from another machine, carried out by the run's runner
 
 
 def this_host() -> str:
@@ -109,7 +111,7 @@ def remote_host(run) -> str | None:
     None when it is held here or not remotely. A run held elsewhere is
     never judged by its pids here: they are that machine's."""
     try:
-        with open(run.path("LOCK.remote")) as f:
+        with open(run.path(LOCK_REMOTE)) as f:
             host = f.read(256).strip()
     except OSError:
         return None
@@ -123,7 +125,7 @@ REMOTE_STALE = 120.0  # seconds without a touch after which the holding machine 
 def heartbeat(run) -> None:
     """The runner's sign of life, seen by every machine through the shared store."""
     try:
-        os.utime(run.path("LOCK.remote"))
+        os.utime(run.path(LOCK_REMOTE))
     except OSError:
         pass
 
@@ -138,7 +140,7 @@ def remote_lost(run, now: float | None = None) -> str | None:
     if host is None:
         return None
     try:
-        age = (time.time() if now is None else now) - os.stat(run.path("LOCK.remote")).st_mtime
+        age = (time.time() if now is None else now) - os.stat(run.path(LOCK_REMOTE)).st_mtime
     except OSError:
         return None
     if age < REMOTE_STALE:
@@ -159,6 +161,4 @@ def stop_requested(run) -> bool:
 
 
 def clear_stop_request(run) -> None:
-    from . import attrs as attrlib
-
     attrlib.remove(run.path(STOP_REQUEST))

@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 import stat as stat_
 
-from .run import FINISHED, RUNNING, Run
+from .markers import LOCK_REMOTE
+from .run import FINISHED, QUEUE_OPS, RUNNING, Run, flags_of, gpus_of, label_of, op_name_of
 
 #: The attrs a listing shows (besides status and opref).
 KEYS = ("started", "initialized", "stopped", "label", "run_params", "exit_status", "flags", "unstaged", "queue_id")
@@ -41,16 +42,6 @@ def settling(stamp, now_ns: int) -> bool:
     return stamp is None or now_ns - max(stamp) < SETTLE_NS
 
 
-def op_name(opref) -> str:
-    """``Run.op_name`` of an opref tuple (kind, pkg, version, model, op)."""
-    kind, _pkg, _ver, model, op = opref
-    if not op:
-        return "?"
-    if kind == "script" or not model:
-        return op
-    return f"{model}:{op}"
-
-
 class Entry:
     """What a listing knows of one run: Run attr values under a stamp."""
 
@@ -65,19 +56,19 @@ class Entry:
             self.dir = run_dir
             self.values = values
             self.warnings = []
-            self.op = op_name(values["_opref"])
+            self.op = op_name_of(values["_opref"])
             self.lock_pid = None
             self.lock_remote = False
         else:
             self.id = run.id
             self.dir = run.dir
-            self.values = {k: run._cache[k] for k in CACHED if k in run._cache}
+            self.values = run.cached(CACHED)
             self.warnings = list(run.warnings)
             self.op = run.op_name
             running = self.values.get("status") == RUNNING
             self.lock_pid = run.lock_pid() if running else None
-            self.lock_remote = running and run.has_marker("LOCK.remote")
-        self.is_queue = self.op in ("queue", "guild_jupyter:queue")
+            self.lock_remote = running and run.has_marker(LOCK_REMOTE)
+        self.is_queue = self.op in QUEUE_OPS
         self.stamp = stamp
         self.damaged = damaged
         # Plain attributes: grouping and sorting 10,000 entries reads them.
@@ -96,21 +87,19 @@ class Entry:
         q = self.values.get("queue_id")
         return q if isinstance(q, str) else None
 
+    # The same accessors as Run's, on the listed values.
+
     @property
     def gpus(self):
-        params = self.values.get("run_params")
-        g = params.get("gpus") if isinstance(params, dict) else None
-        return None if g in (None, "") else str(g)
+        return gpus_of(self.values.get("run_params"))
 
     @property
     def label(self) -> str:
-        v = self.values.get("label")
-        return "" if v is None else str(v)
+        return label_of(self.values.get("label"))
 
     @property
     def flags(self) -> dict:
-        v = self.values.get("flags")
-        return v if isinstance(v, dict) else {}
+        return flags_of(self.values.get("flags"))
 
     def trusted(self, now_ns: int) -> bool:
         """Whether a listing may use these values instead of the run's files."""
@@ -118,23 +107,18 @@ class Entry:
 
     def run(self) -> Run:
         """A ``Run`` whose listed attrs are these values (reads nothing)."""
-        r = Run(self.dir)
-        r._cache.update(self.values)
-        r.warnings = list(self.warnings)
-        return r
+        return Run.with_values(self.dir, self.values, self.warnings)
 
 
 def read_entry(run_dir: str, stamp) -> Entry | None:
     """The entry of ``run_dir`` read from its files; None when it is no run.
     A run that cannot be read is an error with a warning, never hidden."""
-    from .store import Store
-
     run = Run(run_dir)
     if stamp is None:
-        if not Store._is_run(run):
+        if not run.is_run():
             return None
         if not run.warnings:  # .guild stat'ed fine meanwhile, or attrs/ alone is odd
-            Store._list_damaged(run, ".guild is not a readable directory")
+            run.mark_damaged(".guild is not a readable directory")
         return Entry(run, None, damaged=True)
     try:
         status = run.status
@@ -142,6 +126,6 @@ def read_entry(run_dir: str, stamp) -> Entry | None:
             run.get(k)
         _ = (run.op_name, run.label, run.timestamp)  # what filters and sort keys read: neither may raise
     except Exception as e:  # e.g. YAML's ValueError for a date 2001-02-30
-        Store._list_damaged(run, f"unreadable files ({type(e).__name__}: {e})")
+        run.mark_damaged(f"unreadable files ({type(e).__name__}: {e})")
         return Entry(run, stamp, damaged=True)
     return Entry(run, stamp)

@@ -38,6 +38,7 @@ import stat as stat_
 import threading
 import time
 
+from ..errors import GuildJupyterError
 from . import listing_file
 from .entry import SETTLE_NS, Entry, read_entry, settling, stamp_of
 from .run import FINISHED, PENDING, RUNNING, STAGED, Run
@@ -122,8 +123,6 @@ class RunIndex:
             return list(self.entries.values())
 
     def _full_pass(self, token) -> None:
-        from ..errors import GuildJupyterError
-
         try:
             ids = self.store.run_ids()
         except GuildJupyterError as e:

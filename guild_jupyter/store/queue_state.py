@@ -13,9 +13,11 @@ from __future__ import annotations
 import os
 
 from . import attrs as attrlib
+from .markers import QUEUE_CONTROL
 from .run import Run
+from .transitions_end import store_error
 
-CONTROL_FILE = "guild_jupyter-control"
+CONTROL_FILE = QUEUE_CONTROL
 RUNNING, PAUSED, DRAINING = "running", "paused", "draining"
 CONTROL_STATES = (RUNNING, PAUSED, DRAINING)
 
@@ -35,12 +37,10 @@ def write_control(store, run: Run, state: str) -> None:
     """Records ``state`` atomically and wakes idle queues."""
     if state not in CONTROL_STATES:
         raise ValueError(f"unknown queue state {state!r}")
-    from .transitions import _store_error
-
     try:
         attrlib.write_atomic(run.path(CONTROL_FILE), state + "\n")
     except OSError as e:
-        raise _store_error(e, f"record the state of queue {run.id[:8]}") from e
+        raise store_error(e, f"record the state of queue {run.id[:8]}") from e
     store.notify_change()
 
 

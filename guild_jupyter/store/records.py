@@ -6,6 +6,8 @@
 - The run's processes (``LOCK.procs``): the script and the descendants the
   supervisor saw, so that if the supervisor is killed they can be ended.
 - The start record (``LOCK.start``): the pid LOCK names and its start time.
+- The GPUs a run asked for (``gpus_requested``, recorded by a claim), which
+  a copy of the run (a retry, a restage) asks for again.
 
 Claims. A claim of ours is a record in the PENDING marker naming the
 claimer (pid + start time, see :mod:`guild_jupyter.procs`). Guild writes
@@ -31,10 +33,11 @@ writes ``LOCK.procs``, a record that changes no status.
 from __future__ import annotations
 
 import json
+import os
 
 from ..procs import Identity
 from . import attrs as attrlib
-from .run import LOCK_PROCS, PENDING_MARKER, Run
+from .run import LOCK_PROCS, PENDING, PENDING_MARKER, RUNNING, Run
 
 
 class Claim:
@@ -123,7 +126,8 @@ def gpu_occupancy(pending: list[Run], locked: list[Run]) -> dict[str, int]:
     be chosen (``auto:2``, not claimed yet) holds none. ``pending`` and
     ``locked`` come from one ``Store.scan_waiting`` under the run-status lock,
     which is what makes the count a fair basis for a claim."""
-    from .run import PENDING, RUNNING
+    # lazy: every run's supervisor imports this module and never asks
+    from ..gpus.spec import is_auto
 
     counts: dict[str, int] = {}
     for r in pending + locked:
@@ -133,7 +137,7 @@ def gpu_occupancy(pending: list[Run], locked: list[Run]) -> dict[str, int]:
             gpus = r.gpus
         except Exception:  # noqa: BLE001 - a damaged run holds no GPU we can name
             continue
-        if not gpus or gpus.lower().startswith("auto"):
+        if not gpus or is_auto(gpus):
             continue
         for g in gpus.split(","):
             counts[g] = counts.get(g, 0) + 1
@@ -169,3 +173,24 @@ def unreadable_start_attr(run: Run):
         except Exception as e:  # noqa: BLE001 - AttrReadError; YAML's ValueError for a bad date
             return name, e
     return None
+
+
+def requested_gpus(run: Run) -> str | None:
+    """The GPUs the run asked for when staged (``"0"``, ``"auto:2"``, or None:
+    any), not those a queue gave it: ``gpus_requested`` where a claim
+    recorded it, else the GPUs its op was pinned to (its environment names
+    them), else an ``auto`` request never claimed."""
+    # lazy: as in gpu_occupancy, the supervisor never asks
+    from ..gpus.spec import is_auto
+
+    if os.path.exists(os.path.join(run.attrs_dir, "gpus_requested")):
+        v = run.get("gpus_requested")
+        return None if v in (None, "") else str(v)
+    op = run.get("op")
+    cmd = op.get("op-cmd") if isinstance(op, dict) else None
+    env = cmd.get("cmd-env") if isinstance(cmd, dict) else None
+    g = env.get("CUDA_VISIBLE_DEVICES") if isinstance(env, dict) else None
+    if g not in (None, ""):
+        return str(g)
+    g = run.gpus
+    return g if is_auto(g) else None

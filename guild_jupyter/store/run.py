@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import os
 import shlex
+import stat as stat_
 import time
 
+from ..procs import Identity, start_time
 from . import attrs as attrlib
+from .markers import LOCK, LOCK_PROCS, LOCK_REMOTE, LOCK_START, PENDING_MARKER, STAGED_MARKER  # noqa: F401 - re-exported
 
 STAGED, PENDING, RUNNING = "staged", "pending", "running"
 COMPLETED, ERROR, TERMINATED = "completed", "error", "terminated"
 STATUSES = (STAGED, PENDING, RUNNING, COMPLETED, ERROR, TERMINATED)
 FINISHED = (COMPLETED, ERROR, TERMINATED)
 
-LOCK, LOCK_START, LOCK_PROCS = "LOCK", "LOCK.start", "LOCK.procs"
-STAGED_MARKER, PENDING_MARKER = "STAGED", "PENDING"
 
 
 def now_us() -> int:
@@ -27,6 +28,35 @@ def status_for_exit(exit_status) -> str:
     if isinstance(exit_status, int) and exit_status < 0:
         return TERMINATED
     return ERROR
+
+
+#: The op names of a queue run: Guild's own queue and ours.
+QUEUE_OPS = ("queue", "guild_jupyter:queue")
+
+
+def op_name_of(opref) -> str:
+    """The op name of an opref tuple (kind, pkg, version, model, op): what a
+    run shows (``Run.op_name``, a listing's ``Entry.op``)."""
+    kind, _pkg, _ver, model, op = opref
+    if not op:
+        return "?"
+    if kind == "script" or not model:
+        return op
+    return f"{model}:{op}"
+
+
+def gpus_of(run_params) -> str | None:
+    """The GPUs a run is pinned to, from its ``run_params`` attr (None: any)."""
+    g = run_params.get("gpus") if isinstance(run_params, dict) else None
+    return None if g in (None, "") else str(g)
+
+
+def label_of(value) -> str:
+    return "" if value is None else str(value)
+
+
+def flags_of(value) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def split_opref(text: str) -> list[str]:
@@ -100,6 +130,60 @@ class Run:
     def has_marker(self, name: str) -> bool:
         return os.path.exists(self.path(name))
 
+    # -- what a listing knows ----------------------------------------------
+
+    def cached(self, names) -> dict:
+        """The values of ``names`` read so far (attrs, and ``status`` and
+        ``_opref``), for a listing to keep (``index.Entry``)."""
+        return {k: self._cache[k] for k in names if k in self._cache}
+
+    @classmethod
+    def with_values(cls, run_dir: str, values: dict, warnings=()) -> "Run":
+        """A run whose listed values are ``values`` (read from a listing;
+        reads nothing until asked for another)."""
+        run = cls(run_dir)
+        run._cache.update(values)
+        run.warnings = list(warnings)
+        return run
+
+    def remember(self, name: str, value) -> None:
+        """``value`` was just written as attr ``name`` (by the lifecycle)."""
+        self._cache[name] = value
+
+    def forget(self, name: str) -> None:
+        """Attr ``name`` changed on disk: read it again when asked."""
+        self._cache.pop(name, None)
+
+    def is_run(self) -> bool:
+        """Whether ``runs/<id>``, whose ``.guild`` (or ``.guild/attrs``) cannot
+        be stat'ed, is a run: not without ``.guild`` or when it is no
+        directory itself; a damaged one is, listed with a warning."""
+        try:
+            mode = os.stat(self.guild_dir).st_mode
+        except NotADirectoryError:  # runs/<id> is a file
+            return False
+        except FileNotFoundError:
+            if not os.path.islink(self.guild_dir):
+                return False
+            self.mark_damaged(".guild is a dangling symlink")
+            return True
+        except OSError as e:  # ELOOP, EACCES, EIO...
+            self.mark_damaged(f".guild: {e.strerror or e}")
+            return True
+        if not stat_.S_ISDIR(mode):
+            self.mark_damaged(".guild is not a directory")
+        return True  # a directory without attrs/ lists with what it has
+
+    def mark_damaged(self, why: str) -> None:
+        """Marks the run as an error with a warning; what it could not read
+        lists as empty, so that filters and the sort key cannot raise."""
+        self.warnings.append(f"run {self.id[:8]}: cannot read the run: {why}")
+        cache = self._cache
+        cache.setdefault("status", ERROR)
+        cache.setdefault("_opref", ("", "", "", "", ""))
+        for name in ("started", "initialized", "label", "run_params", "exit_status"):
+            cache.setdefault(name, None)
+
     # -- derived -----------------------------------------------------------
 
     @property
@@ -112,7 +196,7 @@ class Run:
 
     def _compute_status(self) -> str:
         names = self._guild_names()
-        if "LOCK.remote" in names:
+        if LOCK_REMOTE in names:
             return RUNNING
         if PENDING_MARKER in names:
             return PENDING
@@ -140,8 +224,6 @@ class Run:
         without one (Guild's, or ours after ``guild run --restart`` wrote a
         new pid) is the run's only if its process started no later than the
         LOCK was written."""
-        from ..procs import Identity, start_time
-
         pid = self.lock_pid()
         if pid is None:
             return None
@@ -158,8 +240,6 @@ class Run:
         return Identity(pid, started) if started <= written + 1.0 else None
 
     def _start_record(self):
-        from ..procs import Identity
-
         try:
             with open(self.path(LOCK_START), "rb") as f:
                 import json
@@ -188,32 +268,23 @@ class Run:
 
     @property
     def op_name(self) -> str:
-        kind, _pkg, _ver, model, op = self.opref
-        if not op:
-            return "?"
-        if kind == "script" or not model:
-            return op
-        return f"{model}:{op}"
+        return op_name_of(self.opref)
 
     @property
     def is_queue(self) -> bool:
-        return self.op_name in ("queue", "guild_jupyter:queue")
+        return self.op_name in QUEUE_OPS
 
     @property
     def flags(self) -> dict:
-        v = self.get("flags", {})
-        return v if isinstance(v, dict) else {}
+        return flags_of(self.get("flags", {}))
 
     @property
     def gpus(self) -> str | None:
-        params = self.get("run_params", {})
-        g = params.get("gpus") if isinstance(params, dict) else None
-        return None if g in (None, "") else str(g)
+        return gpus_of(self.get("run_params", {}))
 
     @property
     def label(self) -> str:
-        v = self.get("label")
-        return "" if v is None else str(v)
+        return label_of(self.get("label"))
 
     @property
     def started(self) -> int | None:

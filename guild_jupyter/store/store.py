@@ -1,4 +1,8 @@
-"""The run store: a Guild home holding ``runs/`` and ``locks/``."""
+"""The run store: a Guild home holding ``runs/`` and ``locks/``, its runs
+listed (through the listing index) and selected the way Guild names them.
+
+Which home (``home``), what a new run is made of (``new_run``) and how
+flags read in labels (``flag_labels``) are modules of their own."""
 
 from __future__ import annotations
 
@@ -6,106 +10,9 @@ import os
 import time
 
 from ..errors import AmbiguousRun, BadInput, RunNotFound, StoreError, StoreNotWritable
-from . import attrs as attrlib
+from .home import default_guild_home
 from .locking import run_status_lock
-from .run import (
-    FINISHED,
-    LOCK,
-    PENDING_MARKER,
-    STAGED,
-    STAGED_MARKER,
-    STATUSES,
-    TERMINATED,
-    Run,
-)
-
-
-def default_guild_home(cwd: str | None = None) -> str:
-    """The Guild home exactly as Guild 0.9 finds it: ``$GUILD_HOME``; else
-    ``.guild`` under an activated conda env or virtualenv (``$CONDA_PREFIX``
-    first, then ``$VIRTUAL_ENV``) when that directory exists; else the
-    nearest ``.guild`` directory from the working directory up to the user's
-    home; else ``~/.guild``."""
-    env = os.environ.get("GUILD_HOME")
-    if env:
-        return os.path.abspath(os.path.expanduser(env))
-    activated = os.environ.get("CONDA_PREFIX") or os.environ.get("VIRTUAL_ENV")
-    if activated:
-        candidate = os.path.realpath(os.path.join(activated, ".guild"))
-        if os.path.isdir(candidate):
-            return candidate
-    user_home = os.path.expanduser("~")
-    stop = os.path.realpath(user_home)
-    cur = os.path.abspath(cwd or os.getcwd())
-    while True:
-        candidate = os.path.join(cur, ".guild")
-        if os.path.isdir(candidate):
-            return candidate
-        parent = os.path.dirname(cur)
-        if os.path.realpath(cur) == stop or parent == cur:
-            break
-        cur = parent
-    return os.path.join(user_home, ".guild")
-
-
-def check_home(home: str) -> None:
-    """A home given explicitly must be a Guild home: not a ``runs``
-    directory, not a file, writable or creatable."""
-    if os.path.isfile(home):
-        raise StoreError(f"store {home} is a file, not a Guild home (a directory holding runs/)")
-    if os.path.basename(os.path.normpath(home)) == "runs" and not os.path.isdir(os.path.join(home, "runs")):
-        parent = os.path.dirname(os.path.normpath(home))
-        raise StoreError(f"store {home} is a runs/ directory: give its Guild home instead ({parent})")
-    if os.path.isdir(os.path.join(home, ".guild", "attrs")):
-        raise StoreError(f"store {home} is a run directory, not a Guild home")
-
-
-def format_flag_value(v) -> str:
-    """A flag value the way Guild prints it in labels and listings."""
-    if v is True:
-        return "yes"
-    if v is False:
-        return "no"
-    if v is None:
-        return "null"
-    if isinstance(v, float):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(format_flag_value(x) for x in v) + "]"
-    s = str(v)
-    if s == "" or any(c.isspace() for c in s):
-        return repr(s)
-    return s
-
-
-def flags_label(flags: dict) -> str:
-    return " ".join(f"{k}={format_flag_value(v)}" for k, v in sorted(flags.items()))
-
-
-class RunSpec:
-    """Everything needed to initialize a run directory.
-
-    ``opref`` e.g. ``"script:/abs/project '' '' train.py"``; ``sources`` maps
-    relative paths to bytes (the source snapshot). A plain class: the
-    dataclasses module costs milliseconds on every CLI start."""
-
-    __slots__ = ("opref", "flags", "user_flags", "op_attr", "sources", "gpus", "label", "extra_attrs", "run_params")
-
-    def __init__(self, opref: str, flags: dict, user_flags: dict, op_attr: dict, sources: dict,
-                 gpus: str | None = None, label: str | None = None, extra_attrs: dict | None = None,
-                 run_params: dict | None = None):
-        self.opref = opref
-        self.flags = flags
-        self.user_flags = user_flags
-        self.op_attr = op_attr
-        self.sources = sources
-        self.gpus = gpus
-        self.label = label
-        self.extra_attrs = {} if extra_attrs is None else extra_attrs
-        self.run_params = {} if run_params is None else run_params
-
-    def __repr__(self) -> str:
-        return f"RunSpec({self.opref!r}, flags={self.flags!r}, gpus={self.gpus!r}, label={self.label!r})"
+from .run import LOCK, PENDING_MARKER, STAGED, STAGED_MARKER, STATUSES, Run
 
 
 class Store:
@@ -185,6 +92,7 @@ class Store:
         symlink loop, unreadable or not a directory; an attr no reader can
         decode) is listed as an error with a warning, never hidden, never a
         traceback. A directory without ``.guild`` is not a run."""
+        # lazy: the listing index (threading, json) loads with the first listing, never in a run's supervisor
         from .index import RunIndex
 
         statuses = _status_set(status)
@@ -198,7 +106,7 @@ class Store:
                 try:
                     _ = (run.status, run.op_name, run.label, run.timestamp)  # what filters and sorting read
                 except Exception as e:  # e.g. YAML's ValueError for a date 2001-02-30
-                    self._list_damaged(run, f"unreadable files ({type(e).__name__}: {e})")
+                    run.mark_damaged(f"unreadable files ({type(e).__name__}: {e})")
             if statuses is not None and run.status not in statuses:
                 continue
             if op is not None and op not in run.op_name:
@@ -212,42 +120,6 @@ class Store:
         if limit is not None:
             out = out[:limit]
         return out
-
-    @classmethod
-    def _is_run(cls, run: Run) -> bool:
-        """Whether ``runs/<id>``, whose ``.guild`` (or ``.guild/attrs``) cannot
-        be stat'ed, is a run: not without ``.guild`` or when it is no
-        directory itself; a damaged one is, listed with a warning."""
-        import stat as stat_
-
-        try:
-            mode = os.stat(run.guild_dir).st_mode
-        except NotADirectoryError:  # runs/<id> is a file
-            return False
-        except FileNotFoundError:
-            if not os.path.islink(run.guild_dir):
-                return False
-            cls._list_damaged(run, ".guild is a dangling symlink")
-            return True
-        except OSError as e:  # ELOOP, EACCES, EIO...
-            cls._list_damaged(run, f".guild: {e.strerror or e}")
-            return True
-        if not stat_.S_ISDIR(mode):
-            cls._list_damaged(run, ".guild is not a directory")
-        return True  # a directory without attrs/ lists with what it has
-
-    @staticmethod
-    def _list_damaged(run: Run, why: str) -> None:
-        """Marks ``run`` as an error with a warning; what it could not read
-        lists as empty, so that filters and the sort key cannot raise."""
-        from .run import ERROR
-
-        run.warnings.append(f"run {run.id[:8]}: cannot read the run: {why}")
-        cache = run._cache
-        cache.setdefault("status", ERROR)
-        cache.setdefault("_opref", ("", "", "", "", ""))
-        for name in ("started", "initialized", "label", "run_params", "exit_status"):
-            cache.setdefault(name, None)
 
     def staged_runs(self) -> list[Run]:
         """Staged runs, oldest first (the order queues start them)."""
@@ -324,50 +196,6 @@ class Store:
         return staged, pending, locked
 
 
-def build_run_dir(scratch: str, run_id: str, spec: RunSpec, ts: int, staged: bool, marker: tuple) -> str:
-    """Writes a whole run directory under ``scratch`` (no reader sees it
-    yet); ``marker`` (name, content) goes last. Used by the lifecycle's
-    ``create``, the only way runs come into being."""
-    d = os.path.join(scratch, run_id)
-    attrs_dir = os.path.join(d, ".guild", "attrs")
-    os.makedirs(attrs_dir)
-    for rel, data in spec.sources.items():
-        dest = os.path.join(d, rel)
-        parent = os.path.dirname(dest)
-        if parent != d:
-            os.makedirs(parent, exist_ok=True)
-        attrlib.write_new(dest, data)
-    attrlib.write_new(os.path.join(d, ".guild", "opref"), spec.opref + "\n")
-    run_params = {"gpus": spec.gpus, "stage": staged, "label": spec.label}
-    run_params.update(spec.run_params)
-    values = {
-        "id": run_id,
-        "initialized": ts,
-        "flags": spec.flags,
-        "user_flags": spec.user_flags,
-        "label": spec.label if spec.label is not None else flags_label(spec.flags),
-        "op": spec.op_attr,
-        "run_params": run_params,
-    }
-    if staged:
-        values["started"] = ts  # Guild orders staged runs by it
-    values.update(spec.extra_attrs)
-    for name, value in values.items():
-        attrlib.write_new(os.path.join(attrs_dir, name), attrlib.encode(value))
-    # The marker goes last: a run is staged (or pending start) only once whole.
-    attrlib.write_new(os.path.join(d, ".guild", marker[0]), marker[1])
-    return d
-
-
-def new_run_id() -> str:
-    """A random (version 4) UUID in hex, like Guild's run ids, without
-    importing uuid (it pulls in platform: milliseconds on every CLI start)."""
-    b = bytearray(os.urandom(16))
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    return b.hex()
-
-
 def parse_index_range(ref: str):
     """``N`` -> (N-1, N); ``A:B``, ``A:``, ``:B`` -> slice bounds (ends
     included, 1-based); None when ``ref`` is neither (Guild's reading)."""
@@ -392,10 +220,8 @@ def _status_set(status):
     s = set(status)
     bad = s - set(STATUSES)
     if bad:
-        from ..errors import BadInput
-
         raise BadInput(f"unknown status {sorted(bad)[0]!r} (expected one of {', '.join(STATUSES)})")
     return s
 
 
-__all__ = ["Store", "RunSpec", "Run", "FINISHED", "TERMINATED", "default_guild_home", "flags_label", "format_flag_value"]
+__all__ = ["Store", "parse_index_range"]

@@ -52,8 +52,8 @@ from .records import (Claim, gpu_occupancy, gpu_slot_full, has_our_start_record,
 from .run import FINISHED, LOCK, LOCK_START, PENDING, PENDING_MARKER, RUNNING, STAGED, STAGED_MARKER, Run, now_us
 # The outcome side (how runs end, and the writes shared by every transition)
 # is in .transitions_end, re-exported here: callers only call transitions.X.
-from .transitions_end import (DISK_ERRNOS, LOCK_REMOTE, OUTCOME_ATTRS, _clear_lock, _note,  # noqa: F401
-                              _store_error, _write_outcome, end_tree_and_record, mark_remote, record_outcome,
+from .transitions_end import (DISK_ERRNOS, LOCK_REMOTE, OUTCOME_ATTRS, clear_lock, note,  # noqa: F401
+                              store_error, write_outcome, end_tree_and_record, mark_remote, record_outcome,
                               record_start_failure, settle_dead)
 
 
@@ -68,7 +68,8 @@ def create(store, specs: list, *, staged: bool, owner: Claim | None = None) -> l
     moved into ``runs/`` under the run-status lock; if any step fails the ones
     already moved are removed before the lock is released, so no queue ever
     sees a partial batch."""
-    from .store import build_run_dir, new_run_id
+    # lazy: a run's supervisor imports this module and never creates a run
+    from .new_run import build_run_dir, new_run_id
 
     if not staged and owner is None:
         owner = Claim.by_this_process(kind="launch")
@@ -95,7 +96,7 @@ def create(store, specs: list, *, staged: bool, owner: Claim | None = None) -> l
                     _rmtree(dest)
                 raise
     except OSError as e:
-        raise _store_error(e, f"initialize runs in {store.runs_dir}") from e
+        raise store_error(e, f"initialize runs in {store.runs_dir}") from e
     finally:
         try:
             os.rmdir(scratch)  # empty once every run moved out: no shutil on the common path
@@ -131,7 +132,7 @@ def claim(store, run: Run, by: Claim, *, gpus: str | None = None, per_gpu: int |
         try:
             attrlib.write_atomic(run.path(PENDING_MARKER), by.encode())
         except OSError as e:
-            raise _store_error(e, f"claim run {run.id[:8]}") from e
+            raise store_error(e, f"claim run {run.id[:8]}") from e
         try:
             if by.queue_id:  # harmless if left on a run returned to staged
                 run.write_attr("queue_id", by.queue_id)
@@ -139,7 +140,7 @@ def claim(store, run: Run, by: Claim, *, gpus: str | None = None, per_gpu: int |
                 assign_gpus(run, gpus)
         except OSError as e:
             attrlib.remove(run.path(PENDING_MARKER))
-            raise _store_error(e, f"claim run {run.id[:8]}") from e
+            raise store_error(e, f"claim run {run.id[:8]}") from e
         finally:
             run.refresh()
 
@@ -201,13 +202,13 @@ def cancel_pending(store, run: Run, reason: str | None = None) -> bool:
         run.refresh()
         if run.status != PENDING:
             return False
-        _write_outcome(run, -15)
+        write_outcome(run, -15)
         run.write_attr("unstaged", True)  # never started: shown as such
         attrlib.remove(run.path(PENDING_MARKER))
         attrlib.remove(run.path(STAGED_MARKER))
         run.refresh()
     if reason:
-        _note(run, reason)
+        note(run, reason)
     store.notify_change()
     return True
 
@@ -245,7 +246,7 @@ def acquire(store, run: Run, holder: Identity, claimed_by: Identity | None = Non
             attrlib.remove(run.path(LOCK))
             attrlib.remove(run.path(LOCK_START))
             reserve.drop(run)
-            raise _store_error(e, f"start run {run.id[:8]}") from e
+            raise store_error(e, f"start run {run.id[:8]}") from e
         attrlib.remove(run.path(PENDING_MARKER))
         attrlib.remove(run.path(STAGED_MARKER))
         run.refresh()
@@ -262,11 +263,11 @@ def unstage(store, run: Run) -> None:
         if run.status != STAGED:
             raise WrongState(f"run {run.id[:8]} is {run.status}, not staged")
         try:
-            _write_outcome(run, -15)
+            write_outcome(run, -15)
             run.write_attr("unstaged", True)
             attrlib.remove(run.path(STAGED_MARKER))
         except OSError as e:
-            raise _store_error(e, f"unstage run {run.id[:8]}") from e
+            raise store_error(e, f"unstage run {run.id[:8]}") from e
         run.refresh()
     store.notify_change()
 
@@ -288,7 +289,7 @@ def delete(store, run: Run) -> None:
                 _rmtree(dest, ignore_errors=False)
             os.rename(run.dir, dest)
         except OSError as e:
-            raise _store_error(e, f"delete run {run.id[:8]}") from e
+            raise store_error(e, f"delete run {run.id[:8]}") from e
     store.notify_change()
 
 
@@ -353,7 +354,7 @@ def restart(store, run: Run, *, stage: bool, owner: Claim | None = None) -> None
             # marker over an old outcome that no recovery would settle.
             for name in CLEARED:
                 attrlib.remove(os.path.join(run.attrs_dir, name))
-            _clear_lock(run)
+            clear_lock(run)
             if stage:
                 give_back_gpus(run)  # a queue chooses again, as for a run returned to staged
                 run.write_attr("started", now_us())
@@ -361,8 +362,8 @@ def restart(store, run: Run, *, stage: bool, owner: Claim | None = None) -> None
             else:
                 attrlib.write_atomic(run.path(PENDING_MARKER), owner.encode())
         except OSError as e:
-            raise _store_error(e, f"restart run {run.id[:8]}") from e
+            raise store_error(e, f"restart run {run.id[:8]}") from e
         finally:
             run.refresh()
-    _note(run, "restarted" + (" (staged)" if stage else ""))
+    note(run, "restarted" + (" (staged)" if stage else ""))
     store.notify_change()

@@ -19,7 +19,7 @@ The transitions here::
     mark_remote           pending    -> running on another host (LOCK.remote)
 
 Disk faults. ``transitions.acquire`` reserves the space the outcome needs;
-``_write_outcome`` falls back to it when the disk is full, so a run always
+``write_outcome`` falls back to it when the disk is full, so a run always
 gets its recorded outcome.
 """
 
@@ -33,19 +33,21 @@ from ..procs import Identity, kill_identities, tree_identities
 from . import attrs as attrlib
 from . import reserve
 from .records import recorded_processes
-from .run import LOCK, LOCK_PROCS, LOCK_START, PENDING_MARKER, STAGED_MARKER, Run, now_us
+from .run import LOCK, LOCK_PROCS, LOCK_REMOTE, LOCK_START, PENDING_MARKER, STAGED_MARKER, Run, now_us
 
 OUTCOME_ATTRS = reserve.OUTCOME_ATTRS
 DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
 
 
-def _store_error(e: OSError, what: str) -> StoreError:
+def store_error(e: OSError, what: str) -> StoreError:
+    """The package's error for an OSError while writing a run: one line,
+    ``StoreNotWritable`` when the disk is full or the store read-only."""
     if e.errno in DISK_ERRNOS or e.errno in (errno.EACCES, errno.EPERM):
         return StoreNotWritable(f"store not writable: cannot {what}: {e.strerror}")
     return StoreError(f"cannot {what}: {e}")
 
 
-def _write_outcome(run: Run, exit_status: int, stopped: int | None = None) -> None:
+def write_outcome(run: Run, exit_status: int, stopped: int | None = None) -> None:
     """Writes ``exit_status`` then ``stopped`` (the status follows exit_status,
     so it goes first), using the reserved space when the disk is full."""
     values = {"exit_status": exit_status, "stopped": now_us() if stopped is None else stopped}
@@ -59,14 +61,14 @@ def _write_outcome(run: Run, exit_status: int, stopped: int | None = None) -> No
             if e.errno not in DISK_ERRNOS or not reserve.write_reserved(run, name, path, data):
                 for done in written:  # all or nothing: never half an outcome
                     attrlib.remove(done)
-                    run._cache.pop(os.path.basename(done), None)
+                    run.forget(os.path.basename(done))
                 raise
         written.append(path)
-        run._cache[name] = values[name]
+        run.remember(name, values[name])
     reserve.drop(run)
 
 
-def _note(run: Run, text: str) -> None:
+def note(run: Run, text: str) -> None:
     """Appends one line of ours to a run's output (best effort)."""
     try:
         with open(run.path("output"), "ab") as f:
@@ -89,14 +91,14 @@ def record_outcome(store, run: Run, exit_status: int, holder: Identity | None = 
             return  # someone else holds the run now: not ours to end
     try:
         if run.get("exit_status") is None:
-            _write_outcome(run, exit_status)
+            write_outcome(run, exit_status)
     finally:
-        _clear_lock(run)
+        clear_lock(run)
         run.refresh()
         store.notify_change()
 
 
-def _clear_lock(run: Run) -> None:
+def clear_lock(run: Run) -> None:
     for name in (LOCK_PROCS, LOCK_START, LOCK, LOCK_REMOTE):
         try:
             attrlib.remove(run.path(name))
@@ -111,14 +113,14 @@ def record_start_failure(store, run: Run, reason: str) -> None:
         run.refresh()
         if run.get("exit_status") is not None or run.lock_holder() is not None:
             return
-        _note(run, reason)
+        note(run, reason)
         try:
-            _write_outcome(run, 1)
+            write_outcome(run, 1)
         except OSError as e:
-            raise _store_error(e, f"record the failure of run {run.id[:8]}") from e
+            raise store_error(e, f"record the failure of run {run.id[:8]}") from e
         attrlib.remove(run.path(PENDING_MARKER))
         attrlib.remove(run.path(STAGED_MARKER))
-        _clear_lock(run)
+        clear_lock(run)
         run.refresh()
     store.notify_change()
 
@@ -139,13 +141,13 @@ def settle_dead(store, run: Run, exit_status: int = 1, reason: str | None = None
             if ident.alive():
                 orphans.extend(tree_identities(ident.pid))
         kill_identities(orphans)
-        _note(run, reason or f"the run's supervisor (pid {pid}) died; "
+        note(run, reason or f"the run's supervisor (pid {pid}) died; "
                              f"{len(orphans)} process(es) it left were ended")
         try:
-            _write_outcome(run, exit_status)
+            write_outcome(run, exit_status)
         except OSError as e:
-            raise _store_error(e, f"record the outcome of run {run.id[:8]}") from e
-        _clear_lock(run)
+            raise store_error(e, f"record the outcome of run {run.id[:8]}") from e
+        clear_lock(run)
         run.refresh()
     store.notify_change()
     return True
@@ -168,19 +170,16 @@ def end_tree_and_record(store, run: Run, exit_status: int = -9, reason: str | No
 
 # -- runs held by another machine (a Dask worker) --------------------------------------
 
-LOCK_REMOTE = "LOCK.remote"  # Guild's marker of a run held elsewhere: status "running" everywhere
-
-
 def mark_remote(store, run: Run, host: str) -> None:
     """A pending run a Dask worker's runner is about to start: LOCK.remote
     names the host that holds it, so guild and ours show it running on
     every machine, and only that host judges its processes (a pid means
     nothing elsewhere). Cleared with LOCK whenever its outcome is recorded
-    (``_clear_lock``)."""
+    (``clear_lock``)."""
     with store.lock():
         try:
             attrlib.write_atomic(run.path(LOCK_REMOTE), host)
         except OSError as e:
-            raise _store_error(e, f"mark run {run.id[:8]} as held by {host}") from e
+            raise store_error(e, f"mark run {run.id[:8]} as held by {host}") from e
         run.refresh()
     store.notify_change()

@@ -21,7 +21,7 @@ else the queue's ``retries`` flag. Each copy names its origin
 
 from __future__ import annotations
 
-from ..store import queue_state
+from ..store import queue_state, transitions
 from ..store.run import Run
 
 __all__ = ["QueueControl", "retries_of"]
@@ -98,8 +98,8 @@ class QueueControl:
         return copy
 
     def _stage_copy(self, run: Run, attempt: int, allowed: int) -> Run:
-        from .. import reruns
-        from ..store import transitions
+        # lazy: a retry's copy needs opdef and the flag engine, which a queue without a failed run never loads
+        from .. import rerun as reruns
 
         op = reruns.script_op_of(run)
         origin = run.get("retry_origin") if attempt > 1 else None

@@ -11,10 +11,10 @@ the copy.
 from __future__ import annotations
 
 from .errors import BadInput
-from .opdef import ScriptOp
-from .store import rerun
+from .opdef import ScriptOp, collect_sources
+from .store.records import requested_gpus
 from .store.run import Run
-from .store.store import RunSpec
+from .store.new_run import RunSpec
 
 
 def script_op_of(run: Run) -> ScriptOp:
@@ -26,7 +26,7 @@ def script_op_of(run: Run) -> ScriptOp:
     if kind != "script" or not name:
         raise BadInput(f"run {run.id[:8]} is a Guild operation ({run.op_name}): only runs of scripts and cells "
                        f"can be copied (use guild run --restart)")
-    sources = rerun.source_snapshot(run)
+    sources = collect_sources(run.dir)  # the snapshot, by the rule that copied it there
     if name not in sources:
         raise BadInput(f"run {run.id[:8]} lacks its script {name} in its directory: it cannot be copied")
     info = run.get("guild_jupyter")
@@ -39,7 +39,7 @@ def script_op_of(run: Run) -> ScriptOp:
 def pinned_gpus(run: Run) -> str | None:
     """The GPUs the run asked for when staged (pinned ``0,1`` or ``auto:2``),
     not those a queue gave it."""
-    return rerun.requested_gpus(run)
+    return requested_gpus(run)
 
 
 def user_flags(run: Run) -> dict:

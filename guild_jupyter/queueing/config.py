@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 
 from ..errors import BadInput
-from .gpuspec import parse_queue_gpus
+from ..gpus.spec import is_auto, parse_queue_gpus
+from ..store import transitions
+from ..store.new_run import RunSpec
+from .dask.config import parse_dask
 from .policy import QueueConfig
 
 QUEUE_OPREF = "builtin:guildai 0.9.0 '' queue"
@@ -58,8 +61,6 @@ def parse_queue_flags(assignments=(), **values) -> QueueConfig:
         gpus = ",".join(str(g) for g in gpus)
     gpus = parse_queue_gpus(None if gpus is None else str(gpus))
     slots = _slot_flags(given, gpus)
-    from .dask_config import parse_dask
-
     dask = parse_dask(given.get("dask"))
     if dask and gpus is not None:
         raise BadInput("gpus does not apply to a Dask queue: runs go to the workers with the GPU resources they need")
@@ -78,8 +79,6 @@ def parse_queue_flags(assignments=(), **values) -> QueueConfig:
 def _slot_flags(given: dict, gpus: str | None) -> dict:
     """``max-running``, and for a ``gpus=auto`` queue ``per-gpu``,
     ``min-free-memory`` and ``max-util``: QueueConfig's keyword values."""
-    from .gpuspec import is_auto
-
     out = {}
     for name, key in (("max-running", "max_running"), ("per-gpu", "per_gpu")):
         v = given.get(name)
@@ -176,9 +175,6 @@ def yes_no(v):
 def create_queue_run(store, config: QueueConfig, host: str):
     """A new queue run, pending (claimed by this process) until its host
     takes its LOCK with ``transitions.acquire``."""
-    from ..store import transitions
-    from ..store.store import RunSpec
-
     flags = queue_flags(config)
     op_attr = {
         "deps": [],

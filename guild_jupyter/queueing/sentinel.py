@@ -1,6 +1,6 @@
 """The LOCK holder of a thread-hosted queue.
 
-``python -m guild_jupyter.engine.sentinel RUN_DIR`` takes the queue run's LOCK,
+``python -m guild_jupyter.queueing.sentinel RUN_DIR`` takes the queue run's LOCK,
 prints ``ok``, then waits: on EOF of its stdin (the queue's kernel ended or
 closed it) or on SIGTERM (``guild stop``) it records the queue's end and
 exits. The kernel's thread watches it and stops when it is gone.
@@ -12,18 +12,17 @@ import os
 import signal
 import sys
 
+from ..procs import Identity
+from ..store import transitions
+from ..store.run import Run
+from ..store.store import Store
+
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from ..store.run import Run
-    from ..store.store import Store
-
     run_dir = os.path.abspath(argv[0])
     store = Store(os.path.dirname(os.path.dirname(run_dir)))
     run = Run(run_dir)
-    from ..procs import Identity
-    from ..store import transitions
-
     holder = Identity.current()
     try:
         transitions.acquire(store, run, holder)

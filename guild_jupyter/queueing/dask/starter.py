@@ -2,7 +2,7 @@
 
 The queue's loop (``loop.QueueLoop``) claims a run under the run-status
 lock as for a local start; ``DaskStarter.start`` then submits one task for
-it (key: the run id, no retries, not pure) that runs ``dask_runner`` on a
+it (key: the run id, no retries, not pure) that runs :mod:`.runner` on a
 worker. Placement: a run pinned to GPUs or asking for ``auto`` GPUs needs
 Dask resources ``{"GPU": n}`` (``dask worker --resources GPU=1``, one worker
 per GPU with its own ``CUDA_VISIBLE_DEVICES``); unpinned runs go anywhere.
@@ -25,18 +25,20 @@ import os
 import threading
 import time
 
-from ..errors import BadInput, GuildJupyterError
-from ..procs import Identity
-from ..store import dask_records, transitions
-from ..store.run import LOCK, PENDING_MARKER, RUNNING, Run
-from .dask_config import gpu_count, gpu_shortage, local_workers, require_dask
+from ...errors import BadInput, GuildJupyterError
+from ...procs import Identity
+from ...store import dask_records, transitions
+from ...store.run import LOCK, PENDING_MARKER, RUNNING, Run
+from ..starters import RunStarter
+from .config import gpu_count, gpu_shortage, local_workers, require_dask
+from .runner import run_on_worker
 
 CONNECT_TIMEOUT = 5.0  # seconds: an unreachable scheduler is reported within this
 INFO_TTL = 1.0  # seconds between reads of the cluster's workers
 RUNNER_GRACE = 60.0  # seconds a runner that took a run may take to start it (launch waits up to 30)
 
 
-class DaskStarter:
+class DaskStarter(RunStarter):
     """Connects to (or, for ``local:N``, starts) a cluster; ``bind`` ties it
     to the queue loop that uses it; ``close`` lets go of it."""
 
@@ -88,7 +90,7 @@ class DaskStarter:
 
     def bind(self, loop) -> None:
         self.loop = loop
-        self.claim_owner = loop._claim.owner  # the claims the queue makes are this identity's
+        self.claim_owner = loop.claim_owner  # the claims the queue makes are this identity's
         self._write_info(force=True)
 
     def log(self, msg: str) -> None:
@@ -105,8 +107,6 @@ class DaskStarter:
         return gpu_shortage(run.gpus, workers)
 
     def start(self, run: Run) -> "DaskHandle":
-        from .dask_runner import run_on_worker
-
         need = gpu_count(run.gpus)
         key = run.id
         n = 1
@@ -285,3 +285,20 @@ class DaskHandle:
             if type(e).__name__ == "KilledWorker":
                 return {"result": "lost", "why": "its Dask worker died before starting it"}
             return {"result": "lost", "why": f"{type(e).__name__}: {str(e).split('. ')[0]}"[:200]}
+
+
+def loop_options(store, config) -> dict:
+    """What a host passes its ``QueueLoop`` for ``config``: nothing for a
+    local queue; for a Dask queue its starter (connected now: an unreachable
+    scheduler is a BadInput before anything is claimed) and one slot per
+    worker thread of the cluster (or ``max-running``)."""
+    address = getattr(config, "dask", None)
+    if not address:
+        return {}
+    starter = DaskStarter(store, address)
+    try:
+        n = config.max_running or starter.slot_count
+    except Exception:
+        starter.close()
+        raise
+    return {"starter": starter, "slots": [None] * n}

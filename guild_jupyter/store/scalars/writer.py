@@ -210,7 +210,8 @@ class ScalarWriter:
 
 def _record_bytes(data: bytes) -> bytes:
     """One TFRecord: length, its masked crc32c, data, its masked crc32c."""
-    from ..store.tfrecord import masked_crc32c  # tensorboardX's would import the crc32c package (~40 ms)
+    # lazy: with the first scalar, like the protobufs: a run that prints none pays nothing
+    from .tfrecord import masked_crc32c  # tensorboardX's would import the crc32c package (~40 ms)
 
     header = struct.pack("<Q", len(data))
     return header + struct.pack("<I", masked_crc32c(header)) + data + struct.pack("<I", masked_crc32c(data))

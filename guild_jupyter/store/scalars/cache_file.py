@@ -26,6 +26,8 @@ import json
 import os
 import time
 
+from ..attrs import write_atomic
+
 NAME = "scalars.json"
 VERSION = 2
 SETTLE_NS = 2_000_000_000
@@ -122,10 +124,11 @@ def restore(rs) -> bool:
 
 
 class _File:
-    """A stand-in until ``scalars`` gives its own (no import cycle at load)."""
+    """A stand-in until :mod:`.reader` gives its own (no import cycle at load)."""
 
 
-def _bind_file_class(cls) -> None:
+def bind_file_class(cls) -> None:
+    """Called by :mod:`.reader` at import with its class of a read file."""
     global _File
     _File = cls
 
@@ -172,8 +175,6 @@ def save(cached) -> None:
             merged.update(fresh)
             try:
                 text = json.dumps({"v": VERSION, "runs": merged}, separators=(",", ":"))
-                from .attrs import write_atomic
-
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 write_atomic(path, text)
             except (OSError, ValueError):

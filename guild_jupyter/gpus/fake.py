@@ -4,7 +4,7 @@
 its own ``NVMLError``), so ``NvmlProbe(nvml=FakeNvml(devices))`` runs exactly
 the code path the real module runs. ``$GUILD_JUPYTER_FAKE_GPUS`` (a JSON
 list of device dicts, or ``{"devices": [...], "init_error": ..., "fail":
-...}``) makes ``engine.gpus.default_probe()`` use one in every process that
+...}``) makes ``gpus.nvml.default_probe()`` use one in every process that
 inherits it: kernels, the Jupyter server, queues.
 
 Device dicts for :class:`FakeNvml` (all keys optional)::

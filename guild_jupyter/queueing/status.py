@@ -7,10 +7,12 @@ from __future__ import annotations
 import dataclasses
 import threading
 
+from ..gpus.spec import auto_list
 from ..store.queue_state import read_control
-from ..store.run import PENDING, RUNNING, Run
 from ..store.records import gpu_occupancy
-from .gpuspec import auto_list
+from ..store.run import PENDING, RUNNING, Run
+from .config import config_of
+from .gpu_slots import resolve_gpus
 from .policy import gpus_phrase
 
 __all__ = ["QueueInfo", "QueueRegistry", "list_queues", "describe_queue"]
@@ -19,7 +21,7 @@ __all__ = ["QueueInfo", "QueueRegistry", "list_queues", "describe_queue"]
 @dataclasses.dataclass
 class QueueInfo:
     id: str
-    host: str  # thread | detached | server | cli (ours, see engine.hosts) | guild
+    host: str  # thread | detached | server | cli (ours, see queueing.hosts) | guild
     pid: int | None
     gpus: str | None
     wait_for_running: bool
@@ -114,8 +116,6 @@ SERVED_KEPT = 256
 
 def _slots(q: Run, used: int, held: dict) -> dict:
     """A running queue's slots (``QueueInfo.slots``), from its recorded flags."""
-    from .config import config_of
-
     try:
         config = config_of(q)
     except Exception:  # noqa: BLE001 - a queue run with flags we do not know (Guild's): one run at a time
@@ -124,8 +124,6 @@ def _slots(q: Run, used: int, held: dict) -> dict:
         return {"used": used, "total": config.slot_count(), "per_gpu": None}
     gpus = _SERVED.get(q.id)
     if gpus is None:
-        from .gpuslots import resolve_gpus
-
         try:
             gpus, _uuids = resolve_gpus(config.gpus)
         except Exception:  # noqa: BLE001 - NVML gone since the queue started: its listed GPUs, if any
@@ -137,34 +135,21 @@ def _slots(q: Run, used: int, held: dict) -> dict:
     return {"used": used, "total": config.slot_count(len(gpus)), "per_gpu": {g: held.get(g, 0) for g in gpus}}
 
 
-def describe_queue(q) -> str:
-    """One line a person reads, for a ``QueueInfo`` or a queue handle:
+def describe_queue(q: QueueInfo) -> str:
+    """One line a person reads, for a ``QueueInfo`` (of a handle: ``hosts.host_info``):
     ``queue 1a2b3c4d · thread (this kernel) · any GPU · waiting for staged runs``."""
-    state = getattr(q, "state", None) or getattr(q, "status", "")
-    current = getattr(q, "current", None)
-    if current is None and getattr(q, "current_run", None) is not None:
-        current = q.current_run.id
-    config = getattr(q, "config", None)
-    gpus = q.gpus if hasattr(q, "gpus") else getattr(config, "gpus", None)
-    wfr = q.wait_for_running if hasattr(q, "wait_for_running") else getattr(config, "wait_for_running", False)
-    once = q.run_once if hasattr(q, "run_once") else getattr(config, "run_once", False)
-    this = getattr(q, "this_process", None)
-    if this is None:  # a handle: thread and server queues live in this process
-        this = q.host in ("thread", "server", "cli")
-    control = getattr(q, "control", None)
-    if control is None and state in ("starting", "waiting", "running") and isinstance(getattr(q, "run", None), Run):
-        control = read_control(q.run)  # a handle: the state asked of its queue
-    if control in ("paused", "draining"):
-        state = control
+    state = q.state
+    if q.control in ("paused", "draining"):
+        state = q.control
     text = {"waiting": "waiting for staged runs", "stopped": "stopped"}.get(state, state)
-    if state in ("running", "paused", "draining") and current:
-        text = f"running {current[:8]}" if state == "running" else f"{state}, running {current[:8]}"
-    host = q.host + (" (this kernel)" if this and q.host == "thread" else "")
-    options = [name for name, on in (("wait-for-running", wfr), ("run-once", once)) if on]
-    slots = getattr(q, "slots", None)
+    if state in ("running", "paused", "draining") and q.current:
+        text = f"running {q.current[:8]}" if state == "running" else f"{state}, running {q.current[:8]}"
+    host = q.host + (" (this kernel)" if q.this_process and q.host == "thread" else "")
+    options = [name for name, on in (("wait-for-running", q.wait_for_running), ("run-once", q.run_once)) if on]
+    slots = q.slots
     if slots and (slots.get("total", 1) > 1 or slots.get("per_gpu")):
         options.append(f"{slots['used']}/{slots['total']} slots")
-    return " · ".join([f"queue {q.id[:8]}", host, gpus_phrase(gpus), text] + options)
+    return " · ".join([f"queue {q.id[:8]}", host, gpus_phrase(q.gpus), text] + options)
 
 
 class QueueRegistry:

@@ -7,7 +7,7 @@
   any module-like object with pynvml's functions.
 - :func:`default_probe` is the shared probe: NVML, or, when
   ``$GUILD_JUPYTER_FAKE_GPUS`` is set, the fake NVML of
-  :mod:`guild_jupyter.gpus_fake` fed from it (the documented way to show
+  :mod:`guild_jupyter.gpus.fake` fed from it (the documented way to show
   GPUs on a machine without one: tests, demos, every process and kernel).
 """
 
@@ -19,11 +19,11 @@ import threading
 import time
 from typing import Any, Callable, Protocol
 
-from .gpuspec import parse_gpu_spec  # noqa: F401 - re-exported
+from .spec import parse_gpu_spec  # noqa: F401 - re-exported
 
 __all__ = ["FAKE_GPUS_ENV", "GpuInfo", "GpuProbe", "GpuReport", "NvmlProbe", "default_probe", "parse_gpu_spec"]
 
-#: Environment variable holding a JSON list of fake device dicts (gpus_fake).
+#: Environment variable holding a JSON list of fake device dicts (:mod:`.fake`).
 FAKE_GPUS_ENV = "GUILD_JUPYTER_FAKE_GPUS"
 
 #: Seconds a failed NVML init is remembered before it is tried again.
@@ -224,7 +224,7 @@ def default_probe() -> NvmlProbe:
     with _default_lock:
         if fake is not None and fake.strip():
             if _fake_probe is None or _fake_probe[0] != fake:
-                from ..gpus_fake import fake_nvml_from_env
+                from .fake import fake_nvml_from_env  # lazy: only when $GUILD_JUPYTER_FAKE_GPUS asks
 
                 _fake_probe = (fake, NvmlProbe(nvml=fake_nvml_from_env(fake)))
             return _fake_probe[1]

@@ -12,7 +12,7 @@ the loop.
   the kernel. The Jupyter server's queues are ThreadQueues recorded as
   hosted by ``server`` (``api.host_queue``).
 - ``DetachedQueue``: a handle on a queue process in its own session
-  (``queue_main``); it survives the kernel.
+  (:mod:`.main`); it survives the kernel.
 - ``ForegroundQueue``: the loop in the calling (main) thread, whose process
   holds LOCK itself; signals stop it (the CLI's ``guild-jupyter queue``, and
   the detached process behind a ``DetachedQueue``).
@@ -28,12 +28,16 @@ import time
 from typing import Protocol, runtime_checkable
 
 from ..errors import RunStartError
+from ..execution import launch
+from ..execution.control import signal_run
+from ..procs import Identity
 from ..store import transitions
+from ..store.queue_state import read_control
 from ..store.run import PENDING, RUNNING, Run
 from .config import config_of, create_queue_run
 from .loop import QueueLoop
 from .policy import QueueConfig
-from .queue_status import describe_queue
+from .status import QueueInfo, describe_queue
 
 STATES = ("starting", "waiting", "running", "stopped")
 
@@ -67,6 +71,19 @@ class QueueHost(Protocol):
 
     def join(self, timeout: float | None = None) -> bool:
         """Waits for the queue to end; True if it has."""
+
+
+def host_info(q: QueueHost) -> QueueInfo:
+    """What a queue handle of this process says of its queue, as a listing
+    says it (no slots: those come from the store's scan)."""
+    state = q.status
+    control = read_control(q.run) if state in ("starting", "waiting", "running") else "running"
+    config = q.config
+    return QueueInfo(id=q.id, host=q.host, pid=None, gpus=config.gpus, wait_for_running=config.wait_for_running,
+                     run_once=config.run_once, state=state,
+                     current=None if q.current_run is None else q.current_run.id,
+                     this_process=q.host in ("thread", "server", "cli"),  # detached: a process of its own
+                     run=q.run, control=control)
 
 
 def _loop_status(loop: QueueLoop) -> str:
@@ -108,7 +125,7 @@ class ThreadQueue:
         self.run = create_queue_run(store, config, self.host)
         self._stop = threading.Event()
         self.sentinel = subprocess.Popen(
-            [sys.executable, "-m", "guild_jupyter.engine.sentinel", self.run.dir],
+            [sys.executable, "-m", "guild_jupyter.queueing.sentinel", self.run.dir],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
@@ -165,10 +182,10 @@ class ThreadQueue:
         return not self.thread.is_alive()
 
     def __repr__(self):
-        return describe_queue(self)
+        return describe_queue(host_info(self))
 
     def _repr_pretty_(self, p, cycle):
-        p.text(describe_queue(self))
+        p.text(describe_queue(host_info(self)))
 
 
 class _SentinelStop:
@@ -207,10 +224,8 @@ class DetachedQueue:
 
     @classmethod
     def start(cls, store, config: QueueConfig) -> "DetachedQueue":
-        from ..execution import launch
-
         run = create_queue_run(store, config, cls.host)
-        proc = launch.start_process(run, [sys.executable, "-m", "guild_jupyter.engine.queue_main", run.dir])
+        proc = launch.start_process(run, [sys.executable, "-m", "guild_jupyter.queueing.main", run.dir])
         return cls(store, run, proc, config)
 
     @property
@@ -237,8 +252,6 @@ class DetachedQueue:
         return current_run_in_store(self.store, self.id)
 
     def stop(self, wait: bool = True, timeout: float = 10.0) -> None:
-        from ..execution.control import signal_run
-
         signal_run(self.run.refresh(), signal.SIGTERM)  # only a holder shown to be the queue's
         if wait:
             self.join(timeout)
@@ -254,10 +267,10 @@ class DetachedQueue:
         return True
 
     def __repr__(self):
-        return describe_queue(self)
+        return describe_queue(host_info(self))
 
     def _repr_pretty_(self, p, cycle):
-        p.text(describe_queue(self))
+        p.text(describe_queue(host_info(self)))
 
 
 # -- the calling thread ---------------------------------------------------------------------
@@ -277,9 +290,7 @@ class ForegroundQueue:
 
     def __init__(self, store, config: QueueConfig, *, run: Run | None = None, echo=None, **loop_options):
         """Creates the queue run, or takes ``run`` (created by whoever started
-        this process: ``queue_main``), and holds it."""
-        from ..procs import Identity
-
+        this process: :mod:`.main`), and holds it."""
         self.store = store
         self.config = config
         self.run = run if run is not None else create_queue_run(store, config, self.host)
@@ -352,7 +363,7 @@ class ForegroundQueue:
         return self._done.wait(timeout)
 
     def __repr__(self):
-        return describe_queue(self)
+        return describe_queue(host_info(self))
 
 
 __all__ = ["QueueHost", "STATES", "ThreadQueue", "DetachedQueue", "ForegroundQueue", "current_run_in_store"]

@@ -13,6 +13,7 @@ import sys
 from typing import Protocol
 
 from ..errors import RunStartError
+from ..execution import launch
 from ..store.run import Run
 
 
@@ -25,7 +26,24 @@ class RunHandle(Protocol):
 
 class RunStarter(Protocol):
     """How a host starts the runs its loop claims (a pending run, claimed by
-    this process for the queue)."""
+    this process for the queue). Every member the loop uses is declared
+    here; a starter that subclasses the protocol inherits the defaults of
+    the optional ones (``bind``, ``close``, the two flags)."""
+
+    #: Whether the starter, not the queue's policy, decides where GPU runs
+    #: go (the policy then sees every run as unpinned): a Dask cluster's
+    #: resources do.
+    places_gpus: bool = False
+
+    @property
+    def runs_end_with_queue(self) -> bool:
+        """Whether runs going when the queue stops end with it (they run on
+        a cluster the queue embeds); else they keep running."""
+        return False
+
+    def bind(self, loop) -> None:
+        """Called once by the ``QueueLoop`` that uses this starter, before
+        its first claim (a starter that logs or records in the queue run)."""
 
     def cannot_start(self, run: Run) -> str | None:
         """Why this starter can never start ``run`` (it is then skipped), or None."""
@@ -33,6 +51,10 @@ class RunStarter(Protocol):
     def start(self, run: Run) -> RunHandle:
         """Starts ``run``; returns once it is running. Raises
         ``GuildJupyterError`` (or ``OSError``) when it cannot."""
+
+    def close(self) -> None:
+        """Lets go of what the starter holds (a Dask client, a local
+        cluster) when the queue stops."""
 
 
 class _ProcessHandle:
@@ -45,7 +67,7 @@ class _ProcessHandle:
         return self.proc.poll() is not None
 
 
-class LocalStarter:
+class LocalStarter(RunStarter):
     """Script runs: our supervisor, detached (``launch.start``). Guild's own
     operations: ``guild run --restart``, when the guild command is installed."""
 
@@ -59,8 +81,6 @@ class LocalStarter:
         return f"{run.op_name} is a Guild operation and the guild command is not installed"
 
     def start(self, run: Run) -> RunHandle:
-        from ..execution import launch
-
         if run.opref[0] == "script":
             return _ProcessHandle(launch.start(run, retry_disk_faults=True))
         return _ProcessHandle(self._start_with_guild(run))

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .gpuspec import ANY_GPU, auto_count, auto_list, gpus_phrase, is_auto  # noqa: F401 - kept import-light there
+from ..gpus.spec import ANY_GPU, auto_count, auto_list, gpus_phrase, is_auto  # noqa: F401 - kept import-light there
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,12 +38,12 @@ class QueueConfig:
     wait_for_running: bool = False
     run_once: bool = False
     poll_interval: float = 10.0
-    retries: int = 0  # re-stagings of a run this queue started that failed (queue_control)
+    retries: int = 0  # re-stagings of a run this queue started that failed (queueing.control)
     max_running: int | None = None  # runs going at once; None: 1, or per-gpu x GPUs for gpus=auto
     per_gpu: int = 1  # slots of each GPU (gpus=auto)
     min_free_memory: int | None = None  # bytes NVML must report free (gpus=auto)
     max_util: int | None = None  # percent of utilisation NVML may report at most (gpus=auto)
-    dask: str | None = None  # a Dask queue: "local:N" or a scheduler address (engine.dask_config)
+    dask: str | None = None  # a Dask queue: "local:N" or a scheduler address (queueing.dask.config)
 
     @property
     def auto(self) -> bool:

@@ -12,7 +12,7 @@ costs no NVML call per claim.
 from __future__ import annotations
 
 from ..errors import BadInput
-from .gpuspec import auto_list, is_auto
+from ..gpus.spec import auto_list, is_auto
 from .policy import GpuState, QueueConfig
 
 __all__ = ["resolve_gpus", "gpu_states", "check_queue_gpus"]
@@ -21,7 +21,8 @@ __all__ = ["resolve_gpus", "gpu_states", "check_queue_gpus"]
 def _probe(probe=None):
     if probe is not None:
         return probe
-    from .gpus import default_probe
+    # lazy: only a gpus=auto queue reads NVML, and every queue's loop imports this module
+    from ..gpus.nvml import default_probe
 
     return default_probe()
 

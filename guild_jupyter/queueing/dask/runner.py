@@ -1,7 +1,7 @@
 """What runs on a Dask worker for one run.
 
 ``run_on_worker`` is the Dask task (key: the run id). It spawns the run's
-runner, ``python -m guild_jupyter.engine.dask_runner``, in its own session,
+runner, ``python -m guild_jupyter.queueing.dask.runner``, in its own session,
 keeps the write end of the runner's stdin and waits for its report. The
 runner takes the run (``dask_records.take_dispatch``, under the run-status
 lock: refused unless the run is still pending under the queue's claim, and
@@ -27,6 +27,15 @@ import select
 import signal
 import sys
 
+from ...errors import GuildJupyterError
+from ...execution import launch
+from ...execution.control import STOP_GRACE, signal_run
+from ...procs import Identity
+from ...store import dask_records, transitions
+from ...store.dask_records import this_host
+from ...store.run import Run
+from ...store.store import Store
+
 
 def run_on_worker(run_dir: str, owner: dict, gpu_count: int, key: str) -> dict:
     """The Dask task (``key``: its own key). Returns ``{"result": "exit"|"skip"|"error", ...}``."""
@@ -39,8 +48,6 @@ def run_on_worker(run_dir: str, owner: dict, gpu_count: int, key: str) -> dict:
         worker, address = str(w.name), w.address
     except Exception:  # noqa: BLE001 - outside a worker (a test calling it directly)
         worker, address = "", ""
-    from ..store.dask_records import this_host
-
     host = this_host()
     base = {"worker": worker, "address": address, "host": host}
     if not os.path.isdir(os.path.join(run_dir, ".guild")):
@@ -48,7 +55,7 @@ def run_on_worker(run_dir: str, owner: dict, gpu_count: int, key: str) -> dict:
                     why=f"the run directory {run_dir} is not visible on Dask worker {worker or host} "
                         "(the store must be on a filesystem all workers see)")
     gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "") if gpu_count else ""
-    cmd = [sys.executable, "-m", "guild_jupyter.engine.dask_runner", run_dir, json.dumps(owner), key,
+    cmd = [sys.executable, "-m", "guild_jupyter.queueing.dask.runner", run_dir, json.dumps(owner), key,
            worker or host, host, gpus]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             start_new_session=True, close_fds=True)
@@ -74,12 +81,6 @@ def main(argv=None) -> int:
     run_dir, owner, key, worker, host, gpus = argv[:6]
     import time
 
-    from ..errors import GuildJupyterError
-    from ..procs import Identity
-    from ..store import dask_records, transitions
-    from ..store.run import Run
-    from ..store.store import Store
-
     run_dir = os.path.abspath(run_dir)
     store = Store(os.path.dirname(os.path.dirname(run_dir)))
     run = Run(run_dir)
@@ -104,9 +105,6 @@ def main(argv=None) -> int:
                 dask_records.clear_dispatch(run)
         _say("skip: worker lost before the run started")
         return 0
-    from ..execution import launch
-    from ..execution.control import STOP_GRACE, signal_run
-
     try:
         dask_records.clear_stop_request(run)  # one left by an earlier life of the run (a restart)
         transitions.mark_remote(store, run, host)  # running on every machine; judged only on this one

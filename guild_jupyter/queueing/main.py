@@ -1,4 +1,4 @@
-"""A detached queue process: ``python -m guild_jupyter.engine.queue_main RUN_DIR``.
+"""A detached queue process: ``python -m guild_jupyter.queueing.main RUN_DIR``.
 
 It holds the queue run's LOCK (so ``guild stop`` and our stop signal it), runs
 the scheduler loop in its main thread until stopped or done, and records its
@@ -10,22 +10,21 @@ from __future__ import annotations
 import os
 import sys
 
+from ..execution.ready import ready_fd_from, report_ready
+from ..store.run import Run
+from ..store.store import Store
+from .config import config_of
+from .dask.starter import loop_options
+from .hosts import ForegroundQueue
+
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from ..execution.launch import ready_fd_from, report_ready
-    from ..store.run import Run
-    from ..store.store import Store
-    from .config import config_of
-    from .hosts import ForegroundQueue
-
     run_dir = os.path.abspath(argv[0])
     ready_fd = ready_fd_from(argv)
     store = Store(os.path.dirname(os.path.dirname(run_dir)))
     try:
         run = Run(run_dir)
-        from .dask_config import loop_options
-
         config = config_of(run)
         queue = ForegroundQueue(store, config, run=run, **loop_options(store, config))
     except Exception as e:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import re
 
-from ..errors import BadInput
+from ...errors import BadInput
+from ...gpus.spec import auto_count
+from ..policy import gpu_mismatch
 
 NO_GPU_WORKER = "no Dask worker has GPU resources"
 INSTALL_HINT = "pip install 'guild_jupyter[dask]'"
@@ -51,25 +53,6 @@ def require_dask() -> None:
         raise BadInput(f"a Dask queue needs {' and '.join(missing)}: {INSTALL_HINT}")
 
 
-def loop_options(store, config) -> dict:
-    """What a host passes its ``QueueLoop`` for ``config``: nothing for a
-    local queue; for a Dask queue its starter (connected now: an unreachable
-    scheduler is a BadInput before anything is claimed) and one slot per
-    worker thread of the cluster (or ``max-running``)."""
-    address = getattr(config, "dask", None)
-    if not address:
-        return {}
-    from .dask_starter import DaskStarter
-
-    starter = DaskStarter(store, address)
-    try:
-        n = config.max_running or starter.slot_count
-    except Exception:
-        starter.close()
-        raise
-    return {"starter": starter, "slots": [None] * n}
-
-
 def with_slots(config, options: dict):
     """``config`` with ``max-running`` set to the Dask queue's slots (the
     cluster's worker threads when not given), so its queue run records how
@@ -84,8 +67,6 @@ def with_slots(config, options: dict):
 def gpu_count(gpus: str | None) -> int:
     """Dask GPU resources a run needs: one per pinned GPU, N for an
     ``auto:N``-style request, 0 for an unpinned run."""
-    from .gpuspec import auto_count
-
     if gpus is None:
         return 0
     n = auto_count(gpus)
@@ -118,8 +99,6 @@ def note_gpu_shortage(rows, queue_rows) -> None:
     """A staged GPU run that only Dask queues could start, and none of their
     clusters has a worker with the GPU resources it needs, waits for that:
     its row says so."""
-    from .policy import gpu_mismatch
-
     clusters = [q["dask"] for q in queue_rows if q.get("dask")]
     if not clusters:
         return

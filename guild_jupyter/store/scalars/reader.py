@@ -11,7 +11,7 @@ decodes only the bytes appended since.
 Records are decoded by :mod:`.tfrecord` (plain Python, no protobuf
 import), and only what Guild reads is kept: ``simple_value`` scalars with
 their tag and step. What was read of settled files is kept across
-processes by :mod:`.scalars_file`.
+processes by :mod:`.cache_file`.
 
 Reading never raises. A trailing record not yet complete (a writer in the
 middle of a flush) is left for the next read. A corrupt record (a CRC that
@@ -28,7 +28,7 @@ import _thread  # a lock without threading's import cost (every CLI command impo
 import struct
 from collections import OrderedDict, deque
 
-from . import scalars_file
+from . import cache_file as scalars_file
 from .tfrecord import Corrupt, crc32c, decode_event, masked_crc32c, records  # noqa: F401 - re-exported
 
 __all__ = ["RECENT", "MAX_RUNS", "RunScalars", "read", "last_scalars", "series", "forget", "clear", "main_tag",
@@ -164,7 +164,7 @@ class RunScalars:
         state.offset += consumed
 
 
-scalars_file._bind_file_class(_File)
+scalars_file.bind_file_class(_File)
 
 # -- the shared cache -------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ end or the store to change.
 
 What varies between hosts is injected, never patched in: the stop flag (an
 Event, a sentinel's death, a signal), where the log goes besides the queue
-run's output (a terminal; ``queue_log``), how a claimed run is started
+run's output (a terminal; :mod:`.log`), how a claimed run is started
 (``starters.RunStarter``: our supervisor, or a Dask cluster), and how many
 runs it may have going at once (``slots``: one per GPU set; by default a
 queue has ``max-running`` slots, each serving the queue's GPUs). The
@@ -27,7 +27,7 @@ fill its N slots side by side, and nothing of its starts while others run.
 GPU slots (``gpus=auto``). The GPUs served are resolved once, when the loop
 starts (NVML's, or the listed ones); each claim counts our runs on every
 GPU from the same scan, under the lock, asks ``policy.next_run`` with the
-GPUs' states (``gpuslots.gpu_states``) and claims the run with the GPUs it
+GPUs' states (``gpu_slots.gpu_states``) and claims the run with the GPUs it
 chose (``transitions.claim(..., per_gpu=K)`` counts again before writing).
 
 Faults of the disk (ENOSPC, EIO...) never end the loop: a failing pass is
@@ -44,12 +44,14 @@ import threading
 import time
 
 from ..errors import GuildJupyterError
+from ..procs import Identity
 from ..store import transitions
 from ..store.run import LOCK, STAGED_MARKER, Run
-from . import gpuslots, policy
+from . import gpu_slots as gpuslots
+from . import policy
 from .config import yes_no
-from .queue_control import QueueControl
-from .queue_log import QueueLog
+from .control import QueueControl
+from .log import QueueLog
 # Slots and the scan helpers live in .slots; Slot and START_ATTRS stay importable from here.
 from .slots import START_ATTRS, Slot, busy_others, gpus_held, unreadable_start_attrs  # noqa: F401
 from .starters import LocalStarter, RunHandle, RunStarter  # noqa: F401 - RunHandle: importable from here
@@ -88,10 +90,15 @@ class QueueLoop:
         self._retry_at: dict[str, float] = {}  # run id -> when a failed start may be retried
         self._retry_delay: dict[str, float] = {}  # run id -> its next retry delay (doubling)
         self._claim = transitions.Claim.by_this_process(queue_run.id)
-        # pause/resume/drain and retries (engine.queue_control)
+        # pause/resume/drain and retries (queueing.control)
         self.control = QueueControl(store, queue_run, self._log, getattr(config, "retries", 0))
-        if hasattr(self.starter, "bind"):  # a starter that logs or records in the queue run (Dask's)
-            self.starter.bind(self)
+        self.starter.bind(self)
+
+    @property
+    def claim_owner(self) -> Identity:
+        """Who the queue's claims name (this process, for the queue run): a
+        starter that hands claimed runs to another process checks it."""
+        return self._claim.owner
 
     # -- log ----------------------------------------------------------------------------
 
@@ -163,13 +170,12 @@ class QueueLoop:
         self.state = "stopped"
         going = [s.run.id for s in self.slots if s.run is not None and not s.done()]
         # Runs outlive the queue, but for those on a cluster the queue embeds (it ends with the queue).
-        fate = "ends with its cluster" if getattr(self.starter, "runs_end_with_queue", False) else "keeps running"
+        fate = "ends with its cluster" if self.starter.runs_end_with_queue else "keeps running"
         self.log("Stopping queue" + (f" (run {', '.join(going)} {fate})" if going else ""))
-        if hasattr(self.starter, "close"):  # lets go of what it holds (a Dask client, a local cluster)
-            try:
-                self.starter.close()
-            except Exception as e:  # noqa: BLE001 - the queue's outcome is still recorded
-                self.log(f"Cannot close the run starter: {e}")
+        try:
+            self.starter.close()
+        except Exception as e:  # noqa: BLE001 - the queue's outcome is still recorded
+            self.log(f"Cannot close the run starter: {e}")
         self._log.close()
         return exit_status
 
@@ -263,7 +269,7 @@ class QueueLoop:
                 try:
                     why = self.starter.cannot_start(r)
                     # A starter that places GPU runs itself (a Dask cluster's resources) serves them all.
-                    c = policy.StagedRun(r.id, None if getattr(self.starter, "places_gpus", False) else r.gpus,
+                    c = policy.StagedRun(r.id, None if self.starter.places_gpus else r.gpus,
                                          r.timestamp)
                 except Exception as e:  # noqa: BLE001 - a run we cannot read is not ours to judge
                     why = f"cannot read it ({type(e).__name__}: {e})"
