@@ -55,9 +55,9 @@ def test_the_shipped_config_enables_the_extension():
         assert json.load(f) == {"ServerApp": {"jpserver_extensions": {"guild_jupyter": True}}}
     with open(os.path.join(ROOT, "pyproject.toml")) as f:
         pyproject = f.read()
-    section = pyproject.split("[tool.setuptools.data-files]", 1)[1]
-    assert ('"etc/jupyter/jupyter_server_config.d" = ["jupyter-config/jupyter_server_config.d/guild_jupyter.json"]'
-            in section.split("\n[", 1)[0])
+    # A wheel carries it (tests/test_packaging.py builds one and looks).
+    section = pyproject.split("[tool.hatch.build.targets.wheel.shared-data]", 1)[1].split("\n[", 1)[0]
+    assert '"jupyter-config/jupyter_server_config.d" = "etc/jupyter/jupyter_server_config.d"' in section
     from guild_jupyter import _jupyter_server_extension_points
     from guild_jupyter.server.app import GuildJupyter
 

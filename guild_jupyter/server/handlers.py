@@ -1,4 +1,5 @@
-"""REST handlers under ``/guild/api/`` and the ``/guild`` page.
+"""REST handlers under ``/guild/api/`` and the ``/guild`` page (an HTML file
+and a bundle built from labextension/ with the sidebar, under ``/guild/static/``).
 
 Every handler authenticates with Jupyter's own identity provider
 (``@web.authenticated``: a token, or a login cookie plus the XSRF token for
@@ -23,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.base.handlers import FileFindHandler, JupyterHandler
 from tornado import web
 
 from .. import api, views
@@ -33,6 +34,8 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 RUN_FIELDS = {"script", "flags", "assignments", "stage", "gpus", "label", "max_trials", "random_seed", "cwd", "retries"}
 MAX_OUTPUT_CHUNK = 4 * 1024 * 1024  # per GET .../output?offset=N
+PAGE_HTML = os.path.join(os.path.dirname(__file__), "page.html")
+STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")  # the page bundle (build output)
 
 
 class RunsHandler(BaseHandler):
@@ -398,19 +401,31 @@ class NotFoundHandler(BaseHandler):
 
 
 class PageHandler(JupyterHandler):
+    """``/guild``: the page's HTML shell (``page.html``, a file of the
+    package), whose bundle (``static/``, built from labextension/ with the
+    sidebar) reads the REST API with the ``_xsrf`` cookie set here."""
+
     @web.authenticated
     def get(self):
-        from .page import PAGE  # lazy: the page's module loads on the first request of /guild
-
+        if self.request.path.endswith("/"):  # the shell's links are relative to .../guild
+            query = self.request.query
+            self.redirect(self.request.path.rstrip("/") + (f"?{query}" if query else ""))
+            return
+        if not os.path.isfile(os.path.join(STATIC_DIR, "guild-page.js")):
+            raise web.HTTPError(500, "the /guild page is not built: run scripts/build-labextension.sh "
+                                     "(pip install . with Node.js builds it too)")
+        self.xsrf_token  # noqa: B018 - sets the _xsrf cookie the page sends back
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
-        self.finish(PAGE.replace("{{xsrf}}", self.xsrf_token.decode()))
+        with open(PAGE_HTML, encoding="utf-8") as f:
+            self.finish(f.read())
 
 
 def handlers() -> list:
     ref = r"([^/]+)"
     return [
         (r"/guild/?", PageHandler),
+        (r"/guild/static/(.*)", FileFindHandler, {"path": STATIC_DIR}),
         (r"/guild/api/runs/?", RunsHandler),
         (rf"/guild/api/runs/{ref}/output/?", OutputHandler),
         (rf"/guild/api/runs/{ref}/stop/?", StopHandler),
