@@ -118,7 +118,8 @@ class RunList(list):
     def rows(self):
         """Tuples of text, one per column."""
         for row in self.view_rows(self._shown()):
-            yield ("" if row["index"] is None else str(row["index"]), row["short_id"], row["op"], row["time_text"], row["status"],
+            status = f"{row['status']} · {row['note_text']}" if row["note_text"] else row["status"]
+            yield ("" if row["index"] is None else str(row["index"]), row["short_id"], row["op"], row["time_text"], status,
                    row["scalar_text"], row["gpus"] or "", row["flags_text"], row["label_text"])
         scalarlib.save()  # the next listing stats the event files instead of reading them
 
@@ -159,7 +160,8 @@ class RunList(list):
         head = "".join(f"<th>{c}</th>" for c in self.columns)
         body = []
         for row in self.view_rows(self._shown()):
-            cells = ["" if row["index"] is None else str(row["index"]), row["short_id"], row["op"], row["time_text"], row["status"],
+            status = f"{row['status']} · {row['note_text']}" if row["note_text"] else row["status"]
+            cells = ["" if row["index"] is None else str(row["index"]), row["short_id"], row["op"], row["time_text"], status,
                      row["scalar_text"], row["gpus"] or ""]
             body.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells)
                         + f"<td class='gj-flags' style='{FLAGS_STYLE}'>{_flags_html(row)}</td>"
@@ -191,7 +193,8 @@ class RunList(list):
 def run_json(r, index: int | None = None, scalar: str | None = None) -> dict:
     """One run as ``guild runs --json`` gives it, plus our fields (``scalar``,
     ``spark``, ``status_text``, ``outcome_text`` and ``retry_text`` as
-    ``views.run_row`` has them)."""
+    ``views.run_row`` has them; ``priority`` and ``after``: the runs it
+    waits or waited for)."""
     try:
         opref = attrlib.read_text(r.path("opref")).strip()
     except (OSError, ValueError):
@@ -207,7 +210,8 @@ def run_json(r, index: int | None = None, scalar: str | None = None) -> dict:
     started, stopped = r.started, r.stopped
     elapsed = (stopped - started) / 1e6 if started and stopped and status in views.FINISHED else None
     out.update({"index": index, "op": r.op_name, "flags": r.flags, "gpus": r.gpus, "warnings": list(r.warnings),
-                "scalar": main, "spark": spark, **views.run_words(r, status, elapsed)})
+                "scalar": main, "spark": spark, **views.run_words(r, status, elapsed),
+                "priority": views.priority_of_run(r), "after": [d["id"] for d in views.after_ids(r)]})
     worker = r.get("dask_worker")
     if worker:  # placed by a Dask queue (as views.run_row shows it)
         out.update({"worker": str(worker), "worker_host": str(r.get("dask_host") or "")})

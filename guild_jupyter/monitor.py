@@ -3,8 +3,9 @@ page's, the sidebar's and the REST API's one source (``api.monitor()``).
 
 ``StoreMonitor.snapshot(pages=...)`` answers counts per status, the queues,
 the runs grouped as every viewer shows them (``views.GROUPS``: running by
-start; pending and staged in the order queues start them, each staged run
-with its place in line and why it still waits; failed and finished most
+start; pending and staged in the order queues start them -- highest
+priority, then oldest -- each staged run with its place in line and why it
+still waits, each run held for its dependencies with what it waits for; failed and finished most
 recently ended first) with a bounded page of each group, the GPUs with the
 runs on them, the store's summary and warnings. Only dicts, lists, strings
 and numbers (rows are ``views.run_row`` / ``views.queue_row`` /
@@ -112,8 +113,8 @@ class StoreMonitor:
                         entries.sort(key=lambda e: (e.stopped or e.timestamp, e.id), reverse=True)
                     elif g.statuses == (RUNNING,):
                         entries.sort(key=lambda e: (e.started or e.timestamp, e.id))
-                    else:  # staged and pending: the order queues start them in
-                        entries.sort(key=lambda e: (e.timestamp, e.id))
+                    else:  # staged and pending: the order queues start them in (highest priority, then oldest)
+                        entries.sort(key=lambda e: policy.start_key(e.priority, e.timestamp, e.id))
                     groups[g.name] = entries
                 self._groups = groups
                 self._counts = {s: len(v) for s, v in by_status.items()}

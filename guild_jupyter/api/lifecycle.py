@@ -40,6 +40,16 @@ def runs(
     for r in listing:  # a run whose supervisor was killed: end what it left, record it
         if (r.status == ERROR or r.status == RUNNING and r.has_marker(LOCK_REMOTE)) and control.settle_if_dead(st, r):
             r.refresh()
+    held = [r for r in listing if r.status == PENDING and transitions.is_held(r)]
+    if held:  # runs waiting for their dependencies: staged, or ended, when those let them (as a queue would)
+        from ..queueing.dependencies import settle_held  # lazy: only a listing that shows held runs settles them
+
+        settle_held(st, held, retry=control.retry_copy_spec, settle=control.settle_if_dead)
+        for r in held:
+            r.refresh()
+        if status is not None:  # a run settled into another status leaves a filtered listing
+            wanted = {status} if isinstance(status, str) else set(status)
+            listing = [r for r in listing if r.status in wanted]
     return RunList(listing).choose_scalar(scalar)
 
 
@@ -72,7 +82,7 @@ def stop(
         # A pending run without a claim of ours is Guild's (it is resolving
         # the run's dependencies): never ours to touch.
         targets = [r for r in st.runs(status=(RUNNING, PENDING)) if (all or r.is_queue)
-                   and not (r.status == PENDING and transitions.read_claim(r) is None)]
+                   and not (r.status == PENDING and transitions.read_claim(r) is None and not transitions.is_held(r))]
     else:
         if not refs:
             raise BadInput("stop needs a run (id, id prefix or index), --all or --queues")
@@ -80,7 +90,7 @@ def stop(
         for r in targets:
             if r.status in FINISHED and not control.is_dead_run(r):
                 raise WrongState(f"run {r.id[:8]} is already {r.status}: nothing to stop")
-            if r.status == PENDING and transitions.read_claim(r) is None:
+            if r.status == PENDING and transitions.read_claim(r) is None and not transitions.is_held(r):
                 raise WrongState(f"run {r.id[:8]} is pending in Guild (being prepared, no claim of ours): "
                                  f"stop it with guild once it runs")
     stopped = RunList()
@@ -94,13 +104,15 @@ def stop(
 
 
 def unstage(*refs, store=None, listing=None) -> RunList:
+    """Takes staged runs (or runs waiting for their dependencies) off the
+    queue: they will never start."""
     validate.run_refs(refs, "unstage")
     validate.store(store)
     validate.listing(listing)
     st = resolve_store(store)
     targets = resolve_all(st, refs, listing)
     for r in targets:
-        if r.status != STAGED:
+        if r.status != STAGED and not (r.status == PENDING and transitions.is_held(r)):
             raise WrongState(f"run {r.id[:8]} is {r.status}, not staged")
     for r in targets:
         transitions.unstage(st, r)
@@ -108,14 +120,15 @@ def unstage(*refs, store=None, listing=None) -> RunList:
 
 
 def delete(*refs, store=None, listing=None) -> RunList:
-    """Moves runs to Guild's trash; a staged run is unstaged first."""
+    """Moves runs to Guild's trash; a staged run (or one waiting for its
+    dependencies) is unstaged first."""
     validate.run_refs(refs, "delete")
     validate.store(store)
     validate.listing(listing)
     st = resolve_store(store)
     targets = resolve_all(st, refs, listing)
     for r in targets:
-        if r.status in (RUNNING, PENDING):
+        if r.status == RUNNING or r.status == PENDING and not transitions.is_held(r):
             raise WrongState(f"run {r.id[:8]} is {r.status}: stop it before deleting it")
     for r in targets:
         transitions.delete(st, r)

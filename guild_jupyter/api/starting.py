@@ -11,7 +11,9 @@ from ..execution import batch, launch
 from ..opdef import ScriptOp
 from ..display import RunList, Trials
 from ..store import transitions
+from ..store.records import PRIORITY
 from .conflicts import refuse_conflicts
+from .pipelines import after_refs, check_staging_options, resolve_after
 from .planning import operation, plan_trials
 from .selection import with_listing_indices, resolve_store
 
@@ -33,6 +35,9 @@ def run(
     op: ScriptOp | None = None,
     echo: bool = False,
     retries: int | None = None,
+    priority: int | None = None,
+    after=None,
+    after_any=None,
 ):
     """Stages or starts runs of ``script`` (a Python script or a notebook).
 
@@ -46,6 +51,12 @@ def run(
     rest as never started. Returns a ``RunList`` (staged or started runs), or
     for ``dry_run`` the ``Trials`` (a list of each trial's flag dict). ``retries`` (with ``stage``):
     how often a queue stages a failed run again (recorded in the run).
+    ``priority`` (with ``stage``; -1000 to 1000, default 0): our queues
+    start the highest priority first, then the oldest. ``after`` and
+    ``after_any`` (with ``stage``): run references, listing ranges or sweep
+    ids the staged runs wait for (``api.pipelines``): held until those
+    have completed (``after_any``: ended, whatever the outcome), and
+    recorded ``error`` if one of ``after`` fails or is deleted.
     """
     validate.script(script, op)
     validate.assignments(assignments)
@@ -57,9 +68,12 @@ def run(
     validate.count("max_trials", max_trials)
     validate.count("random_seed", random_seed)
     validate.count("retries", retries, 0)
-    refuse_conflicts("run", foreground=foreground, stage=stage, dry_run=dry_run)
+    after, after_any = after_refs(after), after_refs(after_any)
+    refuse_conflicts("run", foreground=foreground, stage=stage, dry_run=dry_run, after=after, after_any=after_any,
+                     priority=priority)
     if retries is not None and not (stage or dry_run):
         raise BadInput("retries apply to runs a queue starts: stage the runs (--stage) to give them retries")
+    check_staging_options("run", stage or dry_run, priority, after, after_any)
     validate.store(store)
     validate.path("cwd", cwd)
     validate.stream(stream)
@@ -68,16 +82,19 @@ def run(
         raise BadInput(f"--gpus {gpus} needs --stage: a queue with gpus=auto chooses the GPUs when it starts the run")
     op = op or operation(script, cwd)
     trials = plan_trials(op, assignments, flags, max_trials, random_seed)
+    waits = resolve_after(resolve_store(store), after, after_any) if after or after_any else None
     if dry_run:
         return Trials(dict(op.defaults, **t) for t in trials)
     _warn_flags_shadowing_scalars(op)
     warn_unknown_gpus(gpus)
     st = resolve_store(store)
     st.ensure_writable()
-    extra = None if retries is None else {"retries": retries}
-    specs = [op.spec(t, gpus=gpus, label=label, extra_attrs=extra) for t in trials]
+    extra = {} if retries is None else {"retries": retries}
+    if priority is not None:
+        extra[PRIORITY] = priority
+    specs = [op.spec(t, gpus=gpus, label=label, extra_attrs=dict(extra) or None) for t in trials]
     if stage:
-        return with_listing_indices(st, transitions.create(st, specs, staged=True))
+        return with_listing_indices(st, transitions.create(st, specs, staged=True, after=waits))
     # Claimed by this process until started, so no queue takes them.
     created = transitions.create(st, specs, staged=False)
     if foreground:

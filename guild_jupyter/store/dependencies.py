@@ -1,0 +1,102 @@
+"""What the dependencies of a held run are doing now (SPEC 12), read from
+their run directories, and the runs of a sweep (what ``--after SWEEP``
+names).
+
+A held run (``records.is_held``) waits for the runs its ``after`` record
+names. Each is read as ``(id, state, any outcome)``, ``state`` one of the
+queue policy's ``DEPENDENCY_STATES``: its status, ``held`` for a run itself
+waiting for its dependencies, ``unstaged`` for one taken off the queue
+before it started, ``deleted`` for one gone from ``runs/`` (to Guild's
+trash, or removed). The policy (``queueing.policy.after_verdict``) decides
+from these; ``queueing.dependencies`` carries the verdict out.
+
+Two readings keep a pipeline from failing early, when the reader is a
+settler (a queue) that passes its hooks:
+
+- a dependency whose supervisor died without recording an outcome is
+  settled first (``settle``: it records the outcome and stages the retry
+  its failure is due), rather than read as a failure with no retry;
+- a dependency that failed and is retried (its ``retried_as``: a queue's
+  ``retries``, or ``retry`` by hand; or a retry due under its recorded
+  policy, staged here with ``retry`` if nobody has) is followed to the
+  retry: the waiting run waits for the retry's outcome.
+
+A viewer passes no hooks: it only reads.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .records import is_held, read_after
+from .run import COMPLETED, ERROR, PENDING, RUNNING, STAGED, TERMINATED, Run
+from .transitions_end import RETRIED_AS, retry_due, stage_retry
+
+__all__ = ["dependency_states", "dependency_state", "runs_of_sweep", "SWEEP_ATTR", "MAX_RETRIES_FOLLOWED"]
+
+#: The attr every ``run`` call gives its runs (the sweep contract, issue 22).
+SWEEP_ATTR = "sweep"
+#: How far a chain of retries is followed (a bound, not a policy: every
+#: retry chain is bounded by its ``retries``).
+MAX_RETRIES_FOLLOWED = 100
+
+
+def dependency_state(store, run_id: str, retry=None, settle=None) -> tuple[str, str]:
+    """``(id, state)`` of the run ``run_id`` as a dependency, following a
+    failed one to its retry (the id is then the retry's). ``retry`` and
+    ``settle``: a settler's hooks (see the module's doc)."""
+    for _ in range(MAX_RETRIES_FOLLOWED):
+        path = os.path.join(store.runs_dir, run_id)
+        if not os.path.isdir(path):
+            return run_id, "deleted"
+        run = Run(path)
+        status = run.status
+        if status == ERROR and run.get("exit_status") is None and settle is not None:
+            if settle(run):  # its supervisor died: recorded now, its retry staged when one is due
+                status = run.refresh().status
+        if status == PENDING:
+            return run_id, "held" if is_held(run) else "pending"
+        if status in (STAGED, RUNNING, COMPLETED):
+            return run_id, status
+        if status == TERMINATED:
+            return run_id, "unstaged" if run.get("unstaged") is True else "terminated"
+        # error: followed to its retry, if it has one or one is due
+        copy = run.get(RETRIED_AS)
+        if not _is_run_id(copy) and retry is not None and retry_due(run, run.get("exit_status")):
+            copy, _what = stage_retry(store, run, retry)
+        if not _is_run_id(copy):
+            return run_id, ERROR
+        run_id = copy
+    return run_id, ERROR
+
+
+def dependency_states(store, run: Run, retry=None, settle=None, seen: dict | None = None):
+    """The dependencies of ``run``, ``[(id, state, any outcome), ...]`` in the
+    order they were named; None when it has no dependency record;
+    ``"damaged"`` when its record cannot be read. ``seen``: states already
+    read in this pass (id -> (id, state)), shared by the runs of one pass."""
+    deps = read_after(run)
+    if not isinstance(deps, list):
+        return deps
+    seen = {} if seen is None else seen
+    out = []
+    for rid, any_outcome in deps:
+        if rid not in seen:
+            seen[rid] = dependency_state(store, rid, retry, settle)
+        followed, state = seen[rid]
+        out.append((followed, state, any_outcome))
+    return out
+
+
+def runs_of_sweep(store, sweep_id: str, listing=None) -> list[Run]:
+    """The runs whose ``sweep`` attr is ``sweep_id`` (every ``run`` call
+    gives its runs one: issue 22), oldest first; none while runs carry no
+    such attr. ``listing``: the store's runs, when the caller has them."""
+    runs = store.runs() if listing is None else listing
+    found = [r for r in runs if r.get(SWEEP_ATTR) == sweep_id]
+    found.sort(key=lambda r: (r.timestamp, r.id))
+    return found
+
+
+def _is_run_id(value) -> bool:
+    return isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value)
