@@ -29,10 +29,14 @@ STEP_PY = textwrap.dedent(
     sleep = 0.05
     fail = 0
     fail_unless = ""
+    hang_unless = ""
     fd = os.open(os.environ["RUN_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.write(fd, (os.environ["RUN_ID"] + "\\n").encode())
     os.close(fd)
     time.sleep(sleep)
+    if hang_unless and not os.path.exists(hang_unless):
+        open(hang_unless, "w").close()
+        time.sleep(120)
     print("loss: 0.5")
     if fail_unless and not os.path.exists(fail_unless):
         open(fail_unless, "w").close()
@@ -241,6 +245,29 @@ def test_a_failed_dependency_that_is_retried_is_followed(step, tmp_path):
     assert started(log) == [prep.id, retry, train.id]
     assert train.refresh().status == "completed"
     assert train.started >= api.Run(os.path.join(os.path.dirname(prep.dir), retry)).stopped
+
+
+def test_a_dependency_whose_supervisor_was_killed_is_settled_and_its_retry_followed(step, tmp_path):
+    """prep's supervisor is killed outright (SIGKILL) while prep runs: the
+    queue that looks at the run waiting on it records prep's end (error)
+    and stages the retry prep's policy is due, and the waiting run waits for
+    that retry rather than failing."""
+    script, log = step
+    marker = tmp_path / "hung-once"
+    (prep,) = api.run(script, f"hang_unless={marker}", stage=True, retries=1)
+    (train,) = api.run(script, stage=True, after=prep.id)
+    q = api.queue(poll_interval=0.5)
+    try:
+        wait_for(lambda: marker.exists() and prep.refresh().status == "running", message="prep hanging")
+        holder = prep.lock_holder()
+        os.kill(holder.pid, signal.SIGKILL)
+        wait_for(lambda: train.refresh().status in ("completed", "error"), timeout=60, message="train to end")
+    finally:
+        stop_queues([q])
+    retry = prep.refresh().get("retried_as")
+    assert prep.status == "error" and isinstance(retry, str), prep.status
+    assert train.status == "completed", train.get("after_failure")
+    assert started(log) == [prep.id, retry, train.id]
 
 
 def test_retry_of_a_run_ended_by_its_dependency_waits_again(step, tmp_path):

@@ -44,7 +44,10 @@ MAX_RETRIES_FOLLOWED = 100
 def dependency_state(store, run_id: str, retry=None, settle=None) -> tuple[str, str]:
     """``(id, state)`` of the run ``run_id`` as a dependency, following a
     failed one to its retry (the id is then the retry's). ``retry`` and
-    ``settle``: a settler's hooks (see the module's doc)."""
+    ``settle``: a settler's hooks (see the module's doc): ``retry(run,
+    attempt, allowed)`` makes a retry's spec (``transitions.stage_retry``'s),
+    ``settle(store, run)`` settles a run whose supervisor died (True if it
+    did: ``execution.control.settle_if_dead``)."""
     for _ in range(MAX_RETRIES_FOLLOWED):
         path = os.path.join(store.runs_dir, run_id)
         if not os.path.isdir(path):
@@ -52,7 +55,7 @@ def dependency_state(store, run_id: str, retry=None, settle=None) -> tuple[str, 
         run = Run(path)
         status = run.status
         if status == ERROR and run.get("exit_status") is None and settle is not None:
-            if settle(run):  # its supervisor died: recorded now, its retry staged when one is due
+            if settle(store, run):  # its supervisor died: recorded now, its retry staged when one is due
                 status = run.refresh().status
         if status == PENDING:
             return run_id, "held" if is_held(run) else "pending"
