@@ -31,7 +31,7 @@ from .queueing import policy
 from .queueing.dask.config import note_gpu_shortage, policy_gpus
 from .queueing.status import list_queues
 from .store.index import RunIndex
-from .store.run import RUNNING, TERMINATED
+from .store.run import ERROR, PENDING, RUNNING, TERMINATED
 
 __all__ = ["StoreMonitor", "GROUPS", "DEFAULT_PAGE_SIZE"]
 
@@ -173,7 +173,7 @@ class StoreMonitor:
             runs = [e.run() for e in entries[start: start + page_size]]
             varying = views.varying_flags([r.flags for r in runs])
             rows = [views.run_row(r, now_us=now_us, varying=varying, order=g.order, short_time=True,
-                                  scalar=self.scalar) for r in runs]
+                                  scalar=self.scalar, known=self._known_state) for r in runs]
             if g.name == "staged":
                 _add_waiting_reasons(rows, entries, start, queue_views, running_others, held)
                 note_gpu_shortage(rows, queues)  # Dask queues: no worker with GPU resources
@@ -202,6 +202,18 @@ class StoreMonitor:
                 "status_bar_text": views.status_bar_text(counts, attention), "attention": attention,
                 "queues": queues, "groups": out_groups, "gpus": gpus, "warnings": warnings,
                 "queue_form": views.queue_form(self.queue_hosts), "last_event": last_event}
+
+    def _known_state(self, run_id: str):
+        """A dependency's state as the index last read it (what a held run's
+        row says it waits for: no file read per dependency), or None where
+        its files must be read: a pending run (held?), a failed one (a
+        retry to follow?), one the index does not hold."""
+        e = self.index.entries.get(run_id)
+        if e is None or e.status in (PENDING, ERROR):
+            return None
+        if e.status == TERMINATED and e.values.get("unstaged") is True:
+            return views.UNSTAGED
+        return e.status
 
     def _queues(self, warnings: list) -> list[dict]:
         try:

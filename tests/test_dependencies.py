@@ -452,3 +452,37 @@ def test_rest_stages_after_and_prioritizes(step, tmp_path, guild_home):
         assert views.status_of(api.Run(os.path.join(str(guild_home), "runs", row["id"]))) == "unstaged"
     finally:
         server.stop()
+
+
+def test_a_settler_killed_half_way_leaves_what_the_next_completes(step, guild_home):
+    """The two writes of each settling step, stopped in between (as a kill
+    -9 of the queue doing them would): released -- STAGED written, PENDING
+    still there; ended -- the outcome written, the markers still there. The
+    next pass completes each without a second outcome or start."""
+    from guild_jupyter.queueing.dependencies import settle_held
+    from guild_jupyter.store import transitions
+
+    script, log = step
+    (done,) = api.run(script, stage=True)
+    (failed,) = api.run(script, "fail=2", stage=True)
+    (released,) = api.run(script, stage=True, after=done.id)
+    (ended,) = api.run(script, stage=True, after=failed.id)
+    assert api.queue(run_once=True, poll_interval=1).join(60)  # runs both; settles the held ones
+    assert released.refresh().status == "completed" and ended.refresh().status == "error"
+    st = api.Store(str(guild_home))
+    # Put each back in its half-way state: held, with the first write of its step done.
+    (half_released,) = api.run(script, stage=True, after=done.id)
+    open(half_released.path("STAGED"), "w").close()
+    (half_ended,) = api.run(script, stage=True, after=failed.id)
+    attrlib.write_attr(half_ended.attrs_dir, "exit_status", 1)
+    attrlib.write_attr(half_ended.attrs_dir, "stopped", 1)
+    assert half_released.refresh().status == "pending" and half_ended.refresh().status == "pending"
+    out = settle_held(st, [half_released, half_ended])
+    assert [r.id for r in out.released] == [half_released.id] and out.failed == []
+    assert half_released.refresh().status == "staged" and not os.path.exists(half_released.path("PENDING"))
+    assert half_ended.refresh().status == "error" and half_ended.get("stopped") == 1  # the outcome written once
+    assert not set(os.listdir(half_ended.guild_dir)) & {"PENDING", "STAGED"}
+    assert not os.path.exists(half_ended.path("output"))  # no second reason noted
+    assert transitions.release_held(st, half_released) is False  # no longer held: nothing to do
+    assert api.queue(run_once=True, poll_interval=1).join(60)
+    assert started(log).count(half_released.id) == 1 and half_ended.id not in started(log)

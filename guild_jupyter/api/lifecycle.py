@@ -40,7 +40,7 @@ def runs(
     for r in listing:  # a run whose supervisor was killed: end what it left, record it
         if (r.status == ERROR or r.status == RUNNING and r.has_marker(LOCK_REMOTE)) and control.settle_if_dead(st, r):
             r.refresh()
-    held = [r for r in listing if r.status == PENDING and transitions.is_held(r)]
+    held = [r for r in listing if r.status == PENDING and (transitions.is_held(r) or transitions.ended_while_held(r))]
     if held:  # runs waiting for their dependencies: staged, or ended, when those let them (as a queue would)
         from ..queueing.dependencies import settle_held  # lazy: only a listing that shows held runs settles them
 

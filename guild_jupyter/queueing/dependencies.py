@@ -55,7 +55,7 @@ def settle_held(store, pending, log=None, retry=None, settle=None) -> HeldPass:
     a queue's claim pass holds it already)."""
     out = HeldPass()
     with store.lock():
-        held = [r for r in pending if transitions.is_held(r.refresh())]
+        held = [r for r in pending if transitions.is_held(r.refresh()) or transitions.ended_while_held(r)]
         while held:
             seen: dict = {}
             still, ended_one = [], False

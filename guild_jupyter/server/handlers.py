@@ -332,7 +332,10 @@ class PrioritizeHandler(BaseHandler):
     async def post(self, ref):
         body = self.body_json()
         unknown = set(body) - {"priority", "flags"}
-        if unknown or len(body) != 1:
+        if unknown:
+            raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))} (allowed: flags, priority)")
+        run = await self.run_ref(ref)
+        if len(body) != 1:
             raise ApiError(400, "give 'priority' (a whole number from -1000 to 1000), or the form's "
                                 "{'flags': {'priority': ...}}")
         if "flags" in body:
@@ -347,7 +350,6 @@ class PrioritizeHandler(BaseHandler):
                     raise ApiError(400, f"priority must be a whole number from -1000 to 1000, not {priority!r}") from None
         else:
             priority = body["priority"]
-        run = await self.run_ref(ref)
         done = await self.call(api.prioritize, run.id, priority=priority, store=self.store)
         self.reply({"action": "prioritize", "runs": [await self.call(run_row, r) for r in done]})
 

@@ -41,14 +41,19 @@ SWEEP_ATTR = "sweep"
 MAX_RETRIES_FOLLOWED = 100
 
 
-def dependency_state(store, run_id: str, retry=None, settle=None) -> tuple[str, str]:
+def dependency_state(store, run_id: str, retry=None, settle=None, known=None) -> tuple[str, str]:
     """``(id, state)`` of the run ``run_id`` as a dependency, following a
     failed one to its retry (the id is then the retry's). ``retry`` and
     ``settle``: a settler's hooks (see the module's doc): ``retry(run,
     attempt, allowed)`` makes a retry's spec (``transitions.stage_retry``'s),
     ``settle(store, run)`` settles a run whose supervisor died (True if it
-    did: ``execution.control.settle_if_dead``)."""
+    did: ``execution.control.settle_if_dead``). ``known``: a viewer's
+    lookup, run id -> its state as a listing already read it, or None when
+    the run's files must be read (a held, failed or unknown run)."""
     for _ in range(MAX_RETRIES_FOLLOWED):
+        state = known(run_id) if known is not None else None
+        if state is not None:
+            return run_id, state
         path = os.path.join(store.runs_dir, run_id)
         if not os.path.isdir(path):
             return run_id, "deleted"
@@ -73,11 +78,12 @@ def dependency_state(store, run_id: str, retry=None, settle=None) -> tuple[str, 
     return run_id, ERROR
 
 
-def dependency_states(store, run: Run, retry=None, settle=None, seen: dict | None = None):
+def dependency_states(store, run: Run, retry=None, settle=None, seen: dict | None = None, known=None):
     """The dependencies of ``run``, ``[(id, state, any outcome), ...]`` in the
     order they were named; None when it has no dependency record;
     ``"damaged"`` when its record cannot be read. ``seen``: states already
-    read in this pass (id -> (id, state)), shared by the runs of one pass."""
+    read in this pass (id -> (id, state)), shared by the runs of one pass;
+    ``known``: see ``dependency_state``."""
     deps = read_after(run)
     if not isinstance(deps, list):
         return deps
@@ -85,7 +91,7 @@ def dependency_states(store, run: Run, retry=None, settle=None, seen: dict | Non
     out = []
     for rid, any_outcome in deps:
         if rid not in seen:
-            seen[rid] = dependency_state(store, rid, retry, settle)
+            seen[rid] = dependency_state(store, rid, retry, settle, known)
         followed, state = seen[rid]
         out.append((followed, state, any_outcome))
     return out

@@ -145,9 +145,20 @@ def read_after(run: Run):
 def is_held(run: Run) -> bool:
     """``run`` waits for its dependencies: an ownerless PENDING, a dependency
     record, no outcome. Not a claim: no process holds it."""
+    return _held_marks(run) and not os.path.exists(os.path.join(run.attrs_dir, "exit_status"))
+
+
+def ended_while_held(run: Run) -> bool:
+    """``run`` was held and has its outcome, but its PENDING marker is still
+    there: whoever ended it (a settler whose dependency failed, a stop) was
+    killed between the two writes. It still reads pending; the next settling
+    pass removes the markers (``transitions.fail_held``), writing nothing
+    else."""
+    return _held_marks(run) and os.path.exists(os.path.join(run.attrs_dir, "exit_status"))
+
+
+def _held_marks(run: Run) -> bool:
     if not os.path.exists(run.path(PENDING_MARKER)) or not os.path.exists(os.path.join(run.attrs_dir, AFTER)):
-        return False
-    if os.path.exists(os.path.join(run.attrs_dir, "exit_status")):
         return False
     return read_claim(run) is None
 

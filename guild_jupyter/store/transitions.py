@@ -55,9 +55,9 @@ from ..procs import Identity
 from . import attrs as attrlib
 from . import reserve
 # Claims and process records are re-exported: callers see one lifecycle module.
-from .records import (AFTER, AFTER_FAILURE, PRIORITY, Claim, dependency_cycle, gpu_occupancy,  # noqa: F401
-                      gpu_slot_full, has_our_start_record, is_held, read_claim, record_processes, recorded_processes,
-                      START_ATTRS, unreadable_start_attr)
+from .records import (AFTER, AFTER_FAILURE, PRIORITY, Claim, dependency_cycle, ended_while_held,  # noqa: F401
+                      gpu_occupancy, gpu_slot_full, has_our_start_record, is_held, read_claim, record_processes,
+                      recorded_processes, START_ATTRS, unreadable_start_attr)
 from .run import FINISHED, LOCK, LOCK_START, PENDING, PENDING_MARKER, RUNNING, STAGED, STAGED_MARKER, Run, now_us
 # The outcome side (how runs end, and the writes shared by every transition)
 # is in .transitions_end, re-exported here: callers only call transitions.X.
@@ -241,12 +241,12 @@ def fail_held(store, run: Run, reason: str) -> bool:
     """held -> error, never started: a dependency failed (``reason``: one
     line naming it, kept in ``after_failure`` and the run's output). The
     outcome comes before the markers go: a writer killed in between leaves a
-    held run with an outcome, whose markers the next pass (this function
-    again) removes without writing another outcome. False when the run is
-    not held."""
+    held run with an outcome (``ended_while_held``), whose markers the next
+    pass (this function again) removes without writing another outcome.
+    False when the run is neither held nor ended while held."""
     with store.lock():
         run.refresh()
-        if not is_held(run):
+        if not (is_held(run) or ended_while_held(run)):
             return False
         ended = run.get("exit_status") is not None
         try:

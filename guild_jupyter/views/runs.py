@@ -180,14 +180,16 @@ def priority_of_run(run) -> int:
     return priority_of(run.get(PRIORITY))
 
 
-def held_words(run) -> tuple[str, list]:
+def held_words(run, known=None) -> tuple[str, list]:
     """For a run held for its dependencies: why it waits, one line (``after
     1a2b3c4d (running)``; a dependency that failed: ``dependency 1a2b3c4d
     failed: it will not start``), and its dependencies as plain data
     (``{"id", "short_id", "state", "any"}``, each followed to its retry).
-    Reads their run directories; settles nothing (a queue does)."""
+    Reads their run directories (but what ``known``, a listing's lookup,
+    knows: ``store.dependencies.dependency_state``); settles nothing (a
+    queue does)."""
     store = Store(os.path.dirname(os.path.dirname(run.dir)))
-    states = dependency_states(store, run)
+    states = dependency_states(store, run, known=known)
     if not isinstance(states, list):
         return "its dependency record cannot be read: it will not start", []
     deps = [{"id": i, "short_id": i[:8], "state": st, "any": a} for i, st, a in states]
@@ -222,7 +224,7 @@ def run_words(run, status: str, elapsed: float | None = None) -> dict:
 
 
 def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started", short_time: bool = False,
-            scalar: str | None = None) -> dict:
+            scalar: str | None = None, known=None) -> dict:
     """One run as plain data, for every front end.
 
     ``run``: a ``Run`` (or anything with its attributes). ``varying``: the
@@ -233,7 +235,9 @@ def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started
     most recently ended first; an unstaged run ended when it was taken off
     the queue). Otherwise staged, pending (claimed, not started yet) and
     unstaged runs show when they were staged. ``position`` and ``waiting``
-    are set by the list that knows them (``place_in_line``).
+    are set by the list that knows them (``place_in_line``). ``known``:
+    for a run held for its dependencies, a listing's lookup of their states
+    (``held_words``).
     """
     if now_us is None:
         now_us = time.time_ns() // 1000
@@ -313,7 +317,7 @@ def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started
     if status == PENDING and row["queue"]:
         row["waiting_text"] = f"starting: claimed by queue {row['queue'][:8]}"
     if held:
-        row["waiting_text"], row["after"] = held_words(run)
+        row["waiting_text"], row["after"] = held_words(run, known)
         row["waiting"] = row["waiting_text"]
         row["position_text"] = position_text(None, priority)
     worker = run.get("dask_worker")
