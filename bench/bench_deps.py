@@ -8,7 +8,12 @@ side with plain staging and the real guild CLI in the same run.
     ``--after ID-PREFIX`` (a run's 8-character prefix: the store's listing
     is read to tell a run from a sweep id), with ``--after 1:6`` (a listing
     range), with ``--priority 5``; and ``guild run --stage -y`` (Guild has
-    no ``--after``). Medians; goal: ``--after`` <= 2x plain.
+    no ``--after``). Medians; goal: ``--after`` <= 2x plain. With
+    ``--before REF`` (default d3129e0, the last round's commit, exported
+    with ``git archive``), plain staging by that tree too, interleaved, as
+    ``python -m guild_jupyter`` with ``PYTHONPATH`` at each tree (this tree
+    also so, for a like-for-like ratio), each in its own copy of the store
+    (the two versions' listing files differ).
 (b) from a dependency's end to its dependent running, with a queue
     waiting: the dependency's recorded ``stopped`` to the dependent's
     recorded ``started`` (both written by the store on this machine). A
@@ -21,18 +26,22 @@ side with plain staging and the real guild CLI in the same run.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from common import (GUILD, OURS, clone_runs, env_for, fmt_lat, fresh_home, median, project,  # noqa: E402
+from common import (GUILD, OURS, PY, clone_runs, env_for, fmt_lat, fresh_home, median, project,  # noqa: E402
                     timed)
 from common import wait_until as _wait  # noqa: E402
 
 from guild_jupyter.store.run import Run  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SLEEP_PY = "import time\nsleep = 0.0\ntime.sleep(sleep)\n"
 
@@ -55,27 +64,45 @@ def big_store(n: int) -> tuple[str, str, str]:
     return home, proj, template
 
 
+def export(ref: str) -> str:
+    """The package as it was at ``ref``, byte-compiled, in a new directory."""
+    d = tempfile.mkdtemp(prefix="gj-before-")
+    archive = subprocess.run(["git", "-C", ROOT, "archive", ref, "guild_jupyter"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", d], input=archive, check=True)
+    compileall.compile_dir(os.path.join(d, "guild_jupyter"), quiet=1)
+    return d
+
+
 def staging(a) -> None:
     home, proj, dep = big_store(a.runs)
     env = env_for(home)
     kinds = {
-        "plain": OURS + ["run", "tiny.py", "--stage"],
-        "--after ID-PREFIX": OURS + ["run", "tiny.py", "--stage", "--after", dep[:8]],
-        "--after 1:6": OURS + ["run", "tiny.py", "--stage", "--after", "1:6"],
-        "--priority 5": OURS + ["run", "tiny.py", "--stage", "--priority", "5"],
+        "plain": (OURS + ["run", "tiny.py", "--stage"], env),
+        "--after ID-PREFIX": (OURS + ["run", "tiny.py", "--stage", "--after", dep[:8]], env),
+        "--after 1:6": (OURS + ["run", "tiny.py", "--stage", "--after", "1:6"], env),
+        "--priority 5": (OURS + ["run", "tiny.py", "--stage", "--priority", "5"], env),
     }
+    if a.before:
+        module = [PY, "-m", "guild_jupyter", "run", "tiny.py", "--stage"]
+        before_home, _p, _d = big_store(a.runs)
+        kinds["plain, python -m"] = (module, dict(env, PYTHONPATH=ROOT))
+        kinds[f"plain, python -m, {a.before}"] = (module, dict(env_for(before_home), PYTHONPATH=export(a.before)))
     times: dict = {k: [] for k in kinds}
-    for k, cmd in kinds.items():  # warm: the listing file written once for the store as it is
-        timed(cmd, env, proj)
+    for k, (cmd, e) in kinds.items():  # warm: the listing file written once for the store as it is
+        timed(cmd, e, proj)
     for _ in range(a.reps):
-        for k, cmd in kinds.items():
-            times[k].append(timed(cmd, env, proj))
+        for k, (cmd, e) in kinds.items():
+            times[k].append(timed(cmd, e, proj))
     g = [timed([GUILD, "run", "tiny.py", "--stage", "-y"], env, proj) for _ in range(a.guild_reps)]
     plain = median(times["plain"])
     print(f"(a) staging one run into a store of {a.runs} runs, whole CLI process, median of {a.reps} "
           f"(interleaved)")
     for k, xs in times.items():
-        print(f"    guild-jupyter run --stage {k:18s} {median(xs) * 1000:8.1f} ms   x{median(xs) / plain:.2f} of plain")
+        print(f"    guild-jupyter run --stage {k:26s} {median(xs) * 1000:8.1f} ms   x{median(xs) / plain:.2f} of plain")
+    if a.before:
+        now, then = median(times["plain, python -m"]), median(times[f"plain, python -m, {a.before}"])
+        print(f"    plain staging, this tree / {a.before}: x{now / then:.2f}")
     print(f"    guild run --stage -y (no --after)           {median(g) * 1000:8.1f} ms   "
           f"({median(g) / plain:.1f}x ours plain; median of {a.guild_reps})")
     print("    goal: --after <= 2x plain staging")
@@ -129,6 +156,7 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=15)
     p.add_argument("--guild-reps", type=int, default=3)
     p.add_argument("--samples", type=int, default=20)
+    p.add_argument("--before", default="d3129e0", help="a commit whose plain staging is timed too ('' for none)")
     p.add_argument("--skip", default="", help="comma list of parts to skip: a,b")
     a = p.parse_args()
     skip = set(a.skip.split(","))
