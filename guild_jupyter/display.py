@@ -65,12 +65,14 @@ class RunList(list):
     #: ``views.main_scalar``). Set it to show another: ``runs.scalar = "acc"``.
     scalar: str | None = None
 
-    def __init__(self, runs=(), indices=None, note: str | None = None, store=None, empty: str | None = None):
+    def __init__(self, runs=(), indices=None, note: str | None = None, store=None, empty: str | None = None,
+                 places: dict | None = None):
         if isinstance(runs, RunList):
             indices = runs.indices if indices is None else indices
             note = runs.note if note is None else note
             store = runs.store if store is None else store
             empty = runs.empty if empty is None else empty
+            places = runs.places if places is None else places
             if runs.scalar is not None:
                 self.scalar = runs.scalar
         super().__init__(runs)
@@ -78,6 +80,10 @@ class RunList(list):
         self.note = note
         self.store = store  # indices are this store's full listing's, looked up when shown
         self.empty = empty or "no runs"
+        #: Where each staged run stands in our queues' order, over every staged
+        #: run of the store (``views.staged_places``), when the maker knew it;
+        #: a staged run's line then reads "next to start · priority 5".
+        self.places = places or {}
 
     @property
     def full_listing_indices(self) -> bool:
@@ -110,7 +116,7 @@ class RunList(list):
         varying = views.varying_flags([r.flags for r in runs])
         out = []
         for i, r in zip(self._numbers(), runs):
-            row = views.listing_row(r, varying=varying, scalar=self.scalar)
+            row = views.listing_row(r, varying=varying, scalar=self.scalar, place=self.places.get(r.id))
             row["index"] = i
             out.append(row)
         return out

@@ -125,8 +125,11 @@ def test_prioritize_changes_the_order_and_the_views(step):
     assert [v["verb"] for v in rows[0]["actions"]] == ["prioritize", "unstage"]
     form = rows[0]["actions"][0]["form"]
     assert form == {"flags": [{"name": "priority", "value": "7", "type": "int"}]}
-    listed = cli("runs", "--staged", check=0).stdout
-    assert f"{c.id[:8]}]  step.py" in listed and "staged · priority 7" in listed
+    listed = cli("runs", "--staged", check=0).stdout  # the command line's listing says the same places
+    notes = {ln.split("]")[0].split(":")[1]: ln.split("  ")[3] for ln in listed.splitlines()}
+    assert notes == {b.id[:8]: "staged · next to start · priority 7", c.id[:8]: "staged · 2nd in line · priority 7",
+                     a.id[:8]: "staged · 3rd in line · priority -2"}, listed
+    assert cli("runs", "-n", "1", check=0).stdout.count("staged · 2nd in line · priority 7") == 1  # cut: same places
     q = api.queue(run_once=True, poll_interval=1)
     assert q.join(60)
     assert started(log) == [b.id, c.id, a.id]

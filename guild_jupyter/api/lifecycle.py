@@ -10,6 +10,7 @@ from ..display import RunList
 from ..store import transitions
 from ..store.markers import LOCK_REMOTE
 from ..store.run import ERROR, FINISHED, PENDING, RUNNING, STAGED, Run
+from .. import views
 from ..views import STATUSES as SHOWN, UNSTAGED, status_of
 from .conflicts import refuse_conflicts
 from .selection import check_not_deleted, resolve_all, resolve_store
@@ -50,7 +51,18 @@ def runs(
         if status is not None:  # a run settled into another status leaves a filtered listing
             wanted = {status} if isinstance(status, str) else set(status)
             listing = [r for r in listing if r.status in wanted]
-    return RunList(listing).choose_scalar(scalar)
+    return RunList(listing, places=_places(st, listing, status is None and op is None and label is None
+                                           and limit is None)).choose_scalar(scalar)
+
+
+def _places(st, listing, complete: bool) -> dict:
+    """Where the staged runs listed stand in our queues' order, counted over
+    every staged run of the store (read again when ``listing`` is not the
+    whole store: filtered or cut); none when none is listed."""
+    if not any(r.status == STAGED for r in listing):
+        return {}
+    every = listing if complete else st.runs(status=STAGED, include_queues=False)
+    return views.staged_places([r for r in every if r.status == STAGED and not r.is_queue])
 
 
 def stop(

@@ -26,7 +26,7 @@ from .groups import (ATTENTION_SECONDS, GROUP_NAMES, GROUP_OF_STATUS, GROUPS, Gr
                      summary_text)
 from .queues import describe_queue, gpu_row, queue_row, queue_state_text, queue_title, slots_text
 from .runs import (DISPLAY_STATUSES, SPARK_HEIGHT, SPARK_POINTS, SPARK_WIDTH, STOPPED_BY_YOU, TIME_KINDS, UNSTAGED,
-                   after_ids, held_words, priority_of_run, listing_row, main_scalar, notebook_tree_path, outcome_text, place_in_line, retry_text, run_row,
+                   after_ids, held_words, priority_of_run, listing_row, staged_places, main_scalar, notebook_tree_path, outcome_text, place_in_line, retry_text, run_row,
                    run_words, spark_points, status_of, status_text, stopped_by_user)
 from .words import (ANY_GPU, elapsed_text, flags_text, format_flag, format_time, format_value, gpus_phrase,
                     gpus_text, jsonable, label_text, ordinal, plural, position_text, priority_text, queue_gpus_text, scalar_text,
@@ -39,7 +39,7 @@ __all__ = [
     "retry_text", "stopped_by_user", "run_words", "jsonable", "run_row", "listing_row", "place_in_line", "queue_row",
     "queue_state_text", "queue_title", "slots_text", "gpu_row", "label_text", "describe_queue", "main_scalar", "scalar_text",
     "format_value", "SPARK_POINTS", "SPARK_WIDTH", "SPARK_HEIGHT", "spark_points", "ordinal", "plural",
-    "position_text", "priority_text", "after_ids", "held_words", "priority_of_run", "size_text", "RUN_VERBS", "RUN_ACTIONS", "QUEUE_VERBS", "run_actions", "queue_actions",
+    "position_text", "priority_text", "after_ids", "held_words", "priority_of_run", "staged_places", "size_text", "RUN_VERBS", "RUN_ACTIONS", "QUEUE_VERBS", "run_actions", "queue_actions",
     "output_action", "restage_form", "priority_form", "HELD", "Group", "GROUPS", "GROUP_NAMES", "GROUP_OF_STATUS", "ATTENTION_SECONDS", "group",
     "summary_text", "status_bar_text", "queue_form", "notebook_tree_path",
 ]

@@ -34,7 +34,7 @@ from .words import (elapsed_text, flags_text, format_time, gpus_text, jsonable, 
 __all__ = ["UNSTAGED", "DISPLAY_STATUSES", "TIME_KINDS", "STOPPED_BY_YOU", "SPARK_WIDTH", "SPARK_HEIGHT",
            "SPARK_POINTS", "status_of", "status_text", "outcome_text", "retry_text", "stopped_by_user", "main_scalar",
            "spark_points", "run_row", "listing_row", "place_in_line", "run_words", "notebook_tree_path",
-           "held_words", "priority_of_run", "after_ids"]
+           "held_words", "priority_of_run", "after_ids", "staged_places"]
 
 #: How a run removed from the queue before it ever started is shown (Guild
 #: lists it ``terminated``; it has no start time and no elapsed time).
@@ -351,12 +351,21 @@ def place_in_line(row: dict, position: int | None, waiting: str | None) -> None:
     row["waiting_text"] = waiting or ""
 
 
-def _listing_note(run, status: str) -> str:
+def staged_places(staged) -> dict:
+    """``{run id: place}`` of ``staged`` (every staged run of a store) in
+    the order our queues start them, 1 the next to start
+    (``policy.start_key``: highest priority, then oldest)."""
+    ordered = sorted(staged, key=lambda r: policy.start_key(priority_of(r.get(PRIORITY)), r.timestamp or 0, r.id))
+    return {r.id: i for i, r in enumerate(ordered, 1)}
+
+
+def _listing_note(run, status: str, place: int | None = None) -> str:
     """What a line of a run list adds to the status (SPEC 12): a staged
-    run's priority; why a held run waits (and its priority); why a run that
-    never started failed (``not started: dependency 1a2b3c4d failed``)."""
+    run's place in line and priority; why a held run waits (and its
+    priority); why a run that never started failed (``not started:
+    dependency 1a2b3c4d failed``)."""
     if status == STAGED:
-        return priority_text(priority_of_run(run))
+        return position_text(place, priority_of_run(run))
     if status == PENDING and is_held(run):
         return " · ".join(t for t in (held_words(run)[0], priority_text(priority_of_run(run))) if t)
     if status == ERROR:
@@ -365,16 +374,17 @@ def _listing_note(run, status: str) -> str:
     return ""
 
 
-def listing_row(run, varying=(), scalar: str | None = None) -> dict:
+def listing_row(run, varying=(), scalar: str | None = None, place: int | None = None) -> dict:
     """The part of ``run_row`` a run list line shows (Guild's order: by
     start; staged and unstaged runs show when they were staged), cheap
-    enough for 10,000 lines: no elapsed time, no JSON copy of the flags."""
+    enough for 10,000 lines: no elapsed time, no JSON copy of the flags.
+    ``place``: a staged run's place in line (``staged_places``)."""
     status = status_of(run)
     main, _spark = main_scalar(run, scalar, spark=False)
     when = run.timestamp or None if status in (STAGED, PENDING, UNSTAGED) else run.started
     flags = run.flags
     return {
-        "note_text": _listing_note(run, status),
+        "note_text": _listing_note(run, status, place),
         "id": run.id,
         "short_id": run.id[:8],
         "op": run.op_name,
