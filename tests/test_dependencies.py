@@ -363,6 +363,42 @@ def test_the_real_guild_queue_never_starts_a_held_run(step):
     assert held.refresh().status == "completed" and other.refresh().status == "completed"
 
 
+def test_the_real_guild_queue_beside_ours_never_starts_a_held_run(step):
+    """Guild's own queue and ours polling the same store at once: whichever
+    starts a staged run, no held run is started before what it waits for
+    has ended (Guild's queue never takes one while it is held); each run
+    starts once and nothing is left pending."""
+    import subprocess
+    import sys
+
+    script, log = step
+    (prep,) = api.run(script, "sleep=1.5", stage=True)
+    (train,) = api.run(script, stage=True, after=prep.id)
+    (report,) = api.run(script, stage=True, after_any=train.id, priority=9)
+    plain = api.run(script, "sleep=[0.1,0.2,0.3]", stage=True)
+    every = [prep, train, report, *plain]
+    env = dict(os.environ, NO_RESTARTING_MSG="1", NO_IMPORT_FLAGS_PROGRESS="1")
+    gq = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "guild"), "run", "queue",
+                           "poll-interval=1", "-y"], cwd=os.path.dirname(script), env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    ours = None
+    try:
+        wait_for(lambda: prep.refresh().status != "staged", timeout=120, message="prep to start")
+        ours = api.queue(poll_interval=1)
+        wait_for(lambda: ended(*every), timeout=180, interval=0.2, message="every run to end")
+    finally:
+        if ours is not None:
+            stop_queues([ours])
+        os.killpg(gq.pid, signal.SIGTERM)
+        gq.wait(60)
+    counts = {i: started(log).count(i) for i in set(started(log))}
+    assert counts == {r.id: 1 for r in every}, counts
+    for r in every:
+        assert r.refresh().status == "completed", (r.id, r.status)
+        assert not set(os.listdir(r.guild_dir)) & {"PENDING", "STAGED"}
+    assert train.started >= prep.stopped and report.started >= train.stopped
+
+
 def test_kill_9_of_queues_while_dependencies_resolve(step, guild_home):
     """Chains of three (a <- b <- c) and a run after every chain's end, with
     detached queues killed outright (SIGKILL) at random moments and new ones
