@@ -173,6 +173,11 @@ def _is_script(run) -> bool:
         return False
 
 
+def _sweep(run):
+    """The run's sweep id (None: none; anything with a Run's attributes)."""
+    return getattr(run, "sweep", None)
+
+
 def run_words(run, status: str, elapsed: float | None = None) -> dict:
     """The phrases of a run that do not depend on the list it is in."""
     return {"status_text": status_text(run, status), "outcome_text": outcome_text(run, status, elapsed),
@@ -236,6 +241,7 @@ def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started
         "gpus_text": gpus_text(gpus),
         "label": run.label,
         "label_text": label_text(run.label, flags),
+        "sweep": _sweep(run),
         "started": started,
         "stopped": stopped,
         "time": when,
@@ -311,6 +317,7 @@ def listing_row(run, varying=(), scalar: str | None = None) -> dict:
         "varying": [k for k in varying if k in flags],
         "flags_text": flags_text(flags, first=varying),
         "label_text": label_text(run.label, flags),
+        "sweep": _sweep(run),
         "scalar": main,
         "scalar_text": scalar_text(main),
     }
