@@ -75,6 +75,11 @@ def thin_indices(values: np.ndarray, n: int) -> np.ndarray:
     keep = np.unique(np.minimum(keep, size - 1))
     if len(keep) > n:  # a rounding of the bucket count: drop evenly
         keep = keep[np.linspace(0, len(keep) - 1, n).round().astype(np.int64)]
+    elif len(keep) < n:  # extremes that coincide (a monotonic series): fill up with evenly spaced points
+        spare = np.setdiff1d(np.linspace(0, size - 1, n).round().astype(np.int64), keep)
+        if len(spare) > n - len(keep):
+            spare = spare[np.linspace(0, len(spare) - 1, n - len(keep)).round().astype(np.int64)]
+        keep = np.union1d(keep, spare)
     return keep
 
 
@@ -186,7 +191,6 @@ def _read(run_dir, cursor, tags, x, points, started_us) -> RunPoints:
         if x_tag is not None:  # the x tag's values first: the others of the chunk pair with them
             group.sort(key=lambda item: item[0] != x_tag)
         for tag, steps, values, walls in group:
-            out.tags.add(tag)
             if t0 is None and len(walls):
                 t0 = float(walls[0])
             if x_tag is not None and tag == x_tag:
@@ -225,6 +229,7 @@ def _read(run_dir, cursor, tags, x, points, started_us) -> RunPoints:
         out.thinned = out.thinned or s.thinned
     out.errors = reading.errors
     out.reset = reading.reset
+    out.tags = set(reading.seen)
     out.cursor = Cursor(reading.token, t0, pairing.xmap if pairing else None, pairing.pending if pairing else None)
     return out
 

@@ -167,12 +167,13 @@ def _read(runs, since, tags, x, points, what: str) -> dict:
     if state is not None and (state["x"] != x or state["tags"] != tags):
         state = None
     reset = bool(since) and state is None
+    known_tags = set()
     if state is None:  # a first read (or a reset): the names are checked against what the runs logged
-        known = {t for r in runs for t in charts.summary(r.dir)[0]}
-        _check_names(tags, x, known, what)
+        known_tags = {t for r in runs for t in charts.summary(r.dir)[0]}
+        _check_names(tags, x, known_tags, what)
     cursors = {} if state is None else state["runs"]
     ended = all(views.status_of(r) in FINISHED + (views.UNSTAGED,) for r in runs)  # before reading: all of it is read
-    series, known_tags, errors, new_cursors = {}, set(), [], {}
+    series, errors, new_cursors = {}, [], {}
     thinned = False
     for r in runs:
         read = charts.read_run(r.dir, cursors.get(r.id), tags=tags, x=x, points=points, started_us=r.started)

@@ -52,6 +52,7 @@ class SeriesRead:
         self.reset = False
         self.indexed = 0  # points read from an index (for tests and the bench)
         self.decoded = 0  # points decoded from events
+        self.seen: set = set()  # every tag met, wanted or not
         self._corrupt = False
 
     def chunks(self):
@@ -130,6 +131,7 @@ class SeriesRead:
             group = []
             for t in tag_ids.tolist():
                 tag = names[t]
+                self.seen.add(tag)
                 if wanted is not None and tag not in wanted:
                     continue
                 sel = recs[recs["tag"] == t] if len(tag_ids) > 1 else recs
@@ -154,6 +156,7 @@ class SeriesRead:
             for data, rec_end in read_records(fd, offset, end):
                 wall = None
                 for step, tag, value in decode_event(data):
+                    self.seen.add(tag)
                     if wanted is not None and tag not in wanted:
                         continue
                     if wall is None:
