@@ -182,3 +182,26 @@ def test_sweep_ended_names_its_sweep(proj, guild_home):
     (listed,) = snap["sweeps"]
     assert listed["id"] == made[0].sweep and listed["open_action"]["path"] == f"sweeps/{made[0].sweep}"
     assert listed["title"] == "train.py · 2 runs" and listed["summary_text"] == "1 completed · 1 failed"
+
+
+def test_the_sweep_fixtures_have_the_shape_the_code_produces(tmp_path):
+    """``tests/fixtures/sweep_table.json`` and ``sweep_scalars.json`` (what the
+    browser's tests render) against a sweep made now: the same field names."""
+    from support.sweep_store import build_sweep
+    from support.viewmodel_store import key_paths
+
+    home, project = tmp_path / "h", tmp_path / "p"
+    home.mkdir()
+    project.mkdir()
+    table, scalars = build_sweep(str(home), str(project))
+    fixtures = os.path.join(os.path.dirname(__file__), "fixtures")
+    for name, made in (("sweep_table.json", table), ("sweep_scalars.json", scalars)):
+        with open(os.path.join(fixtures, name)) as f:
+            saved = json.load(f)
+        # run ids are keys of series: compare the shape below them
+        norm = (lambda d: {**d, "series": {"RUN": next(iter(d["series"].values()))}}) if "series" in made else None
+        a, b = (key_paths(norm(made)), key_paths(norm(saved))) if norm else (key_paths(made), key_paths(saved))
+        assert a == b, f"regenerate: scripts/make-viewmodel-fixtures.py ({name}: {a ^ b})"
+    (retry,) = [t for t in table["trials"] if t["attempt"] == 1]
+    ids = [t["id"] for t in table["trials"]]
+    assert len(ids) == 4 and ids.index(retry["id"]) == ids.index(retry["trial"]) + 1
