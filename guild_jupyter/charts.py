@@ -56,26 +56,31 @@ MAX_PENDING = 4096
 
 def thin_indices(values: np.ndarray, n: int) -> np.ndarray:
     """Indices (ascending) of at most ``n`` points of ``values`` that keep
-    its shape: the first, the last, and each bucket's lowest and highest.
-    NaNs never hide a bucket's extremes."""
+    its shape: the first, the last, and each bucket's lowest and highest
+    (NaNs never hide a bucket's extremes); where those coincide so much
+    that fewer than half of ``n`` are left (a monotonic series), evenly
+    spaced points fill up to ``n``."""
     size = len(values)
     if size <= n:
         return np.arange(size)
     buckets = max(1, (n - 2) // 2)
     width = -(-size // buckets)  # ceil
     pad = buckets * width - size
-    lo = np.where(np.isnan(values), np.inf, values)
-    hi = np.where(np.isnan(values), -np.inf, values)
+    if np.isnan(values).any():
+        lo = np.where(np.isnan(values), np.inf, values)
+        hi = np.where(np.isnan(values), -np.inf, values)
+    else:
+        lo = hi = values
     if pad:
         lo = np.concatenate([lo, np.full(pad, np.inf)])
         hi = np.concatenate([hi, np.full(pad, -np.inf)])
-    base = np.arange(buckets) * width
+    base = np.arange(0, buckets * width, width)
     keep = np.concatenate([[0, size - 1], base + lo.reshape(buckets, width).argmin(axis=1),
                            base + hi.reshape(buckets, width).argmax(axis=1)])
     keep = np.unique(np.minimum(keep, size - 1))
     if len(keep) > n:  # a rounding of the bucket count: drop evenly
         keep = keep[np.linspace(0, len(keep) - 1, n).round().astype(np.int64)]
-    elif len(keep) < n:  # extremes that coincide (a monotonic series): fill up with evenly spaced points
+    elif len(keep) < n // 2:  # extremes that coincide (a monotonic series): fill up with evenly spaced points
         spare = np.setdiff1d(np.linspace(0, size - 1, n).round().astype(np.int64), keep)
         if len(spare) > n - len(keep):
             spare = spare[np.linspace(0, len(spare) - 1, n - len(keep)).round().astype(np.int64)]

@@ -90,7 +90,7 @@ def test_a_runs_scalars_come_incrementally_and_equal_the_event_files(server, tmp
         server, f"/guild/api/runs/{rid}/scalars?tags=acc")["series"]["acc"]]
     thin = ok(server, f"/guild/api/runs/{rid}/scalars?tags=loss&x=step&points=4")["series"]["loss"]
     whole = [[float(s), v] for s, v in by_tag(events, "loss")]
-    assert len(thin) == 4 and thin[0] == whole[0] and thin[-1] == whole[-1] and all(p in whole for p in thin)
+    assert 2 <= len(thin) <= 4 and thin[0] == whole[0] and thin[-1] == whole[-1] and all(p in whole for p in thin)
 
 
 def test_a_replaced_event_file_resets_the_series(server):

@@ -205,3 +205,15 @@ def test_the_sweep_fixtures_have_the_shape_the_code_produces(tmp_path):
     (retry,) = [t for t in table["trials"] if t["attempt"] == 1]
     ids = [t["id"] for t in table["trials"]]
     assert len(ids) == 4 and ids.index(retry["id"]) == ids.index(retry["trial"]) + 1
+
+
+def test_sweep_ids_complete_where_a_sweep_goes(proj, guild_home):
+    from guild_jupyter.frontends import completion
+    from guild_jupyter.frontends.argspec import LINE
+
+    older = api.run("train.py", "lr=[0.1,0.2]", stage=True, cwd=str(proj))[0].sweep
+    newer = api.run("train.py", "lr=0.3", stage=True, cwd=str(proj))[0].sweep
+    assert completion.complete("sweep ", LINE)[1][:2] == [newer, older]  # newest first, a single run's too
+    assert completion.complete(f"runs --sweep {older[:4]}", LINE)[1] == [s for s in (newer, older)
+                                                                         if s.startswith(older[:4])]
+    assert completion.complete("compare --sweep s", LINE)[1][:2] == [newer, older]

@@ -65,8 +65,10 @@ def _targets(st, refs, listing, sweep):
     return resolve_all(st, refs, listing) if refs else [r for r in st.runs() if not r.is_queue]
 
 
-#: Points a plotted line keeps at most (a longer series is thinned, keeping its extremes).
-PLOT_POINTS = 20_000
+#: Points a plotted line keeps at most: a longer series is thinned to each
+#: bucket's lowest and highest value (``charts.thin_indices``), more than a
+#: 7-inch figure's pixel columns can show apart, so the curve looks the same.
+PLOT_POINTS = 2_000
 
 
 def curves(*refs, scalar: str = "loss", op: str | None = None, sweep: str | None = None, x: str = "step",
@@ -95,18 +97,17 @@ def curves(*refs, scalar: str = "loss", op: str | None = None, sweep: str | None
     if not targets:
         raise BadInput("no runs to plot" + (f" with op {op!r}" if op else ""))
     known: set = set()
-    for r in targets:
-        known.update(charts.summary(r.dir)[0])
-    if scalar not in known:
-        raise BadInput(f"no run logged scalar {scalar!r}; known scalars: {', '.join(sorted(known)) or '(none)'}")
-    check_x_axis(x, known)
     out = []
-    for r in targets:
+    for r in targets:  # one pass: the names are checked against the tags met on the way
         read = charts.read_run(r.dir, tags=[scalar], x=x, points=PLOT_POINTS, started_us=r.started)
+        known |= read.tags
         xs, ys = read.series.get(scalar, ((), ()))
         if len(xs):
             out.append({"id": r.id, "op": r.op_name, "flags": r.flags, "x": xs, "values": ys,
                         "errors": read.errors, "thinned": read.thinned})
+    if scalar not in known:
+        raise BadInput(f"no run logged scalar {scalar!r}; known scalars: {', '.join(sorted(known)) or '(none)'}")
+    check_x_axis(x, known)
     if not out:  # logged, but never at a step the x tag was logged at
         raise BadInput(f"no value of {scalar!r} was logged at a step where {x!r} was")
     varying = views.varying_flags([c["flags"] for c in out])

@@ -17,8 +17,8 @@ import argparse
 
 from .. import api
 from ..views import STATUSES
-from .argspec import (CELL, CLI, EVERY, FLAG, LINE, NOT_CELL, PATH, QUEUE_FLAG, RUN, SCRIPT, STORE, Arg, Verb,
-                      opt, pos, switch)
+from .argspec import (CELL, CLI, EVERY, FLAG, LINE, NOT_CELL, PATH, QUEUE_FLAG, RUN, SCRIPT, STORE, SWEEP, Arg,
+                      Verb, opt, pos, switch)
 
 __all__ = [
     "CLI", "LINE", "CELL", "RUN", "SCRIPT", "FLAG", "QUEUE_FLAG", "PATH", "QUEUE_FLAGS", "QUEUE_ACTIONS",
@@ -78,7 +78,7 @@ VERBS: tuple[Verb, ...] = (
         opt("-n", metavar="N", type=int, dest="limit", help="at most N runs"),
         opt("--op", metavar="NAME", help="only runs whose op name contains NAME"),
         opt("--label", metavar="TEXT", help="only runs whose label contains TEXT"),
-        opt("--sweep", metavar="SWEEP", help="only the runs of this sweep (its id: s and 8 hex digits)"),
+        opt("--sweep", metavar="SWEEP", completes=SWEEP, help="only the runs of this sweep (its id: s and 8 hex digits)"),
         opt("--scalar", metavar="NAME", help="the scalar shown per run (default loss, else its first)"),
         switch("-a", "--all", fronts=frozenset({LINE}), why="a terminal shows every run",
                help="show every run (default: the first 20)"),
@@ -119,7 +119,7 @@ VERBS: tuple[Verb, ...] = (
         pos("runs", "RUN", "*", default=[], completes=RUN),
         opt("--op", metavar="NAME", help="only runs whose op name contains NAME"),
         opt("--label", metavar="TEXT", help="only runs whose label contains TEXT (as guild compare)"),
-        opt("--sweep", metavar="SWEEP", help="only the runs of this sweep"),
+        opt("--sweep", metavar="SWEEP", completes=SWEEP, help="only the runs of this sweep"),
         opt("--status", metavar="LIST", help="only runs with these statuses (comma-separated)"),
         opt("--sort", metavar="KEY", help="sort by a flag or scalar; -KEY descending, =NAME a flag named like "
                                           "a scalar"),
@@ -134,13 +134,13 @@ VERBS: tuple[Verb, ...] = (
             help="the x axis: step (default), time (seconds since the run started) or a scalar logged alongside "
                  "(e.g. epoch)"),
         opt("--op", metavar="NAME", help="only runs whose op name contains NAME"),
-        opt("--sweep", metavar="SWEEP", help="only the runs of this sweep"),
+        opt("--sweep", metavar="SWEEP", completes=SWEEP, help="only the runs of this sweep"),
         opt("--output", metavar="FILE", completes=PATH,
             help="save the figure to FILE (.png, .svg, .pdf); required on the command line"),
     ), api="plot"),
     Verb("sweep", "A sweep as a unit: its trials (the varying flags, status, progress, the main scalar now and "
                   "best), live in JupyterLab.", (
-        pos("sweep", "SWEEP", "?", help="a sweep id (default: the newest run call's sweep)"),
+        pos("sweep", "SWEEP", "?", completes=SWEEP, help="a sweep id (default: the newest run call's sweep)"),
         opt("--scalar", metavar="NAME", help="the main scalar (default loss, else the first logged)"),
         JSON,
     ), api="sweep_view"),

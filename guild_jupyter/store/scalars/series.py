@@ -125,7 +125,7 @@ class SeriesRead:
             if not len(recs):
                 break
             names = index.tags
-            tag_ids = np.unique(recs["tag"])
+            tag_ids = np.flatnonzero(np.bincount(recs["tag"]))
             if int(tag_ids[-1]) >= len(names):
                 break  # a tag not named (yet): decode the events from here
             group = []
