@@ -374,9 +374,12 @@ class Tokens:
 
 class TagSummary:
     """One tag of a run: ``count``, ``last_step``, ``last``, ``low``,
-    ``high`` (finite values only; None before any), ``last_wall``."""
+    ``high`` (finite values only; None before any), ``last_wall``,
+    ``recent`` (the last ``RECENT`` values, oldest first: a sparkline)."""
 
-    __slots__ = ("count", "last_step", "last", "low", "high", "last_wall")
+    __slots__ = ("count", "last_step", "last", "low", "high", "last_wall", "recent")
+
+    RECENT = 32
 
     def __init__(self):
         self.count = 0
@@ -385,6 +388,7 @@ class TagSummary:
         self.low = None
         self.high = None
         self.last_wall = None
+        self.recent: list = []
 
     def add(self, steps, values, walls) -> None:
         n = len(values)
@@ -394,6 +398,7 @@ class TagSummary:
         self.last_step = int(steps[-1])
         self.last = float(values[-1])
         self.last_wall = float(walls[-1])
+        self.recent = (self.recent + values[-self.RECENT:].tolist())[-self.RECENT:]
         finite = values[np.isfinite(values)]
         if len(finite):
             lo, hi = float(finite.min()), float(finite.max())
@@ -441,6 +446,7 @@ def summary(run_dir: str) -> tuple[dict, list]:
                 continue
             t.count += d.count
             t.last_step, t.last, t.last_wall = d.last_step, d.last, d.last_wall
+            t.recent = (t.recent + d.recent)[-TagSummary.RECENT:]
             if d.low is not None:
                 t.low = d.low if t.low is None else min(t.low, d.low)
                 t.high = d.high if t.high is None else max(t.high, d.high)

@@ -168,9 +168,6 @@ def _read(runs, since, tags, x, points, what: str) -> dict:
         state = None
     reset = bool(since) and state is None
     known_tags = set()
-    if state is None:  # a first read (or a reset): the names are checked against what the runs logged
-        known_tags = {t for r in runs for t in charts.summary(r.dir)[0]}
-        _check_names(tags, x, known_tags, what)
     cursors = {} if state is None else state["runs"]
     ended = all(views.status_of(r) in FINISHED + (views.UNSTAGED,) for r in runs)  # before reading: all of it is read
     series, errors, new_cursors = {}, [], {}
@@ -189,7 +186,9 @@ def _read(runs, since, tags, x, points, what: str) -> dict:
             series[r.id] = got
     if reset and state is not None:  # a file replaced under one run: everything again, from the start
         return _read(runs, None, tags, x, points, what) | {"reset": True}
-    if state is not None:
+    if state is None:  # a first read (or a reset) read everything: the names are checked against it
+        _check_names(tags, x, known_tags, what)
+    else:
         known_tags |= state["known"]
     token = tokens.put({"x": x, "tags": tags, "runs": new_cursors, "known": known_tags}, since)
     return {"token": token, "x": x or "step", "tags": sorted(known_tags), "series": series, "reset": reset,

@@ -185,7 +185,7 @@ def run_words(run, status: str, elapsed: float | None = None) -> dict:
 
 
 def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started", short_time: bool = False,
-            scalar: str | None = None) -> dict:
+            scalar: str | None = None, scalar_values=None) -> dict:
     """One run as plain data, for every front end.
 
     ``run``: a ``Run`` (or anything with its attributes). ``varying``: the
@@ -197,6 +197,9 @@ def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started
     the queue). Otherwise staged, pending (claimed, not started yet) and
     unstaged runs show when they were staged. ``position`` and ``waiting``
     are set by the list that knows them (``place_in_line``).
+    ``scalar_values``: ``(scalar, recent values)`` as ``main_scalar`` gives
+    them, when the caller read them already (a sweep's table, from the
+    charts' summaries), so the row reads no event file.
     """
     if now_us is None:
         now_us = time.time_ns() // 1000
@@ -220,7 +223,7 @@ def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started
     gpus = run.gpus
     exit_status = run.exit_status
     queue = run.get("queue_id")
-    main, spark = main_scalar(run, scalar)
+    main, spark = scalar_values if scalar_values is not None else main_scalar(run, scalar)
     op = run.op_name
     all_flags = flags_text(flags, first=varying)
     varying_text = flags_text({k: flags[k] for k in varying})

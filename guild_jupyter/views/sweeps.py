@@ -160,10 +160,12 @@ def sweep_table(sweep_id: str, runs, summaries: dict, *, scalar: str | None = No
         origin = members[0].id
         for r in members:
             summary = summaries.get(r.id, {})
-            row = run_row(r, now_us=now_us, varying=varying, scalar=tag)
+            t = summary.get(tag) if tag is not None else None
+            main = None if t is None else {"tag": tag, "value": jsonable(t.last), "step": t.last_step}
+            spark = [] if t is None else [jsonable(v) for v in t.recent]
+            row = run_row(r, now_us=now_us, varying=varying, scalar=tag, scalar_values=(main, spark))
             status = row["status"]
             counts[status] = counts.get(status, 0) + 1
-            t = summary.get(tag) if tag is not None else None
             reached = None if t is None else (t.low if direction == "min" else t.high)
             flags = r.flags
             row.update({

@@ -4,8 +4,9 @@ Charts (the live sweep view, ``plot``, REST's ``scalars``) want every point
 of a few tags of many runs, and again each second only the points logged
 since. ``SeriesRead(run_dir, since, tags)`` yields them a chunk at a time
 as ``(tag, steps, values, walls)`` arrays, in file order, and leaves
-``token`` ({event file: [offset, inode]}: where to start next time; a
-third item marks a file corrupt at that offset, never read past it),
+``token`` ({event file: [offset, inode, index records read to there]}:
+where to start next time; a third item of -1 marks a file corrupt at that
+offset, never read past it),
 ``errors`` and ``reset`` (a file read before was replaced or truncated: what
 the caller held from it is void, and it was read again from its start).
 
@@ -83,14 +84,15 @@ class SeriesRead:
             return
         size, ino = st.st_size, st.st_ino
         place = self.since.get(name)
-        offset = 0
+        offset = records = 0
         if isinstance(place, (list, tuple)) and len(place) in (2, 3) and all(type(v) is int for v in place):
             if place[1] == ino and 0 <= place[0] <= size:
-                if len(place) == 3:  # corrupt there: nothing past it is read
+                if len(place) == 3 and place[2] < 0:  # corrupt there: nothing past it is read
                     os.close(fd)
                     self.token[name] = list(place)
                     return
                 offset = place[0]
+                records = place[2] if len(place) == 3 else 0
             else:
                 self.reset = True  # replaced or truncated: what was read of it is void
         self._corrupt = False
@@ -102,20 +104,20 @@ class SeriesRead:
                         if offset < index.start:
                             offset = yield from self._decode(fd, name, offset, index.start)
                         if offset >= index.start and not self._corrupt:
-                            first = index.first_after(offset)
+                            first = index.first_after(offset, records)
                             if first is not None and first < index.count:
-                                offset = yield from self._indexed(index, first)
+                                offset, records = yield from self._indexed(index, first)
                     finally:
                         index.close()
                 if offset < size and not self._corrupt:
                     offset = yield from self._decode(fd, name, offset, size)
         finally:
             os.close(fd)
-            self.token[name] = [offset, ino, 1] if self._corrupt else [offset, ino]
+            self.token[name] = [offset, ino, -1] if self._corrupt else [offset, ino, records]
 
     def _indexed(self, index, first: int):
         """Points of records ``first``.. of the index; returns the event
-        offset they cover."""
+        offset they cover and the number of records read to there."""
         offset = None
         wanted = self.wanted
         i = first
@@ -142,8 +144,8 @@ class SeriesRead:
             offset = int(recs["end"][-1])
             i += len(recs)
         if offset is None:
-            return index.start if first == 0 else index.end(first - 1)
-        return offset
+            return (index.start if first == 0 else index.end(first - 1)), first
+        return offset, i
 
     def _decode(self, fd: int, name: str, offset: int, end: int):
         """Points of the events from ``offset`` to ``end``, decoded; returns

@@ -84,12 +84,15 @@ class Index:
     def end(self, i: int) -> int:
         return struct.unpack_from("<Q", os.pread(self.fd, 8, HEADER.size + i * RECORD.size + 24))[0]
 
-    def first_after(self, offset: int) -> int | None:
+    def first_after(self, offset: int, hint: int = 0) -> int | None:
         """The first record whose event ends past ``offset``, when
         ``offset`` is where one of the index's events begins (its start or
-        the end of a record); None when it is not (not a place of ours)."""
+        the end of a record); None when it is not (not a place of ours).
+        ``hint``: the record a previous read stopped at (one read checks it)."""
         if offset == self.start:
             return 0
+        if 0 < hint <= self.count and self.end(hint - 1) == offset:
+            return hint
         lo, hi = 0, self.count  # the record whose end is offset, by bisection
         while lo < hi:
             mid = (lo + hi) // 2
