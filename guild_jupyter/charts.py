@@ -28,7 +28,6 @@ the api's and the view model's.
 
 from __future__ import annotations
 
-import math
 import secrets
 import threading
 from collections import OrderedDict
