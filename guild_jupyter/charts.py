@@ -88,39 +88,41 @@ def thin_indices(values: np.ndarray, n: int) -> np.ndarray:
 
 
 class _Series:
-    """One series as it is read: chunks of (x, y), thinned past ``4n``."""
+    """One series as it is read: chunks of (x, y[, z]) columns -- z: the
+    raw form's times -- thinned together past ``4n``."""
 
-    __slots__ = ("n", "xs", "ys", "size", "thinned")
+    __slots__ = ("n", "cols", "size", "thinned")
 
     def __init__(self, n: int):
         self.n = n
-        self.xs: list = []
-        self.ys: list = []
+        self.cols: list = []  # per column, its chunks
         self.size = 0
         self.thinned = False
 
-    def add(self, x: np.ndarray, y: np.ndarray) -> None:
-        if not len(x):
+    def add(self, *columns: np.ndarray) -> None:
+        if not len(columns[0]):
             return
-        self.xs.append(x)
-        self.ys.append(y)
-        self.size += len(x)
+        if not self.cols:
+            self.cols = [[] for _ in columns]
+        for chunks, c in zip(self.cols, columns):
+            chunks.append(c)
+        self.size += len(columns[0])
         if self.size > 4 * self.n:
             self._thin(2 * self.n)
 
     def _thin(self, n: int) -> None:
-        x, y = self.arrays()
-        keep = thin_indices(y, n)
-        self.thinned = self.thinned or len(keep) < len(y)
-        self.xs, self.ys, self.size = [x[keep]], [y[keep]], len(keep)
+        arrays = self.arrays()
+        keep = thin_indices(arrays[1], n)
+        self.thinned = self.thinned or len(keep) < len(arrays[1])
+        self.cols, self.size = [[a[keep]] for a in arrays], len(keep)
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        if len(self.xs) != 1:
-            self.xs = [np.concatenate(self.xs) if self.xs else np.zeros(0)]
-            self.ys = [np.concatenate(self.ys) if self.ys else np.zeros(0)]
-        return self.xs[0], self.ys[0]
+    def arrays(self) -> list:
+        for chunks in self.cols:
+            if len(chunks) != 1:
+                chunks[:] = [np.concatenate(chunks)]
+        return [chunks[0] for chunks in self.cols] or [np.zeros(0), np.zeros(0)]
 
-    def final(self) -> tuple[np.ndarray, np.ndarray]:
+    def final(self) -> list:
         if self.size > self.n:
             self._thin(self.n)
         return self.arrays()
@@ -189,7 +191,6 @@ def _read(run_dir, cursor, tags, x, points, started_us) -> RunPoints:
         t0 = started_us / 1e6
     reading = SeriesRead(run_dir, cursor.files, read_tags)
     series: dict = {}
-    raw_times: dict = {}
     pairing = _Pairing(cursor) if x_tag else None
     for group in reading.groups():
         if x_tag is not None:  # the x tag's values first: the others of the chunk pair with them
@@ -208,28 +209,20 @@ def _read(run_dir, cursor, tags, x, points, started_us) -> RunPoints:
                 _series(series, tag, points).add(px, py)
             elif x == TIME:
                 _series(series, tag, points).add(walls - (t0 or 0.0), values)
+            elif x is None:  # the raw form: steps, values and times
+                _series(series, tag, points).add(steps.astype(np.float64), values, walls - (t0 or 0.0))
             else:
-                s = _series(series, tag, points)
-                s.add(steps.astype(np.float64), values)
-                if x is None:
-                    raw_times.setdefault(tag, _Series(10 ** 12)).add(steps.astype(np.float64),
-                                                                     walls - (t0 or 0.0))
+                _series(series, tag, points).add(steps.astype(np.float64), values)
         if pairing is not None:
             pairing.trim()
     if pairing is not None:
         for ytag, (px, py) in pairing.resolved():
             _series(series, ytag, points).add(px, py)
     for tag, s in series.items():
-        if x is None and s.size > s.n:  # the raw form: thin steps and times alike
-            xs, ys = s.arrays()
-            keep = thin_indices(ys, s.n)
-            s.thinned = True
-            out.series[tag] = (xs[keep], ys[keep])
-            out.times[tag] = raw_times[tag].arrays()[1][keep]
-        else:
-            out.series[tag] = s.final()
-            if x is None:
-                out.times[tag] = raw_times[tag].arrays()[1]
+        cols = s.final()
+        out.series[tag] = (cols[0], cols[1])
+        if x is None:
+            out.times[tag] = cols[2]
         out.thinned = out.thinned or s.thinned
     out.errors = reading.errors
     out.reset = reading.reset
