@@ -66,8 +66,10 @@ def user_label(run: Run) -> str | None:
 def copy_spec(run: Run, op: ScriptOp, flags: dict, extra_attrs: dict | None = None) -> RunSpec:
     """The spec of a copy of ``run`` with user flags ``flags``. The copy
     keeps the original's ``retries`` (how often a queue retries it) and
-    priority (an urgent run's retry is as urgent); not what it waited for
-    (a copy is staged anew: ``--after`` again), but see ``retry_spec``."""
+    priority (an urgent run's retry is as urgent) and its ``sweep`` (a
+    retry or restage belongs to the sweep of what it copies); not what it
+    waited for (a copy is staged anew: ``--after`` again), but see
+    ``retry_spec``."""
     extra = {}
     retries = run.get("retries")
     if isinstance(retries, int) and not isinstance(retries, bool):
@@ -75,6 +77,8 @@ def copy_spec(run: Run, op: ScriptOp, flags: dict, extra_attrs: dict | None = No
     priority = priority_of(run.get(PRIORITY))
     if priority:
         extra[PRIORITY] = priority
+    if run.sweep is not None:
+        extra["sweep"] = run.sweep
     extra.update(extra_attrs or {})
     return op.spec(flags, gpus=pinned_gpus(run), label=user_label(run), extra_attrs=extra)
 

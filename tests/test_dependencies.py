@@ -188,20 +188,29 @@ def _short_ids(text: str) -> list[str]:
 
 def test_after_a_sweep_id_names_its_trials(step):
     """A sweep id (the ``sweep`` attr each ``run`` call gives its runs,
-    issue 22) names every trial of that sweep. The attrs are written here as
-    that change will write them."""
+    issue 22), or a unique prefix of it, names every trial of that sweep;
+    an unknown one is refused in one line, nothing written."""
+    from guild_jupyter.errors import BadInput
+
     script, _log = step
     trials = api.run(script, "sleep=[0.1,0.2,0.3]", stage=True)
     (other,) = api.run(script, stage=True)
-    for r in trials:
-        attrlib.write_attr(r.attrs_dir, "sweep", "5eed5eed")
-    attrlib.write_attr(other.attrs_dir, "sweep", "0ther0ne")
-    (evaluate,) = api.run(script, stage=True, after="5eed5eed")
-    assert read_after(evaluate) == [(t.id, False) for t in sorted(trials, key=lambda t: t.timestamp)]
-    from guild_jupyter.errors import BadInput
-
-    with pytest.raises(BadInput, match="no run or sweep"):
-        api.run(script, stage=True, after="5eed5eee")
+    sweep = trials[0].sweep
+    assert sweep and {t.sweep for t in trials} == {sweep} and other.sweep != sweep
+    oldest_first = [(t.id, False) for t in sorted(trials, key=lambda t: t.timestamp)]
+    (evaluate,) = api.run(script, stage=True, after=sweep)
+    assert read_after(evaluate) == oldest_first
+    (report,) = api.run(script, stage=True, after_any=[sweep[:6], other.id])
+    assert read_after(report) == [(i, True) for i, _any in oldest_first] + [(other.id, True)]
+    out = cli("run", os.path.basename(script), "--stage", "--after", sweep, cwd=os.path.dirname(script), check=0)
+    assert read_after(api.runs()[0]) == oldest_first, out.stdout
+    unknown = next(s for s in ("sfffffff0", "sfffffff1") if s not in (sweep, other.sweep))
+    before = len(api.runs())
+    with pytest.raises(BadInput, match=f"--after: no sweep '{unknown}'"):
+        api.run(script, stage=True, after=unknown)
+    p = cli("run", os.path.basename(script), "--stage", "--after", unknown, cwd=os.path.dirname(script))
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "no sweep" in p.stderr, p.stderr
+    assert len(api.runs()) == before
 
 
 def test_failure_propagates_through_two_levels(step):

@@ -7,7 +7,8 @@ Split by concern, every name re-exported here (front ends import only
 (listing, stopping, output, waiting), ``queueing`` (queues and the queue
 registry), ``controlling`` (pause, resume, drain a queue), ``rerun``
 (restart, restage, retry), ``pipelines`` (priorities and dependencies:
-``--after``, ``prioritize``), ``viewing`` (compare, the store monitor)."""
+``--after``, ``prioritize``), ``viewing`` (compare, the store monitor),
+``sweeping`` (a sweep as a unit; runs' series for charts)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ _NAMES = {
     ".conflicts": "CONFLICTS refuse_conflicts",
     ".rerun": "restage restart retry",
     ".pipelines": "prioritize resolve_after",
-    ".selection": "resolve_all with_listing_indices listing_refs resolve_store store_home",
+    ".selection": "resolve_all with_listing_indices listing_refs resolve_store store_home sweep_runs is_sweep_ref",
+    ".sweeping": "sweep_table sweeps recent_sweeps scalars sweep_scalars sweep_view newest_sweep",
     ".starting": "run warn_unknown_gpus",
     ".viewing": "compare curves monitor",
     "..plotting": "plot",

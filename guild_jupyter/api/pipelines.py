@@ -9,12 +9,14 @@ whatever the outcome. REF is read, in this order, as:
 1. a listing index or range (``3``, ``1:6``: all the trials listed), in
    the latest listing (a notebook's) or the store's full listing;
 2. a run id or unique id prefix;
-3. a sweep id (``sweep`` attr of the runs one ``run`` call made, issue 22):
-   every run of that sweep (``store.dependencies.runs_of_sweep``).
+3. a sweep id or unique prefix (``s3f9a2c1d``: the ``sweep`` attr every
+   ``run`` call gives its runs, issue 22): every run of that sweep, its
+   retries and restages included (``selection.sweep_runs``, the one lookup
+   of sweeps). A sweep id starts with ``s``, a run id never does: the two
+   cannot be confused.
 
-A ref that names both a run and a sweep with other runs is refused (give
-more of the run's id), as is a ref that names nothing, a queue, the same
-run by ``--after`` and ``--after-any``, and a run waiting for itself
+A ref that names nothing (or several runs) is refused, as is a queue, the
+same run by ``--after`` and ``--after-any``, and a run waiting for itself
 (directly or through runs waiting for it: ``restart --stage --after``,
 checked under the run-status lock by ``transitions.restart``).
 
@@ -30,11 +32,10 @@ from .. import validate
 from ..display import RunList
 from ..errors import AmbiguousRun, BadInput, RunNotFound
 from ..store import transitions
-from ..store.dependencies import runs_of_sweep
 from ..store.records import after_record
 from ..store.run import Run
 from ..store.store import parse_index_range
-from .selection import resolve_all, resolve_store
+from .selection import is_sweep_ref, resolve_all, resolve_store, sweep_runs
 
 __all__ = ["after_refs", "resolve_after", "check_staging_options", "prioritize"]
 
@@ -74,7 +75,7 @@ def resolve_after(st, after=(), after_any=(), listing=None) -> list | None:
     if not after and not after_any:
         return None
     chosen: dict[str, bool] = {}
-    full: list = []  # the store's listing, read once, when a range or a sweep needs it
+    full: list = []  # the store's listing, read once, when a range needs it
     for refs, any_outcome, option in ((after, False, "--after"), (after_any, True, "--after-any")):
         for ref in refs:
             for run in _named(st, ref, option, listing, full):
@@ -112,26 +113,19 @@ def _named(st, ref, option: str, listing, full: list) -> list[Run]:
             if not named:
                 raise BadInput(f"{option} {ref}: no run there but queues")
             return named
+    if is_sweep_ref(ref):  # s and hex digits: never a run id or prefix (hex only)
+        try:
+            trials = sweep_runs(st, ref)
+        except BadInput as e:
+            raise BadInput(f"{option}: {e}") from None
+        return sorted(trials, key=lambda r: (r.timestamp or 0, r.id))  # oldest first, as they were staged
     try:
         (run,) = st.select([ref], indices=False)
-    except (RunNotFound, AmbiguousRun) as e:
-        run, problem = None, e
-    else:
-        problem = None
-    if run is not None and len(ref) == 32:
-        return [run]  # a whole id is never a sweep's
-    if not full:
-        full.extend(st.runs())
-    sweep = runs_of_sweep(st, ref, full)
-    if sweep and (run is None or [r.id for r in sweep] == [run.id]):
-        return sweep
-    if sweep:
-        raise BadInput(f"{option} {ref} names run {run.id[:8]} and sweep {ref} ({len(sweep)} runs): give more of the "
-                       f"run's id, or the sweep's runs as a listing range")
-    if run is None:
-        if isinstance(problem, AmbiguousRun):
-            raise BadInput(f"{option}: {problem}")
-        raise BadInput(f"{option} {ref}: no run or sweep {ref!r}")
+    except AmbiguousRun as e:
+        raise BadInput(f"{option}: {e}") from None
+    except RunNotFound:
+        raise BadInput(f"{option} {ref}: no run {ref!r} (a run id or prefix, a listing index or range, "
+                       f"or a sweep id like s3f9a2c1d)") from None
     return [run]
 
 

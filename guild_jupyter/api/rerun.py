@@ -12,6 +12,7 @@ from ..display import RunList
 from ..errors import BadInput
 from ..execution import launch
 from ..store import transitions
+from ..store.new_run import new_sweep_id
 from ..store.records import PRIORITY
 from ..store.run import FINISHED
 from .pipelines import after_refs, check_staging_options, resolve_after
@@ -65,7 +66,7 @@ def restage(ref, *assignments: str, flags: dict | None = None, store=None, listi
     ``run`` checks them: an unknown flag is a ``FlagError`` and nothing is
     written. ``priority``, ``after``, ``after_any``: as ``run --stage``
     takes them (the copy waits for nothing unless told). The copy names its
-    origin (``restage_of``). Returns the staged runs."""
+    origin (``restage_of``) and joins its sweep. Returns the staged runs."""
     validate.run_ref(ref)
     validate.assignments(assignments)
     validate.flags(flags)
@@ -81,6 +82,8 @@ def restage(ref, *assignments: str, flags: dict | None = None, store=None, listi
     trials = plan_trials(op, assignments, {**base, **(flags or {})})
     waits = resolve_after(st, after, after_any)
     extra = {"restage_of": run.id} if priority is None else {"restage_of": run.id, PRIORITY: priority}
+    if run.sweep is None:  # a run from before sweeps: its copies make a sweep of their own
+        extra["sweep"] = new_sweep_id()
     specs = [reruns.copy_spec(run, op, t, dict(extra)) for t in trials]
     st.ensure_writable()
     return with_listing_indices(st, transitions.create(st, specs, staged=True, after=waits))

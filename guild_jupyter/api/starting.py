@@ -11,11 +11,17 @@ from ..execution import batch, launch
 from ..opdef import ScriptOp
 from ..display import RunList, Trials
 from ..store import transitions
+from ..store.new_run import new_sweep_id
 from ..store.records import PRIORITY
 from .conflicts import refuse_conflicts
 from .pipelines import after_refs, check_staging_options, resolve_after
 from .planning import operation, plan_trials
 from .selection import with_listing_indices, resolve_store
+
+
+#: The sweep of the newest ``run`` call of this process, per Guild home
+#: (what ``sweep_view()`` shows by default).
+LAST_SWEEP: dict[str, str] = {}
 
 
 def run(
@@ -48,7 +54,8 @@ def run(
     output streaming to ``stream`` (default ``sys.stdout``; with ``echo``
     the runs write straight to this process's stdout, as a terminal wants).
     Interrupting a foreground sweep stops the current trial and records the
-    rest as never started. Returns a ``RunList`` (staged or started runs), or
+    rest as never started. The runs of one call share a ``sweep`` attr (a
+    new sweep id: ``s`` + 8 hex), which retries and restages keep. Returns a ``RunList`` (staged or started runs), or
     for ``dry_run`` the ``Trials`` (a list of each trial's flag dict). ``retries`` (with ``stage``):
     how often a queue stages a failed run again (recorded in the run).
     ``priority`` (with ``stage``; -1000 to 1000, default 0): our queues
@@ -89,14 +96,20 @@ def run(
     warn_unknown_gpus(gpus)
     st = resolve_store(store)
     st.ensure_writable()
-    extra = {} if retries is None else {"retries": retries}
+    # One sweep id for the runs of this call (a single run is a sweep of one).
+    extra = {"sweep": new_sweep_id()}
+    if retries is not None:
+        extra["retries"] = retries
     if priority is not None:
         extra[PRIORITY] = priority
-    specs = [op.spec(t, gpus=gpus, label=label, extra_attrs=dict(extra) or None) for t in trials]
+    specs = [op.spec(t, gpus=gpus, label=label, extra_attrs=dict(extra)) for t in trials]
     if stage:
-        return with_listing_indices(st, transitions.create(st, specs, staged=True, after=waits))
+        created = transitions.create(st, specs, staged=True, after=waits)
+        LAST_SWEEP[st.home] = extra["sweep"]
+        return with_listing_indices(st, created)
     # Claimed by this process until started, so no queue takes them.
     created = transitions.create(st, specs, staged=False)
+    LAST_SWEEP[st.home] = extra["sweep"]
     if foreground:
         runner = batch.TrialRunner(st, created, stream=None if echo else (stream or sys.stdout), echo=echo)
         return RunList(runner.run(), store=st)

@@ -1,6 +1,5 @@
 """What the dependencies of a held run are doing now (SPEC 12), read from
-their run directories, and the runs of a sweep (what ``--after SWEEP``
-names).
+their run directories.
 
 A held run (``records.is_held``) waits for the runs its ``after`` record
 names. Each is read as ``(id, state, any outcome)``, ``state`` one of the
@@ -32,10 +31,8 @@ from .records import is_held, read_after
 from .run import COMPLETED, ERROR, PENDING, RUNNING, STAGED, TERMINATED, Run
 from .transitions_end import RETRIED_AS, retry_due, stage_retry
 
-__all__ = ["dependency_states", "dependency_state", "runs_of_sweep", "SWEEP_ATTR", "MAX_RETRIES_FOLLOWED"]
+__all__ = ["dependency_states", "dependency_state", "MAX_RETRIES_FOLLOWED"]
 
-#: The attr every ``run`` call gives its runs (the sweep contract, issue 22).
-SWEEP_ATTR = "sweep"
 #: How far a chain of retries is followed (a bound, not a policy: every
 #: retry chain is bounded by its ``retries``).
 MAX_RETRIES_FOLLOWED = 100
@@ -95,16 +92,6 @@ def dependency_states(store, run: Run, retry=None, settle=None, seen: dict | Non
         followed, state = seen[rid]
         out.append((followed, state, any_outcome))
     return out
-
-
-def runs_of_sweep(store, sweep_id: str, listing=None) -> list[Run]:
-    """The runs whose ``sweep`` attr is ``sweep_id`` (every ``run`` call
-    gives its runs one: issue 22), oldest first; none while runs carry no
-    such attr. ``listing``: the store's runs, when the caller has them."""
-    runs = store.runs() if listing is None else listing
-    found = [r for r in runs if r.get(SWEEP_ATTR) == sweep_id]
-    found.sort(key=lambda r: (r.timestamp, r.id))
-    return found
 
 
 def _is_run_id(value) -> bool:
