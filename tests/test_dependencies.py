@@ -145,9 +145,9 @@ def _staged_rows() -> list[dict]:
 
 
 def test_three_stage_pipeline_with_a_sweep_in_the_middle(step, tmp_path):
-    """prep, then a sweep of trials after it, then eval after every trial
-    listed (``--after 1:3``), staged from the command line as a user would;
-    one queue with two slots runs the trials side by side."""
+    """prep, then a sweep of trials after it, then eval after the sweep
+    (``--after SWEEP``, its id), staged from the command line as a user
+    would; one queue with two slots runs the trials side by side."""
     script, log = step
     cwd = os.path.dirname(script)
     cli("run", "step.py", "sleep=0.3", "--stage", cwd=cwd, check=0)
@@ -155,9 +155,10 @@ def test_three_stage_pipeline_with_a_sweep_in_the_middle(step, tmp_path):
     out = cli("run", "step.py", "sleep=[0.2,0.3,0.4]", "--after", prep.id[:8], "--stage", cwd=cwd, check=0)
     trials = api.runs()[:3]
     assert {r.id[:8] for r in trials} == set(_short_ids(out.stdout))
-    cli("run", "step.py", "--after", "1:3", "--stage", "--priority", "3", cwd=cwd, check=0)
+    (sweep,) = {t.sweep for t in trials}
+    cli("run", "step.py", "--after", sweep, "--stage", "--priority", "3", cwd=cwd, check=0)
     evaluate = api.runs()[0]
-    assert read_after(evaluate) == [(t.id, False) for t in trials]
+    assert read_after(evaluate) == [(t.id, False) for t in sorted(trials, key=lambda t: (t.timestamp, t.id))]
     assert all(read_after(t) == [(prep.id, False)] for t in trials)
     listed = cli("runs", check=0).stdout
     assert f"pending · after {prep.id[:8]} (staged)" in listed
@@ -197,7 +198,7 @@ def test_after_a_sweep_id_names_its_trials(step):
     (other,) = api.run(script, stage=True)
     sweep = trials[0].sweep
     assert sweep and {t.sweep for t in trials} == {sweep} and other.sweep != sweep
-    oldest_first = [(t.id, False) for t in sorted(trials, key=lambda t: t.timestamp)]
+    oldest_first = [(t.id, False) for t in sorted(trials, key=lambda t: (t.timestamp, t.id))]
     (evaluate,) = api.run(script, stage=True, after=sweep)
     assert read_after(evaluate) == oldest_first
     (report,) = api.run(script, stage=True, after_any=[sweep[:6], other.id])
