@@ -9,7 +9,7 @@ side with plain staging and the real guild CLI in the same run.
     is read to tell a run from a sweep id), with ``--after 1:6`` (a listing
     range), with ``--priority 5``; and ``guild run --stage -y`` (Guild has
     no ``--after``). Medians; goal: ``--after`` <= 2x plain. With
-    ``--before REF`` (default d3129e0, the last round's commit, exported
+    ``--before REF[,REF]`` (default d3129e0, the last round's commit, exported
     with ``git archive``), plain staging by that tree too, interleaved, as
     ``python -m guild_jupyter`` with ``PYTHONPATH`` at each tree (this tree
     also so, for a like-for-like ratio), each in its own copy of the store
@@ -83,11 +83,13 @@ def staging(a) -> None:
         "--after 1:6": (OURS + ["run", "tiny.py", "--stage", "--after", "1:6"], env),
         "--priority 5": (OURS + ["run", "tiny.py", "--stage", "--priority", "5"], env),
     }
-    if a.before:
+    befores = [ref for ref in a.before.split(",") if ref]
+    if befores:
         module = [PY, "-m", "guild_jupyter", "run", "tiny.py", "--stage"]
-        before_home, _p, _d = big_store(a.runs)
         kinds["plain, python -m"] = (module, dict(env, PYTHONPATH=ROOT))
-        kinds[f"plain, python -m, {a.before}"] = (module, dict(env_for(before_home), PYTHONPATH=export(a.before)))
+        for ref in befores:
+            before_home, _p, _d = big_store(a.runs)
+            kinds[f"plain, python -m, {ref}"] = (module, dict(env_for(before_home), PYTHONPATH=export(ref)))
     times: dict = {k: [] for k in kinds}
     for k, (cmd, e) in kinds.items():  # warm: the listing file written once for the store as it is
         timed(cmd, e, proj)
@@ -100,9 +102,9 @@ def staging(a) -> None:
           f"(interleaved)")
     for k, xs in times.items():
         print(f"    guild-jupyter run --stage {k:26s} {median(xs) * 1000:8.1f} ms   x{median(xs) / plain:.2f} of plain")
-    if a.before:
-        now, then = median(times["plain, python -m"]), median(times[f"plain, python -m, {a.before}"])
-        print(f"    plain staging, this tree / {a.before}: x{now / then:.2f}")
+    for ref in befores:
+        now, then = median(times["plain, python -m"]), median(times[f"plain, python -m, {ref}"])
+        print(f"    plain staging, this tree / {ref}: x{now / then:.2f}")
     print(f"    guild run --stage -y (no --after)           {median(g) * 1000:8.1f} ms   "
           f"({median(g) / plain:.1f}x ours plain; median of {a.guild_reps})")
     print("    goal: --after <= 2x plain staging")
@@ -156,7 +158,8 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=15)
     p.add_argument("--guild-reps", type=int, default=3)
     p.add_argument("--samples", type=int, default=20)
-    p.add_argument("--before", default="d3129e0", help="a commit whose plain staging is timed too ('' for none)")
+    p.add_argument("--before", default="d3129e0",
+                   help="commits (comma-separated) whose plain staging is timed too ('' for none)")
     p.add_argument("--skip", default="", help="comma list of parts to skip: a,b")
     a = p.parse_args()
     skip = set(a.skip.split(","))
