@@ -48,10 +48,10 @@ WAITING = ("staged", "pending")  # what prioritize takes: staged runs and runs h
 PRIORITY = opt("--priority", metavar="N", type=int,
                help="our queues start the highest priority first, then the oldest (from -1000 to 1000, default 0; "
                     "Guild's own queue ignores it)")
-AFTER = opt("--after", metavar="RUN", repeat=True, default=[], completes=RUN,
-            help="wait until these runs have completed (a run, a listing range like 1:6, or a sweep id; "
-                 "repeatable); if one fails or is deleted, the run is recorded error and never starts")
-AFTER_ANY = opt("--after-any", metavar="RUN", repeat=True, default=[], completes=RUN,
+AFTER = opt("--after", metavar="RUN|SWEEP", repeat=True, default=[], completes=RUN,
+            help="wait until these runs have completed (a run, a listing range like 1:6, or a sweep id like "
+                 "s3f9a2c1d; repeatable); if one fails or is deleted, the run is recorded error and never starts")
+AFTER_ANY = opt("--after-any", metavar="RUN|SWEEP", repeat=True, default=[], completes=RUN,
                 help="wait until these runs have ended, whatever the outcome (repeatable)")
 
 VERBS: tuple[Verb, ...] = (
