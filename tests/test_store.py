@@ -86,6 +86,31 @@ def test_status_rules(project, guild_home):
         assert r.refresh().status == status
 
 
+def test_an_outcome_appears_whole(project, guild_home, monkeypatch):
+    """Readers take no lock, so at every write of a run's outcome, a reader
+    that sees the run ended (``exit_status``, which its status follows) also
+    sees when it ended (``stopped``)."""
+    from guild_jupyter.store import transitions
+
+    st = Store(str(guild_home))
+    runs = [_make_run(st, project) for _ in range(2)]
+    seen = []
+    write = attrs.write_atomic
+
+    def write_and_read(path, data):
+        write(path, data)
+        for r in runs:
+            reader = Run(r.dir)  # another process's view: nothing cached
+            seen.append((os.path.basename(path), reader.get("exit_status"), reader.get("stopped")))
+
+    monkeypatch.setattr(attrs, "write_atomic", write_and_read)
+    transitions.record_start_failure(st, runs[0], "not started: a test")  # staged -> error
+    transitions.unstage(st, runs[1])  # staged -> terminated, never started
+    assert {name for name, _es, _st in seen} >= {"exit_status", "stopped"}
+    assert [s for s in seen if s[1] is not None and s[2] is None] == []
+    assert runs[0].refresh().status == "error" and runs[1].refresh().status == "terminated"
+
+
 def test_corrupt_attr_gives_warning_and_partial_row(project, guild_home):
     st = Store(guild_home)
     good = _make_run(st, project, "lr=0.5")
