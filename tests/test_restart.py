@@ -160,34 +160,63 @@ def test_rest_restart_and_restage(server):
              message="restarted now")
 
 
+class _Holder:
+    """A process that holds a finished run's LOCK for a moment, then lets go
+    as a supervisor does after recording the outcome (the LOCK names it,
+    written after it started). ``ok``: it removed the LOCK where it wrote it."""
+
+    def __init__(self, run):
+        import subprocess
+        import sys
+
+        from guild_jupyter.store.markers import LOCK
+
+        lock = os.path.join(run.dir, ".guild", LOCK)
+        self.proc = subprocess.Popen([sys.executable, "-c", (
+            "import os, sys, time\n"
+            "lock = sys.argv[1]\n"
+            "with open(lock + '.tmp', 'w') as f:\n"
+            "    f.write(str(os.getpid()))\n"
+            "os.replace(lock + '.tmp', lock)\n"
+            "print('held', flush=True)\n"
+            "time.sleep(0.5)\n"
+            "os.remove(lock)\n"), lock], stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "held"
+
+    def ok(self) -> bool:
+        return self.proc.wait(timeout=30) == 0
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
 def test_restart_waits_for_the_supervisor_to_let_go(project, guild_home):
     """A run reads completed as soon as its outcome is written; its
     supervisor removes LOCK right after. A restart in between waits for
     that instead of refusing the run as held (a restart clicked at once)."""
-    import subprocess
-    import sys
-
-    from guild_jupyter.store.markers import LOCK
-
     r = _finished(project, "epochs=1")
-    lock = os.path.join(r.dir, ".guild", LOCK)
-    # A process that holds LOCK for a moment after the outcome, then lets go
-    # as a supervisor does (the LOCK names it, written after it started).
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import os, sys, time\n"
-        "lock = sys.argv[1]\n"
-        "with open(lock + '.tmp', 'w') as f:\n"
-        "    f.write(str(os.getpid()))\n"
-        "os.replace(lock + '.tmp', lock)\n"
-        "print('held', flush=True)\n"
-        "time.sleep(0.5)\n"
-        "os.remove(lock)\n"), lock], stdout=subprocess.PIPE, text=True)
+    holder = _Holder(r)
     try:
-        assert holder.stdout.readline().strip() == "held"
         assert r.refresh().status == "completed" and r.lock_holder() is not None
         (again,) = api.restart(r.id, stage=True)
         assert again.id == r.id and again.status == "staged"
-        assert holder.wait(timeout=30) == 0
+        assert holder.ok()
     finally:
-        holder.kill()
-        holder.wait()
+        holder.close()
+
+
+def test_delete_waits_for_the_supervisor_to_let_go(project, guild_home):
+    """The same moment for a delete: the run goes to the trash once its
+    supervisor has let go, so no LOCK is carried into the trash (a restored
+    run would bring it back) and the supervisor's removal does not fail."""
+    r = _finished(project, "epochs=1")
+    holder = _Holder(r)
+    try:
+        assert r.refresh().status == "completed" and r.lock_holder() is not None
+        (gone,) = api.delete(r.id)
+        assert holder.ok()
+        assert gone.status == "completed" and not os.path.exists(gone.path("LOCK"))
+        assert os.path.isdir(os.path.join(guild_home, "trash", "runs", r.id))
+    finally:
+        holder.close()
