@@ -5,6 +5,7 @@ project with a training script, and helpers to run our CLI and the real
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -232,6 +233,14 @@ _SESSION: dict = {}
 
 
 def pytest_configure(config):
+    # Tests send SIGINT to the processes they start (a foreground sweep, a
+    # followed run, Jupyter's interrupt in this process). A shell without job
+    # control starts a background command with SIGINT ignored, and an
+    # ignored signal stays ignored across exec: the suite run that way (a
+    # loop under `&`, nohup) saw every such process ignore it. The tests'
+    # processes start as they would from a terminal.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     # Every process a test execs inherits the marker; forked ones (a
     # supervisor forked by this process, its script) are found as this
     # process's descendants or by their run directory (cwd, arguments).
