@@ -43,9 +43,10 @@ def guild_home(tmp_path, monkeypatch):
     """Every test gets its own default store: never the user's ~/.guild.
 
     On teardown, whatever still goes in it (queues, Guild's own included,
-    and runs) is stopped, so a test that fails half-way leaves no queue
-    behind: tests stop what they start, this only keeps a failure (or a
-    forgotten stop, which ``pytest_sessionfinish`` reports) from leaking."""
+    and runs with processes) is stopped, so a test that fails half-way
+    leaves no queue behind: tests stop what they start, this only keeps a
+    failure (or a forgotten stop, which ``pytest_sessionfinish`` reports)
+    from leaking."""
     home = tmp_path / "guild-home"
     home.mkdir()
     monkeypatch.setenv("GUILD_HOME", str(home))
@@ -59,16 +60,46 @@ def _stop_what_goes(home) -> None:
     if not os.path.isdir(os.path.join(str(home), "runs")):
         return
     from guild_jupyter import api
+    from guild_jupyter.errors import GuildJupyterError
     from guild_jupyter.store.store import Store
 
     try:
         store = Store(str(home))
         for _ in range(3):  # a queue stopped in this pass may have started a run meanwhile
-            if not api.stop(all=True, store=store, timeout=15):
+            going = _going(store)
+            if not going:
                 break
             _LEFT_GOING.append(str(home))
+            for run in going:
+                try:
+                    api.stop(run.id, store=store, timeout=15)
+                except GuildJupyterError:  # ended meanwhile
+                    pass
     except Exception:  # noqa: BLE001 - cleanup only: a read-only or damaged store of the test's own
         pass
+
+
+def _going(store) -> list:
+    """The runs of a test's store that have processes going: running (a
+    queue's included), or pending under a live claim (a launch, a batch host).
+    Not the ones this process stands for: a test that records its own pid in a
+    LOCK or a claim (the store's own tests) did not start a process, and must
+    not be sent SIGTERM."""
+    from guild_jupyter.store.records import Claim, read_claim
+    from guild_jupyter.store.run import PENDING, RUNNING
+
+    me = os.getpid()
+    out = []
+    for r in store.runs(status=(RUNNING, PENDING)):
+        if r.status == RUNNING:
+            holder = r.lock_holder()
+            if holder is None or holder.pid != me:
+                out.append(r)
+        else:
+            claim = read_claim(r)
+            if isinstance(claim, Claim) and claim.owner.pid != me and claim.owner.alive():
+                out.append(r)
+    return out
 
 
 _LEFT_GOING: list = []
@@ -150,6 +181,30 @@ def output_line(run_id: str, prefix: str) -> str | None:
     from guild_jupyter import api
 
     return next((ln for ln in complete_lines(api.output(run_id)) if ln.startswith(prefix)), None)
+
+
+def stop_guild_queue(proc, timeout: float = 30.0) -> None:
+    """Stops a ``guild run queue`` CLI started by a test (in its own session)
+    as ``guild stop`` does: SIGTERM to the queue's process, the one its run's
+    LOCK names; the CLI then records the queue's end and exits. Not SIGTERM
+    to its process group: that ends the CLI before it records anything (the
+    queue run is left without an outcome) and takes down a run the queue is
+    starting. Past ``timeout`` (a queue that never got as far as its run),
+    the group is killed."""
+    from guild_jupyter import api
+
+    deadline = time.monotonic() + timeout
+    signalled = False
+    while proc.poll() is None and time.monotonic() < deadline:
+        if not signalled:  # no queue run yet while the CLI is making it: ask again
+            signalled = bool(api.stop(queues=True, wait=False))
+        try:
+            proc.wait(0.5)
+        except subprocess.TimeoutExpired:
+            pass
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
 
 
 def gone(proc) -> bool:

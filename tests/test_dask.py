@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import cli, guild, outcomes_recorded, run_dirs, wait_for
+from conftest import cli, guild, outcomes_recorded, run_dirs, stop_guild_queue, wait_for
 from guild_jupyter import api
 from guild_jupyter.errors import BadInput
 from support.snapshots import group
@@ -210,11 +210,7 @@ def test_alongside_a_thread_queue_and_guild_queue_exactly_once(cluster, script, 
     finally:
         for q in queues:
             q.stop()
-        os.killpg(gq.pid, signal.SIGTERM)
-        gq.wait(30)
-        # Guild's queue can outlive its CLI (a SIGTERM taken while it starts a
-        # run): stop what is left of it through its run, so no queue lingers.
-        api.stop(queues=True, wait=True)
+        stop_guild_queue(gq)
     assert [r.refresh().status for r in runs] == ["completed"] * 30
     assert all(len(ran(r)) == 1 for r in runs)
     by_dask = [r for r in runs if r.get("queue_id") == dq.id]

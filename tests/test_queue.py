@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import cli, guild, outcomes_recorded, run_dirs, shown_queue, wait_for
+from conftest import cli, guild, outcomes_recorded, run_dirs, shown_queue, stop_guild_queue, wait_for
 from guild_jupyter import api
 from guild_jupyter.procs import Identity
 from guild_jupyter.store import transitions
@@ -197,5 +197,4 @@ def test_exactly_once_with_four_queues(project, guild_home, tmp_path):
         for q in queues:
             q.stop()
         if gq is not None:
-            os.killpg(gq.pid, signal.SIGTERM)
-            gq.wait(30)
+            stop_guild_queue(gq)
