@@ -62,9 +62,16 @@ def test_restart_in_place_seen_by_guild(project, guild_home):
 
 
 def test_restart_failed_run_and_stage_for_a_queue(project, guild_home, shell):
-    (project / "flip.py").write_text("import os, sys\nmarker = ''\nok = os.path.exists(marker)\n"
-                                     "print('ok' if ok else 'failing')\nsys.exit(0 if ok else 4)\n")
+    # It fails until the marker exists; while MARKER.hold exists it stays running (bounded), so the
+    # CLI's restart below can be seen running however fast the script is.
+    (project / "flip.py").write_text("import os, sys, time\nmarker = ''\nok = os.path.exists(marker)\n"
+                                     "print('ok' if ok else 'failing', flush=True)\n"
+                                     "deadline = time.monotonic() + 60\n"
+                                     "while os.path.exists(marker + '.hold') and time.monotonic() < deadline:\n"
+                                     "    time.sleep(0.02)\n"
+                                     "sys.exit(0 if ok else 4)\n")
     marker = project / "ok.flag"
+    hold = project / "ok.flag.hold"
     (r,) = api.run(str(project / "flip.py"), f"marker={marker}", foreground=True, stream=open(os.devnull, "w"))
     assert r.refresh().status == "error"
     assert _guild_info(r.id)["status"] == "error"
@@ -79,8 +86,12 @@ def test_restart_failed_run_and_stage_for_a_queue(project, guild_home, shell):
     assert r.refresh().status == "completed" and r.get("queue_id") == q.id
     assert _guild_info(r.id)["status"] == "completed"
     # The CLI's restart: started now.
-    p = cli("restart", r.id, check=0)
-    assert shown_ids(p.stdout) == [r.id[:8]] and "running" in p.stdout  # as `runs` lists it
+    hold.write_text("")
+    try:
+        p = cli("restart", r.id, check=0)
+        assert shown_ids(p.stdout) == [r.id[:8]] and "running" in p.stdout  # as `runs` lists it
+    finally:
+        hold.unlink()
     api.wait(r.id, timeout=60)
     assert r.refresh().status == "completed" and api.output(r.id).count("ok") == 2
 
