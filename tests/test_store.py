@@ -111,6 +111,35 @@ def test_an_outcome_appears_whole(project, guild_home, monkeypatch):
     assert runs[0].refresh().status == "error" and runs[1].refresh().status == "terminated"
 
 
+def test_a_run_that_ends_while_its_status_is_read_never_reads_error(project, guild_home, monkeypatch):
+    """A reader looks at a running run's files one by one (markers, the
+    outcome, the LOCK holder). Its holder ending the run in between (outcome
+    recorded, LOCK dropped) after the outcome was read as missing and before
+    LOCK was checked: the run reads completed, never error without an
+    outcome (a failure shown, or an event sent, for a run that completed)."""
+    from guild_jupyter.procs import Identity
+    from guild_jupyter.store import transitions
+
+    st = Store(str(guild_home))
+    me = Identity.current()
+    r = _make_run(st, project)  # staged: taken by this process below, as a supervisor takes it
+    transitions.acquire(st, r, me)
+    assert Run(r.dir).status == "running"
+    holder_of = Run.lock_holder
+    ended = []
+
+    def lock_holder_as_the_run_ends(run):
+        if not ended:  # the holder records the outcome and lets go just now
+            ended.append(True)
+            transitions.record_outcome(st, Run(run.dir), 0, holder=me)
+        return holder_of(run)
+
+    monkeypatch.setattr(Run, "lock_holder", lock_holder_as_the_run_ends)
+    reader = Run(r.dir)
+    assert reader.status == "completed" and reader.exit_status == 0
+    assert ended and not os.path.exists(r.path("LOCK"))
+
+
 def test_corrupt_attr_gives_warning_and_partial_row(project, guild_home):
     st = Store(guild_home)
     good = _make_run(st, project, "lr=0.5")
