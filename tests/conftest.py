@@ -335,11 +335,19 @@ def session_processes() -> list:
     live = []
     for p in out.values():
         try:
-            if p.status() != psutil.STATUS_ZOMBIE:
+            if p.status() != psutil.STATUS_ZOMBIE and not _interpreter_helper(p, me):
                 live.append(p)
         except psutil.Error:
             continue
     return live
+
+
+def _interpreter_helper(p, me) -> bool:
+    """multiprocessing's resource tracker (or forkserver) of this process:
+    started by the first Dask cluster or pool a test makes, it is this
+    interpreter's own and ends when it does, after the session."""
+    return p.ppid() == me.pid and any(
+        "multiprocessing.resource_tracker" in a or "multiprocessing.forkserver" in a for a in p.cmdline())
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -422,5 +422,7 @@ def test_panel_form_starts_a_dask_queue(cluster, script):
         assert "started queue" in p.feedback.value and f"Dask {cluster.address}" in p.feedback.value
         wait_for(lambda: r.refresh().status == "completed", timeout=60, message="the panel's Dask queue runs it")
         assert r.get("dask_worker") in ("gpu0", "cpu0") and len(ran(r)) == 1
+        # Run once: with nothing left staged it ends by itself (not left for the teardown to stop).
+        wait_for(lambda: not api.queues(), timeout=60, message="the run-once queue ends")
     finally:
         p.close()
