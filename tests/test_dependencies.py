@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import cli, guild, wait_for
+from conftest import cli, guild, stop_guild_queue, wait_for
 from guild_jupyter import api, views
 from guild_jupyter.store import attrs as attrlib
 from guild_jupyter.store.records import is_held, read_after
@@ -399,8 +399,7 @@ def test_the_real_guild_queue_beside_ours_never_starts_a_held_run(step):
     finally:
         if ours is not None:
             stop_queues([ours])
-        os.killpg(gq.pid, signal.SIGTERM)
-        gq.wait(60)
+        stop_guild_queue(gq)
     counts = {i: started(log).count(i) for i in set(started(log))}
     assert counts == {r.id: 1 for r in every}, counts
     for r in every:
