@@ -120,8 +120,15 @@ def test_the_sweep_page_shows_the_table_and_live_charts(server, tmp_path):
         assert heads == [[c["key"], c["title"]] for c in sweep["columns"]]
         for t in sweep["trials"]:
             row = view.locator(f'tr.gj-trial[data-run="{t["id"]}"]')
-            cells = row.locator("td[data-key]").evaluate_all("(els) => els.map((e) => [e.dataset.key, e.innerText])")
-            assert cells == [[c["key"], t["cells"][c["key"]]["text"]] for c in sweep["columns"]], t["id"]
+            cells = dict(row.locator("td[data-key]").evaluate_all("(els) => els.map((e) => [e.dataset.key, e.innerText])"))
+            assert list(cells) == [c["key"] for c in sweep["columns"]]
+            for c in sweep["columns"]:
+                assert cells[c["key"]].startswith(t["cells"][c["key"]]["text"]), (t["id"], c["key"])
+            # A retry says what it retries, and sits right under it.
+            status_key = next(c["key"] for c in sweep["columns"] if c["kind"] == "status")
+            if t.get("retry_text"):
+                assert t["retry_text"] in cells[status_key]
+                assert "gj-mod-retry" in view.locator(f'tbody[data-run="{t["id"]}"]').get_attribute("class")
             labels = row.locator(".gj-actions > button").evaluate_all("(els) => els.map((b) => b.textContent)")
             assert labels == [a["label"] for a in t["actions"]]
             assert ("gj-mod-best" in row.get_attribute("class")) == t["is_best"]
@@ -187,8 +194,7 @@ def test_the_sweep_page_shows_the_table_and_live_charts(server, tmp_path):
         other = next(t for t in sweep["tags"] if t != main)
         n_asks = len(fx.scalar_asks)
         view.locator(".gj-tag-picker").select_option(other)
-        wait_points(page, sum(len(p) for p in fx.series_for(other).values()))
-        assert as_dict(lines(page)) == fx.series_for(other)
+        until(page, lambda: as_dict(lines(page) or []) == fx.series_for(other), f"the lines of {other}")
         ask = fx.scalar_asks[n_asks]
         assert ask["tags"] == other and "since" not in ask
         # Another x axis (a logged tag): from the start too, x the tag's value at each step.
@@ -200,13 +206,17 @@ def test_the_sweep_page_shows_the_table_and_live_charts(server, tmp_path):
         ask = fx.scalar_asks[n_asks]
         assert ask["x"] == x_tag and ask["tags"] == other and "since" not in ask
 
-        # Flags against results: each trial with a scalar at its flag and value.
-        flag = next(c for c in sweep["columns"] if c["kind"] == "flag")
-        dots = view.locator(".gj-scatter-point").evaluate_all(
-            "(els) => els.map((e) => [e.dataset.run, e.dataset.x, e.dataset.y, e.classList.contains('gj-mod-best')])")
-        want_dots = [[t["id"], str(t["cells"][flag["key"]]["sort"]), t["cells"]["scalar"]["sort"], t["is_best"]]
-                     for t in sweep["trials"] if t["cells"]["scalar"]["sort"] is not None]
-        assert sorted([d[0], d[1], float(d[2]), d[3]] for d in dots) == sorted(want_dots)
+        # Flags against results: each trial with a final value, at its flag's value and that value.
+        hp = sweep["hparams"]
+        for flag in hp["flags"]:
+            view.locator(".gj-scatter-flag").select_option(flag)
+            dots = view.locator(".gj-scatter-point").evaluate_all(
+                "(els) => els.map((e) => [e.dataset.run, Number(e.dataset.x), Number(e.dataset.y),"
+                " e.classList.contains('gj-mod-best')])")
+            want_dots = [[p["run"], p["flags"][flag], p["final"], p["run"] == sweep["best"]]
+                         for p in hp["points"] if p["final"] is not None]
+            assert sorted(dots) == sorted(want_dots), flag
+            assert flag in view.locator(".gj-scatter-svg").inner_html()
 
 
 def test_the_trial_table_sorts_filters_and_acts(server, tmp_path):
@@ -221,6 +231,11 @@ def test_the_trial_table_sorts_filters_and_acts(server, tmp_path):
             return view.locator("tr.gj-trial").evaluate_all("(els) => els.map((e) => e.dataset.run)")
 
         assert order() == [t["id"] for t in trials]
+        # A retry comes right after the trial it retries (the server's order, kept).
+        retries = [t for t in trials if t.get("attempt")]
+        assert retries, "the fixture should hold a retry"
+        for r in retries:
+            assert order()[order().index(r["id"]) - 1] in (r["trial"], *[x["id"] for x in trials if x.get("trial") == r["trial"]])
         for key in ("scalar", "flag:lr", "progress"):
             head = view.locator(f'thead th[data-key="{key}"] button')
             head.click()
@@ -282,7 +297,8 @@ def test_the_trial_table_sorts_filters_and_acts(server, tmp_path):
         form.locator(f'input[name="{flag}"]').fill("0.0375")
         form.locator("button[type=submit]").click()
         form.wait_for(state="detached", timeout=10_000)
-        assert fx.calls[-1] == (action["method"], action["path"], {"flags": {flag: "0.0375"}})
+        posts = [c for c in fx.calls if c[0] != "GET"]  # the followed output keeps asking meanwhile
+        assert posts[-1] == (action["method"], action["path"], {"flags": {flag: "0.0375"}})
         assert view.locator(f'tbody[data-run="{t["id"]}"] tr.gj-trial-more').is_hidden()
 
 

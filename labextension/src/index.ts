@@ -106,7 +106,7 @@ export class SweepPanel extends Widget {
     super();
     this.id = `guild-jupyter-sweep-${sweepId}`;
     this.addClass('jp-GuildSweep');
-    this.title.label = `Sweep ${sweepId.slice(0, 8)}`;
+    this.title.label = `Sweep ${sweepId}`;
     this.title.caption = `Guild sweep ${sweepId}`;
     this.title.closable = true;
     this.title.icon = guildIcon;
@@ -183,7 +183,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
     app.commands.addCommand(CommandIds.sweep, {
-      label: args => (args.id ? `Open Guild Sweep ${String(args.id).slice(0, 8)}` : 'Open Guild Sweep'),
+      label: args => (args.id ? `Open Guild Sweep ${String(args.id)}` : 'Open Guild Sweep'),
       caption: 'The live view of a sweep: its trials, charts and flags against results',
       icon: guildIcon,
       execute: args => {

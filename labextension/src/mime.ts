@@ -1,7 +1,7 @@
 /**
  * The sweep view in a cell's output: a MIME renderer for
  * ``application/vnd.guild-jupyter.sweep+json`` (``{"sweep": ID, "store":
- * HOME}``, what ``%guild sweep`` and ``guild_jupyter.sweep_view()``
+ * HOME, "title": ...}``, what ``%guild sweep`` and ``guild_jupyter.sweep_view()``
  * display). It renders the same live component as the main-area tab and
  * talks to the Jupyter server's REST API, not to the kernel: the output
  * stays live while the kernel is busy, after a restart, and when a saved
@@ -26,6 +26,7 @@ export const SWEEP_MIME = 'application/vnd.guild-jupyter.sweep+json';
 interface ISweepBundle {
   sweep?: unknown;
   store?: unknown;
+  title?: unknown;
 }
 
 export class SweepOutput extends Widget implements IRenderMime.IRenderer {
@@ -52,6 +53,7 @@ export class SweepOutput extends Widget implements IRenderMime.IRenderer {
     this.view = new SweepView(labClient(), id, {
       layout: 'cell',
       store,
+      title: typeof data.title === 'string' ? data.title : undefined,
       openPath: path => window.open(PageConfig.getBaseUrl() + path, '_blank', 'noopener')
     });
     this.node.replaceChildren(this.view.node);

@@ -25,7 +25,7 @@
 import uPlot from 'uplot';
 
 import { h, setText } from '../render/dom';
-import { countPositive, decimate, keepPositive, nearestIndex, Series, SeriesStore } from './series';
+import { countPositive, decimate, formatNumber, keepPositive, nearestIndex, Series, SeriesStore } from './series';
 
 /** What the chart needs of each trial (from the table). */
 export interface IChartTrial {
@@ -363,15 +363,4 @@ export class LiveChart {
       this.plot.setSeries(null, { focus: false });
     }
   }
-}
-
-/** A value as a hover shows it: up to 6 significant digits. */
-export function formatNumber(v: number): string {
-  if (!Number.isFinite(v)) {
-    return String(v);
-  }
-  if (Number.isInteger(v) && Math.abs(v) < 1e15) {
-    return String(v);
-  }
-  return String(Number(v.toPrecision(6)));
 }

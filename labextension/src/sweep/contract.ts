@@ -26,6 +26,11 @@ export interface ITrialRow extends IRunRow {
   /** What a chart's hover shows for this trial ("lr=0.1 batch=32"). */
   flags_hover?: string;
   is_best?: boolean;
+  sweep?: string;
+  /** The run this one retries (the chain's origin; its own id for a first attempt). */
+  trial?: string;
+  /** 0 for the original, 1.. for its retries (listed right after it). */
+  attempt?: number;
 }
 
 export interface ISweepScalar {
@@ -49,9 +54,28 @@ export interface ISweep {
   x_axes: string[];
   statuses?: string[];
   trials: ITrialRow[];
+  /** The Guild home the sweep was read from (a cell's bundle names its own). */
+  store?: string;
+  /** The varying flag names, in column order. */
+  flags?: string[];
+  /** Flags against results: the flags a scatter may put across, and per trial its flags and the main scalar's values. */
+  hparams?: IHparams | null;
 }
 
-/** [x, y] pairs of one tag, oldest first (more fields may follow y). */
+export interface IHparamsPoint {
+  run: string;
+  flags: Record<string, unknown>;
+  /** The main scalar's last value; null: none yet. */
+  final: number | null;
+  best?: number | null;
+}
+
+export interface IHparams {
+  flags: string[];
+  points: IHparamsPoint[];
+}
+
+/** [x, y] pairs of one tag, oldest first ([step, value, time] without ``x``; more may follow). */
 export type IPoints = number[][];
 
 /** GET sweeps/ID/scalars?since=TOKEN&tags=&x=: what is new since TOKEN. */
@@ -59,8 +83,17 @@ export interface IScalarsReply {
   token: string;
   x: string;
   series: Record<string, Record<string, IPoints>>;
-  /** The client drops what it has (a file was replaced, x changed). */
+  /** This answer is from the start: drop what is held and use it (an unknown
+   * token, a file replaced, another x or tags). */
   reset: boolean;
+  /** Tags in this answer's series. */
+  tags?: string[];
+  /** A series had more than ``points`` points and was thinned (first and last kept, each bucket's extremes). */
+  thinned?: boolean;
+  /** Every trial ended and all was read: nothing more will come. */
+  done?: boolean;
+  /** Files that could not be read whole, one line each. */
+  errors?: string[];
 }
 
 export { ISweepLink } from '../contract';

@@ -5,16 +5,22 @@
  *
  * Two polls, each asking again only once its answer is handled (never two
  * of a kind in flight):
- * - the table, GET sweeps/ID, every TABLE_MS while a trial is staged,
- *   pending or running (its progress and clocks move), every IDLE_MS once
- *   every trial ended (a restage may add one);
- * - the series, GET sweeps/ID/scalars?tags=TAG&x=X, first without
- *   ``since`` (everything so far), then every SCALARS_MS with the token of
- *   the last answer: only the points logged since, appended to typed
- *   arrays (series.ts). ``reset`` drops what is held and asks from the
- *   start again; so does a change of tag or x axis. Only the tag shown is
- *   asked for, and only once a trial logged it (the server refuses a tag
- *   no trial logged).
+ * - the table, GET sweeps/ID?after_version=V&timeout=S: the server holds
+ *   the answer until a trial's row changes (status, flags, a trial added)
+ *   or S seconds passed. The version does not move with clocks and
+ *   scalars, so S is how fresh the progress and scalar cells are: 1 s
+ *   while a trial is staged, pending or running, LONG_WAIT_S once all
+ *   ended (a restage still shows at once). A server that answers at once
+ *   is asked every TABLE_MS (IDLE_MS once all ended) instead.
+ * - the series, GET sweeps/ID/scalars?tags=TAG&x=X&points=N, first
+ *   without ``since`` (everything so far, at most FIRST_POINTS per series:
+ *   the server thins longer ones, keeping each bucket's extremes), then
+ *   every SCALARS_MS with the token of the last answer: only the points
+ *   logged since, appended to typed arrays (series.ts). An answer with
+ *   ``reset`` is from the start: what is held is dropped for it. A new tag
+ *   or x axis asks from the start. Only the tag shown is asked for, once a
+ *   trial logged it. ``done`` (every trial ended, all read) stops the
+ *   asking until the table shows a live trial again (a restage).
  * While the view is off screen (a hidden tab, a cell scrolled away, a
  * hidden browser tab) nothing is asked; on screen again, both ask at once.
  * Failures back off (doubling up to 30 s) and show as one line.
@@ -27,6 +33,10 @@ import { SeriesStore } from './series';
 export const TABLE_MS = 1000;
 export const SCALARS_MS = 1000;
 export const IDLE_MS = 5000;
+/** How long the server may hold the table's request once every trial ended. */
+export const LONG_WAIT_S = 25;
+/** Points per series the first answer brings at most (the chart draws ~4 per pixel column). */
+export const FIRST_POINTS = 2000;
 
 /** Statuses of a trial that may still change or log. */
 const LIVE = ['staged', 'pending', 'running'];
@@ -39,21 +49,28 @@ export class SweepModel {
   sweep: ISweep | null = null;
   /** The table's last error (one line), null when the last call worked. */
   error: string | null = null;
+  /** The table's last error's HTTP status (0: none or no answer). */
+  errorStatus = 0;
   /** The series' last error (one line). */
   seriesError: string | null = null;
+  /** What the server could not read (a corrupt event file), one line each. */
+  seriesProblems: string[] = [];
   readonly store = new SeriesStore();
-  /** The tag and x axis shown (null tag: none chosen yet: the sweep's main scalar). */
+  /** The tag and x axis shown (null tag: none chosen: the sweep's main scalar). */
   tag: string | null = null;
   x = 'step';
   /** Whether the series hold everything logged so far (a first answer came). */
   loaded = false;
+  /** The server said nothing more will come (every trial ended, all read). */
+  done = false;
   private token: string | null = null;
-  /** The tag the token and the held series belong to. */
-  private seriesTag: string | null = null;
+  /** The tag and x the token and the held series belong to. */
+  private seriesKey: string | null = null;
   private readonly tableListeners = new Set<Listener>();
   private readonly seriesListeners = new Set<SeriesListener>();
   private tableTimer: number | null = null;
   private seriesTimer: number | null = null;
+  private tableController: AbortController | null = null;
   private tableBusy = false;
   private seriesBusy = false;
   private tableFailures = 0;
@@ -62,6 +79,8 @@ export class SweepModel {
   private generation = 0;
   private shown = true;
   private disposed = false;
+  /** Whether the server holds the table's request (after_version); false once it answered at once. */
+  private longPoll = true;
 
   constructor(readonly client: GuildClient, readonly id: string) {
     document.addEventListener('visibilitychange', this.onVisibility);
@@ -78,7 +97,7 @@ export class SweepModel {
   }
 
   start(): void {
-    this.pollTable();
+    void this.pollTable(true);
   }
 
   /** Whether the view is on screen: off screen, nothing is asked. */
@@ -94,18 +113,21 @@ export class SweepModel {
 
   /** Asks both now (after an action, or back on screen). */
   refresh(): void {
-    this.pollTable();
-    this.pollSeries();
+    void this.pollTable(true);
+    void this.pollSeries();
   }
 
-  /** Shows ``tag`` (and ``x``): what is held is dropped and asked for again. */
+  /** Shows ``tag`` (null: the main scalar) against ``x``: asked for from the start. */
   choose(tag: string | null, x: string): void {
     if (tag === this.tag && x === this.x) {
       return;
     }
     this.tag = tag;
     this.x = x;
-    this.restartSeries();
+    this.generation++;
+    this.clearTimer('series');
+    this.seriesBusy = false;
+    void this.pollSeries();
   }
 
   /** The sweep's trials that may still log (or start). */
@@ -114,11 +136,22 @@ export class SweepModel {
     return LIVE.some(s => (counts[s] || 0) > 0) || !!this.sweep?.trials.some(t => LIVE.includes(t.status));
   }
 
+  /** The tag to ask for: the one chosen, else the main scalar, else the first logged. */
+  wantedTag(): string | null {
+    const tags = this.sweep?.tags || [];
+    if (this.tag !== null) {
+      return this.tag;
+    }
+    const main = this.sweep?.scalar?.tag;
+    return main && tags.includes(main) ? main : tags[0] || null;
+  }
+
   dispose(): void {
     this.disposed = true;
     this.generation++;
-    this.clear('table');
-    this.clear('series');
+    this.clearTimer('table');
+    this.clearTimer('series');
+    this.tableController?.abort();
     document.removeEventListener('visibilitychange', this.onVisibility);
     this.tableListeners.clear();
     this.seriesListeners.clear();
@@ -134,79 +167,94 @@ export class SweepModel {
     }
   };
 
-  private clear(which: 'table' | 'series'): void {
-    const timer = which === 'table' ? this.tableTimer : this.seriesTimer;
-    if (timer !== null) {
-      window.clearTimeout(timer);
-    }
+  private clearTimer(which: 'table' | 'series'): void {
     if (which === 'table') {
+      if (this.tableTimer !== null) {
+        window.clearTimeout(this.tableTimer);
+      }
       this.tableTimer = null;
     } else {
+      if (this.seriesTimer !== null) {
+        window.clearTimeout(this.seriesTimer);
+      }
       this.seriesTimer = null;
     }
   }
 
-  private restartSeries(): void {
-    this.generation++;
-    this.token = null;
-    this.loaded = false;
-    this.seriesError = null;
-    this.store.clear();
-    this.emitSeries(new Set(), true);
-    this.clear('series');
-    this.seriesBusy = false;
-    this.pollSeries();
-  }
-
-  /** The tag to ask for: the one chosen, else the main scalar, else the first logged. */
-  wantedTag(): string | null {
-    const tags = this.sweep?.tags || [];
-    if (this.tag !== null) {
-      return this.tag;
-    }
-    const main = this.sweep?.scalar?.tag;
-    return main && tags.includes(main) ? main : tags[0] || null;
-  }
-
-  private async pollTable(): Promise<void> {
-    this.clear('table');
-    if (this.tableBusy || !this.active()) {
+  /** ``now``: an answer at once (a held request is dropped for it). */
+  private async pollTable(now = false): Promise<void> {
+    this.clearTimer('table');
+    if (!this.active()) {
       return;
     }
+    if (this.tableBusy) {
+      if (!now) {
+        return;
+      }
+      this.tableController?.abort(); // a held request: ask again for an answer at once
+    }
     this.tableBusy = true;
+    const controller = new AbortController();
+    this.tableController = controller;
+    const live = this.live();
+    const version = this.sweep?.version;
+    const wait = live ? TABLE_MS / 1000 : LONG_WAIT_S;
+    let path = `sweeps/${encodeURIComponent(this.id)}`;
+    const held = !now && this.longPoll && version !== undefined && version !== null;
+    if (held) {
+      path += `?after_version=${encodeURIComponent(String(version))}&timeout=${wait}`;
+    }
+    const t0 = Date.now();
     let delay = TABLE_MS;
     try {
-      const sweep = await this.client.request<ISweep>(`sweeps/${encodeURIComponent(this.id)}`);
+      const sweep = await this.client.request<ISweep>(path, { signal: controller.signal });
       if (this.disposed) {
         return;
       }
-      const firstTags = !this.sweep || !this.sweep.tags.length;
+      const elapsed = Date.now() - t0;
+      if (held && sweep.version === version && elapsed < (wait * 1000) / 2) {
+        this.longPoll = false; // answered at once with nothing new: this server does not hold
+      }
+      const hadTags = !!this.sweep && this.sweep.tags.length > 0;
+      const wasLive = this.live();
       this.sweep = sweep;
       this.error = null;
+      this.errorStatus = 0;
       this.tableFailures = 0;
-      delay = this.live() ? TABLE_MS : IDLE_MS;
+      const isLive = this.live();
+      if (this.longPoll) {
+        delay = held ? 0 : Math.max(0, TABLE_MS - elapsed);
+      } else {
+        delay = isLive ? TABLE_MS : IDLE_MS;
+      }
       this.emitTable();
-      if (firstTags && sweep.tags.length && this.seriesTimer === null && !this.seriesBusy) {
-        this.pollSeries(); // the first tag was logged: its series can be asked for
+      if ((!hadTags && sweep.tags.length) || (isLive && !wasLive && this.done)) {
+        // The first tag was logged, or a trial came back to life (a restage): ask for the series.
+        this.done = false;
+        void this.pollSeries();
       }
     } catch (e) {
-      if (this.disposed) {
-        return;
+      if (controller.signal.aborted || this.disposed) {
+        return; // dropped for a newer ask
       }
       this.error = (e as Error).message || String(e);
+      this.errorStatus = e instanceof GuildApiError ? e.status : 0;
       this.tableFailures += 1;
       delay = nextDelay(TABLE_MS, this.tableFailures);
       this.emitTable();
     } finally {
-      this.tableBusy = false;
+      if (this.tableController === controller) {
+        this.tableController = null;
+        this.tableBusy = false;
+      }
     }
-    if (this.active()) {
+    if (this.active() && this.tableController === null) {
       this.tableTimer = window.setTimeout(() => void this.pollTable(), delay);
     }
   }
 
   private async pollSeries(): Promise<void> {
-    this.clear('series');
+    this.clearTimer('series');
     if (this.seriesBusy || !this.active() || !this.sweep) {
       return;
     }
@@ -214,12 +262,15 @@ export class SweepModel {
     if (tag === null || !this.sweep.tags.includes(tag)) {
       return; // nothing logged yet: the table's next answer asks again
     }
-    if (tag !== this.seriesTag) {
-      // Another tag than what is held (the main scalar became known or changed): from the start.
-      this.seriesTag = tag;
-      if (this.token !== null || this.store.runs.size) {
-        this.token = null;
-        this.loaded = false;
+    const key = `${tag}\n${this.x}`;
+    if (key !== this.seriesKey) {
+      // Another tag or x than what is held: from the start.
+      this.seriesKey = key;
+      this.token = null;
+      this.loaded = false;
+      this.done = false;
+      this.seriesProblems = [];
+      if (this.store.runs.size) {
         this.store.clear();
         this.emitSeries(new Set(), true);
       }
@@ -227,7 +278,7 @@ export class SweepModel {
     this.seriesBusy = true;
     const generation = this.generation;
     let delay = SCALARS_MS;
-    let query = `tags=${encodeURIComponent(tag)}&x=${encodeURIComponent(this.x)}`;
+    let query = `tags=${encodeURIComponent(tag)}&x=${encodeURIComponent(this.x)}&points=${FIRST_POINTS}`;
     if (this.token !== null) {
       query += `&since=${encodeURIComponent(this.token)}`;
     }
@@ -239,23 +290,21 @@ export class SweepModel {
       const t0 = performance.now();
       const reply = JSON.parse(text) as IScalarsReply;
       const reset = !!reply.reset || this.token === null;
-      if (reply.reset && this.token !== null) {
-        // The server's files changed under the token: drop and ask from the start.
-        this.token = null;
-        this.store.clear();
-        this.loaded = false;
-        this.emitSeries(new Set(), true);
-        delay = 0;
-      } else {
-        this.token = reply.token;
-        const changed = this.store.apply(reply);
-        this.loaded = true;
-        this.seriesError = null;
-        this.seriesFailures = 0;
-        performance.measure('gj-sweep:apply', { start: t0 });
-        this.emitSeries(changed, reset);
-        delay = this.live() ? SCALARS_MS : IDLE_MS;
+      if (reset && this.store.runs.size) {
+        this.store.clear(); // the answer is from the start: it replaces what is held
       }
+      this.token = reply.token;
+      const changed = this.store.apply({ ...reply, reset: false });
+      this.loaded = true;
+      this.done = !!reply.done;
+      this.seriesError = null;
+      this.seriesFailures = 0;
+      if (reply.errors) {
+        this.seriesProblems = reply.errors.slice(0, 5);
+      }
+      performance.measure('gj-sweep:apply', { start: t0 });
+      this.emitSeries(changed, reset);
+      delay = SCALARS_MS;
     } catch (e) {
       if (generation !== this.generation || this.disposed) {
         return;
@@ -278,7 +327,7 @@ export class SweepModel {
         this.seriesBusy = false;
       }
     }
-    if (generation === this.generation && this.active()) {
+    if (generation === this.generation && this.active() && !this.done) {
       this.seriesTimer = window.setTimeout(() => void this.pollSeries(), delay);
     }
   }

@@ -336,3 +336,14 @@ export function nearestIndex(xs: ArrayLike<number>, n: number, x: number): numbe
 
 /** TensorBoard's smoothing slider runs 0..0.999; the view offers these steps. */
 export const SMOOTHING_STEPS = [0, 0.6, 0.8, 0.9, 0.95, 0.99];
+
+/** A value as a hover shows it: up to 6 significant digits. */
+export function formatNumber(v: number): string {
+  if (!Number.isFinite(v)) {
+    return String(v);
+  }
+  if (Number.isInteger(v) && Math.abs(v) < 1e15) {
+    return String(v);
+  }
+  return String(Number(v.toPrecision(6)));
+}

@@ -235,10 +235,16 @@ export class TrialTable {
     const best = this.sweep?.scalar?.best_text || 'best';
     setAttr(swatch, 'title', row.is_best ? `best trial: ${best}` : '');
     setText(swatch, row.is_best ? '★' : '');
+    // A retry sits under what it retries (the server's order) and says so by its status.
+    tb.classList.toggle('gj-mod-retry', (row.attempt || 0) > 0);
     const cells = Array.from(el.children) as HTMLElement[];
     this.columns.forEach((col, i) => {
       const cell = row.cells?.[col.key];
-      setText(cells[i + 1], cell ? cell.text : '');
+      let text = cell ? cell.text : '';
+      if (col.kind === 'status' && row.retry_text) {
+        text = [text, row.retry_text].filter(x => x).join(' · ');
+      }
+      setText(cells[i + 1], text);
     });
     const slot = tb.querySelector('.gj-form-slot') as HTMLElement;
     renderActions(el.querySelector('.gj-actions') as HTMLElement, slot, row.actions, row, this.host);

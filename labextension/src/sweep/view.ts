@@ -31,6 +31,8 @@ export interface ISweepViewOptions {
   layout: 'lab' | 'cell' | 'page';
   /** The Guild home the cell's bundle names: said when the server does not know the sweep. */
   store?: string;
+  /** The heading until the server answers (the cell's bundle has it). */
+  title?: string;
   /** Opens a GET action's path other than an output (a notebook: ``lab/tree/nb.ipynb``). */
   openPath?: (path: string) => void;
   /** Elements put in the header after the summary (a link). */
@@ -56,6 +58,9 @@ export class SweepView implements IActionHost {
   private readonly smoothingText = h('span', 'gj-muted gj-smoothing-text');
   private readonly colors = new Map<string, string>();
   private readonly visibility: IntersectionObserver;
+  /** The store the server serves (asked once when it does not know the sweep). */
+  private serverStore: string | null = null;
+  private askedStore = false;
   private messageTimer: number | null = null;
 
   constructor(client: GuildClient, readonly id: string, private readonly options: ISweepViewOptions) {
@@ -69,7 +74,7 @@ export class SweepView implements IActionHost {
     this.output = new OutputView(client);
 
     const head = h('header', 'gj-header');
-    setText(this.heading, `Sweep ${id.slice(0, 8)}`);
+    setText(this.heading, options.title || `Sweep ${id}`);
     head.append(this.heading, this.summary, ...(options.headerExtras || []));
     this.error.hidden = true;
     this.message.setAttribute('role', 'status');
@@ -185,8 +190,13 @@ export class SweepView implements IActionHost {
   private renderTable(): void {
     const { sweep, error } = this.model;
     let line = error || '';
-    if (error && this.options.store && !sweep) {
-      line += ` (the output's store: ${this.options.store})`;
+    if (error && !sweep && this.options.store && this.serverStore === null && !this.askedStore) {
+      this.askStore(); // says which store this server serves, once known
+    }
+    if (error && !sweep && this.options.store && this.serverStore !== null && this.serverStore !== this.options.store) {
+      line += ` · this server serves ${this.serverStore}; the output's sweep was made in ${this.options.store}`;
+    } else if (sweep?.store && this.options.store && sweep.store !== this.options.store) {
+      line = `this server serves ${sweep.store}; the output's sweep was made in ${this.options.store}`;
     }
     setText(this.error, line);
     this.error.hidden = !line;
@@ -217,6 +227,14 @@ export class SweepView implements IActionHost {
     this.drawOptions();
   }
 
+  private askStore(): void {
+    this.askedStore = true;
+    this.model.client.state('state').then(state => {
+      this.serverStore = state.store;
+      this.renderTable();
+    }, () => undefined);
+  }
+
   private renderBest(sweep: ISweep): void {
     const best = sweep.trials.find(t => t.id === sweep.best) || sweep.trials.find(t => t.is_best);
     this.best.hidden = !best;
@@ -224,6 +242,7 @@ export class SweepView implements IActionHost {
       const value = best.cells?.best?.text || best.cells?.scalar?.text || '';
       const why = sweep.scalar?.best_text || 'best';
       setText(this.best, `best: ${best.flags_hover || best.title} · ${why}${value ? ` ${value}` : ''} · ${best.short_id}`);
+      this.best.title = best.subtitle || best.id;
       this.best.dataset.run = best.id;
     }
   }
