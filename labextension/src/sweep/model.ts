@@ -30,11 +30,9 @@ import { nextDelay } from '../format';
 import { IScalarsReply, ISweep } from './contract';
 import { SeriesStore } from './series';
 
-export const TABLE_MS = 1000;
-export const SCALARS_MS = 1000;
-export const IDLE_MS = 5000;
-/** How long the server may hold the table's request once every trial ended. */
-export const LONG_WAIT_S = 25;
+/** How often things are asked (ms; LONG_WAIT_S: how long the server may
+ * hold the table's request once every trial ended). Tests shorten them. */
+export const timing = { TABLE_MS: 1000, SCALARS_MS: 1000, IDLE_MS: 5000, LONG_WAIT_S: 25 };
 /** Points per series the first answer brings at most (the chart draws ~4 per pixel column). */
 export const FIRST_POINTS = 2000;
 
@@ -198,14 +196,14 @@ export class SweepModel {
     this.tableController = controller;
     const live = this.live();
     const version = this.sweep?.version;
-    const wait = live ? TABLE_MS / 1000 : LONG_WAIT_S;
+    const wait = live ? timing.TABLE_MS / 1000 : timing.LONG_WAIT_S;
     let path = `sweeps/${encodeURIComponent(this.id)}`;
     const held = !now && this.longPoll && version !== undefined && version !== null;
     if (held) {
       path += `?after_version=${encodeURIComponent(String(version))}&timeout=${wait}`;
     }
     const t0 = Date.now();
-    let delay = TABLE_MS;
+    let delay = timing.TABLE_MS;
     try {
       const sweep = await this.client.request<ISweep>(path, { signal: controller.signal });
       if (this.disposed) {
@@ -223,9 +221,9 @@ export class SweepModel {
       this.tableFailures = 0;
       const isLive = this.live();
       if (this.longPoll) {
-        delay = held ? 0 : Math.max(0, TABLE_MS - elapsed);
+        delay = held ? 0 : Math.max(0, timing.TABLE_MS - elapsed);
       } else {
-        delay = isLive ? TABLE_MS : IDLE_MS;
+        delay = isLive ? timing.TABLE_MS : timing.IDLE_MS;
       }
       this.emitTable();
       if ((!hadTags && sweep.tags.length) || (isLive && !wasLive && this.done)) {
@@ -240,7 +238,7 @@ export class SweepModel {
       this.error = (e as Error).message || String(e);
       this.errorStatus = e instanceof GuildApiError ? e.status : 0;
       this.tableFailures += 1;
-      delay = nextDelay(TABLE_MS, this.tableFailures);
+      delay = nextDelay(timing.TABLE_MS, this.tableFailures);
       this.emitTable();
     } finally {
       if (this.tableController === controller) {
@@ -257,6 +255,9 @@ export class SweepModel {
     this.clearTimer('series');
     if (this.seriesBusy || !this.active() || !this.sweep) {
       return;
+    }
+    if (this.tag !== null && !this.sweep.tags.includes(this.tag)) {
+      this.tag = null; // the tag shown is gone (its trials deleted): back to the main scalar
     }
     const tag = this.wantedTag();
     if (tag === null || !this.sweep.tags.includes(tag)) {
@@ -277,7 +278,7 @@ export class SweepModel {
     }
     this.seriesBusy = true;
     const generation = this.generation;
-    let delay = SCALARS_MS;
+    let delay = timing.SCALARS_MS;
     let query = `tags=${encodeURIComponent(tag)}&x=${encodeURIComponent(this.x)}&points=${FIRST_POINTS}`;
     if (this.token !== null) {
       query += `&since=${encodeURIComponent(this.token)}`;
@@ -304,14 +305,14 @@ export class SweepModel {
       }
       performance.measure('gj-sweep:apply', { start: t0 });
       this.emitSeries(changed, reset);
-      delay = SCALARS_MS;
+      delay = timing.SCALARS_MS;
     } catch (e) {
       if (generation !== this.generation || this.disposed) {
         return;
       }
       this.seriesError = (e as Error).message || String(e);
       this.seriesFailures += 1;
-      delay = nextDelay(SCALARS_MS, this.seriesFailures);
+      delay = nextDelay(timing.SCALARS_MS, this.seriesFailures);
       if (e instanceof GuildApiError && e.status === 400 && this.sweep) {
         // A tag or axis the sweep does not offer (any more): back to its defaults.
         if (this.tag !== null && !this.sweep.tags.includes(this.tag)) {
