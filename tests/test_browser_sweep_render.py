@@ -66,6 +66,17 @@ def wait_points(page, total: int, root: str = VIEW, timeout: int = 20_000) -> No
         " return c && Number(c.dataset.points) === n; }", arg=[root, total], timeout=timeout)
 
 
+def show_file_axis(page, fx, root: str = VIEW) -> int:
+    """Shows the x axis the scalars file was made against (a view starts
+    with step); returns how many scalar asks came before that choice."""
+    page.locator(f"{root} .gj-x-picker option[value='{fx.x}']").wait_for(state="attached", timeout=20_000)
+    if fx.x == "step":
+        return 0
+    n = len(fx.scalar_asks)  # before the choice: its first ask may be answered while it is made
+    page.locator(f"{root} .gj-x-picker").select_option(fx.x)
+    return n
+
+
 def until(page, predicate, what: str, timeout_ms: int = 10_000):
     """Lets the page run (its polls are answered by this thread's routes)
     until ``predicate()`` holds."""
@@ -134,15 +145,23 @@ def test_the_sweep_page_shows_the_table_and_live_charts(server, tmp_path):
             assert ("gj-mod-best" in row.get_attribute("class")) == t["is_best"]
 
         # The lines grow, piece by piece, and end as the files' points of the main tag.
-        counts = []
-        for k in range(1, fx.pieces + 1):
-            total = sum(len(p) for p in fx.series_for(main, upto=k).values())
-            wait_points(page, total)
-            counts.append(total)
-            assert as_dict(lines(page)) == fx.series_for(main, upto=k)
-        assert counts == sorted(counts) and counts[0] < counts[-1]
-        assert fx.scalar_asks[0].get("since") is None and fx.scalar_asks[0]["tags"] == main
-        assert [a.get("since") for a in fx.scalar_asks[1:3]] == ["piece-1", "piece-2"]
+        first_ask = show_file_axis(page, fx)
+        stages = {k: fx.series_for(main, upto=k) for k in range(1, fx.pieces + 1)}
+        seen = []  # the pieces the chart was seen holding, in order
+
+        def grown():
+            got = as_dict(lines(page) or [])
+            k = next((k for k, want in stages.items() if got == want), None)
+            assert got == {} or k is not None, got  # never anything but what was served so far
+            if k is not None and (not seen or seen[-1] != k):
+                seen.append(k)
+            return k == fx.pieces
+
+        until(page, grown, "every piece of the main tag", timeout_ms=20_000)
+        assert seen == sorted(seen) and len(seen) >= 2, seen  # it grew, piece after piece
+        asks = [a for a in fx.scalar_asks[first_ask:] if a["x"] == fx.x]
+        assert asks[0].get("since") is None and asks[0]["tags"] == main
+        assert [a.get("since") for a in asks[1:3]] == ["piece-1", "piece-2"]
         # The best trial's line is drawn last and wider than every other.
         shown = lines(page)
         assert shown[-1]["run"] == sweep["best"]
@@ -191,14 +210,14 @@ def test_the_sweep_page_shows_the_table_and_live_charts(server, tmp_path):
         page.wait_for_function("(el) => el.gjSweep.chart.plot.scales.y.distr === 1", arg=view.element_handle())
 
         # Another tag: asked for from the start.
-        other = next(t for t in sweep["tags"] if t != main)
+        other = next(t for t in fx.tags() if t != main)
         n_asks = len(fx.scalar_asks)
         view.locator(".gj-tag-picker").select_option(other)
         until(page, lambda: as_dict(lines(page) or []) == fx.series_for(other), f"the lines of {other}")
         ask = fx.scalar_asks[n_asks]
         assert ask["tags"] == other and "since" not in ask
         # Another x axis (a logged tag): from the start too, x the tag's value at each step.
-        x_tag = next(x for x in sweep["x_axes"] if x not in ("step", "time"))
+        x_tag = next(x for x in fx.axes() if x != fx.x and x in sweep["x_axes"] and x not in ("step", "time"))
         n_asks = len(fx.scalar_asks)
         view.locator(".gj-x-picker").select_option(x_tag)
         want = fx.series_for(other, x=x_tag)
@@ -256,28 +275,33 @@ def test_the_trial_table_sorts_filters_and_acts(server, tmp_path):
         assert order() == [t["id"] for t in trials]
 
         # Actions: exactly the row's, reaching their method and path.
-        def first_with(verb):
+        def first_with(verb=None, confirm=None):
             for t in trials:
                 for a in t["actions"]:
-                    if a["verb"] == verb:
-                        return t, a
-            raise AssertionError(f"the fixture has no {verb} action")
+                    if verb is not None and a["verb"] != verb:
+                        continue
+                    if confirm is not None and (bool(a["confirm"]) != confirm or a["method"] == "GET" or a.get("form")):
+                        continue
+                    return t, a
+            raise AssertionError(f"the fixture has no {verb or ''} action (confirm={confirm})")
 
-        t, action = first_with("stop")
-        button = view.locator(f'tr.gj-trial[data-run="{t["id"]}"] button[data-action="stop"]')
+        # A verb that asks first (stop, restart, delete): the first click asks, the second sends.
+        t, action = first_with(confirm=True)
+        button = view.locator(f'tr.gj-trial[data-run="{t["id"]}"] button[data-action="{action["verb"]}"]')
         button.click()
-        assert button.inner_text() == action["confirm"]  # asks first
+        assert button.inner_text() == action["confirm"]
         page.wait_for_timeout(300)
         assert fx.calls == []
         button.click()
-        page.wait_for_function("() => document.querySelector('.gj-message').textContent.includes('done')")
+        page.wait_for_function("() => document.querySelector('.gj-message').textContent.endsWith('done')")
         assert fx.calls[0][:2] == (action["method"], action["path"])
 
-        t, action = first_with("retry")
-        view.locator(f'tr.gj-trial[data-run="{t["id"]}"] button[data-action="retry"]').click()
-        page.wait_for_function("(n) => document.querySelector('.gj-message').textContent.includes('Retry')")
-        page.wait_for_timeout(200)
-        assert (action["method"], action["path"], {}) in fx.calls
+        # A verb that does not (retry, unstage): one click.
+        t, action = first_with(confirm=False)
+        n = len(fx.calls)
+        view.locator(f'tr.gj-trial[data-run="{t["id"]}"] button[data-action="{action["verb"]}"]').click()
+        until(page, lambda: len(fx.calls) > n, f"the {action['verb']} call")
+        assert fx.calls[n][:2] == (action["method"], action["path"])
 
         t, action = first_with("output")
         view.locator(f'tr.gj-trial[data-run="{t["id"]}"] button[data-action="output"]').click()
@@ -324,6 +348,7 @@ def test_the_sidebar_opens_a_sweep_in_a_main_area_tab(server, tmp_path):
         tab.wait_for(state="visible", timeout=20_000)
         tab.locator(".gj-trial").first.wait_for(timeout=20_000)
         page.locator(".lm-TabBar-tab.lm-mod-current", has_text=fx.sweep["title"]).wait_for(timeout=10_000)
+        show_file_axis(page, fx, f"#guild-jupyter-sweep-{link['id']}")
         wait_points(page, sum(len(p) for p in fx.series_for(fx.sweep["scalar"]["tag"]).values()),
                     root=f"#guild-jupyter-sweep-{link['id']}")
         # A second click shows the same tab, not another.
@@ -351,6 +376,7 @@ def test_a_cell_output_of_the_sweep_type_is_the_live_view(server, tmp_path):
         out.wait_for(timeout=30_000)
         out.locator(".gj-trial").first.wait_for(timeout=20_000)
         assert page.locator(".jp-OutputArea-output .fallback").count() == 0
+        show_file_axis(page, fx, f".jp-OutputArea-output {VIEW}")
         wait_points(page, sum(len(p) for p in fx.series_for(fx.sweep["scalar"]["tag"]).values()),
                     root=f".jp-OutputArea-output {VIEW}")
         assert json.loads(json.dumps(as_dict(lines(page, f".jp-OutputArea-output {VIEW}")))) == \

@@ -5,17 +5,22 @@ serves the state snapshot.
 
 ``SWEEP_FIXTURE``, ``SCALARS_FIXTURE`` and ``LINKS_FIXTURE`` are the files
 the rendering tests load (one line each to swap for replies made from a
-real store): the sweep's table, its scalars from the start (one answer
-without ``since``), and the snapshot's ``sweeps`` list. Every word and
-number a test checks comes from these files.
+real store, e.g. ``sweep_table.json`` and ``sweep_scalars.json``): the
+sweep's table, one scalars answer from the start (without ``since``: its
+``x`` is the axis the file was made against), and the snapshot's
+``sweeps`` list (the example's, aimed at the table's sweep, while the
+state snapshot has none).
+Every word and number a test checks comes from these files.
 
 The scalars are served the way a growing sweep would serve them: the
 answer without ``since`` holds the first of ``pieces`` parts of every
 series, and each ``since=TOKEN`` the next part, so a view's lines grow
-piece by piece; ``tags=`` picks tags, ``x=TAG`` pairs each value with that
-tag's value at the same step (``x=step`` as the file has it). Every ask is
-recorded (``scalar_asks``), and every other call under /guild/api/runs
-(``calls``), so a test sees exactly what a click sent.
+piece by piece; ``tags=`` picks tags; ``x`` is the file's own axis, or a
+tag of the file (each value paired with that tag's value at the same
+point of the file's axis); any other axis is refused (400, one line), as
+the file cannot say it. Every ask is recorded (``scalar_asks``), and every
+other call under /guild/api/runs (``calls``), so a test sees exactly what
+a click sent.
 """
 
 from __future__ import annotations
@@ -25,9 +30,9 @@ import urllib.parse
 
 from support.fixture_server import EVENTS_FIXTURE, FIXTURES, SNAPSHOT_FIXTURE, load
 
-SWEEP_FIXTURE = os.path.join(FIXTURES, "sweep.json")
-SCALARS_FIXTURE = os.path.join(FIXTURES, "sweep_scalars.json")
-LINKS_FIXTURE = os.path.join(FIXTURES, "sweep_links.json")
+SWEEP_FIXTURE = os.path.join(FIXTURES, "sweep_example_table.json")
+SCALARS_FIXTURE = os.path.join(FIXTURES, "sweep_example_scalars.json")
+LINKS_FIXTURE = os.path.join(FIXTURES, "sweep_example_links.json")
 
 
 def part(points: list, k: int, pieces: int) -> list:
@@ -36,13 +41,22 @@ def part(points: list, k: int, pieces: int) -> list:
     return points[n * k // pieces:n * (k + 1) // pieces]
 
 
-def with_x(series: dict, x: str) -> dict:
-    """A run's series with x replaced by tag ``x``'s value at the same step
-    (points without one are left out); ``step`` as they are."""
-    if x == "step":
+def with_x(series: dict, x: str, file_x: str) -> dict:
+    """A run's series (against ``file_x``) with x replaced by tag ``x``'s
+    value at the same point (points without one are left out)."""
+    if x == file_x:
         return series
     at = {p[0]: p[1] for p in series.get(x, [])}
     return {tag: [[at[p[0]], *p[1:]] for p in points if p[0] in at] for tag, points in series.items()}
+
+
+def aimed(links: dict, sweep: dict) -> dict:
+    """The example ``sweeps`` list with its first entry naming ``sweep``
+    (its id, words and open action's target), for a table from elsewhere."""
+    first = dict(links["sweeps"][0], id=sweep["id"], title=sweep["title"], summary_text=sweep["summary_text"])
+    if first.get("open_action"):
+        first["open_action"] = dict(first["open_action"], path=f"sweeps/{sweep['id']}", target=sweep["id"])
+    return {"sweeps": [first]}
 
 
 class SweepFixture:
@@ -52,8 +66,8 @@ class SweepFixture:
     def __init__(self, sweep: dict, scalars: dict, links: dict, snapshot: dict, events: dict, pieces: int = 3):
         self.sweep = sweep
         self.scalars = scalars
-        self.links = links
-        self.snapshot = dict(snapshot, sweeps=links["sweeps"])
+        self.links = {"sweeps": snapshot["sweeps"]} if snapshot.get("sweeps") else aimed(links, sweep)
+        self.snapshot = dict(snapshot, sweeps=self.links["sweeps"])
         self.events = events
         self.pieces = pieces
         self.scalar_asks: list[dict] = []
@@ -65,18 +79,32 @@ class SweepFixture:
     def id(self) -> str:
         return self.sweep["id"]
 
+    @property
+    def x(self) -> str:
+        """The axis the scalars file was made against."""
+        return self.scalars["x"]
+
+    def tags(self) -> list[str]:
+        """The tags the scalars file holds points of."""
+        return sorted({t for by_tag in self.scalars["series"].values() for t, p in by_tag.items() if p})
+
+    def axes(self) -> list[str]:
+        """The x axes this fixture can serve: the file's own, and its tags."""
+        return [self.x] + [t for t in self.tags() if t != self.x]
+
     def install(self, context) -> None:
         context.route("**/guild/api/state*", lambda route: route.fulfill(json=self.snapshot))
         context.route("**/guild/api/events*", lambda route: route.fulfill(json=self.events))
         context.route("**/guild/api/sweeps/**", self._sweeps)
         context.route("**/guild/api/runs/**", self._other)
 
-    def series_for(self, tag: str, x: str = "step", upto: int | None = None) -> dict:
+    def series_for(self, tag: str, x: str | None = None, upto: int | None = None) -> dict:
         """run id → [[x, y], ...] of ``tag`` as served after ``upto`` pieces (all by default)."""
         upto = self.pieces if upto is None else upto
+        x = x or self.x
         out = {}
         for run, series in self.scalars["series"].items():
-            points = [p for k in range(upto) for p in part(with_x(series, x).get(tag, []), k, self.pieces)]
+            points = [p for k in range(upto) for p in part(with_x(series, x, self.x).get(tag, []), k, self.pieces)]
             if points:
                 out[run] = [p[:2] for p in points]
         return out
@@ -100,15 +128,15 @@ class SweepFixture:
         if unknown:
             route.fulfill(status=400, json={"error": f"no trial logged {unknown[0]} (known: {', '.join(self.sweep['tags'])})"})
             return
-        if x not in self.sweep["x_axes"] or x == "time":  # the file has no times
-            route.fulfill(status=400, json={"error": f"x axis {x} is not served by this fixture"})
+        if x not in self.axes():
+            route.fulfill(status=400, json={"error": f"x axis {x}: this fixture was made against {self.x}"})
             return
         since = query.get("since")
         k = 0 if since is None else int(since.rsplit("-", 1)[1])
         series = {}
         if k < self.pieces:
             for run, by_tag in self.scalars["series"].items():
-                shifted = with_x(by_tag, x)
+                shifted = with_x(by_tag, x, self.x)
                 got = {t: part(shifted.get(t, []), k, self.pieces) for t in tags}
                 got = {t: p for t, p in got.items() if p}
                 if got:

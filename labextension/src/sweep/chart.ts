@@ -70,6 +70,7 @@ export class LiveChart {
   private width = 0;
   private hovered = -1;
   private firstDrawn = false;
+  private limits: { x: [number, number]; y: [number, number] } = { x: [0, 1], y: [0, 1] };
 
   constructor(private readonly store: SeriesStore) {
     this.tip.hidden = true;
@@ -161,16 +162,25 @@ export class LiveChart {
     const key = JSON.stringify([this.tag, this.x, this.log, shown.map(s => [s.trial.id, s.trial.color, s.trial.best])]);
     const data = [null, ...shown.map(s => [s.xs.subarray(0, s.n), s.ys.subarray(0, s.n)])] as unknown as uPlot.AlignedData;
     this.shown = shown;
+    // The ranges are computed here, from what is drawn (uPlot's own ranging
+    // in its mode 2 keeps a range that collapsed to one value).
+    const [x0, x1] = rangeOf(shown, 'xs');
+    this.limits = { x: x1 > x0 ? [x0, x1] : padded(x0, x1, false), y: padded(...rangeOf(shown, 'ys'), this.log) };
     if (!this.plot || key !== this.built) {
       this.plot?.destroy();
       this.plot = new uPlot(this.options(width, shown), data, this.canvasBox);
       this.built = key;
       this.bindHover(this.plot);
     } else {
-      if (this.plot.width !== width) {
-        this.plot.setSize({ width, height: CHART_HEIGHT });
-      }
-      this.plot.setData(data);
+      const plot = this.plot;
+      plot.batch(() => {
+        if (plot.width !== width) {
+          plot.setSize({ width, height: CHART_HEIGHT });
+        }
+        plot.setData(data, false);
+        plot.setScale('x', { min: this.limits.x[0], max: this.limits.x[1] });
+        plot.setScale('y', { min: this.limits.y[0], max: this.limits.y[1] });
+      });
     }
     this.hovered = -1;
     this.node.dataset.points = String(shown.reduce((n, s) => n + s.n, 0));
@@ -266,8 +276,8 @@ export class LiveChart {
       cursor: { show: false },
       pxAlign: 0,
       scales: {
-        x: { time: false, auto: true },
-        y: this.log ? { distr: 3, log: 10, auto: true } : { auto: true }
+        x: { time: false, auto: false, range: () => this.limits.x },
+        y: this.log ? { distr: 3, log: 10, auto: false, range: () => this.limits.y } : { auto: false, range: () => this.limits.y }
       },
       axes: [axis(xLabel), { ...axis(this.tag), size: (self: uPlot, values: string[]) =>
         14 + 7 * Math.max(3, ...(values || []).map(v => String(v).length)) }],
@@ -280,8 +290,8 @@ export class LiveChart {
           alpha: anyBest && !s.trial.best ? 0.75 : 1,
           points: { show: false },
           facets: [
-            { scale: 'x', auto: true, sorted: s.sorted ? 1 : 0 },
-            { scale: 'y', auto: true }
+            { scale: 'x', auto: false, sorted: s.sorted ? 1 : 0 },
+            { scale: 'y', auto: false }
           ]
         } as uPlot.Series))
       ]
@@ -363,4 +373,43 @@ export class LiveChart {
       this.plot.setSeries(null, { focus: false });
     }
   }
+}
+
+/** The lowest and highest of the lines' xs or ys (finite ones). */
+function rangeOf(shown: IShown[], which: 'xs' | 'ys'): [number, number] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const s of shown) {
+    const a = s[which];
+    if (which === 'xs' && s.sorted && s.n) {
+      lo = Math.min(lo, a[0]);
+      hi = Math.max(hi, a[s.n - 1]);
+      continue;
+    }
+    for (let i = 0; i < s.n; i++) {
+      const v = a[i];
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+  }
+  return [lo, hi];
+}
+
+/** A range with room around it (5% each side; a single value gets some). */
+export function padded(lo: number, hi: number, log: boolean): [number, number] {
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) {
+    return log ? [0.1, 10] : [0, 1];
+  }
+  if (log) {
+    const a = Math.log10(lo);
+    const b = Math.log10(hi);
+    const pad = b > a ? (b - a) * 0.05 : 0.5;
+    return [10 ** (a - pad), 10 ** (b + pad)];
+  }
+  if (hi > lo) {
+    const pad = (hi - lo) * 0.05;
+    return [lo - pad, hi + pad];
+  }
+  const pad = lo === 0 ? 1 : Math.abs(lo) * 0.1;
+  return [lo - pad, hi + pad];
 }
