@@ -30,13 +30,14 @@ from support.sweep_fixture import ema, serve_sweep
 pytestmark = pytest.mark.browser
 
 VIEW = ".gj-sweep"
-#: The chart's lines as uPlot holds them: run id → [[x, y], ...], and each line's width.
+#: The chart's lines as drawn: run id → [[x, y], ...] (the arrays uPlot draws, which the view only
+#: appends to between redraws), and each line's width in uPlot.
 LINES_JS = """(el) => {
   const c = el.gjSweep.chart;
   if (!c.plot) return null;
   return c.shown.map((s, i) => ({
     run: s.trial.id,
-    points: Array.from(c.plot.data[i + 1][0]).map((x, j) => [x, c.plot.data[i + 1][1][j]]),
+    points: Array.from(s.xs.subarray(0, s.n)).map((x, j) => [x, s.ys[j]]),
     width: c.plot.series[i + 1].width,
   }));
 }"""

@@ -2,20 +2,22 @@
  * The live chart: one line per trial of one tag, drawn by uPlot.
  *
  * Why uPlot: it draws long time series on a canvas in a few milliseconds
- * (about 45 KB minified, no dependencies), and takes each line's points as
+ * (about 50 KB minified, no dependencies), takes each line's points as
  * typed arrays (its ``mode: 2``: every series its own x and y, so trials
- * logging at different steps or times need no join). JupyterLab's Vega
- * renderer builds a scene graph of every mark and re-runs its dataflow on
- * each change: fine for a static plot of a few thousand points, far too
- * slow for a chart redrawn every second over 100 trials of 10,000 points.
+ * logging at different steps or times need no join), and lets a series
+ * bring its own path. JupyterLab's Vega renderer builds a scene graph of
+ * every mark and re-runs its dataflow on each change: fine for a static
+ * plot of a few thousand points, far too slow for a chart redrawn every
+ * second over 100 trials of 10,000 points (bench/bench_sweep_view.py
+ * measures both on the same lines).
  *
- * What keeps a redraw cheap whatever the trials logged: each line is cut
- * to at most four points per pixel column before uPlot sees it (the
- * first, lowest, highest and last: the same line on screen; series.ts
- * ``decimate``), so a redraw costs the same for 1,000 or 1,000,000 points
- * held. A line with few points is given to uPlot as it is (no copy), so
- * what the chart holds (``chart.plot.data``) is what the server sent.
- * Redraws happen at most once per animation frame.
+ * What keeps a redraw cheap: uPlot gets the points as they are held (no
+ * copy: what the chart holds, ``chart.plot.data``, is what the server
+ * sent), but each line's path is kept between redraws and only extended
+ * by the new points, at a few vertices per pixel column (lines.ts); the
+ * scales stay put while the lines fit them, so that an update of a few
+ * points per trial costs about as much as those points. Redraws happen at
+ * most once per animation frame.
  *
  * The best trial's line is drawn last, wider, in its colour; the others
  * are thinner. The hover finds the point nearest to the pointer among all
@@ -25,7 +27,8 @@
 import uPlot from 'uplot';
 
 import { h, setText } from '../render/dom';
-import { countPositive, decimate, formatNumber, keepPositive, nearestIndex, Series, SeriesStore } from './series';
+import { LinePath } from './lines';
+import { formatNumber, nearestIndex, Series, SeriesStore } from './series';
 
 /** What the chart needs of each trial (from the table). */
 export interface IChartTrial {
@@ -37,13 +40,16 @@ export interface IChartTrial {
 }
 
 export const CHART_HEIGHT = 300;
-/** Points per pixel column kept at most (first, lowest, highest, last). */
-const PER_COLUMN = 4;
+/** Line widths (CSS px): every trial's, the best one's; the others' opacity while a best one stands out. */
+const LINE_WIDTH = 1.25;
+const BEST_WIDTH = 3;
+const OTHERS_ALPHA = 0.75;
 /** The hover names a line only when a point of it is this near the pointer (CSS px). */
 const HOVER_PX = 40;
 
 interface IShown {
   trial: IChartTrial;
+  series: Series;
   xs: Float64Array;
   ys: Float64Array;
   n: number;
@@ -60,12 +66,15 @@ export class LiveChart {
   private readonly empty = h('div', 'gj-empty gj-chart-empty');
   private readonly tip = h('div', 'gj-chart-tip');
   private trials: IChartTrial[] = [];
+  private trialsKey = '';
   private tag = '';
   private x = 'step';
   private log = false;
   private built = '';
   private frame: number | null = null;
-  private readonly buffers = new Map<string, { x: Float64Array; y: Float64Array }>();
+  /** Each trial's line path, kept between draws (lines.ts). */
+  private readonly paths = new Map<string, LinePath<Path2D>>();
+  private live = true;
   private readonly resize: ResizeObserver;
   private width = 0;
   private hovered = -1;
@@ -89,8 +98,12 @@ export class LiveChart {
 
   /** The trials in table order, their colours, the best one and their hovers. */
   setTrials(trials: IChartTrial[]): void {
-    this.trials = trials;
-    this.invalidate();
+    const key = JSON.stringify(trials);
+    if (key !== this.trialsKey) {
+      this.trialsKey = key;
+      this.trials = trials;
+      this.invalidate();
+    }
   }
 
   setView(tag: string, x: string, log: boolean): void {
@@ -105,7 +118,9 @@ export class LiveChart {
   /** Says what the chart shows while there is nothing to draw. */
   setEmpty(text: string): void {
     setText(this.empty, text);
-    this.empty.hidden = !text;
+    if (this.empty.hidden !== !text) {
+      this.empty.hidden = !text;
+    }
   }
 
   /** Brings ``id``'s line forward (the pointer is on its table row); null: none. */
@@ -140,6 +155,14 @@ export class LiveChart {
     this.plot = null;
   }
 
+  /** Whether the trials may still log: the x axis then keeps room on its right (see ``nextLimits``). */
+  setLive(live: boolean): void {
+    if (live !== this.live) {
+      this.live = live;
+      this.invalidate();
+    }
+  }
+
   /** Draws now. */
   draw(): void {
     const t0 = performance.now();
@@ -148,8 +171,8 @@ export class LiveChart {
       return; // not laid out yet: the resize observer asks again
     }
     this.width = width;
-    const lines = this.lines();
-    if (!lines.length) {
+    const shown = this.lines();
+    if (!shown.length) {
       this.plot?.destroy();
       this.plot = null;
       this.shown = [];
@@ -157,22 +180,24 @@ export class LiveChart {
       this.hideTip();
       return;
     }
-    const columns = Math.max(50, Math.round(width));
-    const shown = lines.map(([trial, s]) => this.prepare(trial, s, columns));
     const key = JSON.stringify([this.tag, this.x, this.log, shown.map(s => [s.trial.id, s.trial.color, s.trial.best])]);
     const data = [null, ...shown.map(s => [s.xs.subarray(0, s.n), s.ys.subarray(0, s.n)])] as unknown as uPlot.AlignedData;
     this.shown = shown;
-    // The ranges are computed here, from what is drawn (uPlot's own ranging
-    // in its mode 2 keeps a range that collapsed to one value).
-    const [x0, x1] = rangeOf(shown, 'xs');
-    this.limits = { x: x1 > x0 ? [x0, x1] : padded(x0, x1, false), y: padded(...rangeOf(shown, 'ys'), this.log) };
-    if (!this.plot || key !== this.built) {
+    const rebuilt = !this.plot || key !== this.built;
+    const limits = this.nextLimits(shown, rebuilt);
+    const same = !rebuilt && sameLimits(limits, this.limits) && this.plot!.width === width;
+    this.limits = limits;
+    if (same && this.hovered < 0 && this.extendLines(this.plot!)) {
+      // Drawn over what is on screen: only the new points' segments.
+    } else if (rebuilt) {
       this.plot?.destroy();
+      this.paths.clear();
       this.plot = new uPlot(this.options(width, shown), data, this.canvasBox);
       this.built = key;
       this.bindHover(this.plot);
+      this.hovered = -1;
     } else {
-      const plot = this.plot;
+      const plot = this.plot!;
       plot.batch(() => {
         if (plot.width !== width) {
           plot.setSize({ width, height: CHART_HEIGHT });
@@ -181,8 +206,8 @@ export class LiveChart {
         plot.setScale('x', { min: this.limits.x[0], max: this.limits.x[1] });
         plot.setScale('y', { min: this.limits.y[0], max: this.limits.y[1] });
       });
+      this.hovered = -1;
     }
-    this.hovered = -1;
     this.node.dataset.points = String(shown.reduce((n, s) => n + s.n, 0));
     this.node.dataset.best = shown.find(s => s.trial.best)?.trial.id || '';
     performance.measure('gj-sweep:draw', { start: t0 });
@@ -194,18 +219,19 @@ export class LiveChart {
   }
 
   /** The trials with points of the tag, the best one last (drawn on top). */
-  private lines(): [IChartTrial, Series][] {
-    const out: [IChartTrial, Series][] = [];
-    let best: [IChartTrial, Series] | null = null;
+  private lines(): IShown[] {
+    const out: IShown[] = [];
+    let best: IShown | null = null;
     for (const trial of this.trials) {
       const s = this.store.get(trial.id, this.tag);
       if (!s || !s.n) {
         continue;
       }
+      const line = { trial, series: s, xs: s.xs, ys: s.shown(), n: s.n, sorted: s.sorted };
       if (trial.best) {
-        best = [trial, s];
+        best = line;
       } else {
-        out.push([trial, s]);
+        out.push(line);
       }
     }
     if (best) {
@@ -214,41 +240,120 @@ export class LiveChart {
     return out;
   }
 
-  /** A line's points as uPlot gets them: as held when few, else at most
-   * PER_COLUMN per pixel column; only y > 0 on a log scale. */
-  private prepare(trial: IChartTrial, s: Series, columns: number): IShown {
-    const ys = s.shown();
-    const positive = this.log && s.yMin <= 0;
-    const limit = PER_COLUMN * columns;
-    if (!positive && (s.n <= limit || !s.sorted)) {
-      return { trial, xs: s.xs, ys, n: s.n, sorted: s.sorted };
-    }
-    const small = s.n <= limit || !s.sorted;
-    const room = small ? countPositive(ys, s.n) : limit;
-    let buf = this.buffers.get(trial.id);
-    if (!buf || buf.x.length < room) {
-      buf = { x: new Float64Array(Math.max(room, 16)), y: new Float64Array(Math.max(room, 16)) };
-      this.buffers.set(trial.id, buf);
-    }
-    if (small) {
-      return { trial, xs: buf.x, ys: buf.y, n: keepPositive(s.xs, ys, s.n, buf.x, buf.y), sorted: s.sorted };
-    }
-    const [x0, x1] = this.xRange();
-    const n = decimate(s.xs, ys, s.n, x0, x1, columns, buf.x, buf.y, positive);
-    return { trial, xs: buf.x, ys: buf.y, n, sorted: true };
-  }
-
-  private xRange(): [number, number] {
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (const trial of this.trials) {
-      const s = this.store.get(trial.id, this.tag);
-      if (s && s.n) {
-        lo = Math.min(lo, s.xMin);
-        hi = Math.max(hi, s.xMax);
+  /**
+   * The scales' limits. They stay put while what is drawn fits them, so
+   * that the lines' paths are only extended (lines.ts): x from the first
+   * point to the last, with a fifth more room on the right while the
+   * trials may still log; y with a tenth of its span of room each side (in
+   * decades on a log scale). They change when a point falls outside, or
+   * the drawn span shrank to less than half of theirs.
+   */
+  private nextLimits(shown: IShown[], fresh: boolean): { x: [number, number]; y: [number, number] } {
+    let x0 = Infinity;
+    let x1 = -Infinity;
+    let y0 = Infinity;
+    let y1 = -Infinity;
+    for (const s of shown) {
+      x0 = Math.min(x0, s.series.xMin);
+      x1 = Math.max(x1, s.series.xMax);
+      if (!this.log) {
+        // Held by the series as points arrive; a smoothed line stays within its points' range.
+        y0 = Math.min(y0, s.series.yMin);
+        y1 = Math.max(y1, s.series.yMax);
+        continue;
+      }
+      const ys = s.ys;
+      for (let i = 0; i < s.n; i++) {
+        const y = ys[i];
+        if (!(y > 0)) continue;
+        if (y < y0) y0 = y;
+        if (y > y1) y1 = y;
       }
     }
-    return [lo, hi];
+    const old = this.limits;
+    const fits = (lim: [number, number], lo: number, hi: number, f: (v: number) => number) =>
+      lo >= lim[0] && hi <= lim[1] && (f(hi) - f(lo)) * 2 >= f(lim[1]) - f(lim[0]);
+    let x: [number, number];
+    if (!fresh && fits(old.x, x0, x1, v => v) && (this.live || x1 === old.x[1])) {
+      x = old.x;
+    } else if (x1 > x0) {
+      x = [x0, this.live ? x1 + (x1 - x0) * 0.2 : x1];
+    } else {
+      x = padded(x0, x1, false);
+    }
+    let y: [number, number];
+    const f = this.log ? Math.log10 : (v: number) => v;
+    if (!fresh && fits(old.y, y0, y1, f) && Number.isFinite(y0)) {
+      y = old.y;
+    } else {
+      y = padded(y0, y1, this.log, 0.1);
+    }
+    return { x, y };
+  }
+
+  /**
+   * Strokes only what each line gained since the last draw, over the
+   * canvas as it is (the scales, the size and the lines' order did not
+   * change): each line's new segments, in the lines' order, so the best
+   * trial's stay on top. False (nothing drawn) when a line must be built
+   * again (thinned, smoothed anew, new): then uPlot draws everything.
+   */
+  private extendLines(plot: uPlot): boolean {
+    const keys = this.shown.map(s => this.pathKey(plot, s));
+    if (this.shown.some((s, i) => !this.paths.get(s.trial.id)?.extends(keys[i], s.n))) {
+      return false;
+    }
+    const ctx = plot.ctx;
+    const { left, top, width, height } = plot.bbox;
+    const ratio = uPlot.pxRatio;
+    const anyBest = this.shown.some(s => s.trial.best);
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(left, top, width, height);
+    ctx.clip();
+    ctx.lineJoin = 'round';
+    ctx.lineCap = 'butt';
+    this.shown.forEach((s, i) => {
+      const delta = new Path2D();
+      const line = this.paths.get(s.trial.id)!;
+      const before = line.vertices;
+      line.update(keys[i], s.xs, s.ys, s.n, v => plot.valToPos(v, 'x', true), v => plot.valToPos(v, 'y', true),
+        this.drawable(), delta);
+      if (line.vertices > before) {
+        ctx.globalAlpha = anyBest && !s.trial.best ? OTHERS_ALPHA : 1;
+        ctx.strokeStyle = s.trial.color;
+        ctx.lineWidth = (s.trial.best ? BEST_WIDTH : LINE_WIDTH) * ratio;
+        ctx.stroke(delta);
+      }
+    });
+    ctx.restore();
+    return true;
+  }
+
+  private drawable(): (y: number) => boolean {
+    return this.log ? (v: number) => v > 0 : () => true;
+  }
+
+  /** What a line's path is valid for: the scales, the plot's box, its series' held points. */
+  private pathKey(u: uPlot, s: IShown): string {
+    const sx = u.scales.x;
+    const sy = u.scales.y;
+    const { left, top, width, height } = u.bbox;
+    return `${sx.min},${sx.max},${sy.min},${sy.max},${sy.distr},${left},${top},${width},${height},${s.series.epoch},` +
+      `${s.ys === s.series.ys}`;
+  }
+
+  /** A line's path for uPlot (its ``paths`` of a series), extended from the last draw where it can be. */
+  private linePath(u: uPlot, seriesIdx: number): uPlot.Series.Paths {
+    const s = this.shown[seriesIdx - 1];
+    let line = this.paths.get(s.trial.id);
+    if (!line) {
+      line = new LinePath(() => new Path2D());
+      this.paths.set(s.trial.id, line);
+    }
+    const path = line.update(this.pathKey(u, s), s.xs, s.ys, s.n, v => u.valToPos(v, 'x', true),
+      v => u.valToPos(v, 'y', true), this.drawable());
+    return { stroke: path, fill: null, clip: null, band: null, gaps: null, flags: 0 } as unknown as uPlot.Series.Paths;
   }
 
   private options(width: number, shown: IShown[]): uPlot.Options {
@@ -286,8 +391,9 @@ export class LiveChart {
         ...shown.map(s => ({
           label: s.trial.label,
           stroke: s.trial.color,
-          width: s.trial.best ? 3 : 1.25,
-          alpha: anyBest && !s.trial.best ? 0.75 : 1,
+          paths: (u: uPlot, i: number) => this.linePath(u, i),
+          width: s.trial.best ? BEST_WIDTH : LINE_WIDTH,
+          alpha: anyBest && !s.trial.best ? OTHERS_ALPHA : 1,
           points: { show: false },
           facets: [
             { scale: 'x', auto: false, sorted: s.sorted ? 1 : 0 },
@@ -375,41 +481,25 @@ export class LiveChart {
   }
 }
 
-/** The lowest and highest of the lines' xs or ys (finite ones). */
-function rangeOf(shown: IShown[], which: 'xs' | 'ys'): [number, number] {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const s of shown) {
-    const a = s[which];
-    if (which === 'xs' && s.sorted && s.n) {
-      lo = Math.min(lo, a[0]);
-      hi = Math.max(hi, a[s.n - 1]);
-      continue;
-    }
-    for (let i = 0; i < s.n; i++) {
-      const v = a[i];
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
-    }
-  }
-  return [lo, hi];
-}
-
-/** A range with room around it (5% each side; a single value gets some). */
-export function padded(lo: number, hi: number, log: boolean): [number, number] {
+/** A range with ``room`` of its span around it each side (a single value gets some). */
+export function padded(lo: number, hi: number, log: boolean, room = 0.05): [number, number] {
   if (!Number.isFinite(lo) || !Number.isFinite(hi)) {
     return log ? [0.1, 10] : [0, 1];
   }
   if (log) {
     const a = Math.log10(lo);
     const b = Math.log10(hi);
-    const pad = b > a ? (b - a) * 0.05 : 0.5;
+    const pad = b > a ? (b - a) * room : 0.5;
     return [10 ** (a - pad), 10 ** (b + pad)];
   }
   if (hi > lo) {
-    const pad = (hi - lo) * 0.05;
+    const pad = (hi - lo) * room;
     return [lo - pad, hi + pad];
   }
   const pad = lo === 0 ? 1 : Math.abs(lo) * 0.1;
   return [lo - pad, hi + pad];
+}
+
+function sameLimits(a: { x: [number, number]; y: [number, number] }, b: { x: [number, number]; y: [number, number] }): boolean {
+  return a.x[0] === b.x[0] && a.x[1] === b.x[1] && a.y[0] === b.y[0] && a.y[1] === b.y[1];
 }

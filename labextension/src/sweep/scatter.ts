@@ -69,6 +69,7 @@ export class FlagScatter {
   private readonly plot = h('div', 'gj-scatter-plot');
   private readonly note = h('div', 'gj-empty');
   private flag: string | null = null;
+  private drawn = '';
   private last: { sweep: ISweep; colors: Map<string, string> } | null = null;
 
   constructor() {
@@ -94,7 +95,13 @@ export class FlagScatter {
       return;
     }
     this.renderPicker(flags);
-    this.draw(sweep, hp!, this.flag!, colors);
+    // Drawn again only when what it shows changed (the table answers every second).
+    const key = JSON.stringify([this.flag, hp, sweep.best, sweep.scalar?.tag, flags.map(f => f),
+      hp!.points.map(p => colors.get(p.run) || '')]);
+    if (key !== this.drawn) {
+      this.drawn = key;
+      this.draw(sweep, hp!, this.flag!, colors);
+    }
   }
 
   private renderPicker(flags: string[]): void {

@@ -16,10 +16,6 @@
  * w in [0, 1), debiased by 1 - w^k so that the first points are not
  * pulled towards 0. It is a display choice, computed here as the points
  * arrive (and again over what is kept when the weight changes).
- *
- * ``decimate`` is what keeps each redraw cheap whatever the series hold:
- * per pixel column of the chart it keeps the first, lowest, highest and
- * last point (in their order), which draws the same line as all of them.
  */
 import { IPoints, IScalarsReply } from './contract';
 
@@ -40,6 +36,8 @@ export class Series {
   sorted = true;
   /** Points thinned away so far (0 while every point is kept). */
   thinned = 0;
+  /** Moves when points already held change (thinned, smoothed anew): a drawn path of them is stale. */
+  epoch = 0;
   private emaLast = 0;
   private emaPow = 1;
 
@@ -97,6 +95,7 @@ export class Series {
       return;
     }
     this.weight = weight;
+    this.epoch++;
     this.emaLast = 0;
     this.emaPow = 1;
     if (weight <= 0) {
@@ -156,6 +155,7 @@ export class Series {
     ys.copyWithin(w, half, this.n);
     if (sm) sm.copyWithin(w, half, this.n);
     this.thinned += half - w;
+    this.epoch++;
     this.n = w + (this.n - half);
   }
 }
@@ -225,97 +225,6 @@ export class SeriesStore {
   }
 }
 
-/**
- * Keeps, per bucket of x (``buckets`` equal parts of [x0, x1]: a chart's
- * pixel columns), the first, lowest, highest and last of the points
- * ``[0, n)`` in their order, writing them to ``outX``/``outY`` (room for
- * 4 per bucket, plus 4 per bucket change of an unsorted series is never
- * needed: a change flushes). ``positive``: only y > 0 (a log scale).
- * Returns how many were written.
- */
-export function decimate(
-  xs: Float64Array,
-  ys: Float64Array,
-  n: number,
-  x0: number,
-  x1: number,
-  buckets: number,
-  outX: Float64Array,
-  outY: Float64Array,
-  positive = false
-): number {
-  const scale = x1 > x0 ? buckets / (x1 - x0) : 0;
-  const last = buckets - 1;
-  let w = 0;
-  let cur = -1;
-  let first = -1;
-  let lo = -1;
-  let hi = -1;
-  let end = -1;
-  const cap = outX.length;
-  const flush = () => {
-    if (first < 0) {
-      return;
-    }
-    // first ≤ {lo, hi} ≤ end, in index order, each once
-    const a = lo < hi ? lo : hi;
-    const b = lo < hi ? hi : lo;
-    const emit = (i: number) => {
-      if (w < cap) {
-        outX[w] = xs[i];
-        outY[w] = ys[i];
-        w++;
-      }
-    };
-    emit(first);
-    if (a !== first) emit(a);
-    if (b !== a && b !== first) emit(b);
-    if (end !== b && end !== a && end !== first) emit(end);
-  };
-  for (let i = 0; i < n; i++) {
-    const y = ys[i];
-    if (positive && !(y > 0)) {
-      continue;
-    }
-    let b = Math.floor((xs[i] - x0) * scale);
-    if (b < 0) b = 0;
-    else if (b > last) b = last;
-    if (b !== cur) {
-      flush();
-      cur = b;
-      first = lo = hi = end = i;
-      continue;
-    }
-    if (y < ys[lo]) lo = i;
-    if (y > ys[hi]) hi = i;
-    end = i;
-  }
-  flush();
-  return w;
-}
-
-/** How many of ``[0, n)`` are > 0 (a log scale draws only those). */
-export function countPositive(ys: Float64Array, n: number): number {
-  let k = 0;
-  for (let i = 0; i < n; i++) {
-    if (ys[i] > 0) k++;
-  }
-  return k;
-}
-
-/** Copies the points of ``[0, n)`` with y > 0 to ``outX``/``outY``; returns how many. */
-export function keepPositive(xs: Float64Array, ys: Float64Array, n: number, outX: Float64Array, outY: Float64Array): number {
-  let w = 0;
-  for (let i = 0; i < n; i++) {
-    if (ys[i] > 0) {
-      outX[w] = xs[i];
-      outY[w] = ys[i];
-      w++;
-    }
-  }
-  return w;
-}
-
 /** The index of the point of ``xs[0, n)`` (sorted) nearest to ``x``. */
 export function nearestIndex(xs: ArrayLike<number>, n: number, x: number): number {
   if (n <= 0) {
@@ -333,9 +242,6 @@ export function nearestIndex(xs: ArrayLike<number>, n: number, x: number): numbe
   }
   return lo;
 }
-
-/** TensorBoard's smoothing slider runs 0..0.999; the view offers these steps. */
-export const SMOOTHING_STEPS = [0, 0.6, 0.8, 0.9, 0.95, 0.99];
 
 /** A value as a hover shows it: up to 6 significant digits. */
 export function formatNumber(v: number): string {

@@ -244,9 +244,21 @@ export class TrialTable {
       if (col.kind === 'status' && row.retry_text) {
         text = [text, row.retry_text].filter(x => x).join(' · ');
       }
-      setText(cells[i + 1], text);
+      setCellText(cells[i + 1], text);
     });
     const slot = tb.querySelector('.gj-form-slot') as HTMLElement;
     renderActions(el.querySelector('.gj-actions') as HTMLElement, slot, row.actions, row, this.host);
+  }
+}
+
+/** A cell's words: its text node changed in place (cheaper to lay out again than a new node). */
+function setCellText(el: HTMLElement, text: string): void {
+  const node = el.firstChild;
+  if (node && node.nodeType === Node.TEXT_NODE && !node.nextSibling) {
+    if ((node as Text).data !== text) {
+      (node as Text).data = text;
+    }
+  } else if (el.textContent !== text) {
+    el.textContent = text;
   }
 }

@@ -25,6 +25,8 @@ import { FlagScatter } from './scatter';
 import { TrialTable } from './table';
 
 const MESSAGE_MS = 8000;
+/** Statuses of a trial that may still log. */
+const LIVE = ['staged', 'pending', 'running'];
 
 export interface ISweepViewOptions {
   /** 'lab' (a main-area tab), 'cell' (an output) or 'page': a class for the stylesheet. */
@@ -49,6 +51,7 @@ export class SweepView implements IActionHost {
   private readonly heading = h('span', 'gj-heading');
   private readonly summary = h('span', 'gj-summary');
   private readonly best = h('div', 'gj-sweep-best');
+  private readonly problems = h('div', 'gj-warning gj-sweep-problems');
   private readonly error = h('div', 'gj-error');
   private readonly message = h('div', 'gj-message');
   private readonly tagPicker = h('select', 'gj-select gj-tag-picker');
@@ -112,13 +115,17 @@ export class SweepView implements IActionHost {
 
     const charts = h('div', 'gj-sweep-charts');
     const chartBox = h('section', 'gj-section gj-sweep-chart-section');
-    chartBox.append(controls, this.chart.node);
+    this.problems.hidden = true;
+    chartBox.append(controls, this.chart.node, this.problems);
     charts.append(chartBox, this.scatter.node);
     this.node.append(head, this.best, this.error, this.message, charts, this.table.node, this.output.node);
 
     this.table.onHover = id => this.chart.focus(id);
     this.model.onTable(() => this.renderTable());
-    this.model.onSeries(() => this.renderSeries());
+    this.model.onSeries(() => {
+      this.renderNote();
+      this.chart.invalidate();
+    });
     this.visibility = new IntersectionObserver(entries => {
       const e = entries[entries.length - 1];
       this.model.setShown(e.isIntersecting);
@@ -188,6 +195,12 @@ export class SweepView implements IActionHost {
   // -- rendering ------------------------------------------------------------------------------
 
   private renderTable(): void {
+    const t0 = performance.now();
+    this.renderTableNow();
+    performance.measure('gj-sweep:table', { start: t0 });
+  }
+
+  private renderTableNow(): void {
     const { sweep, error } = this.model;
     let line = error || '';
     if (error && !sweep && this.options.store && this.serverStore === null && !this.askedStore) {
@@ -224,6 +237,8 @@ export class SweepView implements IActionHost {
       best: !!t.is_best || t.id === sweep.best,
       hover: t.flags_hover || t.title || t.short_id
     })));
+    // While a trial may still log, the x axis keeps room on its right for what comes.
+    this.chart.setLive(sweep.trials.some(t => LIVE.includes(t.status)));
     this.drawOptions();
   }
 
@@ -265,12 +280,14 @@ export class SweepView implements IActionHost {
     this.drawOptions();
   }
 
+  /** The chart's tag, x axis and scale (it draws again only when they changed). */
   private drawOptions(): void {
     this.chart.setView(this.model.wantedTag() || '', this.model.x, this.logBox.checked);
-    this.renderSeries();
+    this.renderNote();
   }
 
-  private renderSeries(): void {
+  /** What the chart says while it has nothing to draw, or why it stopped. */
+  private renderNote(): void {
     const sweep = this.model.sweep;
     let empty = '';
     if (this.model.seriesError) {
@@ -281,7 +298,12 @@ export class SweepView implements IActionHost {
       empty = 'loading…';
     }
     this.chart.setEmpty(this.model.store.runs.size ? (this.model.seriesError || '') : empty);
-    this.chart.invalidate();
+    // What the server could not read (a corrupt event file): said, not hidden.
+    const problems = this.model.seriesProblems.join(' · ');
+    setText(this.problems, problems);
+    if (this.problems.hidden !== !problems) {
+      this.problems.hidden = !problems;
+    }
   }
 }
 

@@ -1,6 +1,6 @@
 /** node --test: the sweep view's data side (npm test): the series held in
  * typed arrays (bounded, thinned keeping extremes), TensorBoard's
- * smoothing, the per-pixel-column decimation, the table's sort, and the
+ * smoothing, the line paths kept between redraws, the table's sort, and the
  * model's asking (since tokens, reset, done, a tag change, bad input)
  * against a fake server behind the client's transport. */
 import { strict as assert } from 'node:assert';
@@ -12,7 +12,8 @@ import { test } from 'node:test';
 import { GuildClient } from '../client';
 import { ISweep, ITrialRow } from '../sweep/contract';
 import { SweepModel, timing } from '../sweep/model';
-import { decimate, formatNumber, nearestIndex, Series, SeriesStore } from '../sweep/series';
+import { LinePath } from '../sweep/lines';
+import { formatNumber, nearestIndex, Series, SeriesStore } from '../sweep/series';
 import { sortTrials } from '../sweep/table';
 
 timing.TABLE_MS = 20;
@@ -89,34 +90,69 @@ test('a reply with reset drops what is held; runs and tags arrive as the reply n
   assert.equal(store.size(), 1);
 });
 
-test('decimation keeps per column the first, lowest, highest and last point, in order', () => {
+/** A path that records its vertices. */
+class Recorder {
+  moves: [number, number][] = [];
+  vertices: [number, number][] = [];
+  moveTo(x: number, y: number): void {
+    this.moves.push([x, y]);
+    this.vertices.push([x, y]);
+  }
+  lineTo(x: number, y: number): void {
+    this.vertices.push([x, y]);
+  }
+}
+
+/** Per pixel column: [lowest y, highest y] of ``pts``. */
+function extents(pts: [number, number][]): Map<number, [number, number]> {
+  const m = new Map<number, [number, number]>();
+  for (const [x, y] of pts) {
+    const c = Math.floor(x);
+    const e = m.get(c);
+    m.set(c, e ? [Math.min(e[0], y), Math.max(e[1], y)] : [y, y]);
+  }
+  return m;
+}
+
+test('a line path draws each pixel column\'s extent with a few vertices, ending at the newest point', () => {
   const n = 100000;
-  const xs = new Float64Array(n);
-  const ys = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    xs[i] = i;
-    ys[i] = Math.sin(i / 300) + (i === 54321 ? 50 : 0) - (i === 777 ? 50 : 0);
-  }
-  const buckets = 500;
-  const ox = new Float64Array(4 * buckets);
-  const oy = new Float64Array(4 * buckets);
-  const m = decimate(xs, ys, n, 0, n - 1, buckets, ox, oy);
-  assert.ok(m <= 4 * buckets && m >= 2 * buckets, String(m));
-  const keptX = Array.from(ox.subarray(0, m));
-  assert.deepEqual(keptX, keptX.slice().sort((a, b) => a - b));
-  assert.ok(keptX.includes(0) && keptX.includes(n - 1) && keptX.includes(54321) && keptX.includes(777));
-  // Each column's extremes are the original's.
-  for (let b = 0; b < buckets; b += 37) {
-    const lo = Math.ceil((b * (n - 1)) / buckets);
-    const hi = Math.ceil(((b + 1) * (n - 1)) / buckets);
-    const orig = Array.from(ys.subarray(lo, hi));
-    const kept = keptX.map((x, i) => [x, oy[i]]).filter(([x]) => x >= lo && x < hi).map(([, y]) => y);
-    assert.equal(Math.max(...kept), Math.max(...orig));
-    assert.equal(Math.min(...kept), Math.min(...orig));
-  }
-  // On a log scale, only positive values.
-  const pm = decimate(xs, ys, n, 0, n - 1, buckets, ox, oy, true);
-  assert.ok(Array.from(oy.subarray(0, pm)).every(y => y > 0));
+  const xs = Float64Array.from({ length: n }, (_, i) => i);
+  const ys = Float64Array.from({ length: n }, (_, i) => Math.sin(i / 300) + (i === 54321 ? 50 : 0));
+  const toX = (v: number) => (v / n) * 500;
+  const toY = (v: number) => 100 - v;
+  const line = new LinePath(() => new Recorder());
+  const path = line.update('k', xs, ys, n, toX, toY);
+  const all: [number, number][] = Array.from(xs, (x, i) => [toX(x), toY(ys[i])]);
+  assert.ok(path.vertices.length <= 4 * 500 && path.vertices.length >= 500, String(path.vertices.length));
+  assert.deepEqual(extents(path.vertices), extents(all));
+  const order = path.vertices.map(v => v[0]);
+  assert.deepEqual(order, order.slice().sort((a, b) => a - b));
+  assert.deepEqual(path.vertices[path.vertices.length - 1], all[n - 1]);
+  assert.deepEqual(path.vertices[0], all[0]);
+});
+
+test('a line path grows by the new points only while its key holds, and is built again when it changes', () => {
+  const n = 20000;
+  const xs = Float64Array.from({ length: n }, (_, i) => i);
+  const ys = Float64Array.from({ length: n }, (_, i) => Math.cos(i / 50) * (1 + (i % 7)));
+  const toX = (v: number) => v / 40;
+  const toY = (v: number) => 50 - v;
+  const line = new LinePath(() => new Recorder());
+  const first = line.update('k', xs, ys, 12345, toX, toY);
+  const before = first.vertices.length;
+  const grown = line.update('k', xs, ys, n, toX, toY);
+  assert.equal(grown, first); // the same path, extended
+  assert.ok(grown.vertices.length > before);
+  const whole = new LinePath(() => new Recorder()).update('k', xs, ys, n, toX, toY);
+  assert.deepEqual(extents(grown.vertices), extents(whole.vertices));
+  assert.deepEqual(grown.vertices[grown.vertices.length - 1], whole.vertices[whole.vertices.length - 1]);
+  const again = line.update('other scales', xs, ys, n, toX, toY);
+  assert.notEqual(again, first);
+  assert.deepEqual(again.vertices, whole.vertices);
+  // A value that cannot be drawn breaks the line.
+  const gap = new LinePath(() => new Recorder()).update('g', [0, 1, 2, 3], [1, -1, 2, 3], 4, v => v * 10, v => v,
+    v => v > 0);
+  assert.deepEqual(gap.moves, [[0, 1], [20, 2]]);
 });
 
 test('the nearest point by x, and numbers as a hover shows them', () => {
