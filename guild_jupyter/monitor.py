@@ -38,6 +38,7 @@ GROUPS = views.GROUP_NAMES
 GPU_RETRY_INTERVAL = 30.0  # how often to look again for NVML when it was absent
 MAX_WARNINGS = 20
 DEFAULT_PAGE_SIZE = 10
+RECENT_SWEEPS = 10  # sweeps a snapshot lists (the sidebar's sweep rows)
 
 
 class StoreMonitor:
@@ -69,6 +70,8 @@ class StoreMonitor:
         self._groups_version = -1
         self._groups: dict = {}
         self._counts: dict = {}
+        self._sweeps_version = -1
+        self._sweeps: list = []
         self.lock = threading.Lock()
 
     # -- runs ----------------------------------------------------------------------------------
@@ -138,6 +141,27 @@ class StoreMonitor:
         return {"total": len(entries), "offset": offset, "limit": limit, "varying": varying,
                 "runs": [views.run_row(r, now_us=now_us, varying=varying, scalar=self.scalar) for r in runs]}
 
+    def recent_sweeps(self, limit: int = RECENT_SWEEPS) -> list[dict]:
+        """The newest sweeps of two trials or more (``views.sweep_entry``:
+        what the sidebar lists), rebuilt only when the index changed."""
+        index = self.index
+        with index.lock:
+            if self._sweeps_version != index.version:
+                by_sweep: dict = {}
+                for e in index.entries.values():
+                    if e.sweep is not None and not e.is_queue:
+                        by_sweep.setdefault(e.sweep, []).append(e)
+                ranked = sorted(by_sweep.items(), key=lambda kv: max(e.timestamp for e in kv[1]), reverse=True)
+                out = []
+                for sweep_id, members in ranked:
+                    if len(members) >= 2:
+                        out.append(views.sweep_entry(sweep_id, [e.run() for e in members]))
+                    if len(out) >= limit:
+                        break
+                self._sweeps = out
+                self._sweeps_version = index.version
+            return list(self._sweeps)
+
     # -- snapshot --------------------------------------------------------------------------------
 
     def snapshot(self, pages: dict | None = None, page_size: int | None = None, refresh: bool = True) -> dict:
@@ -199,7 +223,8 @@ class StoreMonitor:
         return {"store": self.store.home, "time": now_us, "version": self.version, "counts": counts,
                 "summary_text": views.summary_text(counts, attention),
                 "status_bar_text": views.status_bar_text(counts, attention), "attention": attention,
-                "queues": queues, "groups": out_groups, "gpus": gpus, "warnings": warnings,
+                "queues": queues, "groups": out_groups, "sweeps": self.recent_sweeps(), "gpus": gpus,
+                "warnings": warnings,
                 "queue_form": views.queue_form(self.queue_hosts), "last_event": last_event}
 
     def _queues(self, warnings: list) -> list[dict]:

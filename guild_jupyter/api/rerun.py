@@ -4,14 +4,23 @@ and ``retry`` (a staged copy of a failed run, as a queue's retry makes)."""
 
 from __future__ import annotations
 
+import time
+
 from .. import rerun as reruns
 from .. import validate
 from ..display import RunList
 from ..errors import BadInput
 from ..execution import launch
 from ..store import transitions
+from ..store.new_run import new_sweep_id
+from ..store.run import FINISHED
 from .planning import plan_trials
 from .selection import resolve_all, with_listing_indices, resolve_store
+
+#: How long ``restart`` waits for a run that has just recorded its outcome to
+#: be let go by its supervisor (the outcome is written first, LOCK removed
+#: right after): a restart clicked as soon as a run reads completed works.
+RELEASE_WAIT = 10.0
 
 
 def restart(ref, *, stage: bool = False, store=None, listing=None) -> RunList:
@@ -32,6 +41,7 @@ def restart(ref, *, stage: bool = False, store=None, listing=None) -> RunList:
         raise BadInput(f"run {run.id[:8]} is a Guild operation ({run.op_name}): restart it with guild run --restart")
     reruns.script_op_of(run)  # its script must still be in its directory
     st.ensure_writable()
+    _wait_for_release(run)
     transitions.restart(st, run, stage=stage)
     if not stage:
         launch.start(run)
@@ -43,7 +53,7 @@ def restage(ref, *assignments: str, flags: dict | None = None, store=None, listi
     label) with flags edited: ``restage(run, "lr=0.1")`` (brackets make a
     sweep: one copy per trial). Flags are checked as ``run`` checks them: an
     unknown flag is a ``FlagError`` and nothing is written. The copy names
-    its origin (``restage_of``). Returns the staged runs."""
+    its origin (``restage_of``) and joins its sweep. Returns the staged runs."""
     validate.run_ref(ref)
     validate.assignments(assignments)
     validate.flags(flags)
@@ -55,7 +65,10 @@ def restage(ref, *assignments: str, flags: dict | None = None, store=None, listi
     edited = {a.partition("=")[0].strip() for a in assignments} | set(flags or {})
     base = {k: v for k, v in reruns.user_flags(run).items() if k not in edited and k in op.defaults}
     trials = plan_trials(op, assignments, {**base, **(flags or {})})
-    specs = [reruns.copy_spec(run, op, t, {"restage_of": run.id}) for t in trials]
+    extra = {"restage_of": run.id}
+    if run.sweep is None:  # a run from before sweeps: its copies make a sweep of their own
+        extra["sweep"] = new_sweep_id()
+    specs = [reruns.copy_spec(run, op, t, extra) for t in trials]
     st.ensure_writable()
     return with_listing_indices(st, transitions.create(st, specs, staged=True))
 
@@ -84,3 +97,12 @@ def _one(st, ref, listing):
     if len(runs) != 1:
         raise BadInput(f"{ref!r} names {len(runs)} runs; give one run")
     return runs
+
+
+def _wait_for_release(run, timeout: float = RELEASE_WAIT) -> None:
+    """Waits (bounded) while a finished run's LOCK still names a live
+    process: its supervisor between recording the outcome and removing LOCK.
+    A holder that stays is refused by ``transitions.restart``."""
+    deadline = time.monotonic() + timeout
+    while run.refresh().status in FINISHED and run.lock_holder() is not None and time.monotonic() < deadline:
+        time.sleep(0.02)

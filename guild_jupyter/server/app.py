@@ -81,6 +81,9 @@ class GuildJupyter(ExtensionApp):
         except Exception as e:  # a listing request will report it
             self.log.warning("guild_jupyter: cannot read the store: %s", e)
         self.watch.start()  # its first look learns the store as it is now
+        # The charts' module (numpy) too: a sweep view's first load would wait ~0.5 s for its import.
+        # lazy: in this warm-up thread, after the server is up, never on its start-up path
+        import guild_jupyter.charts  # noqa: F401
 
     def initialize_handlers(self):
         self.handlers.extend(handlers())

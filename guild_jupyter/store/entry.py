@@ -8,10 +8,11 @@ import os
 import stat as stat_
 
 from .markers import LOCK_REMOTE
-from .run import FINISHED, QUEUE_OPS, RUNNING, Run, flags_of, gpus_of, label_of, op_name_of
+from .run import FINISHED, QUEUE_OPS, RUNNING, Run, flags_of, gpus_of, label_of, op_name_of, sweep_of
 
 #: The attrs a listing shows (besides status and opref).
-KEYS = ("started", "initialized", "stopped", "label", "run_params", "exit_status", "flags", "unstaged", "queue_id")
+KEYS = ("started", "initialized", "stopped", "label", "run_params", "exit_status", "flags", "unstaged", "queue_id",
+        "sweep")
 CACHED = KEYS + ("status", "_opref")
 
 SETTLE_NS = 2_000_000_000  # a stamp this young is read again on every pass
@@ -100,6 +101,10 @@ class Entry:
     @property
     def flags(self) -> dict:
         return flags_of(self.values.get("flags"))
+
+    @property
+    def sweep(self) -> str | None:
+        return sweep_of(self.values.get("sweep"))
 
     def trusted(self, now_ns: int) -> bool:
         """Whether a listing may use these values instead of the run's files."""

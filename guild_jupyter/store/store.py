@@ -89,8 +89,9 @@ class Store:
             raise RunNotFound(f"no run with id {run_id!r}")
         return Run(d)
 
-    def runs(self, status=None, op=None, label=None, limit=None, include_queues=True) -> list[Run]:
-        """Runs, newest first, filtered by status(es), op name and label text.
+    def runs(self, status=None, op=None, label=None, limit=None, include_queues=True, sweep=None) -> list[Run]:
+        """Runs, newest first, filtered by status(es), op name, label text
+        and sweep id (exactly: the ``sweep`` attr).
 
         Every file is untrusted: a run that cannot be read (its ``.guild`` a
         symlink loop, unreadable or not a directory; an attr no reader can
@@ -116,6 +117,8 @@ class Store:
             if op is not None and op not in run.op_name:
                 continue
             if label is not None and label not in run.label:
+                continue
+            if sweep is not None and run.sweep != sweep:
                 continue
             if not include_queues and run.is_queue:
                 continue

@@ -29,7 +29,7 @@ from ..store.run import COMPLETED, ERROR, PENDING, RUNNING, STAGED, TERMINATED
 from .words import format_flag
 
 __all__ = ["RUN_VERBS", "RUN_ACTIONS", "QUEUE_VERBS", "run_actions", "queue_actions", "output_action",
-           "restage_form", "flag_type", "action"]
+           "restage_form", "flag_type", "action", "open_sweep_action"]
 
 UNSTAGED = "unstaged"
 
@@ -50,7 +50,8 @@ SCRIPT_ONLY = ("retry", "restart", "restage")
 QUEUE_VERBS = ("pause", "resume", "drain", "stop")
 
 _LABELS = {"stop": "Stop", "output": "Output", "retry": "Retry", "restart": "Restart", "restage": "Restage",
-           "unstage": "Unstage", "delete": "Delete", "pause": "Pause", "resume": "Resume", "drain": "Drain"}
+           "unstage": "Unstage", "delete": "Delete", "pause": "Pause", "resume": "Resume", "drain": "Drain",
+           "open-sweep": "Open"}
 _HELP = {
     "stop": "stop the run (its processes get SIGTERM, then SIGKILL after the grace period)",
     "output": "show the run's output (followed while it runs)",
@@ -62,6 +63,7 @@ _HELP = {
     "pause": "start no staged run until resumed (runs going keep going)",
     "resume": "start staged runs again",
     "drain": "start nothing more; the queue stops once its runs have ended",
+    "open-sweep": "open the sweep's live view: its trials and their curves",
 }
 
 
@@ -70,6 +72,11 @@ def action(verb: str, method: str, path: str, confirm: str | None = None, form: 
     or queue it acts on (the second part of ``path``)."""
     return {"verb": verb, "label": _LABELS[verb], "help": _HELP[verb], "confirm": confirm, "method": method,
             "path": path, "form": form, "target": path.split("/")[1]}
+
+
+def open_sweep_action(sweep_id: str) -> dict:
+    """Open a sweep's view (a viewer's tab; ``GET sweeps/<id>`` is its table)."""
+    return action("open-sweep", "GET", f"sweeps/{sweep_id}")
 
 
 def output_action(run_id: str) -> dict:
