@@ -368,7 +368,7 @@ def test_a_cell_output_of_the_sweep_type_is_the_live_view(server, tmp_path):
         nb = nbformat.v4.new_notebook()
         cell = nbformat.v4.new_code_cell("%guild sweep")
         cell.outputs = [nbformat.v4.new_output("display_data", data={
-            "application/vnd.guild-jupyter.sweep+json": {"sweep": fx.id, "store": "/somewhere/.guild"},
+            "application/vnd.guild-jupyter.sweep+json": {"sweep": fx.id, "store": fx.sweep["store"]},
             "text/html": "<p class='fallback'>the static table</p>", "text/plain": "sweep"})]
         nb.cells = [cell]
         nbformat.write(nb, f"{server.root_dir}/sweep-output.ipynb")
@@ -377,6 +377,7 @@ def test_a_cell_output_of_the_sweep_type_is_the_live_view(server, tmp_path):
         out.wait_for(timeout=30_000)
         out.locator(".gj-trial").first.wait_for(timeout=20_000)
         assert page.locator(".jp-OutputArea-output .fallback").count() == 0
+        assert out.locator(".gj-error").is_hidden()  # the bundle's store is the one the server answers from
         show_file_axis(page, fx, f".jp-OutputArea-output {VIEW}")
         wait_points(page, sum(len(p) for p in fx.series_for(fx.sweep["scalar"]["tag"]).values()),
                     root=f".jp-OutputArea-output {VIEW}")

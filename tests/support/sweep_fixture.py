@@ -3,13 +3,12 @@
 served from fixture files to a real browser, the way ``fixture_server``
 serves the state snapshot.
 
-``SWEEP_FIXTURE``, ``SCALARS_FIXTURE`` and ``LINKS_FIXTURE`` are the files
-the rendering tests load (one line each to swap for replies made from a
-real store, e.g. ``sweep_table.json`` and ``sweep_scalars.json``): the
-sweep's table, one scalars answer from the start (without ``since``: its
-``x`` is the axis the file was made against), and the snapshot's
-``sweeps`` list (the example's, aimed at the table's sweep, while the
-state snapshot has none).
+``SWEEP_FIXTURE`` and ``SCALARS_FIXTURE`` are replies made from a real
+store (``scripts/make-viewmodel-fixtures.py``): the sweep's table and one
+scalars answer from the start (without ``since``: its ``x`` is the axis
+the file was made against). The sidebar's ``sweeps`` list is the state
+snapshot's (made from another store in the same way), its first entry
+aimed at the table's sweep (id, words, open action's target).
 Every word and number a test checks comes from these files.
 
 The scalars are served the way a growing sweep would serve them: the
@@ -30,9 +29,8 @@ import urllib.parse
 
 from support.fixture_server import EVENTS_FIXTURE, FIXTURES, SNAPSHOT_FIXTURE, load
 
-SWEEP_FIXTURE = os.path.join(FIXTURES, "sweep_example_table.json")
-SCALARS_FIXTURE = os.path.join(FIXTURES, "sweep_example_scalars.json")
-LINKS_FIXTURE = os.path.join(FIXTURES, "sweep_example_links.json")
+SWEEP_FIXTURE = os.path.join(FIXTURES, "sweep_table.json")
+SCALARS_FIXTURE = os.path.join(FIXTURES, "sweep_scalars.json")
 
 
 def part(points: list, k: int, pieces: int) -> list:
@@ -51,8 +49,9 @@ def with_x(series: dict, x: str, file_x: str) -> dict:
 
 
 def aimed(links: dict, sweep: dict) -> dict:
-    """The example ``sweeps`` list with its first entry naming ``sweep``
-    (its id, words and open action's target), for a table from elsewhere."""
+    """The snapshot's ``sweeps`` list with its first entry naming ``sweep``
+    (its id, words and open action's target): the two files come from
+    different stores."""
     first = dict(links["sweeps"][0], id=sweep["id"], title=sweep["title"], summary_text=sweep["summary_text"])
     if first.get("open_action"):
         first["open_action"] = dict(first["open_action"], path=f"sweeps/{sweep['id']}", target=sweep["id"])
@@ -63,10 +62,10 @@ class SweepFixture:
     """Answers the sweep's endpoints (and the state and events, with the
     snapshot's ``sweeps`` list from ``links``) in a browser context."""
 
-    def __init__(self, sweep: dict, scalars: dict, links: dict, snapshot: dict, events: dict, pieces: int = 3):
+    def __init__(self, sweep: dict, scalars: dict, snapshot: dict, events: dict, pieces: int = 3):
         self.sweep = sweep
         self.scalars = scalars
-        self.links = {"sweeps": snapshot["sweeps"]} if snapshot.get("sweeps") else aimed(links, sweep)
+        self.links = aimed({"sweeps": snapshot["sweeps"]}, sweep)
         self.snapshot = dict(snapshot, sweeps=self.links["sweeps"])
         self.events = events
         self.pieces = pieces
@@ -156,10 +155,10 @@ class SweepFixture:
         route.fulfill(status=status, json=reply)
 
 
-def serve_sweep(context, pieces: int = 3, sweep_path: str = SWEEP_FIXTURE, scalars_path: str = SCALARS_FIXTURE,
-                links_path: str = LINKS_FIXTURE) -> SweepFixture:
-    fixture = SweepFixture(load(sweep_path), load(scalars_path), load(links_path), load(SNAPSHOT_FIXTURE),
-                           load(EVENTS_FIXTURE), pieces=pieces)
+def serve_sweep(context, pieces: int = 3, sweep_path: str = SWEEP_FIXTURE,
+                scalars_path: str = SCALARS_FIXTURE) -> SweepFixture:
+    fixture = SweepFixture(load(sweep_path), load(scalars_path), load(SNAPSHOT_FIXTURE), load(EVENTS_FIXTURE),
+                           pieces=pieces)
     fixture.install(context)
     return fixture
 
