@@ -44,6 +44,8 @@ export const CHART_HEIGHT = 300;
 const LINE_WIDTH = 1.25;
 const BEST_WIDTH = 3;
 const OTHERS_ALPHA = 0.75;
+/** Tick spacings of a step axis: 1, 2, 5 times the powers of ten. */
+const STEP_INCRS = Array.from({ length: 13 }, (_, e) => [1, 2, 5].map(m => m * 10 ** e)).flat();
 /** The hover names a line only when a point of it is this near the pointer (CSS px). */
 const HOVER_PX = 40;
 
@@ -384,7 +386,8 @@ export class LiveChart {
         x: { time: false, auto: false, range: () => this.limits.x },
         y: this.log ? { distr: 3, log: 10, auto: false, range: () => this.limits.y } : { auto: false, range: () => this.limits.y }
       },
-      axes: [axis(xLabel), { ...axis(this.tag), size: (self: uPlot, values: string[]) =>
+      // Steps are whole numbers: no ticks between them (a short run would read "step 0.5").
+      axes: [this.x === 'step' ? { ...axis(xLabel), incrs: STEP_INCRS } : axis(xLabel), { ...axis(this.tag), size: (self: uPlot, values: string[]) =>
         14 + 7 * Math.max(3, ...(values || []).map(v => String(v).length)) }],
       series: [
         {},
