@@ -60,6 +60,9 @@ class StoreMonitor:
         self.page_size = max(1, int(page_size))
         self.queue_hosts = tuple(queue_hosts)
         self.events = None
+        # The Jupyter server's root directory, when a server owns this
+        # monitor: a notebook run under it gets an "Open notebook" action.
+        self.notebook_root: str | None = None
         self.version = 0
         self._content = None  # what version was last counted for
         self._handles = handles or (lambda: [])
@@ -138,8 +141,19 @@ class StoreMonitor:
         entries.sort(key=lambda e: (e.timestamp, e.id), reverse=True)
         runs = [e.run() for e in entries[offset: offset + limit]]
         varying = views.varying_flags([r.flags for r in runs])
-        return {"total": len(entries), "offset": offset, "limit": limit, "varying": varying,
-                "runs": [views.run_row(r, now_us=now_us, varying=varying, scalar=self.scalar) for r in runs]}
+        rows = [views.run_row(r, now_us=now_us, varying=varying, scalar=self.scalar) for r in runs]
+        self._add_open_notebook(rows)
+        return {"total": len(entries), "offset": offset, "limit": limit, "varying": varying, "runs": rows}
+
+    def _add_open_notebook(self, rows: list[dict]) -> None:
+        """An "Open notebook" action on each notebook run whose executed
+        notebook lies under the server's root (JupyterLab opens only those)."""
+        if not self.notebook_root:
+            return
+        for row in rows:
+            path = views.notebook_tree_path(row.get("notebook"), self.notebook_root)
+            if path:
+                row["actions"].append(views.open_notebook_action(row["id"], path))
 
     def recent_sweeps(self, limit: int = RECENT_SWEEPS) -> list[dict]:
         """The newest sweeps of two trials or more (``views.sweep_entry``:
@@ -197,6 +211,7 @@ class StoreMonitor:
             varying = views.varying_flags([r.flags for r in runs])
             rows = [views.run_row(r, now_us=now_us, varying=varying, order=g.order, short_time=True,
                                   scalar=self.scalar) for r in runs]
+            self._add_open_notebook(rows)
             if g.name == "staged":
                 _add_waiting_reasons(rows, entries, start, queue_views, running_others, held)
                 note_gpu_shortage(rows, queues)  # Dask queues: no worker with GPU resources

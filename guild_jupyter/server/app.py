@@ -52,6 +52,7 @@ class GuildJupyter(ExtensionApp):
         self.hosted: dict = {}
         self.monitor = api.monitor(self.run_store)
         self.monitor.queue_hosts = ("server", "detached")
+        self.monitor.notebook_root = self.serverapp.root_dir
         # One watcher of the store for every viewer: /guild/api/events serves
         # its log; each look that saw something move wakes the long-polls.
         self.changes = Changes()
