@@ -534,3 +534,26 @@ def test_a_settler_killed_half_way_leaves_what_the_next_completes(step, guild_ho
     assert transitions.release_held(st, half_released) is False  # no longer held: nothing to do
     assert api.queue(run_once=True, poll_interval=1).join(60)
     assert started(log).count(half_released.id) == 1 and half_ended.id not in started(log)
+
+
+def test_a_dependency_guild_is_starting_is_not_a_failure(step):
+    """Guild's queue removes a run's PENDING before it writes LOCK; for that
+    moment the run reads ``error``. A run waiting on it is not failed then;
+    a run left so past the grace (a starter that died) fails its dependents."""
+    from guild_jupyter.store.dependencies import STARTING_GRACE, dependency_state
+    from guild_jupyter.store.markers import STAGED_MARKER
+
+    script, _log = step
+    (prep,) = api.run(script, stage=True)
+    (after,) = api.run(script, stage=True, after=prep.id)
+    os.remove(prep.path(STAGED_MARKER))  # the moment between Guild's PENDING and its LOCK
+    assert prep.refresh().status == "error" and prep.get("exit_status") is None
+    store = api.resolve_store(None)
+    assert dependency_state(store, prep.id) == (prep.id, "pending")
+    api.runs()  # a listing settles held runs: this one waits on
+    assert after.refresh().status == "pending" and is_held(after)
+    old = time.time() - STARTING_GRACE - 5
+    os.utime(prep.guild_dir, (old, old))
+    assert dependency_state(store, prep.id) == (prep.id, "error")
+    api.runs()
+    assert after.refresh().status == "error" and after.get("after_failure") == f"dependency {prep.id[:8]} failed"

@@ -21,21 +21,33 @@ settler (a queue) that passes its hooks:
   retry: the waiting run waits for the retry's outcome.
 
 A viewer passes no hooks: it only reads.
+
+One reading keeps a pipeline from failing on a run that is only starting:
+Guild's queue (and ``guild run``) removes a staged run's PENDING before it
+writes LOCK, and for that moment the run reads ``error`` (no marker, no
+outcome, no holder), in ``guild runs`` too. Such a run -- no outcome, no
+LOCK, its ``.guild`` changed within ``STARTING_GRACE`` seconds -- counts
+as ``pending``; past the grace it is what it reads, a failure (a process
+that died before writing anything), so nothing waits on it for ever.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
+from .markers import LOCK
 from .records import is_held, read_after
 from .run import COMPLETED, ERROR, PENDING, RUNNING, STAGED, TERMINATED, Run
 from .transitions_end import RETRIED_AS, retry_due, stage_retry
 
-__all__ = ["dependency_states", "dependency_state", "MAX_RETRIES_FOLLOWED"]
+__all__ = ["dependency_states", "dependency_state", "MAX_RETRIES_FOLLOWED", "STARTING_GRACE"]
 
 #: How far a chain of retries is followed (a bound, not a policy: every
 #: retry chain is bounded by its ``retries``).
 MAX_RETRIES_FOLLOWED = 100
+#: Seconds a run with no outcome and no LOCK may be starting (see the module's doc).
+STARTING_GRACE = 30.0
 
 
 def dependency_state(store, run_id: str, retry=None, settle=None, known=None) -> tuple[str, str]:
@@ -59,6 +71,8 @@ def dependency_state(store, run_id: str, retry=None, settle=None, known=None) ->
         if status == ERROR and run.get("exit_status") is None and settle is not None:
             if settle(store, run):  # its supervisor died: recorded now, its retry staged when one is due
                 status = run.refresh().status
+        if status == ERROR and _starting(run):
+            return run_id, "pending"
         if status == PENDING:
             return run_id, "held" if is_held(run) else "pending"
         if status in (STAGED, RUNNING, COMPLETED):
@@ -92,6 +106,18 @@ def dependency_states(store, run: Run, retry=None, settle=None, seen: dict | Non
         followed, state = seen[rid]
         out.append((followed, state, any_outcome))
     return out
+
+
+def _starting(run: Run) -> bool:
+    """The run reads ``error`` only because a starter is between removing
+    its PENDING and writing LOCK (see the module's doc)."""
+    if run.refresh().get("exit_status") is not None or os.path.exists(run.path(LOCK)):
+        return False
+    try:
+        changed = os.stat(run.guild_dir).st_mtime
+    except OSError:
+        return False
+    return time.time() - changed < STARTING_GRACE
 
 
 def _is_run_id(value) -> bool:
