@@ -102,7 +102,7 @@ def create(store, specs: list, *, staged: bool, owner: Claim | None = None) -> l
             os.rmdir(scratch)  # empty once every run moved out: no shutil on the common path
         except OSError:
             _rmtree(scratch)
-    store.notify_change()
+    store.notify_change(*(os.path.basename(d) for d in moved))
     return [Run(d) for d in moved]
 
 
@@ -167,7 +167,7 @@ def return_to_staged(store, run: Run) -> None:
         except OSError:
             pass  # best effort: the run then keeps the GPUs it was given
         run.refresh()
-    store.notify_change()
+    store.notify_change(run.id)
 
 
 def recover_pending(store, pending: list[Run], log=None) -> list[Run]:
@@ -209,7 +209,7 @@ def cancel_pending(store, run: Run, reason: str | None = None) -> bool:
         run.refresh()
     if reason:
         note(run, reason)
-    store.notify_change()
+    store.notify_change(run.id)
     return True
 
 
@@ -250,7 +250,7 @@ def acquire(store, run: Run, holder: Identity, claimed_by: Identity | None = Non
         attrlib.remove(run.path(PENDING_MARKER))
         attrlib.remove(run.path(STAGED_MARKER))
         run.refresh()
-    store.notify_change()
+    store.notify_change(run.id)
 
 
 # -- removing from the queue, deleting ----------------------------------------------------
@@ -269,7 +269,7 @@ def unstage(store, run: Run) -> None:
         except OSError as e:
             raise store_error(e, f"unstage run {run.id[:8]}") from e
         run.refresh()
-    store.notify_change()
+    store.notify_change(run.id)
 
 
 def delete(store, run: Run) -> None:
@@ -290,7 +290,7 @@ def delete(store, run: Run) -> None:
             os.rename(run.dir, dest)
         except OSError as e:
             raise store_error(e, f"delete run {run.id[:8]}") from e
-    store.notify_change()
+    store.notify_change(run.id)
 
 
 def _rmtree(path: str, ignore_errors: bool = True) -> None:
@@ -366,4 +366,4 @@ def restart(store, run: Run, *, stage: bool, owner: Claim | None = None) -> None
         finally:
             run.refresh()
     note(run, "restarted" + (" (staged)" if stage else ""))
-    store.notify_change()
+    store.notify_change(run.id)

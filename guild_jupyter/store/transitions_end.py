@@ -95,7 +95,7 @@ def record_outcome(store, run: Run, exit_status: int, holder: Identity | None = 
     finally:
         clear_lock(run)
         run.refresh()
-        store.notify_change()
+        store.notify_change(run.id)
 
 
 def clear_lock(run: Run) -> None:
@@ -122,7 +122,7 @@ def record_start_failure(store, run: Run, reason: str) -> None:
         attrlib.remove(run.path(STAGED_MARKER))
         clear_lock(run)
         run.refresh()
-    store.notify_change()
+    store.notify_change(run.id)
 
 
 def settle_dead(store, run: Run, exit_status: int = 1, reason: str | None = None) -> bool:
@@ -149,7 +149,7 @@ def settle_dead(store, run: Run, exit_status: int = 1, reason: str | None = None
             raise store_error(e, f"record the outcome of run {run.id[:8]}") from e
         clear_lock(run)
         run.refresh()
-    store.notify_change()
+    store.notify_change(run.id)
     return True
 
 
@@ -182,4 +182,4 @@ def mark_remote(store, run: Run, host: str) -> None:
         except OSError as e:
             raise store_error(e, f"mark run {run.id[:8]} as held by {host}") from e
         run.refresh()
-    store.notify_change()
+    store.notify_change(run.id)
