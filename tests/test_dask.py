@@ -400,7 +400,7 @@ def test_dask_not_installed_names_the_extra(tmp_path):
 
 
 def test_a_worker_that_cannot_see_the_run_directory_fails_with_that_message(tmp_path):
-    from guild_jupyter.queueing.dask.runner import run_on_worker
+    from guild_jupyter.queueing.dask.task import run_on_worker
 
     out = run_on_worker(str(tmp_path / "elsewhere" / "runs" / "abc"), {"pid": 1, "start": 0.0}, 0, "abc")
     assert out["result"] == "error"

@@ -176,12 +176,19 @@ def _build_big_store(home, template_dir, n):
               if os.path.exists(os.path.join(guild_dir, f))]
     base = 1_700_000_000_000_000
     ids = []
+    sources = os.path.join(home, "sources")
+    src = {}
     for i in range(n):
+        if i % 60_000 == 0:  # a file has at most 65,000 links (ext4): a fresh copy to link to
+            for f in linked:
+                src[f] = os.path.join(sources, str(i), f.replace("/", "_"))
+                os.makedirs(os.path.dirname(src[f]), exist_ok=True)
+                shutil.copy2(os.path.join(guild_dir, f), src[f])
         run_id = f"{i:08x}" + "0" * 24
         g = os.path.join(runs, run_id, ".guild")
         os.makedirs(g + "/attrs")
         for f in linked:
-            os.link(os.path.join(guild_dir, f), os.path.join(g, f))
+            os.link(src[f], os.path.join(g, f))
         with open(g + "/attrs/started", "w") as fh:
             fh.write(f"{base + (i * 7919) % n * 1000}\n")  # distinct, not in id order
         ids.append(run_id)
@@ -207,7 +214,7 @@ def test_a_store_of_100000_runs_is_listed_correctly(project, tmp_path):
     assert top == lines[:20]
     # The oldest run's started rewritten in place into the future: first in the next -n listing.
     oldest = full_ids[-1]
-    started = os.path.join(home, "runs", oldest, ".guild", "attrs", "started")
+    started = os.path.join(home, "runs", oldest + "0" * 24, ".guild", "attrs", "started")
     with open(started, "r+") as f:
         f.truncate(0)
         f.write("4102444800000000\n")

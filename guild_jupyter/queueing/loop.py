@@ -204,16 +204,33 @@ class QueueLoop:
         changed (a run started, or a run could not start and was settled)."""
         changed = False
         nothing_for: set = set()  # slot GPUs for which a pass found nothing to start
+        self._resize_slots(self.starter.wanted_slots())
+        room = None
         for slot in self.slots:
             if slot.busy or self.stop_event.is_set() or slot.gpus in nothing_for:
                 continue
-            run = self._claim_next(slot)
+            if room is None:
+                room = self.starter.capacity()  # once a pass, and only with a slot free
+            run = self._claim_next(slot, can_claim=room is None or room > 0)
             if run is None:
                 nothing_for.add(slot.gpus)
                 continue
             changed = True
+            if room is not None:
+                room -= 1
             self._start(slot, run)
         return changed
+
+    def _resize_slots(self, n: int | None) -> None:
+        """To ``n`` slots (the starter's count; a busy slot is never dropped)."""
+        if n is None or n == len(self.slots):
+            return
+        if n > len(self.slots):
+            self.slots += [Slot(self.config.gpus) for _ in range(n - len(self.slots))]
+        else:
+            busy = [s for s in self.slots if s.busy]
+            free = [s for s in self.slots if not s.busy]
+            self.slots = busy + free[:max(0, n - len(busy))]
 
     def _next_retry(self) -> float:
         if not self._retry_at:
@@ -251,9 +268,12 @@ class QueueLoop:
 
     # -- claiming ---------------------------------------------------------------------------
 
-    def _claim_next(self, slot: Slot) -> Run | None:
+    def _claim_next(self, slot: Slot, can_claim: bool = True) -> Run | None:
         """Under the run-status lock, in one scan: settles dead claims, decides
-        and claims. Returns the claimed run, or None."""
+        and claims. Returns the claimed run, or None. Without ``can_claim``
+        (the starter can place nothing now) it decides only: a run it would
+        start keeps the queue waiting (run-once too), unclaimed, so that any
+        other queue may start it meanwhile."""
         cfg = dataclasses.replace(self.config, gpus=slot.gpus)
         with self.store.lock():
             staged, pending, locked = self.store.scan_waiting()
@@ -284,6 +304,9 @@ class QueueLoop:
                 decision = policy.next_run(candidates, cfg, busy=False, running_others=others, gpus=gpus)
                 self._note_decision(decision, candidates)
                 if decision.start is None:
+                    return None
+                if not can_claim:
+                    self._blocked = True
                     return None
                 run = next(r for r in staged if r.id == decision.start.id)
                 unreadable = unreadable_start_attrs(run)

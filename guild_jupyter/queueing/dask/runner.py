@@ -1,19 +1,21 @@
-"""What runs on a Dask worker for one run.
+"""The runner of one run on a Dask worker: ``main`` takes the run over from
+the queue's claim and starts it.
 
-``run_on_worker`` is the Dask task (key: the run id). It spawns the run's
-runner, ``python -m guild_jupyter.queueing.dask.runner``, in its own session,
-keeps the write end of the runner's stdin and waits for its report. The
-runner takes the run (``dask_records.take_dispatch``, under the run-status
-lock: refused unless the run is still pending under the queue's claim, and
-refused to a second execution of the same task, so a task Dask runs again
-never starts the run twice; the queue keeps its claim, so no other queue's
-recovery touches the run while the queue lives), records the placement,
-starts the run's supervisor exactly as a local start does
-(``launch.start``) and waits for it. If the worker dies, the runner's stdin
-reaches EOF: before the start, the runner returns the run to staged; after
-it, the runner ends the run's process tree and records it ``error`` with
-"worker lost" (``transitions.end_tree_and_record``), so a run never stays
-``running`` with no worker behind it.
+The task (:mod:`.task`) has it forked by the worker's launcher
+(:mod:`.launcher`), else spawned as ``python -m
+guild_jupyter.queueing.dask.runner``; either way its stdin and stdout lead
+to the task, its own session. The runner takes the run
+(``dask_records.take_dispatch``, under the run-status lock: refused unless
+the run is still pending under the queue's claim, and refused to a second
+execution of the same task, so a task Dask runs again never starts the run
+twice; the queue keeps its claim, so no other queue's recovery touches the
+run while the queue lives), records the placement, starts the run's
+supervisor exactly as a local start does (``launch.start``) and waits for
+it. If the worker dies, the runner's stdin reaches EOF: before the start,
+the runner returns the run to staged; after it, the runner ends the run's
+process tree and records it ``error`` with "worker lost"
+(``transitions.end_tree_and_record``), so a run never stays ``running``
+with no worker behind it.
 
 Report lines (the runner's stdout, the task's result): ``ok`` (the run is
 running), then ``exit N``; or ``skip: why`` (not started here: another
@@ -35,40 +37,6 @@ from ...store import dask_records, transitions
 from ...store.dask_records import this_host
 from ...store.run import Run
 from ...store.store import Store
-
-
-def run_on_worker(run_dir: str, owner: dict, gpu_count: int, key: str) -> dict:
-    """The Dask task (``key``: its own key). Returns ``{"result": "exit"|"skip"|"error", ...}``."""
-    import subprocess
-
-    try:
-        from distributed import get_worker
-
-        w = get_worker()
-        worker, address = str(w.name), w.address
-    except Exception:  # noqa: BLE001 - outside a worker (a test calling it directly)
-        worker, address = "", ""
-    host = this_host()
-    base = {"worker": worker, "address": address, "host": host}
-    if not os.path.isdir(os.path.join(run_dir, ".guild")):
-        return dict(base, result="error",
-                    why=f"the run directory {run_dir} is not visible on Dask worker {worker or host} "
-                        "(the store must be on a filesystem all workers see)")
-    gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "") if gpu_count else ""
-    cmd = [sys.executable, "-m", "guild_jupyter.queueing.dask.runner", run_dir, json.dumps(owner), key,
-           worker or host, host, gpus]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            start_new_session=True, close_fds=True)
-    lines = []
-    for raw in proc.stdout:  # stdin stays open: its EOF tells the runner the worker died
-        lines.append(raw.decode(errors="replace").strip())
-    proc.stdin.close()
-    code = proc.wait()
-    last = lines[-1] if lines else f"error: the runner exited with status {code} before reporting"
-    if last.startswith("exit "):
-        return dict(base, result="exit", exit_status=int(last[5:]))
-    kind, _, why = last.partition(": ")
-    return dict(base, result=kind if kind in ("skip", "error") else "error", why=why or last)
 
 
 def _say(text: str) -> None:
