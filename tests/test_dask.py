@@ -39,22 +39,31 @@ class Cluster:
     """A ``dask scheduler`` and named ``dask worker`` processes (no nanny:
     the worker process is the one a test kills)."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, port: int = 0):
         self.tmp = tmp
         os.makedirs(tmp, exist_ok=True)
         self.file = os.path.join(tmp, "scheduler.json")
+        self.port = port
+        self.workers: dict[str, subprocess.Popen] = {}
+        self.gone: list = []  # workers a test let go of (killed, or left to exit): still closed at the end
+        self.start_scheduler()
+
+    def start_scheduler(self) -> None:
+        """(Again, after ``kill_scheduler``: on the same port when one was given.)"""
+        if os.path.exists(self.file):
+            os.unlink(self.file)
         env = dict(os.environ, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0")
         self.scheduler = subprocess.Popen(
-            [os.path.join(BIN, "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
+            [os.path.join(BIN, "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
              "--dashboard-address", "127.0.0.1:0", "--scheduler-file", self.file],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        self.workers: dict[str, subprocess.Popen] = {}
         wait_for(lambda: os.path.exists(self.file) and os.path.getsize(self.file) > 0, timeout=60,
                  message="the scheduler file")
-        import json
-
         self.address = wait_for(lambda: _read_json(self.file).get("address"), timeout=10, message="an address")
-        self.json = json
+
+    def kill_scheduler(self) -> None:
+        self.scheduler.send_signal(signal.SIGKILL)
+        self.scheduler.wait(10)
 
     def add_worker(self, name: str, gpu: bool = False, host: str | None = None) -> None:
         env = dict(os.environ)
@@ -82,6 +91,7 @@ class Cluster:
         p.wait(10)
 
     def close(self) -> None:
+        self.workers.update({f"gone-{i}": p for i, p in enumerate(self.gone)})
         for p in [*self.workers.values(), self.scheduler]:
             if p.poll() is None:
                 p.terminate()
@@ -426,3 +436,76 @@ def test_panel_form_starts_a_dask_queue(cluster, script):
         assert r.get("dask_worker") in ("gpu0", "cpu0") and len(ran(r)) == 1
     finally:
         p.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _queue_log(q) -> str:
+    return api.output(q.id)
+
+
+def _staged_waiting(run_id):
+    snap = api.monitor(probe=None).snapshot(page_size=100)
+    return next((r.get("waiting") for r in snap["groups"]["staged"]["rows"] if r["id"] == run_id), None)
+
+
+def _dask_row(q):
+    return next(row["dask"] for row in api.monitor().snapshot()["queues"] if row["id"] == q.id)
+
+
+@pytest.mark.timeout(300)
+def test_no_worker_then_one_joining_then_the_scheduler_restarted(tmp_path, script):
+    """Issue 26 item 1: a Dask queue whose cluster has no worker claims
+    nothing (a local queue takes the runs meanwhile) and says why in its log
+    and row; a worker joining is used; a scheduler restarted (its workers
+    gone) is reconnected to, said in the log, and runs staged meanwhile stay
+    staged until a worker can take them."""
+    c = Cluster(str(tmp_path / "cluster"), port=_free_port())
+    q = None
+    try:
+        q = api.queue(dask=c.address, poll_interval=0.5)
+        first = api.run(script, "x=[1,2]", stage=True)
+        wait_for(lambda: "Waiting: the Dask cluster has no worker" in _queue_log(q), timeout=30,
+                 message="the queue to say it has no worker")
+        assert all(r.refresh().status == "staged" for r in first)
+        wait_for(lambda: _staged_waiting(first[0].id) == "the Dask cluster has no worker", timeout=15,
+                 message="the staged row's reason")
+        assert _dask_row(q)["waiting"] == "the Dask cluster has no worker"
+        local = api.queue(run_once=True, poll_interval=0.5)  # not held by the Dask queue: it takes them
+        assert local.join(60)
+        assert [r.refresh().status for r in first] == ["completed", "completed"]
+        assert not any(r.get("dask_worker") for r in first)
+
+        c.add_worker("w1")
+        second = api.run(script, "x=[3,4]", stage=True)
+        wait_for(lambda: all(r.refresh().status == "completed" for r in second), timeout=60,
+                 message="the runs on the worker that joined")
+        assert {r.get("dask_worker") for r in second} == {"w1"}
+        assert "Dask workers can take runs again" in _queue_log(q)
+
+        c.kill_scheduler()  # its worker goes too (or is useless): taken off the cluster
+        c.gone.append(c.workers.pop("w1"))
+        wait_for(lambda: "Lost the Dask scheduler" in _queue_log(q), timeout=30, message="the queue to notice")
+        (third,) = api.run(script, "x=5", stage=True)
+        wait_for(lambda: "not reachable" in (_staged_waiting(third.id) or ""), timeout=30,
+                 message="the staged row to say the scheduler is away")
+        assert third.refresh().status == "staged"
+        c.start_scheduler()
+        wait_for(lambda: "Reconnected to the Dask scheduler" in _queue_log(q), timeout=60,
+                 message="the queue to reconnect")
+        assert third.refresh().status == "staged"
+        c.add_worker("w2")
+        wait_for(lambda: third.refresh().status == "completed", timeout=60, message="the run after the restart")
+        assert third.get("dask_worker") == "w2"
+        log = _queue_log(q)
+        assert log.index("Lost the Dask scheduler") < log.index("Reconnected to the Dask scheduler")
+    finally:
+        if q is not None:
+            q.stop(wait=True, timeout=20)
+        c.close()

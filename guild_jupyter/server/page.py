@@ -201,7 +201,7 @@ function daskRows(q) {
   return [el("tr", {class: "dask", "data-dask": q.id}, el("td", {colspan: 9, class: "muted"},
     "Dask ", el("code", {}, d.address), " · ",
     d.dashboard ? el("a", {href: d.dashboard, target: "_blank", rel: "noopener"}, "dashboard") : "no dashboard",
-    " · ", workers.join(" · ") || "no workers"))];
+    " · ", workers.join(" · ") || "no workers", d.waiting ? " · " + d.waiting : ""))];
 }
 
 const EXTRA = {running: ["elapsed", (r) => r.elapsed_text], pending: ["queue", (r) => (r.queue || "").slice(0, 8)],

@@ -284,6 +284,9 @@ class DaskStarter(RunStarter):
             return self._info
 
     def _read_info(self) -> dict:
+        status = getattr(self.client, "status", "closed")
+        if status != "running":  # a call would wait for a scheduler that is away
+            raise GuildJupyterError(f"the Dask client is {status}")
         info = self.client.scheduler_info()
         try:
             processing = self.client.processing()
