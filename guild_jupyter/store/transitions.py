@@ -48,7 +48,7 @@ from . import attrs as attrlib
 from . import reserve
 # Claims and process records are re-exported: callers see one lifecycle module.
 from .records import (Claim, gpu_occupancy, gpu_slot_full, has_our_start_record, read_claim,  # noqa: F401
-                      record_processes, recorded_processes, START_ATTRS, unreadable_start_attr)
+                      record_processes, recorded_processes, START_ATTRS, taken_over, unreadable_start_attr)
 from .run import FINISHED, LOCK, LOCK_START, PENDING, PENDING_MARKER, RUNNING, STAGED, STAGED_MARKER, Run, now_us
 # The outcome side (how runs end, and the writes shared by every transition)
 # is in .transitions_end, re-exported here: callers only call transitions.X.
@@ -180,6 +180,13 @@ def recover_pending(store, pending: list[Run], log=None) -> list[Run]:
             continue
         c = read_claim(r)
         if c is None or (isinstance(c, Claim) and c.owner.alive()):
+            continue
+        if taken_over(r):  # a Dask runner has it: its queue died, the runner starts or settles it
+            continue
+        if os.path.exists(r.path(LOCK_REMOTE)):  # marked held here by a runner that died before the start
+            record_start_failure(store, r, "worker lost: its Dask runner died before starting it")
+            if log:
+                log(f"Run {r.id}: its Dask runner died before starting it; recorded as error")
             continue
         why = ("its claim record is unreadable" if c == "damaged"
                else f"its claimer (pid {c.owner.pid}) died before starting it")
