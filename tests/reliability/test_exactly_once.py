@@ -213,15 +213,18 @@ def test_each_run_starts_exactly_once_under_mixed_queues_and_kills(tmp_path, gui
 
 
 def _launchers(mark: str) -> list:
-    """The test's Dask launcher processes (one per live worker)."""
+    """The test's Dask launcher processes (one per live worker): children of
+    a worker. (The runners a launcher forks, and their supervisors and
+    scripts, show the launcher's command line too: forked, not started.)"""
     import psutil
 
     out = []
     for p in psutil.process_iter(["pid"]):
         try:
-            if "guild_jupyter.queueing.dask.launcher" in " ".join(p.cmdline()) and p.environ().get("INV_MARK") == mark:
+            if ("guild_jupyter.queueing.dask.launcher" in " ".join(p.cmdline())
+                    and p.environ().get("INV_MARK") == mark and "worker" in " ".join(p.parent().cmdline())):
                 out.append(p)
-        except psutil.Error:
+        except (psutil.Error, AttributeError):
             continue
     return out
 
