@@ -69,6 +69,7 @@ class QueueLoop:
         self.config = config
         self.run = queue_run
         self.stop_event = stop_event or threading.Event()
+        self.wake = threading.Event()  # set by a starter when a run it placed ends (looked at at once)
         self._log = QueueLog(queue_run, echo)  # echo: a text stream that also gets the log (a terminal)
         self.starter = starter or LocalStarter(store)
         self._gpus: tuple = ()  # the GPUs a gpus=auto queue serves, and their UUIDs -> index
@@ -264,7 +265,8 @@ class QueueLoop:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            self.stop_event.wait(min(WATCH_INTERVAL, left))
+            if self.wake.wait(min(WATCH_INTERVAL, left)):
+                self.wake.clear()
 
     # -- claiming ---------------------------------------------------------------------------
 

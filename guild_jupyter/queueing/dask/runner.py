@@ -84,6 +84,7 @@ def main(argv=None) -> int:
     _say("ok")
     stop_at = None
     beat = time.monotonic()
+    ended = _exit_fd(proc)
     while True:
         if time.monotonic() - beat > dask_records.HEARTBEAT:  # alive, for every machine to see
             dask_records.heartbeat(run)
@@ -95,7 +96,7 @@ def main(argv=None) -> int:
             transitions.end_tree_and_record(
                 store, run.refresh(), -9, "stop: the run did not end within its grace period; its processes were killed")
             stop_at = float("inf")
-        if _worker_gone(0.2):
+        if _worker_gone(0.2, ended):
             why = (f"worker lost: Dask worker {worker} on {host} went away while the run was running; "
                    "the run's processes were ended")
             transitions.end_tree_and_record(store, run.refresh(), 1, why)
@@ -112,10 +113,22 @@ def main(argv=None) -> int:
             return 0
 
 
-def _worker_gone(timeout: float) -> bool:
-    """True once the task's end of our stdin is closed: the worker died."""
-    ready, _, _ = select.select([sys.stdin.fileno()], [], [], timeout)
-    return bool(ready) and not os.read(sys.stdin.fileno(), 4096)
+def _exit_fd(proc) -> int | None:
+    """A descriptor that becomes readable when the supervisor exits (a
+    pidfd, Linux >= 5.3), so the run's end is reported at once rather than
+    at the next poll; None where there is none."""
+    try:
+        return os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _worker_gone(timeout: float, ended: int | None = None) -> bool:
+    """True once the task's end of our stdin is closed: the worker died.
+    Returns early (False) when ``ended`` (the supervisor's pidfd) is ready."""
+    fds = [sys.stdin.fileno()] if ended is None else [sys.stdin.fileno(), ended]
+    ready, _, _ = select.select(fds, [], [], timeout)
+    return sys.stdin.fileno() in ready and not os.read(sys.stdin.fileno(), 4096)
 
 
 if __name__ == "__main__":

@@ -170,6 +170,17 @@ class DaskStarter(RunStarter):
         except Exception:  # noqa: BLE001 - away: keep the slots as they are
             return None
 
+    def forget_task(self, key: str) -> None:
+        """A task of ours ended: its worker thread is free in the picture
+        ``capacity`` reads until the scheduler is read again."""
+        with self._lock:
+            self._processing.discard(key)
+            if self._info is not None:
+                run_id = key.split("-")[0]
+                for w in self._info["workers"]:
+                    if run_id in w["runs"]:
+                        w["runs"] = [r for r in w["runs"] if r != run_id]
+
     def _set_waiting(self, why: str | None) -> None:
         if why == self.waiting:
             return
@@ -245,6 +256,8 @@ class DaskStarter(RunStarter):
                                      resources={"GPU": need} if need else None)
         except Exception as e:  # noqa: BLE001 - the loop returns the run to staged and retries
             raise GuildJupyterError(f"cannot submit to the Dask scheduler: {e}") from None
+        if self.loop is not None:  # the queue's loop wakes as the task ends, not at its next look
+            fut.add_done_callback(lambda _f: self.loop.wake.set())
         handle = DaskHandle(self, run, fut, key)
         self._handles = [h for h in self._handles if not h._settled] + [handle]
         return handle
@@ -411,10 +424,9 @@ class DaskHandle:
                                                        "its supervisor is gone")
                 self.starter.log(f"Run {run.id}: worker lost; recorded as error")
         self._settled = True
-        try:  # the cluster as it is now the run is gone: panels stop showing it on its worker
-            self.starter._write_info(force=True)
-        except Exception:  # noqa: BLE001 - a picture of the cluster never stops a run's end
-            pass
+        # Its worker thread is free: counted so at once (the scheduler is read
+        # again within INFO_TTL, and panels then stop showing the run there).
+        self.starter.forget_task(self.key)
         return True
 
     def _result(self) -> dict:
