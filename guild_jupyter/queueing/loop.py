@@ -278,7 +278,8 @@ class QueueLoop:
         other queue may start it meanwhile."""
         cfg = dataclasses.replace(self.config, gpus=slot.gpus)
         with self.store.lock():
-            staged, pending, locked = self.store.scan_waiting()
+            # Exact every poll interval (a GPU-slot queue: always, its slot counts depend on it).
+            staged, pending, locked = self.store.scan_waiting(0.0 if cfg.auto else cfg.poll_interval)
             staged = self._recover(pending, staged)
             now = time.monotonic()
             for rid, t in list(self._retry_at.items()):

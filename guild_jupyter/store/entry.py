@@ -12,7 +12,7 @@ import json
 import os
 import stat as stat_
 
-from .markers import LOCK_REMOTE
+from .markers import LOCK, LOCK_REMOTE, PENDING_MARKER, STAGED_MARKER
 from .run import QUEUE_OPS, RUNNING, Run, STATUSES, flags_of, gpus_of, label_of, op_name_of
 
 #: The attrs a listing shows (besides status and opref).
@@ -28,6 +28,9 @@ _STARTED_BIT = 1  # STAMPED[0] is attrs/started: the sort key's file
 
 SETTLE_NS = 2_000_000_000  # a stamp this young is read again on every pass
 NONE_INT = -(1 << 63)  # an int field that holds no int (persisted form)
+
+#: Bits of ``Entry.markers``: which of the status files ``.guild`` holds.
+HAS_PENDING, HAS_STAGED, HAS_LOCK = 1, 2, 4
 
 #: Positions in a stamp tuple.
 G, A, MASK, FILES, NEWEST, KEY_MTIME, KEY_SIZE, KEY_INO = range(8)
@@ -112,13 +115,13 @@ class Entry:
     if they turn out unusable, the run is read from its files then."""
 
     __slots__ = ("id", "dir", "stamp", "_values", "_raw", "warnings", "_op", "is_queue", "lock_pid",
-                 "lock_remote", "damaged", "status", "started", "stopped", "timestamp", "checked")
+                 "lock_remote", "damaged", "status", "started", "stopped", "timestamp", "checked", "markers")
 
     def __init__(self, run: Run | None, stamp, damaged: bool = False, *, run_dir: str = "", raw: bytes = b"",
                  keys=None):
         """From a ``Run`` just read, or (``run=None``) from the listing file:
         ``raw`` (the values, JSON) and ``keys`` ``(status, started, stopped,
-        timestamp, is_queue)`` for ``run_dir``."""
+        timestamp, is_queue, markers)`` for ``run_dir``."""
         self.stamp = stamp
         self.damaged = damaged
         self.checked = 0  # the index pass that last checked the stamp in full
@@ -129,7 +132,7 @@ class Entry:
             self._raw = raw
             self.warnings = []
             self._op = None
-            self.status, self.started, self.stopped, self.timestamp, self.is_queue = keys
+            self.status, self.started, self.stopped, self.timestamp, self.is_queue, self.markers = keys
             self.lock_pid = None
             self.lock_remote = False
             return
@@ -144,6 +147,9 @@ class Entry:
         self._op = run.op_name
         self.is_queue = self._op in QUEUE_OPS
         self.status = values["status"]
+        names = run.marker_names()
+        self.markers = ((HAS_PENDING if PENDING_MARKER in names else 0) | (HAS_STAGED if STAGED_MARKER in names else 0)
+                        | (HAS_LOCK if LOCK in names else 0))
         running = self.status == RUNNING
         self.lock_pid = run.lock_pid() if running else None
         self.lock_remote = running and run.has_marker(LOCK_REMOTE)

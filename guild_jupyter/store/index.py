@@ -49,8 +49,8 @@ import time
 
 from ..errors import GuildJupyterError
 from . import listing_file
-from .entry import (KEY_INO, KEY_MTIME, KEY_SIZE, SETTLE_NS, Entry, decode_all, key_stamp, read_entry, settling,
-                    stamp_of)
+from .entry import (HAS_LOCK, HAS_PENDING, HAS_STAGED, KEY_INO, KEY_MTIME, KEY_SIZE, SETTLE_NS, Entry, decode_all,
+                    key_stamp, read_entry, settling, stamp_of)
 from .run import PENDING, RUNNING, STAGED, Run
 
 __all__ = ["RunIndex", "Entry", "stamp_of", "SETTLE_NS"]
@@ -87,6 +87,8 @@ class RunIndex:
         self._runs_mtime = None  # runs/'s mtime then (None: list it again)
         self._pass = 0
         self._journal = None  # (inode, offset) read so far of the change journal
+        self._last_exact = None  # when scan() last looked at every run's .guild
+        self._marked: set = set()  # runs whose .guild holds PENDING, STAGED or LOCK (what scan() sorts)
 
     @classmethod
     def for_store(cls, store) -> "RunIndex":
@@ -138,6 +140,76 @@ class RunIndex:
                         break
             self._after_pass(now_ns, save=self._dirty)
             return top
+
+    def scan(self, max_age: float = 0.0) -> tuple[list[Entry], list[Entry], list[Entry]]:
+        """What a queue's claim reads, under the run-status lock: ``(staged,
+        pending, locked)`` by the markers each run's ``.guild`` holds
+        (PENDING first, then STAGED, then LOCK: a LOCK left by a dead
+        holder too). Exact (every run's ``.guild`` stat'ed, one ``stat`` a
+        run) when the last exact look is older than ``max_age`` seconds;
+        in between, the runs the change journal names, new run directories
+        (``runs/`` is listed again when its mtime moved) and the active and
+        settling runs: whatever Guild changed in place in another run is
+        then seen within ``max_age`` (a queue's poll interval)."""
+        with self.lock:
+            self.errors = []
+            self._pass += 1
+            now = time.monotonic()
+            now_ns = time.time_ns()
+            named = self._read_journal()
+            ids = self._current_ids(now_ns)
+            if ids is None:
+                return [], [], []
+            with _RunsDir(self.store.runs_dir) as fd:
+                if named is None or self._last_exact is None or now - self._last_exact >= max_age:
+                    self._guild_pass(ids, fd, now_ns)
+                    self._last_exact = now
+                else:
+                    look = set(self._watch)
+                    look.update(named)
+                    look.update(i for i in ids if i not in self.entries)
+                    for run_id in look:
+                        if run_id in self._id_set:
+                            self._check(run_id, self.entries.get(run_id), fd, now_ns)
+            self._after_pass(now_ns, save=self._dirty and now - self._last_save >= SAVE_INTERVAL)
+            staged, pending, locked = [], [], []
+            for run_id in list(self._marked):
+                e = self.entries.get(run_id)
+                if e is None:
+                    continue
+                m = e.markers
+                if m & HAS_PENDING:
+                    pending.append(e)
+                elif m & HAS_STAGED:
+                    staged.append(e)
+                elif m & HAS_LOCK:
+                    locked.append(e)
+            return staged, pending, locked
+
+    def _guild_pass(self, ids, fd, now_ns: int) -> None:
+        """One stat a run (its ``.guild``, where every marker comes and
+        goes): a run whose ``.guild`` moved, or that is active, settling or
+        unknown, is checked in full."""
+        entries = self.entries
+        saved = self._saved_records()
+        runs_dir = self.store.runs_dir
+        watch = self._watch
+        settled_before = now_ns - SETTLE_NS
+        stat = os.stat
+        for run_id in ids:
+            e = entries.get(run_id)
+            if e is None and saved is not None:
+                e = self._from_saved(run_id, saved)
+            if e is None or e.stamp is None or run_id in watch or e.stamp[4] >= settled_before:
+                self._check(run_id, e, fd, now_ns)
+                continue
+            try:
+                g = (stat(run_id + "/.guild", dir_fd=fd) if fd is not None
+                     else stat(runs_dir + "/" + run_id + "/.guild")).st_mtime_ns
+            except OSError:
+                g = None
+            if g != e.stamp[0]:
+                self._check(run_id, e, fd, now_ns)
 
     def active(self) -> list[Entry]:
         """Staged, pending and running runs (queues included)."""
@@ -277,6 +349,8 @@ class RunIndex:
         e = Entry(None, listing_file.Saved.stamp_of(rec), run_dir=self.store.runs_dir + "/" + run_id,
                   raw=self._saved.values_of(rec), keys=listing_file.Saved.keys_of(rec))
         self.entries[run_id] = e
+        if e.markers:
+            self._marked.add(run_id)
         self.version += 1
         return e
 
@@ -288,6 +362,10 @@ class RunIndex:
             return
         new.checked = self._pass
         self.entries[run_id] = new
+        if new.markers:
+            self._marked.add(run_id)
+        else:
+            self._marked.discard(run_id)
         if (old is None or old.values != new.values or old.warnings != new.warnings
                 or old.lock_pid != new.lock_pid):
             self.version += 1
@@ -300,6 +378,7 @@ class RunIndex:
     def _drop(self, run_id: str) -> None:
         self.entries.pop(run_id, None)
         self._watch.discard(run_id)
+        self._marked.discard(run_id)
         self.version += 1
         self._dirty = True
 

@@ -33,11 +33,11 @@ from .run import STATUSES
 
 NAME = "listing.v4"
 FORMAT = 4
-ENTRY_VERSION = 1
+ENTRY_VERSION = 2  # 2: the last byte holds the marker bits
 MAX_BYTES = 1 << 30
 
 # id, stamp (g, a, mask, files, newest, key mtime, key size; key inode),
-# started, stopped, timestamp, values offset, length, entry version, status, is_queue, spare
+# started, stopped, timestamp, values offset, length, entry version, status, is_queue, markers (entry.HAS_*)
 RECORD = struct.Struct("<16s7qQ3qQI4B")
 
 
@@ -101,8 +101,8 @@ class Saved:
 
     @staticmethod
     def keys_of(rec):
-        """``(status, started, stopped, timestamp, is_queue)`` for an Entry."""
-        return STATUSES[rec[15]], _int_or_none(rec[9]), _int_or_none(rec[10]), rec[11], bool(rec[16])
+        """``(status, started, stopped, timestamp, is_queue, markers)`` for an Entry."""
+        return STATUSES[rec[15]], _int_or_none(rec[9]), _int_or_none(rec[10]), rec[11], bool(rec[16]), rec[17] & 7
 
 
 def load(path: str) -> Saved:
@@ -157,9 +157,13 @@ def save(path: str, entries, now_ns: int, runs_mtime, all_ids) -> None:
         if len(rid) != 16:
             continue
         s = e.stamp
-        recs.append(RECORD.pack(rid, s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7],
-                                _none_to_int(e.started), _none_to_int(e.stopped), e.timestamp,
-                                off, len(raw), ENTRY_VERSION, STATUS_CODES[e.status], int(e.is_queue), 0))
+        try:
+            rec = RECORD.pack(rid, s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7],
+                              _none_to_int(e.started), _none_to_int(e.stopped), e.timestamp,
+                              off, len(raw), ENTRY_VERSION, STATUS_CODES[e.status], int(e.is_queue), e.markers)
+        except struct.error:  # an int attr past 64 bits (a started of 10**30): leave that run out
+            continue
+        recs.append(rec)
         blobs.append(raw)
         off += len(raw)
         kept.add(e.id)

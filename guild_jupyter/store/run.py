@@ -127,6 +127,10 @@ class Run:
                 self._names = set()
         return self._names
 
+    def marker_names(self) -> set:
+        """The names in ``.guild`` (markers, LOCK...), as read once."""
+        return self._guild_names()
+
     def has_marker(self, name: str) -> bool:
         return os.path.exists(self.path(name))
 

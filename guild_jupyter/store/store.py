@@ -13,7 +13,7 @@ from ..errors import AmbiguousRun, BadInput, RunNotFound, StoreError, StoreNotWr
 from . import attrs as attrlib
 from .home import default_guild_home
 from .locking import run_status_lock
-from .run import LOCK, PENDING_MARKER, STAGED, STAGED_MARKER, STATUSES, Run
+from .run import STAGED, STATUSES, Run
 
 
 JOURNAL_MAX = 1 << 18  # bytes of run ids the change marker holds before it starts afresh
@@ -211,25 +211,19 @@ class Store:
             raise AmbiguousRun(f"run id {ref!r} is ambiguous: it matches {len(matches)} runs ({shown})")
         return self.run(matches[0])
 
-    def scan_waiting(self) -> tuple[list[Run], list[Run], list[Run]]:
-        """One pass over the run directories: (staged oldest first, pending,
-        locked) where locked holds runs with a LOCK file (running or dead)."""
-        staged, pending, locked = [], [], []
-        for run_id in self.run_ids():
-            gdir = os.path.join(self.runs_dir, run_id, ".guild")
-            try:
-                names = os.listdir(gdir)
-            except OSError:
-                continue
-            if PENDING_MARKER in names:
-                pending.append(Run(os.path.dirname(gdir)))
-            elif STAGED_MARKER in names:
-                staged.append(Run(os.path.dirname(gdir)))
-            elif LOCK in names:
-                locked.append(Run(os.path.dirname(gdir)))
-        staged.sort(key=lambda r: (r.timestamp, r.id))
-        return staged, pending, locked
+    def scan_waiting(self, max_age: float = 0.0) -> tuple[list[Run], list[Run], list[Run]]:
+        """What a claim reads, from the listing index (``RunIndex.scan``):
+        (staged oldest first, pending, locked) where locked holds runs with a
+        LOCK file (running or dead). Exact when ``max_age`` is 0; else
+        whatever Guild changed in place in a run is seen within ``max_age``
+        seconds (our own changes and new run directories at once)."""
+        # lazy: as in runs()
+        from .index import RunIndex
 
+        staged, pending, locked = RunIndex.for_store(self).scan(max_age)
+        out = [Run(e.dir) for e in staged]
+        out.sort(key=lambda r: (r.timestamp, r.id))
+        return out, [Run(e.dir) for e in pending], [Run(e.dir) for e in locked]
 
 def parse_index_range(ref: str):
     """``N`` -> (N-1, N); ``A:B``, ``A:``, ``:B`` -> slice bounds (ends

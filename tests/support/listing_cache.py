@@ -9,7 +9,7 @@ import os
 from guild_jupyter.store import listing_file
 
 FIELDS = ("id", "g", "a", "mask", "files", "newest", "key_mtime", "key_size", "key_ino", "started", "stopped",
-          "timestamp", "offset", "length", "version", "status", "is_queue", "spare")
+          "timestamp", "offset", "length", "version", "status", "is_queue", "markers")
 
 
 def path_of(home) -> str:
