@@ -426,8 +426,8 @@ class RunIndex:
 
     def _set_ids(self, ids: list, runs_mtime) -> None:
         known = self._ids if self._ids is not None else self._load_saved().ids()
-        if runs_mtime != self._load_saved().runs_mtime or set(ids) != set(known):
-            self._dirty = True  # the file's picture of runs/ is out of date
+        if set(ids) != set(known):
+            self._dirty = True  # the file's picture of runs/ is out of date (its mtime alone: kept next time)
         self._ids = ids
         self._id_set = set(ids)
         self._runs_mtime = runs_mtime
