@@ -3,7 +3,10 @@ text in a terminal and as HTML in a notebook.
 
 ``RunList`` (runs with their listing indices), ``RunListing`` (a run list
 that shows its first rows only), ``Trials`` (a dry run), ``RunOutput``,
-``QueueList`` and ``CompareTable`` (in :mod:`.comparison`). Each holds plain data with a readable
+``QueueList``, ``QueueControlled`` (a pause, resume or drain asked) and
+``CompareTable`` (in :mod:`.comparison`). Each has one text, the same in a
+terminal (the CLI prints it) and a notebook (a magic's value renders it);
+a run is named in it as ``ref_text`` writes it, ``[3:ab12cd34]``. Each holds plain data with a readable
 ``str`` and a ``_repr_html_``; rows, words and formats are :mod:`views`'s.
 """
 
@@ -16,8 +19,8 @@ from .errors import BadInput
 from .store import attrs as attrlib
 from .store.scalars import reader as scalarlib
 
-__all__ = ["RunList", "RunListing", "Trials", "RunOutput", "QueueList", "CompareTable", "run_json",
-           "DEFAULT_SHOWN", "FLAGS_STYLE"]
+__all__ = ["RunList", "RunListing", "Trials", "RunOutput", "QueueList", "QueueControlled", "CompareTable",
+           "run_json", "ref_text", "DEFAULT_SHOWN", "FLAGS_STYLE"]
 
 DEFAULT_SHOWN = 20  # rows a run list shows in a cell, like `guild runs`
 
@@ -40,11 +43,21 @@ def _flags_html(row: dict) -> str:
     return " ".join(parts)
 
 
+def ref_text(short_id: str, index: int | None = None) -> str:
+    """How every verb's result names a run: ``[3:ab12cd34]``, its index in
+    the listing it is shown against (a reference every verb takes) and its
+    short id; ``[ab12cd34]`` for a run no listing holds (moved to the trash)."""
+    return f"[{short_id}]" if index is None else f"[{index}:{short_id}]"
+
+
 class RunList(list):
     """A list of ``Run`` objects, newest first, with its listing indices:
-    1, 2, ... by default, or the ones given (the runs' places in the full
-    listing, e.g. for trials just staged). ``note``: a line said above the
-    runs (e.g. that they were moved to the trash)."""
+    1, 2, ... by default, the ones given (the runs' places in the full
+    listing, e.g. for trials just staged), or with ``store`` the runs'
+    places in that store's full listing, looked up when first shown (so a
+    result nobody prints costs no listing). ``note``: a line said above the
+    runs (e.g. that they were moved to the trash); ``empty``: what an empty
+    list says."""
 
     columns = ("#", "id", "op", "started", "status", "scalar", "gpus", "flags", "label")
 
@@ -52,15 +65,25 @@ class RunList(list):
     #: ``views.main_scalar``). Set it to show another: ``runs.scalar = "acc"``.
     scalar: str | None = None
 
-    def __init__(self, runs=(), indices=None, note: str | None = None):
+    def __init__(self, runs=(), indices=None, note: str | None = None, store=None, empty: str | None = None):
         if isinstance(runs, RunList):
             indices = runs.indices if indices is None else indices
             note = runs.note if note is None else note
+            store = runs.store if store is None else store
+            empty = runs.empty if empty is None else empty
             if runs.scalar is not None:
                 self.scalar = runs.scalar
         super().__init__(runs)
         self.indices = list(indices) if indices is not None else None
         self.note = note
+        self.store = store  # indices are this store's full listing's, looked up when shown
+        self.empty = empty or "no runs"
+
+    @property
+    def full_listing_indices(self) -> bool:
+        """Whether the indices shown are the full listing's (a front end that
+        remembers the latest listing shown lets go of it then)."""
+        return self.store is not None
 
     def choose_scalar(self, name: str | None) -> "RunList":
         """Shows ``name`` as each run's scalar; a name none of the runs
@@ -72,7 +95,10 @@ class RunList(list):
         self.scalar = name
         return self
 
-    def _numbers(self) -> list[int]:
+    def _numbers(self) -> list:
+        if self.indices is None and self.store is not None:
+            place = {r.id: i for i, r in enumerate(self.store.runs(), 1)}
+            self.indices = [place.get(r.id) for r in self]
         if self.indices is not None and len(self.indices) == len(self):
             return list(self.indices)
         return list(range(1, len(self) + 1))
@@ -92,7 +118,7 @@ class RunList(list):
     def rows(self):
         """Tuples of text, one per column."""
         for row in self.view_rows(self._shown()):
-            yield (str(row["index"]), row["short_id"], row["op"], row["time_text"], row["status"],
+            yield ("" if row["index"] is None else str(row["index"]), row["short_id"], row["op"], row["time_text"], row["status"],
                    row["scalar_text"], row["gpus"] or "", row["flags_text"], row["label_text"])
         scalarlib.save()  # the next listing stats the event files instead of reading them
 
@@ -105,10 +131,10 @@ class RunList(list):
 
     def __str__(self) -> str:
         if not self:
-            return (self.note + "\n" if self.note else "") + "no runs"
+            return (self.note + "\n" if self.note else "") + self.empty
         lines = [self.note] if self.note else []
         for i, rid, op, when, status, scalar, gpus, flags, label in self.rows():
-            line = f"[{i}:{rid}]  {op}  {when}  {status}"
+            line = f"{ref_text(rid, i or None)}  {op}  {when}  {status}"
             if scalar:
                 line += f"  {scalar}"
             if gpus:
@@ -129,11 +155,11 @@ class RunList(list):
     def _repr_html_(self) -> str:
         note = f"<p>{_e(self.note)}</p>" if self.note else ""
         if not self:
-            return note + "<p>no runs</p>"
+            return note + f"<p>{_e(self.empty)}</p>"
         head = "".join(f"<th>{c}</th>" for c in self.columns)
         body = []
         for row in self.view_rows(self._shown()):
-            cells = [str(row["index"]), row["short_id"], row["op"], row["time_text"], row["status"],
+            cells = ["" if row["index"] is None else str(row["index"]), row["short_id"], row["op"], row["time_text"], row["status"],
                      row["scalar_text"], row["gpus"] or ""]
             body.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells)
                         + f"<td class='gj-flags' style='{FLAGS_STYLE}'>{_flags_html(row)}</td>"
@@ -272,3 +298,21 @@ class QueueList(list):
         head = "".join(f"<th>{h}</th>" for h in self.columns)
         body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in self.rows())
         return f"<table class='guild-queues'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+class QueueControlled(dict):
+    """What ``pause``/``resume``/``drain`` asked of a queue: the fields
+    ``{"id", "action", "state", "previous"}`` (REST answers them), read as
+    one sentence in a terminal and a notebook: ``queue ab12cd34 paused``."""
+
+    SAID = {"pause": "paused (it starts nothing new; runs going keep going)",
+            "resume": "resumed",
+            "drain": "draining (it starts nothing new and stops once its runs have ended)"}
+
+    def __str__(self) -> str:
+        return f"queue {self['id'][:8]} {self.SAID.get(self['action'], self['state'])}"
+
+    __repr__ = __str__
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(str(self))

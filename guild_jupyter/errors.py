@@ -39,6 +39,15 @@ class RunNotFound(GuildJupyterError):
     http_status = 404
 
 
+class RunDeleted(RunNotFound):
+    """A run deleted while it was waited on or followed; ``run_id`` names it."""
+
+    def __init__(self, run_id: str, in_trash: bool):
+        restore = f" (guild runs restore {run_id[:8]} brings it back)" if in_trash else ""
+        super().__init__(f"run {run_id[:8]} was deleted{restore}")
+        self.run_id = run_id
+
+
 class AmbiguousRun(BadInput):
     pass
 

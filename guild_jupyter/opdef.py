@@ -42,13 +42,17 @@ class ScriptOp:
         if not script or not os.path.isfile(path):
             raise ScriptError(f"script not found: {script}")
         if not path.endswith(".py"):
-            raise ScriptError(f"not a Python script: {script}")
+            raise ScriptError(f"not a Python script or notebook: {script}")
         try:
             with open(path, "rb") as f:
                 source = f.read()
         except OSError as e:
             raise ScriptError(f"cannot read {script}: {e.strerror}") from e
         return cls(os.path.dirname(path), os.path.basename(path), source)
+
+    def code_text(self) -> str:
+        """The Python source that runs, for the checks made before a run."""
+        return self.source.decode("utf-8")
 
     @property
     def opref(self) -> str:
@@ -65,11 +69,16 @@ class ScriptOp:
         """Each trial's flag values converted to the flags' types as Guild
         converts them (``lr=1`` -> 1.0 for an argparse float, ``name=1`` ->
         "1" for a string default); raises ``FlagError`` at the first value
-        Guild refuses, before anything is written."""
+        Guild refuses (or no ``name=value`` could say), before anything is
+        written."""
         types = flaglib.flag_types(self.flags_info)
-        if not any(types.values()):
-            return trials
         return [flaglib.coerce_flag_values(self.flags_info, t, types) for t in trials]
+
+    @property
+    def list_flags(self) -> set:
+        """The flags that take a list as one value (``layers=[64,32]`` is one
+        value, ``layers=[]`` too, not a sweep)."""
+        return flaglib.list_flag_names(self.flags_info)
 
     def sources(self) -> dict:
         """The source snapshot: the script, plus the project's Python modules
@@ -79,14 +88,23 @@ class ScriptOp:
             self._sources[self.name] = self.source
         return self._sources
 
-    def op_attr(self, gpus: str | None) -> dict:
+    def op_attr(self, gpus: str | None, flags: dict | None = None) -> dict:
+        """Guild's ``op`` attr, with which a real ``guild run queue`` starts
+        the run. ``flags``: the run's values (an empty list needs the option
+        given alone, which Guild's flag arguments cannot say)."""
         dest = "args" if self.flags_info.style == "args" else "globals"
         module = self.name[:-3].replace(os.sep, ".")
         cmd_flags = {}
+        bare_options = []
         for name in self.flags_info.defaults:
             opt = self.flags_info.options.get(name) or {}
             action = opt.get("action") if isinstance(opt, dict) else getattr(opt, "action", None)
-            if isinstance(opt, dict) and takes_list(opt):
+            if isinstance(opt, dict) and takes_list(opt) and (flags or {}).get(name) in ("", []):
+                # An empty list: Guild passes no argument for an empty split value, so the
+                # option goes alone in the command (kept when Guild rewrites the attr).
+                cmd_flags[name] = {"arg-skip": True}
+                bare_options.append(opt["option"])
+            elif isinstance(opt, dict) and takes_list(opt):
                 cmd_flags[name] = {"arg-split": True}  # Guild splits "8 4" into --opt 8 4
             elif action == "store_true":
                 cmd_flags[name] = {"arg-switch": True}
@@ -106,7 +124,7 @@ class ScriptOp:
             "output-scalars": None,
             "python-requires": None,
             "op-cmd": {
-                "cmd-args": ["${python_exe}", "-um", "guild.op_main", module, "__flag_args__"],
+                "cmd-args": ["${python_exe}", "-um", "guild.op_main", module, *bare_options, "__flag_args__"],
                 "cmd-env": env,
                 "cmd-flags": cmd_flags,
                 "flags-dest": dest,
@@ -133,7 +151,7 @@ class ScriptOp:
             opref=self.opref,
             flags=flags,
             user_flags=user_flags,
-            op_attr=self.op_attr(gpus),
+            op_attr=self.op_attr(gpus, flags),
             sources=self.sources(),
             gpus=gpus,
             label=label,

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import sys
 
-from . import views
+from . import validate, views
 from .api.viewing import curves
+from .errors import BadInput
 
 __all__ = ["plot", "legend_label", "register_png_formatter"]
 
@@ -30,10 +31,15 @@ def legend_label(curve: dict) -> str:
     return (curve["id"][:8] + " " + views.flags_text(varying)).strip()
 
 
-def plot(*refs, scalar: str = "loss", op: str | None = None, store=None, listing=None, title: str | None = None):
+def plot(*refs, scalar: str = "loss", op: str | None = None, store=None, listing=None, title: str | None = None,
+         output: str | None = None):
     """A Figure with one line of ``scalar`` against step per run named
     (default: every run, or those whose op contains ``op``) that logged it.
-    A scalar no run logged is a ``BadInput`` naming the ones they did."""
+    A scalar no run logged is a ``BadInput`` naming the ones they did.
+    ``output``: a file (.png, .svg, .pdf) the figure is also saved to; one
+    that cannot be written is a ``BadInput``."""
+    validate.path("output", output)
+
     data = curves(*refs, scalar=scalar, op=op, store=store, listing=listing)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -53,6 +59,12 @@ def plot(*refs, scalar: str = "loss", op: str | None = None, store=None, listing
     if len(data) <= 20:
         ax.legend(fontsize="small")
     fig.guild_errors = [f"run {c['id'][:8]}: {e}" for c in data for e in c["errors"]]
+    if output is not None:
+        try:
+            fig.savefig(output)
+        except (OSError, ValueError) as e:
+            raise BadInput(f"cannot save the figure to {output}: {e}") from None
+    fig.guild_output = output
     register_png_formatter()
     return fig
 

@@ -1,5 +1,5 @@
-"""A run as an operation again: what a copy of it (a queue's retry of a
-failed run, a restage with edited flags) is made of.
+"""A run as an operation again: what a copy of it (the retry of a failed
+run, a restage with edited flags) is made of.
 
 A copy runs the code the original ran, not the project's current files: its
 operation is built from the original's source snapshot, with the original's
@@ -11,7 +11,9 @@ the copy.
 from __future__ import annotations
 
 from .errors import BadInput
+from .notebook_op import NotebookOp
 from .opdef import ScriptOp, collect_sources
+from .store.notebooks import is_notebook, notebook_snapshot
 from .store.records import requested_gpus
 from .store.run import Run
 from .store.new_run import RunSpec
@@ -27,11 +29,18 @@ def script_op_of(run: Run) -> ScriptOp:
         raise BadInput(f"run {run.id[:8]} is a Guild operation ({run.op_name}): only runs of scripts and cells "
                        f"can be copied (use guild run --restart)")
     sources = collect_sources(run.dir)  # the snapshot, by the rule that copied it there
+    if is_notebook(name):  # collect_sources gathers Python files only
+        notebook = notebook_snapshot(run.dir, name)
+        if notebook is not None:
+            sources[name] = notebook
     if name not in sources:
         raise BadInput(f"run {run.id[:8]} lacks its script {name} in its directory: it cannot be copied")
-    info = run.get("guild_jupyter")
-    op_kind = info.get("kind") if isinstance(info, dict) and info.get("kind") in ("script", "cell") else "script"
-    op = ScriptOp(project_dir, name, sources[name], kind=op_kind)
+    if is_notebook(name):
+        op = NotebookOp(project_dir, name, sources[name])
+    else:
+        info = run.get("guild_jupyter")
+        op_kind = info.get("kind") if isinstance(info, dict) and info.get("kind") in ("script", "cell") else "script"
+        op = ScriptOp(project_dir, name, sources[name], kind=op_kind)
     op._sources = sources  # the snapshot, never the project's current files
     return op
 
@@ -63,3 +72,15 @@ def copy_spec(run: Run, op: ScriptOp, flags: dict, extra_attrs: dict | None = No
         extra["retries"] = retries
     extra.update(extra_attrs or {})
     return op.spec(flags, gpus=pinned_gpus(run), label=user_label(run), extra_attrs=extra)
+
+
+def retry_spec(run: Run, attempt: int, allowed: int) -> RunSpec:
+    """The spec of the copy that retries ``run``'s failure: attempt
+    ``attempt`` of ``allowed``, naming the run it retries and the chain's
+    origin, with the same user flags, GPUs asked for and label. What
+    ``transitions`` calls (as ``retry``) to stage it, whoever settles the
+    failure."""
+    op = script_op_of(run)
+    origin = run.get("retry_origin") if attempt > 1 else None
+    extra = {"retry_of": run.id, "retry_attempt": attempt, "retry_origin": origin or run.id, "retries": allowed}
+    return copy_spec(run, op, user_flags(run), extra)

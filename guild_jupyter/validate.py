@@ -62,7 +62,7 @@ def script(value, op) -> None:
         if not isinstance(op, ScriptOp):
             raise BadInput(f"op must be a ScriptOp, not {_got(op)}")
         return
-    path("script (a Python file)", value, optional=False)
+    path("script (a Python file or notebook)", value, optional=False)
 
 
 def count(name: str, value, minimum: int | None = None) -> None:

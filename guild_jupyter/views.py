@@ -20,6 +20,7 @@ import math
 import time
 
 from .gpus.spec import ANY_GPU, gpus_phrase
+from .store.notebooks import executed_notebook
 from .store.scalars import reader as scalarlib
 from .store.run import COMPLETED, ERROR, FINISHED, PENDING, RUNNING, STAGED, STATUSES, TERMINATED
 from .store.flag_labels import flags_label, format_flag_value
@@ -219,10 +220,11 @@ def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started
     exit_status = run.exit_status
     queue = run.get("queue_id")
     main, spark = main_scalar(run, scalar)
+    op = run.op_name
     row = {
         "id": run.id,
         "short_id": run.id[:8],
-        "op": run.op_name,
+        "op": op,
         "status": status,
         "guild_status": run.status,
         "status_text": status + (f" ({exit_status})" if status == ERROR and exit_status not in (None, 0) else ""),
@@ -248,12 +250,30 @@ def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started
         "scalar": main,
         "scalar_text": scalar_text(main),
         "spark": spark,
+        # A notebook run's executed notebook (absolute path; None before it ran
+        # or for a script): what "open in JupyterLab" opens.
+        "notebook": executed_notebook(run.dir, op) if op.endswith(".ipynb") else None,
     }
     worker = run.get("dask_worker")
     if worker:  # placed by a Dask queue: the worker's name and host
         row["worker"] = str(worker)
         row["worker_host"] = str(run.get("dask_host") or "")
     return row
+
+
+def notebook_tree_path(notebook: str | None, root_dir: str) -> str | None:
+    """A run row's ``notebook`` as a path relative to a Jupyter server's
+    root directory (what ``/lab/tree/<path>`` and JupyterLab's document
+    manager open), or None when there is none or it lies outside the root."""
+    import os
+
+    if not notebook:
+        return None
+    root = os.path.realpath(root_dir)
+    path = os.path.realpath(notebook)
+    if not path.startswith(root.rstrip(os.sep) + os.sep):
+        return None
+    return os.path.relpath(path, root).replace(os.sep, "/")
 
 
 def listing_row(run, varying=(), scalar: str | None = None) -> dict:

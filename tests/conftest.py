@@ -100,6 +100,23 @@ def wait_for(predicate, timeout=30.0, interval=0.02, message="condition"):
         time.sleep(interval)
 
 
+def shown_ids(text: str) -> list[str]:
+    """The short ids of the runs a verb's text names (``[3:ab12cd34]``, or
+    ``[ab12cd34]`` for a run no listing holds), in order."""
+    import re
+
+    return re.findall(r"^\[(?:\d+:)?([0-9a-f]{8})\]", text, re.M)
+
+
+def shown_queue(text: str) -> str:
+    """The short id of the queue a verb's text names (``queue ab12cd34 ...``)."""
+    import re
+
+    m = re.match(r"queue ([0-9a-f]{8})\b", text)
+    assert m, text
+    return m.group(1)
+
+
 def cli(*args, cwd=None, env=None, check=None, timeout=120, input=None):
     """Runs ``python -m guild_jupyter ARGS``."""
     full_env = dict(os.environ)

@@ -28,13 +28,17 @@ BATCHES = (16, 32)
 LRS = ("0.0001", "0.0003", "0.00001")  # long values that look alike: the panel must show each in full
 
 NOTEBOOK = [
-    "import sys\n"
+    "import os, sys\n"
     "from guild_jupyter import api, panel\n"
-    "_ = open('kernel-python.txt', 'w').write(sys.executable)",
+    "def publish(name, text):  # whole or not at all: the test reads it as soon as it exists\n"
+    "    with open(name + '.tmp', 'w') as f:\n"
+    "        f.write(text)\n"
+    "    os.replace(name + '.tmp', name)\n"
+    "publish('kernel-python.txt', sys.executable)",
     f"grid = api.run('train.py', 'batch=[{','.join(map(str, BATCHES))}]', 'lr=[{','.join(LRS)}]', 'secs=1',\n"
     "               stage=True, label='grid')\n"
     "running = api.run('train.py', 'secs=120', gpus='0')[0]\n"
-    "_ = open('runs.txt', 'w').write(' '.join([running.id] + [r.id for r in grid]))",
+    "publish('runs.txt', ' '.join([running.id] + [r.id for r in grid]))",
     "p = panel()",
 ]
 

@@ -6,16 +6,16 @@ import os
 
 import pytest
 
-from conftest import cli, run_dirs, wait_for
+from conftest import cli, run_dirs, shown_ids, wait_for
 from guild_jupyter import api
 
 
 def test_run_background_then_list_and_output(project, guild_home):
     p = cli("run", "train.py", "lr=0.5", "name=hello world", cwd=project, check=0)
-    run_id = p.stdout.strip()
-    assert len(run_id) == 32
+    (short,) = shown_ids(p.stdout)
     r = api.runs()[0]
-    assert r.id == run_id
+    run_id = r.id
+    assert short == run_id[:8] and p.stdout.startswith(f"[1:{short}]  train.py  ") and "running" in p.stdout
     wait_for(lambda: r.refresh().status == "completed", message="run completes")
     assert r.flags == {"lr": 0.5, "epochs": 2, "name": "hello world", "verbose": False, "sleep": 0.0}
     assert r.get("user_flags") == {"lr": 0.5, "name": "hello world"}
@@ -116,11 +116,12 @@ def test_ambiguous_id_and_finished_stop(project, guild_home):
 
 def test_stop_delete_unstage(project, guild_home):
     p = cli("run", "train.py", "sleep=30", cwd=project, check=0)
-    run_id = p.stdout.strip()
     r = api.runs()[0]
+    run_id = r.id
+    assert shown_ids(p.stdout) == [run_id[:8]]
     assert r.status == "running"  # the CLI returns once the run holds its LOCK
     p = cli("stop", run_id[:8], check=0)
-    assert "terminated" in p.stdout
+    assert p.stdout.startswith(f"[1:{run_id[:8]}]  train.py  ") and "terminated" in p.stdout
     assert r.refresh().status == "terminated" and r.exit_status < 0
     staged = api.run(str(project / "train.py"), stage=True)[0]
     cli("unstage", staged.id, check=0)

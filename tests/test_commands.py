@@ -15,7 +15,7 @@ import warnings
 import pytest
 from IPython.core.error import UsageError
 
-from guild_jupyter.frontends import cli
+from guild_jupyter.frontends import calls, cli
 from guild_jupyter.frontends import commands as C
 from guild_jupyter.frontends.magics import GuildMagics
 
@@ -85,16 +85,28 @@ def test_the_table_is_well_formed():
                 assert set(a.states) <= set(C.STATUSES)
 
 
-def test_queue_flags_are_the_engines():
+def test_queue_flags_are_the_tables():
     from guild_jupyter.queueing.config import QUEUE_FLAGS
+    from guild_jupyter.queueing.flags import QUEUE_FLAG_TABLE
 
-    assert C.QUEUE_FLAGS == QUEUE_FLAGS
+    assert C.QUEUE_FLAGS == QUEUE_FLAGS == tuple(f.name for f in QUEUE_FLAG_TABLE)
 
 
-def test_every_verb_has_a_handler_in_each_of_its_front_ends():
-    assert set(cli.HANDLERS) == {v.name for v in C.verbs_for(C.CLI)}
-    for verb in C.verbs_for(C.LINE):
-        assert callable(getattr(GuildMagics, "_" + verb.name, None)), verb.name
+def test_every_verb_is_called_through_one_glue_and_names_its_api_twin():
+    import inspect
+
+    from guild_jupyter import api
+
+    assert set(calls.CALLS) == {v.name for v in C.VERBS}
+    for verb in C.VERBS:
+        if verb.api is None:  # a front end of its own (the panel), or IPython's set-up (autoload)
+            assert verb.name in ("panel", "autoload") and len(verb.fronts) == 1, verb.name
+            continue
+        twin = getattr(api, verb.api)
+        params = inspect.signature(twin).parameters
+        for group in api.CONFLICTS.get(verb.name, ()):
+            for name in group:  # each conflicting option is one the twin takes (or the runs it is given)
+                assert name in params or name in ("runs", "action", "flags"), (verb.name, name)
 
 
 @pytest.mark.parametrize("verb", BOTH, ids=lambda v: v.name)
@@ -116,8 +128,10 @@ def test_cli_and_magics_accept_the_same_options(verb, magics):
 def test_one_command_line_parses_to_the_same_values_in_both(verb, shell, magics, monkeypatch):
     words = command_line(verb, C.CLI) + ["--store", "/tmp/a-guild-home"]
     got = {}
-    monkeypatch.setitem(cli.HANDLERS, verb.name, lambda args: got.setdefault("cli", vars(args)) and 0)
-    monkeypatch.setattr(GuildMagics, "_" + verb.name, lambda self, args, *cell: got.setdefault("magic", vars(args)))
+    def record(args, door):
+        got.setdefault("cli" if door.front == C.CLI else "magic", vars(args))
+
+    monkeypatch.setitem(calls.CALLS, verb.name, record)
     assert cli.main([verb.name, *words]) == 0
     shell.run_line_magic("guild", " ".join([verb.name, *words]))
     common = {a.key for a in verb.args_for(C.CLI) if C.LINE in a.fronts}
@@ -130,7 +144,7 @@ def test_one_command_line_parses_to_the_same_values_in_both(verb, shell, magics,
 
 def test_options_and_assignments_mix_in_any_order(monkeypatch):
     got = {}
-    monkeypatch.setitem(cli.HANDLERS, "run", lambda args: got.update(vars(args)) or 0)
+    monkeypatch.setitem(calls.CALLS, "run", lambda args, door: got.update(vars(args)))
     assert cli.main(["run", "--label", "x", "train.py", "lr=1", "--stage", "epochs=2", "--gpus", "0"]) == 0
     assert got["script"] == "train.py" and got["flags"] == ["lr=1", "epochs=2"] and got["stage"]
 
@@ -229,7 +243,7 @@ MAGIC_BAD = [(front, *case) for front in (C.LINE, C.CELL) for case in bad_lines(
 
 @pytest.mark.parametrize("verb, words, message", CLI_BAD, ids=[f"{v.name} {' '.join(w)}" for v, w, _ in CLI_BAD])
 def test_bad_command_lines_are_one_stderr_line_and_exit_2(verb, words, message, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "HANDLERS", {})  # nothing may run
+    monkeypatch.setattr(calls, "CALLS", {})  # nothing may run
     assert cli.main([verb.name, *words]) == 2
     captured = capsys.readouterr()
     lines = captured.err.splitlines()
@@ -240,7 +254,7 @@ def test_bad_command_lines_are_one_stderr_line_and_exit_2(verb, words, message, 
 @pytest.mark.parametrize("front, verb, words, message", MAGIC_BAD,
                          ids=[f"{f} {v.name} {' '.join(w)}" for f, v, w, _ in MAGIC_BAD])
 def test_bad_magic_lines_are_one_line_usage_errors(front, verb, words, message, shell, magics, capsys, monkeypatch):
-    monkeypatch.setattr(GuildMagics, "_" + verb.name, lambda *a: pytest.fail("the verb ran"))
+    monkeypatch.setattr(calls, "CALLS", {})  # nothing may run
     prog = "%%guild" if front == C.CELL else "%guild"
     capsys.readouterr()
     result = shell.run_cell(" ".join([prog, verb.name, *words]) + ("\nx = 1\n" if front == C.CELL else ""))
@@ -253,7 +267,7 @@ def test_bad_magic_lines_are_one_line_usage_errors(front, verb, words, message, 
 @pytest.mark.parametrize("verb, words, message", [c for c in CLI_BAD if c[0].name in {v.name for v in BOTH}],
                          ids=[f"{v.name} {' '.join(w)}" for v, w, _ in CLI_BAD if v.name in {b.name for b in BOTH}])
 def test_both_front_ends_give_the_same_message(verb, words, message, shell, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "HANDLERS", {})
+    monkeypatch.setattr(calls, "CALLS", {})
     cli.main([verb.name, *words])
     cli_message = capsys.readouterr().err.strip().removeprefix("guild-jupyter: error: ")
     with pytest.raises(UsageError) as e:

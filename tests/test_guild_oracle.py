@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from conftest import cli, guild, wait_for
+from conftest import cli, guild, shown_ids, wait_for
 from guild_jupyter import api
 
 pytestmark = pytest.mark.guild
@@ -43,7 +43,7 @@ def test_guild_lists_info_compares_and_cats_our_run(project):
 def test_guild_stop_terminates_our_running_run(project):
     p = cli("run", "train.py", "sleep=20", cwd=project, check=0)
     r = api.runs()[0]
-    assert r.id == p.stdout.strip() and r.status == "running"
+    assert shown_ids(p.stdout) == [r.id[:8]] and r.status == "running"
     assert r.id[:8] in guild("runs", "--running").stdout
     guild("stop", "-y", r.id)
     wait_for(lambda: r.refresh().status != "running", timeout=30, message="guild stop takes effect")

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import cli, guild, wait_for
+from conftest import cli, guild, shown_queue, wait_for
 from guild_jupyter import api
 from guild_jupyter.errors import BadInput, FlagError, GuildJupyterError, StoreNotWritable
 from guild_jupyter.execution import flags as flaglib
@@ -351,8 +351,7 @@ def test_options_mix_with_assignments(project, guild_home):
     store = str(guild_home)
     try:
         p = cli("queue", "run-once=yes", "--background", "poll-interval=1", "--store", store, check=0)
-        qid = p.stdout.strip()
-        qrun = [r for r in api.runs() if r.id == qid][0]
+        qrun = api.resolve_store().resolve(shown_queue(p.stdout))
         assert qrun.is_queue and qrun.flags["run-once"] is True and qrun.flags["poll-interval"] == 1
         wait_for(lambda: run.refresh().status == "completed", message="the queue runs the staged run")
         wait_for(lambda: qrun.refresh().status != "running", message="a run-once queue ends")

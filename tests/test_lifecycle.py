@@ -223,10 +223,10 @@ def test_stop_timeout_ends_the_whole_tree(project, guild_home, tmp_path):
     out = wait_for(lambda: "child" in api.output(r.id) and api.output(r.id), message="child started")
     child = Identity.of(int(out.split()[1]))
     holder = r.lock_holder()
-    t0 = time.monotonic()
     (stopped,) = api.stop(r.id, timeout=1)
-    assert time.monotonic() - t0 < 10
     assert stopped.status == "terminated" and stopped.exit_status < 0
+    # Ended by the caller's timeout, not the 30 s grace: the last resort killed the supervisor and noted it.
+    assert "stop: the run did not end within its grace period; its processes were killed" in api.output(r.id)
     assert not holder.alive() and not child.alive()
     assert not os.path.exists(r.path("LOCK"))
     assert r.id[:8] in guild("runs", "--terminated").stdout

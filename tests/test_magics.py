@@ -145,7 +145,7 @@ def test_interrupting_a_foreground_sweep_stops_it_all(shell, guild_home, capsys)
     t.join(5)
     assert [r.status for r in runs] == ["terminated", "terminated"]  # the second never started
     assert runs[1].started is None or "step" not in api.output(runs[1].id, store=str(guild_home))
-    assert "interrupted: stopped 2 run(s)" in capsys.readouterr().err
+    assert runs.note == "interrupted: stopped 2 run(s)" and str(runs).startswith(runs.note)  # said in its text
     assert api.runs(["running", "pending"], store=str(guild_home)) == []
 
 
@@ -332,7 +332,7 @@ BAD_LINES = [
     ("%guild run train.py --max-trials many", "invalid int value"),
     ("%guild run train.py --gpus x --stage", None),
     ("%guild run train.py --gpus 0,,1 --stage", None),
-    ("%guild run train.py --stage --foreground", "--foreground cannot be combined"),
+    ("%guild run train.py --stage --foreground", "run: give --foreground or --stage, not both"),
     ("%guild run train.py --bogus", "unrecognized arguments: --bogus"),
     ('%guild run "train.py', "cannot parse the line"),
     ("%guild --store", "--store needs a PATH"),
@@ -343,7 +343,7 @@ BAD_LINES = [
     ("%guild queue poll-interval=0", "poll-interval"),
     ("%guild queue run-once=maybe", "run-once"),
     ("%guild stop", "stop needs a run"),
-    ("%guild stop 1 --all", "not both"),
+    ("%guild stop 1 --all", "stop: give RUN, --all or --queues, not two of them"),
     ("%guild stop deadbeef", "no run with id 'deadbeef'"),
     ("%guild stop zz-top", "no run with id"),
     ("%guild unstage", "required"),

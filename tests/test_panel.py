@@ -227,13 +227,21 @@ def test_buttons_change_the_store(scripts, store):
         assert len(store.run_ids()) == n_runs
         # ... so are bad queue flags ...
         p.queue_gpus.value = "2"
-        p.queue_options.value = "max-running=0"
+        p.queue_fields["max-running"].value = "0"
         p.queue_start.click()
         assert "cannot start the queue" in p.feedback.value and "max-running" in p.feedback.value
         assert len(store.run_ids()) == n_runs
+        p.queue_fields["max-running"].value = "10001"  # past its bound: refused, not clamped
+        p.queue_start.click()
+        assert "bad value for max-running" in p.feedback.value and "from 1 to 10000" in p.feedback.value
+        assert len(store.run_ids()) == n_runs
+        # The form is the queue-flag table's: one field per flag, in its order, hinting its range.
+        assert list(p.queue_fields) == list(api.QUEUE_FLAGS)
+        assert "from 0.1 to 86400" in p.queue_fields["poll-interval"].placeholder
         # ... a good one starts (run-once: it starts the pinned run, then exits), with the flags given.
         again = _stage(scripts, "secs=0", gpus="2", store=store)
-        p.queue_options.value = "max-running=2 retries=1"
+        p.queue_fields["max-running"].value = "2"
+        p.queue_fields["retries"].value = "1"
         p.queue_run_once.value = True
         p.queue_start.click()
         assert "started queue" in p.feedback.value, p.feedback.value
@@ -265,16 +273,18 @@ def test_rows_that_just_changed_refuse_clicks(scripts, store):
         p.close()
 
 
-def test_live_refresh_within_a_second_and_close_stops_the_thread(scripts, store):
+def test_live_refresh_and_close_stops_the_thread(scripts, store):
+    """The panel's own thread refreshes it: a run staged after it started is
+    shown without a refresh() by hand. (How soon -- the refresh every second
+    -- is measured in bench/bench_latencies.py, not here.)"""
     p = panel(store=store, probe=fake_probe(), display=False)  # default: refresh every second
     try:
         wait_for(lambda: p.snapshot is not None, timeout=10, message="first refresh")
-        time.sleep(0.05)
+        first = p.snapshot
         r = _stage(scripts, store=store)
-        t0 = time.monotonic()
-        wait_for(lambda: any(row.run_id == r.id for row in p.groups["staged"].rows), timeout=5,
+        wait_for(lambda: any(row.run_id == r.id for row in p.groups["staged"].rows), timeout=30,
                  interval=0.01, message="staged run shown")
-        assert time.monotonic() - t0 <= 1.5  # 1 s, plus slack for a busy shared machine
+        assert p.snapshot is not first  # a later refresh, made by the thread
         # Not through the change token: a queue-less state change (a run that
         # ends on its own) shows up too.
         running = _start(scripts, secs=0.5, store=store)

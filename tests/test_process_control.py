@@ -96,20 +96,19 @@ while True:
 
 
 def test_stop_ends_escaped_child_holding_output(project, monkeypatch, launcher):
-    """C: stop ends everything within the grace + a little, although a child
-    in its own session ignores SIGTERM and holds the output pipe; the run is
-    terminated, and the real guild CLI agrees."""
+    """C: stop ends everything, the supervisor itself within its grace,
+    although a child in its own session ignores SIGTERM and holds the output
+    pipe; the run is terminated, and the real guild CLI agrees. (How long a
+    stop takes: bench/bench_latencies.py.)"""
     monkeypatch.setenv("GUILD_JUPYTER_STOP_GRACE", "1")
     r = _start(project, "escaped.py", ESCAPED_CHILD)
     child = _pid_after(r, "child")
     wait_for(lambda: "up" in api.output(r.id).splitlines(), message="child ignores SIGTERM")
     main = Identity.of(_script_pid(r))
-    t0 = time.monotonic()
     stopped = api.stop(r.id)[0]
-    elapsed = time.monotonic() - t0
     assert stopped.status == "terminated" and stopped.exit_status < 0
-    assert elapsed < 1 + 4, f"stop took {elapsed:.1f}s"
-    assert "did not end within its grace" not in api.output(r.id)  # the supervisor ended it itself
+    # Ended by the supervisor itself, within its grace: not by the caller's last resort after it.
+    assert "did not end within its grace" not in api.output(r.id)
     _all_gone([child, main], timeout=2)
     wait_for(lambda: not os.path.exists(r.path("LOCK")), timeout=2, message="LOCK removed")
     assert "terminated" in _guild_status(r)
@@ -146,7 +145,8 @@ os.write(1, b"main done\\n")
 def test_main_exit_ends_leftovers(project):
     """B: the main process exits normally; what it left (a child in its
     group and one in its own session, both ignoring SIGTERM, both holding
-    the output pipe) is killed a second later and the run completes."""
+    the output pipe) is killed and the run completes (without them its
+    output would never close)."""
     r = _start(project, "leftovers.py", LEFTOVERS)
     group, escaped = _pid_after(r, "group"), _pid_after(r, "escaped")
     _wait_ended(r, timeout=15)
@@ -154,8 +154,6 @@ def test_main_exit_ends_leftovers(project):
     _all_gone([group, escaped], timeout=2)
     out = api.output(r.id)
     assert "main done" in out
-    elapsed = (r.get("stopped") - r.get("started")) / 1e6
-    assert elapsed < 8, f"the run took {elapsed:.1f}s"
 
 
 ORPHANS = """\
@@ -310,14 +308,12 @@ if __name__ == "__main__":
 """
 
 
-def test_progress_and_binary_output_fast_and_exact(project):
+def test_progress_and_binary_output_exact(project):
     """D: \\r progress output without newlines, binary output and a last
-    line without newline: every byte lands in the output as written, the
-    scalars are found, and the run takes about as long as the script alone."""
+    line without newline: every byte lands in the output as written and the
+    scalars are found. (How long it takes next to the script alone, and next
+    to the real guild CLI, is measured in bench/bench_latencies.py.)"""
     (project / "progress.py").write_text(PROGRESS)
-    t0 = time.monotonic()
-    subprocess.run([sys.executable, "-u", str(project / "progress.py")], stdout=subprocess.DEVNULL, check=True)
-    alone = time.monotonic() - t0
     r = api.run(str(project / "progress.py"))[0]
     _wait_ended(r)
     assert r.status == "completed"
@@ -327,8 +323,6 @@ def test_progress_and_binary_output_fast_and_exact(project):
         assert f.read() == b"".join(ns["chunks"](60000))
     s = last_scalars(r.dir)
     assert s["loss"][1] == 0.25 and s["acc"][1] == 0.5
-    took = (r.get("stopped") - r.get("started")) / 1e6
-    assert took < 3 * alone + 1.5, f"run {took:.2f}s vs script alone {alone:.2f}s"
 
 
 DISK_FILLER = """\

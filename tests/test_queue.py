@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import cli, guild, run_dirs, wait_for
+from conftest import cli, guild, run_dirs, shown_queue, wait_for
 from guild_jupyter import api
 from guild_jupyter.procs import Identity
 from guild_jupyter.store import transitions
@@ -96,9 +96,9 @@ def test_prompt_pickup_without_poll(project):
 
 def test_detached_queue_cli_and_stop(project, guild_home):
     p = cli("queue", "run-once=no", "poll-interval=1", "--background", check=0)
-    qid = p.stdout.strip()
     qrun = api.runs()[0]
-    assert qrun.id == qid and qrun.status == "running" and qrun.is_queue
+    qid = qrun.id
+    assert shown_queue(p.stdout) == qid[:8] and qrun.status == "running" and qrun.is_queue
     r = _stage(project, "sleep=0.5", "epochs=4")[0]
     wait_for(lambda: r.refresh().status == "running", message="detached queue starts the run")
     assert qid[:8] in cli("queues", check=0).stdout

@@ -10,7 +10,7 @@ import os
 import pytest
 from IPython.core.error import UsageError
 
-from conftest import cli, run_dirs, wait_for
+from conftest import cli, run_dirs, shown_queue, wait_for
 from guild_jupyter import api
 from guild_jupyter.errors import BadInput, RunNotFound, WrongState
 from guild_jupyter.frontends.magics import GuildMagics
@@ -103,17 +103,17 @@ def test_magics_and_cli(ipython, project, monkeypatch):
     q = api.queue(poll_interval=60)
     try:
         out = ipython.run_line_magic("guild", f"queue pause {q.id[:8]}")
-        assert out["state"] == "paused"
+        assert out["state"] == "paused" and str(out).startswith(f"queue {q.id[:8]} paused")
         assert queue_state.read_control(q.run) == "paused"
         p = cli("queue", "resume", q.id, check=0)
-        assert p.stdout.strip() == f"queue {q.id[:8]} running"
+        assert p.stdout.strip() == f"queue {q.id[:8]} resumed"
         assert queue_state.read_control(q.run) == "running"
         p = cli("queue", "drain", q.id[:8], check=0)
-        assert p.stdout.strip() == f"queue {q.id[:8]} draining"
+        assert p.stdout.startswith(f"queue {q.id[:8]} draining")
         assert q.join(30) and q.run.refresh().status == "completed"
         # `queue FLAG=VALUE` still starts a queue: the action words only lead.
         p = cli("queue", "--background", "run-once=yes", "retries=1", check=0)
-        qid = p.stdout.strip()
+        qid = api.resolve_store().resolve(shown_queue(p.stdout)).id
         wait_for(lambda: api.resolve_store().run(qid).status == "completed", timeout=30, message="run-once queue")
         assert api.resolve_store().run(qid).flags["retries"] == 1
     finally:
@@ -149,7 +149,8 @@ def test_bad_input_changes_nothing(project, guild_home, ipython, monkeypatch):
     for args, message in [(("queue", "pause", q.id), "is completed"),
                           (("queue", "drain", "fedcba98fedcba98"), "no run with id"),
                           (("queue", "retries=-1"), "bad value for retries: '-1'"),
-                          (("queue", "pause", q.id, "--background"), "--background starts a queue")]:
+                          (("queue", "pause", q.id, "--background"),
+                           "queue: give pause|resume|drain or --background, not both")]:
         p = cli(*args, check=2)
         assert p.stdout == "" and p.stderr.count("\n") == 1 and message in p.stderr, p.stderr
     assert _state(guild_home) == before

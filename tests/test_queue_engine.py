@@ -297,17 +297,23 @@ def test_queue_survives_a_full_disk(project, tmp_path, monkeypatch):
             # The queue cannot claim (or start) while the disk is full; it keeps trying.
             wait_for(lambda: "Cannot go on for now" in out.getvalue() or "could not start" in out.getvalue(),
                      timeout=20, message="the queue meets the full disk")
-            time.sleep(1.5)
-            assert t.is_alive() and all(r.refresh().status in ("staged", "error") for r in later)
+            wait_for(lambda: first.refresh().status == "completed", timeout=30,
+                     message="the run going ends on the full disk")  # its outcome: in the space it reserved
+            # A full disk is a passing fault (as tests/reliability/test_faults.py holds it): the runs
+            # it holds up wait -- staged, or pending while a start is tried again -- never an error,
+            # and the queue lives on.
+            held = [r.refresh().status for r in later]
+            assert t.is_alive() and set(held) <= {"staged", "pending"}, held
             msgs = [line.split(" ", 4)[-1] for line in out.getvalue().splitlines()]
             assert len(msgs) == len(set(msgs)), msgs  # no error logged on every pass
             os.unlink(filler)
-            wait_for(lambda: all(r.refresh().status in ("completed", "error") for r in later),
-                     timeout=30, message="the later runs run once space is back")
+            wait_for(lambda: all(r.refresh().status in ("completed", "error", "terminated") for r in later),
+                     timeout=30, message="the later runs end once space is back")
             assert t.is_alive()
+        # Each ran once, and completed.
+        assert [r.status for r in later] == ["completed"] * 3, [api.output(r.id) for r in later]
         ran = log.read_text().split()
-        completed = [r.id for r in later if r.status == "completed"]
-        assert sorted(ran) == sorted(completed) and len(completed) >= 2
+        assert sorted(ran) == sorted(r.id for r in later)
 
 
 def test_slots_start_runs_side_by_side(project, guild_home):

@@ -10,7 +10,7 @@ import re
 import pytest
 from IPython.core.error import UsageError
 
-from conftest import cli, guild, run_dirs, wait_for
+from conftest import cli, guild, run_dirs, shown_ids, wait_for
 from guild_jupyter import api
 from guild_jupyter.errors import FlagError, WrongState
 from guild_jupyter.frontends.magics import GuildMagics
@@ -80,7 +80,7 @@ def test_restart_failed_run_and_stage_for_a_queue(project, guild_home, shell):
     assert _guild_info(r.id)["status"] == "completed"
     # The CLI's restart: started now.
     p = cli("restart", r.id, check=0)
-    assert p.stdout.startswith(r.id)
+    assert shown_ids(p.stdout) == [r.id[:8]] and "running" in p.stdout  # as `runs` lists it
     api.wait(r.id, timeout=60)
     assert r.refresh().status == "completed" and api.output(r.id).count("ok") == 2
 

@@ -314,7 +314,7 @@ def test_server_queues_from_config_stop_cleanly_at_shutdown(tmp_path):
         s.stop()
     assert s.proc.returncode is not None
     queues = [r for r in api.runs(store=str(home)) if r.is_queue]
-    assert len(queues) == 2 and all(q.status in ("terminated", "completed") for q in queues)
+    assert [q.status for q in queues] == ["terminated", "terminated"]  # stopped with the server, outcome recorded
     assert "guild_jupyter" in s.log() and "Traceback" not in s.log()
     # the run the queue started outlives the server and records its outcome
     wait_for(lambda: work.refresh().status == "completed", timeout=30, message="the run finishes on its own")

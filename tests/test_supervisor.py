@@ -60,18 +60,32 @@ def test_kill_9_script_records_terminated(project):
     assert not os.path.exists(r.path("LOCK"))
 
 
-def test_kill_9_supervisor_shows_error_not_running(project):
+def test_kill_9_supervisor_shows_error_not_running(project, guild_home):
+    """A dead pid alone reads ``error``: what is checked here is the outcome
+    recorded once the death is noticed (a listing settles the run): exit
+    status 1, ``stopped``, no LOCK, the reason in its output, the orphaned
+    script ended -- and the real guild CLI agrees."""
+    import psutil
+
+    from conftest import guild
+
     r = _start_sleeper(project)
     wait_for(lambda: "started" in api.output(r.id))
-    script = _script_pid(r)
-    os.kill(r.lock_pid(), signal.SIGKILL)
+    script = psutil.Process(_script_pid(r))
+    supervisor = r.lock_pid()
+    os.kill(supervisor, signal.SIGKILL)
     wait_for(lambda: r.refresh().status != "running", message="dead supervisor noticed")
-    assert r.status == "error"
-    # Its orphaned script loses its output pipe and does not linger for long.
-    try:
-        os.kill(script, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    assert r.status == "error" and r.get("exit_status") is None  # nothing recorded yet: the dead pid says it
+    listed = {x.id: x for x in api.runs()}  # the listing notices it and settles it
+    assert listed[r.id].status == "error"
+    r.refresh()
+    assert r.exit_status == 1 and r.get("stopped") >= r.get("started")
+    assert not os.path.exists(r.path("LOCK")) and not os.path.exists(r.path("LOCK.start"))
+    assert f"the run's supervisor (pid {supervisor}) died; 1 process(es) it left were ended" in api.output(r.id)
+    wait_for(lambda: not script.is_running() or script.status() == psutil.STATUS_ZOMBIE,
+             message="the orphaned script is ended")
+    info = guild("runs", "info", r.id).stdout
+    assert "status: error" in info and "exit_status: 1" in info
 
 
 def test_sigterm_stops_process_group_after_grace(project, monkeypatch):

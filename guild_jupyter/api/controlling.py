@@ -9,6 +9,7 @@ refused, as are finished queues and runs that are not queues.
 from __future__ import annotations
 
 from .. import validate
+from ..display import QueueControlled
 from ..errors import BadInput, WrongState
 from ..store import queue_state
 from ..store.run import PENDING, RUNNING, Run
@@ -18,11 +19,12 @@ from .selection import resolve_store
 ACTIONS = {"pause": queue_state.PAUSED, "resume": queue_state.RUNNING, "drain": queue_state.DRAINING}
 
 
-def queue_control(queue, action: str, *, store=None) -> dict:
+def queue_control(queue, action: str, *, store=None) -> QueueControlled:
     """Asks ``queue`` (a handle from ``queue()``, a queue run, or its id,
     id prefix or listing index) to ``pause`` (start nothing; runs going keep
     going), ``resume`` or ``drain`` (start nothing, then exit once its runs
-    have ended). Returns ``{"id", "action", "state", "previous"}``."""
+    have ended). Returns a ``QueueControlled``: ``{"id", "action", "state",
+    "previous"}``, read as ``queue ab12cd34 paused``."""
     if action not in ACTIONS:
         raise BadInput(f"unknown queue action {action!r} (expected one of: {', '.join(ACTIONS)})")
     validate.store(store)
@@ -30,20 +32,20 @@ def queue_control(queue, action: str, *, store=None) -> dict:
     run = _queue_run(st, queue)
     previous = queue_state.read_control(run)
     queue_state.write_control(st, run, ACTIONS[action])
-    return {"id": run.id, "action": action, "state": ACTIONS[action], "previous": previous}
+    return QueueControlled(id=run.id, action=action, state=ACTIONS[action], previous=previous)
 
 
-def pause_queue(queue, *, store=None) -> dict:
+def pause_queue(queue, *, store=None) -> QueueControlled:
     """``queue_control(queue, "pause")``."""
     return queue_control(queue, "pause", store=store)
 
 
-def resume_queue(queue, *, store=None) -> dict:
+def resume_queue(queue, *, store=None) -> QueueControlled:
     """``queue_control(queue, "resume")``."""
     return queue_control(queue, "resume", store=store)
 
 
-def drain_queue(queue, *, store=None) -> dict:
+def drain_queue(queue, *, store=None) -> QueueControlled:
     """``queue_control(queue, "drain")``."""
     return queue_control(queue, "drain", store=store)
 

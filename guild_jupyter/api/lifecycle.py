@@ -11,7 +11,8 @@ from ..store import transitions
 from ..store.markers import LOCK_REMOTE
 from ..store.run import ERROR, FINISHED, PENDING, RUNNING, STAGED, Run
 from ..views import STATUSES as SHOWN, UNSTAGED, status_of
-from .selection import resolve_all, resolve_store
+from .conflicts import refuse_conflicts
+from .selection import check_not_deleted, resolve_all, resolve_store
 
 
 def runs(
@@ -20,12 +21,16 @@ def runs(
     op: str | None = None,
     label: str | None = None,
     limit: int | None = None,
+    scalar: str | None = None,
     store=None,
 ) -> RunList:
-    """Runs newest first, filtered by status (one or several), op and label."""
+    """Runs newest first, filtered by status (one or several), op and label;
+    ``scalar``: the scalar each row shows (default ``loss``, else a run's
+    first; a name no run logged is a ``BadInput``)."""
     validate.statuses(status)
     validate.text("op", op)
     validate.text("label", label)
+    validate.text("scalar", scalar)
     validate.count("limit", limit)
     validate.store(store)
     if limit is not None and limit < 1:
@@ -35,7 +40,7 @@ def runs(
     for r in listing:  # a run whose supervisor was killed: end what it left, record it
         if (r.status == ERROR or r.status == RUNNING and r.has_marker(LOCK_REMOTE)) and control.settle_if_dead(st, r):
             r.refresh()
-    return RunList(listing)
+    return RunList(listing).choose_scalar(scalar)
 
 
 def stop(
@@ -51,14 +56,17 @@ def stop(
     whole process tree, SIGKILL after the grace period); a staged or pending
     one is taken off the queue, never started. ``wait``: returns once they
     have ended; past ``timeout`` (default grace + 10 s) every process of the
-    run is killed and the outcome recorded. ``all``: every running or
-    pending run and queue; ``queues``: every queue."""
+    run is killed and the outcome recorded. Which runs: those named, or
+    ``all`` (every running or pending run and queue), or ``queues`` (every
+    queue): one of the three; two are a ``BadInput`` (``api.conflicts``).
+    Returns the runs stopped."""
     validate.run_refs(refs)
     for _name, _value in (("all", all), ("queues", queues), ("wait", wait)):
         validate.boolean(_name, _value)
     validate.seconds("timeout", timeout)
     validate.store(store)
     validate.listing(listing)
+    refuse_conflicts("stop", runs=refs, all=all, queues=queues)
     st = resolve_store(store)
     if all or queues:
         # A pending run without a claim of ours is Guild's (it is resolving
@@ -82,7 +90,7 @@ def stop(
     if wait:
         control.finish_stop(st, stopped, timeout)
     st.notify_change(*(r.id for r in stopped))
-    return RunList(r.refresh() for r in stopped)
+    return RunList([r.refresh() for r in stopped], store=st, empty="nothing to stop")
 
 
 def unstage(*refs, store=None, listing=None) -> RunList:
@@ -96,7 +104,7 @@ def unstage(*refs, store=None, listing=None) -> RunList:
             raise WrongState(f"run {r.id[:8]} is {r.status}, not staged")
     for r in targets:
         transitions.unstage(st, r)
-    return RunList(targets)
+    return RunList([r.refresh() for r in targets], store=st)
 
 
 def delete(*refs, store=None, listing=None) -> RunList:
@@ -114,7 +122,7 @@ def delete(*refs, store=None, listing=None) -> RunList:
     import os
 
     trashed = [Run(os.path.join(st.home, "trash", "runs", r.id)) for r in targets]  # read where they are now
-    return RunList(trashed, note=f"moved to Guild's trash ({os.path.join(st.home, 'trash', 'runs')}; "
+    return RunList(trashed, store=st, note=f"moved to Guild's trash ({os.path.join(st.home, 'trash', 'runs')}; "
                                  "`guild runs restore ID` brings a run back):")
 
 
@@ -133,9 +141,8 @@ def output(ref, tail: int | None = None, store=None, listing=None, follow: bool 
     then its outcome (on ``note``, default ``stream``), and return the
     ended run (see ``follow``)."""
     validate.boolean("follow", follow)
+    refuse_conflicts("output", tail=tail, follow=follow)
     if follow:
-        if tail is not None:
-            raise BadInput("give --tail or --follow, not both")
         from .watching import follow as follow_run  # lazy: as in wait
 
         return follow_run(ref, stream, note=note, store=store, listing=listing)
@@ -175,7 +182,8 @@ def wait(*refs, status=None, timeout: float | None = None, interval: float = 0.1
     status or several, ``unstaged`` included; default: any finished status)
     and returns them, fresh. ``timeout``: seconds (None: no limit), past
     which ``WaitTimeout`` is raised. ``wait(run, status="running")`` returns
-    once the run has started."""
+    once the run has started. A run deleted meanwhile (a staged one can be)
+    raises ``RunDeleted``, which says so."""
     from .watching import wait_until  # lazy: watching's modules (~2 ms) are for output verbs, not listings
 
     named = []
@@ -195,11 +203,13 @@ def wait(*refs, status=None, timeout: float | None = None, interval: float = 0.1
     left = list(targets)
 
     def reached():
-        # Only the runs not there yet are read again.
+        # Only the runs not there yet are read again; a deleted one never gets there.
+        check_not_deleted(st, *left)
         left[:] = [r for r in left if not (status_of(r.refresh()) in wanted or r.status in wanted)]
         return not left
 
     shown = ", ".join(r.id[:8] for r in targets[:4]) + (" ..." if len(targets) > 4 else "")
     wait_until(reached, timeout, interval, what=f"run{'s' if len(targets) > 1 else ''} {shown} to be "
                                                  f"{' or '.join(sorted(wanted))}")
-    return RunList(r.refresh() for r in targets)
+    check_not_deleted(st, *targets)
+    return RunList([r.refresh() for r in targets], store=st)

@@ -8,6 +8,7 @@ from .. import validate
 from ..errors import BadInput, FlagError, SweepError
 from ..execution import flags as flaglib
 from ..opdef import ScriptOp
+from ..store.notebooks import is_notebook
 
 
 def plan_trials(op: ScriptOp, assignments=(), flags=None, max_trials=None, random_seed=None) -> list[dict]:
@@ -15,20 +16,24 @@ def plan_trials(op: ScriptOp, assignments=(), flags=None, max_trials=None, rando
 
     ``assignments`` are ``name=value`` strings as typed in a cell or shell
     (brackets make a sweep); ``flags`` maps names to Python values (a list is
-    a sweep unless the script's default for that flag is itself a list).
-    Raises a ``BadInput`` before anything is written.
+    a sweep unless the flag takes a list: a list default, an argparse
+    ``nargs``). Values from either get the one type check
+    (``op.coerce_flags``). Raises a ``BadInput`` before anything is written.
     """
     if max_trials is not None and (not isinstance(max_trials, int) or max_trials < 1):
         raise SweepError("--max-trials must be at least 1")
-    specs = sweeplib.parse_assignments(list(assignments))
-    defaults = op.defaults
-    for name in list(specs):
-        if isinstance(defaults.get(name), list):
-            specs[name] = _list_flag_spec(name, _raw_value(assignments, name))
+    list_flags = op.list_flags
+    specs: dict = {}
+    for text in assignments:
+        name, value = sweeplib.parse_assignment(text)
+        if name in specs:
+            raise FlagError(f"flag {name!r} given twice")
+        # A list flag takes a list as one value ([] included); brackets sweep the others.
+        specs[name] = _list_flag_spec(name, value) if name in list_flags else sweeplib.parse_value_spec(name, value)
     for name, value in (flags or {}).items():
         if name in specs:
             raise FlagError(f"flag {name!r} given twice")
-        if isinstance(value, (list, tuple)) and not isinstance(defaults.get(name), list):
+        if isinstance(value, (list, tuple)) and name not in list_flags:
             if not value:
                 raise SweepError(f"empty sweep for {name}")
             specs[name] = sweeplib.Choices(tuple(value))
@@ -39,14 +44,6 @@ def plan_trials(op: ScriptOp, assignments=(), flags=None, max_trials=None, rando
     op.check_flags({k: None for k in specs})
     trials = sweeplib.expand(specs, max_trials=max_trials, random_seed=random_seed)
     return op.coerce_flags(trials)  # every trial type-checked, as Guild checks them
-
-
-def _raw_value(assignments, name):
-    for a in assignments:
-        k, _, v = a.partition("=")
-        if k.strip() == name:
-            return v
-    return ""
 
 
 def _list_flag_spec(name, text):
@@ -69,6 +66,18 @@ def _list_flag_spec(name, text):
     if not isinstance(value, list):
         value = [value]
     return sweeplib.Value(value)
+
+
+def operation(script: str, cwd: str | None = None) -> ScriptOp:
+    """What ``run`` runs for a path: a notebook (``.ipynb``) or a Python
+    script, relative to ``cwd``. Raises ``ScriptError`` for a missing file,
+    one of another kind, or one that cannot be read as its kind."""
+    if is_notebook(script):
+        # lazy: a script's run (the CLI's usual command) does not load the notebook reader
+        from ..notebook_op import NotebookOp
+
+        return NotebookOp.from_path(script, cwd)
+    return ScriptOp.from_path(script, cwd)
 
 
 def cell_op(source: str, name: str, cwd: str | None = None) -> ScriptOp:
@@ -96,10 +105,10 @@ def cell_op(source: str, name: str, cwd: str | None = None) -> ScriptOp:
 
 
 def flag_names(script: str | None = None, cwd: str | None = None, source: str | None = None) -> list[str]:
-    """The flags of a script (a path, relative to ``cwd``) or of ``source``
+    """The flags of a script or notebook (a path, relative to ``cwd``) or of ``source``
     (a cell body), in the script's order; raises ``ScriptError`` when it
     cannot be read or parsed."""
     if source is not None:
         return list(flaglib.inspect_script(source, "<cell>").defaults)
     validate.script(script, None)
-    return list(ScriptOp.from_path(script, cwd).defaults)
+    return list(operation(script, cwd).defaults)

@@ -34,7 +34,7 @@ def restart(ref, *, stage: bool = False, store=None, listing=None) -> RunList:
     transitions.restart(st, run, stage=stage)
     if not stage:
         launch.start(run)
-    return RunList([run.refresh()])
+    return RunList([run.refresh()], store=st)
 
 
 def restage(ref, *assignments: str, flags: dict | None = None, store=None, listing=None) -> RunList:

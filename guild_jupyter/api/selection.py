@@ -4,7 +4,7 @@ references (ids, prefixes, listing indices and ranges) made runs."""
 from __future__ import annotations
 
 from ..display import RunList
-from ..errors import BadInput
+from ..errors import BadInput, RunDeleted
 from ..store.run import Run
 from ..store.home import check_home
 from ..store.store import Store, parse_index_range
@@ -38,6 +38,14 @@ def resolve_all(st: Store, refs, listing=None) -> list[Run]:
     return out
 
 
+def check_not_deleted(st: Store, *runs: Run) -> None:
+    """Raises ``RunDeleted`` for the first of ``runs`` whose directory is
+    gone, saying whether Guild's trash holds it (``guild runs restore``)."""
+    for r in runs:
+        if r.deleted:
+            raise RunDeleted(r.id, st.in_trash(r.id))
+
+
 def with_listing_indices(st: Store, runs: list[Run]) -> RunList:
     """Runs just created (``transitions.create``), newest first, numbered as
     ``runs`` (the full listing) numbers them, so an index means the same run
@@ -48,7 +56,7 @@ def with_listing_indices(st: Store, runs: list[Run]) -> RunList:
     same moment by another process, or one whose clock runs ahead, can
     still come first in the next listing.)"""
     ordered = sorted(runs, key=lambda r: (r.timestamp, r.id), reverse=True)
-    return RunList(ordered, indices=list(range(1, len(ordered) + 1)))
+    return RunList(ordered, indices=list(range(1, len(ordered) + 1)), store=st)
 
 
 def listing_refs(refs, listing) -> list[str]:

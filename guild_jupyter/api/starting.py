@@ -9,9 +9,10 @@ from ..errors import BadInput, GuildJupyterWarning
 from ..gpus.spec import is_auto, parse_run_gpus, unknown_gpus
 from ..execution import batch, launch
 from ..opdef import ScriptOp
-from ..display import RunList
+from ..display import RunList, Trials
 from ..store import transitions
-from .planning import plan_trials
+from .conflicts import refuse_conflicts
+from .planning import operation, plan_trials
 from .selection import with_listing_indices, resolve_store
 
 
@@ -33,7 +34,7 @@ def run(
     echo: bool = False,
     retries: int | None = None,
 ):
-    """Stages or starts runs of ``script``.
+    """Stages or starts runs of ``script`` (a Python script or a notebook).
 
     ``run("train.py", "lr=[0.1,0.01]", stage=True)`` stages a two-trial sweep.
     Without ``stage`` the trials run one after another, as Guild runs them:
@@ -42,8 +43,8 @@ def run(
     output streaming to ``stream`` (default ``sys.stdout``; with ``echo``
     the runs write straight to this process's stdout, as a terminal wants).
     Interrupting a foreground sweep stops the current trial and records the
-    rest as never started. Returns a ``RunList`` (staged or started runs, or
-    for ``dry_run`` the trials' flag dicts). ``retries`` (with ``stage``):
+    rest as never started. Returns a ``RunList`` (staged or started runs), or
+    for ``dry_run`` the ``Trials`` (a list of each trial's flag dict). ``retries`` (with ``stage``):
     how often a queue stages a failed run again (recorded in the run).
     """
     validate.script(script, op)
@@ -56,6 +57,7 @@ def run(
     validate.count("max_trials", max_trials)
     validate.count("random_seed", random_seed)
     validate.count("retries", retries, 0)
+    refuse_conflicts("run", foreground=foreground, stage=stage, dry_run=dry_run)
     if retries is not None and not (stage or dry_run):
         raise BadInput("retries apply to runs a queue starts: stage the runs (--stage) to give them retries")
     validate.store(store)
@@ -64,10 +66,10 @@ def run(
     gpus = parse_run_gpus(gpus if gpus is None or isinstance(gpus, str) else ",".join(str(g) for g in gpus))
     if is_auto(gpus) and not stage and not dry_run:
         raise BadInput(f"--gpus {gpus} needs --stage: a queue with gpus=auto chooses the GPUs when it starts the run")
-    op = op or ScriptOp.from_path(script, cwd)
+    op = op or operation(script, cwd)
     trials = plan_trials(op, assignments, flags, max_trials, random_seed)
     if dry_run:
-        return [dict(op.defaults, **t) for t in trials]
+        return Trials(dict(op.defaults, **t) for t in trials)
     _warn_flags_shadowing_scalars(op)
     warn_unknown_gpus(gpus)
     st = resolve_store(store)
@@ -80,12 +82,12 @@ def run(
     created = transitions.create(st, specs, staged=False)
     if foreground:
         runner = batch.TrialRunner(st, created, stream=None if echo else (stream or sys.stdout), echo=echo)
-        return RunList(runner.run())
+        return RunList(runner.run(), store=st)
     if len(created) == 1:
         launch.start(created[0])
     else:
         batch.start_in_background(st, created)
-    return RunList(r.refresh() for r in created)
+    return RunList([r.refresh() for r in created], store=st)
 
 
 def warn_unknown_gpus(spec: str | None) -> None:
@@ -111,7 +113,7 @@ def _warn_flags_shadowing_scalars(op: ScriptOp) -> None:
     """A flag named like a scalar the script prints (``loss = 2.0`` and
     ``print(f"loss: ...")``) hides that scalar, as in Guild: say so."""
     try:
-        source = op.source.decode("utf-8")
+        source = op.code_text()
     except UnicodeDecodeError:
         return
     # Cheap first: tokenizing (and importing tokenize) costs milliseconds on

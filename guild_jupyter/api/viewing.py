@@ -7,6 +7,7 @@ from .. import validate, views
 from ..display import CompareTable
 from ..errors import BadInput
 from ..store.scalars import reader as scalarlib
+from .conflicts import refuse_conflicts
 from .selection import resolve_all, resolve_store
 
 
@@ -30,6 +31,7 @@ def compare(*refs, store=None, listing=None, status=None, op: str | None = None,
     validate.text("sort", sort)
     validate.text("scalar", scalar)
     validate.boolean("all_flags", all_flags)
+    refuse_conflicts("compare", sort=sort, scalar=scalar)
     st = resolve_store(store)
     statuses = _statuses(status)
     targets = resolve_all(st, refs, listing) if refs else [r for r in st.runs() if not r.is_queue]
@@ -65,12 +67,9 @@ def curves(*refs, scalar: str = "loss", op: str | None = None, store=None, listi
     st = resolve_store(store)
     targets = resolve_all(st, refs, listing) if refs else [r for r in st.runs() if not r.is_queue]
     targets = [r for r in targets if op is None or op in r.op_name]
-    out, known = [], []
+    out = []
     for r in targets:
-        data, errors = scalarlib.series(r.dir)
-        for tag in data:
-            if tag not in known:
-                known.append(tag)
+        data, errors = scalarlib.series(r.dir, tags=[scalar])  # only its points are kept
         points = data.get(scalar)
         if points:
             out.append({"id": r.id, "op": r.op_name, "flags": r.flags, "steps": [s for s, _v in points],
@@ -78,6 +77,7 @@ def curves(*refs, scalar: str = "loss", op: str | None = None, store=None, listi
     if not out:
         if not targets:
             raise BadInput("no runs to plot" + (f" with op {op!r}" if op else ""))
+        known = {tag for r in targets for tag in scalarlib.read(r.dir).tags}
         raise BadInput(f"no run logged scalar {scalar!r}; known scalars: {', '.join(sorted(known)) or '(none)'}")
     varying = views.varying_flags([c["flags"] for c in out])
     for c in out:

@@ -14,7 +14,7 @@ from ..errors import BadInput, WaitTimeout
 from ..store import output as outputlib
 from ..store.run import FINISHED, PENDING, STAGED, Run
 from ..views import UNSTAGED, status_of
-from .selection import resolve_all, resolve_store
+from .selection import check_not_deleted, resolve_all, resolve_store
 
 __all__ = ["follow", "output_since", "outcome_line", "EndWatcher"]
 
@@ -58,7 +58,8 @@ def follow(ref, stream=None, *, note=None, timeout: float | None = None, interva
     run, ended. A staged or pending run is waited for (``note`` says so; it
     defaults to ``stream``; ``timeout`` bounds that wait only); a finished
     run's output is written whole. Ctrl-C stops following, not the run:
-    the note says so and the ``KeyboardInterrupt`` goes on to the caller."""
+    the note says so and the ``KeyboardInterrupt`` goes on to the caller.
+    A run deleted meanwhile (a staged one can be) raises ``RunDeleted``."""
     validate.run_ref(ref)
     validate.stream(stream)
     validate.stream(note)
@@ -66,7 +67,8 @@ def follow(ref, stream=None, *, note=None, timeout: float | None = None, interva
     validate.seconds("interval", interval)
     validate.store(store)
     validate.listing(listing)
-    run = resolve_all(resolve_store(store), [ref], listing)[0]
+    st = resolve_store(store)
+    run = resolve_all(st, [ref], listing)[0]
     stream = sys.stdout if stream is None else stream
     note = stream if note is None else note
 
@@ -79,13 +81,15 @@ def follow(ref, stream=None, *, note=None, timeout: float | None = None, interva
     try:
         if run.refresh().status in (STAGED, PENDING):
             say(f"waiting for run {run.id[:8]} to start (it is {run.status})\n")
-            wait_until(lambda: run.refresh().status not in (STAGED, PENDING), timeout, interval=0.05,
-                       what=f"run {run.id[:8]} to start")
+            wait_until(lambda: run.deleted or run.refresh().status not in (STAGED, PENDING), timeout,
+                       interval=0.05, what=f"run {run.id[:8]} to start")
+            check_not_deleted(st, run)  # a staged run deleted meanwhile never starts: say so
         outputlib.follow(run.path("output"), lambda text: say(text, stream),
-                         lambda: run.refresh().status in FINISHED, interval=interval)
+                         lambda: run.deleted or run.refresh().status in FINISHED, interval=interval)
     except KeyboardInterrupt:
         say(f"\nstopped following run {run.id[:8]}; it is {run.refresh().status}\n")
         raise
+    check_not_deleted(st, run)
     say(outcome_line(run.refresh()) + "\n")
     return run
 

@@ -44,9 +44,20 @@ def is_dead_run(run: Run) -> bool:
             and (remote_host(run) is None or remote_lost(run) is not None))  # held elsewhere: judged by its heartbeat
 
 
+def retry_copy_spec(run: Run, attempt: int, allowed: int):
+    """How the retry of a failed run is made (``rerun.retry_spec``), for the
+    settlers that stage it (``transitions.settle_dead``, ``record_outcome``).
+    Imported on use: only a failure with retries left builds a copy."""
+    # lazy: the operation layer (opdef, flag analysis) costs every supervisor and CLI start-up
+    from ..rerun import retry_spec
+
+    return retry_spec(run, attempt, allowed)
+
+
 def settle_if_dead(store, run: Run) -> bool:
+    """Settles our run whose supervisor died (its retry staged when one is due)."""
     if is_dead_run(run):
-        return transitions.settle_dead(store, run, 1, remote_lost(run))
+        return transitions.settle_dead(store, run, 1, remote_lost(run), retry=retry_copy_spec)
     return False
 
 
@@ -86,4 +97,4 @@ def finish_stop(store, runs: list[Run], timeout: float | None = None) -> None:
             transitions.end_tree_and_record(
                 store, r, -9, "stop: the run did not end within its grace period; its processes were killed")
         elif is_dead_run(r):
-            transitions.settle_dead(store, r)
+            transitions.settle_dead(store, r, retry=retry_copy_spec)

@@ -121,23 +121,23 @@ def rewrite_tree(tree, flags):
 def _value_node(name, value, old):
     import _ast
 
-    return _locate(_literal_node(name, value, isinstance(old, _ast.Tuple)), old)
+    return _locate(literal_node(name, value, isinstance(old, _ast.Tuple)), old)
 
 
-def _literal_node(name, v, as_tuple=False):
+def literal_node(name, v, as_tuple=False):
     import _ast
 
     if v is None or isinstance(v, (bool, int, float, str)):
         return _ast.Constant(value=v)
     if isinstance(v, (list, tuple)):
-        elts = [_literal_node(name, x) for x in v]
+        elts = [literal_node(name, x) for x in v]
         if as_tuple or isinstance(v, tuple):
             return _ast.Tuple(elts=elts, ctx=_ast.Load())
         return _ast.List(elts=elts, ctx=_ast.Load())
     if isinstance(v, dict):
         return _ast.Dict(
-            keys=[_literal_node(name, k) for k in v],
-            values=[_literal_node(name, x) for x in v.values()],
+            keys=[literal_node(name, k) for k in v],
+            values=[literal_node(name, x) for x in v.values()],
         )
     raise FlagValueError(f"flag {name!r}: a {type(v).__name__} value cannot be given to a script")
 

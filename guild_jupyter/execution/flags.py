@@ -31,8 +31,8 @@ from ..errors import FlagError, ScriptError
 from . import flaginject as _inject, flagscan as _scan
 from .runscript import compile_script
 
-__all__ = ["ScriptFlags", "inspect_script", "check_flags", "flag_types", "coerce_flag_values", "encode_args",
-           "rewrite_globals"]
+__all__ = ["ScriptFlags", "inspect_script", "inspect_globals", "check_flags", "flag_types", "coerce_flag_values",
+           "list_flag_names", "encode_args", "rewrite_globals", "assignments_source"]
 
 
 class ScriptFlags:
@@ -80,6 +80,14 @@ def inspect_script(source, filename: str = "<script>") -> ScriptFlags:
     return ScriptFlags(*_scan.analyze(_parse(source, filename)))
 
 
+def inspect_globals(source, filename: str = "<cell>") -> ScriptFlags:
+    """The ``globals``-style flags of ``source`` (its module-level
+    assignments of literals), whether or not it uses ``argparse``: what a
+    notebook's parameters cell defines. Raises ``ScriptError`` when it does
+    not parse."""
+    return ScriptFlags("globals", *_scan.globals_flags(_parse(source, filename)))
+
+
 def check_flags(script_flags: ScriptFlags, given, script: str = "the script") -> None:
     """Raise ``FlagError`` naming, in one message, every flag in ``given``
     that the script (``script``: its name in the message) does not define;
@@ -106,7 +114,8 @@ def check_flags(script_flags: ScriptFlags, given, script: str = "the script") ->
 _ARG_TYPES = {"str": "string", "float": "float", "int": "int", "bool": "boolean"}
 _SWITCHES = ("store_true", "store_false", "boolean_optional")
 _EXPECTED = {"number": "a number", "int": "an integer", "float": "a float", "string": "a string",
-             "boolean": "yes or no", "switch": "yes or no"}
+             "boolean": "yes or no", "switch": "yes or no",
+             None: "a number, a string, yes or no, or a list of them"}
 
 
 def flag_types(script_flags: ScriptFlags) -> dict:
@@ -134,30 +143,85 @@ def flag_types(script_flags: ScriptFlags) -> dict:
     return out
 
 
+def list_flag_names(script_flags: ScriptFlags) -> set:
+    """The flags that take a list as one value: a module-level list (``layers
+    = [64, 32]``), an argparse option with a list default or one taking
+    several values (``nargs``, ``extend``)."""
+    out = {n for n, d in script_flags.defaults.items() if isinstance(d, list)}
+    if script_flags.style == "args":
+        out |= {n for n, opt in (script_flags.options or {}).items() if _inject.takes_list(opt)}
+    return out
+
+
 def coerce_flag_values(script_flags: ScriptFlags, flags: dict, types: dict | None = None) -> dict:
-    """``flags`` with each value converted to its flag's type as Guild 0.9
-    converts it (``op_util.coerce_flag_value``): ``lr=1`` stays 1 for a
-    number, becomes 1.0 for an argparse float; ``name=1`` becomes "1" for a
-    string default; a boolean takes any value's truth. A value Guild refuses
-    (``lr=abc`` for a number, ``epochs=1.5`` for an argparse int) raises
-    ``FlagError`` naming the flag, the value and the expected type. None
-    (the script's default) is always accepted; a list is checked item by
-    item. ``types``: ``flag_types(script_flags)``, when already known."""
+    """``flags`` with each value checked and converted to its flag's type as
+    Guild 0.9 converts it (``op_util.coerce_flag_value``): ``lr=1`` stays 1
+    for a number, becomes 1.0 for an argparse float; ``name=1`` becomes "1"
+    for a string default; a boolean takes any value's truth.
+
+    The one check of a value, whichever door it came through (``name=value``
+    text, a Python or JSON value): what no ``name=value`` can say is refused
+    the way the text nearest to it is. A value Guild refuses (``lr=abc`` for
+    a number, ``epochs=1.5`` for an argparse int), yes/no (a bool) for a
+    number, null (None) for a flag whose default is not null, a list for a
+    flag that does not take one, a list of the wrong length for ``nargs``,
+    and a mapping or any other object raise ``FlagError`` naming the flag,
+    the value and what it takes. A list flag's value is checked item by
+    item; given as text (``"8 4"``, as Guild stores it) it is split first.
+    ``types``: ``flag_types(script_flags)``, when already known."""
     types = flag_types(script_flags) if types is None else types
+    lists = list_flag_names(script_flags)
     out = {}
     for name, value in flags.items():
         kind = types.get(name)
-        if kind is None or value is None:
-            out[name] = value
-            continue
+        opt = script_flags.options.get(name) if script_flags.style == "args" else None
         try:
-            if isinstance(value, list):
-                out[name] = [_coerce(x, kind) for x in value]
-            else:
-                out[name] = _coerce(value, kind)
+            out[name] = _checked(value, kind, script_flags.defaults.get(name), name in lists,
+                                 opt if isinstance(opt, dict) else {})
+        except _WrongCount as e:
+            raise FlagError(f"invalid value {_show(value)} for flag {name!r}: expected {e}") from None
         except (ValueError, TypeError, OverflowError):
             raise FlagError(f"invalid value {_show(value)} for flag {name!r}: expected {_EXPECTED[kind]}") from None
     return out
+
+
+class _WrongCount(ValueError):
+    """A list of the wrong length for an ``nargs`` option; says what it takes."""
+
+
+def _checked(value, kind, default, list_flag: bool, opt: dict):
+    if value is None:
+        if default is None:  # null is the flag's default: the script's own value applies
+            return None
+        raise ValueError(value)
+    if list_flag:
+        if isinstance(value, str) and opt and _inject.takes_list(opt):
+            import shlex
+
+            value = shlex.split(value)  # "8 4": one value per item, as Guild's queue splits it
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        nargs = opt.get("nargs")
+        if nargs == "+" and not items:
+            raise _WrongCount("one value or more (nargs='+')")
+        if isinstance(nargs, int) and not isinstance(nargs, bool) and len(items) != nargs:
+            raise _WrongCount(f"{nargs} value{'s' if nargs != 1 else ''} (nargs={nargs})")
+        checked = [_checked_item(x, kind) for x in items]
+        return checked if isinstance(value, (list, tuple)) else checked[0]
+    if isinstance(value, (list, tuple)):
+        if kind is not None:  # a list is a sweep of single values, never one value
+            raise TypeError(value)
+        return [_checked_item(x, None) for x in value]
+    return _checked_item(value, kind)
+
+
+def _checked_item(v, kind):
+    if v is None or not isinstance(v, (bool, int, float, str)):  # what no name=value text gives
+        raise TypeError(v)
+    if kind is None:
+        return v
+    if isinstance(v, bool) and kind in ("number", "int", "float"):  # yes/no is no number
+        raise ValueError(v)
+    return _coerce(v, kind)
 
 
 def _coerce(v, kind):
@@ -260,6 +324,24 @@ def rewrite_globals(source, flags, filename: str = "<script>"):
         return compile_script(tree, filename)
     except SyntaxError as e:  # found past the parser, e.g. 'return' outside function
         raise ScriptError(_syntax_error_message(e, filename)) from e
+
+
+def assignments_source(flags) -> str:
+    """Python assignments that give each flag its value, one a line
+    (``lr = 0.3``), in ``flags``' order: the cell injected into a notebook
+    run. Raises ``FlagError`` for a value no literal can spell."""
+    import ast
+
+    lines = []
+    for name, value in flags.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise FlagError(f"flag {name!r} is not a Python name")
+        try:
+            node = _inject.literal_node(name, value)
+        except _inject.FlagValueError as e:
+            raise FlagError(str(e)) from None
+        lines.append(f"{name} = {ast.unparse(node)}\n")
+    return "".join(lines)
 
 
 def _parse(source, filename):

@@ -31,7 +31,7 @@ def analyze(tree):
         calls = _add_argument_calls(tree)
         if calls:
             return ("args",) + _argparse_flags(calls)
-    return ("globals",) + _globals_flags(tree)
+    return ("globals",) + globals_flags(tree)
 
 
 def walk(tree):
@@ -159,7 +159,7 @@ def _convert(value, type_name):
         return value
 
 
-def _globals_flags(tree):
+def globals_flags(tree):
     defaults = {}
     options = {}
     for name, (stmt, _index, value) in flag_assignments(tree).items():

@@ -15,11 +15,15 @@ import sys
 
 from . import forking
 
+RUNSCRIPT = "guild_jupyter.execution.runscript"
+NOTEBOOK_RUNNER = "guild_jupyter.execution.notebook"  # a notebook run: nbclient in a fresh kernel
 
-def fork_script(script: str, env: dict, cwd: str) -> forking.ForkedProcess:
+
+def fork_script(script: str, env: dict, cwd: str, runner: str = RUNSCRIPT) -> forking.ForkedProcess:
     """Runs the script in a forked child (own process group, output into
-    a pipe, working directory ``cwd``), as ``python -u -m ...runscript
-    SCRIPT`` would, minus the interpreter start."""
+    a pipe, working directory ``cwd``), as ``python -u -m RUNNER SCRIPT``
+    would, minus the interpreter start. ``runner``: the module whose
+    ``main([SCRIPT])`` runs it: ``RUNSCRIPT`` or ``NOTEBOOK_RUNNER``."""
     r, w = os.pipe()
     forking.flush_std()
     pid = os.fork()
@@ -34,7 +38,7 @@ def fork_script(script: str, env: dict, cwd: str) -> forking.ForkedProcess:
             os.chdir(cwd)
             os.environ.clear()
             os.environ.update(env)
-            code = _run_script_here(script)
+            code = _run_script_here(script, runner)
         finally:
             os._exit(code)
     try:
@@ -45,7 +49,7 @@ def fork_script(script: str, env: dict, cwd: str) -> forking.ForkedProcess:
     return forking.ForkedProcess(pid, r)
 
 
-def _run_script_here(script: str) -> int:
+def _run_script_here(script: str, runner: str = RUNSCRIPT) -> int:
     """In a forked child: run ``script`` like a fresh ``python -u`` would --
     unbuffered stdio, the script's directory first on ``sys.path``, then the
     interpreter's shutdown (non-daemon threads joined, atexit handlers run)."""
@@ -67,12 +71,15 @@ def _run_script_here(script: str) -> int:
         sys.path[0] = script_dir
     else:
         sys.path.insert(0, script_dir)
-    # lazy: only the forked child runs the script: the supervisor never loads the runner
-    from . import runscript
-
+    if runner == NOTEBOOK_RUNNER:
+        # lazy: only the forked child runs the notebook: the supervisor never loads the runner
+        from . import notebook as module
+    else:
+        # lazy: only the forked child runs the script: the supervisor never loads the runner
+        from . import runscript as module
     interrupted = False
     try:
-        code = runscript.main([script])
+        code = module.main([script])
     except SystemExit as e:
         code = _exit_code(e.code)
     except KeyboardInterrupt:

@@ -48,8 +48,10 @@ from . import forking, forkscript
 from .. import procs
 from ..procs import Identity
 from ..store import transitions
+from ..store.notebooks import is_notebook
 from ..store.run import Run
 from ..store.store import Store
+from .control import retry_copy_spec
 from .proctree import ProcessTree
 from .ready import ready_fd_from, report_ready
 from .tee import OutputTee
@@ -174,12 +176,14 @@ class Supervisor(OutputTee, ProcessTree):
             env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA's numbering = NVML's (the panel's)
         else:
             env.pop("CUDA_VISIBLE_DEVICES", None)
-        cmd = [sys.executable, "-u", "-m", "guild_jupyter.execution.runscript", script]
+        # a notebook run (op ``nb.ipynb``) runs in a fresh kernel under nbclient
+        runner = forkscript.NOTEBOOK_RUNNER if is_notebook(op) else forkscript.RUNSCRIPT
+        cmd = [sys.executable, "-u", "-m", runner, script]
         return cmd, env
 
     def _start(self, cmd: list, env: dict) -> None:
         if forking.can_fork():
-            self.proc = forkscript.fork_script(cmd[-1], env, self.run.dir)
+            self.proc = forkscript.fork_script(cmd[-1], env, self.run.dir, runner=cmd[-2])
         else:
             import subprocess  # spawning only: a forked script needs none of it
 
@@ -304,7 +308,9 @@ class Supervisor(OutputTee, ProcessTree):
             note = b""
         if self.stop_requested and self._stopped_running and exit_status >= 0:
             exit_status = -signal.SIGTERM  # stopped on request: terminated
-        transitions.record_outcome(Store(self.home), self.run, exit_status, self.holder)
+        # A failure with retries left under the policy its claim recorded gets its copy staged
+        # here, whether or not the queue that claimed it is still there.
+        transitions.record_outcome(Store(self.home), self.run, exit_status, self.holder, retry=retry_copy_spec)
         if note:  # a full disk: dropping LOCK and its records may have made room
             self._append_output(note, echo=False)
         return 128 - exit_status if exit_status < 0 else exit_status

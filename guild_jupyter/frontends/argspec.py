@@ -13,6 +13,8 @@ others do not (``why``).
 
 from __future__ import annotations
 
+from ..api.conflicts import CONFLICTS, option_name
+
 __all__ = [
     "CLI", "LINE", "CELL", "EVERY", "NOT_CELL", "RUN", "SCRIPT", "FLAG", "QUEUE_FLAG", "PATH",
     "Arg", "Verb", "STORE", "pos", "opt", "switch",
@@ -73,12 +75,14 @@ class Arg(_Record):
     """One argument: a positional (``names[0]`` has no dash), an option that
     takes a value, or a switch (``switch=True``: present or not). Fields:
     names, help, metavar, nargs (positionals: None for one, "?", "*", "+"),
-    type, choices, default, dest, switch, completes, states (RUN: the
-    statuses the verb accepts), fronts, why (why the other front ends lack
-    it)."""
+    type, choices, default, dest, switch, stores (what a switch stores in
+    ``dest``: True; False for a ``--no-X`` switch of ``X``; any other value
+    is added to the list ``dest`` holds, as ``--staged --running`` make
+    ``status``), completes, states (RUN: the statuses the verb accepts),
+    fronts, why (why the other front ends lack it)."""
 
     _fields = {"names": _REQUIRED, "help": "", "metavar": None, "nargs": None, "type": None, "choices": None,
-               "default": None, "dest": None, "switch": False, "completes": None, "states": None,
+               "default": None, "dest": None, "switch": False, "stores": True, "completes": None, "states": None,
                "fronts": EVERY, "why": ""}
 
     @property
@@ -115,11 +119,20 @@ def switch(*names, **kw) -> Arg:
 
 
 class Verb(_Record):
-    """A verb: name, help, args, fronts, why, and cell_help (the help of
-    ``%%guild VERB``)."""
+    """A verb: name, help, args, fronts, why, cell_help (the help of
+    ``%%guild VERB``), epilog (more help, after the options), and api: its
+    twin in ``guild_jupyter.api`` (``stop`` -> ``api.stop``), which refuses
+    the verb's conflicting options (``conflicts``)."""
 
     _fields = {"name": _REQUIRED, "help": _REQUIRED, "args": _REQUIRED, "fronts": NOT_CELL, "why": "",
-               "cell_help": ""}
+               "cell_help": "", "epilog": "", "api": None}
+
+    @property
+    def conflicts(self) -> tuple[tuple[str, ...], ...]:
+        """Groups of options of which one at most may be given, as a user
+        writes them (``("RUN", "--all", "--queues")``): the api's
+        (``api.conflicts``), which refuses them for every front end."""
+        return tuple(tuple(option_name(n) for n in group) for group in CONFLICTS.get(self.name, ()))
 
     def args_for(self, front: str) -> tuple[Arg, ...]:
         return tuple(a for a in (*self.args, STORE) if front in a.fronts)

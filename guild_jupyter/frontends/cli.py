@@ -1,8 +1,9 @@
 """``guild-jupyter`` / ``python -m guild_jupyter``: the API's verbs in a shell.
 
-Parsers and help come from the verb table (:mod:`.commands`); each verb's
-handler here calls its twin in :mod:`guild_jupyter.api` and prints what it
-returns. Every user error prints one line on stderr and exits with status 2.
+Parsers and help come from the verb table (:mod:`.commands`); every verb is
+called through :mod:`.calls` (the glue the magics share) and its result
+printed as its one text. Every user error prints one line on stderr and
+exits with status 2.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 
 from .. import api
 from ..errors import GuildJupyterError
+from . import calls
 from . import commands as C
 
 PROG = "guild-jupyter"
@@ -52,7 +54,7 @@ def main(argv=None) -> int:
         verb, args = parse_args(argv)
         if verb is None:
             return args
-        return HANDLERS[verb.name](args) or 0
+        return run_verb(verb, args)
     except (C.UsageProblem, GuildJupyterError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
@@ -66,178 +68,66 @@ def _json(value) -> str:
 
 # -- the verbs ---------------------------------------------------------------------------------------
 
-
-def _run(args) -> int:
-    if args.foreground and not args.dry_run and not args.stage:
-        return _run_foreground(args)
-    result = api.run(
-        args.script, *args.flags, gpus=args.gpus, label=args.label, stage=args.stage,
-        max_trials=args.max_trials, random_seed=args.random_seed, dry_run=args.dry_run, store=args.store,
-        retries=args.retries,
-    )
-    if args.dry_run:
-        from ..display import Trials  # lazy: only --dry-run prints trials
-
-        print(Trials(result))
-    elif args.stage:
-        print(result)  # numbered as `runs` numbers them
+def _print(verb: C.Verb, args, result) -> None:
+    """What the api returned, as its one text (``--json``: as JSON)."""
+    if calls.already_shown(result):
+        return
+    if getattr(args, "json", False):
+        if verb.name == "compare":  # one run a line: json's C encoder (indent= takes the Python one, 10x slower)
+            rows = [json.dumps(row, default=str) for row in result.to_json()]
+            print("[\n" + ",\n".join("  " + row for row in rows) + "\n]" if rows else "[]")
+        else:
+            print(_json(result.to_json()))
+    elif verb.name == "plot":  # a terminal shows no figure: where it was saved
+        for w in result.guild_errors:
+            print(f"{PROG}: warning: {w}", file=sys.stderr)
+        print(result.guild_output)
+    elif isinstance(result, api.RunOutput):
+        sys.stdout.write(result)  # a run's output, as it is
+    elif verb.name == "run" and args.foreground:
+        # What it ran, said after its output, on stderr as `output -f` says the
+        # outcome: `run --foreground > file` gets the runs' output only.
+        print(result, file=sys.stderr)
     else:
-        for r in result:
-            print(r.id)
-    return 0
+        print(result)
 
 
-def _run_foreground(args) -> int:
-    """Runs each trial in turn with its output on this terminal; the exit
-    status is the last failing trial's (0 when all succeed). Ctrl-C stops the
-    current trial and records the rest as never started."""
-    try:
-        done = api.run(
-            args.script, *args.flags, gpus=args.gpus, label=args.label, foreground=True, echo=True,
-            max_trials=args.max_trials, random_seed=args.random_seed, store=args.store, retries=args.retries,
-        )
-    except KeyboardInterrupt:
+def _exit_status(verb: C.Verb, args, result) -> int:
+    """0, or what a shell should see: the last failing trial's exit status
+    (``run --foreground``; 130 when interrupted), 1 when a run waited for or
+    followed did not complete, a foreground queue's outcome."""
+    if result is None:
+        return 0
+    if getattr(result, "interrupted", False):
         return 128 + signal.SIGINT
-    code = 0
-    for r in done:
-        es = r.exit_status
-        if isinstance(es, int) and es:
-            code = 128 - es if es < 0 else es
-    return code
-
-
-def _runs(args) -> int:
-    statuses = [s for s in C.STATUSES if getattr(args, s)] or None
-    rl = api.runs(statuses, op=args.op, label=args.label, limit=args.limit, store=args.store)
-    rl.choose_scalar(args.scalar)
-    print(_json(rl.to_json()) if args.json else rl)
+    if isinstance(result, api.Run):  # output --follow: the run, ended
+        return 0 if result.status == "completed" else 1
+    if isinstance(result, int):  # a foreground queue's exit status; stopped by a signal: as Guild records it
+        return 128 - result if result < 0 else (0 if result == 0 else 1)
+    if verb.name == "wait":
+        return 0 if all(r.status == "completed" for r in result) else 1
+    if verb.name == "run" and args.foreground:
+        code = 0
+        for r in result:
+            es = r.exit_status
+            if isinstance(es, int) and es:
+                code = 128 - es if es < 0 else es
+        return code
     return 0
 
 
-def _stop(args) -> int:
-    stopped = api.stop(*args.runs, all=args.all, queues=args.queues, wait=not args.no_wait, store=args.store)
-    for r in stopped:
-        print(f"{r.id[:8]}  {r.op_name}  {r.status}")
-    if not stopped:
-        print("nothing to stop")
-    return 0
-
-
-def _output(args) -> int:
-    if args.follow:
-        # The output on stdout, what we say about it (waiting, the outcome)
-        # on stderr: ``output -f RUN > file`` gets the run's output only.
-        try:
-            run = api.output(args.run, tail=args.tail, follow=True, stream=sys.stdout, note=sys.stderr,
-                             store=args.store)
-        except KeyboardInterrupt:
-            return 128 + signal.SIGINT
-        return 0 if run.status == "completed" else 1
-    sys.stdout.write(api.output(args.run, tail=args.tail, store=args.store))
-    return 0
-
-
-def _wait(args) -> int:
-    """Exit status 0 when every run completed, 1 when one did not."""
-    done = api.wait(*args.runs, timeout=args.timeout, store=args.store)
-    for r in done:
-        print(f"{r.id[:8]}  {r.op_name}  {r.status}")
-    return 0 if all(r.status == "completed" for r in done) else 1
-
-
-def _removal(verb: str, word: str):
-    def handler(args) -> int:
-        for r in getattr(api, verb)(*args.runs, store=args.store):
-            print(f"{word} {r.id[:8]}")
-        return 0
-
-    return handler
-
-
-def _queue(args) -> int:
-    control = C.queue_action(args, f"{PROG} queue")
-    if control is not None:  # queue pause|resume|drain QUEUE
-        done = api.queue_control(control[1], control[0], store=args.store)
-        print(f"queue {done['id'][:8]} {done['state']}")
-        return 0
-    if args.background:
-        print(api.queue(*args.flags, background=True, store=args.store).id)
-        return 0
-    # In the foreground the loop runs in this process (holding the queue
-    # run's LOCK), its log on stdout; Ctrl-C, SIGHUP or SIGTERM stop it.
-    status = api.serve_queue(*args.flags, echo=sys.stdout, store=args.store,
-                             on_start=lambda qid: print(f"queue {qid} started; Ctrl-C stops it", flush=True))
-    if status < 0:  # stopped by a signal, recorded as Guild records it
-        return 128 - status
-    return 0 if status == 0 else 1
-
-
-def _queues(args) -> int:
-    qs = api.queues(store=args.store, include_finished=args.all)
-    print(_json(qs.to_json()) if args.json else qs)
-    return 0
-
-
-def _compare(args) -> int:
-    table = api.compare(*args.runs, store=args.store, **compare_options(args))
-    if args.json:  # one run a line: json's C encoder (indent= takes the Python one, 10x slower)
-        rows = [json.dumps(row, default=str) for row in table.to_json()]
-        print("[\n" + ",\n".join("  " + row for row in rows) + "\n]" if rows else "[]")
-    else:
-        print(table)
-    return 0
-
-
-def compare_options(args) -> dict:
-    """The filters, sort and columns of ``compare`` (the magic's too)."""
-    status = [s.strip() for s in args.status.split(",") if s.strip()] if args.status is not None else None
-    return dict(op=args.op, label=args.label, status=status, sort=args.sort, scalar=args.scalar,
-                all_flags=args.all_flags)
-
-
-def _plot(args) -> int:
-    """A terminal cannot show a figure: it is saved to ``--output``."""
-    if not args.output:
-        raise C.UsageProblem("plot needs --output FILE (.png, .svg or .pdf): a terminal cannot show a figure",
-                             f"{PROG} plot")
-    fig = api.plot(*args.runs, scalar=args.scalar, op=args.op, store=args.store)
+def run_verb(verb: C.Verb, args) -> int:
+    """Calls the verb (``calls.call``), prints its result, says how it went."""
+    # A foreground run's output and a followed run's go to stdout; what is
+    # said about them (waiting, the outcome) to stderr: `output -f RUN > file`
+    # gets the run's output only.
+    door = calls.Door(C.CLI, stream=sys.stdout, note=sys.stderr, echo=True)
     try:
-        fig.savefig(args.output)
-    except (OSError, ValueError) as e:
-        raise C.UsageProblem(f"cannot save the figure to {args.output}: {e}", f"{PROG} plot") from None
-    for w in fig.guild_errors:
-        print(f"{PROG}: warning: {w}", file=sys.stderr)
-    print(args.output)
-    return 0
-
-
-def _restart(args) -> int:
-    for r in api.restart(args.run, stage=args.stage, store=args.store):
-        print(f"{r.id}  {r.op_name}  {r.status}")
-    return 0
-
-
-def _restage(args) -> int:
-    print(api.restage(args.run, *args.flags, store=args.store))  # numbered as `runs` numbers them
-    return 0
-
-
-def _autoload(args) -> int:
-    from ..autoload import autoload, startup_file, status  # lazy: only the autoload verb needs IPython's profile paths
-
-    if args.state == "status":
-        print(("on" if status(args.profile) else "off") + f": {startup_file(args.profile)}")
-    else:
-        print(autoload(args.state == "on", args.profile))
-    return 0
-
-
-HANDLERS = {
-    "run": _run, "runs": _runs, "stop": _stop, "output": _output, "wait": _wait,
-    "unstage": _removal("unstage", "unstaged"), "delete": _removal("delete", "deleted"),
-    "queue": _queue, "queues": _queues, "compare": _compare, "plot": _plot, "autoload": _autoload,
-    "restart": _restart, "restage": _restage,
-}
+        result = calls.call(verb, args, door)
+    except KeyboardInterrupt:  # following a run, or a foreground queue: it was said on the terminal
+        return 128 + signal.SIGINT
+    _print(verb, args, result)
+    return _exit_status(verb, args, result)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 
+from .. import api
 from ..views import STATUSES
 from .argspec import (CELL, CLI, EVERY, FLAG, LINE, NOT_CELL, PATH, QUEUE_FLAG, RUN, SCRIPT, STORE, Arg, Verb,
                       opt, pos, switch)
@@ -25,9 +26,9 @@ __all__ = [
     "build_parser", "parse", "take_store", "usage", "help_text", "suggest",
 ]
 
-#: Guild's queue flags (``guild run queue``), as ``%guild queue`` takes them.
-QUEUE_FLAGS = ("gpus", "wait-for-running", "run-once", "poll-interval", "retries",
-               "max-running", "per-gpu", "min-free-memory", "max-util", "dask")
+#: The queue flags (``api.QUEUE_FLAGS``: the one table of them, with kinds,
+#: defaults, bounds and help), as ``%guild queue`` takes them.
+QUEUE_FLAGS = api.QUEUE_FLAGS
 #: What ``queue ACTION QUEUE`` asks of a running queue (``api.queue_control``).
 QUEUE_ACTIONS = ("pause", "resume", "drain")
 
@@ -42,9 +43,9 @@ JSON = switch("--json", help="print JSON", fronts=frozenset({CLI}),
 RUN_REFS = "RUN is a run id, a unique id prefix, or an index (range: 2:4) in the latest listing"
 
 VERBS: tuple[Verb, ...] = (
-    Verb("run", "Stage or start runs of a Python script (default: start in the background).", (
+    Verb("run", "Stage or start runs of a Python script or notebook (default: start in the background).", (
         pos("script", completes=SCRIPT, fronts=NOT_CELL, why="the cell body is the script",
-            help="a Python script, relative to the working directory"),
+            help="a Python script or notebook (.ipynb), relative to the working directory"),
         pos("flags", "FLAG=VALUE", "*", default=[], completes=FLAG,
             help="flag values; brackets make a sweep (lr=[0.1,0.01])"),
         switch("--stage", "--stage-trials", dest="stage", help="initialize the runs for a queue, do not start them"),
@@ -59,23 +60,21 @@ VERBS: tuple[Verb, ...] = (
         switch("--dry-run", help="show the trials, write nothing"),
         opt("--name", metavar="NAME", fronts=frozenset({CELL}), why="a script has its file name",
             help="the operation's name (default: from a leading comment, else cell-<hash of the body>)"),
-    ), fronts=EVERY, cell_help="Stage or start runs of this cell's body as a script."),
+    ), fronts=EVERY, cell_help="Stage or start runs of this cell's body as a script.", api="run"),
     Verb("queue", "Start a queue that starts staged runs one at a time (in a notebook: a thread of the kernel; "
                   "on the command line: this process); queue pause|resume|drain QUEUE controls a running one.", (
         pos("flags", "FLAG=VALUE", "*", default=[], completes=QUEUE_FLAG,
-            help="gpus=IDS|auto|auto:IDS wait-for-running=yes|no run-once=yes|no poll-interval=SECONDS retries=N "
-                 "max-running=N per-gpu=K min-free-memory=SIZE max-util=PERCENT "
-                 "dask=tcp://HOST:PORT|local[:N] (run them on a Dask cluster); "
-                 "or pause|resume|drain QUEUE: a running queue starts nothing (pause), starts again "
-                 "(resume), or starts nothing and stops once its runs have ended (drain)"),
+            help="queue flags (listed below); or pause|resume|drain QUEUE: a running queue starts nothing "
+                 "(pause), starts again (resume), or starts nothing and stops once its runs have ended (drain)"),
         switch("--background", help="a detached process that outlives this one"),
-    )),
+    ), epilog=lambda: "queue flags (NAME=VALUE; a number past its range is refused):\n"
+                      + "\n".join(api.queue_flag_lines()), api="queue"),
     Verb("queues", "List queues.", (
         switch("--all", help="include finished queues"),
         JSON,
-    )),
+    ), api="queues"),
     Verb("runs", "List runs, newest first.", (
-        *(switch(f"--{s}", help=f"only {s} runs") for s in STATUSES),
+        *(switch(f"--{s}", dest="status", stores=s, help=f"only {s} runs") for s in STATUSES),
         opt("-n", metavar="N", type=int, dest="limit", help="at most N runs"),
         opt("--op", metavar="NAME", help="only runs whose op name contains NAME"),
         opt("--label", metavar="TEXT", help="only runs whose label contains TEXT"),
@@ -83,36 +82,36 @@ VERBS: tuple[Verb, ...] = (
         switch("-a", "--all", fronts=frozenset({LINE}), why="a terminal shows every run",
                help="show every run (default: the first 20)"),
         JSON,
-    )),
+    ), api="runs"),
     Verb("stop", "Stop running runs; a staged run is removed from the queue.", (
         pos("runs", "RUN", "*", default=[], completes=RUN, states=STOPPABLE),
         switch("--all", help="every running run and queue"),
         switch("--queues", help="every queue"),
-        switch("--no-wait", help="return without waiting for the runs to end"),
-    )),
+        switch("--no-wait", dest="wait", stores=False, help="return without waiting for the runs to end"),
+    ), api="stop"),
     Verb("unstage", "Remove staged runs from the queue.", (
         pos("runs", "RUN", "+", completes=RUN, states=("staged",)),
-    )),
+    ), api="unstage"),
     Verb("delete", "Move runs to Guild's trash.", (
         pos("runs", "RUN", "+", completes=RUN, states=DELETABLE),
-    )),
+    ), api="delete"),
     Verb("output", "A run's output.", (
         pos("run", "RUN", completes=RUN, states=WITH_OUTPUT),
         opt("--tail", metavar="N", type=int, help="only the last N lines"),
         switch("-f", "--follow", help="stream new output until the run ends (a staged run: wait for it to start)"),
-    )),
+    ), api="output"),
     Verb("wait", "Wait until runs end (completed, error or terminated).", (
         pos("runs", "RUN", "+", completes=RUN, states=STOPPABLE),
         opt("--timeout", metavar="SECONDS", type=float, help="give up after this long (default: no limit)"),
-    )),
+    ), api="wait"),
     Verb("restart", "Run a finished run again in place (same id), like guild run --restart.", (
         pos("run", "RUN", completes=RUN, states=FINISHED),
         switch("--stage", help="stage it for a queue instead of starting it now"),
-    )),
+    ), api="restart"),
     Verb("restage", "Stage a copy of a run (its code, flags, pinned GPUs) with edited flags.", (
         pos("run", "RUN", completes=RUN),
         pos("flags", "FLAG=VALUE", "*", default=[], completes=FLAG, help="flags to change"),
-    )),
+    ), api="restage"),
     Verb("compare", "Flags and last scalar values per run, the best run marked (only the flags that differ).", (
         pos("runs", "RUN", "*", default=[], completes=RUN),
         opt("--op", metavar="NAME", help="only runs whose op name contains NAME"),
@@ -123,14 +122,14 @@ VERBS: tuple[Verb, ...] = (
         opt("--scalar", metavar="NAME", help="the scalar that picks the best run (default loss, else the first)"),
         switch("--all-flags", help="every flag a column, not only those that differ"),
         JSON,
-    )),
+    ), api="compare"),
     Verb("plot", "One scalar of runs against step, one line per run (matplotlib).", (
         pos("runs", "RUN", "*", default=[], completes=RUN),
         opt("--scalar", metavar="NAME", default="loss", help="the scalar to plot (default loss)"),
         opt("--op", metavar="NAME", help="only runs whose op name contains NAME"),
         opt("--output", metavar="FILE", completes=PATH,
             help="save the figure to FILE (.png, .svg, .pdf); required on the command line"),
-    )),
+    ), api="plot"),
     Verb("panel", "A live panel of queues, runs and GPUs.", (
         opt("--refresh", metavar="SECONDS", type=float, default=1.0, help="seconds between refreshes (0: never)"),
     ), fronts=frozenset({LINE}), why="a panel is a notebook widget (the server's /guild page shows it too)"),
@@ -200,12 +199,17 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(verb: Verb, front: str, prog: str) -> argparse.ArgumentParser:
     """The verb's parser for one front end."""
-    p = _Parser(prog=prog, description=verb.describe(front), allow_abbrev=False,
-                epilog=RUN_REFS + "." if any(a.completes == RUN for a in verb.args) else None)
+    more = verb.epilog() if callable(verb.epilog) else verb.epilog  # built when asked for
+    epilog = "\n\n".join(t for t in (more, RUN_REFS + "." if any(a.completes == RUN for a in verb.args)
+                                      else "") if t)
+    p = _Parser(prog=prog, description=verb.describe(front), allow_abbrev=False, epilog=epilog or None,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     for a in verb.args_for(front):
         kw: dict = {"help": a.help or None}
-        if a.switch:
-            kw["action"] = "store_true"
+        if a.switch and a.stores in (True, False):
+            kw["action"] = "store_true" if a.stores else "store_false"
+        elif a.switch:
+            kw.update(action="append_const", const=a.stores)
         else:
             kw.update(metavar=a.metavar, type=a.type, choices=a.choices, default=a.default)
             if a.nargs is not None:
@@ -260,21 +264,6 @@ def _hint(verb: Verb, front: str, extras) -> str:
         if hint:
             return hint
     return ""
-
-
-def queue_action(args, prog: str):
-    """``(action, queue)`` when ``queue``'s first word is an action
-    (``queue pause QUEUE``), else None (``queue gpus=0`` starts a queue)."""
-    words = list(args.flags)
-    if not words or words[0] not in QUEUE_ACTIONS:
-        return None
-    action = words[0]
-    if len(words) != 2:
-        raise UsageProblem(f"{action} takes one QUEUE (its id or id prefix)"
-                           + (f", not {' '.join(words[1:])!r}" if len(words) > 2 else ""), prog)
-    if args.background:
-        raise UsageProblem(f"--background starts a queue: it does not go with {action}", prog)
-    return action, words[1]
 
 
 def take_store(words: list[str], prog: str) -> tuple[str | None, list[str]]:

@@ -5,7 +5,7 @@ options; where the table says an argument is a RUN, the ids of runs in a
 state the verb accepts (``%guild unstage <TAB>``: staged runs); a SCRIPT,
 Python files; after ``run SCRIPT`` (or on a ``%%guild run`` line), the
 script's (or the cell's) flags as ``name=``; after ``queue``, the queue
-flags. An IPython matcher (API v2) hooked in by ``install``; a failure here
+flags, and the words some of them take (``run-once=yes``). An IPython matcher (API v2) hooked in by ``install``; a failure here
 completes nothing rather than showing a traceback at the prompt.
 """
 
@@ -141,8 +141,8 @@ def _values(arg: C.Arg, word: str, positionals, store, cell, cwd) -> list[str]:
     if arg.completes == C.QUEUE_FLAG and positionals and positionals[0] in C.QUEUE_ACTIONS:
         return _queue_ids(word, store) if len(positionals) == 1 else []  # queue pause QUEUE
     if arg.completes in (C.FLAG, C.QUEUE_FLAG):
-        if "=" in word:
-            return []  # a value
+        if "=" in word:  # a value: a queue flag's words (yes|no, auto, local) from the queue-flag table
+            return _queue_flag_values(word) if arg.completes == C.QUEUE_FLAG else []
         if arg.completes == C.QUEUE_FLAG:
             names = list(C.QUEUE_FLAGS)
         else:
@@ -150,6 +150,16 @@ def _values(arg: C.Arg, word: str, positionals, store, cell, cwd) -> list[str]:
         assigned = {p.partition("=")[0] for p in positionals if "=" in p}
         actions = list(C.QUEUE_ACTIONS) if arg.completes == C.QUEUE_FLAG and not positionals else []
         return [f"{n}=" for n in names if n.startswith(word) and n not in assigned] + _starting(actions, word)
+    return []
+
+
+def _queue_flag_values(word: str) -> list[str]:
+    from .. import api  # lazy: as in _run_ids
+
+    name, _, value = word.partition("=")
+    for flag in api.queue_flag_table():
+        if flag["name"] == name:
+            return [f"{name}={c}" for c in flag["choices"] or () if c.startswith(value)]
     return []
 
 
@@ -191,7 +201,7 @@ def _scripts(word: str, cwd: str | None) -> list[str]:
             continue
         if e.is_dir():
             out.append(prefix + e.name + "/")
-        elif e.name.endswith(".py"):
+        elif e.name.endswith(".py") or (e.name.endswith(".ipynb") and not e.name.endswith(".executed.ipynb")):
             out.append(prefix + e.name)
     return out
 
@@ -203,7 +213,7 @@ def _flag_names(script: str | None, cell: str | None, cwd: str | None, store=Non
     try:
         if cell is not None:
             return api.flag_names(source=cell)
-        if script and not script.endswith(".py"):
+        if script and not script.endswith((".py", ".ipynb")):
             return list(api.resolve_store(store).resolve(script).flags)
         return api.flag_names(script, cwd) if script else []
     except GuildJupyterError:

@@ -2,8 +2,9 @@
 
 A thin front: the line is split as a shell splits it, parsed by the verb's
 parser (generated from :mod:`.commands`), handed to its Python twin in
-``api``, and the twin's object is the magic's value (``runs = %guild runs``
-works; the last line of a cell renders it). Every bad input, ours or
+``api`` by the glue the command line shares (:mod:`.calls`), and the twin's
+object is the magic's value (``runs = %guild runs`` works; the last line of
+a cell renders it), with the same text the command line prints. Every bad input, ours or
 argparse's, is an IPython ``UsageError``: one line, no traceback, and
 nothing was written (the API validates before it touches the store).
 
@@ -14,7 +15,6 @@ so auto-loading costs a kernel next to nothing.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shlex
@@ -23,9 +23,11 @@ import sys
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
-from ..display import DEFAULT_SHOWN, RunListing, RunOutput, Trials
+from ..display import RunList, RunListing, Trials
 from ..errors import GuildJupyterError
+from . import calls
 from . import commands as C
+from .calls import cell_op_name
 
 __all__ = ["GuildMagics", "load_ipython_extension", "cell_op_name", "split_line", "Trials", "PROG"]
 
@@ -54,41 +56,6 @@ def split_line(line: str) -> list[str]:
         if _SWEEP_START.match(w):
             depth = w.count("[") - w.count("]")
     return out
-
-
-# -- cell operations ----------------------------------------------------------------------------
-
-_CODING = re.compile(r"^#.*coding[:=]")
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9_]+", "-", text.lower()).strip("-_")[:40].strip("-_")
-
-
-def cell_op_name(body: str, name: str | None = None) -> str:
-    """The script file name of a ``%%guild run`` cell.
-
-    ``--name NAME`` gives ``NAME.py`` (made file- and module-safe); else a
-    leading ``# comment`` gives its slug (``# Train a tiny MLP`` ->
-    ``train-a-tiny-mlp.py``), stable while the code below it changes; else
-    ``cell-<first 8 hex of the body's sha1>.py``.
-    """
-    if name is not None:
-        base = name[:-3] if name.endswith(".py") else name
-        slug = _slug(base)
-        if not slug:
-            raise UsageError(f"{CELL_PROG} run: bad --name {name!r}: use letters, digits, - and _")
-        return slug + ".py"
-    for line in body.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith("#") and not line.startswith("#!") and not _CODING.match(line):
-            slug = _slug(line.lstrip("#"))
-            if slug:
-                return slug + ".py"
-        break
-    return "cell-" + hashlib.sha1(body.strip().encode("utf-8")).hexdigest()[:8] + ".py"
 
 
 # -- the magics ----------------------------------------------------------------------------------
@@ -136,8 +103,7 @@ class GuildMagics(Magics):
             args.store = store
         elif store is not None and os.path.abspath(store) != os.path.abspath(args.store):
             raise UsageError(f"{PROG}: --store given twice with different paths")
-        handler = getattr(self, "_" + verb.name)
-        return handler(args, cell) if verb.name == "run" else handler(args)
+        return self._call(verb, args, front, cell)
 
     def parser(self, verb: C.Verb, front: str):
         key = (verb.name, front)
@@ -146,147 +112,34 @@ class GuildMagics(Magics):
             self._parsers[key] = C.build_parser(verb, front, prog)
         return self._parsers[key]
 
-    # -- subcommands ----------------------------------------------------------------------------
-
-    def _run(self, args, cell):
+    def _call(self, verb: C.Verb, args, front: str, cell: str | None):
+        """The verb's result (``calls.call``), the magic's value. Indices a
+        result shows are the full listing's: an index typed next means the
+        full listing then; after ``runs``, the listing shown."""
         from .. import api  # lazy: the magics load in every kernel (autoload); the api on the first %guild
 
-        prog = f"{CELL_PROG if cell is not None else PROG} run"
-        if args.foreground and (args.stage or args.dry_run):
-            raise UsageError(f"{prog}: --foreground cannot be combined with "
-                             f"{'--stage' if args.stage else '--dry-run'}")
-        cwd = os.getcwd()
-        op = None
-        script = getattr(args, "script", None)
-        if cell is not None:
-            name = cell_op_name(cell, args.name)
-            try:
-                op = api.cell_op(cell, name, cwd)
-            except GuildJupyterError as e:
-                raise UsageError(f"{prog}: {e}") from None
-            script = op.name
-        options = dict(gpus=args.gpus, label=args.label, max_trials=args.max_trials,
-                       random_seed=args.random_seed, store=args.store, cwd=cwd, op=op, retries=args.retries)
-        if args.dry_run:
-            return Trials(api.run(script, *args.flags, dry_run=True, **options))
-        if args.foreground:
-            try:
-                return RunListing(api.run(script, *args.flags, foreground=True, **options))
-            except api.SweepInterrupted as e:
-                print(f"interrupted: stopped {sum(r.status == 'terminated' for r in e.runs)} run(s)",
-                      file=sys.stderr)
-                return RunListing(e.runs)
-        result = api.run(script, *args.flags, stage=args.stage, **options)
-        if args.stage:  # the indices shown are the full listing's: make them this kernel's too
-            self._listings[api.store_home(args.store)] = api.runs(store=args.store)
-        return RunListing(result, indices=result.indices)
-
-    def _queue(self, args):
-        from .. import api  # lazy: as in _run
-
-        control = C.queue_action(args, f"{PROG} queue")
-        if control is not None:  # %guild queue pause|resume|drain QUEUE
-            (ref,) = self._refs([control[1]], args.store)
-            return api.queue_control(ref, control[0], store=args.store)
-        return api.queue(*args.flags, background=args.background, store=args.store)
-
-    def _restart(self, args):
-        from .. import api  # lazy: as in _run
-
-        (ref,) = self._refs([args.run], args.store)
-        return RunListing(api.restart(ref, stage=args.stage, store=args.store))
-
-    def _restage(self, args):
-        from .. import api  # lazy: as in _run
-
-        (ref,) = self._refs([args.run], args.store)
-        result = api.restage(ref, *args.flags, store=args.store)
-        self._listings[api.store_home(args.store)] = api.runs(store=args.store)  # as after run --stage
-        return RunListing(result, indices=result.indices)
-
-    def _queues(self, args):
-        from .. import api  # lazy: as in _run
-
-        return api.queues(store=args.store, include_finished=args.all)
-
-    def _runs(self, args):
-        from .. import api  # lazy: as in _run
-
-        statuses = [s for s in C.STATUSES if getattr(args, s)] or None
-        listing = api.runs(statuses, op=args.op, label=args.label, limit=args.limit, store=args.store)
-        listing.choose_scalar(args.scalar)
-        self._listings[api.store_home(args.store)] = listing
-        return RunListing(listing, shown=None if args.all else DEFAULT_SHOWN)
-
-    def _stop(self, args):
-        from .. import api  # lazy: as in _run
-
-        if args.runs and (args.all or args.queues):
-            raise UsageError(f"{PROG} stop: give runs, or --all, or --queues, not both")
-        refs = self._refs(args.runs, args.store)
-        return RunListing(api.stop(*refs, all=args.all, queues=args.queues, wait=not args.no_wait, store=args.store))
-
-    def _unstage(self, args):
-        from .. import api  # lazy: as in _run
-
-        return RunListing(api.unstage(*self._refs(args.runs, args.store), store=args.store))
-
-    def _delete(self, args):
-        from .. import api  # lazy: as in _run
-
-        return RunListing(api.delete(*self._refs(args.runs, args.store), store=args.store))
-
-    def _output(self, args):
-        from .. import api  # lazy: as in _run
-
-        (ref,) = self._refs([args.run], args.store)
-        if args.follow:
-            try:  # the output streams into the cell; the outcome line ends it
-                api.output(ref, tail=args.tail, follow=True, stream=sys.stdout, store=args.store)
-            except KeyboardInterrupt:
-                pass  # said so already; the run goes on
-            return None
-        return RunOutput(api.output(ref, tail=args.tail, store=args.store))
-
-    def _wait(self, args):
-        from .. import api  # lazy: as in _run
-
-        return RunListing(api.wait(*self._refs(args.runs, args.store), timeout=args.timeout, store=args.store))
-
-    def _compare(self, args):
-        from .. import api  # lazy: as in _run
-        from .cli import compare_options  # lazy: as in _run
-
-        return api.compare(*self._refs(args.runs, args.store), store=args.store, **compare_options(args))
-
-    def _plot(self, args):
-        """The figure is the magic's value: the cell shows it as a PNG."""
-        from .. import api  # lazy: as in _run
-
-        fig = api.plot(*self._refs(args.runs, args.store), scalar=args.scalar, op=args.op, store=args.store)
-        if args.output:
-            try:
-                fig.savefig(args.output)
-            except (OSError, ValueError) as e:
-                raise UsageError(f"{PROG} plot: cannot save the figure to {args.output}: {e}") from None
-        for w in fig.guild_errors:
-            print(f"warning: {w}", file=sys.stderr)
-        return fig
-
-    def _panel(self, args):
-        if args.refresh < 0:
-            raise UsageError(f"{PROG} panel: --refresh must be 0 (never) or a number of seconds")
+        door = calls.Door(front, refs=lambda refs: self._refs(refs, args.store), stream=sys.stdout, cell=cell)
         try:
-            from .panel import panel  # lazy: ipywidgets and the panel load on %guild panel only
-        except ImportError as e:
-            raise UsageError(f"{PROG} panel: panel not available ({e})") from None
-        return panel(store=args.store, refresh=args.refresh or None)
+            result = calls.call(verb, args, door)
+        except KeyboardInterrupt:
+            if verb.name == "output":  # following a run: said so already; the run goes on
+                return None
+            raise
+        if verb.name == "runs":
+            self._listings[api.store_home(args.store)] = result
+        elif getattr(result, "full_listing_indices", False):
+            self._listings.pop(api.store_home(args.store), None)
+        for w in getattr(result, "guild_errors", ()):  # a plot's runs that could not be read
+            print(f"warning: {w}", file=sys.stderr)
+        if isinstance(result, RunList) and not isinstance(result, RunListing):
+            result = RunListing(result)  # the same rows; a cell shows the first 20 of a long list
+        return None if calls.already_shown(result) else result
 
     def _refs(self, refs, store) -> list[str]:
         """Indices into this kernel's latest listing become ids (see
         ``api.listing_refs``); without a listing here an index means the
         current full listing (the API's default)."""
-        from .. import api  # lazy: as in _run
+        from .. import api  # lazy: as in _call
 
         return api.listing_refs(refs, self._listings.get(api.store_home(store)))
 

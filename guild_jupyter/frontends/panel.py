@@ -134,7 +134,7 @@ class Panel(W.VBox):
             qs.queues_title, qs.queue_columns, qs.queue_rows, qs.queue_controls)
         self.queue_gpus, self.queue_run_once, self.queue_dask, self.queue_detached = (
             qs.queue_gpus, qs.queue_run_once, qs.queue_dask, qs.queue_detached)
-        self.queue_options = qs.queue_options
+        self.queue_fields = qs.queue_fields  # one per queue flag (the queue-flag table)
         self.queue_start, self.queue_form = qs.queue_start, qs.queue_form
 
         self.output_view = OutputView(self.store)

@@ -1,6 +1,7 @@
 """The panel's queues section: its title, column header, a fixed pool of
 queue rows (stop, plus pause/resume and drain from
-``panel_queue_control``) and the form that starts a queue.
+``panel_queue_control``) and the form that starts a queue (one field per
+queue flag, from the queue-flag table).
 
 Kept apart from :mod:`.panel`, which composes the sections and runs the
 refresh thread, so that everything about queues reads in one place. The
@@ -19,7 +20,7 @@ from .panel_html import queue_header_html, queue_html
 from .panel_queue_control import QueueControls
 from .panel_rows import Row
 
-__all__ = ["QueueSection", "QUEUE_ROWS"]
+__all__ = ["QueueSection", "QUEUE_ROWS", "queue_field"]
 
 QUEUE_ROWS = 6
 
@@ -39,30 +40,26 @@ class QueueSection:
                                  layout=W.Layout(width="100%"))
         self.queue_rows = [Row("queue", self._on_queue_stop, shared, "stop queue", "96px") for _ in range(QUEUE_ROWS)]
         self.queue_controls = QueueControls(self.queue_rows, self.queue_head, shared, act, say, store)
-        self.queue_gpus = W.Text(placeholder=f"{views.ANY_GPU}, or e.g. 0, 0,1, auto", description="gpus",
-                                 layout=W.Layout(width="250px"))
-        # Any other queue flags, as %guild queue takes them (max-running=2 per-gpu=2 retries=1 ...).
-        self.queue_options = W.Text(placeholder="max-running=2 per-gpu=2 retries=1", description="flags",
-                                    layout=W.Layout(width="300px"))
-        self.queue_run_once = W.Checkbox(description="run once", indent=False, layout=W.Layout(width="90px"))
-        self.queue_dask = W.Text(placeholder="tcp://host:8786 or local:N (optional)", description="dask",
-                                 layout=W.Layout(width="260px"))  # a Dask queue: runs go to that cluster
+        # One field per queue flag, from the queue-flag table (what each takes, its range, its help).
+        self.queue_fields = {f["name"]: queue_field(f) for f in api.queue_flag_table()}
+        self.queue_gpus = self.queue_fields["gpus"]
+        self.queue_run_once = self.queue_fields["run-once"]
+        self.queue_dask = self.queue_fields["dask"]  # a Dask queue: runs go to that cluster
         self.queue_detached = W.Checkbox(description="detached", indent=False, layout=W.Layout(width="90px"),
                                          tooltip="a background process that outlives this kernel")
         self.queue_start = W.Button(description="start queue", button_style="success",
                                     layout=W.Layout(width="110px", height="28px"))
         self.queue_start.add_class("gj-start-queue")
         self.queue_start.on_click(lambda _b: self._on_queue_start())
-        self.queue_form = W.HBox([self.queue_gpus, self.queue_options, self.queue_dask, self.queue_run_once, self.queue_detached,
-                                  self.queue_start],
+        self.queue_form = W.HBox([*self.queue_fields.values(), self.queue_detached, self.queue_start],
                                  layout=W.Layout(align_items="center", flex_flow="row wrap"))
         self.box = W.VBox([self.queues_title, self.queue_head] + [r.box for r in self.queue_rows]
                           + [self.queue_form])
 
     def widgets(self) -> list:
         """Every widget of the section, each once: what the panel closes with it."""
-        out = [self.queues_title, self.queue_columns, self.queue_gpus, self.queue_options, self.queue_dask,
-               self.queue_run_once, self.queue_detached, self.queue_start, self.queue_form, self.box,
+        out = [self.queues_title, self.queue_columns, *self.queue_fields.values(), self.queue_detached,
+               self.queue_start, self.queue_form, self.box,
                self.queue_head, *self.queue_head.children]
         for r in self.queue_rows:
             out += r.widgets()
@@ -101,15 +98,34 @@ class QueueSection:
         self._act(f"cannot stop queue {short}", stop)
 
     def _on_queue_start(self) -> None:
-        gpus = self.queue_gpus.value.strip() or None
-        run_once = bool(self.queue_run_once.value)
+        # What was filled in, as typed: the api checks each value as the table declares it.
+        given = {}
+        for name, w in self.queue_fields.items():
+            value = w.value if isinstance(w.value, bool) else (w.value.strip() or None)
+            if value not in (None, False):
+                given[name.replace("-", "_")] = value
+        gpus, run_once, dask = given.get("gpus"), bool(given.get("run_once")), given.get("dask")
         detached = bool(self.queue_detached.value)
-        dask = self.queue_dask.value.strip() or None
-        flags = self.queue_options.value.split()
 
         def start():
-            q = api.queue(*flags, gpus=gpus, run_once=run_once, background=detached, dask=dask, store=self.store)
+            q = api.queue(background=detached, store=self.store, **given)
             how = ("detached" if detached else "thread") + (f", Dask {dask}" if dask else "")
             return f"started queue {q.id[:8]} ({how}, {views.gpus_phrase(gpus)}{', run once' if run_once else ''})"
 
         self._act("cannot start the queue", start)
+
+
+def queue_field(flag: dict):
+    """A widget for one queue flag of ``api.queue_flag_table()``: a checkbox
+    for yes/no, else a text field whose hint says what it takes (its range,
+    its default) and whose tooltip is its help. Numbers are typed as text:
+    the api refuses a value past its range with one line, never clamps it."""
+    if flag["type"] == "yes-no":
+        return W.Checkbox(description=flag["name"].replace("-", " "), indent=False, tooltip=flag["help"],
+                          layout=W.Layout(width="140px"))
+    hint = flag["metavar"] if flag["type"] == "text" else " ".join(
+        t for t in (flag["range"], f"(default {flag['default']})" if flag["default"] is not None else "") if t)
+    if flag["name"] == "gpus":
+        hint = f"{views.ANY_GPU}, or e.g. 0, 0,1, auto"
+    return W.Text(placeholder=hint, description=flag["name"], tooltip=flag["help"],
+                  style={"description_width": "initial"}, layout=W.Layout(width="250px"))

@@ -5,11 +5,13 @@
 same name would replace them on the package once imported.)
 
 - ``policy``: the next-run decision, a pure function of plain values;
+- ``flags``: the one table of queue flags (kind, default, bounds, help)
+  that parsing, help, completion, REST and the panel's form read;
 - ``config``: queue flags -> ``QueueConfig``, and the queue run itself;
 - ``loop``: ``QueueLoop``, the scheduler (claims under Guild's lock, starts
-  through a ``RunStarter`` -- ``starters`` -- one run per ``Slot`` of
-  ``slots``; ``gpu_slots``: the GPUs a ``gpus=auto`` queue serves; its log
-  is ``log``);
+  through a ``RunStarter`` -- ``starters`` -- one run per ``Slot`` taken of
+  its ``Slots`` in ``slots``, a record per run going, none per slot free;
+  ``gpu_slots``: the GPUs a ``gpus=auto`` queue serves; its log is ``log``);
 - ``control``: what a person asked of a running queue (pause, resume,
   drain) as its loop obeys it, and retries of the runs it started;
 - ``hosts``: the ``QueueHost`` protocol and its hosts (thread, detached,

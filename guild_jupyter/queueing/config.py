@@ -15,17 +15,17 @@ from ..gpus.spec import is_auto, parse_queue_gpus
 from ..store import transitions
 from ..store.new_run import RunSpec
 from .dask.config import parse_dask
+from .flags import BY_NAME, GPU_AUTO_ONLY, QUEUE_FLAGS, bad_value, check_number
 from .policy import QueueConfig
 
 QUEUE_OPREF = "builtin:guildai 0.9.0 '' queue"
-QUEUE_FLAGS = ("gpus", "wait-for-running", "run-once", "poll-interval", "retries",
-               "max-running", "per-gpu", "min-free-memory", "max-util", "dask")
 _BOOL = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
 
 
 def parse_queue_flags(assignments=(), **values) -> QueueConfig:
     """``gpus=0 wait-for-running=yes run-once=no poll-interval=10`` (strings or
-    keyword values) -> QueueConfig. Raises BadInput for anything else."""
+    keyword values) -> QueueConfig, each value checked as ``QUEUE_FLAG_TABLE``
+    declares it (kind and bounds). Raises BadInput for anything else."""
     given: dict = {}
     for a in assignments:
         name, eq, value = a.partition("=")
@@ -35,72 +35,53 @@ def parse_queue_flags(assignments=(), **values) -> QueueConfig:
     for k, v in values.items():
         if v is not None:
             given[k.replace("_", "-")] = v
-    unknown = [k for k in given if k not in QUEUE_FLAGS]
+    unknown = [k for k in given if k not in BY_NAME]
     if unknown:
         raise BadInput(f"unknown queue flag {unknown[0]!r} (queue flags: {', '.join(QUEUE_FLAGS)})")
-
-    def boolean(name):
-        v = given.get(name, False)
-        if isinstance(v, bool):
-            return v
-        b = _BOOL.get(str(v).lower())
-        if b is None:
-            raise BadInput(f"bad value for {name}: {v!r} (expected yes or no)")
-        return b
-
-    interval = given.get("poll-interval", 10)
-    try:
-        interval = float(interval)
-    except (TypeError, ValueError):
-        raise BadInput(f"bad value for poll-interval: {interval!r} (expected seconds > 0)") from None
-    if not interval > 0 or interval != interval:
-        raise BadInput(f"bad value for poll-interval: {given.get('poll-interval')!r} (expected seconds > 0)")
-    retries = _retries(given.get("retries", 0))
-    gpus = given.get("gpus")
-    if isinstance(gpus, (list, tuple)):
-        gpus = ",".join(str(g) for g in gpus)
-    gpus = parse_queue_gpus(None if gpus is None else str(gpus))
-    slots = _slot_flags(given, gpus)
-    dask = parse_dask(given.get("dask"))
+    parsed = {name: _parse_value(BY_NAME[name], v) for name, v in given.items() if v is not None}
+    gpus = parsed.get("gpus")
+    dask = parsed.get("dask")
     if dask and gpus is not None:
         raise BadInput("gpus does not apply to a Dask queue: runs go to the workers with the GPU resources they need")
-    if dask:
-        slots["dask"] = dask
-    return QueueConfig(
-        gpus=gpus,
-        wait_for_running=boolean("wait-for-running"),
-        run_once=boolean("run-once"),
-        poll_interval=interval,
-        retries=retries,
-        **slots,
-    )
-
-
-def _slot_flags(given: dict, gpus: str | None) -> dict:
-    """``max-running``, and for a ``gpus=auto`` queue ``per-gpu``,
-    ``min-free-memory`` and ``max-util``: QueueConfig's keyword values."""
-    out = {}
-    for name, key in (("max-running", "max_running"), ("per-gpu", "per_gpu")):
-        v = given.get(name)
-        if v is None:
-            continue
-        text = str(v).strip()
-        if isinstance(v, bool) or not text.isdigit() or int(text) < 1:
-            raise BadInput(f"bad value for {name}: {v!r} (expected a whole number >= 1)")
-        out[key] = int(text)
-    if given.get("min-free-memory") is not None:
-        out["min_free_memory"] = parse_size(given["min-free-memory"])
-    v = given.get("max-util")
-    if v is not None:
-        text = str(v).strip().rstrip("%")
-        if isinstance(v, bool) or not text.isdigit() or int(text) > 100:
-            raise BadInput(f"bad value for max-util: {v!r} (expected a percentage 0-100)")
-        out["max_util"] = int(text)
-    gpu_only = [n for n, k in (("per-gpu", "per_gpu"), ("min-free-memory", "min_free_memory"),
-                               ("max-util", "max_util")) if k in out]
+    gpu_only = [n for n in GPU_AUTO_ONLY if n in parsed]
     if gpu_only and not is_auto(gpus):
         raise BadInput(f"{gpu_only[0]} applies to a queue with gpus=auto (GPUs chosen per run)")
-    return out
+    fields = {BY_NAME[n].field: v for n, v in parsed.items()}
+    return QueueConfig(**{k: v for k, v in fields.items() if v is not None})
+
+
+def _parse_value(flag, value):
+    """One flag's value, as its kind reads it, within its bounds."""
+    kind = flag.kind
+    if kind == "yes-no":
+        if isinstance(value, bool):
+            return value
+        b = _BOOL.get(str(value).lower())
+        if b is None:
+            raise bad_value(flag, value)
+        return b
+    if kind == "text":
+        if flag.name == "gpus":
+            if isinstance(value, (list, tuple)):
+                value = ",".join(str(g) for g in value)
+            return parse_queue_gpus(None if value is None else str(value))
+        return parse_dask(value)
+    if isinstance(value, bool):
+        raise bad_value(flag, value)
+    if kind == "seconds":
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise bad_value(flag, value) from None
+        return check_number(flag, value, number)
+    if kind == "size":
+        return check_number(flag, value, parse_size(value))
+    text = str(value).strip()
+    if kind == "percent":
+        text = text.rstrip("%").strip()
+    if not (isinstance(value, (int, str)) and text.isdigit()):  # 2.5, "2.0", "-1", "many"
+        raise bad_value(flag, value)
+    return check_number(flag, value, int(text))
 
 
 _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 10**3, "kib": 2**10, "m": 2**20, "mb": 10**6, "mib": 2**20,
@@ -115,7 +96,7 @@ def parse_size(value) -> int:
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([a-zA-Z]*)\s*", str(value))
     unit = m and _UNITS.get(m.group(2).lower())
     if isinstance(value, bool) or not unit:
-        raise BadInput(f"bad value for min-free-memory: {value!r} (expected a size like 20GiB, 512MiB or 8GB)")
+        raise bad_value(BY_NAME["min-free-memory"], value)
     return int(float(m.group(1)) * unit)
 
 
@@ -125,14 +106,6 @@ def format_size(n: int) -> str:
         if n % size == 0:
             return f"{n // size}{unit}"
     return str(n)
-
-
-def _retries(value) -> int:
-    """``retries=N``: how many times a failed run is staged again (N >= 0)."""
-    text = str(value).strip()
-    if isinstance(value, bool) or not (isinstance(value, int) or text.isdigit()) or int(text) < 0:
-        raise BadInput(f"bad value for retries: {value!r} (expected a whole number >= 0)")
-    return int(text)
 
 
 def config_of(queue_run) -> QueueConfig:

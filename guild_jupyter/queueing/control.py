@@ -15,34 +15,32 @@ obeys whoever asked; the loop reads it once per pass:
 Retry: a run this queue started that failed (exit status > 0; a stopped or
 terminated run is never retried) is staged again as a copy of itself, up to
 N times: N is the run's own ``retries`` attr (``run --stage --retries N``),
-else the queue's ``retries`` flag. Each copy names its origin
-(``retry_of``: the run it retries; ``retry_attempt``: 1, 2, ...).
+else the queue's ``retries`` flag. The policy is recorded with the run when
+the queue claims it (``transitions.claim(retries=...)``), so the copy is
+staged by whoever settles the failure -- the run's supervisor, usually,
+even when this queue was killed meanwhile; the queue, reaping the run,
+stages it only if nobody has (``transitions.stage_retry`` is idempotent)
+and logs what became of it. Each copy names its origin (``retry_of``: the
+run it retries; ``retry_attempt``: 1, 2, ...).
 """
 
 from __future__ import annotations
 
+import os
+
 from ..store import queue_state, transitions
 from ..store.run import Run
 
-__all__ = ["QueueControl", "retries_of"]
-
-
-def retries_of(run: Run, queue_retries: int) -> int:
-    """How many retries a failed run gets: its own ``retries``, else the queue's."""
-    v = run.get("retries")
-    if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
-        return v
-    return queue_retries
+__all__ = ["QueueControl"]
 
 
 class QueueControl:
     """The loop's view of its queue's requested state, and its retries."""
 
-    def __init__(self, store, queue_run: Run, log, retries: int = 0):
+    def __init__(self, store, queue_run: Run, log):
         self.store = store
         self.run = queue_run
         self._log = log  # a QueueLog
-        self.retries = retries
         self.state = queue_state.RUNNING
         self._pauses = 0  # each pause names the runs it holds back anew
 
@@ -74,13 +72,16 @@ class QueueControl:
 
     def after_run(self, run: Run) -> Run | None:
         """Called for each run this queue started, once it has ended: a
-        failed one with retries left is staged again. Returns the copy.
-        Never raises (a copy that cannot be made is logged)."""
+        failed one with retries left under the policy recorded at its claim
+        has its copy staged (by its supervisor already, as a rule, else
+        here). Logs what became of it; returns the copy. Never raises (a
+        copy that cannot be made is logged)."""
         exit_status = run.exit_status
         if not isinstance(exit_status, int) or isinstance(exit_status, bool) or exit_status <= 0:
             return None
-        allowed = retries_of(run, self.retries)
-        if allowed <= 0:
+        policy = run.get(transitions.RETRY_POLICY)
+        allowed = policy.get("retries") if isinstance(policy, dict) else None
+        if not isinstance(allowed, int) or isinstance(allowed, bool) or allowed <= 0:
             return None
         attempt = run.get("retry_attempt")
         attempt = attempt if isinstance(attempt, int) and not isinstance(attempt, bool) and attempt > 0 else 0
@@ -88,22 +89,17 @@ class QueueControl:
             self._log.write(f"Run {run.id} failed (exit status {exit_status}); no retry left "
                             f"({allowed} retr{'y' if allowed == 1 else 'ies'} done)")
             return None
-        try:
-            copy = self._stage_copy(run, attempt + 1, allowed)
-        except Exception as e:  # noqa: BLE001 - a damaged run or a full disk: logged, the queue goes on
-            self._log.write(f"Run {run.id} failed (exit status {exit_status}); cannot stage a retry: {e}")
-            return None
-        self._log.write(f"Run {run.id} failed (exit status {exit_status}); staged retry {copy.id} "
-                        f"(attempt {attempt + 1} of {allowed})")
-        return copy
-
-    def _stage_copy(self, run: Run, attempt: int, allowed: int) -> Run:
         # lazy: a retry's copy needs opdef and the flag engine, which a queue without a failed run never loads
-        from .. import rerun as reruns
+        from ..rerun import retry_spec
 
-        op = reruns.script_op_of(run)
-        origin = run.get("retry_origin") if attempt > 1 else None
-        extra = {"retry_of": run.id, "retry_attempt": attempt, "retry_origin": origin or run.id, "retries": allowed}
-        spec = reruns.copy_spec(run, op, reruns.user_flags(run), extra)
-        (copy,) = transitions.create(self.store, [spec], staged=True)
-        return copy
+        try:
+            copy_id, what = transitions.stage_retry(self.store, run, retry_spec)
+        except Exception as e:  # noqa: BLE001 - a damaged run or a full disk: logged, the queue goes on
+            copy_id, what = None, f"failed: {e}"
+        if copy_id is None:
+            why = what.partition("failed: ")[2] or what
+            self._log.write(f"Run {run.id} failed (exit status {exit_status}); cannot stage a retry: {why}")
+            return None
+        self._log.write(f"Run {run.id} failed (exit status {exit_status}); staged retry {copy_id} "
+                        f"(attempt {attempt + 1} of {allowed})")
+        return Run(os.path.join(self.store.runs_dir, copy_id))

@@ -11,11 +11,12 @@ What varies between hosts is injected, never patched in: the stop flag (an
 Event, a sentinel's death, a signal), where the log goes besides the queue
 run's output (a terminal; :mod:`.log`), how a claimed run is started
 (``starters.RunStarter``: our supervisor, or a Dask cluster), and how many
-runs it may have going at once (``slots``: one per GPU set; by default a
-queue has ``max-running`` slots, each serving the queue's GPUs). The
-``Slot`` and what a claim reads from the store's scan (runs holding back a
-wait-for-running queue, GPU states, unreadable start attrs) are in
-:mod:`.slots`.
+runs it may have going at once (``slots``: a count, or a count per GPU
+set; by default ``max-running``, each serving the queue's GPUs). The
+``Slots`` (a record per run going, none per slot free: an idle queue costs
+the same whatever its ``max-running``) and what a claim reads from the
+store's scan (runs holding back a wait-for-running queue, GPU states,
+unreadable start attrs) are in :mod:`.slots`.
 
 Parallel runs. Each slot holds one run, started under its own supervisor;
 a free slot claims the next run in its own pass under the lock, so N slots
@@ -53,7 +54,7 @@ from .config import yes_no
 from .control import QueueControl
 from .log import QueueLog
 # Slots and the scan helpers live in .slots; Slot and START_ATTRS stay importable from here.
-from .slots import START_ATTRS, Slot, busy_others, gpus_held, unreadable_start_attrs  # noqa: F401
+from .slots import START_ATTRS, Slot, Slots, busy_others, gpus_held, unreadable_start_attrs  # noqa: F401
 from .starters import LocalStarter, RunHandle, RunStarter  # noqa: F401 - RunHandle: importable from here
 
 WATCH_INTERVAL = 0.01  # how often an idle queue checks the store's change marker
@@ -64,7 +65,7 @@ WATCH_INTERVAL = 0.01  # how often an idle queue checks the store's change marke
 
 class QueueLoop:
     def __init__(self, store, config: policy.QueueConfig, queue_run: Run, stop_event=None, *,
-                 echo=None, starter: RunStarter | None = None, slots: list[str | None] | None = None):
+                 echo=None, starter: RunStarter | None = None, slots=None):
         self.store = store
         self.config = config
         self.run = queue_run
@@ -80,9 +81,8 @@ class QueueLoop:
                 self._gpus, self._uuids = gpuslots.resolve_gpus(config.gpus)
             except GuildJupyterError as e:
                 self._gpu_error = str(e)
-        if slots is None:
-            slots = [config.gpus] * config.slot_count(len(self._gpus))
-        self.slots = [Slot(g) for g in slots]
+        # Room for max-running runs, but memory and work only for those going (``Slots``).
+        self.slots = Slots(config.slot_count(len(self._gpus)) if slots is None else slots, config.gpus)
         self.started_count = 0
         self.state = "starting"
         self._blocked = False  # the last claim found runs held back by wait-for-running
@@ -92,7 +92,7 @@ class QueueLoop:
         self._retry_delay: dict[str, float] = {}  # run id -> its next retry delay (doubling)
         self._claim = transitions.Claim.by_this_process(queue_run.id)
         # pause/resume/drain and retries (queueing.control)
-        self.control = QueueControl(store, queue_run, self._log, getattr(config, "retries", 0))
+        self.control = QueueControl(store, queue_run, self._log)
         self.starter.bind(self)
 
     @property
@@ -116,10 +116,7 @@ class QueueLoop:
     @property
     def current(self) -> Run | None:
         """The run this queue started and waits for (the first busy slot's)."""
-        for s in self.slots:
-            if s.run is not None:
-                return s.run
-        return None
+        return self.slots.first_run()
 
     # -- main loop ------------------------------------------------------------------------
 
@@ -157,7 +154,7 @@ class QueueLoop:
                 self._clear_faults()
             if started:
                 continue
-            busy = any(s.busy for s in self.slots)
+            busy = bool(self.slots.busy)
             if mode == "draining" and not busy:
                 self.log(f"Drained: processed {self.started_count} run(s); stopping the queue")
                 break
@@ -169,7 +166,7 @@ class QueueLoop:
         else:
             exit_status = -15
         self.state = "stopped"
-        going = [s.run.id for s in self.slots if s.run is not None and not s.done()]
+        going = [s.run.id for s in self.slots.busy if not s.done()]
         # Runs outlive the queue, but for those on a cluster the queue embeds (it ends with the queue).
         fate = "ends with its cluster" if self.starter.runs_end_with_queue else "keeps running"
         self.log("Stopping queue" + (f" (run {', '.join(going)} {fate})" if going else ""))
@@ -193,45 +190,31 @@ class QueueLoop:
             self._faults.clear()
 
     def _reap(self) -> None:
-        for s in self.slots:
-            if s.run is not None and s.done():
-                r = s.run.refresh()
-                self.log(f"Run {r.id} finished: {r.status}" + (f" (exit status {r.exit_status})" if r.exit_status else ""))
-                s.run = s.handle = None
-                self.control.after_run(r)  # a failed run may be retried
+        for s in [s for s in self.slots.busy if s.done()]:
+            r = s.run.refresh()
+            self.log(f"Run {r.id} finished: {r.status}" + (f" (exit status {r.exit_status})" if r.exit_status else ""))
+            self.slots.release(s)
+            self.control.after_run(r)  # a failed run may be retried
 
     def _fill_slots(self) -> bool:
         """Claims and starts a run for each free slot; True if the state
         changed (a run started, or a run could not start and was settled)."""
         changed = False
-        nothing_for: set = set()  # slot GPUs for which a pass found nothing to start
-        self._resize_slots(self.starter.wanted_slots())
-        room = None
-        for slot in self.slots:
-            if slot.busy or self.stop_event.is_set() or slot.gpus in nothing_for:
-                continue
-            if room is None:
-                room = self.starter.capacity()  # once a pass, and only with a slot free
-            run = self._claim_next(slot, can_claim=room is None or room > 0)
-            if run is None:
-                nothing_for.add(slot.gpus)
-                continue
-            changed = True
-            if room is not None:
-                room -= 1
-            self._start(slot, run)
+        room = None  # what the starter can place now: asked once a pass, when a slot is free
+        if self.slots.any_free():
+            self.slots.resize(self.config.gpus, self.starter.wanted_slots())
+        for gpus in self.slots.gpu_sets:  # each GPU set until a pass finds nothing to start for it
+            while self.slots.free_for(gpus) > 0 and not self.stop_event.is_set():
+                if room is None:
+                    room = self.starter.capacity()
+                run = self._claim_next(gpus, can_claim=room is None or room > 0)
+                if run is None:
+                    break
+                changed = True
+                if room is not None:
+                    room -= 1
+                self._start(gpus, run)
         return changed
-
-    def _resize_slots(self, n: int | None) -> None:
-        """To ``n`` slots (the starter's count; a busy slot is never dropped)."""
-        if n is None or n == len(self.slots):
-            return
-        if n > len(self.slots):
-            self.slots += [Slot(self.config.gpus) for _ in range(n - len(self.slots))]
-        else:
-            busy = [s for s in self.slots if s.busy]
-            free = [s for s in self.slots if not s.busy]
-            self.slots = busy + free[:max(0, n - len(busy))]
 
     def _next_retry(self) -> float:
         if not self._retry_at:
@@ -252,9 +235,9 @@ class QueueLoop:
         the marker does not show, e.g. a run Guild staged, can go unseen)."""
         token = self.store.change_token()
         deadline = time.monotonic() + timeout
-        free = any(not s.busy for s in self.slots)
+        free = self.slots.any_free()
         while not self.stop_event.is_set():
-            if any(s.busy and s.done() for s in self.slots):
+            if any(s.done() for s in self.slots.busy):
                 return
             changed = self.store.change_token()
             if changed != token:
@@ -270,13 +253,14 @@ class QueueLoop:
 
     # -- claiming ---------------------------------------------------------------------------
 
-    def _claim_next(self, slot: Slot, can_claim: bool = True) -> Run | None:
-        """Under the run-status lock, in one scan: settles dead claims, decides
-        and claims. Returns the claimed run, or None. Without ``can_claim``
-        (the starter can place nothing now) it decides only: a run it would
-        start keeps the queue waiting (run-once too), unclaimed, so that any
-        other queue may start it meanwhile."""
-        cfg = dataclasses.replace(self.config, gpus=slot.gpus)
+    def _claim_next(self, slot_gpus: str | None, can_claim: bool = True) -> Run | None:
+        """For a free slot serving ``slot_gpus``, under the run-status lock, in
+        one scan: settles dead claims, decides and claims. Returns the claimed
+        run, or None. Without ``can_claim`` (the starter can place nothing
+        now) it decides only: a run it would start keeps the queue waiting
+        (run-once too), unclaimed, so that any other queue may start it
+        meanwhile."""
+        cfg = dataclasses.replace(self.config, gpus=slot_gpus)
         with self.store.lock():
             # Exact every poll interval (a GPU-slot queue: always, its slot counts depend on it).
             staged, pending, locked = self.store.scan_waiting(0.0 if cfg.auto else cfg.poll_interval)
@@ -321,7 +305,8 @@ class QueueLoop:
                 candidates = [c for c in candidates if c.id != run.id]
             # The claim's slot check counts from this pass's scan: the lock held since keeps it true.
             transitions.claim(self.store, run, self._claim, gpus=decision.assign_gpus,
-                              per_gpu=cfg.per_gpu if cfg.auto else None, held=held)
+                              per_gpu=cfg.per_gpu if cfg.auto else None, held=held,
+                              retries=getattr(self.config, "retries", 0))
         return run.refresh()
 
     def _note_decision(self, decision: policy.Decision, candidates: list) -> None:
@@ -332,7 +317,7 @@ class QueueLoop:
         gpus_of = {c.id: c.gpus for c in candidates}
         for run_id, why in decision.skipped:
             # With several slots, a run another slot serves is not skipped.
-            if all(policy.gpu_mismatch(gpus_of[run_id], s.gpus) for s in self.slots):
+            if all(policy.gpu_mismatch(gpus_of[run_id], g) for g in self.slots.gpu_sets):
                 self._log_once(("skip", run_id), f"Skipping staged run {run_id}: {why}")
         if decision.blocked_by:
             self._log_once(("blocked", decision.blocked_by),
@@ -356,7 +341,7 @@ class QueueLoop:
 
     # -- starting ---------------------------------------------------------------------------
 
-    def _start(self, slot: Slot, run: Run) -> None:
+    def _start(self, slot_gpus: str | None, run: Run) -> None:
         # Once per run: a run whose start failed for want of space is retried.
         self._log_once(("start", run.id),
                        f"Starting staged run {run.id} ({run.op_name}{', gpus=' + run.gpus if run.gpus else ''})")
@@ -365,7 +350,7 @@ class QueueLoop:
         except (GuildJupyterError, OSError) as e:
             self._start_failed(run, e)
             return
-        slot.run, slot.handle = run, handle
+        self.slots.take(slot_gpus, run, handle)
         self._retry_delay.pop(run.id, None)
         self.started_count += 1
         self.state = "running"

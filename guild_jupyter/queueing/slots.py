@@ -6,7 +6,8 @@ here, as plain functions of the runs one scan returned (read by the loop
 under Guild's run-status lock), so the decision's inputs can be read and
 tested apart from the loop's timing:
 
-- ``Slot``: room for one run at a time, serving a set of GPUs;
+- ``Slots``: how many runs a queue may keep going per GPU set, and a
+  ``Slot`` for each run going (nothing per slot left free);
 - ``busy_others``: the runs that hold back a ``wait-for-running`` queue;
 - ``gpus_held``: our runs on each GPU, for ``policy.next_run`` and the claim;
 - ``unreadable_start_attrs``: why a chosen run cannot be started (a run is
@@ -22,15 +23,15 @@ from ..store import transitions
 from ..store.run import PENDING_MARKER, RUNNING, Run
 from .starters import RunHandle
 
-__all__ = ["Slot", "START_ATTRS", "busy_others", "gpus_held", "unreadable_start_attrs"]
+__all__ = ["Slot", "Slots", "START_ATTRS", "busy_others", "gpus_held", "unreadable_start_attrs"]
 
 START_ATTRS = transitions.START_ATTRS  # what a run is started from (the store checks them)
 
 
 @dataclasses.dataclass
 class Slot:
-    """Room for one run at a time, serving ``gpus`` (policy's rules for a
-    queue with those GPUs). A queue has one; a slots host has one per GPU set."""
+    """One run going in a slot serving ``gpus`` (policy's rules for a queue
+    with those GPUs)."""
 
     gpus: str | None
     run: Run | None = None
@@ -44,6 +45,65 @@ class Slot:
         if self.handle is not None:
             return self.handle.done()
         return self.run.refresh().status != RUNNING
+
+
+class Slots:
+    """A queue's room for runs: how many it may keep going for each GPU set
+    it serves (``capacity``), and a ``Slot`` for each run going.
+
+    Only runs going take memory, and every pass of the loop walks only them
+    and the GPU sets: a queue allowed ``max-running=10000`` that has nothing
+    to do costs what one allowed a single run costs. ``capacity``: a count
+    (slots serving ``gpus``), a mapping GPU set -> count, or GPU sets, one per
+    slot (a host with one slot per GPU set)."""
+
+    def __init__(self, capacity, gpus: str | None = None):
+        if isinstance(capacity, int):
+            counts = {gpus: capacity}
+        elif isinstance(capacity, dict):
+            counts = dict(capacity)
+        else:
+            counts = {}
+            for g in capacity:
+                counts[g] = counts.get(g, 0) + 1
+        if any(not isinstance(n, int) or n < 0 for n in counts.values()) or sum(counts.values()) < 1:
+            raise ValueError(f"a queue needs at least one slot, not {capacity!r}")
+        self.capacity = counts
+        self.busy: list[Slot] = []
+
+    def __len__(self) -> int:
+        """Every slot, busy or not."""
+        return sum(self.capacity.values())
+
+    @property
+    def gpu_sets(self) -> list:
+        """The GPU sets served, in their declared order."""
+        return list(self.capacity)
+
+    def resize(self, gpus, n: int | None) -> None:
+        """``n`` slots serving ``gpus`` (a Dask cluster's worker threads, as
+        workers come and go); None: as they are. Runs going keep theirs."""
+        if n is not None and n >= 1 and len(self.capacity) == 1 and gpus in self.capacity:
+            self.capacity[gpus] = n
+
+    def free_for(self, gpus) -> int:
+        return self.capacity.get(gpus, 0) - sum(1 for s in self.busy if s.gpus == gpus)
+
+    def any_free(self) -> bool:
+        return len(self.busy) < len(self)
+
+    def take(self, gpus, run: Run, handle: RunHandle | None) -> Slot:
+        if self.free_for(gpus) <= 0:
+            raise ValueError(f"no free slot for GPUs {gpus!r}")
+        slot = Slot(gpus, run, handle)
+        self.busy.append(slot)
+        return slot
+
+    def release(self, slot: Slot) -> None:
+        self.busy.remove(slot)
+
+    def first_run(self) -> Run | None:
+        return self.busy[0].run if self.busy else None
 
 
 def gpus_held(pending: list[Run], locked: list[Run]) -> dict:

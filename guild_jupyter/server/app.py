@@ -35,7 +35,8 @@ class GuildJupyter(ExtensionApp):
     queues = List(
         Dict(), config=True,
         help='Queues the server starts and hosts, e.g. [{"gpus": "0"}, {"gpus": "1", "run_once": True}]; '
-             "keys: the flags of %guild queue with underscores (gpus, max_running, per_gpu, retries, dask...).",
+             "keys: the queue flags with underscores (" + ", ".join(sorted(QUEUE_FIELDS)) + "), "
+             "each number within its range (guild-jupyter queue -h lists them).",
     )
 
     def initialize_settings(self):

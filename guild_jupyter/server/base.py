@@ -21,16 +21,16 @@ import re
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from .. import views
+from .. import api, views
 from ..errors import GuildJupyterError
-from ..frontends.commands import QUEUE_FLAGS
 
 __all__ = ["ApiError", "BaseHandler", "int_arg", "bool_field", "run_row", "MAX_BODY", "RUN_ID"]
 
 MAX_BODY = 64 * 1024
 RUN_ID = re.compile(r"[0-9a-f]{1,32}\Z")
-#: The queue flags of ``%guild queue``, as JSON fields (``max_running``).
-QUEUE_FIELDS = frozenset(f.replace("-", "_") for f in QUEUE_FLAGS)
+#: The queue flags (``api.queue_flag_table``), as JSON fields (``max_running``):
+#: what ``POST /guild/api/queues`` and ``c.GuildJupyter.queues`` accept.
+QUEUE_FIELDS = frozenset(f["field"] for f in api.queue_flag_table())
 
 
 class ApiError(web.HTTPError):

@@ -24,11 +24,11 @@ from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
 
 from .. import api, views
-from .base import QUEUE_FIELDS, ApiError, BaseHandler, bool_field, int_arg, run_row
+from .base import QUEUE_FIELDS, RUN_ID, ApiError, BaseHandler, bool_field, int_arg, run_row
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-RUN_FIELDS = {"script", "flags", "assignments", "stage", "gpus", "label", "max_trials", "random_seed", "cwd"}
+RUN_FIELDS = {"script", "flags", "assignments", "stage", "gpus", "label", "max_trials", "random_seed", "cwd", "retries"}
 MAX_OUTPUT_CHUNK = 4 * 1024 * 1024  # per GET .../output?offset=N
 
 
@@ -57,14 +57,14 @@ class RunsHandler(BaseHandler):
             raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(RUN_FIELDS))})")
         script = body.get("script")
         if not isinstance(script, str) or not script:
-            raise ApiError(400, "'script' (a path, relative to the server's root) is required")
+            raise ApiError(400, "'script' (a Python script or notebook, relative to the server's root) is required")
         assignments = body.get("assignments", [])
         if not isinstance(assignments, list) or not all(isinstance(a, str) for a in assignments):
             raise ApiError(400, "'assignments' must be a list of NAME=VALUE strings")
         flags = body.get("flags")
         if flags is not None and not isinstance(flags, dict):
             raise ApiError(400, "'flags' must be an object of flag values")
-        for name in ("max_trials", "random_seed"):
+        for name in ("max_trials", "random_seed", "retries"):
             v = body.get(name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
                 raise ApiError(400, f"'{name}' must be a whole number")
@@ -80,7 +80,7 @@ class RunsHandler(BaseHandler):
         def start():
             runs = api.run(script, *assignments, flags=flags, gpus=gpus, label=body.get("label"), stage=stage,
                            max_trials=body.get("max_trials"), random_seed=body.get("random_seed"),
-                           store=self.store, cwd=cwd)
+                           retries=body.get("retries"), store=self.store, cwd=cwd)
             return [run_row(r) for r in runs]
 
         self.reply({"runs": await self.call(start)}, status=201)
@@ -139,6 +139,32 @@ class StopHandler(BaseHandler):
         run = await self.run_ref(ref)
         await self.call(api.stop, run.id, wait=wait, store=self.store)
         self.reply(await self.call(run_row, run))
+
+
+class StopManyHandler(BaseHandler):
+    """``POST /guild/api/stop`` ``{"runs": [ids], "all": bool, "queues": bool,
+    "wait": bool}``: the runs named (ids or unique prefixes), or every
+    running run and queue (``all``), or every queue (``queues``): one of the
+    three, as ``stop`` takes them everywhere (``api.stop`` refuses two)."""
+
+    FIELDS = {"runs", "all", "queues", "wait"}
+
+    @web.authenticated
+    async def post(self):
+        body = self.body_json()
+        unknown = set(body) - self.FIELDS
+        if unknown:
+            raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))} "
+                                f"(allowed: {', '.join(sorted(self.FIELDS))})")
+        refs = body.get("runs", [])
+        if not isinstance(refs, list) or not all(isinstance(r, str) and RUN_ID.match(r) for r in refs):
+            raise ApiError(400, "'runs' must be a list of run ids (up to 32 hex digits each)")
+        flags = {name: bool_field(body, name) for name in ("all", "queues")}
+        wait = bool_field(body, "wait")
+        await self.call(api.refuse_conflicts, "stop", runs=refs, **flags)  # before a run is looked up
+        runs = [await self.call(self.store.resolve, ref, indices=False) for ref in refs]  # ids, never indices
+        stopped = await self.call(api.stop, *runs, wait=wait, store=self.store, **flags)
+        self.reply({"runs": [await self.call(run_row, r) for r in stopped]})
 
 
 class OutputHandler(BaseHandler):
@@ -296,6 +322,7 @@ def handlers() -> list:
         (r"/guild/api/runs/?", RunsHandler),
         (rf"/guild/api/runs/{ref}/output/?", OutputHandler),
         (rf"/guild/api/runs/{ref}/stop/?", StopHandler),
+        (r"/guild/api/stop/?", StopManyHandler),
         (rf"/guild/api/runs/{ref}/(restart|restage)/?", RerunHandler),
         (rf"/guild/api/runs/{ref}/?", RunHandler),
         (r"/guild/api/queues/?", QueuesHandler),

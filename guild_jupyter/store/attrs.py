@@ -13,6 +13,8 @@ import json
 import math
 import os
 
+from .regular_file import read_small
+
 _tmp_counter = itertools.count()
 
 
@@ -105,16 +107,10 @@ _MISSING = object()
 
 def read_text(path: str) -> str:
     """A small file's text, with plain fds (a listing of 10,000 runs opens
-    50,000 files: io.open's layers show). Raises OSError, UnicodeDecodeError."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        data = chunk = os.read(fd, 65536)
-        while len(chunk) == 65536:  # a regular file reads whole up to EOF
-            chunk = os.read(fd, 65536)
-            data += chunk
-    finally:
-        os.close(fd)
-    return data.decode("utf-8")
+    50,000 files: io.open's layers show). Regular files only, at most
+    ``regular_file.MAX_SMALL`` bytes: an attr that is a FIFO or a link to
+    ``/dev/zero`` is unreadable, never a hang. Raises OSError, UnicodeDecodeError."""
+    return read_small(path).decode("utf-8")
 
 
 def read(path: str, default=_MISSING):
@@ -125,7 +121,9 @@ def read(path: str, default=_MISSING):
         if default is _MISSING:
             raise KeyError(path) from None
         return default
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
+        raise AttrReadError(f"{os.path.basename(path)}: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
         raise AttrReadError(f"{os.path.basename(path)}: {e}") from e
     if not text.strip():
         raise AttrReadError(f"{os.path.basename(path)}: empty file")

@@ -12,6 +12,7 @@ import os
 from . import attrs as attrlib
 from .markers import DASK_STOP, LOCK_REMOTE
 from .records import this_host  # noqa: F401 - where runs name their machine
+from .regular_file import read_small
 from .run import Run
 
 CLUSTER_ATTR = "dask_cluster"
@@ -104,8 +105,7 @@ def remote_host(run) -> str | None:
     None when it is held here or not remotely. A run held elsewhere is
     never judged by its pids here: they are that machine's."""
     try:
-        with open(run.path(LOCK_REMOTE)) as f:
-            host = f.read(256).strip()
+        host = read_small(run.path(LOCK_REMOTE), 4096)[:256].decode("utf-8", "replace").strip()
     except OSError:
         return None
     return host if host and host != this_host() else None

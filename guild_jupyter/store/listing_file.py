@@ -18,17 +18,17 @@ run read from its files, and the others kept.
 The file is untrusted like every other file of the store: a record or
 value of the wrong shape is dropped and the run read from its own files;
 only a regular file is read (a FIFO or device put in its place is not
-opened for reading), and at most ``MAX_BYTES``."""
+read), and at most ``MAX_BYTES``."""
 
 from __future__ import annotations
 
 import json
 import os
-import stat as stat_
 import struct
 
 from . import attrs as attrlib
 from .entry import NONE_INT, STATUS_CODES
+from .regular_file import open_regular
 from .run import STATUSES
 
 NAME = "listing.v4"
@@ -51,15 +51,14 @@ def _none_to_int(v) -> int:
 
 def read_regular(path: str) -> bytes | None:
     """The whole file at ``path`` if it is a regular file of at most
-    ``MAX_BYTES``, else None. (Once the store has one regular-file reader,
-    this is it.)"""
+    ``MAX_BYTES`` (``regular_file.open_regular``: a FIFO or a device put in
+    its place is never read), else None."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        fd, st = open_regular(path)
     except OSError:
         return None
     try:
-        st = os.fstat(fd)
-        if not stat_.S_ISREG(st.st_mode) or st.st_size > MAX_BYTES:
+        if st.st_size > MAX_BYTES:
             return None
         chunks, left = [], st.st_size + 1
         while left > 0:

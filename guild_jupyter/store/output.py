@@ -7,12 +7,18 @@ from an offset (for following output); ``follow`` copies the file as it
 grows until the run is over. They return bytes: the text as
 written, ``\\r`` progress-bar updates included, as ``guild cat --output``
 shows it. Lines are ``\\n``-terminated; a last line without ``\\n`` counts.
+
+Only a regular file is read (``regular_file.open_regular``): an output that
+is a FIFO or a link to a device reads as no output, never as a read that
+hangs or never ends.
 """
 
 from __future__ import annotations
 
 import os
 import time
+
+from .regular_file import NotRegular, open_regular
 
 BLOCK = 64 * 1024
 FOLLOW_INTERVAL = 0.01  # seconds between looks at a followed file's size
@@ -25,11 +31,11 @@ def tail(path: str, lines: int, block: int = BLOCK) -> bytes:
     if lines <= 0:
         return b""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+        fd, st = open_regular(path)
+    except (FileNotFoundError, NotRegular):
         return b""
     try:
-        end = os.fstat(fd).st_size
+        end = st.st_size
         start = _start_of_last_lines(fd, end, lines, block)
         return _pread_all(fd, start, end - start)
     finally:
@@ -67,11 +73,11 @@ def read_from(path: str, offset: int = 0, limit: int | None = None,
     cut at the end is left for the next read (a live run may be writing
     it), so that decoding each piece never garbles one."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+        fd, st = open_regular(path)
+    except (FileNotFoundError, NotRegular):
         return b"", offset
     try:
-        size = os.fstat(fd).st_size
+        size = st.st_size
         n = max(0, size - offset)
         if limit is not None:
             n = min(n, limit)
@@ -127,8 +133,8 @@ def follow(path: str, write, finished, offset: int = 0, interval: float = FOLLOW
             data = b""
             if fd is None:
                 try:
-                    fd = os.open(path, os.O_RDONLY)
-                except FileNotFoundError:
+                    fd = open_regular(path)[0]
+                except (FileNotFoundError, NotRegular):
                     pass
             if fd is not None:
                 size = os.fstat(fd).st_size

@@ -14,6 +14,7 @@ import os
 
 from . import attrs as attrlib
 from .markers import QUEUE_CONTROL
+from .regular_file import read_small
 from .run import Run
 from .transitions_end import store_error
 
@@ -26,8 +27,7 @@ def read_control(run: Run) -> str:
     """The requested state; ``running`` when none was asked for (or the file
     cannot be read: a queue never stops starting runs on a damaged file)."""
     try:
-        with open(run.path(CONTROL_FILE), "rb") as f:
-            text = f.read(32).decode("ascii", "replace").strip()
+        text = read_small(run.path(CONTROL_FILE), 4096)[:32].decode("ascii", "replace").strip()
     except OSError:
         return RUNNING
     return text if text in CONTROL_STATES else RUNNING

@@ -39,6 +39,7 @@ import time
 from ..procs import Identity
 from . import attrs as attrlib
 from .markers import LOCK_REMOTE
+from .regular_file import read_small
 from .run import LOCK_PROCS, PENDING, PENDING_MARKER, RUNNING, Run
 
 
@@ -69,8 +70,7 @@ def read_claim(run: Run):
     ownerless (Guild's) PENDING or no PENDING; ``"damaged"`` for an
     unreadable record."""
     try:
-        with open(run.path(PENDING_MARKER), "rb") as f:
-            data = f.read(4096)
+        data = read_small(run.path(PENDING_MARKER), 4096)
     except FileNotFoundError:
         return None
     except OSError:
@@ -110,8 +110,7 @@ def taken_over(run: Run) -> bool:
     (``LOCK.remote``). A recovery that finds the queue's claimer dead must
     then leave the run to that runner, or it would be started twice."""
     try:
-        with open(run.path(LOCK_REMOTE)) as f:
-            held_by = f.read(256).strip()
+        held_by = read_small(run.path(LOCK_REMOTE), 256).decode("utf-8", "replace").strip()
     except OSError:
         held_by = None
     if held_by and held_by != this_host():
@@ -145,8 +144,7 @@ def record_processes(run: Run, idents: list[Identity]) -> None:
 
 def recorded_processes(run: Run) -> list[Identity]:
     try:
-        with open(run.path(LOCK_PROCS), "rb") as f:
-            recs = json.loads(f.read())
+        recs = json.loads(read_small(run.path(LOCK_PROCS)))
     except (OSError, ValueError):
         return []
     if not isinstance(recs, list):

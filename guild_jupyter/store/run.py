@@ -10,6 +10,7 @@ import time
 from ..procs import Identity, start_time
 from . import attrs as attrlib
 from .markers import LOCK, LOCK_PROCS, LOCK_REMOTE, LOCK_START, PENDING_MARKER, STAGED_MARKER  # noqa: F401 - re-exported
+from .regular_file import read_small
 
 STAGED, PENDING, RUNNING = "staged", "pending", "running"
 COMPLETED, ERROR, TERMINATED = "completed", "error", "terminated"
@@ -131,6 +132,11 @@ class Run:
         """The names in ``.guild`` (markers, LOCK...), as read once."""
         return self._guild_names()
 
+    @property
+    def deleted(self) -> bool:
+        """Its directory is gone: moved to the trash (``delete``) or removed."""
+        return not os.path.isdir(self.dir)
+
     def has_marker(self, name: str) -> bool:
         return os.path.exists(self.path(name))
 
@@ -219,8 +225,7 @@ class Run:
 
     def lock_pid(self) -> int | None:
         try:
-            with open(self.path(LOCK)) as f:
-                return int(f.read(20).strip())
+            return int(read_small(self.path(LOCK), 4096)[:20].strip())
         except (OSError, ValueError):
             return None
 
@@ -249,10 +254,9 @@ class Run:
 
     def _start_record(self):
         try:
-            with open(self.path(LOCK_START), "rb") as f:
-                import json
+            import json
 
-                return Identity.from_record(json.loads(f.read(4096)))
+            return Identity.from_record(json.loads(read_small(self.path(LOCK_START), 4096)))
         except (OSError, ValueError):
             return None
 

@@ -39,6 +39,10 @@ class Store:
 
     # -- basics -------------------------------------------------------------
 
+    def in_trash(self, run_id: str) -> bool:
+        """Guild's trash holds run ``run_id`` (``guild runs restore`` brings it back)."""
+        return os.path.isdir(os.path.join(self.home, "trash", "runs", run_id))
+
     def ensure_writable(self) -> None:
         for d in (self.runs_dir, self.private_dir):
             try:

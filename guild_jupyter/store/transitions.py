@@ -26,6 +26,7 @@ The transitions::
   * settle_dead           running, holder gone -> error (orphans ended)
   * end_tree_and_record   running, grace ran out -> processes ended, outcome
   * mark_remote           pending    -> running on another host (LOCK.remote)
+  * stage_retry           failed     -> a staged copy (once per failure)
     delete                finished/staged -> trash (never still staged)
     restart               finished   -> pending / staged, in place
 
@@ -42,7 +43,7 @@ from __future__ import annotations
 import json
 import os
 
-from ..errors import RunStartError, WrongState
+from ..errors import GuildJupyterError, RunStartError, WrongState
 from ..procs import Identity
 from . import attrs as attrlib
 from . import reserve
@@ -52,9 +53,10 @@ from .records import (Claim, gpu_occupancy, gpu_slot_full, has_our_start_record,
 from .run import FINISHED, LOCK, LOCK_START, PENDING, PENDING_MARKER, RUNNING, STAGED, STAGED_MARKER, Run, now_us
 # The outcome side (how runs end, and the writes shared by every transition)
 # is in .transitions_end, re-exported here: callers only call transitions.X.
-from .transitions_end import (DISK_ERRNOS, LOCK_REMOTE, OUTCOME_ATTRS, clear_lock, note,  # noqa: F401
-                              store_error, write_outcome, end_tree_and_record, mark_remote, record_outcome,
-                              record_start_failure, settle_dead)
+from .transitions_end import (DISK_ERRNOS, LOCK_REMOTE, OUTCOME_ATTRS, RETRIED_AS, RETRY_POLICY,  # noqa: F401
+                              build_and_move_runs, clear_lock, note, remove_tree, store_error, write_outcome,
+                              end_tree_and_record, mark_remote, record_outcome, record_retry_policy,
+                              record_start_failure, retry_copy_id, retry_due, settle_dead, stage_retry)
 
 
 # -- creating -----------------------------------------------------------------------
@@ -68,49 +70,19 @@ def create(store, specs: list, *, staged: bool, owner: Claim | None = None) -> l
     moved into ``runs/`` under the run-status lock; if any step fails the ones
     already moved are removed before the lock is released, so no queue ever
     sees a partial batch."""
-    # lazy: a run's supervisor imports this module and never creates a run
-    from .new_run import build_run_dir, new_run_id
-
     if not staged and owner is None:
         owner = Claim.by_this_process(kind="launch")
     marker = (STAGED_MARKER, b"") if staged else (PENDING_MARKER, owner.encode().encode())
-    store.ensure_writable()
-    scratch = os.path.join(store.private_dir, "new", new_run_id())
-    moved: list[str] = []
-    try:
-        os.makedirs(scratch)
-        built = []
-        t0 = now_us()
-        for n, spec in enumerate(specs):
-            run_id = new_run_id()
-            # Distinct, increasing timestamps keep the staging order.
-            built.append((run_id, build_run_dir(scratch, run_id, spec, t0 + n, staged, marker)))
-        with store.lock():
-            try:
-                for run_id, path in built:
-                    dest = os.path.join(store.runs_dir, run_id)
-                    os.rename(path, dest)
-                    moved.append(dest)
-            except BaseException:
-                for dest in moved:
-                    _rmtree(dest)
-                raise
-    except OSError as e:
-        raise store_error(e, f"initialize runs in {store.runs_dir}") from e
-    finally:
-        try:
-            os.rmdir(scratch)  # empty once every run moved out: no shutil on the common path
-        except OSError:
-            _rmtree(scratch)
-    store.notify_change(*(os.path.basename(d) for d in moved))
-    return [Run(d) for d in moved]
+    runs = build_and_move_runs(store, specs, staged, marker)
+    store.notify_change(*(r.id for r in runs))
+    return runs
 
 
 # -- claims ---------------------------------------------------------------------------
 
 
 def claim(store, run: Run, by: Claim, *, gpus: str | None = None, per_gpu: int | None = None,
-          held: dict | None = None) -> None:
+          held: dict | None = None, retries: int = 0) -> None:
     """staged -> pending, claimed by ``by``. The caller holds the run-status
     lock across the scan that chose the run and this claim. The STAGED
     marker stays (PENDING takes precedence), so a dead claim can be undone.
@@ -120,7 +92,13 @@ def claim(store, run: Run, by: Claim, *, gpus: str | None = None, per_gpu: int |
     slot claim, refused (WrongState) if, counted again under this lock, one
     of the GPUs already has ``per_gpu`` of our runs: no number of queues in
     any processes puts more on a GPU. ``held``: the GPUs' counts from a
-    scan the caller made under the lock it still holds (else counted here)."""
+    scan the caller made under the lock it still holds (else counted here).
+
+    ``retries``: the retry policy in force for this run (its own
+    ``retries``, else the claiming queue's), recorded with the run
+    (``retry_policy``) so that whoever settles a failure of it -- its
+    supervisor, a listing that finds its supervisor dead, a queue -- stages
+    the retry, even when the queue that claimed it is gone."""
     with store.lock():
         if not os.path.exists(run.path(STAGED_MARKER)) or os.path.exists(run.path(PENDING_MARKER)):
             raise WrongState(f"run {run.id[:8]} is no longer staged")
@@ -136,6 +114,7 @@ def claim(store, run: Run, by: Claim, *, gpus: str | None = None, per_gpu: int |
         try:
             if by.queue_id:  # harmless if left on a run returned to staged
                 run.write_attr("queue_id", by.queue_id)
+            record_retry_policy(run, retries, by.queue_id)
             if gpus:  # last: a failed atomic write leaves the old value
                 assign_gpus(run, gpus)
         except OSError as e:
@@ -281,29 +260,34 @@ def unstage(store, run: Run) -> None:
 
 def delete(store, run: Run) -> None:
     """Moves a run to Guild's trash (``guild runs restore`` brings it back).
-    A staged run is unstaged first, so restoring it never requeues it."""
+    A staged run is unstaged there, so restoring it never requeues it: moved
+    first, it goes from staged straight to gone for every watcher (never
+    seen unstaged in between), and if it cannot be unstaged it is moved back,
+    still staged."""
     with store.lock():
         run.refresh()
         if run.status in (RUNNING, PENDING):
             raise WrongState(f"run {run.id[:8]} is {run.status}: stop it before deleting it")
+        staged = run.status == STAGED
         try:
-            if run.status == STAGED:
-                unstage(store, run)
             trash = os.path.join(store.home, "trash", "runs")
             os.makedirs(trash, exist_ok=True)
             dest = os.path.join(trash, run.id)
             if os.path.exists(dest):
-                _rmtree(dest, ignore_errors=False)
+                remove_tree(dest, ignore_errors=False)
             os.rename(run.dir, dest)
         except OSError as e:
             raise store_error(e, f"delete run {run.id[:8]}") from e
+        if staged:
+            try:
+                unstage(store, Run(dest))
+            except GuildJupyterError:
+                try:
+                    os.rename(dest, run.dir)  # all or nothing: back in place, still staged
+                except OSError:
+                    pass
+                raise
     store.notify_change(run.id)
-
-
-def _rmtree(path: str, ignore_errors: bool = True) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=ignore_errors)
 
 
 # -- GPUs a queue (or a Dask worker) gave a run ---------------------------------------
@@ -337,9 +321,10 @@ def give_back_gpus(run: Run) -> None:
 
 
 #: What a restart clears: the outcome, the mark of a run unstaged before it
-#: started, and the queue that started it last time (a queue shows the
-#: active run naming it as its current run).
-CLEARED = ("exit_status", "stopped", "unstaged", "queue_id")
+#: started, the queue that started it last time (a queue shows the active
+#: run naming it as its current run), and the retry policy and retry of its
+#: last claim (a new claim records its own).
+CLEARED = ("exit_status", "stopped", "unstaged", "queue_id", RETRY_POLICY, RETRIED_AS)
 
 
 def restart(store, run: Run, *, stage: bool, owner: Claim | None = None) -> None:

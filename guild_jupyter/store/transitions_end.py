@@ -17,6 +17,21 @@ The transitions here::
     settle_dead           running, holder gone -> error (orphans ended)
     end_tree_and_record   running, grace ran out -> processes ended, outcome
     mark_remote           pending    -> running on another host (LOCK.remote)
+    stage_retry           failed     -> a staged copy (once per failure)
+
+Retries (SPEC 11). A claim records the retry policy in force
+(``retry_policy``: its own ``retries``, else the queue's), so the retry of a
+failure does not depend on the queue that claimed the run still being
+there. Whoever settles a failure (exit status > 0) -- the run's supervisor
+(``record_outcome``), whoever finds its supervisor dead (``settle_dead``),
+the queue that reaps it (``stage_retry``) -- passes how a copy is made
+(``retry``: run, attempt, allowed -> RunSpec; the operation layer knows
+it) and the copy is staged under the run-status lock *before* the outcome
+is written, in the same hold. Exactly once: the copy's id is derived from
+the failed run's id and start time, so a settler that finds it already in
+``runs/`` (or the trash) only records it (``retried_as``); a settler killed
+between the copy and its outcome leaves a run that the next settler judges
+dead, finds the copy, and records the outcome only.
 
 Disk faults. ``transitions.acquire`` reserves the space the outcome needs;
 ``write_outcome`` falls back to it when the disk is full, so a run always
@@ -28,7 +43,7 @@ from __future__ import annotations
 import errno
 import os
 
-from ..errors import StoreError, StoreNotWritable
+from ..errors import GuildJupyterError, StoreError, StoreNotWritable
 from ..procs import Identity, kill_identities, tree_identities
 from . import attrs as attrlib
 from . import reserve
@@ -80,15 +95,33 @@ def note(run: Run, text: str) -> None:
 # -- ending ------------------------------------------------------------------------
 
 
-def record_outcome(store, run: Run, exit_status: int, holder: Identity | None = None) -> None:
+def record_outcome(store, run: Run, exit_status: int, holder: Identity | None = None, retry=None) -> None:
     """running -> finished: records ``exit_status`` and ``stopped`` (unless an
     outcome is already recorded) and drops LOCK. With ``holder``, LOCK is
     dropped only if it is still ``holder``'s (a later ``guild run --restart``
-    may have taken the run)."""
+    may have taken the run). ``retry`` (see the module's doc): a failure
+    whose recorded policy leaves a retry gets its copy staged first, under
+    the run-status lock; if that lock cannot be had the outcome is recorded
+    all the same (it comes first) and a later settler may stage the copy."""
     run.refresh()
     if holder is not None and os.path.exists(run.path(LOCK)):
         if run.lock_pid() != holder.pid:
             return  # someone else holds the run now: not ours to end
+    if retry is not None and run.get("exit_status") is None and retry_due(run, exit_status):
+        try:
+            with store.lock():
+                run.refresh()
+                if holder is not None and os.path.exists(run.path(LOCK)) and run.lock_pid() != holder.pid:
+                    return
+                _stage_retry(store, run, exit_status, retry)
+                _record_outcome(store, run, exit_status)
+            return
+        except StoreError as e:  # the lock (or the store) refuses: the outcome comes first
+            note(run, f"no retry staged now: {e}")
+    _record_outcome(store, run, exit_status)
+
+
+def _record_outcome(store, run: Run, exit_status: int) -> None:
     try:
         if run.get("exit_status") is None:
             write_outcome(run, exit_status)
@@ -125,10 +158,11 @@ def record_start_failure(store, run: Run, reason: str) -> None:
     store.notify_change(run.id)
 
 
-def settle_dead(store, run: Run, exit_status: int = 1, reason: str | None = None) -> bool:
+def settle_dead(store, run: Run, exit_status: int = 1, reason: str | None = None, retry=None) -> bool:
     """A run whose LOCK holder died without recording an outcome (a supervisor
     killed with SIGKILL): ends the processes it left (its script, their
-    descendants) and records the outcome. True if it settled the run."""
+    descendants) and records the outcome, its retry staged first when one is
+    due (``retry``: see the module's doc). True if it settled the run."""
     with store.lock():
         run.refresh()
         if run.get("exit_status") is not None or not os.path.exists(run.path(LOCK)):
@@ -143,6 +177,7 @@ def settle_dead(store, run: Run, exit_status: int = 1, reason: str | None = None
         kill_identities(orphans)
         note(run, reason or f"the run's supervisor (pid {pid}) died; "
                              f"{len(orphans)} process(es) it left were ended")
+        _stage_retry(store, run, exit_status, retry)
         try:
             write_outcome(run, exit_status)
         except OSError as e:
@@ -153,7 +188,7 @@ def settle_dead(store, run: Run, exit_status: int = 1, reason: str | None = None
     return True
 
 
-def end_tree_and_record(store, run: Run, exit_status: int = -9, reason: str | None = None) -> None:
+def end_tree_and_record(store, run: Run, exit_status: int = -9, reason: str | None = None, retry=None) -> None:
     """The last resort of a stop whose grace ran out: ends the holder, every
     process of the run it recorded and their descendants, then records the
     outcome (the holder can no longer)."""
@@ -165,7 +200,151 @@ def end_tree_and_record(store, run: Run, exit_status: int = -9, reason: str | No
         if ident.alive():
             idents.extend(tree_identities(ident.pid))
     kill_identities(idents)
-    settle_dead(store, run, exit_status, reason)
+    settle_dead(store, run, exit_status, reason, retry)
+
+
+# -- retries ---------------------------------------------------------------------------
+
+RETRY_POLICY = "retry_policy"  # {"retries": N, "from": "run" | "queue QUEUE_ID"}, written at the claim
+RETRIED_AS = "retried_as"  # the id of the copy staged for this run's failure
+
+
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def record_retry_policy(run: Run, retries: int, queue_id: str | None = None) -> None:
+    """At a claim: the retries a failure of ``run`` gets, its own
+    ``retries`` when it has them, else ``retries`` (the claiming queue's).
+    A policy left by an earlier claim is replaced (or dropped)."""
+    own = run.get("retries")
+    if _count(own) and own >= 0:
+        policy = {"retries": own, "from": "run"}
+    elif _count(retries) and retries > 0:
+        policy = {"retries": retries, "from": f"queue {queue_id}" if queue_id else "queue"}
+    else:
+        policy = None
+    if policy is None or policy["retries"] <= 0:
+        attrlib.remove(os.path.join(run.attrs_dir, RETRY_POLICY))
+        run.refresh()
+    else:
+        run.write_attr(RETRY_POLICY, policy)
+
+
+def retry_due(run: Run, exit_status) -> tuple[int, int] | None:
+    """``(attempt, allowed)`` of the copy a failure of ``run`` with
+    ``exit_status`` gets under its recorded policy, or None: no failure (a
+    stopped run is never retried), no policy, or no retry left."""
+    if not _count(exit_status) or exit_status <= 0:
+        return None
+    policy = run.get(RETRY_POLICY)
+    allowed = policy.get("retries") if isinstance(policy, dict) else None
+    if not _count(allowed) or allowed <= 0:
+        return None
+    done = run.get("retry_attempt")
+    done = done if _count(done) and done > 0 else 0
+    return (done + 1, allowed) if done < allowed else None
+
+
+def retry_copy_id(run: Run) -> str:
+    """The id the retry of ``run``'s failure gets: derived from its id and
+    start time (shaped like a uuid4 hex), so every settler names the same
+    copy and a second one is never made."""
+    import hashlib  # on use: every CLI command imports this module
+
+    digest = bytearray(hashlib.sha256(f"{run.id} {run.get('started')} retry".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x40
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return digest.hex()
+
+
+def stage_retry(store, run: Run, retry) -> tuple[str | None, str]:
+    """For a run that ended: stages the retry its failure is due, unless a
+    settler already did. ``(copy id or None, what happened)``: ``staged``,
+    ``already`` (staged before, by anyone), ``none`` (nothing due),
+    ``failed: REASON``. Idempotent; under the run-status lock."""
+    with store.lock():
+        run.refresh()
+        return _stage_retry(store, run, run.get("exit_status"), retry)
+
+
+def _stage_retry(store, run: Run, exit_status, retry) -> tuple[str | None, str]:
+    """The caller holds the run-status lock (and refreshed ``run``)."""
+    if retry is None or retry_due(run, exit_status) is None:
+        return None, "none"
+    already = run.get(RETRIED_AS)
+    if isinstance(already, str):
+        return already, "already"
+    copy_id = retry_copy_id(run)
+    what = "already"
+    if not (os.path.isdir(os.path.join(store.runs_dir, copy_id)) or store.in_trash(copy_id)):
+        try:
+            spec = retry(run, *retry_due(run, exit_status))
+            build_and_move_runs(store, [spec], True, (STAGED_MARKER, b""), ids=[copy_id])
+            what = "staged"
+        except Exception as e:  # noqa: BLE001 - a damaged run, a full disk, a bug: the outcome is still recorded
+            if isinstance(e, GuildJupyterError):
+                why = str(e)
+            elif isinstance(e, OSError):
+                why = str(store_error(e, "stage a retry"))
+            else:
+                why = f"{type(e).__name__}: {e}"
+            note(run, f"no retry staged: {why}")
+            return None, f"failed: {why}"
+    try:
+        run.write_attr(RETRIED_AS, copy_id)
+    except OSError:
+        pass  # the copy's id says it anyway: the next settler finds the copy
+    store.notify_change(run.id, copy_id)
+    return copy_id, what
+
+
+# -- creating run directories (``transitions.create``, a retry's copy) -------------------
+
+
+def build_and_move_runs(store, specs: list, staged: bool, marker: tuple, ids: list | None = None) -> list[Run]:
+    """Each run directory is completed in a private scratch area, then all are
+    moved into ``runs/`` under the run-status lock; if any step fails the ones
+    already moved are removed before the lock is released, so no queue ever
+    sees a partial batch. ``ids``: the runs' ids (new random ones by default)."""
+    # lazy: a run's supervisor imports this module and never creates a run
+    from .new_run import build_run_dir, new_run_id
+
+    store.ensure_writable()
+    scratch = os.path.join(store.private_dir, "new", new_run_id())
+    moved: list[str] = []
+    try:
+        os.makedirs(scratch)
+        built = []
+        t0 = now_us()
+        for n, spec in enumerate(specs):
+            run_id = ids[n] if ids else new_run_id()
+            # Distinct, increasing timestamps keep the staging order.
+            built.append((run_id, build_run_dir(scratch, run_id, spec, t0 + n, staged, marker)))
+        with store.lock():
+            try:
+                for run_id, path in built:
+                    dest = os.path.join(store.runs_dir, run_id)
+                    os.rename(path, dest)
+                    moved.append(dest)
+            except BaseException:
+                for dest in moved:
+                    remove_tree(dest)
+                raise
+    except OSError as e:
+        raise store_error(e, f"initialize runs in {store.runs_dir}") from e
+    finally:
+        try:
+            os.rmdir(scratch)  # empty once every run moved out: no shutil on the common path
+        except OSError:
+            remove_tree(scratch)
+    return [Run(d) for d in moved]
+
+
+def remove_tree(path: str, ignore_errors: bool = True) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)
 
 
 # -- runs held by another machine (a Dask worker) --------------------------------------

@@ -13,6 +13,7 @@ import re
 
 from ...errors import BadInput
 from ...gpus.spec import auto_count
+from ..flags import DASK_LOCAL_MAX
 from ..policy import gpu_mismatch
 
 NO_GPU_WORKER = "no Dask worker has GPU resources"
@@ -29,9 +30,10 @@ def parse_dask(value) -> str | None:
         raise BadInput(f"bad value for dask: {value!r} (expected local, local:N or a scheduler address "
                        "like tcp://host:8786)")
     if text == "local" or text.startswith("local:"):
-        n = text[len("local:"):] if ":" in text else str(os.cpu_count() or 1)
-        if not n.isdigit() or int(n) < 1:
-            raise BadInput(f"bad value for dask: {text!r} (local:N needs N >= 1 worker processes)")
+        n = text[len("local:"):] if ":" in text else str(min(os.cpu_count() or 1, DASK_LOCAL_MAX))
+        if not n.isdigit() or not 1 <= int(n) <= DASK_LOCAL_MAX:
+            raise BadInput(f"bad value for dask: {text!r} (local:N needs N from 1 to {DASK_LOCAL_MAX} "
+                           "worker processes)")
         return f"local:{int(n)}"
     if not _ADDRESS.fullmatch(text) or " " in text:
         raise BadInput(f"bad value for dask: {text!r} (expected local, local:N or a scheduler address "
@@ -61,7 +63,7 @@ def with_slots(config, options: dict):
 
     if "slots" not in options or config.max_running is not None:
         return config
-    return dataclasses.replace(config, max_running=len(options["slots"]))
+    return dataclasses.replace(config, max_running=options["slots"])
 
 
 def gpu_count(gpus: str | None) -> int:

@@ -31,7 +31,7 @@ import sys
 
 from ...errors import GuildJupyterError
 from ...execution import launch
-from ...execution.control import STOP_GRACE, signal_run
+from ...execution.control import STOP_GRACE, retry_copy_spec, signal_run
 from ...procs import Identity
 from ...store import dask_records, transitions
 from ...store.dask_records import this_host
@@ -99,12 +99,12 @@ def main(argv=None) -> int:
         if _worker_gone(0.2, ended):
             why = (f"worker lost: Dask worker {worker} on {host} went away while the run was running; "
                    "the run's processes were ended")
-            transitions.end_tree_and_record(store, run.refresh(), 1, why)
+            transitions.end_tree_and_record(store, run.refresh(), 1, why, retry=retry_copy_spec)
             try:
                 proc.wait(timeout=5)  # reaped: a zombie supervisor would still look alive
             except Exception:  # noqa: BLE001 - settled below all the same when it is gone
                 pass
-            transitions.settle_dead(store, run.refresh(), 1, why)
+            transitions.settle_dead(store, run.refresh(), 1, why, retry=retry_copy_spec)
             _say("error: worker lost")
             return 0
         code = proc.poll()

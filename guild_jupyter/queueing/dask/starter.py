@@ -26,9 +26,11 @@ import threading
 import time
 
 from ...errors import BadInput, GuildJupyterError
+from ...execution.control import retry_copy_spec
 from ...procs import Identity
 from ...store import dask_records, transitions
 from ...store.run import LOCK, PENDING_MARKER, RUNNING, Run
+from ..flags import BY_NAME
 from ..starters import RunStarter
 from .config import gpu_count, gpu_shortage, local_workers, require_dask
 from .task import run_on_worker
@@ -421,7 +423,7 @@ class DaskHandle:
                 if elsewhere and result.get("result") != "lost":
                     return False  # held on that machine by a live task's runner: it records the outcome
                 transitions.settle_dead(store, run, 1, "worker lost: the run's Dask worker went away and "
-                                                       "its supervisor is gone")
+                                                       "its supervisor is gone", retry=retry_copy_spec)
                 self.starter.log(f"Run {run.id}: worker lost; recorded as error")
         self._settled = True
         # Its worker thread is free: counted so at once (the scheduler is read
@@ -452,8 +454,9 @@ def loop_options(store, config) -> dict:
     starter = DaskStarter(store, address)
     starter.max_running = config.max_running
     try:
-        n = config.max_running or starter.slot_count
+        # A huge cluster's threads count as max-running's bound: the queue run records n as max-running.
+        n = config.max_running or min(starter.slot_count, BY_NAME["max-running"].maximum)
     except Exception:
         starter.close()
         raise
-    return {"starter": starter, "slots": [None] * n}
+    return {"starter": starter, "slots": n}

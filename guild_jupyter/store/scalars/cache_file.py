@@ -16,7 +16,8 @@ a run restored from here has none until it logs again.
 Only clean entries are written: files read to their end without error and
 not modified within ``SETTLE_NS`` (mtimes are coarse, so a younger file may
 still change without its mtime moving). The file is untrusted like every
-other: an entry of the wrong shape is ignored. A read-only store is read
+other: an entry of the wrong shape is ignored, and it is read only when it
+is a regular file of at most ``MAX_BYTES``. A read-only store is read
 without the file being written.
 """
 
@@ -27,9 +28,12 @@ import os
 import time
 
 from ..attrs import write_atomic
+from ..regular_file import read_small
 
 NAME = "scalars.json"
 VERSION = 2
+#: A larger file is not read (taken for damage): about a million runs' entries.
+MAX_BYTES = 256 << 20
 SETTLE_NS = 2_000_000_000
 
 #: path -> {run id: entry} as loaded (then updated by ``save``).
@@ -52,8 +56,7 @@ def _entries(path: str) -> dict:
     if entries is None:
         entries = {}
         try:
-            with open(path, "rb") as f:
-                data = json.loads(f.read())
+            data = json.loads(read_small(path, MAX_BYTES))
             if isinstance(data, dict) and data.get("v") == VERSION and isinstance(data.get("runs"), dict):
                 entries = data["runs"]
         except (OSError, ValueError, RecursionError):

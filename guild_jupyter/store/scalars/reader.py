@@ -13,8 +13,11 @@ import), and only what Guild reads is kept: ``simple_value`` scalars with
 their tag and step. What was read of settled files is kept across
 processes by :mod:`.cache_file`.
 
-Reading never raises. A trailing record not yet complete (a writer in the
-middle of a flush) is left for the next read. A corrupt record (a CRC that
+Reading never raises, and its memory is bounded whatever a file holds:
+only regular files are opened (a FIFO or a link to ``/dev/zero`` is named
+in ``errors`` and never read), a chunk at a time, and a record longer than
+``tfrecord.MAX_RECORD`` is corruption. A trailing record not yet complete
+(a writer in the middle of a flush) is left for the next read. A corrupt record (a CRC that
 does not match, a length past any sane size, an undecodable event) stops
 that file's reading: what came before it is kept and the problem is named in
 ``RunScalars.errors``. A file shorter than what was read (replaced) makes the
@@ -27,12 +30,15 @@ import os
 import _thread  # a lock without threading's import cost (every CLI command imports this module)
 import struct
 from collections import OrderedDict, deque
+from stat import S_ISREG
 
+from ..regular_file import kind_of, open_regular
 from . import cache_file as scalars_file
-from .tfrecord import Corrupt, crc32c, decode_event, masked_crc32c, records  # noqa: F401 - re-exported
+from .tfrecord import (Corrupt, crc32c, decode_event, masked_crc32c, read_records, records,  # noqa: F401
+                       wall_time)
 
-__all__ = ["RECENT", "MAX_RUNS", "RunScalars", "read", "last_scalars", "series", "forget", "clear", "main_tag",
-           "masked_crc32c", "save"]
+__all__ = ["RECENT", "MAX_RUNS", "RunScalars", "read", "last_scalars", "series", "series_since", "iter_events",
+           "forget", "clear", "main_tag", "masked_crc32c", "save"]
 
 #: Values kept per tag for a sparkline, oldest first.
 RECENT = 32
@@ -121,6 +127,10 @@ class RunScalars:
                 st = os.stat(path)
             except OSError:
                 continue
+            if not S_ISREG(st.st_mode):  # a FIFO would hang a read, /dev/zero never end it
+                state.error = f"{name}: not a regular file ({kind_of(st.st_mode)}); not read"
+                self.errors.append(state.error)
+                continue
             size = st.st_size
             if size < state.size or (state.ino and st.st_ino != state.ino):  # replaced: read the run afresh
                 self._reset()
@@ -128,7 +138,7 @@ class RunScalars:
             if size > state.offset:
                 self.dirty = True
                 self._read_file(path, name, state, size)
-                partial = partial or (state.error is None and state.offset < size)
+                partial = partial or (state.error is None and state.offset < state.size)
             state.mtime_ns, state.ino = st.st_mtime_ns, st.st_ino
         self.partial = partial
         return True
@@ -141,27 +151,31 @@ class RunScalars:
         self.errors = []
 
     def _read_file(self, path: str, name: str, state: _File, size: int) -> None:
+        """Decodes the records from ``state.offset`` to ``size``, a chunk at
+        a time (``tfrecord.read_records``): memory stays bounded whatever
+        the file's size."""
+        add = self._add
+        consumed = state.offset
         try:
-            with open(path, "rb") as f:
-                f.seek(state.offset)
-                buf = f.read(size - state.offset)
+            fd, _st = open_regular(path)
         except OSError as e:
-            state.error = f"{name}: {e.strerror or e}"
+            state.error = f"{name}: {e.strerror or e}; not read"
             self.errors.append(state.error)
             return
-        state.size = state.offset + len(buf)
-        self._consume(buf, name, state)
-
-    def _consume(self, buf: bytes, name: str, state: _File) -> None:
-        consumed = 0
         try:
-            for data, end in records(buf):
-                self._add(decode_event(data))
+            for data, end in read_records(fd, state.offset, size):
+                add(decode_event(data))
                 consumed = end
         except (Corrupt, IndexError, struct.error) as e:
-            state.error = f"{name}: corrupt record after byte {state.offset + consumed} ({e}); later records not read"
+            state.error = f"{name}: corrupt record after byte {consumed} ({e}); later records not read"
             self.errors.append(state.error)
-        state.offset += consumed
+        except OSError as e:
+            state.error = f"{name}: {e.strerror or e}; later records not read"
+            self.errors.append(state.error)
+        finally:
+            os.close(fd)
+        state.offset = consumed
+        state.size = size
 
 
 scalars_file.bind_file_class(_File)
@@ -228,27 +242,75 @@ def main_tag(rs: RunScalars, wanted: str | None = None) -> str | None:
 
 def series(run_dir: str, tags=None) -> tuple[dict, list[str]]:
     """Every value of each tag (or of ``tags``), as ``{tag: [(step, value),
-    ...]}`` in the order logged, and the errors met (not cached: for plots)."""
-    gdir = run_dir + "/.guild"
+    ...]}`` in the order logged, and the errors met (not cached: for plots).
+    Read in bounded memory: what it keeps is the points asked for."""
     out: dict = {}
     errors: list[str] = []
     wanted = None if tags is None else set(tags)
+    for name, _end, events, _time in iter_events(run_dir, errors=errors):
+        for step, tag, value in events:
+            if wanted is None or tag in wanted:
+                out.setdefault(tag, []).append((step, value))
+    return out, errors
+
+
+def series_since(run_dir: str, token: dict | None = None, tags=None) -> tuple[dict, dict, list[str]]:
+    """The values logged since ``token`` (None: since the start), as
+    ``{tag: [[step, value, wall_time], ...]}``, the token to ask with next
+    time, and the errors met. The token maps each event file to
+    ``[offset, inode]`` (JSON as it is): a file replaced since (another
+    inode, or shorter than its offset) is read again from its start."""
+    out: dict = {}
+    errors: list[str] = []
+    wanted = None if tags is None else set(tags)
+    given = token if isinstance(token, dict) else {}
+    offsets = {}
+    for name, v in given.items():
+        if isinstance(name, str) and isinstance(v, list) and len(v) == 2 and all(type(x) is int for x in v):
+            offsets[name] = (v[0], v[1])
+    new_token: dict = {}
+    for name, end, events, wall in iter_events(run_dir, offsets, errors, new_token):
+        for step, tag, value in events:
+            if wanted is None or tag in wanted:
+                out.setdefault(tag, []).append([step, value, wall])
+    return out, new_token, errors
+
+
+def iter_events(run_dir: str, since: dict | None = None, errors: list | None = None, token: dict | None = None):
+    """``(file name, end offset, [(step, tag, value), ...], wall_time)`` of
+    each record of the run's event files, in file order, one at a time:
+    nothing is held but the record being decoded and the chunk it came in.
+    ``since``: {name: (offset, inode)} to start from. Files that are not
+    regular (a FIFO, a link to a device) and corrupt records are named in
+    ``errors`` and skipped; ``token`` gets each file's ``[offset, inode]``
+    as read."""
+    errors = [] if errors is None else errors
+    gdir = run_dir + "/.guild"
     try:
         names = sorted(n for n in os.listdir(gdir) if n.startswith(PREFIX))
     except OSError:
-        return out, errors
+        return
     for name in names:
         try:
-            with open(gdir + "/" + name, "rb") as f:
-                buf = f.read()
-        except OSError as e:
-            errors.append(f"{name}: {e.strerror or e}")
+            fd, st = open_regular(gdir + "/" + name)
+        except FileNotFoundError:
             continue
+        except OSError as e:
+            errors.append(f"{name}: {e.strerror or e}; not read")
+            continue
+        offset, ino = (since or {}).get(name, (0, st.st_ino))
+        if ino != st.st_ino or offset > st.st_size or offset < 0:
+            offset = 0
+        done = offset
         try:
-            for data, _end in records(buf):
-                for step, tag, value in decode_event(data):
-                    if wanted is None or tag in wanted:
-                        out.setdefault(tag, []).append((step, value))
+            for data, end in read_records(fd, offset, st.st_size):
+                yield name, end, decode_event(data), wall_time(data)
+                done = end
         except (Corrupt, IndexError, struct.error) as e:
-            errors.append(f"{name}: corrupt record ({e}); later records not read")
-    return out, errors
+            errors.append(f"{name}: corrupt record after byte {done} ({e}); later records not read")
+        except OSError as e:
+            errors.append(f"{name}: {e.strerror or e}; later records not read")
+        finally:
+            os.close(fd)
+            if token is not None:
+                token[name] = [done, st.st_ino]

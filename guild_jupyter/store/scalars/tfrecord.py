@@ -2,20 +2,33 @@
 
 A file is a sequence of records (length, its masked CRC32C, data, its
 masked CRC32C); each data is an ``Event``. Only what Guild reads is
-decoded: ``simple_value`` scalars with their tag and step. Plain Python, no
-protobuf import: importing the generated classes costs more than reading a
-run's records, and every CLI command may read some.
+decoded: ``simple_value`` scalars with their tag and step (and the event's
+wall time, for series). Plain Python, no protobuf import: importing the
+generated classes costs more than reading a run's records, and every CLI
+command may read some.
+
+Files are read in bounded memory (:func:`read_records`): a chunk at a time,
+never more than one record beyond it, and a record is at most
+:data:`MAX_RECORD` bytes -- a longer length field is corruption (a 4 GiB
+length in a file of scalars is never what a writer wrote), so a damaged or
+hostile file costs a chunk, not its size.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 import sys
 
-__all__ = ["Corrupt", "crc32c", "masked_crc32c", "decode_event", "records", "MAX_RECORD"]
+__all__ = ["Corrupt", "crc32c", "masked_crc32c", "decode_event", "wall_time", "records", "read_records",
+           "MAX_RECORD", "CHUNK"]
 
-#: A record longer than this is taken for a corrupt length.
+#: A record longer than this (64 MiB) is taken for a corrupt length. Scalar
+#: events are tens of bytes; the largest records TensorBoard writers make
+#: (graphs, images) stay well below it.
 MAX_RECORD = 64 << 20
+#: Bytes read from a file at a time.
+CHUNK = 1 << 20
 
 # -- CRC32C (Castagnoli), as TFRecords are checked ------------------------------------------------
 
@@ -103,6 +116,7 @@ def masked_crc32c(data: bytes) -> int:
 _LEN = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 _F32 = struct.Struct("<f")
+_F64 = struct.Struct("<d")
 
 
 class Corrupt(ValueError):
@@ -180,6 +194,17 @@ def decode_event(data: bytes) -> list[tuple[int, str, float]]:
     return out
 
 
+def wall_time(data: bytes) -> float | None:
+    """The ``wall_time`` (seconds since the epoch) of one ``Event``; None
+    when it has none. Writers put it first, where it is read directly."""
+    if len(data) >= 9 and data[0] == 0x09:
+        return _F64.unpack_from(data, 1)[0]
+    for field, wire, value in _fields(data):
+        if field == 1 and wire == 1 and len(value) == 8:
+            return _F64.unpack(value)[0]
+    return None
+
+
 def _decode_event_slow(data: bytes) -> list[tuple[int, str, float]]:
     step = 0
     summary = None
@@ -240,3 +265,32 @@ def records(buf: bytes, pos: int = 0):
             raise Corrupt(f"bad data checksum at byte {pos}")
         yield data, end
         pos = end
+
+
+def read_records(fd: int, offset: int, end: int, chunk: int = CHUNK):
+    """``(data, end offset)`` of each complete record of the open file
+    ``fd`` from byte ``offset`` up to byte ``end`` (the size the caller saw),
+    read ``chunk`` bytes at a time: memory stays within a chunk plus one
+    record (at most ``MAX_RECORD``), whatever the file's size. Stops before
+    a record not complete by ``end`` (a writer in the middle of a flush);
+    raises ``Corrupt`` at a bad one, ``OSError`` when reading fails."""
+    buf = b""
+    pos = 0  # index in buf of the next record
+    at = offset  # file offset of buf[0]
+    while True:
+        for data, rec_end in records(buf, pos):
+            pos = rec_end
+            yield data, at + rec_end
+        have = at + len(buf)
+        if have >= end:
+            return
+        want = chunk
+        rest = len(buf) - pos
+        if rest >= 12:  # a header records() checked: its record needs this much more
+            want = max(chunk, _LEN.unpack_from(buf, pos)[0] + 16 - rest)
+        new = os.pread(fd, min(want, end - have), have)
+        if not new:  # the file shrank meanwhile
+            return
+        buf = buf[pos:] + new
+        at += pos
+        pos = 0
