@@ -261,9 +261,13 @@ class QueueLoop:
         (run-once too), unclaimed, so that any other queue may start it
         meanwhile."""
         cfg = dataclasses.replace(self.config, gpus=slot_gpus)
+        # Exact every poll interval (a GPU-slot queue: always, its slot counts depend on it); the
+        # look at every run that takes is made before the lock, what changed since under it.
+        max_age = 0.0 if cfg.auto else cfg.poll_interval
+        if max_age:
+            self.store.prepare_scan(max_age)
         with self.store.lock():
-            # Exact every poll interval (a GPU-slot queue: always, its slot counts depend on it).
-            staged, pending, locked = self.store.scan_waiting(0.0 if cfg.auto else cfg.poll_interval)
+            staged, pending, locked = self.store.scan_waiting(max_age)
             staged = self._recover(pending, staged)
             now = time.monotonic()
             for rid, t in list(self._retry_at.items()):

@@ -171,7 +171,7 @@ class RunIndex:
                     for run_id in look:
                         if run_id in self._id_set:
                             self._check(run_id, self.entries.get(run_id), fd, now_ns)
-            self._after_pass(now_ns, save=self._dirty and now - self._last_save >= SAVE_INTERVAL)
+            self._after_pass(now_ns, save=False)  # (under the run-status lock: a viewer or listing saves)
             staged, pending, locked = [], [], []
             for run_id in list(self._marked):
                 e = self.entries.get(run_id)

@@ -215,6 +215,15 @@ class Store:
             raise AmbiguousRun(f"run id {ref!r} is ambiguous: it matches {len(matches)} runs ({shown})")
         return self.run(matches[0])
 
+    def prepare_scan(self, max_age: float) -> None:
+        """Does the slow part of the next ``scan_waiting(max_age)`` now (its
+        look at every run, when one is due), so that the scan under the
+        run-status lock is quick."""
+        # lazy: as in runs()
+        from .index import RunIndex
+
+        RunIndex.for_store(self).scan(max_age)
+
     def scan_waiting(self, max_age: float = 0.0) -> tuple[list[Run], list[Run], list[Run]]:
         """What a claim reads, from the listing index (``RunIndex.scan``):
         (staged oldest first, pending, locked) where locked holds runs with a
@@ -225,7 +234,7 @@ class Store:
         from .index import RunIndex
 
         staged, pending, locked = RunIndex.for_store(self).scan(max_age)
-        out = [Run(e.dir) for e in staged]
+        out = [Run(e.dir) for e in staged]  # fresh: a claim reads what is on disk now
         out.sort(key=lambda r: (r.timestamp, r.id))
         return out, [Run(e.dir) for e in pending], [Run(e.dir) for e in locked]
 
