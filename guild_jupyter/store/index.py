@@ -130,9 +130,22 @@ class RunIndex:
             if ids is None:
                 return []
             with _RunsDir(self.store.runs_dir) as fd:
-                self._key_pass(ids, fd, now_ns)
+                kept = self._key_pass(ids, fd, now_ns)
+                kept.sort(reverse=True)  # (timestamp, id): newest first, as _order sorts entries
+                saved = self._saved_records()
+                taken = 0  # kept records made entries so far (the newest ones)
                 while True:
                     top = heapq.nlargest(n, self.entries.values(), key=_order)
+                    # A kept record that could be among the newest n becomes an entry, checked like the others.
+                    bound = _order(top[-1]) if len(top) >= n else None
+                    more = 0
+                    while taken < len(kept) and (bound is None and more < n or bound is not None and kept[taken] > bound):
+                        run_id = kept[taken][1]
+                        taken += 1
+                        if run_id not in self.entries and saved is not None and self._from_saved(run_id, saved):
+                            more += 1
+                    if more:
+                        continue
                     stale = [e for e in top if e.checked != self._pass]
                     for e in stale:
                         self._check(e.id, e, fd, now_ns)
@@ -279,24 +292,46 @@ class RunIndex:
                     continue
                 self._check(run_id, self.entries.get(run_id), fd, now_ns)
 
-    def _key_pass(self, ids, fd, now_ns: int) -> None:
+    def _key_pass(self, ids, fd, now_ns: int) -> list:
         """One stat a run: the file its sort key comes from. A run whose key
-        file moved, that is active, settling or unknown, is checked in full."""
+        file moved, that is active, settling or unknown, is checked in full.
+        Returns ``(timestamp, id)`` of the runs still only in the listing
+        file whose key held: no entry is made for them (a ``-n 20`` listing
+        of 100,000 runs makes 20)."""
         entries = self.entries
         saved = self._saved_records()
         runs_dir = self.store.runs_dir
         watch = self._watch
         settled_before = now_ns - SETTLE_NS
+        stat = os.stat
+        kept = []
         for run_id in ids:
             e = entries.get(run_id)
-            if e is None and saved is not None:
-                e = self._from_saved(run_id, saved)
+            if e is None:
+                rec = saved.get(run_id) if saved is not None else None
+                if rec is not None and not rec[17] and rec[5] < settled_before:  # no marker: not active
+                    try:  # the record's own key stamp (see Entry.stamp: KEY_* at 6..8, the mask at 3)
+                        if rec[3] & 1:
+                            k = stat(run_id + "/.guild/attrs/started", dir_fd=fd) if fd is not None else \
+                                stat(runs_dir + "/" + run_id + "/.guild/attrs/started")
+                            held = (k.st_mtime_ns, k.st_size, k.st_ino) == (rec[6], rec[7], rec[8])
+                        else:
+                            held = (stat(run_id + "/.guild/attrs", dir_fd=fd) if fd is not None else
+                                    stat(runs_dir + "/" + run_id + "/.guild/attrs")).st_mtime_ns == rec[6]
+                    except OSError:
+                        held = False
+                    if held:
+                        kept.append((rec[11], run_id))
+                        continue
+                if saved is not None:
+                    e = self._from_saved(run_id, saved)
             if e is None or e.stamp is None or run_id in watch or e.stamp[4] >= settled_before:
                 self._check(run_id, e, fd, now_ns)
                 continue
             s = e.stamp
             if key_stamp(run_id, fd, runs_dir, s) != (s[KEY_MTIME], s[KEY_SIZE], s[KEY_INO]):
                 self._check(run_id, e, fd, now_ns)
+        return kept
 
     def _after_pass(self, now_ns: int, save: bool) -> None:
         if self._ids is not None:
@@ -414,7 +449,7 @@ class RunIndex:
         if self._ids is None and trusted is not None:
             saved = self._load_saved()
             if saved.runs_mtime == m:
-                self._set_ids(list(saved.records) + list(saved.others), m)
+                self._set_ids(list(saved.records) + list(saved.others), m, from_file=True)
                 return self._ids
         try:
             ids = self.store.run_ids()
@@ -424,12 +459,14 @@ class RunIndex:
         self._set_ids(ids, trusted)
         return ids
 
-    def _set_ids(self, ids: list, runs_mtime) -> None:
-        known = self._ids if self._ids is not None else self._load_saved().ids()
-        if set(ids) != set(known):
-            self._dirty = True  # the file's picture of runs/ is out of date (its mtime alone: kept next time)
+    def _set_ids(self, ids: list, runs_mtime, from_file: bool = False) -> None:
+        new = set(ids)
+        if not from_file:
+            known = self._id_set if self._ids is not None else set(self._load_saved().ids())
+            if new != known:
+                self._dirty = True  # the file's picture of runs/ is out of date (its mtime alone: kept next time)
         self._ids = ids
-        self._id_set = set(ids)
+        self._id_set = new
         self._runs_mtime = runs_mtime
 
     def _load_saved(self):
