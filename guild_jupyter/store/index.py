@@ -84,6 +84,11 @@ class RunIndex:
         self._watch: set = set()  # active or settling runs: looked at on every pass
         self._ids: list | None = None  # runs/ as last listed
         self._id_set: set = set()
+        self._ids_changed = True  # runs/ listed anew since the last drop of the runs gone
+        self._added: set = set()  # ids new in runs/'s last listing
+        self._created_mtime = None  # runs/'s mtime after the last create the journal named, and its runs
+        self._created: list = []
+        self._listed_whole = True  # False: runs/'s last picture took in our creations without a listing
         self._runs_mtime = None  # runs/'s mtime then (None: list it again)
         self._pass = 0
         self._journal = None  # (inode, offset) read so far of the change journal
@@ -131,7 +136,9 @@ class RunIndex:
                 return []
             with _RunsDir(self.store.runs_dir) as fd:
                 kept = self._key_pass(ids, fd, now_ns)
-                kept.sort(reverse=True)  # (timestamp, id): newest first, as _order sorts entries
+                # (timestamp, id), newest first as _order sorts entries: the newest n, all only if needed
+                everything = kept
+                kept = heapq.nlargest(n, everything)
                 saved = self._saved_records()
                 taken = 0  # kept records made entries so far (the newest ones)
                 while True:
@@ -145,6 +152,9 @@ class RunIndex:
                         if run_id not in self.entries and saved is not None and self._from_saved(run_id, saved):
                             more += 1
                     if more:
+                        continue
+                    if taken >= len(kept) and len(kept) < len(everything) and (bound is None or kept[-1] > bound):
+                        kept = sorted(everything, reverse=True)  # entries fell below records not yet taken
                         continue
                     stale = [e for e in top if e.checked != self._pass]
                     for e in stale:
@@ -170,17 +180,19 @@ class RunIndex:
             now = time.monotonic()
             now_ns = time.time_ns()
             named = self._read_journal()
-            ids = self._current_ids(now_ns)
+            self._added = set()
+            quick = not (named is None or self._last_exact is None or now - self._last_exact >= max_age)
+            ids = self._current_ids(now_ns, self._created if quick else None)
             if ids is None:
                 return [], [], []
             with _RunsDir(self.store.runs_dir) as fd:
-                if named is None or self._last_exact is None or now - self._last_exact >= max_age:
+                if not quick:
                     self._guild_pass(ids, fd, now_ns)
                     self._last_exact = now
                 else:
                     look = set(self._watch)
                     look.update(named)
-                    look.update(i for i in ids if i not in self.entries)
+                    look.update(self._added)
                     for run_id in look:
                         if run_id in self._id_set:
                             self._check(run_id, self.entries.get(run_id), fd, now_ns)
@@ -280,10 +292,9 @@ class RunIndex:
                 self._full_pass(now_ns)
                 return
             look.update(named)
-            before = self._ids
-            ids = self._current_ids(now_ns)
-            if ids is not None and ids is not before:
-                look.update(i for i in ids if i not in self.entries)
+            self._added = set()
+            self._current_ids(now_ns, self._created)
+            look.update(self._added)
         if not look:
             return
         with _RunsDir(self.store.runs_dir) as fd:
@@ -334,11 +345,12 @@ class RunIndex:
         return kept
 
     def _after_pass(self, now_ns: int, save: bool) -> None:
-        if self._ids is not None:
+        if self._ids is not None and self._ids_changed:
             present = self._id_set
             gone = [i for i in self.entries if i not in present]
             for run_id in gone:
                 self._drop(run_id)
+            self._ids_changed = False
         self._check_running()
         if save:
             self._save(now_ns)
@@ -430,9 +442,13 @@ class RunIndex:
 
     # -- runs/ and the listing file ----------------------------------------------------------
 
-    def _current_ids(self, now_ns: int):
+    def _current_ids(self, now_ns: int, created=None):
         """The run ids in ``runs/``: listed again only when its mtime moved
-        (or is too young to be trusted); None when it cannot be read."""
+        (or is too young to be trusted), unless ``created`` (the runs the
+        change journal says our own ``create`` moved in; None: a pass that
+        looks at every run, which lists runs/ itself when its last picture
+        came from the journal) explains the move; None when it cannot be
+        read."""
         try:
             m = os.stat(self.store.runs_dir).st_mtime_ns
         except FileNotFoundError:
@@ -443,13 +459,25 @@ class RunIndex:
         if m is None:
             self._set_ids([], None)
             return self._ids
-        if self._ids is not None and m == self._runs_mtime:
+        if self._ids is not None and m == self._runs_mtime and (created is not None or self._listed_whole):
+            return self._ids
+        if created and self._ids is not None and m == self._created_mtime:
+            # runs/ moved as far as runs we just made took it (the journal says so): no listing of it.
+            # (A directory another program added in that same moment waits for the next listing of runs/.)
+            new = [i for i in created if i not in self._id_set]
+            self._ids = self._ids + new
+            self._id_set.update(new)
+            self._added = set(new)
+            self._runs_mtime = m
+            self._listed_whole = False  # the next pass that looks at every run lists runs/ itself
+            self._created = []
             return self._ids
         trusted = m if now_ns - m >= SETTLE_NS else None
         if self._ids is None and trusted is not None:
             saved = self._load_saved()
             if saved.runs_mtime == m:
                 self._set_ids(list(saved.records) + list(saved.others), m, from_file=True)
+                self._listed_whole = True
                 return self._ids
         try:
             ids = self.store.run_ids()
@@ -457,6 +485,8 @@ class RunIndex:
             self.errors.append(str(e))
             return None
         self._set_ids(ids, trusted)
+        self._listed_whole = True
+        self._created = []
         return ids
 
     def _set_ids(self, ids: list, runs_mtime, from_file: bool = False) -> None:
@@ -465,6 +495,8 @@ class RunIndex:
             known = self._id_set if self._ids is not None else set(self._load_saved().ids())
             if new != known:
                 self._dirty = True  # the file's picture of runs/ is out of date (its mtime alone: kept next time)
+                self._ids_changed = True
+                self._added = new - known  # what a pass that looks at changes only must look at
         self._ids = ids
         self._id_set = new
         self._runs_mtime = runs_mtime
@@ -477,15 +509,32 @@ class RunIndex:
     def _saved_records(self):
         """The listing file's records not yet taken into ``entries``."""
         saved = self._load_saved()
-        return saved.records if saved.records else None
+        if saved.records:
+            return saved.records
+        saved.buf = b""  # every record taken: its entries hold their own values (the file's bytes go)
+        return None
 
     def _read_journal(self):
         """Run ids named in the change journal since the last read ([] on
-        the first read), or None when it was rotated meanwhile."""
-        ino, offset, ids = self.store.read_changes(self._journal)
+        the first read), or None when it was rotated meanwhile. A ``+MTIME``
+        token (``Store.notify_change(created=True)``) records ``runs/``'s
+        mtime right after our ``create`` moved the runs that follow it in."""
+        ino, offset, tokens = self.store.read_changes(self._journal)
         first = self._journal is None
         self._journal = (ino, offset)
-        return [] if first else ids
+        if first or tokens is None:
+            return [] if first else None
+        ids = []
+        for tok in tokens:
+            if tok[:1] == "+":
+                try:
+                    self._created_mtime = int(tok[1:])
+                except ValueError:
+                    self._created_mtime = None
+            else:
+                ids.append(tok)
+        self._created += ids  # (kept until runs/ is listed or they are taken: only new ones matter)
+        return ids
 
     def _save(self, now_ns: int) -> None:
         self._dirty = False

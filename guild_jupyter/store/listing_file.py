@@ -79,11 +79,12 @@ class Saved:
     ``values_of(record)`` (the raw JSON of its values), ``runs_mtime`` and
     ``others`` (``runs/`` as last listed: the ids without a record)."""
 
-    __slots__ = ("records", "buf", "runs_mtime", "others")
+    __slots__ = ("records", "buf", "values_at", "runs_mtime", "others")
 
-    def __init__(self, records=None, buf=b"", runs_mtime=None, others=()):
+    def __init__(self, records=None, buf=b"", runs_mtime=None, others=(), values_at=0):
         self.records = records if records is not None else {}
         self.buf = buf
+        self.values_at = values_at  # where the values start in ``buf`` (records hold offsets from there)
         self.runs_mtime = runs_mtime
         self.others = others
 
@@ -91,8 +92,8 @@ class Saved:
         return list(self.records) + list(self.others)
 
     def values_of(self, rec) -> bytes:
-        off, n = rec[12], rec[13]
-        return self.buf[off:off + n]
+        off = self.values_at + rec[12]
+        return self.buf[off:off + rec[13]]
 
     @staticmethod
     def stamp_of(rec) -> tuple:
@@ -127,13 +128,12 @@ def load(path: str) -> Saved:
         # Each record alone: another entry version, or a record of the wrong shape, is dropped.
         if rec[14] != ENTRY_VERSION or rec[15] >= n_status or rec[12] + rec[13] > n_values:
             continue
-        rec = rec[:12] + (rec[12] + values_at,) + rec[13:]
         records[rec[0].hex()] = rec
     runs_mtime = head.get("runs_mtime")
     others = head.get("others")
     if type(runs_mtime) is not int or type(others) is not list or not all(type(x) is str for x in others):
         runs_mtime, others = None, ()
-    return Saved(records, buf, runs_mtime, others)
+    return Saved(records, buf, runs_mtime, others, values_at)
 
 
 def save(path: str, entries, now_ns: int, runs_mtime, all_ids) -> None:

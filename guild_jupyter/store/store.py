@@ -55,13 +55,19 @@ class Store:
     def lock(self, timeout: float | None = None):
         return run_status_lock(self.home, timeout)
 
-    def notify_change(self, *run_ids: str) -> None:
+    def notify_change(self, *run_ids: str, created: bool = False) -> None:
         """Touches the change marker queues watch to pick up new runs at once,
         naming the runs that changed in it (the change journal): a viewer of
         a big store looks at those, not at every run. Past ``JOURNAL_MAX``
         bytes it starts afresh as a new file, which readers notice (its
         inode) and then look at everything."""
-        data = "".join(i + "\n" for i in run_ids).encode()
+        data = "".join(i + "\n" for i in run_ids)
+        if created:  # runs/'s mtime now: a reader need not list runs/ for these (see index)
+            try:
+                data = f"+{os.stat(self.runs_dir).st_mtime_ns}\n" + data
+            except OSError:
+                pass
+        data = data.encode()
         try:
             fd = os.open(self.change_marker, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:

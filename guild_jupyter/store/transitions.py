@@ -74,7 +74,7 @@ def create(store, specs: list, *, staged: bool, owner: Claim | None = None) -> l
         owner = Claim.by_this_process(kind="launch")
     marker = (STAGED_MARKER, b"") if staged else (PENDING_MARKER, owner.encode().encode())
     runs = build_and_move_runs(store, specs, staged, marker)
-    store.notify_change(*(r.id for r in runs))
+    store.notify_change(*(r.id for r in runs), created=True)
     return runs
 
 

@@ -186,13 +186,14 @@ class DaskStarter(RunStarter):
     def _set_waiting(self, why: str | None) -> None:
         if why == self.waiting:
             return
+        busy_only = why in (None, ALL_BUSY) and self.waiting in (None, ALL_BUSY)
         if why is not None and why != ALL_BUSY:
             self.log(f"Waiting: {why}")
         elif why is None and self.waiting not in (None, ALL_BUSY):
             self.log("Dask workers can take runs again")
         self.waiting = why
-        try:
-            self._write_info(force=True)
+        try:  # busy <-> free, as runs come and go: in the row at the next read (no scheduler call now)
+            self._write_info(force=not busy_only)
         except Exception:  # noqa: BLE001 - a picture of the cluster never stops the queue
             pass
 
