@@ -138,6 +138,9 @@ class QueueLoop:
         backoff = None
         while not self.stop_event.is_set():
             self._unsettled = False
+            # Taken before the pass: a change made while it ran (a run staged just after its
+            # scan) wakes the wait below at once instead of waiting out the poll interval.
+            token = self.store.change_token()
             try:
                 self._reap()
                 mode = self.control.poll()
@@ -162,7 +165,7 @@ class QueueLoop:
                 self.log(f"Processed {self.started_count} run(s); no staged runs left (run-once)")
                 break
             self.state = "running" if busy else "waiting"
-            self._wait(min(cfg.poll_interval, self._next_retry()))
+            self._wait(min(cfg.poll_interval, self._next_retry()), token)
         else:
             exit_status = -15
         self.state = "stopped"
@@ -229,11 +232,12 @@ class QueueLoop:
                 return
             self.stop_event.wait(min(0.1, left))
 
-    def _wait(self, timeout: float) -> None:
-        """Sleeps until the store changes, a run of ours ends, a stop is asked
-        for, or ``timeout`` passes (the poll interval bounds how long a change
-        the marker does not show, e.g. a run Guild staged, can go unseen)."""
-        token = self.store.change_token()
+    def _wait(self, timeout: float, token=None) -> None:
+        """Sleeps until the store changes (from ``token``, taken before the
+        pass that preceded), a run of ours ends, a stop is asked for, or
+        ``timeout`` passes (the poll interval bounds how long a change the
+        marker does not show, e.g. a run Guild staged, can go unseen)."""
+        token = self.store.change_token() if token is None else token
         deadline = time.monotonic() + timeout
         free = self.slots.any_free()
         while not self.stop_event.is_set():
@@ -307,6 +311,10 @@ class QueueLoop:
                 transitions.record_start_failure(self.store, run, f"not started: {unreadable}")
                 self.log(f"Run {run.id} cannot start: {unreadable}; recorded as error")
                 candidates = [c for c in candidates if c.id != run.id]
+            # A pause or drain asked before the run was staged is seen now: the scan saw the run.
+            if self.control.poll() != "running":
+                self._blocked = True  # (a run-once queue does not end for it: the next pass sees the pause)
+                return None
             # The claim's slot check counts from this pass's scan: the lock held since keeps it true.
             transitions.claim(self.store, run, self._claim, gpus=decision.assign_gpus,
                               per_gpu=cfg.per_gpu if cfg.auto else None, held=held,
