@@ -206,13 +206,6 @@ def direct_reads() -> _Direct:
     return _Direct()
 
 
-def _has_event_files(run_dir: str) -> bool:
-    try:
-        return any(n.startswith(PREFIX) for n in os.listdir(run_dir + "/.guild"))
-    except OSError:
-        return True  # the restore (or the update) says what is wrong
-
-
 def read(run_dir: str) -> RunScalars:
     """The run's scalars as they are now (the cache brought up to date)."""
     with _lock:
@@ -222,10 +215,9 @@ def read(run_dir: str) -> RunScalars:
             _cache[run_dir] = rs
             if len(_cache) > MAX_RUNS:
                 scalars_file.evicted(_cache.popitem(last=False)[1])  # kept for the next save
-            # The file holds every run of the store: not read for a run with no event file
-            # (a run just staged, shown alone: staging costs the same in a store of any size).
-            if ((scalars_file.is_loaded(run_dir) or not _Direct.depth and _has_event_files(run_dir))
-                    and scalars_file.restore(rs)):
+            # The file holds every run of the store: for a few runs shown (direct_reads) it is
+            # used only if this process has it already (staging costs the same in any store).
+            if (not _Direct.depth or scalars_file.is_loaded(run_dir)) and scalars_file.restore(rs):
                 return rs  # every file just checked unchanged
         else:
             _cache.move_to_end(run_dir)
