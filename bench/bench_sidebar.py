@@ -5,13 +5,18 @@
 (a) Latency from a run's status change on disk to the view showing it,
     p50/p95 over ``--changes`` changes of each kind: a run staged (it
     appears) and a staged run unstaged (its status flips). Each change
-    waits a random 0-1 s first, so changes land at every phase of the
-    1 s poll. A MutationObserver in the page stamps the moment an element
-    ``[data-run=ID][data-status=S]`` first appears. Peer: our own /guild
-    page, which also polls every second (Guild itself has no live view).
+    waits a random 0-1 s first, so changes land at every phase of a 1 s
+    poll. A MutationObserver in the page stamps the moment an element
+    ``[data-run=ID][data-status=S]`` first appears. The sidebar long-polls
+    ``/guild/api/state?after_version=V`` (the server answers when the
+    store's watcher sees a change); the same sidebar with the long poll
+    taken away (the route drops ``after_version``, so the server answers at
+    once and the sidebar falls back to polling every second: how it worked
+    before) is the peer, measured in the same run (Guild itself has no live
+    view); the /guild page (the same model) too.
 (b) The Jupyter server's CPU (user+system of its process, % of one core)
     over ``--idle`` seconds with nothing changing: no browser; /lab with the
-    sidebar open; /lab with the sidebar closed (only the status bar polls).
+    sidebar open; /lab with the sidebar closed (the status bar still long-polls).
 (c) With ``--big`` finished runs added: the same idle CPU with the sidebar
     open, and the time to turn a page of the finished group (p50 of 10).
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import sys
 import tempfile
 import time
@@ -82,7 +88,13 @@ def open_sidebar(page, server) -> None:
     page.keyboard.press("Control+Shift+C")
     page.locator(".lm-CommandPalette-input").fill("Open Guild Sidebar")
     page.locator(".lm-CommandPalette-input").press("Enter")
-    page.locator("#guild-jupyter-sidebar .jp-GuildSidebar-summary").wait_for(timeout=30_000)
+    page.locator("#guild-jupyter-sidebar .gj-summary").wait_for(timeout=30_000)
+
+
+def without_long_poll(route) -> None:
+    """The state request as a server without long polls would answer it: at once."""
+    url = re.sub(r"[?&](after_version|timeout)=[^&]*", "", route.request.url)
+    route.continue_(url=url if "?" in url or "&" not in url else url.replace("&", "?", 1))
 
 
 def show(name: str, xs: list) -> None:
@@ -111,13 +123,23 @@ def main() -> None:
             open_sidebar(page, server)
             page.evaluate(OBSERVER)
             s_appear, s_flip = latencies(page, store, script, a.changes)
-            show("sidebar: staged run appears", s_appear)
-            show("sidebar: staged -> unstaged", s_flip)
+            show("sidebar (long poll): staged run appears", s_appear)
+            show("sidebar (long poll): staged -> unstaged", s_flip)
+            polled = browser.new_page(viewport={"width": 1280, "height": 900})
+            polled.route("**/guild/api/state*", without_long_poll)
+            page.goto("about:blank")  # one viewer at a time
+            open_sidebar(polled, server)
+            polled.evaluate(OBSERVER)
+            p_appear, p_flip = latencies(polled, store, script, a.changes)
+            show("peer, sidebar polling 1 s: staged run appears", p_appear)
+            show("peer, sidebar polling 1 s: staged -> unstaged", p_flip)
+            print(f"    ratio long poll / polling, p50: appears {median(s_appear) / median(p_appear):.2f}, "
+                  f"flips {median(s_flip) / median(p_flip):.2f}")
+            polled.close()
             page2 = browser.new_page(viewport={"width": 1280, "height": 900})
             page2.goto(f"{server.url}/guild?token={server.token}")
-            page2.locator("body").wait_for()
+            page2.locator(".gj-page .gj-summary").wait_for()
             page2.evaluate(OBSERVER)
-            page.goto("about:blank")  # one viewer at a time
             g_appear, g_flip = latencies(page2, store, script, a.changes)
             show("/guild page: staged run appears", g_appear)
             show("/guild page: staged -> unstaged", g_flip)
@@ -126,10 +148,10 @@ def main() -> None:
             print(f"(b) server CPU, idle, over {a.idle:.0f} s ({a.changes * 2} runs in the store)")
             print(f"    no browser page:                 {cpu_percent(server, a.idle):5.2f} % of a core")
             open_sidebar(page, server)
-            print(f"    /lab, sidebar open (1 s polls):  {cpu_percent(server, a.idle):5.2f} % of a core")
+            print(f"    /lab, sidebar open (long poll):  {cpu_percent(server, a.idle):5.2f} % of a core")
             page.locator(".jp-SideBar .lm-TabBar-tab[data-id='guild-jupyter-sidebar']").click()  # closes it
             page.locator("#guild-jupyter-sidebar").wait_for(state="hidden", timeout=10_000)
-            print(f"    /lab, sidebar closed (5 s polls): {cpu_percent(server, a.idle):5.2f} % of a core")
+            print(f"    /lab, sidebar closed (long poll): {cpu_percent(server, a.idle):5.2f} % of a core")
 
             if a.big:
                 template = os.path.join(home, "runs", os.listdir(os.path.join(home, "runs"))[0])
@@ -137,8 +159,8 @@ def main() -> None:
                 open_sidebar(page, server)
                 group = page.locator("#guild-jupyter-sidebar [data-group='finished']")
                 group.locator("summary").click()  # open the finished group
-                text = group.locator(".jp-GuildSidebar-pager .jp-GuildSidebar-muted")
-                count = group.locator("summary > .jp-GuildSidebar-muted")
+                text = group.locator(".gj-pager-text")
+                count = group.locator("summary > .gj-count")
                 try:
                     page.wait_for_function("([el, n]) => el.textContent === String(n)",
                                            arg=[count.element_handle(), a.big + 2 * a.changes], timeout=120_000)

@@ -196,8 +196,9 @@ class RunList(list):
 
 
 def run_json(r, index: int | None = None, scalar: str | None = None) -> dict:
-    """One run as ``guild runs --json`` gives it, plus our fields (``scalar``
-    and ``spark`` as ``views.run_row`` has them)."""
+    """One run as ``guild runs --json`` gives it, plus our fields (``scalar``,
+    ``spark``, ``status_text``, ``outcome_text`` and ``retry_text`` as
+    ``views.run_row`` has them)."""
     try:
         opref = attrlib.read_text(r.path("opref")).strip()
     except (OSError, ValueError):
@@ -209,8 +210,11 @@ def run_json(r, index: int | None = None, scalar: str | None = None) -> dict:
         "tags": r.get("tags"),
     }
     main, spark = views.main_scalar(r, scalar)
+    status = views.status_of(r)
+    started, stopped = r.started, r.stopped
+    elapsed = (stopped - started) / 1e6 if started and stopped and status in views.FINISHED else None
     out.update({"index": index, "op": r.op_name, "flags": r.flags, "gpus": r.gpus, "warnings": list(r.warnings),
-                "scalar": main, "spark": spark})
+                "scalar": main, "spark": spark, **views.run_words(r, status, elapsed)})
     worker = r.get("dask_worker")
     if worker:  # placed by a Dask queue (as views.run_row shows it)
         out.update({"worker": str(worker), "worker_host": str(r.get("dask_host") or "")})

@@ -1,16 +1,22 @@
 """What a store is doing now, as plain data: the panel's, the ``/guild``
-page's and the REST API's one source (``api.monitor()``).
+page's, the sidebar's and the REST API's one source (``api.monitor()``).
 
 ``StoreMonitor.snapshot(pages=...)`` answers counts per status, the queues,
-the runs grouped as the viewers show them — running (by start), pending and
-staged (in the order queues start them, each staged run with why it still
-waits), finished (most recently ended first) — a bounded page of each group,
-the GPUs with the runs on them, and warnings. Only dicts, lists, strings and
-numbers (rows are ``views.run_row`` / ``views.queue_row``): it goes to
-``json.dumps`` as is. It reads the store through the one listing index
-(``store.index``), so a refresh of a big store costs a few stats, and what
-the real ``guild`` CLI changes (a label, a removed or restored run) shows on
-the next refresh.
+the runs grouped as every viewer shows them (``views.GROUPS``: running by
+start; pending and staged in the order queues start them, each staged run
+with its place in line and why it still waits; failed and finished most
+recently ended first) with a bounded page of each group, the GPUs with the
+runs on them, the store's summary and warnings. Only dicts, lists, strings
+and numbers (rows are ``views.run_row`` / ``views.queue_row`` /
+``views.gpu_row``): it goes to ``json.dumps`` as is. It reads the store
+through the one listing index (``store.index``), so a refresh of a big
+store costs a few stats, and what the real ``guild`` CLI changes (a label, a
+removed or restored run) shows on the next refresh.
+
+``version`` moves whenever a run, a queue or the newest event changes; not
+with running clocks, scalars or GPU readings, which are current in every
+snapshot. A viewer that long-polls (``GET /guild/api/state?after_version=``)
+is answered when it moves.
 """
 
 from __future__ import annotations
@@ -24,13 +30,11 @@ from .queueing import policy
 from .queueing.dask.config import note_gpu_shortage, policy_gpus
 from .queueing.status import list_queues
 from .store.index import RunIndex
-from .store.run import COMPLETED, ERROR, PENDING, RUNNING, STAGED, TERMINATED
+from .store.run import RUNNING, TERMINATED
 
-__all__ = ["StoreMonitor", "GROUPS", "GROUP_ORDER", "DEFAULT_PAGE_SIZE"]
+__all__ = ["StoreMonitor", "GROUPS", "DEFAULT_PAGE_SIZE"]
 
-GROUPS = ("running", "pending", "staged", "finished")
-#: What each group is ordered by, hence which time its rows show (views.run_row).
-GROUP_ORDER = {"running": "started", "pending": "started", "staged": "started", "finished": "ended"}
+GROUPS = views.GROUP_NAMES
 GPU_RETRY_INTERVAL = 30.0  # how often to look again for NVML when it was absent
 MAX_WARNINGS = 20
 DEFAULT_PAGE_SIZE = 10
@@ -42,13 +46,21 @@ class StoreMonitor:
     ``probe``: the GPU probe (default: NVML, or the fake GPUs of
     ``$GUILD_JUPYTER_FAKE_GPUS``); ``handles``: a callable giving this
     process's queue handles (``api.queue_registry.list``); ``scalar``: the
-    scalar run rows show (None: ``loss``, else each run's first)."""
+    scalar run rows show (None: ``loss``, else each run's first);
+    ``queue_hosts``: where its viewer may start a queue (the queue form).
+    ``events``: the ``events.EventWatcher`` of this viewer, whose newest
+    sequence number snapshots carry as ``last_event``."""
 
-    def __init__(self, store, probe=None, page_size: int = DEFAULT_PAGE_SIZE, handles=None, scalar=None):
+    def __init__(self, store, probe=None, page_size: int = DEFAULT_PAGE_SIZE, handles=None, scalar=None,
+                 queue_hosts=("thread", "detached")):
         self.store = store
         self.scalar = scalar  # the scalar run rows show (views.main_scalar)
         self.index = RunIndex.for_store(store)
         self.page_size = max(1, int(page_size))
+        self.queue_hosts = tuple(queue_hosts)
+        self.events = None
+        self.version = 0
+        self._content = None  # what version was last counted for
         self._handles = handles or (lambda: [])
         self._probe = probe
         self._probe_made = probe is not None
@@ -61,9 +73,9 @@ class StoreMonitor:
 
     # -- runs ----------------------------------------------------------------------------------
 
-    def update(self) -> bool:
+    def update(self, full: bool | None = None) -> bool:
         """Brings the index up to date; returns whether anything changed."""
-        return self.index.update()
+        return self.index.update(full)
 
     def status(self, run_id: str) -> str | None:
         """A run's status as last read (None: no such run)."""
@@ -71,29 +83,40 @@ class StoreMonitor:
             e = self.index.entries.get(run_id)
             return None if e is None else views.status_of(e.run())
 
+    def status_text(self, run_id: str) -> str | None:
+        """How a run's status reads as last read (``stopped by you``...;
+        None: no such run)."""
+        with self.index.lock:
+            e = self.index.entries.get(run_id)
+            return None if e is None else views.status_text(e.run())
+
     def grouped(self) -> tuple[dict, dict]:
-        """(entries per group in display order, counts per status), rebuilt
-        only when the index changed."""
+        """(index entries per group of ``views.GROUPS``, in display order;
+        counts per display status), rebuilt only when the index changed.
+        Queue runs are in no group. Call it holding ``index.lock`` to keep
+        both consistent with the entries."""
         index = self.index
         with index.lock:
             if self._groups_version != index.version:
                 by_status = {s: [] for s in views.DISPLAY_STATUSES}
-                unstaged = 0
                 for e in index.entries.values():
                     if not e.is_queue:
-                        by_status.setdefault(e.status, []).append(e)
-                        if e.status == TERMINATED and e.values.get("unstaged") is True:
-                            unstaged += 1
-                staged = sorted(by_status[STAGED], key=lambda e: (e.timestamp, e.id))
-                pending = sorted(by_status[PENDING], key=lambda e: (e.timestamp, e.id))
-                running = sorted(by_status[RUNNING], key=lambda e: (e.started or e.timestamp, e.id))
-                finished = by_status[COMPLETED] + by_status[ERROR] + by_status[TERMINATED]
-                finished.sort(key=lambda e: (e.stopped or e.timestamp, e.id), reverse=True)
-                self._groups = {"running": running, "pending": pending, "staged": staged, "finished": finished}
-                counts = {s: len(v) for s, v in by_status.items()}
-                counts[TERMINATED] -= unstaged
-                counts[views.UNSTAGED] = unstaged
-                self._counts = counts
+                        status = e.status
+                        if status == TERMINATED and e.values.get("unstaged") is True:
+                            status = views.UNSTAGED
+                        by_status.setdefault(status, []).append(e)
+                groups = {}
+                for g in views.GROUPS:
+                    entries = [e for s in g.statuses for e in by_status.get(s, ())]
+                    if g.order == "ended":
+                        entries.sort(key=lambda e: (e.stopped or e.timestamp, e.id), reverse=True)
+                    elif g.statuses == (RUNNING,):
+                        entries.sort(key=lambda e: (e.started or e.timestamp, e.id))
+                    else:  # staged and pending: the order queues start them in
+                        entries.sort(key=lambda e: (e.timestamp, e.id))
+                    groups[g.name] = entries
+                self._groups = groups
+                self._counts = {s: len(v) for s, v in by_status.items()}
                 self._groups_version = index.version
             return self._groups, self._counts
 
@@ -127,32 +150,36 @@ class StoreMonitor:
 
     def _build(self, pages: dict, page_size: int) -> dict:
         now_us = time.time_ns() // 1000
-        groups, counts = self.grouped()
+        with self.index.lock:
+            groups, counts = self.grouped()
+            index_version = self.index.version
         warnings: list[str] = []
         queues = self._queues(warnings)
         # busy: every slot of the queue holds a run (a max-running=N queue has N)
         queue_views = [policy.QueueView(q["id"], policy_gpus(q), q["wait_for_running"],
                                         q["slots"]["used"] >= max(1, q["slots"]["total"])) for q in queues]
+        # A paused or draining queue starts nothing: it serves no staged run now.
+        held = [v for v, q in zip(queue_views, queues) if q["control"] != "running"]
+        queue_views = [v for v in queue_views if v not in held]
         running_others = [e.id for e in groups["running"]]
-        out_groups = {}
-        for name in GROUPS:
-            entries = groups[name]
+        out_groups = []
+        for g in views.GROUPS:
+            entries = groups[g.name]
             total = len(entries)
             npages = max(1, math.ceil(total / page_size))
-            page = min(max(0, int(pages.get(name, 0) or 0)), npages - 1)
+            page = min(max(0, int(pages.get(g.name, 0) or 0)), npages - 1)
             start = page * page_size
             runs = [e.run() for e in entries[start: start + page_size]]
             varying = views.varying_flags([r.flags for r in runs])
-            rows = [views.run_row(r, now_us=now_us, varying=varying, order=GROUP_ORDER[name], short_time=True,
+            rows = [views.run_row(r, now_us=now_us, varying=varying, order=g.order, short_time=True,
                                   scalar=self.scalar) for r in runs]
-            if name == "staged":
-                _add_waiting_reasons(rows, entries, start, queue_views, running_others)
+            if g.name == "staged":
+                _add_waiting_reasons(rows, entries, start, queue_views, running_others, held)
                 note_gpu_shortage(rows, queues)  # Dask queues: no worker with GPU resources
-            out_groups[name] = {
-                "total": total, "page": page, "pages": npages, "page_size": page_size,
-                "first": start + 1 if rows else 0, "rows": rows, "varying": varying,
-                "time_kind": "ended" if name == "finished" else ("staged" if name in ("staged", "pending") else "started"),
-            }
+                for row in rows:
+                    row["waiting_text"] = row["waiting"] or ""
+            out_groups.append(dict(g.view(), total=total, page=page, pages=npages, page_size=page_size,
+                                   first=start + 1 if rows else 0, rows=rows, varying=varying))
         gpus = self._gpus(groups["running"], warnings)
         warnings.extend(self.index.warnings())
         if len(warnings) > MAX_WARNINGS:
@@ -161,8 +188,19 @@ class StoreMonitor:
         counts = {s: counts.get(s, 0) for s in views.DISPLAY_STATUSES}
         counts["total"] = sum(counts.values())
         counts["queues"] = len(queues)
-        return {"store": self.store.home, "time": now_us, "counts": counts, "queues": queues,
-                "groups": out_groups, "gpus": gpus, "warnings": warnings}
+        attention = _recent_failures(groups["failed"], now_us)
+        events = self.events
+        last_event = events.last if events is not None else 0
+        content = (index_version, last_event, tuple((q["id"], q["state"], q["control"], q["current"],
+                                                      repr(q["slots"])) for q in queues))
+        if content != self._content:
+            self._content = content
+            self.version += 1
+        return {"store": self.store.home, "time": now_us, "version": self.version, "counts": counts,
+                "summary_text": views.summary_text(counts, attention),
+                "status_bar_text": views.status_bar_text(counts, attention), "attention": attention,
+                "queues": queues, "groups": out_groups, "gpus": gpus, "warnings": warnings,
+                "queue_form": views.queue_form(self.queue_hosts), "last_event": last_event}
 
     def _queues(self, warnings: list) -> list[dict]:
         try:
@@ -222,20 +260,36 @@ class StoreMonitor:
                     e = _run_of_pid(pid, by_pid)
                     if e is not None and all(r["id"] != e.id for r in on_gpu):
                         on_gpu.append({"id": e.id, "short_id": e.id[:8], "op": e.op, "via": "process"})
-            devices.append({
-                "index": index,
-                "name": views.jsonable(getattr(g, "name", None)),
-                "uuid": views.jsonable(uuid),
-                "memory_used": views.jsonable(getattr(g, "memory_used", None)),
-                "memory_total": views.jsonable(getattr(g, "memory_total", None)),
-                "utilization": views.jsonable(getattr(g, "utilization", None)),
-                "pids": pids,
-                "runs": on_gpu,
-            })
+            devices.append(views.gpu_row(index, getattr(g, "name", None), uuid, getattr(g, "memory_used", None),
+                                         getattr(g, "memory_total", None), getattr(g, "utilization", None), pids,
+                                         on_gpu))
         if error and gpus:
             warnings.append(f"GPUs: {error}")
-        return {"available": bool(devices), "error": None if devices else (error or "no NVIDIA GPU found"),
+        why = None if devices else (error or NO_GPU)
+        return {"available": bool(devices), "error": why, "text": "" if devices else _no_gpu_text(why),
                 "devices": devices}
+
+
+NO_GPU = "no NVIDIA GPU found"
+
+
+def _no_gpu_text(why: str) -> str:
+    """``no NVIDIA GPU found`` and, when NVML said more, why."""
+    if NO_GPU.lower() in why.lower():
+        return why
+    return f"{NO_GPU} ({why})"
+
+
+def _recent_failures(failed: list, now_us: int) -> int:
+    """Runs of the failed group (most recent first) that ended within
+    ``views.ATTENTION_SECONDS``."""
+    since = now_us - views.ATTENTION_SECONDS * 1_000_000
+    n = 0
+    for e in failed:
+        if (e.stopped or e.timestamp) < since:
+            break
+        n += 1
+    return n
 
 
 class _BrokenProbe:
@@ -273,10 +327,11 @@ def _run_of_pid(pid: int, by_pid: dict):
     return None
 
 
-def _add_waiting_reasons(rows, staged, start, queues, running_others) -> None:
+def _add_waiting_reasons(rows, staged, start, queues, running_others, held=()) -> None:
     """Why each staged run on the page waits. ``ahead``: the older staged
     runs that a queue serving this run would start first (the fewest over the
-    queues that serve it)."""
+    queues that serve it). ``held``: paused or draining queues; a run only
+    they would start waits for them (``waiting for paused queue ...``)."""
     if not rows:
         return
     counts: dict = {}  # gpus -> staged runs before the current one
@@ -287,9 +342,16 @@ def _add_waiting_reasons(rows, staged, start, queues, running_others) -> None:
             free = [q for q in serving if not q.busy] or serving
             ahead = min((_startable_count(counts, q.gpus) for q in free), default=0)
             reason = policy.waiting_reason(policy.StagedRun(e.id, e.gpus, e.timestamp), queues, running_others, ahead)
-            row = rows[i - start]
-            row["waiting"] = reason
-            row["position"] = i + 1
+            if not serving:
+                stopped = [q for q in held if policy.gpu_mismatch(e.gpus, q.gpus) is None]
+                if stopped:
+                    names = ", ".join(q.id[:8] for q in stopped)
+                    reason = f"waiting for {'queue' if len(stopped) == 1 else 'queues'} {names} to resume " \
+                             f"({'it is' if len(stopped) == 1 else 'they are'} paused or draining)"
+                elif held and not queues:  # queues run, none of them would start it
+                    reason = policy.waiting_reason(policy.StagedRun(e.id, e.gpus, e.timestamp), list(held),
+                                                   running_others, ahead)
+            views.place_in_line(rows[i - start], i + 1, reason)
         counts[e.gpus] = counts.get(e.gpus, 0) + 1
 
 

@@ -74,13 +74,22 @@ def copy_spec(run: Run, op: ScriptOp, flags: dict, extra_attrs: dict | None = No
     return op.spec(flags, gpus=pinned_gpus(run), label=user_label(run), extra_attrs=extra)
 
 
-def retry_spec(run: Run, attempt: int, allowed: int) -> RunSpec:
+def retry_spec(run: Run, attempt: int, allowed: int | None = None) -> RunSpec:
     """The spec of the copy that retries ``run``'s failure: attempt
-    ``attempt`` of ``allowed``, naming the run it retries and the chain's
+    ``attempt`` of ``allowed`` (None: no bound set, as for a retry the user
+    asked for, ``api.retry``), naming the run it retries and the chain's
     origin, with the same user flags, GPUs asked for and label. What
     ``transitions`` calls (as ``retry``) to stage it, whoever settles the
     failure."""
     op = script_op_of(run)
     origin = run.get("retry_origin") if attempt > 1 else None
-    extra = {"retry_of": run.id, "retry_attempt": attempt, "retry_origin": origin or run.id, "retries": allowed}
+    extra = {"retry_of": run.id, "retry_attempt": attempt, "retry_origin": origin or run.id}
+    if allowed is not None:
+        extra["retries"] = allowed
     return copy_spec(run, op, user_flags(run), extra)
+
+
+def next_attempt(run: Run) -> int:
+    """The attempt number a retry of ``run`` gets (1 for a first failure)."""
+    attempt = run.get("retry_attempt")
+    return (attempt if isinstance(attempt, int) and not isinstance(attempt, bool) and attempt > 0 else 0) + 1

@@ -15,17 +15,20 @@ if [ ! -x .venv/bin/python ]; then
 fi
 spec="."
 [ -n "${1:-}" ] && spec=".[$1]"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e "$spec" --config-settings editable_mode=compat 2>&1 | grep -v '^WARNING: Location' || true
+# The editable install (hatchling) puts the server extension's config in
+# .venv/etc/jupyter, so `jupyter lab` from this venv serves /guild (`jupyter
+# server extension list` shows it enabled). Its npm build step is skipped
+# here (SKIP_JUPYTER_BUILDER): build-labextension.sh below builds the same
+# bundles with its own npm cache and links them into the venv.
+# (pip's "WARNING: Location ..." lines are this machine's index settings.)
+SKIP_JUPYTER_BUILDER=1 .venv/bin/python -m pip install -q --disable-pip-version-check -e "$spec" 2>&1 \
+  | grep -v '^WARNING: Location' || true
 .venv/bin/python -c 'import guild_jupyter'
-# An editable install does not install the package's data files: put the server
-# extension's config file where a wheel install puts it, so `jupyter lab` from
-# this venv serves /guild (`jupyter server extension list` shows it enabled).
-mkdir -p .venv/etc/jupyter/jupyter_server_config.d
-cp jupyter-config/jupyter_server_config.d/guild_jupyter.json .venv/etc/jupyter/jupyter_server_config.d/
-# The JupyterLab sidebar (TypeScript): built and installed for this venv's
-# JupyterLab (`jupyter labextension list` shows guild-jupyter enabled).
-# A failed build is reported, not fatal: everything else works without it
-# (and tests/test_browser_sidebar.py fails, so it is not missed).
+# The browser side (TypeScript): the JupyterLab sidebar, built and installed
+# for this venv's JupyterLab (`jupyter labextension list` shows guild-jupyter
+# enabled), and the /guild page bundle. A failed build is reported, not
+# fatal: everything else works without it (and the browser tests fail, so it
+# is not missed).
 if command -v npm >/dev/null 2>&1; then
   bash scripts/build-labextension.sh || echo "setup: the JupyterLab sidebar did not build (see above); the rest is installed" >&2
 else

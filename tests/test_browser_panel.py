@@ -97,7 +97,7 @@ def test_panel_in_jupyterlab_is_legible_and_acts(tmp_path, guild_home):
                 assert row.evaluate(UNDER_BUTTON) <= 0
             gpus = out.locator(".gj-gpus")
             gpus.filter(has_text=running_id[:8]).wait_for(timeout=10_000)  # pinned to GPU 0
-            assert "Fake H100" in gpus.inner_text() and "42%" in gpus.inner_text()
+            assert "Fake H100" in gpus.inner_text() and "42 %" in gpus.inner_text()
             page.screenshot(path=str(shots / "panel-1100-staged.png"), full_page=True)
 
             # Stop takes two clicks.
@@ -110,9 +110,10 @@ def test_panel_in_jupyterlab_is_legible_and_acts(tmp_path, guild_home):
             running_row.locator("button", has_text="confirm stop").click()
             wait_for(lambda: store.run(running_id).status == "terminated", timeout=30,
                      message="the run terminated on disk")
-            out.locator(".gj-finished-row", has_text=running_id[:8]).filter(has_text="terminated").wait_for(
+            out.locator(".gj-group-finished .gj-group-toggle").click()  # finished runs: closed until asked
+            out.locator(".gj-finished-row", has_text=running_id[:8]).filter(has_text="stopped by you").wait_for(
                 timeout=10_000)
-            feedback.filter(has_text=f"run {running_id[:8]} terminated").wait_for(timeout=10_000)
+            feedback.filter(has_text=f"run {running_id[:8]} stopped by you").wait_for(timeout=10_000)
             # The message line keeps its height: nothing below it moved.
             assert feedback.bounding_box()["height"] == height
 

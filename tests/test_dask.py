@@ -17,6 +17,7 @@ from conftest import cli, guild, run_dirs, wait_for
 from support.dask_cluster import Cluster, running_cluster
 from guild_jupyter import api
 from guild_jupyter.errors import BadInput
+from support.snapshots import group
 
 pytestmark = [
     pytest.mark.dask,
@@ -288,19 +289,19 @@ def test_gpu_run_with_no_gpu_worker_stays_staged_with_the_reason(script):
         from guild_jupyter.monitor import StoreMonitor
 
         snap = StoreMonitor(resolve_store(None), handles=queue_registry.list).snapshot()
-        (row,) = [x for x in snap["groups"]["staged"]["rows"] if x["id"] == gpu_run.id]
+        (row,) = [x for x in group(snap, "staged")["rows"] if x["id"] == gpu_run.id]
         assert row["waiting"] == "no Dask worker has GPU resources"
         (qrow,) = [x for x in snap["queues"] if x["id"] == q.id]
         assert qrow["dask"]["dashboard"].startswith("http://127.0.0.1:")
         assert len(qrow["dask"]["workers"]) == 1
-        from guild_jupyter.frontends.panel_html import queue_html
+        from guild_jupyter.frontends.panel.markup import queue_html
 
         html = queue_html(qrow)  # the panel: the cluster under the queue's row
         assert f"Dask <code>{qrow['dask']['address']}</code>" in html
         assert f"<a href='{qrow['dask']['dashboard']}'" in html and "0: idle" in html
-        from guild_jupyter.frontends.panel_html import run_html
+        from guild_jupyter.frontends.panel.markup import run_html
 
-        (done,) = [x for x in snap["groups"]["finished"]["rows"] if x["id"] == plain.id]
+        (done,) = [x for x in group(snap, "finished")["rows"] if x["id"] == plain.id]
         assert done["worker"] == "0" and "work.py @ 0" in run_html(done, "finished")
     finally:
         q.stop()

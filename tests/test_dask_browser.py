@@ -32,13 +32,16 @@ def test_page_shows_the_cluster_and_the_run_on_its_worker(tmp_path, guild_home):
         with guild_server(tmp_path / "jupyter", guild_home, root_dir=root) as server:
             with chromium_page(server, tmp_path, {"width": 1100, "height": 900}) as page:
                 page.goto(f"{server.url}/guild?token={server.token}")
-                row = page.locator(f'tr[data-dask="{q.id}"]')
+                row = page.locator(f'.gj-dask[data-dask="{q.id}"]')
                 row.wait_for(timeout=30_000)
                 wait_for(lambda: f"0: {run.id[:8]}" in row.inner_text(), timeout=15, message="the worker's run")
                 text = row.inner_text()
                 assert "Dask tcp://127.0.0.1:" in text
-                run_row = page.locator(f'tr[data-run="{run.id}"]')
-                assert "slow.py @ 0" in run_row.inner_text()  # the run's row names its worker
+                _, state = server.request("/guild/api/state")
+                words = next(r for g in state["groups"] for r in g["rows"] if r["id"] == run.id)
+                run_row = page.locator(f'.gj-run[data-run="{run.id}"]')
+                assert words["title"] in run_row.inner_text() and words["subtitle"] in run_row.inner_text()
+                assert f"@ {words['worker']}" in run_row.inner_text()  # the worker it runs on
                 href = row.locator("a").get_attribute("href")
                 assert href.startswith("http://127.0.0.1:") and href.endswith("/status")
             # REST: a Dask queue hosted by the server; a bad value is a 400

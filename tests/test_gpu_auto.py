@@ -17,6 +17,7 @@ from guild_jupyter import api
 from guild_jupyter.errors import BadInput, WrongState
 from guild_jupyter.procs import Identity
 from guild_jupyter.store import transitions
+from support.snapshots import group
 
 GiB = 2**30
 
@@ -212,11 +213,13 @@ def test_queue_rows_show_gpu_slots(slot_project, monkeypatch):
         (info,) = [i for i in api.queues() if i.id == q.id]
         row = queue_row(info)
         assert row["slots"] == {"used": 2, "total": 2, "per_gpu": {"0": 1, "1": 1}}
-        assert "2/2 slots" in row["description"]
-        assert row["slots_text"] == "2/2 · 0:1 1:1" and "per-gpu=1" in row["options_text"]
-        from guild_jupyter.frontends.panel_html import queue_html
+        assert "2 of 2 slots busy" in row["description"]
+        assert row["slots_text"] == "2 of 2 slots busy · GPU 0: 1 run, GPU 1: 1 run" and "per-gpu=1" in row["options_text"]
+        assert row["state_text"] == "running 2 of 2" and row["gpus_text"] == "every GPU, one chosen per run"
+        assert "None" not in " ".join(v for k, v in row.items() if k.endswith("_text"))
+        from guild_jupyter.frontends.panel.markup import queue_html
 
-        assert "2/2 · 0:1 1:1" in queue_html(row)  # the panel's slots column
+        assert row["slots_text"] in queue_html(row)  # the panel's slots column
         out = cli("queues", "--json", check=0).stdout
         (listed,) = [x for x in json.loads(out) if x["id"] == q.id]
         assert listed["slots"]["per_gpu"] == {"0": 1, "1": 1}
@@ -224,7 +227,7 @@ def test_queue_rows_show_gpu_slots(slot_project, monkeypatch):
         snap = api.monitor().snapshot()
         (shown,) = [x for x in snap["queues"] if x["id"] == q.id]
         assert shown["slots"] == row["slots"]
-        (waiting,) = snap["groups"]["staged"]["rows"]
+        (waiting,) = group(snap, "staged")["rows"]
         assert "waiting for queue" in waiting["waiting"], waiting
     finally:
         q.stop(timeout=10)

@@ -20,7 +20,7 @@ FRONTEND_ALLOWED = ("api", "errors", "views", "display", "frontends", "autoload"
 
 
 def front_end_modules() -> list[pathlib.Path]:
-    found = sorted((PACKAGE / "frontends").glob("*.py")) + sorted((PACKAGE / "server").glob("*.py"))
+    found = sorted((PACKAGE / "frontends").rglob("*.py")) + sorted((PACKAGE / "server").glob("*.py"))
     found += [p for p in (PACKAGE / "widgets.py",) if p.exists()] + sorted(PACKAGE.glob("panel*.py"))
     return found
 
@@ -92,7 +92,8 @@ def test_front_ends_import_no_internals(path):
     assert violations(path) == []
 
 
-@pytest.mark.parametrize("path", sorted((PACKAGE / "frontends").glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((PACKAGE / "frontends").rglob("*.py")),
+                         ids=lambda p: str(p.relative_to(PACKAGE / "frontends")))
 def test_frontends_import_only_the_facade_and_the_views(path):
     used = {internal(n) for n in imported(path)} - {None}
     assert used <= set(FRONTEND_ALLOWED), used - set(FRONTEND_ALLOWED)

@@ -77,8 +77,9 @@ def test_quickstart_executes_headless_and_fills_the_default_store(quickstart, tm
     state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     assert state[view["data"][WIDGET_VIEW]["model_id"]]["model_name"] == "VBoxModel"
     html = [m["state"].get("value", "") for m in state.values() if m["model_name"] == "HTMLModel"]
-    assert any(v.startswith("<b>Guild runs</b>") and "unstaged&nbsp;<b>1</b>" in v for v in html)
+    assert any(v.startswith("<b>Guild runs</b>") and "class='gj-summary'" in v for v in html)
     assert any("data-status='unstaged'" in v for v in html) and any("data-status='terminated'" in v for v in html)
+    assert any("stopped by you" in v and "data-status='terminated'" in v for v in html)  # %guild stop: the user's
 
     runs = api.runs(store=str(guild_home))
     by_op: dict = {}

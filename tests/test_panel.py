@@ -4,6 +4,7 @@ is what the kernel does when the browser's click arrives)."""
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import os
@@ -22,6 +23,7 @@ from guild_jupyter.gpus.fake import FakeNvml
 from guild_jupyter.frontends.panel import Panel, panel
 from guild_jupyter.store.index import RunIndex
 from guild_jupyter.store.store import Store
+from support.snapshots import group, rows
 
 SLEEP_PY = textwrap.dedent(
     """\
@@ -104,7 +106,7 @@ def _claimed(run, store):
 
 
 def _rows(p: Panel, group: str) -> list[dict]:
-    return p.snapshot["groups"][group]["rows"]
+    return rows(p.snapshot, group)
 
 
 def _row_widget(p: Panel, group: str, run_id: str):
@@ -114,11 +116,12 @@ def _row_widget(p: Panel, group: str, run_id: str):
     raise AssertionError(f"run {run_id[:8]} not shown in {group}: {[r.run_id for r in p.groups[group].rows]}")
 
 
-def _confirmed_click(row) -> None:
-    """A stop takes two clicks: the first arms "confirm stop"."""
-    row.button.click()
-    assert row.button.description == "confirm stop"
-    row.button.click()
+def _confirmed_click(row, verb: str = "stop") -> None:
+    """A stop takes two clicks: the first arms "Confirm stop"."""
+    button = row.button(verb)
+    button.click()
+    assert button.description == f"Confirm {verb}"
+    button.click()
 
 
 def _settle_bindings(p: Panel) -> None:
@@ -144,8 +147,11 @@ def test_rows_counts_and_waiting_reasons(scripts, store):
         assert [r["id"] for r in _rows(p, "running")] == [runs["running"].id]
         assert [r["id"] for r in _rows(p, "pending")] == [runs["pending"].id]
         finished = {r["id"]: r["status"] for r in _rows(p, "finished")}
-        assert finished == {runs["completed"].id: "completed", runs["error"].id: "error",
+        assert finished == {runs["completed"].id: "completed",
                             runs["terminated"].id: "unstaged"}  # taken off the queue: never started
+        assert [(r["id"], r["status_text"]) for r in _rows(p, "failed")] == [(runs["error"].id, "error (exit 3)")]
+        assert p.groups["failed"].open and not p.groups["finished"].open  # a failed run is seen at once
+        assert p.groups["failed"].body.layout.display == "" and p.groups["finished"].body.layout.display == "none"
         unstaged = next(r for r in _rows(p, "finished") if r["id"] == runs["terminated"].id)
         assert unstaged["elapsed"] is None and unstaged["elapsed_text"] == "" and unstaged["guild_status"] == "terminated"
         staged = _rows(p, "staged")
@@ -155,14 +161,18 @@ def test_rows_counts_and_waiting_reasons(scripts, store):
         html = _row_widget(p, "running", runs["running"].id).html.value
         assert runs["running"].id[:8] in html and "sleep.py" in html and "running" in html and "secs=60" in html
         assert "no queue is running" in _row_widget(p, "staged", runs["staged"].id).html.value
-        assert "staged&nbsp;<b>2</b>" in p.header.value and "running&nbsp;<b>1</b>" in p.header.value
-        assert "unstaged&nbsp;<b>1</b>" in p.header.value
+        assert snap["summary_text"] == "1 running · 1 pending · 2 staged · 1 failed" and snap["attention"] == 1
+        assert snap["summary_text"] in p.header.value
         # GPUs: name, memory, utilization and the run whose process NVML reports.
         gpus = snap["gpus"]
         assert gpus["available"] and [d["index"] for d in gpus["devices"]] == [0, 1]
         assert [r["id"] for r in gpus["devices"][0]["runs"]] == [runs["running"].id]
         assert gpus["devices"][1]["runs"] == []
-        assert "Fake GPU 0" in p.gpus_html.value and "37%" in p.gpus_html.value and runs["running"].id[:8] in p.gpus_html.value
+        assert gpus["devices"][0]["text"] == "GPU 0 · Fake GPU 0" and gpus["devices"][0]["utilization_text"] == "37 %"
+        assert gpus["devices"][0]["memory_text"] == "2.0/16 GiB" and gpus["devices"][1]["runs_text"] == "no runs"
+        assert gpus["devices"][0]["runs_text"] == f"{runs['running'].id[:8]} (sleep.py)"
+        for text in ("GPU 0 · Fake GPU 0", "37 %", "2.0/16 GiB", runs["running"].id[:8]):
+            assert text in p.gpus_html.value
 
         # A queue that waits for running runs, unpinned: one reason each.
         q = api.queue("wait-for-running=yes", store=store)
@@ -180,7 +190,7 @@ def test_rows_counts_and_waiting_reasons(scripts, store):
         assert f"queue {q.id[:8]}" in p.feedback.value and "#c62828" not in p.feedback.value  # stopping, or stopped
         assert q.join(15)
         wait_for(lambda: not p.refresh()["queues"], timeout=10, message="queue gone from the panel")
-        assert f"queue {q.id[:8]} terminated" in p.feedback.value
+        assert f"queue {q.id[:8]} stopped by you" in p.feedback.value
         assert p.queue_rows[0].box.layout.display == "none"
         assert store.run(q.id).status == "terminated"
     finally:
@@ -197,17 +207,18 @@ def test_buttons_change_the_store(scripts, store):
         _settle_bindings(p)
         # stop -> terminated
         row = _row_widget(p, "running", running.id)
-        row.button.click()  # the first click only arms the stop
-        assert row.button.description == "confirm stop" and store.run(running.id).status == "running"
-        row.button.click()
+        row.button("stop").click()  # the first click only arms the stop
+        assert row.button("stop").description == "Confirm stop" and store.run(running.id).status == "running"
+        assert f"Stop run {running.id[:8]}?" in p.feedback.value  # what it will do
+        row.button("stop").click()
         assert f"run {running.id[:8]}" in p.feedback.value and "#c62828" not in p.feedback.value  # stopping, or stopped
         wait_for(lambda: store.run(running.id).status == "terminated", timeout=15, message="run terminated")
-        wait_for(lambda: running.id in {r["id"] for r in p.refresh()["groups"]["finished"]["rows"]}, timeout=5,
+        wait_for(lambda: running.id in {r["id"] for r in group(p.refresh(), "finished")["rows"]}, timeout=5,
                  message="stopped run listed as finished")
-        assert f"run {running.id[:8]} terminated" in p.feedback.value  # the outcome follows "stopping"
+        assert f"run {running.id[:8]} stopped by you" in p.feedback.value  # the outcome follows "stopping"
         # unstage -> terminated (never started), gone from the staged list
         _settle_bindings(p)
-        _row_widget(p, "staged", staged.id).button.click()
+        _row_widget(p, "staged", staged.id).button("unstage").click()
         assert "unstaged run" in p.feedback.value
         r = store.run(staged.id)
         assert r.status == "terminated" and r.started is not None and r.exit_status == -15
@@ -216,7 +227,7 @@ def test_buttons_change_the_store(scripts, store):
         row = _row_widget(p, "staged", pinned.id)
         _settle_bindings(p)
         api.unstage(pinned.id, store=store)
-        row.button.click()
+        row.button("unstage").click()
         assert "cannot unstage run" in p.feedback.value and "not staged" in p.feedback.value
         assert "#c62828" in p.feedback.value  # shown as an error
         # Start a queue from the form: a bad GPU spec is refused in the panel...
@@ -262,11 +273,11 @@ def test_rows_that_just_changed_refuse_clicks(scripts, store):
         api.unstage(first.id, store=store)
         p.refresh()
         assert row.run_id == second.id  # it now shows another run than a moment ago
-        row.button.click()
+        row.button("unstage").click()
         assert "the list just changed" in p.feedback.value
         assert store.run(second.id).status == "staged"
         row.bound_at -= 10  # a moment later the same click works
-        row.button.click()
+        row.button("unstage").click()
         assert f"unstaged run {second.id[:8]}" in p.feedback.value
         assert store.run(second.id).status == "terminated"
     finally:
@@ -288,7 +299,7 @@ def test_live_refresh_and_close_stops_the_thread(scripts, store):
         # Not through the change token: a queue-less state change (a run that
         # ends on its own) shows up too.
         running = _start(scripts, secs=0.5, store=store)
-        wait_for(lambda: running.id in {x["id"] for x in p.snapshot["groups"]["finished"]["rows"]}, timeout=5,
+        wait_for(lambda: running.id in {x["id"] for x in group(p.snapshot, "finished")["rows"]}, timeout=5,
                  message="finished run shown")
         thread = p._thread
         assert thread.is_alive()
@@ -307,18 +318,18 @@ def test_paging_bounds_the_rows(scripts, store, guild_home):
     p = panel(store=store, refresh=0, page_size=10, probe=fake_probe(), display=False)
     try:
         snap = p.refresh()
-        g = snap["groups"]["finished"]
+        g = group(snap, "finished")
         assert (g["total"], g["pages"], g["page"], len(g["rows"])) == (25, 3, 0, 10)
         view = p.groups["finished"]
         assert view.pager.layout.display == "" and "1–10 of 25" in view.page_label.value
         first = {r["id"] for r in g["rows"]}
         view.next.click()
         view.next.click()
-        g = p.snapshot["groups"]["finished"]
+        g = group(p.snapshot, "finished")
         assert g["page"] == 2 and len(g["rows"]) == 5 and not first & {r["id"] for r in g["rows"]}
         assert view.next.disabled and [r.box.layout.display for r in view.rows].count("none") == 5
         view.next.click()  # clamped
-        assert p.snapshot["groups"]["finished"]["page"] == 2
+        assert group(p.snapshot, "finished")["page"] == 2
     finally:
         p.close()
 
@@ -385,7 +396,7 @@ def test_the_real_guild_cli_never_outwits_the_index(scripts, store):
     p = panel(store=store, refresh=0, probe=fake_probe(), display=False)
     try:
         def shown(run_id):
-            return {r["id"]: r for r in p.refresh()["groups"]["finished"]["rows"]}.get(run_id)
+            return {r["id"]: r for r in group(p.refresh(), "finished")["rows"]}.get(run_id)
 
         assert shown(done.id)["label"] == "lr=0.1 secs=0"
         for text in ("x", "y"):  # a second label of the same length: only the file's own mtime moves
@@ -400,5 +411,68 @@ def test_the_real_guild_cli_never_outwits_the_index(scripts, store):
         guild("runs", "restore", other.id, "-y")
         assert shown(other.id)["status"] == "completed"
         assert other.id in {r.id for r in api.runs(store=store)}
+    finally:
+        p.close()
+
+
+def test_restage_form_retry_and_delete_from_the_failed_group(scripts, store):
+    failed = _finish(scripts, "fail.py", store=store)
+    p = panel(store=store, refresh=0, probe=fake_probe(), display=False)
+    try:
+        p.refresh()
+        _settle_bindings(p)
+        row = _row_widget(p, "failed", failed.id)  # open at once: no need to expand anything
+        assert [a["verb"] for a in row.actions] == ["output", "retry", "restart", "restage", "delete"]
+        assert [b.description for b in row.buttons] == ["Output", "Retry", "Restart", "Restage", "Delete"]
+        # restage: a form with the run's flags; a bad value shows the api's one line and writes nothing
+        row.button("restage").click()
+        form = p.restage_form
+        assert form.box.layout.display == "" and form.run_id == failed.id
+        assert [(t.description, t.value) for t in form.fields] == [("code", "3")]
+        before = sorted(store.run_ids())
+        form.fields[0].value = "abc"
+        form.submit_button.click()
+        assert "invalid value 'abc' for flag 'code'" in html.unescape(form.error.value)
+        assert form.box.layout.display == ""  # the form stays, with the error in it
+        assert sorted(store.run_ids()) == before  # nothing written
+        form.fields[0].value = "[0,1]"  # brackets make a sweep, as on a command line
+        form.submit_button.click()
+        assert form.box.layout.display == "none" and form.fields == []
+        copies = [r for r in store.runs() if r.get("restage_of") == failed.id]
+        assert sorted(r.flags["code"] for r in copies) == [0, 1] and {r.status for r in copies} == {"staged"}
+        assert f"staged 2 copies of run {failed.id[:8]}" in p.feedback.value
+        # retry: a staged copy that says what it retries
+        p.refresh()
+        _settle_bindings(p)
+        _row_widget(p, "failed", failed.id).button("retry").click()
+        (retry,) = [r for r in store.runs() if r.get("retry_of") == failed.id]
+        assert retry.status == "staged" and f"a retry of run {failed.id[:8]}" in p.feedback.value
+        snap = p.refresh()
+        assert next(r for r in rows(snap, "staged") if r["id"] == retry.id)["retry_text"] == (
+            f"retry 1 of {failed.id[:8]}")
+        # delete asks first, then moves the run to Guild's trash
+        _settle_bindings(p)
+        row = _row_widget(p, "failed", failed.id)
+        _confirmed_click(row, "delete")
+        assert failed.id not in store.run_ids() and "trash" in p.feedback.value
+        assert os.path.isdir(os.path.join(store.home, "trash", "runs", failed.id))
+    finally:
+        p.close()
+
+
+def test_notices_read_in_the_themes_colours(scripts, store):
+    """A notice's text takes JupyterLab's own text and background colours
+    (readable in the light and the dark theme); its level only colours a
+    border."""
+    p = panel(store=store, refresh=0, probe=fake_probe(), display=False)
+    try:
+        p.refresh()
+        failed = _finish(scripts, "fail.py", store=store)
+        p.refresh()
+        (event,) = p.notice_area.notices
+        shown = p.notice_area.rows[0][1].value
+        assert html.escape(event["text"]) in shown and event["level"] == "error"
+        assert "color:var(--jp-ui-font-color1" in shown and "background:var(--jp-layout-color1" in shown
+        assert "border-left:4px solid" in shown and f"data-run='{failed.id}'" in shown
     finally:
         p.close()

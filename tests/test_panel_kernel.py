@@ -65,7 +65,7 @@ def test_notebook_shows_the_panel_and_the_thread_never_prints(tmp_path, guild_ho
     panel_id = _views(c0)[0]
     assert state[panel_id]["model_name"] == "VBoxModel"
     html_values = [m["state"].get("value", "") for m in state.values() if m["model_name"] == "HTMLModel"]
-    header = [v for v in html_values if v.startswith("<b>Guild runs</b>") and "staged&nbsp;<b>2</b>" in v]
+    header = [v for v in html_values if v.startswith("<b>Guild runs</b>") and "0 running · 2 staged" in v]
     assert header, json.dumps(html_values)[:2000]
     assert any("no queue is running" in v for v in html_values)
 

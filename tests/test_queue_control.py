@@ -180,17 +180,17 @@ def test_panel_buttons(project, guild_home):
         row = p.queue_rows[0]
         assert row.run_id == q.id
         row.bound_at -= 10  # a person clicks a moment after the row appeared
-        toggle, drain = p.queue_controls._buttons[id(row)]
-        assert (toggle.description, toggle.disabled, drain.disabled) == ("pause", False, False)
-        toggle.click()
+        assert [a["verb"] for a in row.actions] == ["pause", "drain", "stop"]  # the row's actions, as REST gives them
+        assert [b.description for b in row.buttons] == ["Pause", "Drain", "Stop"]
+        row.button("pause").click()
         assert f"queue {q.id[:8]} paused" in p.feedback.value
         assert queue_state.read_control(q.run) == "paused"
         p.refresh()
-        assert toggle.description == "resume"
-        toggle.click()
+        assert [a["verb"] for a in row.actions] == ["resume", "drain", "stop"] and row.button("pause") is None
+        row.button("resume").click()
         assert queue_state.read_control(q.run) == "running" and f"queue {q.id[:8]} resumed" in p.feedback.value
         p.refresh()
-        drain.click()
+        row.button("drain").click()
         assert q.join(30) and q.run.refresh().status == "completed"
         assert f"queue {q.id[:8]} draining" in p.feedback.value
         wait_for(lambda: p.refresh() and row.run_id is None, timeout=10, message="drained queue gone from the panel")

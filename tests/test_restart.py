@@ -158,3 +158,36 @@ def test_rest_restart_and_restage(server):
     assert st == 200 and body["runs"][0]["id"] == run_id
     wait_for(lambda: server.request(f"/guild/api/runs/{run_id}")[1]["status"] == "completed", timeout=30,
              message="restarted now")
+
+
+def test_restart_waits_for_the_supervisor_to_let_go(project, guild_home):
+    """A run reads completed as soon as its outcome is written; its
+    supervisor removes LOCK right after. A restart in between waits for
+    that instead of refusing the run as held (a restart clicked at once)."""
+    import subprocess
+    import sys
+
+    from guild_jupyter.store.markers import LOCK
+
+    r = _finished(project, "epochs=1")
+    lock = os.path.join(r.dir, ".guild", LOCK)
+    # A process that holds LOCK for a moment after the outcome, then lets go
+    # as a supervisor does (the LOCK names it, written after it started).
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import os, sys, time\n"
+        "lock = sys.argv[1]\n"
+        "with open(lock + '.tmp', 'w') as f:\n"
+        "    f.write(str(os.getpid()))\n"
+        "os.replace(lock + '.tmp', lock)\n"
+        "print('held', flush=True)\n"
+        "time.sleep(0.5)\n"
+        "os.remove(lock)\n"), lock], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert r.refresh().status == "completed" and r.lock_holder() is not None
+        (again,) = api.restart(r.id, stage=True)
+        assert again.id == r.id and again.status == "staged"
+        assert holder.wait(timeout=30) == 0
+    finally:
+        holder.kill()
+        holder.wait()

@@ -20,6 +20,7 @@ from guild_jupyter import api, views
 from guild_jupyter.errors import BadInput
 from guild_jupyter.store.scalars.writer import ScalarWriter, _record_bytes
 from guild_jupyter.store.scalars import reader as scalarlib
+from support.snapshots import group
 
 
 @pytest.fixture(autouse=True)
@@ -245,7 +246,7 @@ def test_a_run_logging_at_20hz_shows_its_latest_loss_everywhere(tmp_path, guild_
 
         def row():
             snap = mon.snapshot()
-            rows = snap["groups"]["running"]["rows"]
+            rows = group(snap, "running")["rows"]
             return rows[0] if rows and rows[0]["scalar"] and rows[0]["scalar"]["value"] >= 40 else None
 
         r = wait_for(row, timeout=30, message="a loss of 40 or more in the snapshot")
@@ -254,7 +255,7 @@ def test_a_run_logging_at_20hz_shows_its_latest_loss_everywhere(tmp_path, guild_
         json.dumps(r)
         # the latest value on disk is what the next snapshot shows
         latest = written()[-1]
-        again = mon.snapshot()["groups"]["running"]["rows"][0]["scalar"]["value"]
+        again = group(mon.snapshot(), "running")["rows"][0]["scalar"]["value"]
         assert again >= latest
         p = cli("runs", "--json", "--store", str(guild_home), check=0)
         (listed,) = json.loads(p.stdout)
@@ -277,8 +278,8 @@ def test_rows_of_every_kind_carry_scalar_and_spark(project, guild_home):
     cli("run", "train.py", "lr=0.5", "epochs=3", "--foreground", cwd=project, check=0)
     api.run("train.py", stage=True, cwd=str(project))
     snap = api.monitor(store=str(guild_home)).snapshot()
-    (done,) = snap["groups"]["finished"]["rows"]
-    (staged,) = snap["groups"]["staged"]["rows"]
+    (done,) = group(snap, "finished")["rows"]
+    (staged,) = group(snap, "staged")["rows"]
     assert done["scalar"] == {"tag": "loss", "value": pytest.approx(0.5 / 3, rel=1e-5), "step": 2}
     assert done["spark"] == [pytest.approx(0.5), pytest.approx(0.25), pytest.approx(0.5 / 3, rel=1e-5)]
     assert done["scalar_text"] == "loss 0.166667"
@@ -291,7 +292,7 @@ def test_rows_of_every_kind_carry_scalar_and_spark(project, guild_home):
     df = api.runs(store=str(guild_home)).to_dataframe()
     assert set(df["scalar"].dropna()) == {"loss"}
     mon = api.monitor(store=str(guild_home), scalar="loss")
-    assert mon.snapshot()["groups"]["finished"]["rows"][0]["scalar"]["tag"] == "loss"
+    assert group(mon.snapshot(), "finished")["rows"][0]["scalar"]["tag"] == "loss"
     with pytest.raises(BadInput):
         api.monitor(store=str(guild_home), scalar=3)
 
@@ -328,7 +329,7 @@ def test_rest_rows_carry_the_scalar(tmp_path, project):
         (row,) = listing["runs"]
         assert row["scalar"]["tag"] == "loss" and row["scalar"]["value"] == pytest.approx(0.5 / 3, rel=1e-5)
         st, state = s.request("/guild/api/state")
-        assert state["groups"]["finished"]["rows"][0]["spark"][-1] == pytest.approx(0.5 / 3, rel=1e-5)
+        assert group(state, "finished")["rows"][0]["spark"][-1] == pytest.approx(0.5 / 3, rel=1e-5)
     finally:
         s.stop()
 

@@ -14,6 +14,7 @@ import pytest
 from conftest import wait_for
 from guild_jupyter import api
 from support.jupyter import module_server, start_guild_server
+from support.snapshots import group
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,9 +55,9 @@ def test_the_shipped_config_enables_the_extension():
         assert json.load(f) == {"ServerApp": {"jpserver_extensions": {"guild_jupyter": True}}}
     with open(os.path.join(ROOT, "pyproject.toml")) as f:
         pyproject = f.read()
-    section = pyproject.split("[tool.setuptools.data-files]", 1)[1]
-    assert ('"etc/jupyter/jupyter_server_config.d" = ["jupyter-config/jupyter_server_config.d/guild_jupyter.json"]'
-            in section.split("\n[", 1)[0])
+    # A wheel carries it (tests/test_packaging.py builds one and looks).
+    section = pyproject.split("[tool.hatch.build.targets.wheel.shared-data]", 1)[1].split("\n[", 1)[0]
+    assert '"jupyter-config/jupyter_server_config.d" = "etc/jupyter/jupyter_server_config.d"' in section
     from guild_jupyter import _jupyter_server_extension_points
     from guild_jupyter.server.app import GuildJupyter
 
@@ -129,7 +130,7 @@ def test_the_real_guild_cli_shows_in_the_next_listing(server):
         guild("label", run_id, "--set", text, "-y", env=env)
         assert listed()[run_id]["label"] == text
     state = server.request("/guild/api/state")[1]
-    assert {r["id"]: r["label"] for r in state["groups"]["finished"]["rows"]}.get(run_id) == "relabelleD"
+    assert {r["id"]: r["label"] for r in group(state, "finished")["rows"]}.get(run_id) == "relabelleD"
     guild("runs", "rm", run_id, "-y", env=env)
     assert run_id not in listed()
     guild("runs", "restore", run_id, "-y", env=env)
@@ -172,8 +173,8 @@ def test_queues_and_gpus(server):
 
     st, snap = server.request("/guild/api/state")
     assert st == 200 and snap["gpus"]["devices"][0]["name"] == "Fake H100"
-    assert set(snap["groups"]) == {"running", "pending", "staged", "finished"}
-    assert any(r["id"] == run_id for r in snap["groups"]["finished"]["rows"])
+    assert [g["name"] for g in snap["groups"]] == ["running", "pending", "staged", "failed", "finished"]
+    assert any(r["id"] == run_id for r in group(snap, "finished")["rows"])
 
 
 BAD = [

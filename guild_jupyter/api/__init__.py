@@ -6,7 +6,7 @@ Split by concern, every name re-exported here (front ends import only
 ``planning`` (operations and trials), ``starting`` (``run``), ``lifecycle``
 (listing, stopping, output, waiting), ``queueing`` (queues and the queue
 registry), ``controlling`` (pause, resume, drain a queue), ``rerun``
-(restart, restage), ``viewing`` (compare, the store monitor)."""
+(restart, restage, retry), ``viewing`` (compare, the store monitor)."""
 
 from __future__ import annotations
 
@@ -22,12 +22,13 @@ _NAMES = {
     ".queueing": "host_queue queue queue_registry queues serve_queue",
     ".controlling": "drain_queue pause_queue queue_control resume_queue",
     ".conflicts": "CONFLICTS refuse_conflicts",
-    ".rerun": "restage restart",
+    ".rerun": "restage restart retry",
     ".selection": "resolve_all with_listing_indices listing_refs resolve_store store_home",
     ".starting": "run warn_unknown_gpus",
     ".viewing": "compare curves monitor",
     "..plotting": "plot",
-    ".watching": "EndWatcher follow outcome_line output_since wait_until",
+    ".watching": "follow outcome_line output_since wait_until",
+    "..events": "EventLog EventWatcher WatchThread",
     "..display": "QueueControlled RunList RunOutput Trials",
     "..gpus.spec": "parse_gpu_spec",
     "..queueing.flags": "QUEUE_FLAGS queue_flag_lines queue_flag_table queue_form",

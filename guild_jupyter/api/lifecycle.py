@@ -85,7 +85,7 @@ def stop(
                                  f"stop it with guild once it runs")
     stopped = RunList()
     for r in targets:
-        control.begin_stop(st, r)
+        control.begin_stop(st, r, by_user=True)
         stopped.append(r)
     if wait:
         control.finish_stop(st, stopped, timeout)

@@ -1,7 +1,10 @@
 """Running a finished run again: ``restart`` (in place, same id, like
-``guild run --restart``) and ``restage`` (a staged copy with edited flags)."""
+``guild run --restart``), ``restage`` (a staged copy with edited flags)
+and ``retry`` (a staged copy of a failed run, as a queue's retry makes)."""
 
 from __future__ import annotations
+
+import time
 
 from .. import rerun as reruns
 from .. import validate
@@ -9,8 +12,14 @@ from ..display import RunList
 from ..errors import BadInput
 from ..execution import launch
 from ..store import transitions
+from ..store.run import FINISHED
 from .planning import plan_trials
 from .selection import resolve_all, with_listing_indices, resolve_store
+
+#: How long ``restart`` waits for a run that has just recorded its outcome to
+#: be let go by its supervisor (the outcome is written first, LOCK removed
+#: right after): a restart clicked as soon as a run reads completed works.
+RELEASE_WAIT = 10.0
 
 
 def restart(ref, *, stage: bool = False, store=None, listing=None) -> RunList:
@@ -31,6 +40,7 @@ def restart(ref, *, stage: bool = False, store=None, listing=None) -> RunList:
         raise BadInput(f"run {run.id[:8]} is a Guild operation ({run.op_name}): restart it with guild run --restart")
     reruns.script_op_of(run)  # its script must still be in its directory
     st.ensure_writable()
+    _wait_for_release(run)
     transitions.restart(st, run, stage=stage)
     if not stage:
         launch.start(run)
@@ -59,8 +69,36 @@ def restage(ref, *assignments: str, flags: dict | None = None, store=None, listi
     return with_listing_indices(st, transitions.create(st, specs, staged=True))
 
 
+def retry(ref, *, store=None, listing=None) -> RunList:
+    """Stages a retry of a failed run for a queue, as a queue with
+    ``retries`` does: a copy of its source snapshot, user flags, pinned
+    GPUs and label, naming what it retries (``retry_of``, ``retry_attempt``,
+    ``retry_origin``), so it reads "retry 2 of ab12cd34"; it is recorded
+    as the run's retry, so no queue stages another. Only a run that ended
+    ``error`` and was not retried already can be (``WrongState``
+    otherwise); nothing is written then. Returns the staged copy."""
+    validate.run_ref(ref)
+    validate.store(store)
+    validate.listing(listing)
+    st = resolve_store(store)
+    (run,) = _one(st, ref, listing)
+    reruns.script_op_of(run)  # a Guild operation, or a run without its script: BadInput, before anything
+    st.ensure_writable()
+    copy_id = transitions.stage_requested_retry(st, run, lambda r: reruns.retry_spec(r, reruns.next_attempt(r)))
+    return with_listing_indices(st, [st.run(copy_id)])
+
+
 def _one(st, ref, listing):
     runs = resolve_all(st, [ref], listing)
     if len(runs) != 1:
         raise BadInput(f"{ref!r} names {len(runs)} runs; give one run")
     return runs
+
+
+def _wait_for_release(run, timeout: float = RELEASE_WAIT) -> None:
+    """Waits (bounded) while a finished run's LOCK still names a live
+    process: its supervisor between recording the outcome and removing LOCK.
+    A holder that stays is refused by ``transitions.restart``."""
+    deadline = time.monotonic() + timeout
+    while run.refresh().status in FINISHED and run.lock_holder() is not None and time.monotonic() < deadline:
+        time.sleep(0.02)

@@ -61,10 +61,12 @@ def settle_if_dead(store, run: Run) -> bool:
     return False
 
 
-def begin_stop(store, run: Run, reason: str | None = None) -> bool:
+def begin_stop(store, run: Run, reason: str | None = None, by_user: bool = False) -> bool:
     """Starts stopping one run whatever its state; True if there was
     something to stop (a staged or pending run is taken off the queue at
-    once; a running one gets SIGTERM; a dead one is settled)."""
+    once; a running one gets SIGTERM; a dead one is settled). ``by_user``:
+    the user asked (``api.stop``): recorded first, so the run's end reads
+    "stopped by you"."""
     status = run.refresh().status
     if status == STAGED:
         try:
@@ -77,6 +79,8 @@ def begin_stop(store, run: Run, reason: str | None = None) -> bool:
             return True
         status = run.refresh().status
     if status == RUNNING:
+        if by_user:
+            transitions.note_user_stop(run)
         if remote_host(run):  # a Dask worker's machine holds it: its runner stops it there
             if is_dead_run(run):  # ... unless that machine is gone
                 return settle_if_dead(store, run)

@@ -83,12 +83,41 @@ ANY_GPU = "any GPU"
 
 
 def gpus_phrase(gpus: str | None) -> str:
-    """``any GPU``, ``GPU 2`` or ``GPUs 0,1``."""
+    """The GPUs of a run, the one phrase every front end shows: ``any GPU``,
+    ``GPU 2``, ``GPUs 0,1``, ``GPU-8f3c1a2b…`` (a UUID, shortened),
+    ``1 GPU, chosen by a gpus=auto queue`` / ``2 GPUs, chosen by ...``."""
     if not gpus:
         return ANY_GPU
-    if _auto_rest(gpus) is not None:
-        return f"GPUs {gpus}"  # chosen per run: ``GPUs auto``, ``GPUs auto:0,2``
-    return f"GPUs {gpus}" if "," in str(gpus) else f"GPU {gpus}"
+    rest = _auto_rest(gpus)
+    if rest is not None:
+        n = 1 if rest == "" else rest
+        return f"{n} GPU{'' if str(n) == '1' else 's'}, chosen by a gpus=auto queue"
+    return _listed_phrase(str(gpus))
+
+
+def queue_gpus_phrase(gpus: str | None) -> str:
+    """The GPUs a queue serves: ``any GPU`` (a queue without ``gpus`` starts
+    unpinned runs), ``GPU 2``, ``GPUs 0,1``, ``every GPU, one chosen per
+    run`` (``gpus=auto``), ``GPUs 0,2, chosen per run`` (``gpus=auto:0,2``)."""
+    if not gpus:
+        return ANY_GPU
+    rest = _auto_rest(gpus)
+    if rest == "":
+        return "every GPU, one chosen per run"
+    if rest is not None:
+        return _listed_phrase(rest) + ", chosen per run"
+    return _listed_phrase(str(gpus))
+
+
+UUID_SHOWN = 12  # characters of a GPU UUID a phrase keeps (``GPU-`` and 8 hex digits)
+
+
+def _listed_phrase(spec: str) -> str:
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    shown = [p if len(p) <= UUID_SHOWN + 1 else p[:UUID_SHOWN] + "…" for p in parts]
+    if len(shown) == 1:
+        return shown[0] if re.match(_GPU_UUID, parts[0], re.ASCII) else f"GPU {shown[0]}"
+    return "GPUs " + ",".join(shown)
 
 
 # -- chosen GPUs: ``auto`` ------------------------------------------------------------------

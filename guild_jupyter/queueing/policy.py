@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..gpus.spec import ANY_GPU, auto_count, auto_list, gpus_phrase, is_auto  # noqa: F401 - kept import-light there
+from ..gpus.spec import ANY_GPU, auto_count, auto_list, gpus_phrase, is_auto, queue_gpus_phrase  # noqa: F401 - kept import-light there
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +56,7 @@ class QueueConfig:
         return self.per_gpu * max(n_gpus, 1) if self.auto else 1
 
     def describe(self) -> str:
-        text = gpus_phrase(self.gpus)
+        text = queue_gpus_phrase(self.gpus)
         if self.auto:
             text += f", {self.per_gpu} per GPU"
         if self.max_running not in (None, 1):
@@ -225,7 +225,7 @@ def waiting_reason(run: StagedRun, queues: list[QueueView], running_others: list
         return f"no queue serves runs for {gpus_phrase(run.gpus)}"
     free = [q for q in serving if not q.busy]
     if not free:
-        names = ", ".join(f"{q.id[:8]} ({gpus_phrase(q.gpus)})" for q in serving)
+        names = ", ".join(f"{q.id[:8]} ({queue_gpus_phrase(q.gpus)})" for q in serving)
         if len(serving) == 1:
             return f"waiting for queue {names} to finish its run"
         return f"waiting for queues {names} to finish their runs"

@@ -7,15 +7,14 @@ from __future__ import annotations
 import dataclasses
 import threading
 
-from ..gpus.spec import auto_list
+from ..gpus.spec import auto_list, queue_gpus_phrase
 from ..store.queue_state import read_control
 from ..store.records import gpu_occupancy
 from ..store.run import PENDING, RUNNING, Run
 from .config import config_of
 from .gpu_slots import resolve_gpus
-from .policy import gpus_phrase
 
-__all__ = ["QueueInfo", "QueueRegistry", "list_queues", "describe_queue"]
+__all__ = ["QueueInfo", "QueueRegistry", "list_queues", "describe_queue", "slots_phrase"]
 
 
 @dataclasses.dataclass
@@ -148,8 +147,13 @@ def describe_queue(q: QueueInfo) -> str:
     options = [name for name, on in (("wait-for-running", q.wait_for_running), ("run-once", q.run_once)) if on]
     slots = q.slots
     if slots and (slots.get("total", 1) > 1 or slots.get("per_gpu")):
-        options.append(f"{slots['used']}/{slots['total']} slots")
-    return " · ".join([f"queue {q.id[:8]}", host, gpus_phrase(q.gpus), text] + options)
+        options.append(slots_phrase(slots.get("used", 0), slots.get("total", 1)))
+    return " · ".join([f"queue {q.id[:8]}", host, queue_gpus_phrase(q.gpus), text] + options)
+
+
+def slots_phrase(used: int, total: int) -> str:
+    """``2 of 4 slots busy``: runs of a queue going, of those it may have at once."""
+    return f"{used} of {total} slot{'' if total == 1 else 's'} busy"
 
 
 class QueueRegistry:

@@ -1,5 +1,5 @@
 """The Jupyter server extension: a REST API under ``/guild/api/``, a plain
-web page at ``/guild`` and queues hosted by the server process.
+web page at ``/guild`` (``page.html`` and its bundle in ``static/``) and queues hosted by the server process.
 
 Enabled by ``jupyter-config/jupyter_server_config.d/guild_jupyter.json``,
 which installing the package puts in ``etc/jupyter/jupyter_server_config.d``.

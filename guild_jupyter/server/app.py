@@ -7,11 +7,12 @@ import os
 import threading
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, List, Unicode
+from traitlets import Dict, Float, List, Unicode
 
 from .. import api
 from ..errors import BadInput
 from .base import QUEUE_FIELDS
+from .changes import Changes
 from .handlers import handlers
 
 SHUTDOWN_TIMEOUT = 10.0
@@ -39,12 +40,25 @@ class GuildJupyter(ExtensionApp):
              "each number within its range (guild-jupyter queue -h lists them).",
     )
 
+    watch_interval = Float(
+        0.1, config=True,
+        help="Seconds between the event watcher's looks at the store's change token (two stats when nothing moved).",
+    )
+
     def initialize_settings(self):
         self.run_store = api.resolve_store(self.store)
         # The queues this server hosts (``QueueHost``s recorded as host
         # ``server``; also in ``api.queue_registry``).
         self.hosted: dict = {}
         self.monitor = api.monitor(self.run_store)
+        self.monitor.queue_hosts = ("server", "detached")
+        # One watcher of the store for every viewer: /guild/api/events serves
+        # its log; each look that saw something move wakes the long-polls.
+        self.changes = Changes()
+        self.events = api.EventWatcher(self.monitor)
+        self.monitor.events = self.events
+        self.watch = api.WatchThread(self.events, tick=self.watch_interval, on_change=self.changes.fire,
+                                     on_error=lambda e: self.log.warning("guild_jupyter: watching the store: %s", e))
         self.settings["guild_jupyter"] = self
         # Read the store once in the background, so that the first listing
         # does not pay for it (about half a second for 10,000 runs).
@@ -66,6 +80,7 @@ class GuildJupyter(ExtensionApp):
             self.monitor.update()
         except Exception as e:  # a listing request will report it
             self.log.warning("guild_jupyter: cannot read the store: %s", e)
+        self.watch.start()  # its first look learns the store as it is now
 
     def initialize_handlers(self):
         self.handlers.extend(handlers())
@@ -91,4 +106,6 @@ class GuildJupyter(ExtensionApp):
         self.hosted.clear()
 
     async def stop_extension(self):
+        self.watch.stop()
+        self.changes.fire()  # long-polls answer now
         await asyncio.get_running_loop().run_in_executor(None, self.stop_hosted)

@@ -1,4 +1,5 @@
-"""REST handlers under ``/guild/api/`` and the ``/guild`` page.
+"""REST handlers under ``/guild/api/`` and the ``/guild`` page (an HTML file
+and a bundle built from labextension/ with the sidebar, under ``/guild/static/``).
 
 Every handler authenticates with Jupyter's own identity provider
 (``@web.authenticated``: a token, or a login cookie plus the XSRF token for
@@ -13,14 +14,17 @@ included) and must lie under the server's root directory or one of
 Run ids in URLs are 1-32 lowercase hex digits (id or unique prefix; an
 ambiguous prefix is 400); anything else is 400 before the store is read.
 Blocking work (store reads, starting and stopping runs and queues) runs in
-the IOLoop's executor, never on the event loop.
+the IOLoop's executor, never on the event loop. The long-polls
+(``/guild/api/events``, ``/guild/api/state?after_version=``) wait on the
+event loop for the server's one store watcher (``app.GuildJupyter.watch``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 
-from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.base.handlers import FileFindHandler, JupyterHandler
 from tornado import web
 
 from .. import api, views
@@ -30,6 +34,8 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 RUN_FIELDS = {"script", "flags", "assignments", "stage", "gpus", "label", "max_trials", "random_seed", "cwd", "retries"}
 MAX_OUTPUT_CHUNK = 4 * 1024 * 1024  # per GET .../output?offset=N
+PAGE_HTML = os.path.join(os.path.dirname(__file__), "page.html")
+STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")  # the page bundle (build output)
 
 
 class RunsHandler(BaseHandler):
@@ -257,23 +263,33 @@ class QueueActionHandler(BaseHandler):
 class RerunHandler(BaseHandler):
     """``POST /guild/api/runs/ID/restart`` (``{"stage": bool}``): a finished
     run again in place; ``POST /guild/api/runs/ID/restage`` (``{"flags":
-    {name: value}}``): a staged copy with edited flags."""
+    {name: value}}``): a staged copy with edited flags, where a string value
+    reads as a command line's ``NAME=VALUE`` (what a form sends: ``0.05``
+    for a number, ``[1,2]`` for a list flag, ``[0.1,0.2]`` a sweep) and any
+    other JSON value is the value; ``POST /guild/api/runs/ID/retry``: a
+    staged retry of a failed run. A bad value answers 400 and writes
+    nothing."""
 
     @web.authenticated
     async def post(self, ref, action):
         body = self.body_json()
-        allowed = {"restart": {"stage"}, "restage": {"flags"}}[action]
+        allowed = {"restart": {"stage"}, "restage": {"flags"}, "retry": set()}[action]
         unknown = set(body) - allowed
         if unknown:
-            raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))} (allowed: {', '.join(allowed)})")
+            raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))} "
+                                f"(allowed: {', '.join(sorted(allowed)) or 'none'})")
         run = await self.run_ref(ref)
         if action == "restart":
             done = await self.call(api.restart, run.id, stage=bool_field(body, "stage"), store=self.store)
+        elif action == "retry":
+            done = await self.call(api.retry, run.id, store=self.store)
         else:
             flags = body.get("flags", {})
             if not isinstance(flags, dict):
                 raise ApiError(400, "'flags' must be an object of flag values")
-            done = await self.call(api.restage, run.id, flags=flags, store=self.store)
+            typed = [f"{k}={v}" for k, v in flags.items() if isinstance(v, str)]
+            values = {k: v for k, v in flags.items() if not isinstance(v, str)}
+            done = await self.call(api.restage, run.id, *typed, flags=values, store=self.store)
         self.reply({"action": action, "runs": [await self.call(run_row, r) for r in done]})
 
 
@@ -284,17 +300,96 @@ class GpusHandler(BaseHandler):
         self.reply(snap["gpus"])
 
 
-class StateHandler(BaseHandler):
-    """Everything the page shows, as the panel sees it (paged per group)."""
+MAX_WAIT = 60.0  # seconds a long-poll may wait
+DEFAULT_WAIT = 25.0
+
+
+def wait_arg(handler) -> float:
+    """``?timeout=S``: seconds a long-poll waits (default 25, at most 60)."""
+    text = handler.get_argument("timeout", None)
+    if text is None:
+        return DEFAULT_WAIT
+    try:
+        v = float(text)
+    except ValueError:
+        raise ApiError(400, f"timeout must be a number of seconds, not {text!r}") from None
+    if not 0 <= v <= MAX_WAIT:
+        raise ApiError(400, f"timeout must be between 0 and {MAX_WAIT:g} seconds")
+    return v
+
+
+class LongPoll(BaseHandler):
+    """A handler that may wait for the store's watcher (``ext.changes``)."""
+
+    async def wait_until(self, ready, timeout: float):
+        """Calls ``ready()`` (a coroutine function) until it returns
+        something, waking on each change the watcher sees, for at most
+        ``timeout`` seconds; returns its last answer (None: timed out)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        changes = self.ext.changes
+        fut = changes.arm()
+        try:
+            answer = await ready()
+            while answer is None:
+                left = deadline - loop.time()
+                if left <= 0 or self._gone():
+                    return None
+                if await changes.wait(fut, min(left, 1.0)):  # a closed connection is noticed within a second
+                    changes.disarm(fut)
+                    fut = changes.arm()
+                    answer = await ready()
+            return answer
+        finally:
+            changes.disarm(fut)
+
+
+    def _gone(self) -> bool:
+        """Whether the client has hung up (no use waiting for it)."""
+        stream = getattr(self.request.connection, "stream", None)
+        return stream is not None and stream.closed()
+
+
+class StateHandler(LongPoll):
+    """Everything the page and the sidebar show, as the panel sees it (paged
+    per group: ``?running=P&failed=P...``). ``?after_version=V&timeout=S``:
+    answers once the snapshot's ``version`` differs from V (at once if it
+    already does), else after S seconds with the snapshot as it is."""
 
     @web.authenticated
     async def get(self):
-        pages = {}
-        for group in ("running", "pending", "staged", "finished"):
-            pages[group] = int_arg(self, group, 0, 0, 10**6)
-        snap = await self.call(self.ext.monitor.snapshot, pages, 25)
+        pages = {group: int_arg(self, group, 0, 0, 10**6) for group in views.GROUP_NAMES}
+        after = int_arg(self, "after_version", None, 0, 2**62)
+        timeout = wait_arg(self) if after is not None else 0.0
+        last: list = []
+
+        async def build():
+            snap = await self.call(self.ext.monitor.snapshot, pages, 25)
+            last[:] = [snap]
+            return snap if after is None or snap["version"] != after else None
+
+        snap = await self.wait_until(build, timeout) or last[0]
         snap["queues"] = [queue_row(q, self.ext.hosted) for q in snap["queues"]]
         self.reply(snap)
+
+
+class EventsHandler(LongPoll):
+    """``GET /guild/api/events?after=SEQ&timeout=S``: ``{"events", "last",
+    "boot"}``, the kept events newer than SEQ; waits up to S seconds
+    (default 25, at most 60) for one when there is none yet. A SEQ beyond
+    the newest (another server's: see ``boot``) answers at once."""
+
+    @web.authenticated
+    async def get(self):
+        after = int_arg(self, "after", 0, 0, 2**62)
+        timeout = wait_arg(self)
+        log = self.ext.events.log
+
+        async def newer():
+            return True if log.last != after else None
+
+        await self.wait_until(newer, timeout if after <= log.last else 0.0)
+        self.reply(log.answer(after))
 
 
 class NotFoundHandler(BaseHandler):
@@ -306,30 +401,43 @@ class NotFoundHandler(BaseHandler):
 
 
 class PageHandler(JupyterHandler):
+    """``/guild``: the page's HTML shell (``page.html``, a file of the
+    package), whose bundle (``static/``, built from labextension/ with the
+    sidebar) reads the REST API with the ``_xsrf`` cookie set here."""
+
     @web.authenticated
     def get(self):
-        from .page import PAGE  # lazy: the page's module loads on the first request of /guild
-
+        if self.request.path.endswith("/"):  # the shell's links are relative to .../guild
+            query = self.request.query
+            self.redirect(self.request.path.rstrip("/") + (f"?{query}" if query else ""))
+            return
+        if not os.path.isfile(os.path.join(STATIC_DIR, "guild-page.js")):
+            raise web.HTTPError(500, "the /guild page is not built: run scripts/build-labextension.sh "
+                                     "(pip install . with Node.js builds it too)")
+        self.xsrf_token  # noqa: B018 - sets the _xsrf cookie the page sends back
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
-        self.finish(PAGE.replace("{{xsrf}}", self.xsrf_token.decode()))
+        with open(PAGE_HTML, encoding="utf-8") as f:
+            self.finish(f.read())
 
 
 def handlers() -> list:
     ref = r"([^/]+)"
     return [
         (r"/guild/?", PageHandler),
+        (r"/guild/static/(.*)", FileFindHandler, {"path": STATIC_DIR}),
         (r"/guild/api/runs/?", RunsHandler),
         (rf"/guild/api/runs/{ref}/output/?", OutputHandler),
         (rf"/guild/api/runs/{ref}/stop/?", StopHandler),
         (r"/guild/api/stop/?", StopManyHandler),
-        (rf"/guild/api/runs/{ref}/(restart|restage)/?", RerunHandler),
+        (rf"/guild/api/runs/{ref}/(restart|restage|retry)/?", RerunHandler),
         (rf"/guild/api/runs/{ref}/?", RunHandler),
         (r"/guild/api/queues/?", QueuesHandler),
         (rf"/guild/api/queues/{ref}/(pause|resume|drain)/?", QueueActionHandler),
         (rf"/guild/api/queues/{ref}/?", QueueHandler),
         (r"/guild/api/gpus/?", GpusHandler),
         (r"/guild/api/state/?", StateHandler),
+        (r"/guild/api/events/?", EventsHandler),
         (r"/guild/api/(.*)", NotFoundHandler),
     ]
 

@@ -27,8 +27,10 @@ The transitions::
   * end_tree_and_record   running, grace ran out -> processes ended, outcome
   * mark_remote           pending    -> running on another host (LOCK.remote)
   * stage_retry           failed     -> a staged copy (once per failure)
+  * stage_requested_retry failed     -> a staged copy the user asked for (api.retry)
     delete                finished/staged -> trash (never still staged)
     restart               finished   -> pending / staged, in place
+    note_user_stop        running    (records who asked it to stop: the user)
 
 Claims and start records (who owns a run) are read and explained in
 :mod:`.records`.
@@ -56,7 +58,8 @@ from .run import FINISHED, LOCK, LOCK_START, PENDING, PENDING_MARKER, RUNNING, S
 from .transitions_end import (DISK_ERRNOS, LOCK_REMOTE, OUTCOME_ATTRS, RETRIED_AS, RETRY_POLICY,  # noqa: F401
                               build_and_move_runs, clear_lock, note, remove_tree, store_error, write_outcome,
                               end_tree_and_record, mark_remote, record_outcome, record_retry_policy,
-                              record_start_failure, retry_copy_id, retry_due, settle_dead, stage_retry)
+                              record_start_failure, retry_copy_id, retry_due, settle_dead, stage_requested_retry,
+                              stage_retry)
 
 
 # -- creating -----------------------------------------------------------------------
@@ -239,6 +242,24 @@ def acquire(store, run: Run, holder: Identity, claimed_by: Identity | None = Non
     store.notify_change(run.id)
 
 
+# -- stopping ------------------------------------------------------------------------------
+
+#: Who asked a run to stop, when it was the user (``api.stop`` from any front
+#: end): its end then reads "stopped by you"; a run ended by a signal from
+#: anything else (``guild stop``, a kill) reads "terminated".
+STOPPED_BY = "stopped_by"
+
+
+def note_user_stop(run: Run) -> None:
+    """Records, before the run is signalled, that the user asked it to stop.
+    Best effort: a store that cannot take the attr still stops the run (it
+    then reads terminated)."""
+    try:
+        run.write_attr(STOPPED_BY, "user")
+    except OSError:
+        pass
+
+
 # -- removing from the queue, deleting ----------------------------------------------------
 
 
@@ -321,10 +342,10 @@ def give_back_gpus(run: Run) -> None:
 
 
 #: What a restart clears: the outcome, the mark of a run unstaged before it
-#: started, the queue that started it last time (a queue shows the active
-#: run naming it as its current run), and the retry policy and retry of its
-#: last claim (a new claim records its own).
-CLEARED = ("exit_status", "stopped", "unstaged", "queue_id", RETRY_POLICY, RETRIED_AS)
+#: started, who stopped it, the queue that started it last time (a queue
+#: shows the active run naming it as its current run), and the retry policy
+#: and retry of its last claim (a new claim records its own).
+CLEARED = ("exit_status", "stopped", "unstaged", "queue_id", STOPPED_BY, RETRY_POLICY, RETRIED_AS)
 
 
 def restart(store, run: Run, *, stage: bool, owner: Claim | None = None) -> None:

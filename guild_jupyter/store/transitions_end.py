@@ -43,7 +43,7 @@ from __future__ import annotations
 import errno
 import os
 
-from ..errors import GuildJupyterError, StoreError, StoreNotWritable
+from ..errors import GuildJupyterError, StoreError, StoreNotWritable, WrongState
 from ..procs import Identity, kill_identities, tree_identities
 from . import attrs as attrlib
 from . import reserve
@@ -297,6 +297,34 @@ def _stage_retry(store, run: Run, exit_status, retry) -> tuple[str | None, str]:
         pass  # the copy's id says it anyway: the next settler finds the copy
     store.notify_change(run.id, copy_id)
     return copy_id, what
+
+
+def stage_requested_retry(store, run: Run, retry) -> str:
+    """A retry the user asked for (``api.retry``): stages ``retry(run)`` (a
+    spec) for a run that failed, whatever its retry policy, and records it
+    as the run's retry (``retried_as``), so that no settler stages another.
+    Returns the copy's id. ``WrongState`` when the run did not fail or its
+    retry is already staged (nothing is written then)."""
+    with store.lock():
+        run.refresh()
+        exit_status = run.get("exit_status")
+        if not _count(exit_status) or exit_status <= 0:
+            raise WrongState(f"run {run.id[:8]} is {run.status}: only a failed run can be retried")
+        already = run.get(RETRIED_AS)
+        if isinstance(already, str) and os.path.isdir(os.path.join(store.runs_dir, already)):
+            raise WrongState(f"run {run.id[:8]} was retried already: run {already[:8]}")
+        copy_id = retry_copy_id(run)
+        if os.path.isdir(os.path.join(store.runs_dir, copy_id)) or store.in_trash(copy_id):
+            copy_id = None  # that retry was made and deleted since: a new id
+        spec = retry(run)
+        (copy,) = build_and_move_runs(store, [spec], True, (STAGED_MARKER, b""),
+                                      ids=[copy_id] if copy_id else None)
+        try:
+            run.write_attr(RETRIED_AS, copy.id)
+        except OSError:
+            pass  # best effort, as for a settler's retry
+    store.notify_change()
+    return copy.id
 
 
 # -- creating run directories (``transitions.create``, a retry's copy) -------------------

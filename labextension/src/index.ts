@@ -1,23 +1,36 @@
 /**
- * guild-jupyter: a JupyterLab 4 sidebar for the guild_jupyter server
- * extension. It talks only to the server (/guild/api), never to a kernel,
- * so its buttons act at once while a cell runs, after a kernel restart, and
- * with no kernel at all.
+ * guild-jupyter: the JupyterLab side of guild_jupyter. A left sidebar of
+ * runs, queues and GPUs (the same renderer as the /guild page, in a Lumino
+ * widget), a status bar item with the server's summary ("Guild: 2 running
+ * · 3 staged · 1 failed") that opens the sidebar, and a JupyterLab
+ * notification when a run fails (any run or sweep that ends, with the
+ * setting ``notifyAllEnds``). It talks only to the server extension
+ * (/guild/api), never to a kernel, so it acts and tells at once while a
+ * cell runs, after a kernel restart, and with no kernel at all.
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
-import { ILauncher } from '@jupyterlab/launcher';
+import { ICommandPalette, Notification } from '@jupyterlab/apputils';
 import { PageConfig } from '@jupyterlab/coreutils';
+import { ILauncher } from '@jupyterlab/launcher';
+import { ServerConnection } from '@jupyterlab/services';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { LabIcon } from '@jupyterlab/ui-components';
+import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { statusText } from './format';
+import { GuildClient, Transport } from './client';
 import { GuildModel } from './model';
-import { GuildSidebar } from './sidebar';
+import { noticesToRaise } from './notify';
+import { h } from './render/dom';
+import { GuildView } from './render/view';
 
+/** A queue of runs feeding a play mark: not the table of contents' bars. */
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" viewBox="0 0 24 24">
-<path class="jp-icon3" fill="#616161" d="M4 4h16v3H4zm0 6.5h10v3H4zM4 17h16v3H4zm13-6.5h3v3h-3z"/></svg>`;
+<g class="jp-icon3" fill="#616161">
+<rect x="2" y="4" width="4" height="4" rx="1"/><rect x="2" y="10" width="4" height="4" rx="1"/>
+<rect x="2" y="16" width="4" height="4" rx="1"/><path d="M10 5.2v13.6c0 .8.9 1.3 1.6.8l10-6.8c.6-.4.6-1.2 0-1.6l-10-6.8c-.7-.5-1.6 0-1.6.8z"/>
+</g></svg>`;
 
 export const guildIcon = new LabIcon({ name: 'guild-jupyter:guild', svgstr: ICON_SVG });
 
@@ -26,21 +39,93 @@ export const CommandIds = {
   page: 'guild-jupyter:open-page'
 };
 
+const PLUGIN_ID = 'guild-jupyter:sidebar';
+
+/** The sidebar: the shared view in a Lumino widget, rendered while shown. */
+export class GuildSidebar extends Widget {
+  readonly view: GuildView;
+
+  constructor(readonly model: GuildModel, pageUrl: string, openPath: (path: string) => void) {
+    super();
+    this.id = 'guild-jupyter-sidebar';
+    this.addClass('jp-GuildSidebar');
+    this.title.caption = 'Guild: runs, queues and GPUs';
+    const link = h('a', 'gj-link gj-page-link', 'open /guild page');
+    link.href = pageUrl;
+    link.target = '_blank';
+    link.rel = 'noopener';
+    this.view = new GuildView(model, {
+      layout: 'sidebar',
+      heading: 'Guild',
+      headerExtras: [link],
+      storage: storage(),
+      openPath
+    });
+    this.node.append(this.view.node);
+    model.onChange(() => {
+      const attention = (model.state?.attention || 0) > 0;
+      this.title.className = attention ? 'jp-GuildSidebar-attention' : '';
+      if (this.isVisible) {
+        this.view.render();
+      }
+    });
+  }
+
+  dispose(): void {
+    this.view.dispose();
+    super.dispose();
+  }
+
+  protected onAfterShow(msg: Message): void {
+    this.model.setActive(true);
+    this.view.render();
+  }
+
+  protected onAfterHide(msg: Message): void {
+    this.model.setActive(false);
+  }
+}
+
+function storage(): Storage | null {
+  try {
+    return window.localStorage;
+  } catch (e) {
+    return null;
+  }
+}
+
+function labTransport(): Transport {
+  const settings = ServerConnection.makeSettings();
+  const base = settings.baseUrl.replace(/\/$/, '') + '/guild/api/';
+  return (path, init) => ServerConnection.makeRequest(base + path, init, settings);
+}
+
 const plugin: JupyterFrontEndPlugin<void> = {
-  id: 'guild-jupyter:sidebar',
-  description: 'A sidebar of Guild runs, queues and GPUs, with a status bar item.',
+  id: PLUGIN_ID,
+  description: 'A sidebar of Guild runs, queues and GPUs, a status bar item and notifications of failed runs.',
   autoStart: true,
-  optional: [ICommandPalette, ILauncher, IStatusBar, ILayoutRestorer],
+  optional: [ICommandPalette, ILauncher, IStatusBar, ILayoutRestorer, ISettingRegistry],
   activate: (
     app: JupyterFrontEnd,
     palette: ICommandPalette | null,
     launcher: ILauncher | null,
     statusBar: IStatusBar | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    settingRegistry: ISettingRegistry | null
   ) => {
-    const model = new GuildModel();
+    const model = new GuildModel(new GuildClient(labTransport()));
     const pageUrl = PageConfig.getBaseUrl().replace(/\/$/, '') + '/guild';
-    const sidebar = new GuildSidebar(model, pageUrl);
+    // A GET action other than output names a path of the server: a file
+    // under its root opens in JupyterLab, anything else in a new tab.
+    const openPath = (path: string) => {
+      const tree = /^lab\/tree\/(.+)$/.exec(path);
+      if (tree) {
+        void app.commands.execute('docmanager:open', { path: decodeURIComponent(tree[1]) });
+      } else {
+        window.open(PageConfig.getBaseUrl() + path, '_blank', 'noopener');
+      }
+    };
+    const sidebar = new GuildSidebar(model, pageUrl, openPath);
     sidebar.title.icon = guildIcon;
     app.shell.add(sidebar, 'left', { rank: 650 });
     if (restorer) {
@@ -74,14 +159,45 @@ const plugin: JupyterFrontEndPlugin<void> = {
       item.node.title = 'Guild runs: click to open the sidebar';
       item.node.textContent = 'Guild';
       item.node.addEventListener('click', () => app.commands.execute(CommandIds.open));
-      model.changed.connect(() => {
-        const text = model.error ? 'Guild: unavailable' : statusText(model.state?.counts);
+      model.onChange(() => {
+        const text = model.error ? 'Guild: unavailable' : model.state?.status_bar_text || 'Guild';
         if (item.node.textContent !== text) {
           item.node.textContent = text;
         }
+        item.node.classList.toggle('jp-mod-attention', !model.error && (model.state?.attention || 0) > 0);
       });
       statusBar.registerStatusItem('guild-jupyter:status', { item, align: 'left', rank: 50 });
     }
+
+    let notifyAllEnds = false;
+    if (settingRegistry) {
+      settingRegistry
+        .load(PLUGIN_ID)
+        .then(settings => {
+          const read = () => {
+            notifyAllEnds = settings.get('notifyAllEnds').composite === true;
+          };
+          read();
+          settings.changed.connect(read);
+        })
+        .catch(reason => console.warn('guild-jupyter: cannot load settings', reason));
+    }
+    model.onEvents((fresh, initial, boot) => {
+      for (const { event, type, sticky } of noticesToRaise(fresh, initial, boot, storage(), notifyAllEnds)) {
+        const actions: Notification.IAction[] = (event.actions || [])
+          .filter(a => a.verb === 'output' && event.run)
+          .map(a => ({
+            label: a.label,
+            caption: 'Open the sidebar and follow this output',
+            displayType: 'accent',
+            callback: () => {
+              app.shell.activateById(sidebar.id);
+              sidebar.view.openOutput(a, { id: event.run!, short_id: event.run!.slice(0, 8) });
+            }
+          }));
+        Notification.emit(event.text, type, { autoClose: sticky ? false : 8000, actions });
+      }
+    });
     model.start();
   }
 };

@@ -1,27 +1,14 @@
-/** node --test: the sidebar's pure helpers (npm test). */
+/** node --test: the pure helpers of the sidebar and the page (npm test). */
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 
-import { errorLine, gpuLabel, keepTail, nextDelay, oneLine, sparkPoints, stateQuery, statusText, turnPage } from '../format';
-
-test('statusText counts running and staged runs', () => {
-  assert.equal(statusText({ running: 2, staged: 5, completed: 9 }), '2 running · 5 staged');
-  assert.equal(statusText(null), '0 running · 0 staged');
-});
+import { errorLine, keepTail, nextDelay, oneLine, pageRange, stateQuery, turnPage } from '../format';
 
 test('nextDelay doubles per failure up to the cap', () => {
   assert.equal(nextDelay(1000, 0), 1000);
   assert.equal(nextDelay(1000, 1), 2000);
   assert.equal(nextDelay(1000, 3), 8000);
   assert.equal(nextDelay(1000, 50), 30000);
-});
-
-test('sparkPoints spans the box, highest value at the top', () => {
-  assert.equal(sparkPoints([3, 1, 2], 40, 10), '0,0 20,10 40,5');
-  assert.equal(sparkPoints([1, 1], 10, 10), '0,5 10,5');
-  assert.equal(sparkPoints([1], 10, 10), '');
-  assert.equal(sparkPoints([1, NaN, 2], 10, 10), '0,10 10,0');
-  assert.equal(sparkPoints(undefined, 10, 10), '');
 });
 
 test('keepTail keeps whole lines at the end', () => {
@@ -36,21 +23,24 @@ test('turnPage stays within the pages', () => {
   assert.equal(turnPage(0, 1, 0), 0);
 });
 
-test('stateQuery asks only for pages past the first', () => {
+test('stateQuery asks only for pages past the first, for whatever groups the server named', () => {
+  assert.equal(stateQuery({}), 'state');
   assert.equal(stateQuery({ running: 0, staged: 0 }), 'state');
-  assert.equal(stateQuery({ running: 0, staged: 2, finished: 7 }), 'state?staged=2&finished=7');
+  assert.equal(stateQuery({ staged: 2, finished: 7, failed: 1 }), 'state?failed=1&finished=7&staged=2');
 });
 
-test('errorLine is one line, naming a missing server extension', () => {
+test('pageRange names the rows a page shows', () => {
+  assert.equal(pageRange(26, 25, 60), '26–50 of 60');
+  assert.equal(pageRange(51, 10, 60), '51–60 of 60');
+});
+
+test('errorLine is one line: the server\'s own for bad input, a word for a missing extension', () => {
   assert.match(errorLine(404, null), /server extension not found/);
-  assert.equal(errorLine(409, { error: 'run 1a2b is completed' }), 'Guild API error (HTTP 409): run 1a2b is completed');
+  assert.equal(errorLine(400, { error: "invalid value 'abc' for flag 'lr': expected a number" }),
+    "invalid value 'abc' for flag 'lr': expected a number");
+  assert.equal(errorLine(409, { error: 'run 1a2b is completed' }), 'run 1a2b is completed');
+  assert.equal(errorLine(403, { error: 'no' }), 'not allowed (HTTP 403): no');
   assert.equal(errorLine(500, { error: 'a\n  b\n' }), 'Guild API error (HTTP 500): a b');
+  assert.equal(errorLine(502, null), 'Guild API error (HTTP 502)');
   assert.equal(oneLine('x'.repeat(300), 10), 'xxxxxxxxx…');
-});
-
-test('gpuLabel names bare GPU indices', () => {
-  assert.equal(gpuLabel('0'), 'GPU 0');
-  assert.equal(gpuLabel('0, 1'), 'GPUs 0,1');
-  assert.equal(gpuLabel('any GPU'), 'any GPU');
-  assert.equal(gpuLabel(null), '');
 });

@@ -1,29 +1,34 @@
 /**
- * A run's output that follows: GET runs/ID/output?since=OFFSET, appending
- * each piece, until the server says the run has ended and all of it was
- * read. Polls quickly while text keeps coming, every second otherwise, and
- * backs off on errors (one line, no console flood).
+ * A run's output that follows: GET runs/ID/output?since=OFFSET (the path
+ * of the row's ``output`` action), appending each piece, until the server
+ * says the run has ended and all of it was read. Polls quickly while text
+ * keeps coming, every second otherwise, and backs off on errors (one line,
+ * no console flood).
  */
-import { calls } from './api';
+import { GuildClient } from '../client';
+import { keepTail, nextDelay } from '../format';
 import { h, setText } from './dom';
-import { keepTail, nextDelay } from './format';
 
 const KEEP_CHARS = 200000;
+const QUICK_MS = 200;
+const IDLE_MS = 1000;
 
 export class OutputView {
-  readonly node = h('section', 'jp-GuildSidebar-output');
-  private readonly title = h('span', 'jp-GuildSidebar-outputTitle');
-  private readonly state = h('span', 'jp-GuildSidebar-muted');
-  private readonly pre = h('pre', 'jp-GuildSidebar-outputText');
+  readonly node = h('section', 'gj-output');
+  private readonly title = h('span', 'gj-output-title');
+  private readonly state = h('span', 'gj-muted gj-output-state');
+  private readonly pre = h('pre', 'gj-output-text');
   private runId: string | null = null;
+  private path = '';
   private offset = 0;
   private failures = 0;
   private timer: number | null = null;
   private generation = 0;
 
-  constructor() {
-    const head = h('div', 'jp-GuildSidebar-sectionHead');
-    const close = h('button', 'jp-GuildSidebar-button', 'close');
+  constructor(private readonly client: GuildClient) {
+    const head = h('div', 'gj-section-head');
+    const close = h('button', 'gj-button gj-output-close', 'close');
+    close.type = 'button';
     close.title = 'Stop following this output';
     close.addEventListener('click', () => this.close());
     head.append(this.title, this.state, close);
@@ -35,9 +40,11 @@ export class OutputView {
     return this.runId;
   }
 
-  follow(id: string, shortId: string): void {
+  /** Follows the output at ``path`` (relative to /guild/api/) of run ``id``. */
+  follow(id: string, shortId: string, path: string): void {
     this.close();
     this.runId = id;
+    this.path = path;
     this.offset = 0;
     this.failures = 0;
     this.generation += 1;
@@ -45,6 +52,8 @@ export class OutputView {
     setText(this.title, `Output of ${shortId}`);
     setText(this.state, 'loading…');
     this.node.hidden = false;
+    this.node.dataset.run = id;
+    this.node.dataset.done = 'false';
     void this.poll(this.generation);
   }
 
@@ -56,16 +65,16 @@ export class OutputView {
       this.timer = null;
     }
     this.node.hidden = true;
+    delete this.node.dataset.run;
   }
 
   private async poll(generation: number): Promise<void> {
-    const id = this.runId;
-    if (id === null || generation !== this.generation) {
+    if (this.runId === null || generation !== this.generation) {
       return;
     }
-    let delay = 1000;
+    let delay = IDLE_MS;
     try {
-      const piece = await calls.output(id, this.offset);
+      const piece = await this.client.output(this.path, this.offset);
       if (generation !== this.generation) {
         return;
       }
@@ -76,9 +85,11 @@ export class OutputView {
         if (atEnd) {
           this.pre.scrollTop = this.pre.scrollHeight;
         }
-        delay = 200;
+        delay = QUICK_MS;
       }
       this.offset = piece.offset;
+      this.node.dataset.status = piece.status;
+      this.node.dataset.done = String(piece.done);
       setText(this.state, piece.done ? `${piece.status} · end of output` : `${piece.status} · following`);
       if (piece.done) {
         return;
@@ -89,7 +100,7 @@ export class OutputView {
       }
       this.failures += 1;
       setText(this.state, (e as Error).message);
-      delay = nextDelay(1000, this.failures);
+      delay = nextDelay(IDLE_MS, this.failures);
     }
     this.timer = window.setTimeout(() => void this.poll(generation), delay);
   }

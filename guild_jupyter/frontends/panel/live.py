@@ -1,5 +1,7 @@
 """The panel's live parts: the output of the run a row opened (followed
-while the run runs) and the notices of runs and sweeps that ended.
+while the run runs) and the notices: the events of the panel's own
+``api.EventWatcher`` (runs, sweeps and queues that ended, queues paused,
+retries staged), each with the sentence every viewer shows.
 
 Both are built on the kernel's main thread with the rest of the panel;
 ``update``/``add`` run on the refresh thread and only assign traits. The
@@ -14,9 +16,9 @@ import threading
 
 import ipywidgets as W
 
-from .. import api
-from ..errors import GuildJupyterError
-from .panel_html import notice_html, output_html
+from ... import api
+from ...errors import GuildJupyterError
+from .markup import ERROR_TEXT, notice_html, output_html
 
 __all__ = ["OutputView", "NoticeArea"]
 
@@ -85,7 +87,7 @@ class OutputView:
                         break
             except GuildJupyterError as e:
                 self.done = True
-                self.title.value = f"<b>output of run {self.run_id[:8]}</b> · <span style='color:#c62828'>{e}</span>"
+                self.title.value = f"<b>output of run {self.run_id[:8]}</b> · <span style='color:{ERROR_TEXT}'>{e}</span>"
                 return
             if grew or not self.body.value:
                 self.body.value = output_html(self.text, self.cut)
@@ -97,7 +99,8 @@ class OutputView:
 
 class NoticeArea:
     """The latest notices, newest first, each with a button that opens the
-    output of its run (of a sweep: its first failed trial)."""
+    output its event names (a failed run's, a sweep's first failed
+    trial's)."""
 
     def __init__(self, on_view):
         self.notices: list[dict] = []
@@ -109,7 +112,8 @@ class NoticeArea:
         self.rows = []
         for _ in range(NOTICES_SHOWN):
             html = W.HTML(layout=W.Layout(flex="1 1 auto", min_width="0"))
-            button = W.Button(description="output", layout=W.Layout(width="64px", height="24px", flex="0 0 auto"))
+            button = W.Button(description="Output", layout=W.Layout(width="auto", min_width="64px", height="24px",
+                                                                    flex="0 0 auto"))
             button.add_class("gj-notice-output")
             row = W.HBox([html, button], layout=W.Layout(display="none", width="100%", align_items="flex-start"))
             row.run_id = None
@@ -122,10 +126,10 @@ class NoticeArea:
     def widgets(self):
         return [self.title, self.clear_button, self.head, self.box] + [w for row in self.rows for w in row]
 
-    def add(self, notices: list[dict]) -> None:
-        if not notices:
+    def add(self, events: list[dict]) -> None:
+        if not events:
             return
-        self.notices = (self.notices + list(notices))[-NOTICES_KEPT:]
+        self.notices = (self.notices + list(events))[-NOTICES_KEPT:]
         self._render()
 
     def clear(self) -> None:
@@ -142,7 +146,8 @@ class NoticeArea:
                 row.layout.display = "none"
                 continue
             n = shown[i]
-            row.run_id = n.get("id") if n["kind"] == "run" else (n.get("failed") or [None])[0]
+            output = next((a for a in n.get("actions") or () if a["verb"] == "output"), None)
+            row.run_id = output["target"] if output else None
             html.value = notice_html(n)
             button.layout.visibility = "visible" if row.run_id else "hidden"
             button.tooltip = f"the output of run {row.run_id[:8]}" if row.run_id else ""

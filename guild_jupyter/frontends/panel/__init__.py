@@ -1,14 +1,17 @@
 """The live status panel (``%guild panel``, ``guild_jupyter.panel()``).
 
-An ipywidgets view of one store, built from ``api.monitor()`` snapshots:
-counts per status, the queues (``panel_queues``: stop buttons, a form to
-start one), the runs grouped by status under column headers in bounded, paged lists (stop a
-running run, unstage a staged one, see why it waits; running and finished
-rows show the main scalar and its sparkline and open the run's output,
-followed while it runs), notices of runs and sweeps that ended (see
-``panel_live``), and the GPUs with the runs on them. Stopping asks for a second click ("confirm stop") within a
-few seconds. Messages show in a line of fixed height and clear themselves,
-so nothing below them moves.
+An ipywidgets view of one store that renders ``api.monitor()`` snapshots
+and decides nothing: the store's summary, the queues (``queues``: their
+actions, a form to start one), the runs in the view model's groups
+(``views.GROUPS``: failed runs open, finished ones closed) under column
+headers in bounded, paged lists, each row with the words and the actions
+(``views.actions``) its view-model row carries: stop, unstage, output,
+retry, restart, delete, and restage with a small flag form (``restage``);
+the notices of the panel's own ``api.EventWatcher`` (``live``: the same
+sentences the ``/guild`` page and the sidebar show), and the GPUs with the
+runs on them. An action whose row asks for confirmation takes a second
+click ("Confirm stop") within a few seconds. Messages show in a line of
+fixed height and clear themselves, so nothing below them moves.
 
 Threading, because output from a thread lands in whichever cell happens to
 be running (ipykernel 7 routes it differently again):
@@ -35,19 +38,20 @@ import weakref
 
 import ipywidgets as W
 
-from .. import api, views
-from ..errors import GuildJupyterError
-from .panel_html import COLUMNS, STATUS_COLORS, gpus_html, header_html, message_html, run_html
-from .panel_live import NoticeArea, OutputView
-from .panel_queues import QueueSection
-from .panel_rows import GroupView, Row, Shared
+from ... import api, views
+from ...errors import GuildJupyterError
+from .actions import ActionRunner
+from .markup import COLUMNS, TEXT2, gpus_html, header_html, message_html, run_html
+from .live import NoticeArea, OutputView
+from .queues import QueueSection
+from .restage import RestageForm
+from .rows import GroupView, Row, Shared
 
 __all__ = ["Panel", "panel"]
 
-GROUPS = ("running", "pending", "staged", "finished")
+GROUPS = views.GROUP_NAMES
 DEFAULT_PAGE_SIZE = 10
 MESSAGE_SECONDS = 8.0  # a message clears itself after this long
-GROUP_TITLES = {"running": "Running", "pending": "Pending", "staged": "Staged", "finished": "Recently finished"}
 
 _live_panels: "weakref.WeakSet[Panel]" = weakref.WeakSet()
 
@@ -90,6 +94,10 @@ class Panel(W.VBox):
     def __init__(self, store=None, refresh: float | None = 1.0, probe=None, page_size: int = DEFAULT_PAGE_SIZE):
         self.monitor = api.monitor(store, probe=probe, page_size=page_size)
         self.store = self.monitor.store
+        # The panel's own watcher (a kernel may have no server): the same
+        # events, and the same sentences, as /guild/api/events serves.
+        self.watcher = api.EventWatcher(self.monitor)
+        self.monitor.events = self.watcher
         self.interval = float(refresh or 0)
         self.snapshot: dict | None = None
         self.last_error: str | None = None
@@ -100,7 +108,6 @@ class Panel(W.VBox):
         self._shown_in = None
         self._message_until = 0.0
         self._following: dict = {}  # id -> what to call it, for runs/queues being stopped
-        self.watcher = api.EndWatcher(self.monitor)  # notices of runs and sweeps that end
         self._build_widgets(page_size)
         super().__init__(self._sections, layout=W.Layout(width="100%", max_width="1200px"))
         self.add_class("guild-panel")
@@ -127,20 +134,21 @@ class Panel(W.VBox):
         self.feedback.add_class("gj-feedback")
 
         self._shared = shared = Shared()
-        qs = self.queue_section = QueueSection(shared, self.store, self._act, self._say, self._apply_lock,
-                                               self._following)
+        self.output_view = OutputView(self.store)
+        self.restage_form = RestageForm(self.store, self._say, self._refresh_soon)
+        self.actions = ActionRunner(self.store, self._act, self.output_view.open, self.restage_form.open,
+                                    self._following)
+        qs = self.queue_section = QueueSection(shared, self.store, self._act, self._say,
+                                               lambda row, a: self._on_action(row, a, "queue"))
         # The section's widgets, as the panel's own attributes (p.queue_start...).
-        self.queues_title, self.queue_columns, self.queue_rows, self.queue_controls = (
-            qs.queues_title, qs.queue_columns, qs.queue_rows, qs.queue_controls)
+        self.queues_title, self.queue_columns, self.queue_rows = qs.queues_title, qs.queue_columns, qs.queue_rows
         self.queue_gpus, self.queue_run_once, self.queue_dask, self.queue_detached = (
             qs.queue_gpus, qs.queue_run_once, qs.queue_dask, qs.queue_detached)
         self.queue_fields = qs.queue_fields  # one per queue flag (the queue-flag table)
         self.queue_start, self.queue_form = qs.queue_start, qs.queue_form
 
-        self.output_view = OutputView(self.store)
         self.notice_area = NoticeArea(self.output_view.open)
-        self.groups = {g: GroupView(g, page_size, self._on_row_action, self._on_page, shared,
-                                    header_html(COLUMNS[g]), GROUP_TITLES[g], on_view=self.output_view.open)
+        self.groups = {g: GroupView(g, page_size, self._on_action, self._on_page, shared, header_html(COLUMNS[g]))
                        for g in GROUPS}
         self.gpus_html = W.HTML()
         self.gpus_html.add_class("gj-gpus")
@@ -149,15 +157,16 @@ class Panel(W.VBox):
         top = W.HBox([self.header, self.close_button], layout=W.Layout(justify_content="space-between",
                                                                        align_items="center"))
         self._containers = [top]
-        self._sections = [top, self.status_line, self.feedback, self.notice_area.box, self.output_view.box,
-                          qs.box] + [
+        self._sections = [top, self.status_line, self.feedback, self.notice_area.box, self.restage_form.box,
+                          self.output_view.box, qs.box] + [
             self.groups[g].box for g in GROUPS
         ] + [self.gpus_html, self.warnings_html]
 
     def _all_widgets(self):
         out = [self.header, self.close_button, self.status_line, self.feedback, self.gpus_html,
                self.warnings_html] + self._containers + self._shared.widgets()
-        out += self.notice_area.widgets() + self.output_view.widgets() + self.queue_section.widgets()
+        out += (self.notice_area.widgets() + self.output_view.widgets() + self.queue_section.widgets()
+                + self.restage_form.widgets())
         for g in self.groups.values():
             out += g.widgets()
         return out
@@ -183,10 +192,8 @@ class Panel(W.VBox):
         snap = self.snapshot
         if snap is None:
             return f"Guild panel of {self.store.home} (a live ipywidgets view)"
-        c = snap["counts"]
-        counts = ", ".join(f"{c[s]} {s}" for s in views.DISPLAY_STATUSES if c.get(s))
         return (f"Guild panel of {self.store.home}{' (closed)' if self.closed else ''}: "
-                f"{counts or 'no runs'}; {c['queues']} queue(s)")
+                f"{snap['summary_text']}; {views.plural(snap['counts']['queues'], 'queue')}")
 
     @property
     def closed(self) -> bool:
@@ -200,15 +207,16 @@ class Panel(W.VBox):
             pages = {name: g.page for name, g in self.groups.items()}
         # Built outside the apply lock: a click never waits for a scan.
         snap = self.monitor.snapshot(pages=pages)
-        notices = self.watcher.poll()
+        notices = self.watcher.look(refresh=False)
         self.output_view.update()  # reads output (its own lock): not under the lock clicks wait on
         with self._apply_lock:
             if self.comm is None:  # closed meanwhile
                 return snap
             self.notice_area.add(notices)
-            for name, g in self.groups.items():
-                if g.page == pages[name]:  # unless a pager click came in meanwhile
-                    g.page = snap["groups"][name]["page"]
+            for group in snap["groups"]:
+                g = self.groups[group["name"]]
+                if g.page == pages[group["name"]]:  # unless a pager click came in meanwhile
+                    g.page = group["page"]
             self.snapshot = snap
             self._apply(snap)
             return snap
@@ -271,22 +279,20 @@ class Panel(W.VBox):
 
     def _apply(self, snap: dict) -> None:
         c = snap["counts"]
-        chips = " ".join(
-            f"<span style='color:{STATUS_COLORS[s]};white-space:nowrap'>{s}&nbsp;<b>{c[s]}</b></span>"
-            for s in views.DISPLAY_STATUSES
-        )
         self.header.value = (
-            f"<b>Guild runs</b> <span style='color:#888'>{html.escape(snap['store'])}</span> · {chips}"
-            f" · queues&nbsp;<b>{c['queues']}</b>"
+            f"<b>Guild runs</b> <span style='color:{TEXT2}'>{html.escape(snap['store'])}</span> · "
+            f"<span class='gj-summary'>{html.escape(snap['summary_text'])}</span>"
+            f" · {html.escape(views.plural(c['queues'], 'queue'))}"
         )
         self.queue_section.apply(snap["queues"])
-        for name in GROUPS:
-            self.groups[name].apply(snap["groups"][name], lambda r, g=name: run_html(r, g))
+        for group in snap["groups"]:
+            name = group["name"]
+            self.groups[name].apply(group, lambda r, g=name: run_html(r, g))
         self.gpus_html.value = gpus_html(snap["gpus"])
         warnings = snap["warnings"]
         self.warnings_html.value = (
-            "<div style='color:#b26a00;font-size:12px'>" + "<br>".join(html.escape(w) for w in warnings) + "</div>"
-            if warnings else ""
+            "<div class='gj-warnings' style='font-size:12px'>⚠ " + "<br>⚠ ".join(html.escape(w) for w in warnings)
+            + "</div>" if warnings else ""
         )
         self.warnings_html.layout.display = "" if warnings else "none"
         self._report_stopped()
@@ -302,7 +308,7 @@ class Panel(W.VBox):
             status = self.monitor.status(run_id)
             if status is None or status in views.FINISHED or status == views.UNSTAGED:
                 del self._following[run_id]
-                self._say(f"{what} {run_id[:8]} {status or 'is gone'}")
+                self._say(f"{what} {run_id[:8]} {self.monitor.status_text(run_id) or 'is gone'}")
 
     # -- actions (main thread) ------------------------------------------------------------------
 
@@ -321,24 +327,11 @@ class Panel(W.VBox):
             self._say(message)
         self._refresh_soon()
 
-    def _on_row_action(self, row: Row) -> None:
-        run_id = row.clicked(self._apply_lock, self._say)
-        if run_id is None:
+    def _on_action(self, row: Row, action: dict, kind: str = "run") -> None:
+        """A click on one of a row's actions: the row's guards, then the action."""
+        if not row.check(action, self._apply_lock, self._say):
             return
-        short = run_id[:8]
-        if row.group == "staged":
-            def unstage():
-                api.unstage(run_id, store=self.store)
-                return f"unstaged run {short}: it will not start"
-
-            self._act(f"cannot unstage run {short}", unstage)
-        else:
-            def stop():
-                api.stop(run_id, wait=False, store=self.store)
-                self._following[run_id] = "run"
-                return f"stopping run {short}"
-
-            self._act(f"cannot stop run {short}", stop)
+        self.actions.run(action, kind)
 
     def _on_page(self, view: GroupView, step: int) -> None:
         with self._apply_lock:

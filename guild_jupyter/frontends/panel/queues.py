@@ -1,24 +1,24 @@
 """The panel's queues section: its title, column header, a fixed pool of
-queue rows (stop, plus pause/resume and drain from
-``panel_queue_control``) and the form that starts a queue (one field per
-queue flag, from the queue-flag table).
+queue rows (their actions as the view model gives them: pause or resume,
+drain, stop) and the form that starts a queue (one field per queue flag,
+from the queue-flag table).
 
 Kept apart from :mod:`.panel`, which composes the sections and runs the
 refresh thread, so that everything about queues reads in one place. The
 panel's threading rules hold here too: every widget is built up front on
 the kernel's main thread, ``apply`` (the refresh thread) only assigns
 traits, and the click handlers (main thread) act through the panel's
-``act`` and report with its ``say``.
+``ActionRunner`` (rows) or its ``act`` (the form) and report with its
+``say``.
 """
 
 from __future__ import annotations
 
 import ipywidgets as W
 
-from .. import api, views
-from .panel_html import queue_header_html, queue_html
-from .panel_queue_control import QueueControls
-from .panel_rows import Row
+from ... import api, views
+from .markup import queue_header_html, queue_html
+from .rows import Row
 
 __all__ = ["QueueSection", "QUEUE_ROWS", "queue_field"]
 
@@ -27,19 +27,17 @@ QUEUE_ROWS = 6
 
 class QueueSection:
     """The queues of one panel. ``act(describe, action)`` and
-    ``say(message, error)`` are the panel's; ``apply_lock`` guards a row
-    click against a refresh; ``following`` (id -> what to call it) is the
-    panel's list of stops whose outcome it reports."""
+    ``say(message, error)`` are the panel's; ``on_action(row, action)``
+    its handler of a row's action (guards, then the ``ActionRunner``)."""
 
-    def __init__(self, shared, store, act, say, apply_lock, following: dict):
+    def __init__(self, shared, store, act, say, on_action):
         self.store = store
-        self._act, self._say, self._apply_lock, self._following = act, say, apply_lock, following
+        self._act, self._say = act, say
         self.queues_title = W.HTML("<b>Queues</b>")
         self.queue_columns = W.HTML(queue_header_html(), layout=W.Layout(flex="1 1 auto", min_width="0"))
-        self.queue_head = W.HBox([self.queue_columns, W.HTML(layout=shared.button_layout("96px"))],
-                                 layout=W.Layout(width="100%"))
-        self.queue_rows = [Row("queue", self._on_queue_stop, shared, "stop queue", "96px") for _ in range(QUEUE_ROWS)]
-        self.queue_controls = QueueControls(self.queue_rows, self.queue_head, shared, act, say, store)
+        self.queue_head = W.HBox([self.queue_columns], layout=W.Layout(width="100%"))
+        n_buttons = 3  # pause or resume, drain, stop (views.queue_actions)
+        self.queue_rows = [Row("queue", n_buttons, on_action, shared) for _ in range(QUEUE_ROWS)]
         # One field per queue flag, from the queue-flag table (what each takes, its range, its help).
         self.queue_fields = {f["name"]: queue_field(f) for f in api.queue_flag_table()}
         self.queue_gpus = self.queue_fields["gpus"]
@@ -63,39 +61,24 @@ class QueueSection:
                self.queue_head, *self.queue_head.children]
         for r in self.queue_rows:
             out += r.widgets()
-        out += self.queue_controls.widgets()
         return list({id(w): w for w in out}.values())
 
     # -- rendering (any thread: traits only) ----------------------------------------------------
 
     def apply(self, queues: list) -> None:
         more = len(queues) - len(self.queue_rows)
-        title = f"<b>Queues</b> ({len(queues)})" if queues else "<b>Queues</b> <span style='color:#888'>none running</span>"
+        title = f"<b>Queues</b> ({len(queues)})" if queues else "<b>Queues</b> <span>none running</span>"
         if more > 0:
-            title += f" <span style='color:#888'>showing {len(self.queue_rows)}</span>"
+            title += f" <span>showing {len(self.queue_rows)}</span>"
         self.queues_title.value = title
         for i, row in enumerate(self.queue_rows):
             if i < len(queues):
                 q = queues[i]
-                row.bind(q["id"], queue_html(q), f"stop queue {q['short_id']}")
-                self.queue_controls.bind(row, q)
+                row.bind(q["id"], queue_html(q), q["actions"])
             else:
                 row.bind(None, "")
 
     # -- actions (main thread) ------------------------------------------------------------------
-
-    def _on_queue_stop(self, row: Row) -> None:
-        queue_id = row.clicked(self._apply_lock, self._say)
-        if queue_id is None:
-            return
-        short = queue_id[:8]
-
-        def stop():
-            api.stop(queue_id, wait=False, store=self.store)
-            self._following[queue_id] = "queue"
-            return f"stopping queue {short} (the runs it started keep running)"
-
-        self._act(f"cannot stop queue {short}", stop)
 
     def _on_queue_start(self) -> None:
         # What was filled in, as typed: the api checks each value as the table declares it.
@@ -110,7 +93,7 @@ class QueueSection:
         def start():
             q = api.queue(background=detached, store=self.store, **given)
             how = ("detached" if detached else "thread") + (f", Dask {dask}" if dask else "")
-            return f"started queue {q.id[:8]} ({how}, {views.gpus_phrase(gpus)}{', run once' if run_once else ''})"
+            return f"started queue {q.id[:8]} ({how}, {views.queue_gpus_text(gpus)}{', run once' if run_once else ''})"
 
         self._act("cannot start the queue", start)
 

@@ -1,7 +1,8 @@
 /**
- * Small DOM helpers. The sidebar updates its rows in place (keyed by run
- * or queue id) instead of rebuilding them each second, so a button under
- * the pointer stays the same element between polls and a click lands.
+ * Small DOM helpers, shared by the sidebar and the /guild page. Rows are
+ * updated in place (keyed by run or queue id) instead of rebuilt on each
+ * snapshot, so a button under the pointer stays the same element between
+ * snapshots and a click lands.
  */
 
 export function h<K extends keyof HTMLElementTagNameMap>(
@@ -70,38 +71,9 @@ export function syncList<T>(
   }
 }
 
-/** A button that acts on the second click within 3 s (the first arms it:
- * "confirm stop"), as the /guild page does for stops. */
-export function confirmButton(label: string, title: string, act: () => Promise<void>): HTMLButtonElement {
-  const b = h('button', 'jp-GuildSidebar-button', label);
-  b.title = title;
-  let timer: number | null = null;
-  b.addEventListener('click', ev => {
-    ev.stopPropagation();
-    if (timer === null) {
-      b.textContent = 'confirm ' + label;
-      b.classList.add('jp-mod-armed');
-      timer = window.setTimeout(() => {
-        timer = null;
-        b.textContent = label;
-        b.classList.remove('jp-mod-armed');
-      }, 3000);
-      return;
-    }
-    window.clearTimeout(timer);
-    timer = null;
-    b.textContent = label;
-    b.classList.remove('jp-mod-armed');
-    b.disabled = true;
-    void act().finally(() => {
-      b.disabled = false;
-    });
-  });
-  return b;
-}
-
+/** A button that is disabled while its action runs. */
 export function button(label: string, title: string, act: () => Promise<void> | void): HTMLButtonElement {
-  const b = h('button', 'jp-GuildSidebar-button', label);
+  const b = h('button', 'gj-button', label);
   b.title = title;
   b.addEventListener('click', ev => {
     ev.stopPropagation();
@@ -114,11 +86,14 @@ export function button(label: string, title: string, act: () => Promise<void> | 
 }
 
 const SVG = 'http://www.w3.org/2000/svg';
+/** The box the view model's ``spark_points`` are drawn in (views.SPARK_WIDTH, SPARK_HEIGHT). */
+export const SPARK_WIDTH = 64;
+export const SPARK_HEIGHT = 16;
 
-/** An inline sparkline (an SVG polyline) of ``points`` (see format.sparkPoints). */
-export function sparkline(points: string, width: number, height: number): SVGSVGElement {
+/** An inline sparkline: the view model's polyline ``points``, drawn as given. */
+export function sparkline(points: string, width = SPARK_WIDTH, height = SPARK_HEIGHT): SVGSVGElement {
   const svg = document.createElementNS(SVG, 'svg');
-  svg.setAttribute('class', 'jp-GuildRun-spark');
+  svg.setAttribute('class', 'gj-spark');
   svg.setAttribute('width', String(width));
   svg.setAttribute('height', String(height));
   svg.setAttribute('viewBox', `0 0 ${width} ${height}`);

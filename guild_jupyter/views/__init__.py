@@ -1,0 +1,44 @@
+"""The one view model: what runs, queues and GPUs say and allow, for every
+front end.
+
+The panel, the ``/guild`` page, the JupyterLab sidebar, the REST API, the
+CLI and the magics all show runs through these: one status list, one flag
+formatter, one time formatter, one GPU phrase, one wording for a run the
+user stopped and for a run removed from the queue before it started, the
+actions each row allows now, the groups runs are shown in, and one
+serialiser per kind of row. Rows are plain data (dicts of JSON values), so
+the page and the REST API send them as they are and the panel renders the
+same. The contract the browser renders is ``coord/VIEWMODEL.md``.
+
+Modules: ``words`` (how values read), ``runs`` (run rows and their
+phrases), ``queues`` (queue and GPU rows), ``actions`` (the verbs a row
+allows), ``groups`` (the groups and the store's summary), ``forms`` (the
+'start a queue' form).
+"""
+
+from __future__ import annotations
+
+from ..store.run import COMPLETED, ERROR, FINISHED, PENDING, RUNNING, STAGED, STATUSES, TERMINATED
+from .actions import QUEUE_VERBS, RUN_ACTIONS, RUN_VERBS, output_action, queue_actions, restage_form, run_actions
+from .forms import queue_form
+from .groups import (ATTENTION_SECONDS, GROUP_NAMES, GROUP_OF_STATUS, GROUPS, Group, group, status_bar_text,
+                     summary_text)
+from .queues import describe_queue, gpu_row, queue_row, queue_state_text, queue_title, slots_text
+from .runs import (DISPLAY_STATUSES, SPARK_HEIGHT, SPARK_POINTS, SPARK_WIDTH, STOPPED_BY_YOU, TIME_KINDS, UNSTAGED,
+                   listing_row, main_scalar, notebook_tree_path, outcome_text, place_in_line, retry_text, run_row,
+                   run_words, spark_points, status_of, status_text, stopped_by_user)
+from .words import (ANY_GPU, elapsed_text, flags_text, format_flag, format_time, format_value, gpus_phrase,
+                    gpus_text, jsonable, label_text, ordinal, plural, position_text, queue_gpus_text, scalar_text,
+                    size_text, varying_flags)
+
+__all__ = [
+    "STATUSES", "STAGED", "PENDING", "RUNNING", "COMPLETED", "ERROR", "TERMINATED", "FINISHED", "DISPLAY_STATUSES",
+    "UNSTAGED", "STOPPED_BY_YOU", "ANY_GPU", "TIME_KINDS", "format_flag", "flags_text", "varying_flags", "format_time",
+    "elapsed_text", "gpus_text", "gpus_phrase", "queue_gpus_text", "status_of", "status_text", "outcome_text",
+    "retry_text", "stopped_by_user", "run_words", "jsonable", "run_row", "listing_row", "place_in_line", "queue_row",
+    "queue_state_text", "queue_title", "slots_text", "gpu_row", "label_text", "describe_queue", "main_scalar", "scalar_text",
+    "format_value", "SPARK_POINTS", "SPARK_WIDTH", "SPARK_HEIGHT", "spark_points", "ordinal", "plural",
+    "position_text", "size_text", "RUN_VERBS", "RUN_ACTIONS", "QUEUE_VERBS", "run_actions", "queue_actions",
+    "output_action", "restage_form", "Group", "GROUPS", "GROUP_NAMES", "GROUP_OF_STATUS", "ATTENTION_SECONDS", "group",
+    "summary_text", "status_bar_text", "queue_form", "notebook_tree_path",
+]
