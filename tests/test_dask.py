@@ -361,7 +361,8 @@ def _queue_log(q) -> str:
 
 def _staged_waiting(run_id):
     snap = api.monitor(probe=None).snapshot(page_size=100)
-    return next((r.get("waiting") for r in snap["groups"]["staged"]["rows"] if r["id"] == run_id), None)
+    staged = next(g for g in snap["groups"] if g["name"] == "staged")
+    return next((r.get("waiting") for r in staged["rows"] if r["id"] == run_id), None)
 
 
 def _dask_row(q):
