@@ -11,6 +11,7 @@ _API_NAMES = {
     "run", "queue", "queues", "runs", "stop", "unstage", "delete", "output",
     "compare", "panel", "Store", "wait", "wait_until", "monitor", "plot", "follow",
     "queue_control", "pause_queue", "resume_queue", "drain_queue", "restart", "restage",
+    "sweep_view", "sweep_table", "scalars", "sweep_scalars", "retry",
 }
 
 

@@ -9,10 +9,13 @@ filters them) and decides what a person needs to judge a sweep:
   name that is both a flag and a scalar means the scalar, ``=NAME`` the flag
   (Guild's column spec for flags). Runs without a value sort last either
   way; an unknown name is a ``BadInput`` naming the known ones;
-- the best run is marked: the first run by the sort key when there is one,
-  else by the main scalar (``scalar``, else ``loss``, else the first scalar
-  logged), lowest for names that read as a cost (:func:`lower_is_better`:
-  loss, error, mse, perplexity, ...), highest otherwise;
+- the best run is marked **per op** (runs of different scripts never
+  compete: their scalars mean different things): the first run of the op
+  by the sort key when there is one, else by the op's main scalar
+  (``scalar``, else ``loss``, else the first scalar its runs logged),
+  lowest for names that read as a cost (:func:`lower_is_better`: loss,
+  error, mse, perplexity, ...), highest otherwise; the table says which
+  ("* best: ab12cd34 (lowest loss)", one line per op);
 - what could be read of a truncated or corrupt event file is shown, with a
   warning line naming the file.
 """
@@ -20,22 +23,14 @@ filters them) and decides what a person needs to judge a sweep:
 from __future__ import annotations
 
 import math
-import re
 
 from . import views
 from .errors import BadInput
+from .views import lower_is_better  # re-exported: the sweep view uses the same rule
 from .store.scalars import reader as scalarlib
 
-__all__ = ["CompareTable", "lower_is_better", "parse_sort"]
+__all__ = ["CompareTable", "lower_is_better", "parse_sort", "best_of", "main_scalar_of", "direction_text"]
 
-_COST_WORDS = re.compile(r"(^|[^a-z])(loss|error|err|mse|mae|rmse|nll|perplexity|ppl|wer|cer|regret|"
-                         r"time|latency|duration|cost)($|[^a-z])")
-
-
-def lower_is_better(name: str) -> bool:
-    """Whether the best value of a scalar is its lowest: a name with a cost
-    word in it (``loss``, ``val_loss``, ``error_rate``, ``train/mse``)."""
-    return bool(_COST_WORDS.search(name.lower()))
 
 
 def parse_sort(key: str) -> tuple[str, bool, bool]:
@@ -60,15 +55,16 @@ def _has(v) -> bool:
 class CompareTable:
     """Runs with their flags and last scalar values, one column each.
     ``flag_names``: the flag columns shown; ``all_flag_names``: every flag of
-    the runs; ``best``: ``(run id, column, "min"|"max")`` or None;
-    ``warnings``: event files that could be read only in part."""
+    the runs; ``best``: ``{op: (run id, column, "min"|"max")}``, the best run
+    of each op that has one; ``warnings``: event files that could be read
+    only in part."""
 
     def __init__(self, rows: list[dict], flag_names: list[str], scalar_names: list[str], best=None,
                  warnings=(), all_flag_names=None, sort: str | None = None):
         self.rows = rows
         self.flag_names = flag_names
         self.scalar_names = scalar_names
-        self.best = best
+        self.best = dict(best or {})
         self.warnings = list(warnings)
         self.all_flag_names = list(all_flag_names if all_flag_names is not None else flag_names)
         self.sort = sort
@@ -97,7 +93,7 @@ class CompareTable:
         shown = ordered if all_flags or len(rows) < 2 else [k for k in ordered if k in varying]
         if rows and scalar is not None and scalar not in scalar_names:
             raise BadInput(f"unknown scalar {scalar!r}; {_known(flag_names, scalar_names, flags=False)}")
-        best = None
+        best = {}
         if sort and rows:  # (no runs: nothing to sort, no names to check against)
             name, desc, is_flag = parse_sort(sort)
             if not name or (is_flag and name not in flag_names) or (
@@ -108,21 +104,16 @@ class CompareTable:
             missing = [row for row in rows if not _has(row[where].get(name))]
             present.sort(key=lambda row: _order_key(row[where][name]), reverse=desc)
             rows = present + missing
-            if present:
-                best = (present[0]["id"], name, "max" if desc else "min")
+            for row in present:  # the first of each op
+                best.setdefault(row["op"], (row["id"], name, "max" if desc else "min"))
         else:
-            main = scalar or ("loss" if "loss" in scalar_names else (scalar_names[0] if scalar_names else None))
-            if main is not None:
-                values = [row for row in rows if isinstance(row["scalars"].get(main), float)
-                          and not math.isnan(row["scalars"][main])]
-                if values:
-                    low = lower_is_better(main)
-                    pick = min if low else max
-                    chosen = pick(values, key=lambda row: row["scalars"][main])
-                    best = (chosen["id"], main, "min" if low else "max")
-        if best is not None:
-            for row in rows:
-                row["best"] = row["id"] == best[0]
+            for op, members in _by_op(rows).items():
+                chosen = best_of(members, scalar)
+                if chosen is not None:
+                    best[op] = chosen
+        chosen_ids = {b[0] for b in best.values()}
+        for row in rows:
+            row["best"] = row["id"] in chosen_ids
         return cls(rows, shown, scalar_names, best, warnings, ordered, sort)
 
     def __len__(self):
@@ -147,16 +138,18 @@ class CompareTable:
             )
         return head, body
 
+    def best_lines(self) -> list[str]:
+        """``* best: ab12cd34 (lowest loss)``; with runs of several ops one
+        line each: ``* best of train.py: ab12cd34 (lowest loss)``."""
+        several = len({row["op"] for row in self.rows}) > 1
+        return [f"* best{' of ' + op if several else ''}: {run_id[:8]} ({direction_text(how, name)})"
+                for op, (run_id, name, how) in self.best.items()]
+
     def best_text(self) -> str:
-        if self.best is None:
-            return ""
-        run_id, name, how = self.best
-        word = {"min": "lowest", "max": "highest"}[how]
-        return f"* best: {run_id[:8]} ({word} {name})"
+        return "\n".join(self.best_lines())
 
     def _notes(self) -> list[str]:
-        lines = [self.best_text()] if self.best else []
-        return lines + [f"warning: {w}" for w in self.warnings]
+        return self.best_lines() + [f"warning: {w}" for w in self.warnings]
 
     def __str__(self) -> str:
         if not self.rows:
@@ -206,6 +199,43 @@ class CompareTable:
              for r in self.rows],
             columns=["run", "op", "status", *flag_heads, *scalar_heads, "best"],
         )
+
+
+def _by_op(rows) -> dict:
+    out: dict = {}
+    for row in rows:
+        out.setdefault(row["op"], []).append(row)
+    return out
+
+
+def main_scalar_of(rows, scalar: str | None = None) -> str | None:
+    """The scalar that picks the best of ``rows`` (runs of one op):
+    ``scalar``, else ``loss`` when one of them logged it, else the first
+    scalar they logged."""
+    if scalar:
+        return scalar
+    names = [k for row in rows for k in row["scalars"]]
+    return "loss" if "loss" in names else (names[0] if names else None)
+
+
+def best_of(rows, scalar: str | None = None):
+    """``(run id, scalar, "min"|"max")`` of the best of ``rows`` (runs of
+    one op) by its main scalar's last value, or None when none has one."""
+    main = main_scalar_of(rows, scalar)
+    if main is None:
+        return None
+    values = [row for row in rows if isinstance(row["scalars"].get(main), float)
+              and not math.isnan(row["scalars"][main])]
+    if not values:
+        return None
+    low = lower_is_better(main)
+    chosen = (min if low else max)(values, key=lambda row: row["scalars"][main])
+    return chosen["id"], main, "min" if low else "max"
+
+
+def direction_text(how: str, name: str) -> str:
+    """``lowest loss`` / ``highest acc``."""
+    return f"{'lowest' if how == 'min' else 'highest'} {name}"
 
 
 def _known(flag_names, scalar_names, flags: bool = True) -> str:

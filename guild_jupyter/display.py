@@ -213,7 +213,8 @@ def run_json(r, index: int | None = None, scalar: str | None = None) -> dict:
     status = views.status_of(r)
     started, stopped = r.started, r.stopped
     elapsed = (stopped - started) / 1e6 if started and stopped and status in views.FINISHED else None
-    out.update({"index": index, "op": r.op_name, "flags": r.flags, "gpus": r.gpus, "warnings": list(r.warnings),
+    out.update({"index": index, "op": r.op_name, "flags": r.flags, "gpus": r.gpus, "sweep": r.sweep,
+                "warnings": list(r.warnings),
                 "scalar": main, "spark": spark, **views.run_words(r, status, elapsed)})
     worker = r.get("dask_worker")
     if worker:  # placed by a Dask queue (as views.run_row shows it)

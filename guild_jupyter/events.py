@@ -9,9 +9,13 @@ increasing sequence numbers, kept in an ``EventLog`` (the newest
   (``train.py lr=0.1 (ab12cd34) failed after 12s (exit 1)``); a failed
   one carries the last lines of its output (``tail``). A run the user
   unstaged gets none: the user did it.
-- ``sweep-ended``: the last trial of a sweep ended, with the count per
-  status. The trials of one sweep are created together, so their
-  ``initialized`` times follow each other microsecond by microsecond.
+- ``sweep-ended``: the last run of a sweep (two trials or more) ended,
+  with the count per status of each trial's last attempt (a trial that
+  failed and was retried counts as its retry ended). A sweep is the runs
+  sharing a ``sweep`` attr (those one ``run`` call made, their retries and
+  restages); for runs made before that attr, the trials of one call,
+  created together, whose ``initialized`` times follow each other
+  microsecond by microsecond.
 - ``queue-paused``, ``queue-resumed``, ``queue-draining``: what a person
   asked of a queue (``store.queue_state``), once its queue run shows it;
   ``queue-ended``: a queue run that was running has ended.
@@ -286,7 +290,41 @@ def _name(run) -> str:
 
 def _sweeps_of(ended, entries) -> list[list]:
     """The sweeps (two trials or more) the ended runs belong to, each as the
-    list of its trials' entries, in creation order."""
+    list of its runs' entries, in creation order: by the ``sweep`` attr, or
+    for runs without one by their consecutive ``initialized`` times."""
+    entries = list(entries)
+    out = []
+    by_attr = {e.sweep for e in ended if e.sweep is not None}
+    if by_attr:
+        members: dict = {}
+        for e in entries:
+            if e.sweep in by_attr and not e.is_queue:
+                members.setdefault(e.sweep, []).append(e)
+        for sweep in sorted(members):
+            runs = sorted(members[sweep], key=lambda e: (_int(e.values.get("initialized")), e.id))
+            if len(_trials(runs)) > 1:
+                out.append(runs)
+    legacy = [e for e in ended if e.sweep is None]
+    return out + (_sweeps_by_time(legacy, [e for e in entries if e.sweep is None]) if legacy else [])
+
+
+def _int(v) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) else 0
+
+
+def _trials(members: list) -> dict:
+    """{trial's first run id: the runs of that trial, last attempt last}."""
+    ids = {m.id for m in members}
+    out: dict = {}
+    for m in members:
+        run = m.run()
+        origin = run.get("retry_origin") if _int(run.get("retry_attempt")) > 0 else None
+        out.setdefault(origin if isinstance(origin, str) and origin in ids else m.id, []).append(
+            (_int(run.get("retry_attempt")), m))
+    return {k: [m for _a, m in sorted(v, key=lambda am: (am[0], am[1].id))] for k, v in out.items()}
+
+
+def _sweeps_by_time(ended, entries) -> list[list]:
     wanted = {(e.op, e.values.get("initialized")) for e in ended if isinstance(e.values.get("initialized"), int)}
     if not wanted:
         return []
@@ -321,12 +359,14 @@ _COUNT_WORDS = {"completed": "completed", "error": "failed", "terminated": "term
 def _sweep_event(members: list) -> dict:
     counts: dict = {}
     words: dict = {}
-    for m in members:
+    trials = _trials(members)
+    finals = [chain[-1] for chain in trials.values()]  # each trial as its last attempt ended
+    for m in finals:
         s = views.status_of(m.run())
         counts[s] = counts.get(s, 0) + 1
         word = views.STOPPED_BY_YOU if s == "terminated" and views.stopped_by_user(m.run()) else s
         words[word] = words.get(word, 0) + 1
-    failed = [m.id for m in members if m.status == ERROR]
+    failed = [m.id for m in finals if m.status == ERROR]
     if failed:
         level, status = "error", "error"
     elif set(counts) <= {"completed", "unstaged"}:
@@ -335,10 +375,14 @@ def _sweep_event(members: list) -> dict:
         level, status = ("info" if set(words) <= {"completed", "unstaged", views.STOPPED_BY_YOU} else "warning"), \
             "terminated"
     said = ", ".join(f"{n} {_COUNT_WORDS.get(w, w)}" for w, n in words.items())
+    retried = len(members) - len(finals)
+    if retried:
+        said += f" (after {retried} {'retry' if retried == 1 else 'retries'})"
     op = members[0].op
     first = failed[0] if failed else None
-    return {"kind": "sweep-ended", "level": level, "text": f"sweep of {len(members)} runs of {op} ended: {said}",
+    return {"kind": "sweep-ended", "level": level, "text": f"sweep of {len(finals)} runs of {op} ended: {said}",
             "run": first, "ids": [m.id for m in members], "short_id": members[0].id[:8], "op": op,
+            "sweep": members[0].sweep,
             "status": status, "counts": counts, "failed": failed, "tail": "",
             "time": max((m.stopped or 0) for m in members) or now_us(),
             "actions": [views.output_action(first)] if first else []}

@@ -38,6 +38,7 @@ GROUPS = views.GROUP_NAMES
 GPU_RETRY_INTERVAL = 30.0  # how often to look again for NVML when it was absent
 MAX_WARNINGS = 20
 DEFAULT_PAGE_SIZE = 10
+RECENT_SWEEPS = 10  # sweeps a snapshot lists (the sidebar's sweep rows)
 
 
 class StoreMonitor:
@@ -59,6 +60,9 @@ class StoreMonitor:
         self.page_size = max(1, int(page_size))
         self.queue_hosts = tuple(queue_hosts)
         self.events = None
+        # The Jupyter server's root directory, when a server owns this
+        # monitor: a notebook run under it gets an "Open notebook" action.
+        self.notebook_root: str | None = None
         self.version = 0
         self._content = None  # what version was last counted for
         self._handles = handles or (lambda: [])
@@ -69,6 +73,8 @@ class StoreMonitor:
         self._groups_version = -1
         self._groups: dict = {}
         self._counts: dict = {}
+        self._sweeps_version = -1
+        self._sweeps: list = []
         self.lock = threading.Lock()
 
     # -- runs ----------------------------------------------------------------------------------
@@ -135,8 +141,40 @@ class StoreMonitor:
         entries.sort(key=lambda e: (e.timestamp, e.id), reverse=True)
         runs = [e.run() for e in entries[offset: offset + limit]]
         varying = views.varying_flags([r.flags for r in runs])
-        return {"total": len(entries), "offset": offset, "limit": limit, "varying": varying,
-                "runs": [views.run_row(r, now_us=now_us, varying=varying, scalar=self.scalar) for r in runs]}
+        rows = [views.run_row(r, now_us=now_us, varying=varying, scalar=self.scalar) for r in runs]
+        self._add_open_notebook(rows)
+        return {"total": len(entries), "offset": offset, "limit": limit, "varying": varying, "runs": rows}
+
+    def _add_open_notebook(self, rows: list[dict]) -> None:
+        """An "Open notebook" action on each notebook run whose executed
+        notebook lies under the server's root (JupyterLab opens only those)."""
+        if not self.notebook_root:
+            return
+        for row in rows:
+            path = views.notebook_tree_path(row.get("notebook"), self.notebook_root)
+            if path:
+                row["actions"].append(views.open_notebook_action(row["id"], path))
+
+    def recent_sweeps(self, limit: int = RECENT_SWEEPS) -> list[dict]:
+        """The newest sweeps of two trials or more (``views.sweep_entry``:
+        what the sidebar lists), rebuilt only when the index changed."""
+        index = self.index
+        with index.lock:
+            if self._sweeps_version != index.version:
+                by_sweep: dict = {}
+                for e in index.entries.values():
+                    if e.sweep is not None and not e.is_queue:
+                        by_sweep.setdefault(e.sweep, []).append(e)
+                ranked = sorted(by_sweep.items(), key=lambda kv: max(e.timestamp for e in kv[1]), reverse=True)
+                out = []
+                for sweep_id, members in ranked:
+                    if len(members) >= 2:
+                        out.append(views.sweep_entry(sweep_id, [e.run() for e in members]))
+                    if len(out) >= limit:
+                        break
+                self._sweeps = out
+                self._sweeps_version = index.version
+            return list(self._sweeps)
 
     # -- snapshot --------------------------------------------------------------------------------
 
@@ -173,6 +211,7 @@ class StoreMonitor:
             varying = views.varying_flags([r.flags for r in runs])
             rows = [views.run_row(r, now_us=now_us, varying=varying, order=g.order, short_time=True,
                                   scalar=self.scalar) for r in runs]
+            self._add_open_notebook(rows)
             if g.name == "staged":
                 _add_waiting_reasons(rows, entries, start, queue_views, running_others, held)
                 note_gpu_shortage(rows, queues)  # Dask queues: no worker with GPU resources
@@ -199,7 +238,8 @@ class StoreMonitor:
         return {"store": self.store.home, "time": now_us, "version": self.version, "counts": counts,
                 "summary_text": views.summary_text(counts, attention),
                 "status_bar_text": views.status_bar_text(counts, attention), "attention": attention,
-                "queues": queues, "groups": out_groups, "gpus": gpus, "warnings": warnings,
+                "queues": queues, "groups": out_groups, "sweeps": self.recent_sweeps(), "gpus": gpus,
+                "warnings": warnings,
                 "queue_form": views.queue_form(self.queue_hosts), "last_event": last_event}
 
     def _queues(self, warnings: list) -> list[dict]:

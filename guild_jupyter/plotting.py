@@ -1,4 +1,4 @@
-"""Curves: one scalar of several runs against step, drawn with matplotlib.
+"""Curves: one scalar of several runs against an x axis, drawn with matplotlib.
 
 ``plot`` (``guild_jupyter.plot``, ``%guild plot``, ``guild-jupyter plot
 --output FILE.png``) returns a ``matplotlib.figure.Figure`` made without
@@ -6,6 +6,10 @@ pyplot: no global figure list to leak into, no GUI backend chosen behind the
 user's back (it is drawn with Agg), and in IPython it shows as a PNG
 wherever it is the value of a cell. Each run is one line; its legend entry
 is the run's short id and the flags that differ among the runs plotted.
+The x axis is ``step``, ``time`` (seconds since the run started) or a
+scalar logged alongside (``epoch``). Points come as numpy arrays (from our
+writer's index where there is one: ``charts``), one ``plot`` call per run:
+a hundred runs of 10,000 points draw in well under a second.
 
 The module is named ``plotting`` (not ``plot``) so that importing it never
 replaces the ``guild_jupyter.plot`` function with a module. matplotlib is
@@ -21,7 +25,7 @@ from . import validate, views
 from .api.viewing import curves
 from .errors import BadInput
 
-__all__ = ["plot", "legend_label", "register_png_formatter"]
+__all__ = ["plot", "legend_label", "register_png_formatter", "png_bytes"]
 
 
 def legend_label(curve: dict) -> str:
@@ -31,16 +35,17 @@ def legend_label(curve: dict) -> str:
     return (curve["id"][:8] + " " + views.flags_text(varying)).strip()
 
 
-def plot(*refs, scalar: str = "loss", op: str | None = None, store=None, listing=None, title: str | None = None,
-         output: str | None = None):
-    """A Figure with one line of ``scalar`` against step per run named
-    (default: every run, or those whose op contains ``op``) that logged it.
-    A scalar no run logged is a ``BadInput`` naming the ones they did.
-    ``output``: a file (.png, .svg, .pdf) the figure is also saved to; one
-    that cannot be written is a ``BadInput``."""
+def plot(*refs, scalar: str = "loss", op: str | None = None, sweep: str | None = None, x: str = "step",
+         store=None, listing=None, title: str | None = None, output: str | None = None):
+    """A Figure with one line of ``scalar`` against ``x`` per run named
+    (default: every run, those whose op contains ``op``, or a ``sweep``'s)
+    that logged it. ``x``: ``step``, ``time`` or a logged scalar. A scalar no
+    run logged, or an x axis that is none of those, is a ``BadInput`` naming
+    the ones they did. ``output``: a file (.png, .svg, .pdf) the figure is
+    also saved to; one that cannot be written is a ``BadInput``."""
     validate.path("output", output)
 
-    data = curves(*refs, scalar=scalar, op=op, store=store, listing=listing)
+    data = curves(*refs, scalar=scalar, op=op, sweep=sweep, x=x, store=store, listing=listing)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -48,11 +53,12 @@ def plot(*refs, scalar: str = "loss", op: str | None = None, store=None, listing
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     for c in data:
-        ax.plot(c["steps"], c["values"], label=legend_label(c), marker="." if len(c["steps"]) < 30 else None)
-    from matplotlib.ticker import MaxNLocator
+        ax.plot(c["x"], c["values"], label=legend_label(c), marker="." if len(c["x"]) < 30 else None)
+    if x == "step":
+        from matplotlib.ticker import MaxNLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("time (s)" if x == "time" else x)
     ax.set_ylabel(scalar)
     ax.set_title(title if title is not None else f"{scalar} of {len(data)} run{'s' if len(data) != 1 else ''}")
     ax.grid(True, alpha=0.3)
@@ -69,7 +75,7 @@ def plot(*refs, scalar: str = "loss", op: str | None = None, store=None, listing
     return fig
 
 
-def _png(fig) -> bytes:
+def png_bytes(fig) -> bytes:
     import io
 
     buf = io.BytesIO()
@@ -94,5 +100,5 @@ def register_png_formatter(shell=None) -> bool:
     try:
         formatter.lookup_by_type(Figure)
     except KeyError:
-        formatter.for_type(Figure, _png)
+        formatter.for_type(Figure, png_bytes)
     return True

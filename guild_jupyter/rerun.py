@@ -65,11 +65,14 @@ def user_label(run: Run) -> str | None:
 
 def copy_spec(run: Run, op: ScriptOp, flags: dict, extra_attrs: dict | None = None) -> RunSpec:
     """The spec of a copy of ``run`` with user flags ``flags``. The copy
-    keeps the original's ``retries`` (how often a queue retries it)."""
+    keeps the original's ``retries`` (how often a queue retries it) and
+    its ``sweep``: a retry or restage belongs to the sweep of what it copies."""
     extra = {}
     retries = run.get("retries")
     if isinstance(retries, int) and not isinstance(retries, bool):
         extra["retries"] = retries
+    if run.sweep is not None:
+        extra["sweep"] = run.sweep
     extra.update(extra_attrs or {})
     return op.spec(flags, gpus=pinned_gpus(run), label=user_label(run), extra_attrs=extra)
 

@@ -80,7 +80,7 @@ def test_sort_by_a_scalar_orders_as_guild_does(store, sort, theirs):
     table = api.compare(store=store, op="train", sort=sort)
     assert short_ids(table) == expected and len(expected) == 3
     assert table.rows[0]["best"] and not any(r["best"] for r in table.rows[1:])
-    assert table.best == (table.rows[0]["id"], "loss", "min" if sort == "loss" else "max")
+    assert table.best == {"train.py": (table.rows[0]["id"], "loss", "min" if sort == "loss" else "max")}
 
 
 def test_sort_by_a_flag_runs_without_the_value_last(store):
@@ -89,21 +89,53 @@ def test_sort_by_a_flag_runs_without_the_value_last(store):
     table = api.compare(store=store, sort="=lr")  # =NAME: the flag, as Guild's column specs write it
     assert [r["flags"].get("lr") for r in table.rows] == [0.1, 0.2, 0.3, None]
     table = api.compare(store=store, sort="acc")
-    assert table.rows[0]["op"] == "other.py" and table.best[1:] == ("acc", "min")
+    # the first of each op that has the value: train.py logs no acc, so only other.py has a best
+    assert table.rows[0]["op"] == "other.py" and table.best == {"other.py": (table.rows[0]["id"], "acc", "min")}
 
 
 def test_best_run_by_the_main_scalar(store):
     table = api.compare(store=store, op="train")
     (best,) = [r for r in table.rows if r["best"]]
-    assert best["flags"]["lr"] == 0.1 and table.best[1:] == ("loss", "min")  # a loss: lowest is best
+    assert best["flags"]["lr"] == 0.1 and table.best["train.py"][1:] == ("loss", "min")  # a loss: lowest is best
     assert "* best: " + best["id"][:8] + " (lowest loss)" in str(table)
     assert best["id"][:8] + " *" in str(table)
     assert "class='gj-best'" in table._repr_html_()
     table = api.compare(store=store, scalar="acc")
-    assert [r["op"] for r in table.rows if r["best"]] == ["other.py"] and table.best[2] == "max"
+    assert [r["op"] for r in table.rows if r["best"]] == ["other.py"] and table.best["other.py"][2] == "max"
     assert lower_is_better("val_loss") and lower_is_better("train/mse") and lower_is_better("error_rate")
     assert not lower_is_better("acc") and not lower_is_better("glossary") and not lower_is_better("f1")
     assert parse_sort("-=lr") == ("lr", True, True)
+
+
+def test_the_best_run_is_chosen_per_op_never_across_scripts(store):
+    table = api.compare(store=store)  # both ops: each its own best, by its own main scalar
+    by_op = {r["op"]: r for r in table.rows if r["best"]}
+    assert set(by_op) == {"train.py", "other.py"}
+    assert by_op["train.py"]["flags"]["lr"] == 0.1 and table.best["train.py"][1:] == ("loss", "min")
+    assert table.best["other.py"][1:] == ("acc", "max")  # other.py logged no loss: its first scalar
+    text = str(table)
+    assert f"* best of train.py: {by_op['train.py']['id'][:8]} (lowest loss)" in text
+    assert f"* best of other.py: {by_op['other.py']['id'][:8]} (highest acc)" in text
+    rows = json.loads(cli("compare", "--json", "--store", store, check=0).stdout)
+    assert sorted(r["op"] for r in rows if r["best"]) == ["other.py", "train.py"]
+
+
+def test_two_scripts_logging_the_same_scalar_each_get_their_best(tmp_path):
+    """The issue's case: a label shared by runs of two scripts (compare
+    --label matches text, as guild compare does) never makes one script's
+    run the best of the other's."""
+    home, proj = tmp_path / "home", tmp_path / "proj"
+    (home / "runs").mkdir(parents=True)
+    proj.mkdir()
+    (proj / "a.py").write_text("lr = 0.1\nprint(f'loss: {lr}')\n")
+    (proj / "b.py").write_text("lr = 0.1\nprint(f'loss: {lr * 100}')\n")
+    for script, lr in (("a.py", "0.1"), ("a.py", "0.5"), ("b.py", "0.2"), ("b.py", "0.3")):
+        cli("run", script, f"lr={lr}", "--label", "grid", "--foreground", "--store", home, cwd=proj, check=0)
+    table = api.compare(store=str(home), label="grid")
+    best = {op: next(r for r in table.rows if r["id"] == b[0]) for op, b in table.best.items()}
+    assert best["a.py"]["flags"]["lr"] == 0.1 and best["b.py"]["flags"]["lr"] == 0.2  # 20.0 vs a.py's 0.1
+    assert [b[1:] for b in table.best.values()] == [("loss", "min"), ("loss", "min")]
+    assert sum(r["best"] for r in table.rows) == 2
 
 
 def test_only_the_flags_that_differ_unless_all_flags(store):
@@ -127,7 +159,7 @@ def test_json_and_dataframe(store):
     assert list(df.columns) == ["run", "op", "status", "lr", "name", "loss", "best"]
     assert list(df["lr"]) == [0.1, 0.2, 0.3] and list(df["best"]) == [True, False, False]
     p = cli("compare", "--status", "completed,error", "--all-flags", "--store", store, check=0)
-    assert "epochs" in p.stdout.splitlines()[0] and p.stdout.count("train.py") == 3 and "other.py" in p.stdout
+    assert "epochs" in p.stdout.splitlines()[0] and p.stdout.count("  train.py  ") == 3 and "other.py" in p.stdout
 
 
 def test_the_magic_takes_the_same_options(store, ipython):

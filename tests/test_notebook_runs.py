@@ -203,6 +203,21 @@ def test_a_notebook_run_in_a_real_kernel_and_what_guild_sees_of_it(nb_project):
     assert float(row["lr"]) == 0.3 and abs(float(row["loss"]) - 0.1) < 1e-6 and row["step"] == "2"
     assert guild("cat", "--output", run.id).stdout == out
 
+    # A server whose root holds the store offers "Open notebook" on the row; one whose root does not, nothing.
+    monitor = api.monitor()
+    home = os.path.dirname(os.path.dirname(run.dir))
+    for root, expected in ((os.path.dirname(home), True), (str(nb_project), False)):
+        monitor.notebook_root = root
+        (row,) = [r for g in monitor.snapshot()["groups"] for r in g["rows"] if r["id"] == run.id]
+        opens = [a for a in row["actions"] if a["verb"] == "open"]
+        if expected:
+            rel = os.path.relpath(os.path.join(run.dir, "train.executed.ipynb"), root)
+            assert opens == [{"verb": "open", "label": "Open notebook", "help": opens[0]["help"], "confirm": None,
+                              "method": "GET", "path": "lab/tree/" + rel, "form": None, "target": run.id}]
+            assert os.path.isfile(os.path.join(root, rel))
+        else:
+            assert opens == []
+
 
 def test_cell_output_reaches_the_run_output_while_the_cell_runs(project, tmp_path):
     """The cell prints, then blocks until the test has seen its line in the

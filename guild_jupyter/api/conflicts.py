@@ -11,8 +11,9 @@ and ``run`` are the runs named, ``action`` a queue's pause|resume|drain.
 Pairs that are not here were weighed and are allowed: ``run --stage
 --dry-run`` (the trials a staging would make), ``--max-trials`` and
 ``--random-seed`` with a grid (as Guild: they bound and seed any sweep),
-``stop --no-wait`` with anything, ``compare``'s and ``plot``'s filters with
-runs named (they narrow them), ``compare --all-flags`` with anything, ``runs -n`` with ``--all`` (``--all`` shows
+``stop --no-wait`` with anything, ``compare``'s and ``plot``'s filters
+(``--sweep`` too) with runs named (they narrow them), ``runs --sweep`` with
+the other filters, ``plot --x`` with anything, ``compare --all-flags`` with anything, ``runs -n`` with ``--all`` (``--all`` shows
 every row of the ``-n`` runs), ``restart --stage``. What one option needs
 of another (``--retries`` a staging, ``--gpus auto`` a staging, ``per-gpu``
 a ``gpus=auto`` queue) is checked by the verb with its own message.

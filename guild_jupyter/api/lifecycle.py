@@ -12,7 +12,7 @@ from ..store.markers import LOCK_REMOTE
 from ..store.run import ERROR, FINISHED, PENDING, RUNNING, STAGED, Run
 from ..views import STATUSES as SHOWN, UNSTAGED, status_of
 from .conflicts import refuse_conflicts
-from .selection import check_not_deleted, resolve_all, resolve_store
+from .selection import check_not_deleted, is_sweep_ref, resolve_all, resolve_store, sweep_runs
 
 
 def runs(
@@ -22,21 +22,27 @@ def runs(
     label: str | None = None,
     limit: int | None = None,
     scalar: str | None = None,
+    sweep: str | None = None,
     store=None,
 ) -> RunList:
-    """Runs newest first, filtered by status (one or several), op and label;
-    ``scalar``: the scalar each row shows (default ``loss``, else a run's
-    first; a name no run logged is a ``BadInput``)."""
+    """Runs newest first, filtered by status (one or several), op and label
+    (text contained, as Guild filters) and ``sweep`` (a sweep id: its runs;
+    an unknown one is a ``BadInput``); ``scalar``: the scalar each row shows
+    (default ``loss``, else a run's first; a name no run logged is a
+    ``BadInput``)."""
     validate.statuses(status)
     validate.text("op", op)
     validate.text("label", label)
     validate.text("scalar", scalar)
     validate.count("limit", limit)
+    validate.text("sweep", sweep)
     validate.store(store)
     if limit is not None and limit < 1:
         raise BadInput("-n must be at least 1")
     st = resolve_store(store)
-    listing = st.runs(status=status, op=op, label=label, limit=limit)
+    if sweep is not None:  # an unknown sweep is one line, not an empty list; a prefix means its sweep
+        sweep = sweep_runs(st, sweep)[0].sweep
+    listing = st.runs(status=status, op=op, label=label, limit=limit, sweep=sweep)
     for r in listing:  # a run whose supervisor was killed: end what it left, record it
         if (r.status == ERROR or r.status == RUNNING and r.has_marker(LOCK_REMOTE)) and control.settle_if_dead(st, r):
             r.refresh()
@@ -177,8 +183,9 @@ def output_from(ref, offset: int = 0, limit: int | None = None, store=None) -> t
 
 
 def wait(*refs, status=None, timeout: float | None = None, interval: float = 0.1, store=None) -> RunList:
-    """Blocks until every run named (ids, prefixes, ``Run`` objects, or run
-    lists such as the sweep ``run()`` returns) has one of ``status`` (a
+    """Blocks until every run named (ids, prefixes, ``Run`` objects, run
+    lists such as the sweep ``run()`` returns, or a sweep id: its runs, and
+    the retries staged while waiting) has one of ``status`` (a
     status or several, ``unstaged`` included; default: any finished status)
     and returns them, fresh. ``timeout``: seconds (None: no limit), past
     which ``WaitTimeout`` is raised. ``wait(run, status="running")`` returns
@@ -201,8 +208,16 @@ def wait(*refs, status=None, timeout: float | None = None, interval: float = 0.1
     st = resolve_store(store)
     targets = resolve_all(st, named)
     left = list(targets)
+    sweeps = [ref for ref in named if is_sweep_ref(ref)]
 
     def reached():
+        # A sweep gains runs while it goes (a queue's retry of a failed trial): wait for those too.
+        for sweep in sweeps:
+            known = {r.id for r in targets}
+            for r in sweep_runs(st, sweep, exact=False):
+                if r.id not in known:
+                    targets.append(r)
+                    left.append(r)
         # Only the runs not there yet are read again; a deleted one never gets there.
         check_not_deleted(st, *left)
         left[:] = [r for r in left if not (status_of(r.refresh()) in wanted or r.status in wanted)]

@@ -12,6 +12,7 @@ from ..display import RunList
 from ..errors import BadInput
 from ..execution import launch
 from ..store import transitions
+from ..store.new_run import new_sweep_id
 from ..store.run import FINISHED
 from .planning import plan_trials
 from .selection import resolve_all, with_listing_indices, resolve_store
@@ -52,7 +53,7 @@ def restage(ref, *assignments: str, flags: dict | None = None, store=None, listi
     label) with flags edited: ``restage(run, "lr=0.1")`` (brackets make a
     sweep: one copy per trial). Flags are checked as ``run`` checks them: an
     unknown flag is a ``FlagError`` and nothing is written. The copy names
-    its origin (``restage_of``). Returns the staged runs."""
+    its origin (``restage_of``) and joins its sweep. Returns the staged runs."""
     validate.run_ref(ref)
     validate.assignments(assignments)
     validate.flags(flags)
@@ -64,7 +65,10 @@ def restage(ref, *assignments: str, flags: dict | None = None, store=None, listi
     edited = {a.partition("=")[0].strip() for a in assignments} | set(flags or {})
     base = {k: v for k, v in reruns.user_flags(run).items() if k not in edited and k in op.defaults}
     trials = plan_trials(op, assignments, {**base, **(flags or {})})
-    specs = [reruns.copy_spec(run, op, t, {"restage_of": run.id}) for t in trials]
+    extra = {"restage_of": run.id}
+    if run.sweep is None:  # a run from before sweeps: its copies make a sweep of their own
+        extra["sweep"] = new_sweep_id()
+    specs = [reruns.copy_spec(run, op, t, extra) for t in trials]
     st.ensure_writable()
     return with_listing_indices(st, transitions.create(st, specs, staged=True))
 

@@ -26,16 +26,63 @@ def resolve_store(store=None) -> Store:
 
 def resolve_all(st: Store, refs, listing=None) -> list[Run]:
     """Runs by id, id prefix, listing index or index range (Guild's rules),
+    or a sweep id (``s3f9a2c1d``: the sweep's runs, see ``sweep_runs``),
     each once, in the order named."""
     if isinstance(refs, (str, Run)):
         refs = [refs]
     out, seen = [], set()
     for ref in refs:
-        for r in ([ref] if isinstance(ref, Run) else st.select([ref], listing)):
+        if isinstance(ref, Run):
+            found = [ref]
+        elif is_sweep_ref(ref):
+            found = sweep_runs(st, ref)
+        else:
+            found = st.select([ref], listing)
+        for r in found:
             if r.id not in seen:
                 seen.add(r.id)
                 out.append(r)
     return out
+
+
+def is_sweep_ref(ref) -> bool:
+    """Whether ``ref`` names a sweep: its id, or a unique prefix of it of
+    at least ``s`` and 4 hex digits (no run id or prefix starts with ``s``)."""
+    return (isinstance(ref, str) and 5 <= len(ref) <= 9 and ref[0] == "s"
+            and all(c in "0123456789abcdef" for c in ref[1:]))
+
+
+def sweep_runs(st: Store, sweep: str, exact: bool = True) -> list[Run]:
+    """The runs of a sweep (the trials one ``run`` call made, and the
+    retries and restages of them), newest first. ``sweep``: its id or a
+    unique prefix (``is_sweep_ref``). An unknown or ambiguous one is a
+    ``BadInput`` of one line naming the newest sweeps there are.
+    ``exact``: every run stat'ed now, as every listing is (False: the
+    listing index as its own cadence keeps it, for viewers that ask every
+    second; see ``store.index``)."""
+    if not is_sweep_ref(sweep):
+        raise BadInput(f"bad sweep id {sweep!r}: a sweep id is s and 8 hex digits, like s3f9a2c1d")
+    if exact:
+        listed = st.runs(include_queues=False)
+    else:
+        from ..store.index import RunIndex  # lazy: as in Store.runs, the index (threading, json) loads with a listing
+
+        index = RunIndex.for_store(st)
+        index.update()
+        with index.lock:
+            entries = [e for e in index.entries.values() if e.sweep is not None and not e.is_queue]
+        entries.sort(key=lambda e: (e.timestamp, e.id), reverse=True)
+        listed = [e.run() for e in entries]
+    runs = [r for r in listed if r.sweep is not None and r.sweep.startswith(sweep)]
+    ids = list(dict.fromkeys(r.sweep for r in runs))
+    if len(ids) > 1:
+        raise BadInput(f"sweep {sweep!r} is ambiguous: it starts {', '.join(ids[:5])}"
+                       + (" ..." if len(ids) > 5 else ""))
+    if not runs:
+        known = list(dict.fromkeys(r.sweep for r in listed if r.sweep is not None))
+        raise BadInput(f"no sweep {sweep!r} in {st.home}" + (
+            f"; newest sweeps: {', '.join(known[:5])}" if known else " (it has no sweeps)"))
+    return runs
 
 
 def check_not_deleted(st: Store, *runs: Run) -> None:

@@ -11,9 +11,15 @@ from ..execution import batch, launch
 from ..opdef import ScriptOp
 from ..display import RunList, Trials
 from ..store import transitions
+from ..store.new_run import new_sweep_id
 from .conflicts import refuse_conflicts
 from .planning import operation, plan_trials
 from .selection import with_listing_indices, resolve_store
+
+
+#: The sweep of the newest ``run`` call of this process, per Guild home
+#: (what ``sweep_view()`` shows by default).
+LAST_SWEEP: dict[str, str] = {}
 
 
 def run(
@@ -43,7 +49,8 @@ def run(
     output streaming to ``stream`` (default ``sys.stdout``; with ``echo``
     the runs write straight to this process's stdout, as a terminal wants).
     Interrupting a foreground sweep stops the current trial and records the
-    rest as never started. Returns a ``RunList`` (staged or started runs), or
+    rest as never started. The runs of one call share a ``sweep`` attr (a
+    new sweep id: ``s`` + 8 hex), which retries and restages keep. Returns a ``RunList`` (staged or started runs), or
     for ``dry_run`` the ``Trials`` (a list of each trial's flag dict). ``retries`` (with ``stage``):
     how often a queue stages a failed run again (recorded in the run).
     """
@@ -74,12 +81,18 @@ def run(
     warn_unknown_gpus(gpus)
     st = resolve_store(store)
     st.ensure_writable()
-    extra = None if retries is None else {"retries": retries}
+    # One sweep id for the runs of this call (a single run is a sweep of one).
+    extra = {"sweep": new_sweep_id()}
+    if retries is not None:
+        extra["retries"] = retries
     specs = [op.spec(t, gpus=gpus, label=label, extra_attrs=extra) for t in trials]
     if stage:
-        return with_listing_indices(st, transitions.create(st, specs, staged=True))
+        created = transitions.create(st, specs, staged=True)
+        LAST_SWEEP[st.home] = extra["sweep"]
+        return with_listing_indices(st, created)
     # Claimed by this process until started, so no queue takes them.
     created = transitions.create(st, specs, staged=False)
+    LAST_SWEEP[st.home] = extra["sweep"]
     if foreground:
         runner = batch.TrialRunner(st, created, stream=None if echo else (stream or sys.stdout), echo=echo)
         return RunList(runner.run(), store=st)

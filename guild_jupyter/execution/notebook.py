@@ -43,8 +43,8 @@ from ..store.notebooks import write_executed
 from ..store.run import Run
 from .flags import assignments_source
 from .notebook_cells import INJECTED_TAG, cell_tags, parameters_cell
+from .runscript import FLAGS_ENV, env_flags
 
-FLAGS_ENV = "GUILD_JUPYTER_FLAGS"
 SAVE_INTERVAL = 1.0  # the executed notebook is rewritten at most this often while cells run
 NATIVE_KERNEL = "python3"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
@@ -78,17 +78,8 @@ def main(argv=None) -> int:
 def run_flags() -> dict:
     """The run's flag values: from our supervisor's environment, else (a run
     Guild started) from the run directory's ``flags`` attr, else none."""
-    text = os.environ.get(FLAGS_ENV, "").strip()
-    if text:
-        import json
-
-        try:
-            flags = json.loads(text)
-        except ValueError as e:
-            raise ValueError(f"{FLAGS_ENV} is not valid JSON: {e}") from None
-        if not isinstance(flags, dict):
-            raise ValueError(f"{FLAGS_ENV} must be a JSON object")
-        return flags
+    if os.environ.get(FLAGS_ENV, "").strip():
+        return env_flags()
     run_dir = os.environ.get("RUN_DIR")
     if run_dir and os.path.isdir(os.path.join(run_dir, ".guild")):
         return dict(Run(run_dir).flags)

@@ -59,7 +59,7 @@ def main(argv=None):
     script, extra = argv[0], argv[1:]
     path = os.path.abspath(script)
     try:
-        flags = _env_flags()
+        flags = env_flags()
     except ValueError as e:
         print(f"runscript: {e}", file=sys.stderr)
         return 2
@@ -107,7 +107,9 @@ def main(argv=None):
     return 0
 
 
-def _env_flags():
+def env_flags() -> dict:
+    """The flag values our supervisor passed in ``GUILD_JUPYTER_FLAGS`` (a
+    JSON object; none when unset); a ValueError says what is wrong."""
     text = os.environ.get(FLAGS_ENV, "").strip()
     if not text or text == "{}":
         return {}
@@ -209,7 +211,7 @@ def _mp_main(g):
 
     with open(path, "rb") as f:
         source = f.read()
-    flags = _env_flags()
+    flags = env_flags()
     tree = parse(source, path)
     rewrite_tree(tree, flags)
     code = compile_script(tree, path)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from ..api.conflicts import CONFLICTS, option_name
 
 __all__ = [
-    "CLI", "LINE", "CELL", "EVERY", "NOT_CELL", "RUN", "SCRIPT", "FLAG", "QUEUE_FLAG", "PATH",
+    "CLI", "LINE", "CELL", "EVERY", "NOT_CELL", "RUN", "SCRIPT", "FLAG", "QUEUE_FLAG", "PATH", "SWEEP",
     "Arg", "Verb", "STORE", "pos", "opt", "switch",
 ]
 
@@ -30,6 +30,7 @@ SCRIPT = "SCRIPT"  # a Python script
 FLAG = "FLAG=VALUE"  # a flag of the script (or of the cell) as ``name=``
 QUEUE_FLAG = "QUEUE_FLAG"  # a queue flag as ``name=``
 PATH = "PATH"  # a file or directory (IPython's file completion)
+SWEEP = "SWEEP"  # a sweep id (the newest sweeps first)
 
 
 _REQUIRED = object()

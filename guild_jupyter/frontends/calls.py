@@ -97,7 +97,7 @@ def _queue(args, door: Door):
 
 def _runs(args, door: Door):
     listing = api.runs(args.status, op=args.op, label=args.label, limit=args.limit, scalar=args.scalar,
-                       store=args.store)
+                       sweep=args.sweep, store=args.store)
     if door.front == C.CLI:
         return listing
     from ..display import DEFAULT_SHOWN, RunListing  # lazy: display (and comparison) load with the verbs that return them, not at CLI start-up
@@ -123,7 +123,8 @@ def _plot(args, door: Door):
     """A terminal cannot show a figure: there it is saved to ``--output``."""
     if door.front == C.CLI and not args.output:
         raise BadInput("plot needs --output FILE (.png, .svg or .pdf): a terminal cannot show a figure")
-    return api.plot(*door.refs(args.runs), scalar=args.scalar, op=args.op, output=args.output, store=args.store)
+    return api.plot(*door.refs(args.runs), scalar=args.scalar, op=args.op, sweep=args.sweep, x=args.x,
+                    output=args.output, store=args.store)
 
 
 def _compare(args, door: Door):
@@ -134,7 +135,14 @@ def compare_options(args) -> dict:
     """The filters, sort and columns of ``compare``."""
     status = [s.strip() for s in args.status.split(",") if s.strip()] if args.status is not None else None
     return dict(op=args.op, label=args.label, status=status, sort=args.sort, scalar=args.scalar,
-                all_flags=args.all_flags)
+                all_flags=args.all_flags, sweep=args.sweep)
+
+
+def _sweep(args, door: Door):
+    """The sweep's view: in a notebook the live view (JupyterLab) or its
+    table and plot; on the command line its table (``--json``: the view
+    model)."""
+    return api.sweep_view(args.sweep, scalar=args.scalar, store=args.store)
 
 
 def _restart(args, door: Door):
@@ -168,6 +176,7 @@ def _autoload(args, door: Door):
 CALLS = {
     "run": _run, "queue": _queue, "runs": _runs, "stop": _stop, "output": _output, "plot": _plot,
     "compare": _compare, "restart": _restart, "restage": _restage, "panel": _panel, "autoload": _autoload,
+    "sweep": _sweep,
     "queues": lambda args, door: api.queues(store=args.store, include_finished=args.all),
     "unstage": lambda args, door: api.unstage(*door.refs(args.runs), store=args.store),
     "delete": lambda args, door: api.delete(*door.refs(args.runs), store=args.store),

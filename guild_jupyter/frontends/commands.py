@@ -17,8 +17,8 @@ import argparse
 
 from .. import api
 from ..views import STATUSES
-from .argspec import (CELL, CLI, EVERY, FLAG, LINE, NOT_CELL, PATH, QUEUE_FLAG, RUN, SCRIPT, STORE, Arg, Verb,
-                      opt, pos, switch)
+from .argspec import (CELL, CLI, EVERY, FLAG, LINE, NOT_CELL, PATH, QUEUE_FLAG, RUN, SCRIPT, STORE, SWEEP, Arg,
+                      Verb, opt, pos, switch)
 
 __all__ = [
     "CLI", "LINE", "CELL", "RUN", "SCRIPT", "FLAG", "QUEUE_FLAG", "PATH", "QUEUE_FLAGS", "QUEUE_ACTIONS",
@@ -78,6 +78,7 @@ VERBS: tuple[Verb, ...] = (
         opt("-n", metavar="N", type=int, dest="limit", help="at most N runs"),
         opt("--op", metavar="NAME", help="only runs whose op name contains NAME"),
         opt("--label", metavar="TEXT", help="only runs whose label contains TEXT"),
+        opt("--sweep", metavar="SWEEP", completes=SWEEP, help="only the runs of this sweep (its id: s and 8 hex digits)"),
         opt("--scalar", metavar="NAME", help="the scalar shown per run (default loss, else its first)"),
         switch("-a", "--all", fronts=frozenset({LINE}), why="a terminal shows every run",
                help="show every run (default: the first 20)"),
@@ -100,7 +101,8 @@ VERBS: tuple[Verb, ...] = (
         opt("--tail", metavar="N", type=int, help="only the last N lines"),
         switch("-f", "--follow", help="stream new output until the run ends (a staged run: wait for it to start)"),
     ), api="output"),
-    Verb("wait", "Wait until runs end (completed, error or terminated).", (
+    Verb("wait", "Wait until runs end (completed, error or terminated); a sweep id waits for the sweep's runs, "
+                 "and the retries staged meanwhile.", (
         pos("runs", "RUN", "+", completes=RUN, states=STOPPABLE),
         opt("--timeout", metavar="SECONDS", type=float, help="give up after this long (default: no limit)"),
     ), api="wait"),
@@ -112,10 +114,12 @@ VERBS: tuple[Verb, ...] = (
         pos("run", "RUN", completes=RUN),
         pos("flags", "FLAG=VALUE", "*", default=[], completes=FLAG, help="flags to change"),
     ), api="restage"),
-    Verb("compare", "Flags and last scalar values per run, the best run marked (only the flags that differ).", (
+    Verb("compare", "Flags and last scalar values per run, the best run of each op marked (only the flags that "
+                    "differ).", (
         pos("runs", "RUN", "*", default=[], completes=RUN),
         opt("--op", metavar="NAME", help="only runs whose op name contains NAME"),
-        opt("--label", metavar="TEXT", help="only runs whose label contains TEXT"),
+        opt("--label", metavar="TEXT", help="only runs whose label contains TEXT (as guild compare)"),
+        opt("--sweep", metavar="SWEEP", completes=SWEEP, help="only the runs of this sweep"),
         opt("--status", metavar="LIST", help="only runs with these statuses (comma-separated)"),
         opt("--sort", metavar="KEY", help="sort by a flag or scalar; -KEY descending, =NAME a flag named like "
                                           "a scalar"),
@@ -123,13 +127,23 @@ VERBS: tuple[Verb, ...] = (
         switch("--all-flags", help="every flag a column, not only those that differ"),
         JSON,
     ), api="compare"),
-    Verb("plot", "One scalar of runs against step, one line per run (matplotlib).", (
+    Verb("plot", "One scalar of runs against step, time or another scalar, one line per run (matplotlib).", (
         pos("runs", "RUN", "*", default=[], completes=RUN),
         opt("--scalar", metavar="NAME", default="loss", help="the scalar to plot (default loss)"),
+        opt("--x", metavar="AXIS", default="step",
+            help="the x axis: step (default), time (seconds since the run started) or a scalar logged alongside "
+                 "(e.g. epoch)"),
         opt("--op", metavar="NAME", help="only runs whose op name contains NAME"),
+        opt("--sweep", metavar="SWEEP", completes=SWEEP, help="only the runs of this sweep"),
         opt("--output", metavar="FILE", completes=PATH,
             help="save the figure to FILE (.png, .svg, .pdf); required on the command line"),
     ), api="plot"),
+    Verb("sweep", "A sweep as a unit: its trials (the varying flags, status, progress, the main scalar now and "
+                  "best), live in JupyterLab.", (
+        pos("sweep", "SWEEP", "?", completes=SWEEP, help="a sweep id (default: the newest run call's sweep)"),
+        opt("--scalar", metavar="NAME", help="the main scalar (default loss, else the first logged)"),
+        JSON,
+    ), api="sweep_view"),
     Verb("panel", "A live panel of queues, runs and GPUs.", (
         opt("--refresh", metavar="SECONDS", type=float, default=1.0, help="seconds between refreshes (0: never)"),
     ), fronts=frozenset({LINE}), why="a panel is a notebook widget (the server's /guild page shows it too)"),

@@ -3,7 +3,8 @@
 ``%guild <TAB>`` completes subcommands; ``-<TAB>`` the subcommand's
 options; where the table says an argument is a RUN, the ids of runs in a
 state the verb accepts (``%guild unstage <TAB>``: staged runs); a SCRIPT,
-Python files; after ``run SCRIPT`` (or on a ``%%guild run`` line), the
+Python files; a SWEEP, the store's sweeps, newest first; after ``run
+SCRIPT`` (or on a ``%%guild run`` line), the
 script's (or the cell's) flags as ``name=``; after ``queue``, the queue
 flags, and the words some of them take (``run-once=yes``). An IPython matcher (API v2) hooked in by ``install``; a failure here
 completes nothing rather than showing a traceback at the prompt.
@@ -87,6 +88,8 @@ def complete(text: str, front: str = C.LINE, cell: str | None = None, cwd: str |
     by_name = {n: a for a in args if not a.positional for n in a.names}
     if given and given[-1] in by_name and not by_name[given[-1]].switch:
         a = by_name[given[-1]]  # the option's value
+        if a.completes == C.SWEEP:
+            return word, _sweep_ids(word, store)
         return word, _starting(list(a.choices), word) if a.choices else []
     if word.startswith("-"):
         used = {n for w in given for n in by_name.get(w, C.Arg(("",))).names}
@@ -138,6 +141,8 @@ def _values(arg: C.Arg, word: str, positionals, store, cell, cwd) -> list[str]:
         return _run_ids(word, arg.states, store, positionals)
     if arg.completes == C.SCRIPT:
         return _scripts(word, cwd)
+    if arg.completes == C.SWEEP:
+        return _sweep_ids(word, store)
     if arg.completes == C.QUEUE_FLAG and positionals and positionals[0] in C.QUEUE_ACTIONS:
         return _queue_ids(word, store) if len(positionals) == 1 else []  # queue pause QUEUE
     if arg.completes in (C.FLAG, C.QUEUE_FLAG):
@@ -173,6 +178,17 @@ def _run_ids(word: str, states, store, given) -> list[str]:
     full = len(word) > 8
     ids = [r.id if full else r.id[:8] for r in runs if r.id.startswith(word)]
     return [i for i in ids if i not in given]
+
+
+def _sweep_ids(word: str, store) -> list[str]:
+    """The sweeps of the store, newest first (a single run's included)."""
+    from .. import api  # lazy: as in _run_ids
+
+    try:
+        return [s["id"] for s in api.sweeps(store=store, limit=_MAX_RUNS, min_trials=1, exact=False)
+                if s["id"].startswith(word)]
+    except GuildJupyterError:
+        return []
 
 
 def _queue_ids(word: str, store) -> list[str]:

@@ -52,6 +52,7 @@ class GuildJupyter(ExtensionApp):
         self.hosted: dict = {}
         self.monitor = api.monitor(self.run_store)
         self.monitor.queue_hosts = ("server", "detached")
+        self.monitor.notebook_root = self.serverapp.root_dir
         # One watcher of the store for every viewer: /guild/api/events serves
         # its log; each look that saw something move wakes the long-polls.
         self.changes = Changes()
@@ -81,6 +82,9 @@ class GuildJupyter(ExtensionApp):
         except Exception as e:  # a listing request will report it
             self.log.warning("guild_jupyter: cannot read the store: %s", e)
         self.watch.start()  # its first look learns the store as it is now
+        # The charts' module (numpy) too: a sweep view's first load would wait ~0.5 s for its import.
+        # lazy: in this warm-up thread, after the server is up, never on its start-up path
+        import guild_jupyter.charts  # noqa: F401
 
     def initialize_handlers(self):
         self.handlers.extend(handlers())

@@ -392,6 +392,71 @@ class EventsHandler(LongPoll):
         self.reply(log.answer(after))
 
 
+def series_args(handler) -> dict:
+    """``?since=TOKEN&tags=a,b&x=step|time|TAG&points=N`` of a scalars request."""
+    tags = handler.get_argument("tags", None)
+    return {"since": handler.get_argument("since", None) or None,
+            "tags": ([t for t in tags.split(",") if t] or None) if tags is not None else None,
+            "x": handler.get_argument("x", None) or None,
+            "points": int_arg(handler, "points", None, 1, 10**9)}
+
+
+class ScalarsHandler(BaseHandler):
+    """``GET runs/<id>/scalars?since=TOKEN&tags=&x=&points=``: the run's
+    points logged since TOKEN (``api.scalars``)."""
+
+    @web.authenticated
+    async def get(self, ref):
+        run = await self.run_ref(ref)
+        self.reply(await self.call(api.scalars, run.id, store=self.store, **series_args(self)))
+
+
+def sweep_ref(ref: str) -> str:
+    if not api.is_sweep_ref(ref):
+        raise ApiError(400, f"bad sweep id {ref!r}: a sweep id is s and 8 hex digits, like s3f9a2c1d")
+    return ref
+
+
+class SweepsHandler(BaseHandler):
+    """``GET sweeps``: the newest sweeps (what the sidebar lists)."""
+
+    @web.authenticated
+    async def get(self):
+        limit = int_arg(self, "limit", 10, 1, 1000)
+        self.reply({"sweeps": await self.call(self.ext.monitor.recent_sweeps, limit)})
+
+
+class SweepHandler(LongPoll):
+    """``GET sweeps/<id>[?after_version=V&timeout=S&scalar=NAME]``: the
+    sweep's table (``api.sweep_table``); with ``after_version``, answered
+    once its ``version`` differs from V, else after S seconds."""
+
+    @web.authenticated
+    async def get(self, ref):
+        sweep = sweep_ref(ref)
+        scalar = self.get_argument("scalar", None) or None
+        after = int_arg(self, "after_version", None, 0, 2**62)
+        timeout = wait_arg(self) if after is not None else 0.0
+        last: list = []
+
+        async def build():
+            table = await self.call(api.sweep_table, sweep, scalar=scalar, store=self.store, exact=False)
+            last[:] = [table]
+            return table if after is None or table["version"] != after else None
+
+        self.reply(await self.wait_until(build, timeout) or last[0])
+
+
+class SweepScalarsHandler(BaseHandler):
+    """``GET sweeps/<id>/scalars?since=TOKEN&tags=&x=&points=``: every
+    trial's points logged since TOKEN, in one answer (``api.sweep_scalars``)."""
+
+    @web.authenticated
+    async def get(self, ref):
+        sweep = sweep_ref(ref)
+        self.reply(await self.call(api.sweep_scalars, sweep, store=self.store, exact=False, **series_args(self)))
+
+
 class NotFoundHandler(BaseHandler):
     @web.authenticated
     async def get(self, *_):
@@ -429,6 +494,10 @@ def handlers() -> list:
         (r"/guild/api/runs/?", RunsHandler),
         (rf"/guild/api/runs/{ref}/output/?", OutputHandler),
         (rf"/guild/api/runs/{ref}/stop/?", StopHandler),
+        (rf"/guild/api/runs/{ref}/scalars/?", ScalarsHandler),
+        (r"/guild/api/sweeps/?", SweepsHandler),
+        (rf"/guild/api/sweeps/{ref}/scalars/?", SweepScalarsHandler),
+        (rf"/guild/api/sweeps/{ref}/?", SweepHandler),
         (r"/guild/api/stop/?", StopManyHandler),
         (rf"/guild/api/runs/{ref}/(restart|restage|retry)/?", RerunHandler),
         (rf"/guild/api/runs/{ref}/?", RunHandler),

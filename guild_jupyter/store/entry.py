@@ -13,10 +13,11 @@ import os
 import stat as stat_
 
 from .markers import LOCK, LOCK_REMOTE, PENDING_MARKER, STAGED_MARKER
-from .run import QUEUE_OPS, RUNNING, Run, STATUSES, flags_of, gpus_of, label_of, op_name_of
+from .run import QUEUE_OPS, RUNNING, Run, STATUSES, flags_of, gpus_of, label_of, op_name_of, sweep_of
 
 #: The attrs a listing shows (besides status and opref).
-KEYS = ("started", "initialized", "stopped", "label", "run_params", "exit_status", "flags", "unstaged", "queue_id")
+KEYS = ("started", "initialized", "stopped", "label", "run_params", "exit_status", "flags", "unstaged", "queue_id",
+        "sweep")
 CACHED = KEYS + ("status", "_opref")
 
 #: The files whose own (mtime, size, inode) are part of a run's stamp: every
@@ -209,6 +210,10 @@ class Entry:
     @property
     def flags(self) -> dict:
         return flags_of(self.values.get("flags"))
+
+    @property
+    def sweep(self) -> str | None:
+        return sweep_of(self.values.get("sweep"))
 
     def trusted(self, now_ns: int) -> bool:
         """Whether a listing may use these values instead of the run's files

@@ -33,7 +33,7 @@ from .run import STATUSES
 
 NAME = "listing.v4"
 FORMAT = 4
-ENTRY_VERSION = 2  # 2: the last byte holds the marker bits
+ENTRY_VERSION = 3  # 2: the last byte holds the marker bits; 3: attrs/sweep stamped and kept (opref's stamp bit moved)
 MAX_BYTES = 1 << 30
 
 # id, stamp (g, a, mask, files, newest, key mtime, key size; key inode),

@@ -71,6 +71,14 @@ def build_run_dir(scratch: str, run_id: str, spec: RunSpec, ts: int, staged: boo
     return d
 
 
+def new_sweep_id() -> str:
+    """The id the runs of one ``run`` call share (their ``sweep`` attr):
+    ``s`` and 8 random hex digits. The ``s`` keeps it apart from run ids
+    and their prefixes (hex only), so a sweep id given where runs are
+    expected can never mean a run."""
+    return "s" + os.urandom(4).hex()
+
+
 def new_run_id() -> str:
     """A random (version 4) UUID in hex, like Guild's run ids, without
     importing uuid (it pulls in platform: milliseconds on every CLI start)."""

@@ -60,6 +60,19 @@ def flags_of(value) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def sweep_of(value) -> str | None:
+    """The sweep id of a ``sweep`` attr value (None: no sweep, or not one of ours)."""
+    return value if isinstance(value, str) and is_sweep_id(value) else None
+
+
+def is_sweep_id(text) -> bool:
+    """Whether ``text`` has the shape of a sweep id (``s`` + 8 lowercase
+    hex, ``new_run.new_sweep_id``); never a run id or run id prefix, which
+    are hex only."""
+    return (isinstance(text, str) and len(text) == 9 and text[0] == "s"
+            and all(c in "0123456789abcdef" for c in text[1:]))
+
+
 def split_opref(text: str) -> list[str]:
     """Tokens of an opref line. Guild writes them shell-quoted; nearly all are
     plain words or ``''``, which a split handles 30x faster than shlex."""
@@ -293,6 +306,12 @@ class Run:
     @property
     def gpus(self) -> str | None:
         return gpus_of(self.get("run_params", {}))
+
+    @property
+    def sweep(self) -> str | None:
+        """The sweep id the run belongs to (the ``run`` call that made it;
+        a retry or restage keeps its origin's); None for runs without one."""
+        return sweep_of(self.get("sweep"))
 
     @property
     def label(self) -> str:

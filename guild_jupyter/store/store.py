@@ -136,8 +136,9 @@ class Store:
             raise RunNotFound(f"no run with id {run_id!r}")
         return Run(d)
 
-    def runs(self, status=None, op=None, label=None, limit=None, include_queues=True) -> list[Run]:
-        """Runs, newest first, filtered by status(es), op name and label text.
+    def runs(self, status=None, op=None, label=None, limit=None, include_queues=True, sweep=None) -> list[Run]:
+        """Runs, newest first, filtered by status(es), op name, label text
+        and sweep id (exactly: the ``sweep`` attr).
 
         Every file is untrusted: a run that cannot be read (its ``.guild`` a
         symlink loop, unreadable or not a directory; an attr no reader can
@@ -148,7 +149,8 @@ class Store:
 
         statuses = _status_set(status)
         index = RunIndex.for_store(self)
-        if limit is not None and statuses is None and op is None and label is None and include_queues:
+        if (limit is not None and statuses is None and op is None and label is None and sweep is None
+                and include_queues):
             return [e.run() for e in index.newest(limit)]  # the newest N: no need to check every run in full
         out = []
         for e in index.listing():
@@ -159,6 +161,8 @@ class Store:
             if op is not None and op not in e.op:
                 continue
             if label is not None and label not in e.label:
+                continue
+            if sweep is not None and e.sweep != sweep:
                 continue
             out.append(e)
         out.sort(key=lambda e: (e.timestamp, e.id), reverse=True)

@@ -19,6 +19,8 @@ Which verbs a status allows:
 ``restart``, ``restage`` and ``retry`` copy or re-run a script's run: a
 Guild operation (``guild run`` of a Guildfile op) gets none of them; a
 failed run whose retry is staged already (``retried_as``) gets no retry. A
+notebook run also gets ``open`` ("Open notebook") where a Jupyter server's
+root holds its executed notebook (the monitor a server owns adds it). A
 queue of ours takes ``pause`` or ``resume`` (whichever applies), ``drain``
 (unless draining) and ``stop``; Guild's own queues only ``stop``.
 """
@@ -29,7 +31,7 @@ from ..store.run import COMPLETED, ERROR, PENDING, RUNNING, STAGED, TERMINATED
 from .words import format_flag
 
 __all__ = ["RUN_VERBS", "RUN_ACTIONS", "QUEUE_VERBS", "run_actions", "queue_actions", "output_action",
-           "restage_form", "flag_type", "action"]
+           "restage_form", "flag_type", "action", "open_sweep_action", "open_notebook_action"]
 
 UNSTAGED = "unstaged"
 
@@ -50,7 +52,8 @@ SCRIPT_ONLY = ("retry", "restart", "restage")
 QUEUE_VERBS = ("pause", "resume", "drain", "stop")
 
 _LABELS = {"stop": "Stop", "output": "Output", "retry": "Retry", "restart": "Restart", "restage": "Restage",
-           "unstage": "Unstage", "delete": "Delete", "pause": "Pause", "resume": "Resume", "drain": "Drain"}
+           "unstage": "Unstage", "delete": "Delete", "pause": "Pause", "resume": "Resume", "drain": "Drain",
+           "open-sweep": "Open", "open": "Open notebook"}
 _HELP = {
     "stop": "stop the run (its processes get SIGTERM, then SIGKILL after the grace period)",
     "output": "show the run's output (followed while it runs)",
@@ -62,6 +65,8 @@ _HELP = {
     "pause": "start no staged run until resumed (runs going keep going)",
     "resume": "start staged runs again",
     "drain": "start nothing more; the queue stops once its runs have ended",
+    "open-sweep": "open the sweep's live view: its trials and their curves",
+    "open": "open the notebook as it ran: its parameters cell and outputs",
 }
 
 
@@ -70,6 +75,22 @@ def action(verb: str, method: str, path: str, confirm: str | None = None, form: 
     or queue it acts on (the second part of ``path``)."""
     return {"verb": verb, "label": _LABELS[verb], "help": _HELP[verb], "confirm": confirm, "method": method,
             "path": path, "form": form, "target": path.split("/")[1]}
+
+
+def open_sweep_action(sweep_id: str) -> dict:
+    """Open a sweep's view (a viewer's tab; ``GET sweeps/<id>`` is its table)."""
+    return action("open-sweep", "GET", f"sweeps/{sweep_id}")
+
+
+def open_notebook_action(run_id: str, tree_path: str) -> dict:
+    """Open a notebook run's executed notebook in JupyterLab. ``tree_path``:
+    its path under the Jupyter server's root (``notebook_tree_path``); the
+    action's path is the server's ``lab/tree/...`` page, not a REST path."""
+    from urllib.parse import quote
+
+    out = action("open", "GET", "lab/tree/" + quote(tree_path))
+    out["target"] = run_id
+    return out
 
 
 def output_action(run_id: str) -> dict:

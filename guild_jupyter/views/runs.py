@@ -173,6 +173,11 @@ def _is_script(run) -> bool:
         return False
 
 
+def _sweep(run):
+    """The run's sweep id (None: none; anything with a Run's attributes)."""
+    return getattr(run, "sweep", None)
+
+
 def run_words(run, status: str, elapsed: float | None = None) -> dict:
     """The phrases of a run that do not depend on the list it is in."""
     return {"status_text": status_text(run, status), "outcome_text": outcome_text(run, status, elapsed),
@@ -180,7 +185,7 @@ def run_words(run, status: str, elapsed: float | None = None) -> dict:
 
 
 def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started", short_time: bool = False,
-            scalar: str | None = None) -> dict:
+            scalar: str | None = None, scalar_values=None) -> dict:
     """One run as plain data, for every front end.
 
     ``run``: a ``Run`` (or anything with its attributes). ``varying``: the
@@ -192,6 +197,9 @@ def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started
     the queue). Otherwise staged, pending (claimed, not started yet) and
     unstaged runs show when they were staged. ``position`` and ``waiting``
     are set by the list that knows them (``place_in_line``).
+    ``scalar_values``: ``(scalar, recent values)`` as ``main_scalar`` gives
+    them, when the caller read them already (a sweep's table, from the
+    charts' summaries), so the row reads no event file.
     """
     if now_us is None:
         now_us = time.time_ns() // 1000
@@ -215,7 +223,7 @@ def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started
     gpus = run.gpus
     exit_status = run.exit_status
     queue = run.get("queue_id")
-    main, spark = main_scalar(run, scalar)
+    main, spark = scalar_values if scalar_values is not None else main_scalar(run, scalar)
     op = run.op_name
     all_flags = flags_text(flags, first=varying)
     varying_text = flags_text({k: flags[k] for k in varying})
@@ -236,6 +244,7 @@ def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started
         "gpus_text": gpus_text(gpus),
         "label": run.label,
         "label_text": label_text(run.label, flags),
+        "sweep": _sweep(run),
         "started": started,
         "stopped": stopped,
         "time": when,
@@ -311,6 +320,7 @@ def listing_row(run, varying=(), scalar: str | None = None) -> dict:
         "varying": [k for k in varying if k in flags],
         "flags_text": flags_text(flags, first=varying),
         "label_text": label_text(run.label, flags),
+        "sweep": _sweep(run),
         "scalar": main,
         "scalar_text": scalar_text(main),
     }

@@ -8,6 +8,7 @@ JupyterLab sidebar. Pure functions of plain values: no files are read.
 from __future__ import annotations
 
 import math
+import re
 import time
 
 from ..gpus.spec import ANY_GPU, gpus_phrase, queue_gpus_phrase
@@ -122,6 +123,16 @@ def format_value(value) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return "" if value is None else str(value)
+
+
+_COST_WORDS = re.compile(r"(^|[^a-z])(loss|error|err|mse|mae|rmse|nll|perplexity|ppl|wer|cer|regret|"
+                         r"time|latency|duration|cost)($|[^a-z])")
+
+
+def lower_is_better(name: str) -> bool:
+    """Whether the best value of a scalar is its lowest: a name with a cost
+    word in it (``loss``, ``val_loss``, ``error_rate``, ``train/mse``)."""
+    return bool(_COST_WORDS.search(name.lower()))
 
 
 def scalar_text(scalar: dict | None) -> str:

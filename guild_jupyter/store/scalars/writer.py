@@ -11,10 +11,22 @@ text after the last ``\\r`` counts. Only the current partial line is kept
 between chunks, and only its visible part (after its last ``\\r``), capped at
 :data:`MAX_LINE`: a longer one is not a scalar line.
 
+Steps. A run whose output sets ``step`` (``step: N``) gets Guild's rule:
+each value is recorded at the step last set (0 before the first). A run
+that never sets it gets, for each tag, step k on its k-th value (from 0):
+an ``epoch: N`` / ``loss: X`` script draws a line, not every value at step
+0. The last value of each tag (what ``guild compare`` shows) is the same
+either way. A ``step:`` line that comes after values were logged switches
+to Guild's rule from there on; the values before it keep the steps they
+were given (an event file is append-only).
+
 Events are written synchronously (no writer thread, no queue that a failing
 disk could block on), buffered and flushed about every second and at
-:meth:`ScalarWriter.close`. The TensorBoard protobufs are imported on the
-first scalar only: runs that print none pay nothing. A write error (a full
+:meth:`ScalarWriter.close`. Events are serialized here as protobuf would
+(tensorboardX's generated classes cost a run ~200 ms to import); the tests
+read them back with tensorboardX's protobufs. Next to the event file the
+writer keeps its index (:mod:`.sidecar`), which charts read instead of
+decoding events. A write error (a full
 disk) disables scalars for the rest of the run; it never reaches the caller.
 """
 
@@ -24,6 +36,8 @@ import os
 import re
 import struct
 import time
+
+from . import sidecar
 
 MAX_LINE = 64 * 1024
 FLUSH_SECS = 1.0
@@ -65,6 +79,7 @@ class ScalarWriter:
         self.logdir = logdir
         self.ignore = ignore
         self.step = 0
+        self.counts: dict[str, int] | None = {}  # values per tag while no step was set; None once one was
         self.count = 0
         self.error: str | None = None  # why scalars stopped being recorded
         self._pending = b""  # visible part of the current partial line
@@ -73,7 +88,12 @@ class ScalarWriter:
         self._fd: int | None = None
         self._buf: list[bytes] = []
         self._last_flush = 0.0
-        self._pb = None
+        self._event_pos = 0  # the event file's size once the buffer is written
+        self._tag_ids: dict[str, int] = {}
+        self._side_fd: int | None = None  # the index (sidecar) of the event file, and its tag names
+        self._side_tags_fd: int | None = None
+        self._side_buf: list[bytes] = []
+        self._side_tags: list[str] = []
 
     # -- finding scalar lines ------------------------------------------------------
 
@@ -148,54 +168,106 @@ class ScalarWriter:
             try:
                 self.step = int(value)
             except (ValueError, OverflowError):
-                pass
+                return
+            self.counts = None  # Guild's rule from here on
             return
         if key in self.ignore or self.error is not None:
             return
+        counts = self.counts
+        if counts is None:
+            step = self.step
+        else:
+            step = counts.get(key, 0)
+            counts[key] = step + 1
         try:
-            self._write_event(key, value)
+            self._write_event(key, value, step)
             self.count += 1
             if time.monotonic() - self._last_flush >= FLUSH_SECS:
                 self.flush()
         except Exception as e:  # noqa: BLE001 - a full disk never ends the run
             self._fail(e)
 
-    def _write_event(self, key: str, value: float) -> None:
-        if self._pb is None:
+    def _write_event(self, key: str, value: float, step: int) -> None:
+        if self._fd is None:
             self._open()
-        event_pb2, summary_pb2 = self._pb
-        ev = event_pb2.Event(wall_time=time.time(), step=self.step,
-                             summary=summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=key, simple_value=value)]))
-        self._buf.append(_record_bytes(ev.SerializeToString()))
+        wall = time.time()
+        tag = self._tag_ids.get(key)
+        if tag is None:
+            tag = self._tag_ids[key] = len(self._tag_ids)
+            self._side_tags.append(key + "\n")
+        f32 = _f32(value)
+        rec = _record_bytes(event_bytes(wall, step, key, f32))
+        self._buf.append(rec)
+        self._event_pos += len(rec)
+        self._side_buf.append(sidecar.record_bytes(wall, step, f32, tag, self._event_pos))
 
     def _open(self) -> None:
         import socket
 
-        from tensorboardX.proto import event_pb2, summary_pb2
-
-        self._pb = (event_pb2, summary_pb2)
-        name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}"
+        name = f"{sidecar.EVENTS_PREFIX}{int(time.time())}.{socket.gethostname()}"
         self._fd = os.open(os.path.join(self.logdir, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        head = event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2")
-        self._buf.append(_record_bytes(head.SerializeToString()))
+        st = os.fstat(self._fd)
+        head = _record_bytes(_HEAD + struct.pack("<d", time.time()) + _VERSION)
+        self._buf.append(head)
+        self._event_pos = st.st_size + len(head)
+        self._open_sidecar(os.path.join(self.logdir, sidecar.name_for(name)), st.st_ino, self._event_pos)
+
+    def _open_sidecar(self, path: str, ino: int, start: int) -> None:
+        """The index of this event file (``sidecar``): a new one (an old
+        one of the same name described what was there before: a restart
+        in the same second appends to the same event file)."""
+        try:
+            for p in (path + ".tags", path):
+                try:
+                    os.unlink(p)
+                except FileNotFoundError:
+                    pass
+            self._side_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self._side_tags_fd = os.open(path + ".tags", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self._side_buf.append(sidecar.header_bytes(ino, start))
+        except OSError:
+            self._side_failed()
 
     def flush(self) -> None:
-        """Writes the buffered events (called about every second)."""
+        """Writes the buffered events (called about every second), then
+        their index."""
         self._last_flush = time.monotonic()
         if not self._buf or self._fd is None or self.error is not None:
             return
         data = b"".join(self._buf)
         self._buf.clear()
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view):]
+            _write_all(self._fd, data)
         except OSError as e:
             self._fail(e)
+            return
+        if self._side_fd is None:
+            return
+        try:  # the index after its events, tag names before the records naming them
+            if self._side_tags:
+                _write_all(self._side_tags_fd, "".join(self._side_tags).encode("utf-8"))
+                self._side_tags.clear()
+            _write_all(self._side_fd, b"".join(self._side_buf))
+            self._side_buf.clear()
+        except OSError:
+            self._side_failed()
+
+    def _side_failed(self) -> None:
+        """The index stops where it is (readers decode the events past it)."""
+        for fd in (self._side_fd, self._side_tags_fd):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._side_fd = self._side_tags_fd = None
+        self._side_buf.clear()
+        self._side_tags.clear()
 
     def _fail(self, e: Exception) -> None:
         self.error = getattr(e, "strerror", None) or str(e) or type(e).__name__
         self._buf.clear()
+        self._side_failed()
 
     def close(self) -> None:
         self.finish()
@@ -206,11 +278,53 @@ class ScalarWriter:
             except OSError:
                 pass
             self._fd = None
+        self._side_failed()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+# -- the Event protobuf, written by hand (tensorboardX's classes cost ~200 ms to import per run) --
+
+_HEAD = b"\x09"  # field 1 (wall_time), a double
+_VERSION = b"\x1a\x0dbrain.Event:2"  # field 3 (file_version)
+_F32 = struct.Struct("<f")
+
+
+def _varint(n: int) -> bytes:
+    n &= 0xFFFFFFFFFFFFFFFF  # int64: a negative step takes ten bytes, as protobuf writes it
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _f32(value: float) -> bytes:
+    """The float32 a ``simple_value`` holds (out of range: infinity, as protobuf stores it)."""
+    try:
+        return _F32.pack(value)
+    except OverflowError:
+        return _F32.pack(float("inf") if value > 0 else float("-inf"))
+
+
+def event_bytes(wall: float, step: int, tag: str, value_f32: bytes) -> bytes:
+    """An ``Event`` {wall_time, step, summary {value {tag, simple_value}}},
+    serialized as protobuf does (proto3: a zero step is left out)."""
+    t = tag.encode("utf-8")
+    value = b"\x0a" + _varint(len(t)) + t + b"\x15" + value_f32
+    summary = b"\x0a" + _varint(len(value)) + value
+    return (b"\x09" + struct.pack("<d", wall) + (b"\x10" + _varint(step) if step else b"")
+            + b"\x2a" + _varint(len(summary)) + summary)
 
 
 def _record_bytes(data: bytes) -> bytes:
     """One TFRecord: length, its masked crc32c, data, its masked crc32c."""
-    # lazy: with the first scalar, like the protobufs: a run that prints none pays nothing
+    # lazy: with the first scalar: a run that prints none pays nothing
     from .tfrecord import masked_crc32c  # tensorboardX's would import the crc32c package (~40 ms)
 
     header = struct.pack("<Q", len(data))
