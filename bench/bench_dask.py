@@ -75,10 +75,20 @@ def bench_guild(n, workers, sleep) -> dict:
     script = _script(d, sleep)
     subprocess.run([GUILD, "run", script, f"x=range[1:{n}]", "--stage-trials", "-y"], env=env, cwd=d,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    t = time.perf_counter()
-    subprocess.run([GUILD, "run", "dask:scheduler", f"workers={workers}", "run-once=yes", "-y"], env=env, cwd=d,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=600)
-    return _measure(home, n, workers, sleep, time.perf_counter() - t)
+    try:
+        t = time.perf_counter()
+        subprocess.run([GUILD, "run", "dask:scheduler", f"workers={workers}", "run-once=yes", "-y"], env=env, cwd=d,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=600)
+        return _measure(home, n, workers, sleep, time.perf_counter() - t)
+    finally:
+        _remove(home, d)
+
+
+def _remove(*dirs) -> None:
+    import shutil
+
+    for x in dirs:
+        shutil.rmtree(x, ignore_errors=True)
 
 
 #: The tree the "local" and "cluster" sides run (None: this one, as installed).
@@ -108,10 +118,13 @@ def _stage_ours(n, sleep):
 
 def bench_local(n, workers, sleep) -> dict:
     home, env, d = _stage_ours(n, sleep)
-    t = time.perf_counter()
-    subprocess.run([*_ours(), "queue", f"dask=local:{workers}", "run-once=yes", "poll-interval=1"], env=env, cwd=d,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=600)
-    return _measure(home, n, workers, sleep, time.perf_counter() - t)
+    try:
+        t = time.perf_counter()
+        subprocess.run([*_ours(), "queue", f"dask=local:{workers}", "run-once=yes", "poll-interval=1"], env=env,
+                       cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=600)
+        return _measure(home, n, workers, sleep, time.perf_counter() - t)
+    finally:
+        _remove(home, d)
 
 
 def bench_cluster(n, workers, sleep) -> dict:
@@ -140,6 +153,7 @@ def bench_cluster(n, workers, sleep) -> dict:
                 p.wait(20)
             except subprocess.TimeoutExpired:
                 p.kill()
+        _remove(home, d)
 
 
 def _wait_cluster(sched_file: str, workers: int) -> str:
@@ -197,6 +211,9 @@ def main() -> None:
                     results.setdefault(name + tag, []).append(r)
                 except Exception as e:  # noqa: BLE001 - say why a side could not run, keep the others
                     print(f"{name + tag}: could not run: {type(e).__name__}: {e}")
+    for tree in trees.values():
+        if tree:
+            _remove(tree)
     print(f"{a.runs} runs of {a.sleep:g}s on {a.workers} Dask workers (ideal makespan "
           f"{a.runs * a.sleep / a.workers:.1f}s), medians of {a.rounds} round(s); load average "
           f"{os.getloadavg()[0]:.2f}")
