@@ -6,12 +6,28 @@ import os
 
 import pytest
 
-from conftest import cli, run_dirs, shown_ids, wait_for
+from conftest import TRAIN_PY, cli, run_dirs, shown_ids, wait_for
 from guild_jupyter import api
 
+# train.py, kept running at its end while the file $TRAIN_HOLD exists (bounded): a run as quick as
+# train.py can end before the CLI shows it, and the test must see it running however loaded the machine.
+HELD_TRAIN_PY = TRAIN_PY + (
+    "for _ in range(3000):\n"
+    "    if not os.path.exists(os.environ.get('TRAIN_HOLD', '')):\n"
+    "        break\n"
+    "    time.sleep(0.02)\n"
+)
 
-def test_run_background_then_list_and_output(project, guild_home):
-    p = cli("run", "train.py", "lr=0.5", "name=hello world", cwd=project, check=0)
+
+def test_run_background_then_list_and_output(project, guild_home, tmp_path, monkeypatch):
+    (project / "train.py").write_text(HELD_TRAIN_PY)
+    hold = tmp_path / "hold"
+    hold.write_text("")
+    monkeypatch.setenv("TRAIN_HOLD", str(hold))
+    try:
+        p = cli("run", "train.py", "lr=0.5", "name=hello world", cwd=project, check=0)
+    finally:
+        hold.unlink()
     (short,) = shown_ids(p.stdout)
     r = api.runs()[0]
     run_id = r.id

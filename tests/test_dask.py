@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import cli, guild, run_dirs, wait_for
+from conftest import cli, guild, outcomes_recorded, run_dirs, stop_guild_queue, wait_for
 from support.dask_cluster import Cluster, running_cluster
 from guild_jupyter import api
 from guild_jupyter.errors import BadInput
@@ -61,10 +61,6 @@ def ran(run) -> list[str]:
 def output(run) -> str:
     with open(run.path("output"), "rb") as f:
         return f.read().decode(errors="replace")
-
-
-def finished(runs):
-    return all(r.refresh().status in ("completed", "error", "terminated") for r in runs)
 
 
 # -- dispatching and placement -------------------------------------------------------------
@@ -120,18 +116,18 @@ def test_alongside_a_thread_queue_and_guild_queue_exactly_once(cluster, script, 
     env = dict(os.environ, NO_RESTARTING_MSG="1")
     gq = subprocess.Popen([os.path.join(BIN, "guild"), "run", "queue", "poll-interval=1", "-y"], cwd=str(tmp_path),
                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    dq = api.queue(dask=cluster.address, poll_interval=1)
-    tq = api.queue(poll_interval=1)
+    queues = []
     try:
-        wait_for(lambda: finished(runs), timeout=120, interval=0.2, message="all runs finish")
+        queues.append(api.queue(dask=cluster.address, poll_interval=1))
+        queues.append(api.queue(poll_interval=1))
+        dq = queues[0]
+        # Every outcome recorded, not every status finished: a run Guild's queue is starting reads
+        # error for a moment, and Guild's queue, stopped then, would take that run down with it.
+        wait_for(lambda: outcomes_recorded(runs), timeout=120, interval=0.2, message="all runs finish")
     finally:
-        dq.stop()
-        tq.stop()
-        os.killpg(gq.pid, signal.SIGTERM)
-        gq.wait(30)
-        # Guild's queue can outlive its CLI (a SIGTERM taken while it starts a
-        # run): stop what is left of it through its run, so no queue lingers.
-        api.stop(queues=True, wait=True)
+        for q in queues:
+            q.stop()
+        stop_guild_queue(gq)
     assert [r.refresh().status for r in runs] == ["completed"] * 30
     assert all(len(ran(r)) == 1 for r in runs)
     by_dask = [r for r in runs if r.get("queue_id") == dq.id]
@@ -343,6 +339,8 @@ def test_panel_form_starts_a_dask_queue(cluster, script):
         assert "started queue" in p.feedback.value and f"Dask {cluster.address}" in p.feedback.value
         wait_for(lambda: r.refresh().status == "completed", timeout=60, message="the panel's Dask queue runs it")
         assert r.get("dask_worker") in ("gpu0", "cpu0") and len(ran(r)) == 1
+        # Run once: with nothing left staged it ends by itself (not left for the teardown to stop).
+        wait_for(lambda: not api.queues(), timeout=60, message="the run-once queue ends")
     finally:
         p.close()
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import cli, guild, wait_for
+from conftest import cli, guild, output_line, wait_for
 from guild_jupyter import api
 from guild_jupyter.errors import RunStartError, WrongState
 from guild_jupyter.procs import Identity
@@ -220,8 +220,8 @@ def test_stop_timeout_ends_the_whole_tree(project, guild_home, tmp_path):
         """))
     os.environ["GUILD_JUPYTER_STOP_GRACE"] = "30"
     (r,) = api.run(str(project / "stubborn.py"))
-    out = wait_for(lambda: "child" in api.output(r.id) and api.output(r.id), message="child started")
-    child = Identity.of(int(out.split()[1]))
+    line = wait_for(lambda: output_line(r.id, "child "), message="child started")
+    child = Identity.of(int(line.split()[1]))
     holder = r.lock_holder()
     (stopped,) = api.stop(r.id, timeout=1)
     assert stopped.status == "terminated" and stopped.exit_status < 0
@@ -240,9 +240,16 @@ ZOMBIE_CHECK = textwrap.dedent("""\
     deadline = time.monotonic() + 30
     while r.refresh().status == "running" and time.monotonic() < deadline:
         time.sleep(0.02)
+    def statuses():  # a child may exit between children() and status(): it is then neither
+        for c in psutil.Process().children():
+            try:
+                yield c.pid, c.status()
+            except psutil.NoSuchProcess:
+                pass
     while time.monotonic() < deadline:
-        zombies = [c.pid for c in psutil.Process().children() if c.status() == psutil.STATUS_ZOMBIE]
-        alive = [c.pid for c in psutil.Process().children() if c.status() != psutil.STATUS_ZOMBIE]
+        children = list(statuses())
+        zombies = [pid for pid, s in children if s == psutil.STATUS_ZOMBIE]
+        alive = [pid for pid, s in children if s != psutil.STATUS_ZOMBIE]
         if not zombies and not alive:
             break
         time.sleep(0.02)

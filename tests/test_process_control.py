@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import guild, wait_for
+from conftest import complete_lines, guild, wait_for
 from guild_jupyter import api
 from guild_jupyter.store.scalars import writer as scalarlib
 from guild_jupyter.procs import Identity
@@ -50,7 +50,7 @@ def _start(project, name: str, source: str, *assignments: str) -> Run:
 def _pid_after(run: Run, word: str, timeout: float = 30) -> Identity:
     """The process whose pid the script printed as ``WORD PID``."""
     def find():
-        for line in api.output(run.id).splitlines():
+        for line in complete_lines(api.output(run.id)):
             parts = line.split()
             if len(parts) == 2 and parts[0] == word and parts[1].isdigit():
                 return parts[1]
@@ -182,15 +182,21 @@ def test_orphans_reparented_and_reaped_main_status_kept(project):
 
     r = _start(project, "orphans.py", ORPHANS)
     sup = psutil.Process(r.lock_pid())
-    orphans = wait_for(lambda: [ln for ln in api.output(r.id).splitlines() if ln.startswith("orphan")][3:] and
-                       [int(ln.split()[1]) for ln in api.output(r.id).splitlines() if ln.startswith("orphan")],
+    main = _script_pid(r)
+    orphans = wait_for(lambda: [ln for ln in complete_lines(api.output(r.id)) if ln.startswith("orphan")][3:] and
+                       [int(ln.split()[1]) for ln in complete_lines(api.output(r.id)) if ln.startswith("orphan")],
                        message="4 orphans")
     wait_for(lambda: set(orphans) <= {c.pid for c in sup.children()}, message="orphans reparented to the supervisor")
     open(os.path.join(r.dir, "release"), "w").close()
 
     def reaped():
-        kids = sup.children()
-        return len(kids) == 1 and kids[0].status() != psutil.STATUS_ZOMBIE
+        kids = []
+        for k in sup.children():  # a zombie is a child not reaped yet
+            try:
+                kids.append((k.pid, k.status()))
+            except psutil.NoSuchProcess:  # reaped between children() and status()
+                pass
+        return len(kids) == 1 and kids[0][0] == main and kids[0][1] != psutil.STATUS_ZOMBIE
 
     wait_for(reaped, message="exited orphans reaped (no zombies)")
     open(os.path.join(r.dir, "go"), "w").close()

@@ -62,9 +62,16 @@ def test_restart_in_place_seen_by_guild(project, guild_home):
 
 
 def test_restart_failed_run_and_stage_for_a_queue(project, guild_home, shell):
-    (project / "flip.py").write_text("import os, sys\nmarker = ''\nok = os.path.exists(marker)\n"
-                                     "print('ok' if ok else 'failing')\nsys.exit(0 if ok else 4)\n")
+    # It fails until the marker exists; while MARKER.hold exists it stays running (bounded), so the
+    # CLI's restart below can be seen running however fast the script is.
+    (project / "flip.py").write_text("import os, sys, time\nmarker = ''\nok = os.path.exists(marker)\n"
+                                     "print('ok' if ok else 'failing', flush=True)\n"
+                                     "deadline = time.monotonic() + 60\n"
+                                     "while os.path.exists(marker + '.hold') and time.monotonic() < deadline:\n"
+                                     "    time.sleep(0.02)\n"
+                                     "sys.exit(0 if ok else 4)\n")
     marker = project / "ok.flag"
+    hold = project / "ok.flag.hold"
     (r,) = api.run(str(project / "flip.py"), f"marker={marker}", foreground=True, stream=open(os.devnull, "w"))
     assert r.refresh().status == "error"
     assert _guild_info(r.id)["status"] == "error"
@@ -79,8 +86,12 @@ def test_restart_failed_run_and_stage_for_a_queue(project, guild_home, shell):
     assert r.refresh().status == "completed" and r.get("queue_id") == q.id
     assert _guild_info(r.id)["status"] == "completed"
     # The CLI's restart: started now.
-    p = cli("restart", r.id, check=0)
-    assert shown_ids(p.stdout) == [r.id[:8]] and "running" in p.stdout  # as `runs` lists it
+    hold.write_text("")
+    try:
+        p = cli("restart", r.id, check=0)
+        assert shown_ids(p.stdout) == [r.id[:8]] and "running" in p.stdout  # as `runs` lists it
+    finally:
+        hold.unlink()
     api.wait(r.id, timeout=60)
     assert r.refresh().status == "completed" and api.output(r.id).count("ok") == 2
 
@@ -160,34 +171,63 @@ def test_rest_restart_and_restage(server):
              message="restarted now")
 
 
+class _Holder:
+    """A process that holds a finished run's LOCK for a moment, then lets go
+    as a supervisor does after recording the outcome (the LOCK names it,
+    written after it started). ``ok``: it removed the LOCK where it wrote it."""
+
+    def __init__(self, run):
+        import subprocess
+        import sys
+
+        from guild_jupyter.store.markers import LOCK
+
+        lock = os.path.join(run.dir, ".guild", LOCK)
+        self.proc = subprocess.Popen([sys.executable, "-c", (
+            "import os, sys, time\n"
+            "lock = sys.argv[1]\n"
+            "with open(lock + '.tmp', 'w') as f:\n"
+            "    f.write(str(os.getpid()))\n"
+            "os.replace(lock + '.tmp', lock)\n"
+            "print('held', flush=True)\n"
+            "time.sleep(0.5)\n"
+            "os.remove(lock)\n"), lock], stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "held"
+
+    def ok(self) -> bool:
+        return self.proc.wait(timeout=30) == 0
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
 def test_restart_waits_for_the_supervisor_to_let_go(project, guild_home):
     """A run reads completed as soon as its outcome is written; its
     supervisor removes LOCK right after. A restart in between waits for
     that instead of refusing the run as held (a restart clicked at once)."""
-    import subprocess
-    import sys
-
-    from guild_jupyter.store.markers import LOCK
-
     r = _finished(project, "epochs=1")
-    lock = os.path.join(r.dir, ".guild", LOCK)
-    # A process that holds LOCK for a moment after the outcome, then lets go
-    # as a supervisor does (the LOCK names it, written after it started).
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import os, sys, time\n"
-        "lock = sys.argv[1]\n"
-        "with open(lock + '.tmp', 'w') as f:\n"
-        "    f.write(str(os.getpid()))\n"
-        "os.replace(lock + '.tmp', lock)\n"
-        "print('held', flush=True)\n"
-        "time.sleep(0.5)\n"
-        "os.remove(lock)\n"), lock], stdout=subprocess.PIPE, text=True)
+    holder = _Holder(r)
     try:
-        assert holder.stdout.readline().strip() == "held"
         assert r.refresh().status == "completed" and r.lock_holder() is not None
         (again,) = api.restart(r.id, stage=True)
         assert again.id == r.id and again.status == "staged"
-        assert holder.wait(timeout=30) == 0
+        assert holder.ok()
     finally:
-        holder.kill()
-        holder.wait()
+        holder.close()
+
+
+def test_delete_waits_for_the_supervisor_to_let_go(project, guild_home):
+    """The same moment for a delete: the run goes to the trash once its
+    supervisor has let go, so no LOCK is carried into the trash (a restored
+    run would bring it back) and the supervisor's removal does not fail."""
+    r = _finished(project, "epochs=1")
+    holder = _Holder(r)
+    try:
+        assert r.refresh().status == "completed" and r.lock_holder() is not None
+        (gone,) = api.delete(r.id)
+        assert holder.ok()
+        assert gone.status == "completed" and not os.path.exists(gone.path("LOCK"))
+        assert os.path.isdir(os.path.join(guild_home, "trash", "runs", r.id))
+    finally:
+        holder.close()

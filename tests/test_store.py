@@ -86,6 +86,60 @@ def test_status_rules(project, guild_home):
         assert r.refresh().status == status
 
 
+def test_an_outcome_appears_whole(project, guild_home, monkeypatch):
+    """Readers take no lock, so at every write of a run's outcome, a reader
+    that sees the run ended (``exit_status``, which its status follows) also
+    sees when it ended (``stopped``)."""
+    from guild_jupyter.store import transitions
+
+    st = Store(str(guild_home))
+    runs = [_make_run(st, project) for _ in range(2)]
+    seen = []
+    write = attrs.write_atomic
+
+    def write_and_read(path, data):
+        write(path, data)
+        for r in runs:
+            reader = Run(r.dir)  # another process's view: nothing cached
+            seen.append((os.path.basename(path), reader.get("exit_status"), reader.get("stopped")))
+
+    monkeypatch.setattr(attrs, "write_atomic", write_and_read)
+    transitions.record_start_failure(st, runs[0], "not started: a test")  # staged -> error
+    transitions.unstage(st, runs[1])  # staged -> terminated, never started
+    assert {name for name, _es, _st in seen} >= {"exit_status", "stopped"}
+    assert [s for s in seen if s[1] is not None and s[2] is None] == []
+    assert runs[0].refresh().status == "error" and runs[1].refresh().status == "terminated"
+
+
+def test_a_run_that_ends_while_its_status_is_read_never_reads_error(project, guild_home, monkeypatch):
+    """A reader looks at a running run's files one by one (markers, the
+    outcome, the LOCK holder). Its holder ending the run in between (outcome
+    recorded, LOCK dropped) after the outcome was read as missing and before
+    LOCK was checked: the run reads completed, never error without an
+    outcome (a failure shown, or an event sent, for a run that completed)."""
+    from guild_jupyter.procs import Identity
+    from guild_jupyter.store import transitions
+
+    st = Store(str(guild_home))
+    me = Identity.current()
+    r = _make_run(st, project)  # staged: taken by this process below, as a supervisor takes it
+    transitions.acquire(st, r, me)
+    assert Run(r.dir).status == "running"
+    holder_of = Run.lock_holder
+    ended = []
+
+    def lock_holder_as_the_run_ends(run):
+        if not ended:  # the holder records the outcome and lets go just now
+            ended.append(True)
+            transitions.record_outcome(st, Run(run.dir), 0, holder=me)
+        return holder_of(run)
+
+    monkeypatch.setattr(Run, "lock_holder", lock_holder_as_the_run_ends)
+    reader = Run(r.dir)
+    assert reader.status == "completed" and reader.exit_status == 0
+    assert ended and not os.path.exists(r.path("LOCK"))
+
+
 def test_corrupt_attr_gives_warning_and_partial_row(project, guild_home):
     st = Store(guild_home)
     good = _make_run(st, project, "lr=0.5")

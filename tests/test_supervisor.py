@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 
-from conftest import wait_for
+from conftest import gone, output_line, wait_for
 from guild_jupyter import api
 from guild_jupyter.store.scalars.reader import last_scalars
 
@@ -55,9 +55,11 @@ def test_kill_9_script_records_terminated(project):
     wait_for(lambda: "started" in api.output(r.id))
     os.kill(_script_pid(r), signal.SIGKILL)
     wait_for(lambda: r.refresh().status != "running", message="outcome recorded")
+    # The outcome appears whole: whoever reads the status reads the end time too.
     assert r.status == "terminated" and r.exit_status == -9
     assert r.get("stopped") >= r.get("started")
-    assert not os.path.exists(r.path("LOCK"))
+    # LOCK goes after the outcome is written (never a moment without both): wait for the supervisor to let go.
+    wait_for(lambda: not os.path.exists(r.path("LOCK")), timeout=10, message="the supervisor drops LOCK")
 
 
 def test_kill_9_supervisor_shows_error_not_running(project, guild_home):
@@ -82,8 +84,7 @@ def test_kill_9_supervisor_shows_error_not_running(project, guild_home):
     assert r.exit_status == 1 and r.get("stopped") >= r.get("started")
     assert not os.path.exists(r.path("LOCK")) and not os.path.exists(r.path("LOCK.start"))
     assert f"the run's supervisor (pid {supervisor}) died; 1 process(es) it left were ended" in api.output(r.id)
-    wait_for(lambda: not script.is_running() or script.status() == psutil.STATUS_ZOMBIE,
-             message="the orphaned script is ended")
+    wait_for(lambda: gone(script), message="the orphaned script is ended")
     info = guild("runs", "info", r.id).stdout
     assert "status: error" in info and "exit_status: 1" in info
 
@@ -97,15 +98,12 @@ def test_sigterm_stops_process_group_after_grace(project, monkeypatch):
         "while True: time.sleep(0.1)\n"
     )
     r = api.run(str(project / "stubborn.py"))[0]
-    line = wait_for(lambda: [ln for ln in api.output(r.id).splitlines() if ln.startswith("child")])
-    child_pid = int(line[0].split()[1])
+    line = wait_for(lambda: output_line(r.id, "child "), message="the script's child started")
+    child_pid = int(line.split()[1])
     stopped = api.stop(r.id)  # grace is 3 s in tests (GUILD_JUPYTER_STOP_GRACE)
     assert stopped[0].status == "terminated"
     assert "ignoring TERM" in api.output(r.id)
-    import psutil
-
-    wait_for(lambda: not psutil.pid_exists(child_pid) or psutil.Process(child_pid).status() == "zombie",
-             message="the run's whole process group is gone")
+    wait_for(lambda: gone(child_pid), message="the run's whole process group is gone")
 
 
 def test_output_is_tailable_and_scalars_recorded(project):

@@ -124,6 +124,7 @@ def delete(*refs, store=None, listing=None) -> RunList:
         if r.status in (RUNNING, PENDING):
             raise WrongState(f"run {r.id[:8]} is {r.status}: stop it before deleting it")
     for r in targets:
+        control.wait_for_release(r)  # LOCK and its records go with the supervisor, not into the trash
         transitions.delete(st, r)
     import os
 

@@ -4,23 +4,15 @@ and ``retry`` (a staged copy of a failed run, as a queue's retry makes)."""
 
 from __future__ import annotations
 
-import time
-
 from .. import rerun as reruns
 from .. import validate
 from ..display import RunList
 from ..errors import BadInput
-from ..execution import launch
+from ..execution import control, launch
 from ..store import transitions
 from ..store.new_run import new_sweep_id
-from ..store.run import FINISHED
 from .planning import plan_trials
 from .selection import resolve_all, with_listing_indices, resolve_store
-
-#: How long ``restart`` waits for a run that has just recorded its outcome to
-#: be let go by its supervisor (the outcome is written first, LOCK removed
-#: right after): a restart clicked as soon as a run reads completed works.
-RELEASE_WAIT = 10.0
 
 
 def restart(ref, *, stage: bool = False, store=None, listing=None) -> RunList:
@@ -41,7 +33,7 @@ def restart(ref, *, stage: bool = False, store=None, listing=None) -> RunList:
         raise BadInput(f"run {run.id[:8]} is a Guild operation ({run.op_name}): restart it with guild run --restart")
     reruns.script_op_of(run)  # its script must still be in its directory
     st.ensure_writable()
-    _wait_for_release(run)
+    control.wait_for_release(run)  # a holder that stays is refused by transitions.restart
     transitions.restart(st, run, stage=stage)
     if not stage:
         launch.start(run)
@@ -98,11 +90,3 @@ def _one(st, ref, listing):
         raise BadInput(f"{ref!r} names {len(runs)} runs; give one run")
     return runs
 
-
-def _wait_for_release(run, timeout: float = RELEASE_WAIT) -> None:
-    """Waits (bounded) while a finished run's LOCK still names a live
-    process: its supervisor between recording the outcome and removing LOCK.
-    A holder that stays is refused by ``transitions.restart``."""
-    deadline = time.monotonic() + timeout
-    while run.refresh().status in FINISHED and run.lock_holder() is not None and time.monotonic() < deadline:
-        time.sleep(0.02)

@@ -21,9 +21,14 @@ import time
 from ..errors import WrongState
 from ..store import transitions
 from ..store.dask_records import remote_host, remote_lost, request_stop
-from ..store.run import LOCK, PENDING, RUNNING, STAGED, Run
+from ..store.run import FINISHED, LOCK, PENDING, RUNNING, STAGED, Run
 
 STOP_GRACE = float(os.environ.get("GUILD_JUPYTER_STOP_GRACE", "10"))
+
+#: How long a verb acting on a finished run (restart, delete) waits for the
+#: run to be let go by its supervisor: the outcome is written first and LOCK
+#: removed right after, so a click as soon as a run reads finished works.
+RELEASE_WAIT = 10.0
 
 
 def signal_run(run: Run, sig) -> bool:
@@ -42,6 +47,16 @@ def is_dead_run(run: Run) -> bool:
     return (os.path.exists(run.path(LOCK)) and run.get("exit_status") is None
             and run.lock_holder() is None and transitions.has_our_start_record(run)
             and (remote_host(run) is None or remote_lost(run) is not None))  # held elsewhere: judged by its heartbeat
+
+
+def wait_for_release(run: Run, timeout: float = RELEASE_WAIT) -> None:
+    """Waits (bounded) while a finished run's LOCK still names a live
+    process: its supervisor between recording the outcome and removing LOCK
+    (and its records). A verb that acted in between would race it: a restart
+    be refused as held, a delete move LOCK into the trash with the run."""
+    deadline = time.monotonic() + timeout
+    while run.refresh().status in FINISHED and run.lock_holder() is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def retry_copy_spec(run: Run, attempt: int, allowed: int):

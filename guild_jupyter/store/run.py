@@ -234,6 +234,15 @@ class Run:
             return status_for_exit(exit_status)
         if LOCK in names and self.lock_pid_alive():
             return RUNNING
+        # The reads above are not one moment: a holder that recorded the
+        # outcome and let go between them (exit_status read before it was
+        # written, LOCK read after it was dropped) would read error here.
+        # A holder records the outcome before it drops LOCK, so reading
+        # exit_status again, after LOCK, tells the two apart.
+        self.forget("exit_status")
+        exit_status = self.get("exit_status")
+        if exit_status is not None:
+            return status_for_exit(exit_status)
         return ERROR
 
     def lock_pid(self) -> int | None:

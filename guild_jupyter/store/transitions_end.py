@@ -4,9 +4,10 @@ of it: callers only ever call ``transitions.X``.
 
 It is a module of its own so the lifecycle stays readable in two halves of
 a size one can hold: :mod:`.transitions` creates, claims and starts runs;
-this one records how they end -- the outcome attrs (``exit_status`` then
-``stopped``), the dropped LOCK and its records, the reason in the run's
-output -- and the ``LOCK.remote`` marker of a run held by another machine.
+this one records how they end -- the outcome attrs (``stopped`` then
+``exit_status``, which decides the status), the dropped LOCK and its
+records, the reason in the run's output -- and the ``LOCK.remote`` marker
+of a run held by another machine.
 Only these two modules write a status; the ownership test allows exactly
 them.
 
@@ -63,11 +64,14 @@ def store_error(e: OSError, what: str) -> StoreError:
 
 
 def write_outcome(run: Run, exit_status: int, stopped: int | None = None) -> None:
-    """Writes ``exit_status`` then ``stopped`` (the status follows exit_status,
-    so it goes first), using the reserved space when the disk is full."""
+    """Writes ``stopped`` then ``exit_status``, using the reserved space when
+    the disk is full. The outcome appears whole: readers take no lock, and
+    the status follows ``exit_status``, so it goes last -- whoever sees the
+    run ended sees when it ended (a moment with ``stopped`` alone reads as
+    before: running, or error for a holder that is gone)."""
     values = {"exit_status": exit_status, "stopped": now_us() if stopped is None else stopped}
     written = []
-    for name in OUTCOME_ATTRS:
+    for name in ("stopped", "exit_status"):
         data = attrlib.encode(values[name])
         path = os.path.join(run.attrs_dir, name)
         try:

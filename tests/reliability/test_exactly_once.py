@@ -39,6 +39,7 @@ from test_invariants import (  # noqa: F401 - ``marked`` is a fixture
     start_record_problems,
     starts,
     stop_everything,
+    wait_let_go,
     wait_no_orphans,
 )
 
@@ -172,6 +173,7 @@ def test_each_run_starts_exactly_once_under_mixed_queues_and_kills(tmp_path, gui
         api.runs()  # settles the queue runs of the killed queues
 
         runs = all_runs(guild_home)
+        wait_let_go(list(runs.values()))
         counts = starts(log)
         problems = start_record_problems(guild_home, log, runs)
         missing = ids - set(counts)

@@ -32,6 +32,7 @@ from test_invariants import (  # noqa: F401 - ``marked`` is a fixture
     start_record_problems,
     starts,
     stop_everything,
+    wait_let_go,
     wait_no_orphans,
 )
 
@@ -104,6 +105,7 @@ def test_a_killed_kernel_loses_no_outcome_and_starts_nothing_twice(tmp_path, gui
 
         api.runs()
         runs = all_runs(guild_home)
+        wait_let_go(list(runs.values()))
         problems = start_record_problems(guild_home, log, runs)
         for r in runs.values():
             problems += [f"run {r.id} ({r.op_name}, {r.status}): {p}" for p in outcome_problems(r)]
@@ -191,6 +193,7 @@ def test_unstage_stop_and_delete_racing_three_queues(tmp_path, guild_home, marke
         wait_for(lambda: _ended(mine), timeout=30, message="every run ends")
         api.runs()
         runs = all_runs(guild_home)
+        wait_let_go(list(runs.values()))
         counts = starts(log)
 
         problems = list(unexpected)
@@ -307,15 +310,17 @@ def test_a_full_disk_loses_no_outcome_and_the_queue_survives(tmp_path, marked, m
         # Full for a while: runs end (outcome in the space reserved at their start),
         # starts fail and go back to staged, the queue backs off and retries.
         wait_for(lambda: _ended([staged[0], direct]), timeout=15, message="the runs going end on a full disk")
+        wait_let_go([staged[0], direct])
         for r in (staged[0], direct):
             assert not outcome_problems(r), (r.id, outcome_problems(r))
         time.sleep(max(0.0, 3 - (time.monotonic() - full_at)))
         assert qholder.alive(), "the queue process died of a full disk"
         assert q.run.refresh().status == "running", f"the queue run is {q.run.status}"
         during = {r.id: r.refresh().status for r in staged}
-        for r in staged:
-            if r.status in FINISHED:
-                assert not outcome_problems(r), (r.id, outcome_problems(r))
+        ended_while_full = [r for r in staged if during[r.id] in FINISHED]
+        wait_let_go(ended_while_full)
+        for r in ended_while_full:
+            assert not outcome_problems(r), (r.id, outcome_problems(r))
         # Space comes back a page at a time (as when another process frees it
         # gradually): a start that fails for lack of space is retried, whatever
         # else still fits, never turned into a recorded failure.
@@ -343,6 +348,7 @@ def test_a_full_disk_loses_no_outcome_and_the_queue_survives(tmp_path, marked, m
                                 f"files {sorted(os.listdir(r.guild_dir))}): {api.output(r.id).strip()[-300:]!r}")
         api.runs()
         runs = all_runs(home)
+        wait_let_go(staged + [direct])
         problems += start_record_problems(home, log, runs)
         for r in staged + [direct]:
             problems += [f"run {r.id} ({r.status}): {p}" for p in outcome_problems(r)]
@@ -351,6 +357,7 @@ def test_a_full_disk_loses_no_outcome_and_the_queue_survives(tmp_path, marked, m
             if leftovers:
                 problems.append(f"run {r.id}: temp files left: {leftovers}")
         q.stop(timeout=15)
+        wait_let_go([q.run])
         problems += [f"queue: {p}" for p in outcome_problems(q.run)]
         problems += [f"orphan process: {line}" for line in wait_no_orphans(mark)]
         print(f"statuses at the end: {collections.Counter(r.status for r in staged)}; "

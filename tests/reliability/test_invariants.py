@@ -186,6 +186,19 @@ def outcome_problems(run: Run) -> list[str]:
     return out
 
 
+def wait_let_go(runs, timeout: float = 15.0) -> None:
+    """Waits (bounded, without failing: the checks that follow name what is
+    wrong) until every run that reads finished has its outcome whole and no
+    lifecycle file left. A run reads finished as soon as ``exit_status`` is
+    written; its supervisor (or queue) drops the reserve, LOCK and its records
+    right after, so a check made at once can catch that moment."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(r.refresh().status in FINISHED and outcome_problems(r) for r in runs):
+            return
+        time.sleep(0.05)
+
+
 def acquired(run: Run) -> bool:
     """The run was started (acquired): ``started`` moved past its staging
     time (``create`` writes ``started == initialized`` for a staged run and
@@ -527,6 +540,7 @@ def test_random_interleavings_keep_the_invariants(tmp_path, guild_home, marked, 
         wait_for(all_ended, timeout=30, interval=0.1, message=f"every run to end (seed {seed})")
         api.runs()  # settles runs whose supervisor was killed (their orphans are ended)
         runs = all_runs(guild_home)
+        wait_let_go([r for rid, r in runs.items() if rid not in foreign])
         entries = _journal(journal)
 
         problems = []
