@@ -61,6 +61,11 @@ def execute(notebook: str = NOTEBOOK, output: str = DEFAULT_OUTPUT, timeout: flo
         client.execute()
     except (CellExecutionError, CellTimeoutError) as e:
         error = e
+    finally:
+        # nbclient leaves a kernel it did not create running (until exit):
+        # this one is ours to end.
+        if client.km is not None and client.km.has_kernel:
+            client.km.shutdown_kernel(now=False)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     nbformat.write(nb, output)
     return nb, error

@@ -127,7 +127,11 @@ def test_autoload_keeps_the_users_config_and_loads_the_magics(quickstart, tmp_pa
                 nbformat.v4.new_code_cell("print(sorted(get_ipython().extension_manager.loaded))")]
     client = NotebookClient(nb, km=quickstart.kernel_manager(), timeout=60, kernel_name="python3",
                             resources={"metadata": {"path": str(project)}})
-    client.execute()
+    try:
+        client.execute()
+    finally:  # nbclient keeps a kernel it was handed running
+        if client.km.has_kernel:
+            client.km.shutdown_kernel(now=False)
     assert [o.output_type for o in nb.cells[0].outputs] == ["execute_result"]
     loaded = nb.cells[1].outputs[0]["text"]
     assert "IPython.extensions.autoreload" in loaded and "guild_jupyter" in loaded

@@ -82,6 +82,7 @@ def test_every_host_implements_the_protocol(project, guild_home):
     f = ForegroundQueue(st, config)
     ft = threading.Thread(target=f.serve, daemon=True)
     ft.start()
+    r = None
     try:
         s = ThreadQueue(st, config, host="server")  # the Jupyter server's queues (api.host_queue)
         hosts = (t, d, f, s)
@@ -99,6 +100,9 @@ def test_every_host_implements_the_protocol(project, guild_home):
         for q in (t, d, f, s):
             assert q.join(15), q
             assert q.status == "stopped" and q.run.refresh().status == "terminated"
+        if r is not None:  # a stopped queue leaves its run going: it ends by itself
+            (r,) = api.wait(r, timeout=30)
+            assert r.status == "completed"
 
 
 # -- wait-for-running across queues -------------------------------------------------------------

@@ -170,7 +170,7 @@ def test_sweep_ended_names_its_sweep(proj, guild_home):
     watcher = api.EventWatcher(api.monitor(store=str(guild_home)))
     watcher.look(refresh=True)  # learns the (empty) store
     made = api.run("train.py", "lr=[0.1,0.3]", stage=True, retries=1, cwd=str(proj))
-    api.queue("run-once=yes", store=str(guild_home))
+    q = api.queue("run-once=yes", store=str(guild_home))
     done = api.wait(made[0].sweep, timeout=60)  # the retry staged meanwhile included
     assert len(done) == 3 and sum(bool(r.get("retry_of")) for r in done) == 1
     events = []
@@ -180,6 +180,7 @@ def test_sweep_ended_names_its_sweep(proj, guild_home):
     # each trial counted once, as its last attempt ended; every run of the sweep named
     assert ended["sweep"] == made[0].sweep and ended["counts"] == {"completed": 1, "error": 1}
     assert sorted(ended["ids"]) == sorted(r.id for r in done)
+    assert q.join(60), "the run-once queue did not end"
     assert ended["text"] in ("sweep of 2 runs of train.py ended: 1 completed, 1 failed (after 1 retry)",
                              "sweep of 2 runs of train.py ended: 1 failed, 1 completed (after 1 retry)")
     snap = api.monitor(store=str(guild_home)).snapshot()

@@ -26,6 +26,17 @@ export class GuildClient {
 
   /** Calls /guild/api/PATH and returns its JSON; errors become one line. */
   async request<T>(path: string, init: RequestInit = {}): Promise<T> {
+    const text = await this.text(path, init);
+    try {
+      return (text ? JSON.parse(text) : null) as T;
+    } catch (e) {
+      return null as T;
+    }
+  }
+
+  /** Calls /guild/api/PATH and returns its body unparsed (a caller that
+   * times its own parsing: the sweep view's scalars); errors become one line. */
+  async text(path: string, init: RequestInit = {}): Promise<string> {
     let response: Response;
     try {
       response = await this.transport(path, init);
@@ -36,16 +47,16 @@ export class GuildClient {
       throw new GuildApiError('cannot reach the Jupyter server', 0);
     }
     const text = await response.text();
-    let data: any = null;
-    try {
-      data = text ? JSON.parse(text) : null;
-    } catch (e) {
-      data = null;
-    }
     if (!response.ok) {
+      let data: any = null;
+      try {
+        data = text ? JSON.parse(text) : null;
+      } catch (e) {
+        data = null;
+      }
       throw new GuildApiError(errorLine(response.status, data), response.status);
     }
-    return data as T;
+    return text;
   }
 
   /** The snapshot; with ``version``, the server holds the answer until the

@@ -56,6 +56,8 @@ export interface IRunRow {
   worker?: string;
   worker_host?: string;
   actions?: IAction[];
+  /** The sweep the run belongs to (issue 22). */
+  sweep?: string;
 }
 
 export interface IGroup {
@@ -131,6 +133,16 @@ export interface IState {
   warnings?: string[];
   queue_form?: IQueueForm | null;
   last_event?: number;
+  /** Recent sweeps (issue 22): each opens the live sweep view. */
+  sweeps?: ISweepLink[];
+}
+
+/** A recent sweep as the snapshot lists it (SWEEP.md: In the sidebar). */
+export interface ISweepLink {
+  id: string;
+  title: string;
+  summary_text?: string;
+  open_action?: IAction | null;
 }
 
 export interface IEvent {

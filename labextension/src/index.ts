@@ -9,21 +9,22 @@
  * cell runs, after a kernel restart, and with no kernel at all.
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette, Notification } from '@jupyterlab/apputils';
+import { ICommandPalette, Notification, WidgetTracker } from '@jupyterlab/apputils';
 import { PageConfig } from '@jupyterlab/coreutils';
 import { ILauncher } from '@jupyterlab/launcher';
-import { ServerConnection } from '@jupyterlab/services';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { GuildClient, Transport } from './client';
+import { GuildClient } from './client';
+import { labClient } from './labclient';
 import { GuildModel } from './model';
 import { noticesToRaise } from './notify';
 import { h } from './render/dom';
 import { GuildView } from './render/view';
+import { SweepView } from './sweep/view';
 
 /** A queue of runs feeding a play mark: not the table of contents' bars. */
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" viewBox="0 0 24 24">
@@ -36,7 +37,8 @@ export const guildIcon = new LabIcon({ name: 'guild-jupyter:guild', svgstr: ICON
 
 export const CommandIds = {
   open: 'guild-jupyter:open',
-  page: 'guild-jupyter:open-page'
+  page: 'guild-jupyter:open-page',
+  sweep: 'guild-jupyter:open-sweep'
 };
 
 const PLUGIN_ID = 'guild-jupyter:sidebar';
@@ -45,7 +47,8 @@ const PLUGIN_ID = 'guild-jupyter:sidebar';
 export class GuildSidebar extends Widget {
   readonly view: GuildView;
 
-  constructor(readonly model: GuildModel, pageUrl: string, openPath: (path: string) => void) {
+  constructor(readonly model: GuildModel, pageUrl: string, openPath: (path: string) => void,
+              openSweep: (id: string, title: string) => void) {
     super();
     this.id = 'guild-jupyter-sidebar';
     this.addClass('jp-GuildSidebar');
@@ -59,7 +62,8 @@ export class GuildSidebar extends Widget {
       heading: 'Guild',
       headerExtras: [link],
       storage: storage(),
-      openPath
+      openPath,
+      openSweep
     });
     this.node.append(this.view.node);
     model.onChange(() => {
@@ -94,10 +98,33 @@ function storage(): Storage | null {
   }
 }
 
-function labTransport(): Transport {
-  const settings = ServerConnection.makeSettings();
-  const base = settings.baseUrl.replace(/\/$/, '') + '/guild/api/';
-  return (path, init) => ServerConnection.makeRequest(base + path, init, settings);
+/** A sweep's live view in a main-area tab (the sweep view in a Lumino widget). */
+export class SweepPanel extends Widget {
+  readonly view: SweepView;
+
+  constructor(client: GuildClient, readonly sweepId: string, openPath: (path: string) => void) {
+    super();
+    this.id = `guild-jupyter-sweep-${sweepId}`;
+    this.addClass('jp-GuildSweep');
+    this.title.label = `Sweep ${sweepId}`;
+    this.title.caption = `Guild sweep ${sweepId}`;
+    this.title.closable = true;
+    this.title.icon = guildIcon;
+    this.view = new SweepView(client, sweepId, { layout: 'lab', openPath });
+    this.node.append(this.view.node);
+    this.view.model.onTable(() => {
+      const sweep = this.view.model.sweep;
+      if (sweep && sweep.title && this.title.label !== sweep.title) {
+        this.title.label = sweep.title;
+      }
+    });
+    this.view.start();
+  }
+
+  dispose(): void {
+    this.view.dispose();
+    super.dispose();
+  }
 }
 
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -113,7 +140,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     restorer: ILayoutRestorer | null,
     settingRegistry: ISettingRegistry | null
   ) => {
-    const model = new GuildModel(new GuildClient(labTransport()));
+    const client = labClient();
+    const model = new GuildModel(client);
     const pageUrl = PageConfig.getBaseUrl().replace(/\/$/, '') + '/guild';
     // A GET action other than output names a path of the server: a file
     // under its root opens in JupyterLab, anything else in a new tab.
@@ -125,7 +153,21 @@ const plugin: JupyterFrontEndPlugin<void> = {
         window.open(PageConfig.getBaseUrl() + path, '_blank', 'noopener');
       }
     };
-    const sidebar = new GuildSidebar(model, pageUrl, openPath);
+    // A sweep's live view: one tab per sweep, opened again after a reload.
+    const sweeps = new WidgetTracker<SweepPanel>({ namespace: 'guild-jupyter-sweep' });
+    const openSweep = (id: string) => {
+      const open = sweeps.find(w => w.sweepId === id);
+      if (open) {
+        app.shell.activateById(open.id);
+        return open;
+      }
+      const panel = new SweepPanel(client, id, openPath);
+      app.shell.add(panel, 'main');
+      void sweeps.add(panel);
+      app.shell.activateById(panel.id);
+      return panel;
+    };
+    const sidebar = new GuildSidebar(model, pageUrl, openPath, id => void openSweep(id));
     sidebar.title.icon = guildIcon;
     app.shell.add(sidebar, 'left', { rank: 650 });
     if (restorer) {
@@ -140,6 +182,25 @@ const plugin: JupyterFrontEndPlugin<void> = {
         app.shell.activateById(sidebar.id);
       }
     });
+    app.commands.addCommand(CommandIds.sweep, {
+      label: args => (args.id ? `Open Guild Sweep ${String(args.id)}` : 'Open Guild Sweep'),
+      caption: 'The live view of a sweep: its trials, charts and flags against results',
+      icon: guildIcon,
+      execute: args => {
+        const id = typeof args.id === 'string' ? args.id.trim() : '';
+        if (!id) {
+          throw new Error(`${CommandIds.sweep} needs a sweep id ({"id": "..."})`);
+        }
+        return openSweep(id);
+      }
+    });
+    if (restorer) {
+      void restorer.restore(sweeps, {
+        command: CommandIds.sweep,
+        args: w => ({ id: w.sweepId }),
+        name: w => w.sweepId
+      });
+    }
     app.commands.addCommand(CommandIds.page, {
       label: 'Open Guild Page in a New Tab',
       execute: () => {

@@ -11,6 +11,7 @@ import { IEvent } from '../contract';
 import { GuildModel } from '../model';
 import { h, setText } from '../render/dom';
 import { GuildView } from '../render/view';
+import { SweepView } from '../sweep/view';
 
 function cookie(name: string): string {
   const found = document.cookie.split(';').map(c => c.trim()).find(c => c.startsWith(name + '='));
@@ -75,7 +76,28 @@ class BrowserNotices {
   }
 }
 
+/** ``/guild?sweep=ID``: the sweep's live view, with a link back to every run. */
+function sweepPage(id: string): void {
+  const back = h('a', 'gj-link', 'all runs');
+  back.href = window.location.pathname;
+  const view = new SweepView(new GuildClient(pageTransport), id, { layout: 'page', headerExtras: [back] });
+  (document.getElementById('guild') || document.body).append(view.node);
+  document.title = `Guild sweep ${id.slice(0, 8)}`;
+  view.model.onTable(() => {
+    const sweep = view.model.sweep;
+    if (sweep) {
+      document.title = `Guild · ${sweep.title}${sweep.summary_text ? ` · ${sweep.summary_text}` : ''}`;
+    }
+  });
+  view.start();
+}
+
 function main(): void {
+  const sweep = new URLSearchParams(window.location.search).get('sweep');
+  if (sweep) {
+    sweepPage(sweep);
+    return;
+  }
   const model = new GuildModel(new GuildClient(pageTransport));
   const notices = new BrowserNotices();
   let store: Storage | null = null;

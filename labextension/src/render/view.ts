@@ -7,7 +7,7 @@
  * stylesheets (``style/sidebar.css`` and ``style/page.css`` over
  * ``style/rows.css``).
  */
-import { IAction, IGroup, IRunRow, IState } from '../contract';
+import { IAction, IGroup, IRunRow, IState, ISweepLink } from '../contract';
 import { pageRange, turnPage } from '../format';
 import { GuildModel } from '../model';
 import { IActionHost, ISubject } from './actions';
@@ -31,6 +31,9 @@ export interface IViewOptions {
    * the sidebar opens it in JupyterLab; by default a new tab at the Jupyter
    * server's base URL + path. */
   openPath?: (path: string) => void;
+  /** Opens the live view of a sweep (the snapshot's ``sweeps``): a main-area
+   * tab in JupyterLab; by default the /guild page's ``?sweep=ID``. */
+  openSweep?: (id: string, title: string) => void;
 }
 
 interface IGroupParts {
@@ -53,6 +56,8 @@ export class GuildView implements IActionHost {
   private readonly queueList = h('div', 'gj-list gj-queue-list');
   private readonly groupBox = h('div', 'gj-groups');
   private readonly gpuList = h('div', 'gj-list gj-gpu-list');
+  private readonly sweepList = h('div', 'gj-list gj-sweep-list');
+  private readonly sweepsSection: HTMLElement;
   private readonly notices: NoticeList;
   private readonly groups = new Map<string, IGroupParts>();
   private readonly startQueue: HTMLButtonElement;
@@ -72,8 +77,17 @@ export class GuildView implements IActionHost {
     this.startQueue = button('start queue', 'Start a queue on this server (any GPU)', () => this.startAQueue());
     queues.head.append(this.startQueue);
     const gpus = this.section('GPUs', this.gpuList, 'gj-gpus-section');
+    this.sweepsSection = this.section('Sweeps', this.sweepList, 'gj-sweeps-section').node;
+    this.sweepsSection.hidden = true;
     this.node.append(head, this.error, this.message, this.warnings, this.notices.node, this.output.node, queues.node,
-      this.groupBox, gpus.node);
+      this.sweepsSection, this.groupBox, gpus.node);
+    this.sweepList.addEventListener('click', ev => {
+      const el = (ev.target as HTMLElement).closest<HTMLElement>('.gj-sweep-row[data-sweep]');
+      if (el) {
+        ev.preventDefault();
+        this.openSweep(el.dataset.sweep!, el.dataset.title || '');
+      }
+    });
     // A click on a run (not on a button or a form) opens its output.
     this.groupBox.addEventListener('click', ev => {
       const target = ev.target as HTMLElement;
@@ -147,6 +161,7 @@ export class GuildView implements IActionHost {
     syncList(this.warnings, (state.warnings || []).slice(0, 5), w => w, w => h('div', 'gj-warning', w), () => undefined);
     this.notices.render(this.model.notices, this.model.boot || '');
     this.renderQueues(state);
+    this.renderSweeps(state);
     this.renderGroups(state.groups || []);
     this.renderGpus(state);
     this.markFollowed();
@@ -199,6 +214,28 @@ export class GuildView implements IActionHost {
     } else {
       syncList(this.queueList, ['no queue is running'], () => '-empty', x => h('div', 'gj-empty', x), () => undefined);
     }
+  }
+
+  /** Opens a sweep's live view (the JupyterLab tab, or the page's ``?sweep=ID``). */
+  openSweep(id: string, title: string): void {
+    if (this.options.openSweep) {
+      this.options.openSweep(id, title);
+    } else {
+      window.open(`${window.location.pathname}?sweep=${encodeURIComponent(id)}`, '_blank', 'noopener');
+    }
+  }
+
+  /** Recent sweeps, each a row that opens its live view. */
+  private renderSweeps(state: IState): void {
+    const sweeps = state.sweeps || [];
+    this.sweepsSection.hidden = sweeps.length === 0;
+    syncList(this.sweepList, sweeps, s => s.id, s => sweepNode(s), (el, s) => {
+      el.dataset.title = s.title;
+      el.title = s.open_action?.help || `open the live view of sweep ${s.id}`;
+      setText(el.querySelector('.gj-title') as HTMLElement, s.title);
+      setText(el.querySelector('.gj-sweep-summary') as HTMLElement, s.summary_text || '');
+      setText(el.querySelector('.gj-button') as HTMLElement, s.open_action?.label || 'Open');
+    });
   }
 
   private renderGroups(groups: IGroup[]): void {
@@ -270,4 +307,18 @@ export class GuildView implements IActionHost {
       el.classList.toggle('gj-mod-followed', el.dataset.run === id);
     }
   }
+}
+
+function sweepNode(s: ISweepLink): HTMLElement {
+  const el = h('div', 'gj-row gj-sweep-row');
+  el.dataset.sweep = s.id;
+  const what = h('div', 'gj-what');
+  what.append(h('span', 'gj-title'), ' ', h('span', 'gj-muted gj-sweep-summary'));
+  const open = h('button', 'gj-button');
+  open.type = 'button';
+  open.dataset.action = 'open-sweep';
+  const actions = h('div', 'gj-actions');
+  actions.append(open);
+  el.append(what, actions);
+  return el;
 }

@@ -1,0 +1,347 @@
+/**
+ * What one sweep view knows of its sweep, kept fresh from the server's
+ * REST API (never a kernel: a view in a cell's output keeps working while
+ * the kernel is busy, restarting or gone).
+ *
+ * Two polls, each asking again only once its answer is handled (never two
+ * of a kind in flight):
+ * - the table, GET sweeps/ID?after_version=V&timeout=S: the server holds
+ *   the answer until a trial's row changes (status, flags, a trial added)
+ *   or S seconds passed. The version does not move with clocks and
+ *   scalars, so S is how fresh the progress and scalar cells are: 1 s
+ *   while a trial is staged, pending or running, LONG_WAIT_S once all
+ *   ended (a restage still shows at once). A server that answers at once
+ *   is asked every TABLE_MS (IDLE_MS once all ended) instead.
+ * - the series, GET sweeps/ID/scalars?tags=TAG&x=X&points=N, first
+ *   without ``since`` (everything so far, at most FIRST_POINTS per series:
+ *   the server thins longer ones, keeping each bucket's extremes), then
+ *   every SCALARS_MS with the token of the last answer: only the points
+ *   logged since, appended to typed arrays (series.ts). An answer with
+ *   ``reset`` is from the start: what is held is dropped for it. A new tag
+ *   or x axis asks from the start. Only the tag shown is asked for, once a
+ *   trial logged it. ``done`` (every trial ended, all read) stops the
+ *   asking until the table shows a live trial again (a restage).
+ * While the view is off screen (a hidden tab, a cell scrolled away, a
+ * hidden browser tab) nothing is asked; on screen again, both ask at once.
+ * Failures back off (doubling up to 30 s) and show as one line.
+ */
+import { GuildApiError, GuildClient } from '../client';
+import { nextDelay } from '../format';
+import { IScalarsReply, ISweep } from './contract';
+import { SeriesStore } from './series';
+
+/** How often things are asked (ms; LONG_WAIT_S: how long the server may
+ * hold the table's request once every trial ended). Tests shorten them. */
+export const timing = { TABLE_MS: 1000, SCALARS_MS: 1000, IDLE_MS: 5000, LONG_WAIT_S: 25 };
+/** Points per series the first answer brings at most (the chart draws ~4 per pixel column). */
+export const FIRST_POINTS = 2000;
+
+/** Statuses of a trial that may still change or log. */
+const LIVE = ['staged', 'pending', 'running'];
+
+type Listener = () => void;
+/** New points for ``changed`` runs; ``reset``: everything was dropped first. */
+type SeriesListener = (changed: Set<string>, reset: boolean) => void;
+
+export class SweepModel {
+  sweep: ISweep | null = null;
+  /** The table's last error (one line), null when the last call worked. */
+  error: string | null = null;
+  /** The table's last error's HTTP status (0: none or no answer). */
+  errorStatus = 0;
+  /** The series' last error (one line). */
+  seriesError: string | null = null;
+  /** What the server could not read (a corrupt event file), one line each. */
+  seriesProblems: string[] = [];
+  readonly store = new SeriesStore();
+  /** The tag and x axis shown (null tag: none chosen: the sweep's main scalar). */
+  tag: string | null = null;
+  x = 'step';
+  /** Whether the series hold everything logged so far (a first answer came). */
+  loaded = false;
+  /** The server said nothing more will come (every trial ended, all read). */
+  done = false;
+  private token: string | null = null;
+  /** The tag and x the token and the held series belong to. */
+  private seriesKey: string | null = null;
+  private readonly tableListeners = new Set<Listener>();
+  private readonly seriesListeners = new Set<SeriesListener>();
+  private tableTimer: number | null = null;
+  private seriesTimer: number | null = null;
+  private tableController: AbortController | null = null;
+  private tableBusy = false;
+  private seriesBusy = false;
+  private tableFailures = 0;
+  private seriesFailures = 0;
+  /** Moves on each tag or x change: answers to older asks are dropped. */
+  private generation = 0;
+  private shown = true;
+  private disposed = false;
+  /** Whether the server holds the table's request (after_version); false once it answered at once. */
+  private longPoll = true;
+
+  constructor(readonly client: GuildClient, readonly id: string) {
+    document.addEventListener('visibilitychange', this.onVisibility);
+  }
+
+  onTable(fn: Listener): () => void {
+    this.tableListeners.add(fn);
+    return () => this.tableListeners.delete(fn);
+  }
+
+  onSeries(fn: SeriesListener): () => void {
+    this.seriesListeners.add(fn);
+    return () => this.seriesListeners.delete(fn);
+  }
+
+  start(): void {
+    void this.pollTable(true);
+  }
+
+  /** Whether the view is on screen: off screen, nothing is asked. */
+  setShown(shown: boolean): void {
+    if (shown === this.shown) {
+      return;
+    }
+    this.shown = shown;
+    if (this.active()) {
+      this.refresh();
+    }
+  }
+
+  /** Asks both now (after an action, or back on screen). */
+  refresh(): void {
+    void this.pollTable(true);
+    void this.pollSeries();
+  }
+
+  /** Shows ``tag`` (null: the main scalar) against ``x``: asked for from the start. */
+  choose(tag: string | null, x: string): void {
+    if (tag === this.tag && x === this.x) {
+      return;
+    }
+    this.tag = tag;
+    this.x = x;
+    this.generation++;
+    this.clearTimer('series');
+    this.seriesBusy = false;
+    void this.pollSeries();
+  }
+
+  /** The sweep's trials that may still log (or start). */
+  live(): boolean {
+    const counts = this.sweep?.counts || {};
+    return LIVE.some(s => (counts[s] || 0) > 0) || !!this.sweep?.trials.some(t => LIVE.includes(t.status));
+  }
+
+  /** The tag to ask for: the one chosen, else the main scalar, else the first logged. */
+  wantedTag(): string | null {
+    const tags = this.sweep?.tags || [];
+    if (this.tag !== null) {
+      return this.tag;
+    }
+    const main = this.sweep?.scalar?.tag;
+    return main && tags.includes(main) ? main : tags[0] || null;
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    this.generation++;
+    this.clearTimer('table');
+    this.clearTimer('series');
+    this.tableController?.abort();
+    document.removeEventListener('visibilitychange', this.onVisibility);
+    this.tableListeners.clear();
+    this.seriesListeners.clear();
+  }
+
+  private active(): boolean {
+    return this.shown && !document.hidden && !this.disposed;
+  }
+
+  private onVisibility = (): void => {
+    if (this.active()) {
+      this.refresh();
+    }
+  };
+
+  private clearTimer(which: 'table' | 'series'): void {
+    if (which === 'table') {
+      if (this.tableTimer !== null) {
+        window.clearTimeout(this.tableTimer);
+      }
+      this.tableTimer = null;
+    } else {
+      if (this.seriesTimer !== null) {
+        window.clearTimeout(this.seriesTimer);
+      }
+      this.seriesTimer = null;
+    }
+  }
+
+  /** ``now``: an answer at once (a held request is dropped for it). */
+  private async pollTable(now = false): Promise<void> {
+    this.clearTimer('table');
+    if (!this.active()) {
+      return;
+    }
+    if (this.tableBusy) {
+      if (!now) {
+        return;
+      }
+      this.tableController?.abort(); // a held request: ask again for an answer at once
+    }
+    this.tableBusy = true;
+    const controller = new AbortController();
+    this.tableController = controller;
+    const live = this.live();
+    const version = this.sweep?.version;
+    const wait = live ? timing.TABLE_MS / 1000 : timing.LONG_WAIT_S;
+    let path = `sweeps/${encodeURIComponent(this.id)}`;
+    const held = !now && this.longPoll && version !== undefined && version !== null;
+    if (held) {
+      path += `?after_version=${encodeURIComponent(String(version))}&timeout=${wait}`;
+    }
+    const t0 = Date.now();
+    let delay = timing.TABLE_MS;
+    try {
+      const sweep = await this.client.request<ISweep>(path, { signal: controller.signal });
+      if (this.disposed) {
+        return;
+      }
+      const elapsed = Date.now() - t0;
+      if (held && sweep.version === version && elapsed < (wait * 1000) / 2) {
+        this.longPoll = false; // answered at once with nothing new: this server does not hold
+      }
+      const hadTags = !!this.sweep && this.sweep.tags.length > 0;
+      const wasLive = this.live();
+      this.sweep = sweep;
+      this.error = null;
+      this.errorStatus = 0;
+      this.tableFailures = 0;
+      const isLive = this.live();
+      if (this.longPoll) {
+        delay = held ? 0 : Math.max(0, timing.TABLE_MS - elapsed);
+      } else {
+        delay = isLive ? timing.TABLE_MS : timing.IDLE_MS;
+      }
+      this.emitTable();
+      if ((!hadTags && sweep.tags.length) || (isLive && !wasLive && this.done)) {
+        // The first tag was logged, or a trial came back to life (a restage): ask for the series.
+        this.done = false;
+        void this.pollSeries();
+      }
+    } catch (e) {
+      if (controller.signal.aborted || this.disposed) {
+        return; // dropped for a newer ask
+      }
+      this.error = (e as Error).message || String(e);
+      this.errorStatus = e instanceof GuildApiError ? e.status : 0;
+      this.tableFailures += 1;
+      delay = nextDelay(timing.TABLE_MS, this.tableFailures);
+      this.emitTable();
+    } finally {
+      if (this.tableController === controller) {
+        this.tableController = null;
+        this.tableBusy = false;
+      }
+    }
+    if (this.active() && this.tableController === null) {
+      this.tableTimer = window.setTimeout(() => void this.pollTable(), delay);
+    }
+  }
+
+  private async pollSeries(): Promise<void> {
+    this.clearTimer('series');
+    if (this.seriesBusy || !this.active() || !this.sweep) {
+      return;
+    }
+    if (this.tag !== null && !this.sweep.tags.includes(this.tag)) {
+      this.tag = null; // the tag shown is gone (its trials deleted): back to the main scalar
+    }
+    const tag = this.wantedTag();
+    if (tag === null || !this.sweep.tags.includes(tag)) {
+      return; // nothing logged yet: the table's next answer asks again
+    }
+    const key = `${tag}\n${this.x}`;
+    if (key !== this.seriesKey) {
+      // Another tag or x than what is held: from the start.
+      this.seriesKey = key;
+      this.token = null;
+      this.loaded = false;
+      this.done = false;
+      this.seriesProblems = [];
+      if (this.store.runs.size) {
+        this.store.clear();
+        this.emitSeries(new Set(), true);
+      }
+    }
+    this.seriesBusy = true;
+    const generation = this.generation;
+    let delay = timing.SCALARS_MS;
+    let query = `tags=${encodeURIComponent(tag)}&x=${encodeURIComponent(this.x)}&points=${FIRST_POINTS}`;
+    if (this.token !== null) {
+      query += `&since=${encodeURIComponent(this.token)}`;
+    }
+    try {
+      const text = await this.client.text(`sweeps/${encodeURIComponent(this.id)}/scalars?${query}`);
+      if (generation !== this.generation || this.disposed) {
+        return;
+      }
+      const t0 = performance.now();
+      const reply = JSON.parse(text) as IScalarsReply;
+      const reset = !!reply.reset || this.token === null;
+      if (reset && this.store.runs.size) {
+        this.store.clear(); // the answer is from the start: it replaces what is held
+      }
+      this.token = reply.token;
+      const changed = this.store.apply({ ...reply, reset: false });
+      this.loaded = true;
+      this.done = !!reply.done;
+      this.seriesError = null;
+      this.seriesFailures = 0;
+      if (reply.errors) {
+        this.seriesProblems = reply.errors.slice(0, 5);
+      }
+      performance.measure('gj-sweep:apply', { start: t0 });
+      this.emitSeries(changed, reset);
+      delay = timing.SCALARS_MS;
+    } catch (e) {
+      if (generation !== this.generation || this.disposed) {
+        return;
+      }
+      this.seriesError = (e as Error).message || String(e);
+      this.seriesFailures += 1;
+      delay = nextDelay(timing.SCALARS_MS, this.seriesFailures);
+      if (e instanceof GuildApiError && e.status === 400 && this.sweep) {
+        // A tag or axis the sweep does not offer (any more): back to its defaults.
+        if (this.tag !== null && !this.sweep.tags.includes(this.tag)) {
+          this.tag = null;
+        }
+        if (!(this.sweep.x_axes || ['step']).includes(this.x)) {
+          this.x = 'step';
+        }
+      }
+      this.emitSeries(new Set(), false);
+    } finally {
+      if (generation === this.generation) {
+        this.seriesBusy = false;
+      }
+    }
+    if (generation === this.generation && this.active() && !this.done) {
+      this.seriesTimer = window.setTimeout(() => void this.pollSeries(), delay);
+    }
+  }
+
+  private emitTable(): void {
+    for (const fn of Array.from(this.tableListeners)) {
+      fn();
+    }
+  }
+
+  private emitSeries(changed: Set<string>, reset: boolean): void {
+    for (const fn of Array.from(this.seriesListeners)) {
+      fn(changed, reset);
+    }
+  }
+}
