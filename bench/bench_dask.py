@@ -1,6 +1,7 @@
 """Dask queues, side by side with Guild's own ``dask:scheduler``.
 
     .venv/bin/python bench/bench_dask.py [--runs 40] [--sleep 1] [--workers 2] [--skip guild,local,cluster]
+                                         [--ref d3129e0] [--rounds 1]
 
 N staged runs that each sleep S seconds, on W Dask workers (one thread
 each), run-once:
@@ -19,6 +20,11 @@ makespan (first run's ``started`` to last run's ``stopped``, from the
 runs' attrs), and the dispatch overhead per run: makespan x W / N - S, the
 time each run holds a worker beyond its sleep (dispatch, supervisor and
 interpreter start, outcome). Ratios are Guild's / ours.
+
+``--ref REF`` also runs ``local`` and ``cluster`` with an earlier commit
+(exported with ``git archive``, run from this venv with ``PYTHONPATH``
+pointing at it, the workers of ``cluster`` too), alternating with this tree
+round by round (``--rounds``), and prints medians.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from common import GUILD, OURS, env_for, fresh_home, ratio  # noqa: E402
+from common import GUILD, OURS, PY, env_for, fresh_home, median, ratio  # noqa: E402
 
 from guild_jupyter.store.run import Run  # noqa: E402
 
@@ -69,28 +75,56 @@ def bench_guild(n, workers, sleep) -> dict:
     script = _script(d, sleep)
     subprocess.run([GUILD, "run", script, f"x=range[1:{n}]", "--stage-trials", "-y"], env=env, cwd=d,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    t = time.perf_counter()
-    subprocess.run([GUILD, "run", "dask:scheduler", f"workers={workers}", "run-once=yes", "-y"], env=env, cwd=d,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=600)
-    return _measure(home, n, workers, sleep, time.perf_counter() - t)
+    try:
+        t = time.perf_counter()
+        subprocess.run([GUILD, "run", "dask:scheduler", f"workers={workers}", "run-once=yes", "-y"], env=env, cwd=d,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=600)
+        return _measure(home, n, workers, sleep, time.perf_counter() - t)
+    finally:
+        _remove(home, d)
+
+
+def _remove(*dirs) -> None:
+    import shutil
+
+    for x in dirs:
+        shutil.rmtree(x, ignore_errors=True)
+
+
+#: The tree the "local" and "cluster" sides run (None: this one, as installed).
+TREE = [None]
+
+
+def _ours():
+    return list(OURS) if TREE[0] is None else [PY, "-m", "guild_jupyter"]
+
+
+def _env(home):
+    env = env_for(home)
+    if TREE[0] is not None:
+        env["PYTHONPATH"] = TREE[0]
+    return env
 
 
 def _stage_ours(n, sleep):
     home = fresh_home()
-    env = env_for(home)
+    env = _env(home)
     d = tempfile.mkdtemp(prefix="gj-dask-ours-")
     script = _script(d, sleep)
-    subprocess.run([*OURS, "run", script, f"x=range[1:{n}]", "--stage"], env=env, cwd=d,
+    subprocess.run([*_ours(), "run", script, f"x=range[1:{n}]", "--stage"], env=env, cwd=d,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     return home, env, d
 
 
 def bench_local(n, workers, sleep) -> dict:
     home, env, d = _stage_ours(n, sleep)
-    t = time.perf_counter()
-    subprocess.run([*OURS, "queue", f"dask=local:{workers}", "run-once=yes", "poll-interval=1"], env=env, cwd=d,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=600)
-    return _measure(home, n, workers, sleep, time.perf_counter() - t)
+    try:
+        t = time.perf_counter()
+        subprocess.run([*_ours(), "queue", f"dask=local:{workers}", "run-once=yes", "poll-interval=1"], env=env,
+                       cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=600)
+        return _measure(home, n, workers, sleep, time.perf_counter() - t)
+    finally:
+        _remove(home, d)
 
 
 def bench_cluster(n, workers, sleep) -> dict:
@@ -108,7 +142,7 @@ def bench_cluster(n, workers, sleep) -> dict:
                                           stderr=subprocess.DEVNULL, start_new_session=True))
         address = _wait_cluster(sched_file, workers)
         t = time.perf_counter()
-        subprocess.run([*OURS, "queue", f"dask={address}", "run-once=yes", "poll-interval=1"], env=env, cwd=d,
+        subprocess.run([*_ours(), "queue", f"dask={address}", "run-once=yes", "poll-interval=1"], env=env, cwd=d,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=600)
         return _measure(home, n, workers, sleep, time.perf_counter() - t)
     finally:
@@ -119,6 +153,7 @@ def bench_cluster(n, workers, sleep) -> dict:
                 p.wait(20)
             except subprocess.TimeoutExpired:
                 p.kill()
+        _remove(home, d)
 
 
 def _wait_cluster(sched_file: str, workers: int) -> str:
@@ -136,31 +171,61 @@ def _wait_cluster(sched_file: str, workers: int) -> str:
     return address
 
 
+def _export(ref: str) -> str:
+    import compileall
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    d = tempfile.mkdtemp(prefix="gj-dask-before-")
+    archive = subprocess.run(["git", "-C", root, "archive", ref, "guild_jupyter"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", d], input=archive, check=True)
+    compileall.compile_dir(os.path.join(d, "guild_jupyter"), quiet=1)
+    return d
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--sleep", type=float, default=1.0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--skip", default="")
+    ap.add_argument("--ref", default=None, help="an earlier commit to run side by side (local, cluster)")
+    ap.add_argument("--rounds", type=int, default=1)
     a = ap.parse_args()
     skip = set(filter(None, a.skip.split(",")))
-    results = {}
-    for name, fn in (("guild", bench_guild), ("local", bench_local), ("cluster", bench_cluster)):
-        if name in skip:
-            continue
-        try:
-            results[name] = fn(a.runs, a.workers, a.sleep)
-        except Exception as e:  # noqa: BLE001 - say why a side could not run, keep the others
-            print(f"{name}: could not run: {type(e).__name__}: {e}")
+    trees = {"": None}
+    if a.ref:
+        trees[f"@{a.ref}"] = _export(a.ref)
+    results: dict = {}
+    for rnd in range(a.rounds):
+        order = list(trees.items()) if rnd % 2 == 0 else list(reversed(trees.items()))
+        for name, fn in (("guild", bench_guild), ("local", bench_local), ("cluster", bench_cluster)):
+            if name in skip:
+                continue
+            for tag, tree in ([("", None)] if name == "guild" else order):
+                if name == "guild" and rnd > 0:
+                    continue  # the peer once: it is slow and its figure is not what changes
+                TREE[0] = tree
+                try:
+                    r = fn(a.runs, a.workers, a.sleep)
+                    results.setdefault(name + tag, []).append(r)
+                except Exception as e:  # noqa: BLE001 - say why a side could not run, keep the others
+                    print(f"{name + tag}: could not run: {type(e).__name__}: {e}")
+    for tree in trees.values():
+        if tree:
+            _remove(tree)
     print(f"{a.runs} runs of {a.sleep:g}s on {a.workers} Dask workers (ideal makespan "
-          f"{a.runs * a.sleep / a.workers:.1f}s)")
-    print(f"{'':10}{'wall s':>9}{'makespan s':>12}{'overhead/run s':>16}")
-    for name, r in results.items():
-        print(f"{name:10}{r['wall']:9.2f}{r['makespan']:12.2f}{r['overhead']:16.3f}")
-    g = results.get("guild")
-    for name in ("local", "cluster"):
-        if g and name in results:
-            r = results[name]
+          f"{a.runs * a.sleep / a.workers:.1f}s), medians of {a.rounds} round(s); load average "
+          f"{os.getloadavg()[0]:.2f}")
+    print(f"{'':18}{'wall s':>9}{'makespan s':>12}{'x ideal':>9}{'overhead/run s':>16}")
+    med = {k: {f: median([r[f] for r in v]) for f in ("wall", "makespan", "overhead")} for k, v in results.items()}
+    ideal = a.runs * a.sleep / a.workers
+    for name, r in med.items():
+        print(f"{name:18}{r['wall']:9.2f}{r['makespan']:12.2f}{r['makespan'] / ideal:9.3f}{r['overhead']:16.3f}")
+    g = med.get("guild")
+    for name in med:
+        if g and name != "guild":
+            r = med[name]
             print(f"guild/{name}: wall {ratio(g['wall'], r['wall'])}, makespan {ratio(g['makespan'], r['makespan'])}, "
                   f"overhead/run {ratio(g['overhead'], r['overhead'])}")
 

@@ -12,12 +12,15 @@ a run is named in it as ``ref_text`` writes it, ``[3:ab12cd34]``. Each holds pla
 
 from __future__ import annotations
 
+import contextlib
 
 from . import views
 from .comparison import CompareTable
 from .errors import BadInput
 from .store import attrs as attrlib
 from .store.scalars import reader as scalarlib
+
+FEW_ROWS = 50  # a list this short reads its runs' event files, not the store's scalars file
 
 __all__ = ["RunList", "RunListing", "Trials", "RunOutput", "QueueList", "QueueControlled", "CompareTable",
            "run_json", "ref_text", "DEFAULT_SHOWN", "FLAGS_STYLE"]
@@ -115,19 +118,23 @@ class RunList(list):
         runs = self if limit is None else self[:limit]
         varying = views.varying_flags([r.flags for r in runs])
         out = []
-        for i, r in zip(self._numbers(), runs):
-            row = views.listing_row(r, varying=varying, scalar=self.scalar, place=self.places.get(r.id))
-            row["index"] = i
-            out.append(row)
+        # A few rows (runs -n 20): their event files cost less than the store's scalars file.
+        with (scalarlib.direct_reads() if len(runs) <= FEW_ROWS else contextlib.nullcontext()):
+            for i, r in zip(self._numbers(), runs):
+                row = views.listing_row(r, varying=varying, scalar=self.scalar, place=self.places.get(r.id))
+                row["index"] = i
+                out.append(row)
         return out
 
     def rows(self):
         """Tuples of text, one per column."""
-        for row in self.view_rows(self._shown()):
+        rows = self.view_rows(self._shown())
+        for row in rows:
             status = f"{row['status']} · {row['note_text']}" if row["note_text"] else row["status"]
             yield ("" if row["index"] is None else str(row["index"]), row["short_id"], row["op"], row["time_text"], status,
                    row["scalar_text"], row["gpus"] or "", row["flags_text"], row["label_text"])
-        scalarlib.save()  # the next listing stats the event files instead of reading them
+        if len(rows) > FEW_ROWS:  # (a few rows were read from their own files: not worth the whole file)
+            scalarlib.save()  # the next listing stats the event files instead of reading them
 
     def _shown(self) -> int | None:
         return None

@@ -4,7 +4,6 @@ worker`` processes on 127.0.0.1: one with ``--resources GPU=1`` and
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import signal
@@ -15,6 +14,7 @@ import time
 import pytest
 
 from conftest import cli, guild, outcomes_recorded, run_dirs, stop_guild_queue, wait_for
+from support.dask_cluster import Cluster, running_cluster
 from guild_jupyter import api
 from guild_jupyter.errors import BadInput
 from support.snapshots import group
@@ -34,89 +34,6 @@ with open(os.path.join(os.environ["RUN_DIR"], "ran.txt"), "a") as f:
     f.write(os.environ.get("CUDA_VISIBLE_DEVICES", "-") + "\\n")
 time.sleep(sleep)
 """
-
-
-class Cluster:
-    """A ``dask scheduler`` and named ``dask worker`` processes (no nanny:
-    the worker process is the one a test kills)."""
-
-    def __init__(self, tmp):
-        self.tmp = tmp
-        os.makedirs(tmp, exist_ok=True)
-        self.file = os.path.join(tmp, "scheduler.json")
-        env = dict(os.environ, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0")
-        self.scheduler = subprocess.Popen(
-            [os.path.join(BIN, "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
-             "--dashboard-address", "127.0.0.1:0", "--scheduler-file", self.file],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        self.workers: dict[str, subprocess.Popen] = {}
-        wait_for(lambda: os.path.exists(self.file) and os.path.getsize(self.file) > 0, timeout=60,
-                 message="the scheduler file")
-        import json
-
-        self.address = wait_for(lambda: _read_json(self.file).get("address"), timeout=10, message="an address")
-        self.json = json
-
-    def add_worker(self, name: str, gpu: bool = False, host: str | None = None) -> None:
-        env = dict(os.environ)
-        if host:  # the worker plays another machine: the runs it holds are marked held there
-            env["GUILD_JUPYTER_HOSTNAME"] = host
-        env.pop("CUDA_VISIBLE_DEVICES", None)
-        cmd = [os.path.join(BIN, "dask"), "worker", "--scheduler-file", self.file, "--nthreads", "1",
-               "--no-nanny", "--name", name, "--host", "127.0.0.1", "--no-dashboard"]
-        if gpu:
-            env["CUDA_VISIBLE_DEVICES"] = "0"
-            cmd += ["--resources", "GPU=1"]
-        self.workers[name] = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                              start_new_session=True)
-
-    def wait_workers(self, names) -> None:
-        from distributed import Client
-
-        with Client(self.address, timeout=30, set_as_default=False) as c:
-            wait_for(lambda: set(names) <= {w["name"] for w in c.scheduler_info()["workers"].values()},
-                     timeout=60, interval=0.1, message=f"workers {names}")
-
-    def kill(self, name: str) -> None:
-        p = self.workers.pop(name)
-        p.send_signal(signal.SIGKILL)
-        p.wait(10)
-
-    def close(self) -> None:
-        for p in [*self.workers.values(), self.scheduler]:
-            if p.poll() is None:
-                p.terminate()
-        deadline = time.monotonic() + 5  # a worker's graceful close may wait on the scheduler: bounded
-        for p in [*self.workers.values(), self.scheduler]:
-            try:
-                p.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
-
-
-@contextlib.contextmanager
-def running_cluster(tmp, **workers):
-    """A ``Cluster`` in ``tmp`` with ``workers`` (name: ``add_worker``'s
-    keywords) up and registered; closed on the way out, whatever happens."""
-    c = Cluster(tmp)
-    try:
-        for name, kw in workers.items():
-            c.add_worker(name, **kw)
-        c.wait_workers(list(workers))
-        yield c
-    finally:
-        c.close()
-
-
-def _read_json(path):
-    import json
-
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
 
 
 @pytest.fixture(scope="module")
@@ -398,7 +315,7 @@ def test_dask_not_installed_names_the_extra(tmp_path):
 
 
 def test_a_worker_that_cannot_see_the_run_directory_fails_with_that_message(tmp_path):
-    from guild_jupyter.queueing.dask.runner import run_on_worker
+    from guild_jupyter.queueing.dask.task import run_on_worker
 
     out = run_on_worker(str(tmp_path / "elsewhere" / "runs" / "abc"), {"pid": 1, "start": 0.0}, 0, "abc")
     assert out["result"] == "error"
@@ -426,3 +343,77 @@ def test_panel_form_starts_a_dask_queue(cluster, script):
         wait_for(lambda: not api.queues(), timeout=60, message="the run-once queue ends")
     finally:
         p.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _queue_log(q) -> str:
+    return api.output(q.id)
+
+
+def _staged_waiting(run_id):
+    snap = api.monitor(probe=None).snapshot(page_size=100)
+    staged = next(g for g in snap["groups"] if g["name"] == "staged")
+    return next((r.get("waiting") for r in staged["rows"] if r["id"] == run_id), None)
+
+
+def _dask_row(q):
+    return next(row["dask"] for row in api.monitor().snapshot()["queues"] if row["id"] == q.id)
+
+
+@pytest.mark.timeout(300)
+def test_no_worker_then_one_joining_then_the_scheduler_restarted(tmp_path, script):
+    """Issue 26 item 1: a Dask queue whose cluster has no worker claims
+    nothing (a local queue takes the runs meanwhile) and says why in its log
+    and row; a worker joining is used; a scheduler restarted (its workers
+    gone) is reconnected to, said in the log, and runs staged meanwhile stay
+    staged until a worker can take them."""
+    c = Cluster(str(tmp_path / "cluster"), port=_free_port())
+    q = None
+    try:
+        q = api.queue(dask=c.address, poll_interval=0.5)
+        first = api.run(script, "x=[1,2]", stage=True)
+        wait_for(lambda: "Waiting: the Dask cluster has no worker" in _queue_log(q), timeout=30,
+                 message="the queue to say it has no worker")
+        assert all(r.refresh().status == "staged" for r in first)
+        wait_for(lambda: _staged_waiting(first[0].id) == "the Dask cluster has no worker", timeout=15,
+                 message="the staged row's reason")
+        assert _dask_row(q)["waiting"] == "the Dask cluster has no worker"
+        local = api.queue(run_once=True, poll_interval=0.5)  # not held by the Dask queue: it takes them
+        assert local.join(60)
+        assert [r.refresh().status for r in first] == ["completed", "completed"]
+        assert not any(r.get("dask_worker") for r in first)
+
+        c.add_worker("w1")
+        second = api.run(script, "x=[3,4]", stage=True)
+        wait_for(lambda: all(r.refresh().status == "completed" for r in second), timeout=60,
+                 message="the runs on the worker that joined")
+        assert {r.get("dask_worker") for r in second} == {"w1"}
+        assert "Dask workers can take runs again" in _queue_log(q)
+
+        c.kill_scheduler()  # its worker goes too (or is useless): taken off the cluster
+        c.gone.append(c.workers.pop("w1"))
+        wait_for(lambda: "Lost the Dask scheduler" in _queue_log(q), timeout=30, message="the queue to notice")
+        (third,) = api.run(script, "x=5", stage=True)
+        wait_for(lambda: "not reachable" in (_staged_waiting(third.id) or ""), timeout=30,
+                 message="the staged row to say the scheduler is away")
+        assert third.refresh().status == "staged"
+        c.start_scheduler()
+        wait_for(lambda: "Reconnected to the Dask scheduler" in _queue_log(q), timeout=60,
+                 message="the queue to reconnect")
+        assert third.refresh().status == "staged"
+        c.add_worker("w2")
+        wait_for(lambda: third.refresh().status == "completed", timeout=60, message="the run after the restart")
+        assert third.get("dask_worker") == "w2"
+        log = _queue_log(q)
+        assert log.index("Lost the Dask scheduler") < log.index("Reconnected to the Dask scheduler")
+    finally:
+        if q is not None:
+            q.stop(wait=True, timeout=20)
+        c.close()

@@ -23,6 +23,7 @@ from guild_jupyter.errors import BadInput, FlagError, GuildJupyterError, StoreNo
 from guild_jupyter.execution import flags as flaglib
 from guild_jupyter.store import output as outputlib
 from guild_jupyter.store.index import RunIndex
+from support import listing_cache
 from support.store_state import diff, snapshot
 
 ARGS_PY = textwrap.dedent(
@@ -56,32 +57,45 @@ def finished_runs(project, home, n=2):
     api.unstage(*[r.id for r in runs], store=str(home))
     past = time.time_ns() - 10_000_000_000  # settled: a listing trusts (and keeps) only stamps this old
     for r in runs:
-        for sub in ("attrs/label", "attrs", ""):
-            os.utime(os.path.join(r.dir, ".guild", sub), ns=(past, past))
+        for root, _dirs, files in os.walk(os.path.join(r.dir, ".guild"), topdown=False):
+            for name in files:
+                os.utime(os.path.join(root, name), ns=(past, past))
+            os.utime(root, ns=(past, past))
     return runs
 
 
 # -- a damaged store ----------------------------------------------------------------------
 
 
-def _cache_path(home):
-    return os.path.join(str(home), "cache", "guild_jupyter", "listing.json")
+def _values(fn):
+    """A damage to one record's values (JSON): ``fn`` of the decoded values."""
+    return lambda d, raw: (d, json.dumps(fn(json.loads(raw))).encode())
+
+
+def _record(**changes):
+    return lambda d, raw: (dict(d, **changes), raw)
 
 
 BAD_ENTRIES = {
-    "int": lambda e: 5,
-    "null": lambda e: None,
-    "string": lambda e: "x",
-    "empty values": lambda e: [e[0], {}],
-    "values a list": lambda e: [e[0], [1, 2]],
-    "opref an int": lambda e: [e[0], dict(e[1], _opref=5)],
-    "opref too short": lambda e: [e[0], dict(e[1], _opref=["script"])],
-    "status unknown": lambda e: [e[0], dict(e[1], status="running")],
-    "started a string": lambda e: [e[0], dict(e[1], started="soon")],
-    "stamp of strings": lambda e: [["a", "b", "c"], e[1]],
-    "one item": lambda e: [e[0]],
-    "planted attr": lambda e: [e[0], dict(e[1], cmd=["rm", "-rf"])],
-    "flags not listed": lambda e: [e[0], {k: v for k, v in e[1].items() if k != "flags"}],
+    "values an int": _values(lambda v: 5),
+    "values null": _values(lambda v: None),
+    "values a string": _values(lambda v: "x"),
+    "empty values": _values(lambda v: {}),
+    "values a list": _values(lambda v: [1, 2]),
+    "values not JSON": lambda d, raw: (d, b"{oops"),
+    "opref an int": _values(lambda v: dict(v, _opref=5)),
+    "opref too short": _values(lambda v: dict(v, _opref=["script"])),
+    "status unknown": _values(lambda v: dict(v, status="exploded")),
+    "status not the record's": _values(lambda v: dict(v, status="running")),
+    "started a string": _values(lambda v: dict(v, started="soon")),
+    "started not the record's": _values(lambda v: dict(v, started=v["started"] + 1)),
+    "planted attr": _values(lambda v: dict(v, cmd=["rm", "-rf"])),
+    "flags not listed": _values(lambda v: {k: x for k, x in v.items() if k != "flags"}),
+    "record status out of range": _record(status=200),
+    "record of another version": _record(version=99),
+    "record values past the end": _record(offset_override=1 << 40),
+    "record values too long": _record(length_override=1 << 30),
+    "record stamp not the run's": _record(g=5),
 }
 
 
@@ -91,28 +105,32 @@ def test_a_cache_entry_of_the_wrong_shape_is_dropped_and_rebuilt(project, guild_
     expected = {r.id: (r.refresh().status, r.op_name, r.label) for r in (a, b)}
     lrs = {r.id: r.flags["lr"] for r in (a, b)}
     api.runs()
-    with open(_cache_path(guild_home)) as f:
-        data = json.load(f)
-    data["runs"][a.id] = BAD_ENTRIES[shape](data["runs"][a.id])
-    with open(_cache_path(guild_home), "w") as f:
-        json.dump(data, f)
+    head, entries = listing_cache.read(guild_home)
+    assert set(entries) == {a.id, b.id}
+    entries[a.id] = list(BAD_ENTRIES[shape](*entries[a.id]))
+    listing_cache.write(guild_home, head, entries)
     RunIndex.forget()  # what a new process does: start from the file
     listing = api.runs()
     assert {r.id: (r.status, r.op_name, r.label) for r in listing} == expected
     assert {r.id: r.flags["lr"] for r in listing} == lrs
     assert not listing.warnings and all(r.get("cmd") != ["rm", "-rf"] for r in listing)
-    with open(_cache_path(guild_home)) as f:
-        rebuilt = json.load(f)["runs"][a.id]
-    assert rebuilt[1]["status"] == "terminated" and len(rebuilt[1]["_opref"]) == 5
+    RunIndex.forget()
+    newest = api.runs(limit=2)  # the -n path: decodes only what it shows
+    assert {r.id: (r.status, r.op_name, r.label) for r in newest} == expected
+    _head, rebuilt = listing_cache.read(guild_home)
+    values = json.loads(rebuilt[a.id][1])
+    assert values["status"] == "terminated" and len(values["_opref"]) == 5 and "cmd" not in values
     p = cli("runs", check=0)
     assert a.id[:8] in p.stdout and b.id[:8] in p.stdout and not p.stderr
 
 
-@pytest.mark.parametrize("content", [b"[]", b'{"v":2,"runs":[]}', b"[" * 100000, b"\xff\xfe garbage", b""])
+@pytest.mark.parametrize("content", [b"[]", b'{"v":2,"runs":[]}', b"[" * 100000, b"\xff\xfe garbage", b"",
+                                     b'{"format": 4, "count": 100000000}\n',
+                                     b'{"format": 4, "count": -1, "record": "<16s7qQ3qQI4B"}\n'])
 def test_a_damaged_cache_file_is_ignored(project, guild_home, content):
     runs = finished_runs(project, guild_home)
     api.runs()
-    with open(_cache_path(guild_home), "wb") as f:
+    with open(listing_cache.path_of(guild_home), "wb") as f:
         f.write(content)
     RunIndex.forget()
     assert {r.id for r in api.runs()} == {r.id for r in runs}

@@ -353,13 +353,14 @@ def test_no_gpu_is_a_state_not_an_error(store):
 
 
 def _age(run_dir, seconds=10):
-    """Moves a run's stamp (.guild, attrs/, attrs/label) into the past, as if
-    written long ago: past the settle window of coarse mtimes."""
+    """Moves a run's stamp (.guild, attrs/ and every file in them) into the
+    past, as if written long ago: past the settle window of coarse mtimes."""
     past = time.time_ns() - seconds * 1_000_000_000
-    for sub in ("attrs/label", "attrs", ""):
-        path = os.path.join(run_dir, ".guild", sub)
-        if os.path.exists(path):
-            os.utime(path, ns=(past, past))
+    g = os.path.join(run_dir, ".guild")
+    for root, _dirs, files in os.walk(g, topdown=False):
+        for name in files:
+            os.utime(os.path.join(root, name), ns=(past, past))
+        os.utime(root, ns=(past, past))
 
 
 def test_index_rereads_only_changed_runs(scripts, store):

@@ -280,7 +280,7 @@ def test_listing_cache_never_shows_stale_values(project, guild_home):
     b = api.run(str(project / "train.py"), "epochs=1", foreground=True, stream=open(os.devnull, "w"))[0]
     first = api.runs()
     assert [r.id for r in first] == [b.id, a.id] and all(r.status == "completed" for r in first)
-    assert os.path.exists(os.path.join(guild_home, "cache", "guild_jupyter", "listing.json"))
+    assert os.path.exists(os.path.join(guild_home, "cache", "guild_jupyter", "listing.v4"))
     guild("label", "--set", "relabelled", a.id, "-y")  # Guild rewrites the label attr in place
     assert {r.id: r.label for r in api.runs()}[a.id] == "relabelled"
     with open(os.path.join(b.attrs_dir, "exit_status"), "w") as f:

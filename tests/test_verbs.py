@@ -157,6 +157,12 @@ def test_the_verb_table_shows_the_apis_conflicts():
                 assert name in options or name in ("RUN", "FLAG=VALUE", "pause|resume|drain"), (verb, name)
 
 
+def _first_scalar_recorded(run_dir) -> bool:
+    names = os.listdir(os.path.join(run_dir, ".guild"))
+    return ("LOCK.procs" in names and any(n.startswith("events.out.tfevents.") for n in names)
+            and any(n.startswith("scalar-series.") and n.endswith(".tags") for n in names))
+
+
 @pytest.fixture
 def world(project, guild_home):
     """A store with something every verb could change: a running run, a
@@ -165,6 +171,9 @@ def world(project, guild_home):
     (staged,) = api.run(str(project / "train.py"), stage=True, gpus="7")
     q = api.queue(poll_interval=60)
     wait_for(lambda: q.run.refresh().status == "running", message="the queue holds its run")
+    # The running run's files settle before a test's first snapshot: its process record and the
+    # files its first scalar creates (else they can appear between a test's two snapshots).
+    wait_for(lambda: _first_scalar_recorded(running.dir), timeout=60, message="the running run's first scalar")
     try:
         yield {"running": running.id, "staged": staged.id, "queue": q.id, "home": str(guild_home)}
     finally:

@@ -117,7 +117,7 @@ def stop(
         stopped.append(r)
     if wait:
         control.finish_stop(st, stopped, timeout)
-    st.notify_change()
+    st.notify_change(*(r.id for r in stopped))
     return RunList([r.refresh() for r in stopped], store=st, empty="nothing to stop")
 
 

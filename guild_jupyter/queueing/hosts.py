@@ -94,9 +94,12 @@ def _loop_status(loop: QueueLoop) -> str:
     return "running" if loop.current is not None else "waiting"
 
 
+CURRENT_RUN_AGE = 10.0  # s: a queue's own runs are ours (journaled): an exact look that often is enough
+
+
 def current_run_in_store(store, queue_id: str) -> Run | None:
     """The active run a queue (any host, any process) claimed or started."""
-    _staged, pending, locked = store.scan_waiting()
+    _staged, pending, locked = store.scan_waiting(CURRENT_RUN_AGE)
     for r in pending + locked:
         if r.get("queue_id") == queue_id and r.status in (RUNNING, PENDING):
             return r

@@ -83,6 +83,7 @@ class QueueLoop:
         self.config = config
         self.run = queue_run
         self.stop_event = stop_event or threading.Event()
+        self.wake = threading.Event()  # set by a starter when a run it placed ends (looked at at once)
         self._log = QueueLog(queue_run, echo)  # echo: a text stream that also gets the log (a terminal)
         self.starter = starter or LocalStarter(store)
         self._gpus: tuple = ()  # the GPUs a gpus=auto queue serves, and their UUIDs -> index
@@ -151,6 +152,9 @@ class QueueLoop:
         backoff = None
         while not self.stop_event.is_set():
             self._unsettled = False
+            # Taken before the pass: a change made while it ran (a run staged just after its
+            # scan) wakes the wait below at once instead of waiting out the poll interval.
+            token = self.store.change_token()
             try:
                 self._reap()
                 mode = self.control.poll()
@@ -175,7 +179,7 @@ class QueueLoop:
                 self.log(f"Processed {self.started_count} run(s); no staged runs left (run-once)")
                 break
             self.state = "running" if busy else "waiting"
-            self._wait(min(cfg.poll_interval, self._next_retry()))
+            self._wait(min(cfg.poll_interval, self._next_retry()), token)
         else:
             exit_status = -15
         self.state = "stopped"
@@ -213,12 +217,19 @@ class QueueLoop:
         """Claims and starts a run for each free slot; True if the state
         changed (a run started, or a run could not start and was settled)."""
         changed = False
+        room = None  # what the starter can place now: asked once a pass, when a slot is free
+        if self.slots.any_free():
+            self.slots.resize(self.config.gpus, self.starter.wanted_slots())
         for gpus in self.slots.gpu_sets:  # each GPU set until a pass finds nothing to start for it
             while self.slots.free_for(gpus) > 0 and not self.stop_event.is_set():
-                run = self._claim_next(gpus)
+                if room is None:
+                    room = self.starter.capacity()
+                run = self._claim_next(gpus, can_claim=room is None or room > 0)
                 if run is None:
                     break
                 changed = True
+                if room is not None:
+                    room -= 1
                 self._start(gpus, run)
         return changed
 
@@ -235,11 +246,12 @@ class QueueLoop:
                 return
             self.stop_event.wait(min(0.1, left))
 
-    def _wait(self, timeout: float) -> None:
-        """Sleeps until the store changes, a run of ours ends, a stop is asked
-        for, or ``timeout`` passes (the poll interval bounds how long a change
-        the marker does not show, e.g. a run Guild staged, can go unseen)."""
-        token = self.store.change_token()
+    def _wait(self, timeout: float, token=None) -> None:
+        """Sleeps until the store changes (from ``token``, taken before the
+        pass that preceded), a run of ours ends, a stop is asked for, or
+        ``timeout`` passes (the poll interval bounds how long a change the
+        marker does not show, e.g. a run Guild staged, can go unseen)."""
+        token = self.store.change_token() if token is None else token
         deadline = time.monotonic() + timeout
         free = self.slots.any_free()
         while not self.stop_event.is_set():
@@ -254,17 +266,26 @@ class QueueLoop:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            self.stop_event.wait(min(WATCH_INTERVAL, left))
+            if self.wake.wait(min(WATCH_INTERVAL, left)):
+                self.wake.clear()
 
     # -- claiming ---------------------------------------------------------------------------
 
-    def _claim_next(self, slot_gpus: str | None) -> Run | None:
+    def _claim_next(self, slot_gpus: str | None, can_claim: bool = True) -> Run | None:
         """For a free slot serving ``slot_gpus``, under the run-status lock, in
         one scan: settles dead claims, decides and claims. Returns the claimed
-        run, or None."""
+        run, or None. Without ``can_claim`` (the starter can place nothing
+        now) it decides only: a run it would start keeps the queue waiting
+        (run-once too), unclaimed, so that any other queue may start it
+        meanwhile."""
         cfg = dataclasses.replace(self.config, gpus=slot_gpus)
+        # Exact every poll interval (a GPU-slot queue: always, its slot counts depend on it); the
+        # look at every run that takes is made before the lock, what changed since under it.
+        max_age = 0.0 if cfg.auto else cfg.poll_interval
+        if max_age:
+            self.store.prepare_scan(max_age)
         with self.store.lock():
-            staged, pending, locked = self.store.scan_waiting()
+            staged, pending, locked = self.store.scan_waiting(max_age)
             staged = self._recover(pending, staged)
             staged = self._settle_held(pending, staged, slot_gpus)
             now = time.monotonic()
@@ -294,6 +315,9 @@ class QueueLoop:
                 self._note_decision(decision, candidates)
                 if decision.start is None:
                     return None
+                if not can_claim:
+                    self._blocked = True
+                    return None
                 run = next(r for r in staged if r.id == decision.start.id)
                 unreadable = unreadable_start_attrs(run)
                 if not unreadable:
@@ -302,6 +326,10 @@ class QueueLoop:
                 transitions.record_start_failure(self.store, run, f"not started: {unreadable}")
                 self.log(f"Run {run.id} cannot start: {unreadable}; recorded as error")
                 candidates = [c for c in candidates if c.id != run.id]
+            # A pause or drain asked before the run was staged is seen now: the scan saw the run.
+            if self.control.poll() != "running":
+                self._blocked = True  # (a run-once queue does not end for it: the next pass sees the pause)
+                return None
             # The claim's slot check counts from this pass's scan: the lock held since keeps it true.
             transitions.claim(self.store, run, self._claim, gpus=decision.assign_gpus,
                               per_gpu=cfg.per_gpu if cfg.auto else None, held=held,

@@ -80,6 +80,12 @@ class Slots:
         """The GPU sets served, in their declared order."""
         return list(self.capacity)
 
+    def resize(self, gpus, n: int | None) -> None:
+        """``n`` slots serving ``gpus`` (a Dask cluster's worker threads, as
+        workers come and go); None: as they are. Runs going keep theirs."""
+        if n is not None and n >= 1 and len(self.capacity) == 1 and gpus in self.capacity:
+            self.capacity[gpus] = n
+
     def free_for(self, gpus) -> int:
         return self.capacity.get(gpus, 0) - sum(1 for s in self.busy if s.gpus == gpus)
 

@@ -48,6 +48,17 @@ class RunStarter(Protocol):
     def cannot_start(self, run: Run) -> str | None:
         """Why this starter can never start ``run`` (it is then skipped), or None."""
 
+    def capacity(self) -> int | None:
+        """How many more runs the starter can place now, counted before each
+        pass's claims (a cluster's free workers): the queue claims no more
+        than that. None: no bound of its own (the queue's slots decide)."""
+        return None
+
+    def wanted_slots(self) -> int | None:
+        """How many slots the queue should have now (a cluster's worker
+        threads, as workers come and go); None: as the queue was made."""
+        return None
+
     def start(self, run: Run) -> RunHandle:
         """Starts ``run``; returns once it is running. Raises
         ``GuildJupyterError`` (or ``OSError``) when it cannot."""

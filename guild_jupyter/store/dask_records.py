@@ -11,6 +11,7 @@ import os
 
 from . import attrs as attrlib
 from .markers import DASK_STOP, LOCK_REMOTE
+from .records import this_host  # noqa: F401 - where runs name their machine
 from .regular_file import read_small
 from .run import Run
 
@@ -97,14 +98,6 @@ def clear_dispatch(run: Run) -> None:
 # -- the machine that holds a run ------------------------------------------------------------
 
 STOP_REQUEST = DASK_STOP  # in .guild: a stop asked from another machine, carried out by the run's runner
-
-
-def this_host() -> str:
-    """This machine's name as runs record it (``GUILD_JUPYTER_HOSTNAME``
-    overrides it: one machine can then play several, as the tests do)."""
-    import socket
-
-    return os.environ.get("GUILD_JUPYTER_HOSTNAME") or socket.gethostname()
 
 
 def remote_host(run) -> str | None:

@@ -1,88 +1,197 @@
 """What the listing index (``index``) knows of one run: its ``Entry``,
-read from the run's files under a *stamp* (the staleness rule is described
-in ``index``'s docstring)."""
+read from the run's files under a *stamp*, and the stamp itself (the
+staleness rule is described in ``index``'s docstring).
+
+A stamp is taken *before* the files are read: a file changed while it is
+read then leaves a stamp that no longer holds, and the run is read again
+next time (taken after, the old values would hold under the new stamp)."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat as stat_
 
-from .markers import LOCK_REMOTE
+from .markers import LOCK, LOCK_REMOTE, PENDING_MARKER, STAGED_MARKER
 from .records import priority_of
-from .run import FINISHED, QUEUE_OPS, RUNNING, Run, flags_of, gpus_of, label_of, op_name_of, sweep_of
+from .run import FINISHED, QUEUE_OPS, RUNNING, Run, STATUSES, flags_of, gpus_of, label_of, op_name_of, sweep_of
 
 #: The attrs a listing shows (besides status and opref).
 KEYS = ("started", "initialized", "stopped", "label", "run_params", "exit_status", "flags", "unstaged", "queue_id",
         "priority", "after", "after_failure", "sweep")
 CACHED = KEYS + ("status", "_opref")
 
+#: The files whose own (mtime, size, inode) are part of a run's stamp: every
+#: file a listed value comes from. An attr rewritten in place (as Guild
+#: writes attrs: ``guild label``, ``guild run --restart``) changes its own
+#: stamp and nothing else; one created or removed changes ``attrs/``.
+STAMPED = tuple("/.guild/attrs/" + k for k in KEYS) + ("/.guild/opref",)
+_STARTED_BIT = 1  # STAMPED[0] is attrs/started: the sort key's file
+
 SETTLE_NS = 2_000_000_000  # a stamp this young is read again on every pass
+NONE_INT = -(1 << 63)  # an int field that holds no int (persisted form)
+
+#: Bits of ``Entry.markers``: which of the status files ``.guild`` holds.
+HAS_PENDING, HAS_STAGED, HAS_LOCK = 1, 2, 4
+
+#: Positions in a stamp tuple.
+G, A, MASK, FILES, NEWEST, KEY_MTIME, KEY_SIZE, KEY_INO = range(8)
 
 
-def stamp_of(guild_dir: str):
-    """``(mtime .guild, mtime attrs/, mtime attrs/label)`` in ns (0 for a
-    missing attrs dir or label); None when ``.guild`` is no readable
-    directory."""
+def stamp_of(run_id: str, runs_fd, runs_dir: str = "", hint=None):
+    """The stamp of ``runs/<run_id>``: ``(mtime .guild, mtime attrs/, which
+    STAMPED files exist (bits), hash of their (mtime, size, inode), the
+    newest mtime of all, and the sort key's file (mtime, size, inode):
+    attrs/started, else attrs/ itself)``, all in ns; None when ``.guild`` is
+    no readable directory. Paths are relative to ``runs_fd`` (an open
+    ``runs/``), else under ``runs_dir``. ``hint``: the run's previous stamp;
+    when attrs/ has not changed since, only the files that existed then are
+    looked at (a file created or removed would have changed attrs/, or
+    .guild for the opref)."""
+    stat = os.stat
+    base = run_id if runs_fd is not None else runs_dir + "/" + run_id
     try:
-        st = os.stat(guild_dir)
+        gs = stat(base + "/.guild", dir_fd=runs_fd)
     except OSError:
         return None
-    if not stat_.S_ISDIR(st.st_mode):
+    if not stat_.S_ISDIR(gs.st_mode):
         return None
+    g = newest = gs.st_mtime_ns
     try:
-        a = os.stat(guild_dir + "/attrs").st_mtime_ns
+        a = stat(base + "/.guild/attrs", dir_fd=runs_fd).st_mtime_ns
     except OSError:
         a = 0
+    if a > newest:
+        newest = a
+    look = hint[MASK] if hint is not None and hint[A] == a and hint[G] == g else -1
+    mask = 0
+    parts = []
+    key = (a, 0, 0)
+    bit = 1
+    for path in STAMPED:
+        if look & bit:
+            try:
+                s = stat(base + path, dir_fd=runs_fd)
+            except OSError:
+                pass
+            else:
+                m = s.st_mtime_ns
+                mask |= bit
+                parts += (bit, m, s.st_size, s.st_ino)
+                if m > newest:
+                    newest = m
+                if bit == _STARTED_BIT:
+                    key = (m, s.st_size, s.st_ino)
+        bit <<= 1
+    return (g, a, mask, hash(tuple(parts)), newest, key[0], key[1], key[2])
+
+
+def key_stamp(run_id: str, runs_fd, runs_dir: str, stamp):
+    """``(mtime, size, inode)`` of the file a run's sort key comes from, as
+    ``stamp_of`` records it (attrs/started, else attrs/ itself); None when
+    it cannot be stat'ed. One stat: what a ``-n N`` listing pays for the
+    runs it does not show."""
+    base = run_id if runs_fd is not None else runs_dir + "/" + run_id
     try:
-        lab = os.stat(guild_dir + "/attrs/label").st_mtime_ns
+        if stamp[MASK] & _STARTED_BIT:
+            s = os.stat(base + "/.guild/attrs/started", dir_fd=runs_fd)
+            return (s.st_mtime_ns, s.st_size, s.st_ino)
+        return (os.stat(base + "/.guild/attrs", dir_fd=runs_fd).st_mtime_ns, 0, 0)
     except OSError:
-        lab = 0
-    return (st.st_mtime_ns, a, lab)
+        return None
 
 
 def settling(stamp, now_ns: int) -> bool:
-    return stamp is None or now_ns - max(stamp) < SETTLE_NS
+    return stamp is None or now_ns - stamp[NEWEST] < SETTLE_NS
+
+
+def _int(v):
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
 class Entry:
-    """What a listing knows of one run: Run attr values under a stamp."""
+    """What a listing knows of one run: Run attr values under a stamp.
 
-    __slots__ = ("id", "dir", "stamp", "values", "warnings", "op", "is_queue", "lock_pid", "lock_remote",
-                 "damaged", "status", "started", "stopped", "timestamp")
+    The values of an entry loaded from the listing file stay encoded until
+    asked for (``values``): a ``-n 20`` listing of 100,000 runs decodes 20;
+    if they turn out unusable, the run is read from its files then."""
 
-    def __init__(self, run: Run | None, stamp, damaged: bool = False, *, run_dir: str = "", values=None):
-        """From a ``Run`` just read, or (``run=None``) from ``values`` of the
-        listing file for ``run_dir`` (a finished run: no lock to look at)."""
+    __slots__ = ("id", "dir", "stamp", "_values", "_raw", "warnings", "_op", "is_queue", "lock_pid",
+                 "lock_remote", "damaged", "status", "started", "stopped", "timestamp", "checked", "markers")
+
+    def __init__(self, run: Run | None, stamp, damaged: bool = False, *, run_dir: str = "", raw: bytes = b"",
+                 keys=None):
+        """From a ``Run`` just read, or (``run=None``) from the listing file:
+        ``raw`` (the values, JSON) and ``keys`` ``(status, started, stopped,
+        timestamp, is_queue, markers)`` for ``run_dir``."""
+        self.stamp = stamp
+        self.damaged = damaged
+        self.checked = 0  # the index pass that last checked the stamp in full
         if run is None:
             self.id = run_dir[run_dir.rfind("/") + 1:]
             self.dir = run_dir
-            self.values = values
+            self._values = None
+            self._raw = raw
             self.warnings = []
-            self.op = op_name_of(values["_opref"])
+            self._op = None
+            self.status, self.started, self.stopped, self.timestamp, self.is_queue, self.markers = keys
             self.lock_pid = None
             self.lock_remote = False
-        else:
-            self.id = run.id
-            self.dir = run.dir
-            self.values = run.cached(CACHED)
-            self.warnings = list(run.warnings)
-            self.op = run.op_name
-            running = self.values.get("status") == RUNNING
-            self.lock_pid = run.lock_pid() if running else None
-            self.lock_remote = running and run.has_marker(LOCK_REMOTE)
-        self.is_queue = self.op in QUEUE_OPS
-        self.stamp = stamp
-        self.damaged = damaged
-        # Plain attributes: grouping and sorting 10,000 entries reads them.
-        self.status = self.values["status"]
-        self.started = self._int("started")
-        self.stopped = self._int("stopped")
-        # Guild's sort key: ``started``, else ``initialized``.
-        self.timestamp = self.started if self.started is not None else (self._int("initialized") or 0)
+            return
+        self.id = run.id
+        self.dir = run.dir
+        self._raw = None
+        self._set_values(run)
 
-    def _int(self, name):
-        v = self.values.get(name)
-        return v if isinstance(v, int) and not isinstance(v, bool) else None
+    def _set_values(self, run: Run) -> None:
+        values = self._values = run.cached(CACHED)
+        self.warnings = list(run.warnings)
+        self._op = run.op_name
+        self.is_queue = self._op in QUEUE_OPS
+        self.status = values["status"]
+        names = run.marker_names()
+        self.markers = ((HAS_PENDING if PENDING_MARKER in names else 0) | (HAS_STAGED if STAGED_MARKER in names else 0)
+                        | (HAS_LOCK if LOCK in names else 0))
+        running = self.status == RUNNING
+        self.lock_pid = run.lock_pid() if running else None
+        self.lock_remote = running and run.has_marker(LOCK_REMOTE)
+        # Plain attributes: grouping and sorting 10,000 entries reads them.
+        self.started = _int(values.get("started"))
+        self.stopped = _int(values.get("stopped"))
+        # Guild's sort key: ``started``, else ``initialized``.
+        self.timestamp = self.started if self.started is not None else (_int(values.get("initialized")) or 0)
+
+    def decoded(self) -> bool:
+        """Decodes the values kept encoded; False (nothing changed) when
+        they are unusable: the index then reads the run from its files."""
+        if self._values is None:
+            values = decode_values(self._raw)
+            if values is None or not self._keys_match(values):
+                return False
+            self._values = values
+            self._raw = None
+        return True
+
+    @property
+    def values(self) -> dict:
+        if self._values is None and not self.decoded():
+            # Unusable values from the listing file, met outside the index's
+            # passes (which read such a run from its files): the files say.
+            self.stamp = None  # read again on the next pass too
+            self._raw = None
+            self._set_values(_read_run(self.dir)[0])
+        return self._values
+
+    def _keys_match(self, values: dict) -> bool:
+        return (values["status"] == self.status and _int(values["started"]) == self.started
+                and _int(values["stopped"]) == self.stopped
+                and (op_name_of(values["_opref"]) in QUEUE_OPS) == self.is_queue)
+
+    @property
+    def op(self) -> str:
+        if self._op is None:
+            self._op = op_name_of(self.values["_opref"])
+        return self._op
 
     @property
     def queue_id(self):
@@ -113,30 +222,112 @@ class Entry:
         return sweep_of(self.values.get("sweep"))
 
     def trusted(self, now_ns: int) -> bool:
-        """Whether a listing may use these values instead of the run's files."""
-        return self.damaged or (self.status in FINISHED and not settling(self.stamp, now_ns))
+        """Whether a listing may use these values instead of the run's files
+        (the index checked the stamp in this pass: every entry it lists is)."""
+        return self.damaged or not settling(self.stamp, now_ns)
 
     def run(self) -> Run:
         """A ``Run`` whose listed attrs are these values (reads nothing)."""
-        return Run.with_values(self.dir, self.values, self.warnings)
+        values = self.values
+        return Run.with_values(self.dir, values, self.warnings)
+
+    def persistable(self, now_ns: int) -> bool:
+        """Worth keeping in the listing file: readable, settled, and not
+        running (a running run's holder is checked on every pass anyway, but
+        its LOCK pid is not kept)."""
+        return (not self.damaged and not self.warnings and self.status != RUNNING
+                and not settling(self.stamp, now_ns))
+
+    def encoded(self) -> bytes:
+        """The values as the listing file keeps them (JSON)."""
+        if self._raw is not None and self._values is None:
+            return self._raw
+        values = {k: self._values.get(k) for k in CACHED}
+        values["_opref"] = list(values["_opref"] or ("", "", "", "", ""))
+        return json.dumps(values, separators=(",", ":")).encode()
 
 
-def read_entry(run_dir: str, stamp) -> Entry | None:
-    """The entry of ``run_dir`` read from its files; None when it is no run.
-    A run that cannot be read is an error with a warning, never hidden."""
-    run = Run(run_dir)
-    if stamp is None:
-        if not run.is_run():
-            return None
-        if not run.warnings:  # .guild stat'ed fine meanwhile, or attrs/ alone is odd
-            run.mark_damaged(".guild is not a readable directory")
-        return Entry(run, None, damaged=True)
+_CACHED_SET = frozenset(CACHED)
+STATUS_CODES = {s: i for i, s in enumerate(STATUSES)}
+
+
+def decode_values(raw) -> dict | None:
+    """The values of a listing file entry, or None unless they have the
+    shape ``Entry.encoded`` writes: every listed attr and nothing else, the
+    opref as five strings, a known status and int sort keys (the other
+    values are whatever the attr files hold: their readers check types)."""
     try:
-        status = run.status
+        values = json.loads(raw)
+    except (ValueError, RecursionError, TypeError):
+        return None
+    return checked_values(values)
+
+
+def checked_values(values) -> dict | None:
+    """``values`` as ``decode_values`` accepts them, or None."""
+    if type(values) is not dict or values.keys() != _CACHED_SET:
+        return None
+    opref = values["_opref"]
+    if type(opref) is not list or len(opref) != 5 or not all(type(x) is str for x in opref):
+        return None
+    if values["status"] not in STATUS_CODES:
+        return None
+    for k in ("started", "initialized", "stopped"):
+        v = values[k]
+        if v is not None and type(v) is not int:
+            return None
+    values["_opref"] = tuple(opref)
+    return values
+
+
+def decode_all(entries) -> None:
+    """Decodes the values of every entry still encoded, in one JSON parse
+    (a full listing needs them all: one parse of 10,000 is much cheaper than
+    10,000 parses)."""
+    todo = [e for e in entries if e._values is None]
+    if len(todo) < 2:
+        return
+    try:
+        decoded = json.loads(b"[" + b",".join(e._raw for e in todo) + b"]")
+    except (ValueError, RecursionError, TypeError):
+        return  # each is decoded (or read from its files) alone when asked
+    if type(decoded) is not list or len(decoded) != len(todo):
+        return
+    for e, values in zip(todo, decoded):
+        values = checked_values(values)
+        if values is not None and e._keys_match(values):
+            e._values = values
+            e._raw = None
+
+
+def _read_run(run_dir: str):
+    """(a Run with every listed value read, damaged?)."""
+    run = Run(run_dir)
+    try:
+        _ = run.status
         for k in KEYS:
             run.get(k)
         _ = (run.op_name, run.label, run.timestamp)  # what filters and sort keys read: neither may raise
     except Exception as e:  # e.g. YAML's ValueError for a date 2001-02-30
         run.mark_damaged(f"unreadable files ({type(e).__name__}: {e})")
-        return Entry(run, stamp, damaged=True)
-    return Entry(run, stamp)
+        return run, True
+    return run, False
+
+
+def read_entry(run_dir: str, stamp) -> Entry | None:
+    """The entry of ``run_dir`` read from its files (``stamp`` taken just
+    before); None when it is no run. A run that cannot be read is an error
+    with a warning, never hidden."""
+    if stamp is None:
+        run = Run(run_dir)
+        if not run.is_run():
+            return None
+        if not run.warnings:  # .guild stat'ed fine meanwhile, or attrs/ alone is odd
+            run.mark_damaged(".guild is not a readable directory")
+        return Entry(run, None, damaged=True)
+    run, damaged = _read_run(run_dir)
+    return Entry(run, stamp, damaged=damaged)
+
+
+__all__ = ["Entry", "KEYS", "CACHED", "SETTLE_NS", "NONE_INT", "STATUS_CODES", "stamp_of", "key_stamp",
+           "settling", "read_entry", "decode_values"]

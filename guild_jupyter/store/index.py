@@ -2,46 +2,56 @@
 kept up to date by one staleness rule. ``Store.runs`` (the CLI, the magics,
 the API), the panel, the ``/guild`` page and the REST API all read it.
 
-**The rule.** A run's listed values hold while its *stamp* holds: the
-modification times of ``.guild`` (every status change adds or removes a
-marker there: STAGED, PENDING, LOCK), of ``.guild/attrs`` (every attr we
-write is renamed into it; Guild creates and deletes attr files there) and
-of ``.guild/attrs/label`` (the one attr Guild rewrites in place, with
-``guild label``). ``guild runs rm`` and ``guild runs restore`` move the run
-directory out of or into ``runs/``: the set of runs changes, and the store's
-change token (``runs/``'s own mtime) with it. Mtimes are coarse (a clock
-tick of a few ms), so a stamp younger than ``SETTLE_NS`` is never trusted:
-such a run is read again on every pass and never persisted. A running run
-can end without a file changing (its supervisor killed): the holder of a
-running run's LOCK is checked on every pass.
+**The rule.** A run's listed values hold while its *stamp* holds
+(``entry.stamp_of``): the modification times of ``.guild`` (every status
+change adds or removes a marker there: STAGED, PENDING, LOCK) and of
+``.guild/attrs`` (an attr created, removed or replaced atomically), and the
+own (mtime, size, inode) of every file a listed value comes from (the
+listed attrs and the opref): an attr rewritten in place, as Guild writes
+attrs (``guild label``, ``guild run --restart``), changes nothing but its
+own stamp. ``guild runs rm`` and ``guild runs restore`` move the run
+directory out of or into ``runs/``, whose mtime then moves: only then is
+``runs/`` listed again. Mtimes are coarse (a clock tick of a few ms), so a
+stamp younger than ``SETTLE_NS`` is never trusted: such a run is read again
+on every pass and never persisted. A running run can end without a file
+changing (its supervisor killed): the holder of a running run's LOCK is
+checked whenever the run is.
 
-**The cadence.** ``update()`` stats every run (three ``stat`` calls, ~9 µs
-a run) when the change token moved, when asked (``Store.runs``: every
-listing is exact) or when the last full pass is older than
-``FULL_PASS_EVERY`` times what it cost; so a store of up to ~1,000 runs is
-checked in full on every (1 s) panel refresh, and 10,000 runs every ~7 s,
-at most 1% of a core. Between full passes only active and settling runs
-are looked at.
+**Three passes.**
+- ``listing()`` (``Store.runs``: every full listing is exact) checks every
+  run's stamp in full (about ten ``stat`` calls a run).
+- ``newest(n)`` (``runs -n N``) orders runs by their sort key, so it checks
+  for each run only the file that key comes from (attrs/started: one
+  ``stat``), and checks in full the runs it returns, again until the
+  newest ``n`` are all checked: the rows shown are exact, and so is which
+  rows they are, whatever rewrote a ``started``.
+- ``update()`` (the viewers' refresh): when the store's change token moved,
+  the runs our own transitions name in the change journal
+  (``Store.notify_change``), new and removed run directories, and the
+  active and settling runs; a full pass when the last one is older than
+  ``FULL_PASS_EVERY`` times what it cost (at most 1% of a core), which is
+  how a viewer sees what Guild's CLI changed in a run of a store too big
+  to check on every refresh.
 
-**Persistence** (``listing_file``). Finished, settled, readable runs are
-kept in ``cache/guild_jupyter/listing.json`` under their stamp, so a new
-process lists 10,000 runs without opening 50,000 files. The file is
-untrusted like every other file of the store: an entry of the wrong shape
-is dropped and the run read from its own files. (An ``Entry`` and its
-stamp: ``entry``.)
+**Persistence** (``listing_file``). Settled, readable runs (finished,
+staged and pending; a running run's holder is checked anyway) are kept in
+``cache/guild_jupyter/listing.v4`` under their stamp, so a new process
+checks stamps instead of opening every file, and decodes the values of the
+rows it shows only. (An ``Entry`` and its stamp: ``entry``.)
 """
 
 from __future__ import annotations
 
+import heapq
 import os
-import stat as stat_
 import threading
 import time
 
 from ..errors import GuildJupyterError
 from . import listing_file
-from .entry import SETTLE_NS, Entry, read_entry, settling, stamp_of
-from .run import FINISHED, PENDING, RUNNING, STAGED, Run
+from .entry import (HAS_LOCK, HAS_PENDING, HAS_STAGED, KEY_INO, KEY_MTIME, KEY_SIZE, SETTLE_NS, Entry, decode_all,
+                    key_stamp, read_entry, settling, stamp_of)
+from .run import PENDING, RUNNING, STAGED, Run
 
 __all__ = ["RunIndex", "Entry", "stamp_of", "SETTLE_NS"]
 
@@ -52,7 +62,7 @@ SAVE_INTERVAL = 10.0  # seconds between saves of the listing file by refreshing 
 
 
 class RunIndex:
-    """Every run of one store, kept current by ``update()``. Thread-safe; one
+    """Every run of one store, kept current by its passes. Thread-safe; one
     per store per process (``for_store``)."""
 
     _shared: dict = {}
@@ -65,13 +75,25 @@ class RunIndex:
         self.version = 0  # moves whenever a run is added, removed or any listed value changes
         self.lock = threading.RLock()
         self.errors: list[str] = []
-        self._saved = None  # id -> [stamp, values] as loaded, until the first full pass
+        self._saved = None  # listing_file.Saved, until every run has been looked at once
         self._dirty = False
         self._last_save = 0.0
         self._token = None
         self._last_full = None
         self._full_cost = 0.0
         self._watch: set = set()  # active or settling runs: looked at on every pass
+        self._ids: list | None = None  # runs/ as last listed
+        self._id_set: set = set()
+        self._ids_changed = True  # runs/ listed anew since the last drop of the runs gone
+        self._added: set = set()  # ids new in runs/'s last listing
+        self._created_mtime = None  # runs/'s mtime after the last create the journal named, and its runs
+        self._created: list = []
+        self._listed_whole = True  # False: runs/'s last picture took in our creations without a listing
+        self._runs_mtime = None  # runs/'s mtime then (None: list it again)
+        self._pass = 0
+        self._journal = None  # (inode, offset) read so far of the change journal
+        self._last_exact = None  # when scan() last looked at every run's .guild
+        self._marked: set = set()  # runs whose .guild holds PENDING, STAGED or LOCK (what scan() sorts)
 
     @classmethod
     def for_store(cls, store) -> "RunIndex":
@@ -91,158 +113,128 @@ class RunIndex:
             else:
                 cls._shared.pop(os.path.abspath(home), None)
 
-    # -- bringing it up to date ------------------------------------------------------
-
-    def update(self, full: bool | None = None) -> bool:
-        """Re-reads what changed; returns whether anything did. ``full``:
-        True stats every run, False only active and settling ones, None
-        decides (see the module docstring)."""
-        with self.lock:
-            before = self.version
-            self.errors = []
-            token = self.store.change_token()
-            now = time.monotonic()
-            if full is None:
-                full = (token != self._token or self._last_full is None
-                        or now - self._last_full >= self._full_cost * FULL_PASS_EVERY)
-            if full:
-                self._full_pass(token)
-                self._full_cost = time.monotonic() - now
-                self._last_full = time.monotonic()
-            else:
-                self._watch_pass()
-            self._check_running()
-            if self._dirty and (full or now - self._last_save >= SAVE_INTERVAL):
-                self._save(now)
-            return self.version != before
+    # -- what callers ask --------------------------------------------------------------
 
     def listing(self) -> list[Entry]:
-        """Every run, after a full pass (what ``Store.runs`` lists)."""
+        """Every run, each stamp checked in full now (what ``Store.runs`` lists)."""
         with self.lock:
             self.update(full=True)
+            decode_all(self.entries.values())
+            self._decode([e for e in self.entries.values() if e._values is None])
             return list(self.entries.values())
 
-    def _full_pass(self, token) -> None:
-        try:
-            ids = self.store.run_ids()
-        except GuildJupyterError as e:
-            self.errors.append(str(e))
-            return
-        now_ns = time.time_ns()
-        # A token written within the settle window may move again without its
-        # mtime changing: keep doing full passes until it is older.
-        recent = any(isinstance(t, int) and now_ns - t < SETTLE_NS for t in token)
-        self._token = None if recent else token
-        if self._saved is None:
-            self._saved = listing_file.load(self.path)
-        saved, self._saved = self._saved, {}
-        entries = self.entries
-        prefix = self.store.runs_dir + os.sep
-        try:  # stat relative to runs/: shorter lookups, ~20% faster
-            runs_fd = os.open(self.store.runs_dir, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:
-            runs_fd = None
-        stat, isdir, settled_before = os.stat, stat_.S_ISDIR, now_ns - SETTLE_NS
-        try:
-            for run_id in ids:  # the hot loop of a 10,000-run store: keep it lean
-                g = run_id + "/.guild"
-                try:
-                    gs = stat(g, dir_fd=runs_fd) if runs_fd is not None else stat(prefix + g)
-                    if not isdir(gs.st_mode):
-                        raise NotADirectoryError
-                except OSError:
-                    st = None
+    def newest(self, n: int) -> list[Entry]:
+        """The ``n`` newest runs (Guild's order: ``started``, else
+        ``initialized``, then id), newest first, each checked in full now;
+        every other run's sort key checked with one ``stat``."""
+        with self.lock:
+            self.errors = []
+            self._pass += 1
+            now_ns = time.time_ns()
+            ids = self._current_ids(now_ns)
+            if ids is None:
+                return []
+            with _RunsDir(self.store.runs_dir) as fd:
+                kept = self._key_pass(ids, fd, now_ns)
+                # (timestamp, id), newest first as _order sorts entries: the newest n, all only if needed
+                everything = kept
+                kept = heapq.nlargest(n, everything)
+                saved = self._saved_records()
+                taken = 0  # kept records made entries so far (the newest ones)
+                while True:
+                    top = heapq.nlargest(n, self.entries.values(), key=_order)
+                    # A kept record that could be among the newest n becomes an entry, checked like the others.
+                    bound = _order(top[-1]) if len(top) >= n else None
+                    more = 0
+                    while taken < len(kept) and (bound is None and more < n or bound is not None and kept[taken] > bound):
+                        run_id = kept[taken][1]
+                        taken += 1
+                        if run_id not in self.entries and saved is not None and self._from_saved(run_id, saved):
+                            more += 1
+                    if more:
+                        continue
+                    if taken >= len(kept) and len(kept) < len(everything) and (bound is None or kept[-1] > bound):
+                        kept = sorted(everything, reverse=True)  # entries fell below records not yet taken
+                        continue
+                    stale = [e for e in top if e.checked != self._pass]
+                    for e in stale:
+                        self._check(e.id, e, fd, now_ns)
+                    if not stale and self._decode([e for e in top if e._values is None], fd) == 0:
+                        break
+            self._after_pass(now_ns, save=self._dirty)
+            return top
+
+    def scan(self, max_age: float = 0.0) -> tuple[list[Entry], list[Entry], list[Entry]]:
+        """What a queue's claim reads, under the run-status lock: ``(staged,
+        pending, locked)`` by the markers each run's ``.guild`` holds
+        (PENDING first, then STAGED, then LOCK: a LOCK left by a dead
+        holder too). Exact (every run's ``.guild`` stat'ed, one ``stat`` a
+        run) when the last exact look is older than ``max_age`` seconds;
+        in between, the runs the change journal names, new run directories
+        (``runs/`` is listed again when its mtime moved) and the active and
+        settling runs: whatever Guild changed in place in another run is
+        then seen within ``max_age`` (a queue's poll interval)."""
+        with self.lock:
+            self.errors = []
+            self._pass += 1
+            now = time.monotonic()
+            now_ns = time.time_ns()
+            named = self._read_journal()
+            self._added = set()
+            quick = not (named is None or self._last_exact is None or now - self._last_exact >= max_age)
+            ids = self._current_ids(now_ns, self._created if quick else None)
+            if ids is None:
+                return [], [], []
+            with _RunsDir(self.store.runs_dir) as fd:
+                if not quick:
+                    self._guild_pass(ids, fd, now_ns)
+                    self._last_exact = now
                 else:
-                    try:
-                        a = (stat(g + "/attrs", dir_fd=runs_fd) if runs_fd is not None
-                             else stat(prefix + g + "/attrs")).st_mtime_ns
-                    except OSError:
-                        a = 0
-                    try:
-                        lab = (stat(g + "/attrs/label", dir_fd=runs_fd) if runs_fd is not None
-                               else stat(prefix + g + "/attrs/label")).st_mtime_ns
-                    except OSError:
-                        lab = 0
-                    st = (gs.st_mtime_ns, a, lab)
-                old = entries.get(run_id)
-                if old is not None and st is not None and old.stamp == st and max(st) < settled_before:
+                    look = set(self._watch)
+                    look.update(named)
+                    look.update(self._added)
+                    for run_id in look:
+                        if run_id in self._id_set:
+                            self._check(run_id, self.entries.get(run_id), fd, now_ns)
+            self._after_pass(now_ns, save=False)  # (under the run-status lock: a viewer or listing saves)
+            staged, pending, locked = [], [], []
+            for run_id in list(self._marked):
+                e = self.entries.get(run_id)
+                if e is None:
                     continue
-                self._pass_one(run_id, old, st, now_ns, saved, prefix)
-        finally:
-            if runs_fd is not None:
-                os.close(runs_fd)
-        present = set(ids)
-        for run_id in [i for i in entries if i not in present]:
-            self._drop(run_id)
-        if saved.keys() - entries.keys():
-            self._dirty = True
+                m = e.markers
+                if m & HAS_PENDING:
+                    pending.append(e)
+                elif m & HAS_STAGED:
+                    staged.append(e)
+                elif m & HAS_LOCK:
+                    locked.append(e)
+            return staged, pending, locked
 
-    def _pass_one(self, run_id, old, st, now_ns, saved, prefix) -> None:
-        """A run whose stamp changed (or is new): from the listing file when
-        its entry still holds, else from its files."""
-        if old is None and st is not None and run_id in saved and not settling(st, now_ns):
-            e = listing_file.from_saved(prefix + run_id, saved[run_id], st)
-            if e is not None:
-                self.entries[run_id] = e
-                self.version += 1
-                return
-        self._refresh(run_id, old, st, now_ns)
-
-    def _watch_pass(self) -> None:
-        now_ns = time.time_ns()
-        prefix = self.store.runs_dir + os.sep
-        for run_id in list(self._watch):
-            st = stamp_of(prefix + run_id + "/.guild")
-            old = self.entries.get(run_id)
-            if old is not None and st is not None and old.stamp == st and not settling(st, now_ns):
-                if old.status not in ACTIVE:
-                    self._watch.discard(run_id)
+    def _guild_pass(self, ids, fd, now_ns: int) -> None:
+        """One stat a run (its ``.guild``, where every marker comes and
+        goes): a run whose ``.guild`` moved, or that is active, settling or
+        unknown, is checked in full."""
+        entries = self.entries
+        saved = self._saved_records()
+        runs_dir = self.store.runs_dir
+        watch = self._watch
+        settled_before = now_ns - SETTLE_NS
+        stat = os.stat
+        for run_id in ids:
+            e = entries.get(run_id)
+            if e is None and saved is not None:
+                e = self._from_saved(run_id, saved)
+            if e is None or e.stamp is None or run_id in watch or e.stamp[4] >= settled_before:
+                self._check(run_id, e, fd, now_ns)
                 continue
-            if st is None and not os.path.isdir(prefix + run_id):
-                self._drop(run_id)  # removed (guild runs rm, our delete)
-                continue
-            self._refresh(run_id, old, st, now_ns)
-
-    def _refresh(self, run_id: str, old: Entry | None, st, now_ns: int) -> None:
-        new = read_entry(self.store.runs_dir + os.sep + run_id, st)
-        if new is None:
-            if old is not None:
-                self._drop(run_id)
-            return
-        self.entries[run_id] = new
-        if old is None or old.values != new.values or old.warnings != new.warnings or old.lock_pid != new.lock_pid:
-            self.version += 1
-        if new.status in ACTIVE or settling(st, now_ns):
-            self._watch.add(run_id)
-        else:
-            self._watch.discard(run_id)
-        if new.status in FINISHED and not new.damaged:
-            self._dirty = True
-
-    def _drop(self, run_id: str) -> None:
-        self.entries.pop(run_id, None)
-        self._watch.discard(run_id)
-        self.version += 1
-        self._dirty = True
-
-    def _check_running(self) -> None:
-        """A run whose process died without recording an outcome turns to
-        ``error`` with no file changing: check the holders of running runs."""
-        now_ns = time.time_ns()
-        for run_id in list(self._watch):
-            e = self.entries.get(run_id)
-            if e is None or e.status != RUNNING or e.lock_remote:
-                continue
-            if not Run(e.dir).lock_pid_alive():
-                self._refresh(run_id, e, stamp_of(e.dir + "/.guild"), now_ns)
-
-    def _save(self, now: float) -> None:
-        out = listing_file.saved_form(self.entries.values(), time.time_ns())
-        self._dirty = False
-        self._last_save = now
-        listing_file.save(self.path, out)
-
-    # -- what viewers ask ----------------------------------------------------------------
+            try:
+                g = (stat(run_id + "/.guild", dir_fd=fd) if fd is not None
+                     else stat(runs_dir + "/" + run_id + "/.guild")).st_mtime_ns
+            except OSError:
+                g = None
+            if g != e.stamp[0]:
+                self._check(run_id, e, fd, now_ns)
 
     def active(self) -> list[Entry]:
         """Staged, pending and running runs (queues included)."""
@@ -255,3 +247,324 @@ class RunIndex:
             for e in self.entries.values():
                 out.extend(e.warnings)
             return out
+
+    # -- bringing it up to date ------------------------------------------------------
+
+    def update(self, full: bool | None = None) -> bool:
+        """Re-reads what changed; returns whether anything did. ``full``:
+        True checks every run's stamp, False only what the change token and
+        journal point at and the active and settling runs, None decides
+        (see the module docstring)."""
+        with self.lock:
+            before = self.version
+            self.errors = []
+            self._pass += 1
+            token = self.store.change_token()
+            now = time.monotonic()
+            now_ns = time.time_ns()
+            if full is None:
+                full = self._last_full is None or now - self._last_full >= self._full_cost * FULL_PASS_EVERY
+            if full:
+                self._read_journal()  # before the pass: whatever it names, the pass checks
+                self._full_pass(now_ns)
+                self._full_cost = time.monotonic() - now
+                self._last_full = time.monotonic()
+            else:
+                self._changed_pass(token, now_ns)
+            self._token = token
+            self._after_pass(now_ns, save=self._dirty and (full or now - self._last_save >= SAVE_INTERVAL))
+            return self.version != before
+
+    def _full_pass(self, now_ns: int) -> None:
+        ids = self._current_ids(now_ns)
+        if ids is None:
+            return
+        entries = self.entries
+        with _RunsDir(self.store.runs_dir) as fd:
+            for run_id in ids:
+                self._check(run_id, entries.get(run_id), fd, now_ns)
+
+    def _changed_pass(self, token, now_ns: int) -> None:
+        look = set(self._watch)
+        if token != self._token:
+            named = self._read_journal()
+            if named is None:  # the journal was rotated under us: what changed is unknown
+                self._full_pass(now_ns)
+                return
+            look.update(named)
+            self._added = set()
+            self._current_ids(now_ns, self._created)
+            look.update(self._added)
+        if not look:
+            return
+        with _RunsDir(self.store.runs_dir) as fd:
+            for run_id in look:
+                if self._ids is not None and run_id not in self._id_set:
+                    continue
+                self._check(run_id, self.entries.get(run_id), fd, now_ns)
+
+    def _key_pass(self, ids, fd, now_ns: int) -> list:
+        """One stat a run: the file its sort key comes from. A run whose key
+        file moved, that is active, settling or unknown, is checked in full.
+        Returns ``(timestamp, id)`` of the runs still only in the listing
+        file whose key held: no entry is made for them (a ``-n 20`` listing
+        of 100,000 runs makes 20)."""
+        entries = self.entries
+        saved = self._saved_records()
+        runs_dir = self.store.runs_dir
+        watch = self._watch
+        settled_before = now_ns - SETTLE_NS
+        stat = os.stat
+        kept = []
+        for run_id in ids:
+            e = entries.get(run_id)
+            if e is None:
+                rec = saved.get(run_id) if saved is not None else None
+                if rec is not None and not rec[17] and rec[5] < settled_before:  # no marker: not active
+                    try:  # the record's own key stamp (see Entry.stamp: KEY_* at 6..8, the mask at 3)
+                        if rec[3] & 1:
+                            k = stat(run_id + "/.guild/attrs/started", dir_fd=fd) if fd is not None else \
+                                stat(runs_dir + "/" + run_id + "/.guild/attrs/started")
+                            held = (k.st_mtime_ns, k.st_size, k.st_ino) == (rec[6], rec[7], rec[8])
+                        else:
+                            held = (stat(run_id + "/.guild/attrs", dir_fd=fd) if fd is not None else
+                                    stat(runs_dir + "/" + run_id + "/.guild/attrs")).st_mtime_ns == rec[6]
+                    except OSError:
+                        held = False
+                    if held:
+                        kept.append((rec[11], run_id))
+                        continue
+                if saved is not None:
+                    e = self._from_saved(run_id, saved)
+            if e is None or e.stamp is None or run_id in watch or e.stamp[4] >= settled_before:
+                self._check(run_id, e, fd, now_ns)
+                continue
+            s = e.stamp
+            if key_stamp(run_id, fd, runs_dir, s) != (s[KEY_MTIME], s[KEY_SIZE], s[KEY_INO]):
+                self._check(run_id, e, fd, now_ns)
+        return kept
+
+    def _after_pass(self, now_ns: int, save: bool) -> None:
+        if self._ids is not None and self._ids_changed:
+            present = self._id_set
+            gone = [i for i in self.entries if i not in present]
+            for run_id in gone:
+                self._drop(run_id)
+            self._ids_changed = False
+        self._check_running()
+        if save:
+            self._save(now_ns)
+
+    # -- one run -----------------------------------------------------------------------------
+
+    def _check(self, run_id: str, old: Entry | None, fd, now_ns: int) -> None:
+        """Checks one run's stamp in full; reads it again when the stamp moved."""
+        if old is None:
+            saved = self._saved_records()
+            if saved is not None:
+                old = self._from_saved(run_id, saved)
+        st = stamp_of(run_id, fd, self.store.runs_dir, old.stamp if old is not None else None)
+        if old is not None and st is not None and old.stamp == st and not settling(st, now_ns):
+            if old.status != RUNNING or old.lock_remote or Run(old.dir).lock_pid_alive():
+                old.checked = self._pass
+                if old.status in ACTIVE:
+                    self._watch.add(run_id)
+                else:
+                    self._watch.discard(run_id)
+                return
+        if st is None and old is None and not os.path.isdir(self.store.runs_dir + "/" + run_id):
+            return
+        self._refresh(run_id, old, st, now_ns)
+
+    def _decode(self, entries, fd=None) -> int:
+        """Decodes the values of ``entries`` kept encoded; a run whose
+        values in the listing file are unusable is read from its files (and
+        the file written again). Returns how many were read so."""
+        bad = [e for e in entries if not e.decoded()]
+        now_ns = time.time_ns()
+        for e in bad:
+            self._refresh(e.id, None, stamp_of(e.id, fd, self.store.runs_dir), now_ns)
+        if bad:
+            self._save(now_ns)
+        return len(bad)
+
+    def _from_saved(self, run_id: str, saved) -> Entry | None:
+        """An entry from the listing file (values left encoded), or None."""
+        rec = saved.pop(run_id, None)
+        if rec is None:
+            return None
+        e = Entry(None, listing_file.Saved.stamp_of(rec), run_dir=self.store.runs_dir + "/" + run_id,
+                  raw=self._saved.values_of(rec), keys=listing_file.Saved.keys_of(rec))
+        self.entries[run_id] = e
+        if e.markers:
+            self._marked.add(run_id)
+        self.version += 1
+        return e
+
+    def _refresh(self, run_id: str, old: Entry | None, st, now_ns: int) -> None:
+        new = read_entry(self.store.runs_dir + "/" + run_id, st)
+        if new is None:
+            if old is not None:
+                self._drop(run_id)
+            return
+        new.checked = self._pass
+        self.entries[run_id] = new
+        if new.markers:
+            self._marked.add(run_id)
+        else:
+            self._marked.discard(run_id)
+        if (old is None or old.values != new.values or old.warnings != new.warnings
+                or old.lock_pid != new.lock_pid):
+            self.version += 1
+        if new.status in ACTIVE or settling(st, now_ns):
+            self._watch.add(run_id)
+        else:
+            self._watch.discard(run_id)
+        self._dirty = True
+
+    def _drop(self, run_id: str) -> None:
+        self.entries.pop(run_id, None)
+        self._watch.discard(run_id)
+        self._marked.discard(run_id)
+        self.version += 1
+        self._dirty = True
+
+    def _check_running(self) -> None:
+        """A run whose process died without recording an outcome turns to
+        ``error`` with no file changing: check the holders of running runs."""
+        now_ns = time.time_ns()
+        for run_id in list(self._watch):
+            e = self.entries.get(run_id)
+            if e is None or e.status != RUNNING or e.lock_remote or e.checked == self._pass:
+                continue
+            if not Run(e.dir).lock_pid_alive():
+                self._refresh(run_id, e, stamp_of(run_id, None, self.store.runs_dir), now_ns)
+
+    # -- runs/ and the listing file ----------------------------------------------------------
+
+    def _current_ids(self, now_ns: int, created=None):
+        """The run ids in ``runs/``: listed again only when its mtime moved
+        (or is too young to be trusted), unless ``created`` (the runs the
+        change journal says our own ``create`` moved in; None: a pass that
+        looks at every run, which lists runs/ itself when its last picture
+        came from the journal) explains the move; None when it cannot be
+        read."""
+        try:
+            m = os.stat(self.store.runs_dir).st_mtime_ns
+        except FileNotFoundError:
+            m = None
+        except OSError as e:
+            self.errors.append(f"cannot read {self.store.runs_dir}: {e.strerror}")
+            return None
+        if m is None:
+            self._set_ids([], None)
+            return self._ids
+        if self._ids is not None and m == self._runs_mtime and (created is not None or self._listed_whole):
+            return self._ids
+        if created and self._ids is not None and m == self._created_mtime:
+            # runs/ moved as far as runs we just made took it (the journal says so): no listing of it.
+            # (A directory another program added in that same moment waits for the next listing of runs/.)
+            new = [i for i in created if i not in self._id_set]
+            self._ids = self._ids + new
+            self._id_set.update(new)
+            self._added = set(new)
+            self._runs_mtime = m
+            self._listed_whole = False  # the next pass that looks at every run lists runs/ itself
+            self._created = []
+            return self._ids
+        trusted = m if now_ns - m >= SETTLE_NS else None
+        if self._ids is None and trusted is not None:
+            saved = self._load_saved()
+            if saved.runs_mtime == m:
+                self._set_ids(list(saved.records) + list(saved.others), m, from_file=True)
+                self._listed_whole = True
+                return self._ids
+        try:
+            ids = self.store.run_ids()
+        except GuildJupyterError as e:
+            self.errors.append(str(e))
+            return None
+        self._set_ids(ids, trusted)
+        self._listed_whole = True
+        self._created = []
+        return ids
+
+    def _set_ids(self, ids: list, runs_mtime, from_file: bool = False) -> None:
+        new = set(ids)
+        if not from_file:
+            known = self._id_set if self._ids is not None else set(self._load_saved().ids())
+            if new != known:
+                self._dirty = True  # the file's picture of runs/ is out of date (its mtime alone: kept next time)
+                self._ids_changed = True
+                self._added = new - known  # what a pass that looks at changes only must look at
+        self._ids = ids
+        self._id_set = new
+        self._runs_mtime = runs_mtime
+
+    def _load_saved(self):
+        if self._saved is None:
+            self._saved = listing_file.load(self.path)
+        return self._saved
+
+    def _saved_records(self):
+        """The listing file's records not yet taken into ``entries``."""
+        saved = self._load_saved()
+        if saved.records:
+            return saved.records
+        saved.buf = b""  # every record taken: its entries hold their own values (the file's bytes go)
+        return None
+
+    def _read_journal(self):
+        """Run ids named in the change journal since the last read ([] on
+        the first read), or None when it was rotated meanwhile. A ``+MTIME``
+        token (``Store.notify_change(created=True)``) records ``runs/``'s
+        mtime right after our ``create`` moved the runs that follow it in."""
+        ino, offset, tokens = self.store.read_changes(self._journal)
+        first = self._journal is None
+        self._journal = (ino, offset)
+        if first or tokens is None:
+            return [] if first else None
+        ids = []
+        for tok in tokens:
+            if tok[:1] == "+":
+                try:
+                    self._created_mtime = int(tok[1:])
+                except ValueError:
+                    self._created_mtime = None
+            else:
+                ids.append(tok)
+        self._created += ids  # (kept until runs/ is listed or they are taken: only new ones matter)
+        return ids
+
+    def _save(self, now_ns: int) -> None:
+        self._dirty = False
+        self._last_save = time.monotonic()
+        rest = self._saved_records()
+        if rest:  # runs not looked at since the file was loaded keep their records as they were
+            for run_id in [i for i in rest if i in self._id_set]:
+                self._from_saved(run_id, rest)
+        listing_file.save(self.path, self.entries.values(), now_ns, self._runs_mtime,
+                          self._ids if self._runs_mtime is not None else None)
+
+def _order(e: Entry):
+    return (e.timestamp, e.id)
+
+
+class _RunsDir:
+    """``runs/`` opened for the stat calls of a pass (relative lookups: ~20%
+    faster); None inside when it cannot be opened (paths are then joined)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fd = None
+
+    def __enter__(self):
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            self.fd = None
+        return self.fd
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)

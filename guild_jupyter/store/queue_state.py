@@ -41,7 +41,7 @@ def write_control(store, run: Run, state: str) -> None:
         attrlib.write_atomic(run.path(CONTROL_FILE), state + "\n")
     except OSError as e:
         raise store_error(e, f"record the state of queue {run.id[:8]}") from e
-    store.notify_change()
+    store.notify_change(run.id)
 
 
 def has_control(run: Run) -> bool:

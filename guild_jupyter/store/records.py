@@ -46,9 +46,11 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from ..procs import Identity
 from . import attrs as attrlib
+from .markers import LOCK_REMOTE
 from .regular_file import read_small
 from .run import LOCK_PROCS, PENDING, PENDING_MARKER, RUNNING, Run
 
@@ -184,6 +186,47 @@ def dependency_cycle(store, run_id: str, dep_ids) -> list[str] | None:
         if isinstance(deps, list):
             stack.extend((d, path + [d]) for d, _any in reversed(deps))
     return None
+
+
+def this_host() -> str:
+    """This machine's name as runs record it (``GUILD_JUPYTER_HOSTNAME``
+    overrides it: one machine can then play several, as the tests do)."""
+    import socket  # lazy: only Dask records name hosts
+
+    return os.environ.get("GUILD_JUPYTER_HOSTNAME") or socket.gethostname()
+
+
+#: Seconds a Dask runner on another machine may hold a run it took over
+#: before a recovery here may count it gone (its own machine judges it).
+REMOTE_TAKE_GRACE = 120.0
+
+
+def taken_over(run: Run) -> bool:
+    """Whether a Dask runner took the run over from its queue's claim
+    (``dask_dispatch``, written under the run-status lock) and may still
+    start it: a live runner on this machine, one on another machine within
+    ``REMOTE_TAKE_GRACE``, or a run marked held by another machine
+    (``LOCK.remote``). A recovery that finds the queue's claimer dead must
+    then leave the run to that runner, or it would be started twice."""
+    try:
+        held_by = read_small(run.path(LOCK_REMOTE), 256).decode("utf-8", "replace").strip()
+    except OSError:
+        held_by = None
+    if held_by and held_by != this_host():
+        return True  # held by another machine: judged there, or by its heartbeat
+    try:
+        d = attrlib.read(run.path("attrs", "dask_dispatch"), None)
+    except attrlib.AttrReadError:
+        return False
+    if not isinstance(d, dict):
+        return False
+    if d.get("host") != this_host():
+        try:
+            return time.time() - float(d.get("at") or 0) < REMOTE_TAKE_GRACE
+        except (TypeError, ValueError):
+            return False
+    runner = Identity.from_record(d)
+    return runner is not None and runner.alive()
 
 
 # -- small helpers --------------------------------------------------------------

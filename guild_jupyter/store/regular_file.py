@@ -75,11 +75,15 @@ def read_small(path: str, limit: int = MAX_SMALL) -> bytes:
         if not stat.S_ISREG(mode):
             raise NotRegular(0, f"not a regular file ({kind_of(mode)})", path)
         data = chunk = os.read(fd, 65536)
-        while len(chunk) == 65536:  # a regular file reads whole up to EOF
-            if len(data) > limit:
-                raise TooLarge(0, f"larger than {limit} bytes", path)
-            chunk = os.read(fd, 65536)
-            data += chunk
+        if len(chunk) == 65536:  # a regular file reads whole up to EOF
+            chunks, size = [chunk], len(chunk)  # joined once: += would copy all read so far each time
+            while len(chunk) == 65536:
+                if size > limit:
+                    raise TooLarge(0, f"larger than {limit} bytes", path)
+                chunk = os.read(fd, 65536)
+                chunks.append(chunk)
+                size += len(chunk)
+            data = b"".join(chunks)
     finally:
         os.close(fd)
     if len(data) > limit:

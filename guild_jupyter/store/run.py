@@ -141,6 +141,10 @@ class Run:
                 self._names = set()
         return self._names
 
+    def marker_names(self) -> set:
+        """The names in ``.guild`` (markers, LOCK...), as read once."""
+        return self._guild_names()
+
     @property
     def deleted(self) -> bool:
         """Its directory is gone: moved to the trash (``delete``) or removed."""
@@ -160,9 +164,13 @@ class Run:
     def with_values(cls, run_dir: str, values: dict, warnings=()) -> "Run":
         """A run whose listed values are ``values`` (read from a listing;
         reads nothing until asked for another)."""
-        run = cls(run_dir)
-        run._cache.update(values)
+        run = cls.__new__(cls)  # a listing makes 10,000 of these: no more than the fields
+        run.dir = run_dir
+        run.id = run_dir[run_dir.rfind("/") + 1:]
+        run.guild_dir = run_dir + "/.guild"
+        run._cache = dict(values)
         run.warnings = list(warnings)
+        run._names = None
         return run
 
     def remember(self, name: str, value) -> None:

@@ -7,12 +7,16 @@ flags read in labels (``flag_labels``) are modules of their own."""
 from __future__ import annotations
 
 import os
-import time
+import stat as stat_
 
 from ..errors import AmbiguousRun, BadInput, RunNotFound, StoreError, StoreNotWritable
+from . import attrs as attrlib
 from .home import default_guild_home
 from .locking import run_status_lock
-from .run import LOCK, PENDING_MARKER, STAGED, STAGED_MARKER, STATUSES, Run
+from .run import STAGED, STATUSES, Run
+
+
+JOURNAL_MAX = 1 << 18  # bytes of run ids the change marker holds before it starts afresh
 
 
 class Store:
@@ -51,12 +55,30 @@ class Store:
     def lock(self, timeout: float | None = None):
         return run_status_lock(self.home, timeout)
 
-    def notify_change(self) -> None:
-        """Touches the change marker queues watch to pick up new runs at once."""
-        try:
-            with open(self.change_marker, "ab"):
+    def notify_change(self, *run_ids: str, created: bool = False) -> None:
+        """Touches the change marker queues watch to pick up new runs at once,
+        naming the runs that changed in it (the change journal): a viewer of
+        a big store looks at those, not at every run. Past ``JOURNAL_MAX``
+        bytes it starts afresh as a new file, which readers notice (its
+        inode) and then look at everything."""
+        data = "".join(i + "\n" for i in run_ids)
+        if created:  # runs/'s mtime now: a reader need not list runs/ for these (see index)
+            try:
+                data = f"+{os.stat(self.runs_dir).st_mtime_ns}\n" + data
+            except OSError:
                 pass
+        data = data.encode()
+        try:
+            fd = os.open(self.change_marker, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                if data:
+                    os.write(fd, data)
+                size = os.fstat(fd).st_size
+            finally:
+                os.close(fd)
             os.utime(self.change_marker, None)
+            if size > JOURNAL_MAX:
+                attrlib.write_atomic(self.change_marker, b"")
         except OSError:
             pass
 
@@ -69,6 +91,31 @@ class Store:
             except OSError:
                 out.append(None)
         return tuple(out)
+
+    def read_changes(self, since):
+        """``(inode, offset, run ids)``: the runs the change journal named
+        after ``since`` (an ``(inode, offset)`` this returned before; None:
+        none, only where it ends now); ids None when the journal was started
+        afresh meanwhile (what changed is then unknown)."""
+        try:
+            fd = os.open(self.change_marker, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            return None, 0, ([] if since is None or since[0] is None else None)
+        try:
+            st = os.fstat(fd)
+            if not stat_.S_ISREG(st.st_mode):
+                return None, 0, None
+            if since is None:
+                return st.st_ino, st.st_size, []
+            if since[0] != st.st_ino or st.st_size < since[1] or st.st_size - since[1] > 2 * JOURNAL_MAX:
+                return st.st_ino, st.st_size, None
+            data = os.pread(fd, st.st_size - since[1], since[1])
+        except OSError:
+            return None, 0, None
+        finally:
+            os.close(fd)
+        end = data.rfind(b"\n") + 1  # a line still being written is read next time
+        return st.st_ino, since[1] + end, data[:end].decode("ascii", "replace").split()
 
     # -- reading ------------------------------------------------------------
 
@@ -101,32 +148,27 @@ class Store:
         from .index import RunIndex
 
         statuses = _status_set(status)
+        index = RunIndex.for_store(self)
+        if (limit is not None and statuses is None and op is None and label is None and sweep is None
+                and include_queues):
+            return [e.run() for e in index.newest(limit)]  # the newest N: no need to check every run in full
         out = []
-        now_ns = time.time_ns()
-        for entry in RunIndex.for_store(self).listing():
-            if entry.trusted(now_ns):
-                run = entry.run()
-            else:  # active or just written: read from its files, as every listing does
-                run = Run(entry.dir)
-                try:
-                    _ = (run.status, run.op_name, run.label, run.timestamp)  # what filters and sorting read
-                except Exception as e:  # e.g. YAML's ValueError for a date 2001-02-30
-                    run.mark_damaged(f"unreadable files ({type(e).__name__}: {e})")
-            if statuses is not None and run.status not in statuses:
+        for e in index.listing():
+            if statuses is not None and e.status not in statuses:
                 continue
-            if op is not None and op not in run.op_name:
+            if not include_queues and e.is_queue:
                 continue
-            if label is not None and label not in run.label:
+            if op is not None and op not in e.op:
                 continue
-            if sweep is not None and run.sweep != sweep:
+            if label is not None and label not in e.label:
                 continue
-            if not include_queues and run.is_queue:
+            if sweep is not None and e.sweep != sweep:
                 continue
-            out.append(run)
-        out.sort(key=lambda r: (r.timestamp, r.id), reverse=True)
+            out.append(e)
+        out.sort(key=lambda e: (e.timestamp, e.id), reverse=True)
         if limit is not None:
             out = out[:limit]
-        return out
+        return [e.run() for e in out]
 
     def staged_runs(self) -> list[Run]:
         """Staged runs, oldest first (the order queues start them)."""
@@ -183,25 +225,28 @@ class Store:
             raise AmbiguousRun(f"run id {ref!r} is ambiguous: it matches {len(matches)} runs ({shown})")
         return self.run(matches[0])
 
-    def scan_waiting(self) -> tuple[list[Run], list[Run], list[Run]]:
-        """One pass over the run directories: (staged oldest first, pending,
-        locked) where locked holds runs with a LOCK file (running or dead)."""
-        staged, pending, locked = [], [], []
-        for run_id in self.run_ids():
-            gdir = os.path.join(self.runs_dir, run_id, ".guild")
-            try:
-                names = os.listdir(gdir)
-            except OSError:
-                continue
-            if PENDING_MARKER in names:
-                pending.append(Run(os.path.dirname(gdir)))
-            elif STAGED_MARKER in names:
-                staged.append(Run(os.path.dirname(gdir)))
-            elif LOCK in names:
-                locked.append(Run(os.path.dirname(gdir)))
-        staged.sort(key=lambda r: (r.timestamp, r.id))
-        return staged, pending, locked
+    def prepare_scan(self, max_age: float) -> None:
+        """Does the slow part of the next ``scan_waiting(max_age)`` now (its
+        look at every run, when one is due), so that the scan under the
+        run-status lock is quick."""
+        # lazy: as in runs()
+        from .index import RunIndex
 
+        RunIndex.for_store(self).scan(max_age)
+
+    def scan_waiting(self, max_age: float = 0.0) -> tuple[list[Run], list[Run], list[Run]]:
+        """What a claim reads, from the listing index (``RunIndex.scan``):
+        (staged oldest first, pending, locked) where locked holds runs with a
+        LOCK file (running or dead). Exact when ``max_age`` is 0; else
+        whatever Guild changed in place in a run is seen within ``max_age``
+        seconds (our own changes and new run directories at once)."""
+        # lazy: as in runs()
+        from .index import RunIndex
+
+        staged, pending, locked = RunIndex.for_store(self).scan(max_age)
+        out = [Run(e.dir) for e in staged]  # fresh: a claim reads what is on disk now
+        out.sort(key=lambda r: (r.timestamp, r.id))
+        return out, [Run(e.dir) for e in pending], [Run(e.dir) for e in locked]
 
 def parse_index_range(ref: str):
     """``N`` -> (N-1, N); ``A:B``, ``A:``, ``:B`` -> slice bounds (ends

@@ -57,7 +57,7 @@ from . import reserve
 # Claims and process records are re-exported: callers see one lifecycle module.
 from .records import (AFTER, AFTER_FAILURE, PRIORITY, Claim, dependency_cycle, ended_while_held,  # noqa: F401
                       gpu_occupancy, gpu_slot_full, has_our_start_record, is_held, read_claim, record_processes,
-                      recorded_processes, START_ATTRS, unreadable_start_attr)
+                      recorded_processes, START_ATTRS, taken_over, unreadable_start_attr)
 from .run import FINISHED, LOCK, LOCK_START, PENDING, PENDING_MARKER, RUNNING, STAGED, STAGED_MARKER, Run, now_us
 # The outcome side (how runs end, and the writes shared by every transition)
 # is in .transitions_end, re-exported here: callers only call transitions.X.
@@ -94,7 +94,7 @@ def create(store, specs: list, *, staged: bool, owner: Claim | None = None, afte
     else:
         marker = (STAGED_MARKER, b"") if staged else (PENDING_MARKER, owner.encode().encode())
     runs = build_and_move_runs(store, specs, staged, marker)
-    store.notify_change()
+    store.notify_change(*(r.id for r in runs), created=True)
     return runs
 
 
@@ -166,7 +166,7 @@ def return_to_staged(store, run: Run) -> None:
         except OSError:
             pass  # best effort: the run then keeps the GPUs it was given
         run.refresh()
-    store.notify_change()
+    store.notify_change(run.id)
 
 
 def recover_pending(store, pending: list[Run], log=None) -> list[Run]:
@@ -179,6 +179,13 @@ def recover_pending(store, pending: list[Run], log=None) -> list[Run]:
             continue
         c = read_claim(r)
         if c is None or (isinstance(c, Claim) and c.owner.alive()):
+            continue
+        if taken_over(r):  # a Dask runner has it: its queue died, the runner starts or settles it
+            continue
+        if os.path.exists(r.path(LOCK_REMOTE)):  # marked held here by a runner that died before the start
+            record_start_failure(store, r, "worker lost: its Dask runner died before starting it")
+            if log:
+                log(f"Run {r.id}: its Dask runner died before starting it; recorded as error")
             continue
         why = ("its claim record is unreadable" if c == "damaged"
                else f"its claimer (pid {c.owner.pid}) died before starting it")
@@ -208,7 +215,7 @@ def cancel_pending(store, run: Run, reason: str | None = None) -> bool:
         run.refresh()
     if reason:
         note(run, reason)
-    store.notify_change()
+    store.notify_change(run.id)
     return True
 
 
@@ -233,7 +240,7 @@ def release_held(store, run: Run) -> bool:
             raise store_error(e, f"stage run {run.id[:8]} after its dependencies") from e
         finally:
             run.refresh()
-    store.notify_change()
+    store.notify_change(run.id)
     return True
 
 
@@ -260,7 +267,7 @@ def fail_held(store, run: Run, reason: str) -> bool:
             raise store_error(e, f"record the failure of run {run.id[:8]}") from e
         finally:
             run.refresh()
-    store.notify_change()
+    store.notify_change(run.id)
     return True
 
 
@@ -279,7 +286,7 @@ def set_priority(store, runs: list[Run], priority: int) -> None:
                 run.write_attr(PRIORITY, priority)
             except OSError as e:
                 raise store_error(e, f"set the priority of run {run.id[:8]}") from e
-    store.notify_change()
+    store.notify_change(*(r.id for r in runs))
 
 
 # -- starting ------------------------------------------------------------------
@@ -319,7 +326,7 @@ def acquire(store, run: Run, holder: Identity, claimed_by: Identity | None = Non
         attrlib.remove(run.path(PENDING_MARKER))
         attrlib.remove(run.path(STAGED_MARKER))
         run.refresh()
-    store.notify_change()
+    store.notify_change(run.id)
 
 
 # -- stopping ------------------------------------------------------------------------------
@@ -360,7 +367,7 @@ def unstage(store, run: Run) -> None:
         except OSError as e:
             raise store_error(e, f"unstage run {run.id[:8]}") from e
         run.refresh()
-    store.notify_change()
+    store.notify_change(run.id)
 
 
 def delete(store, run: Run) -> None:
@@ -393,7 +400,7 @@ def delete(store, run: Run) -> None:
                 except OSError:
                     pass
                 raise
-    store.notify_change()
+    store.notify_change(run.id)
 
 
 # -- GPUs a queue (or a Dask worker) gave a run ---------------------------------------
@@ -482,7 +489,7 @@ def restart(store, run: Run, *, stage: bool, owner: Claim | None = None, after: 
             run.refresh()
     note(run, "restarted" + (" (staged)" if stage and after is None else
                              " (staged after its dependencies)" if stage else ""))
-    store.notify_change()
+    store.notify_change(run.id)
 
 
 def _after_pairs(after: list):

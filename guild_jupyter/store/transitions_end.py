@@ -132,7 +132,7 @@ def _record_outcome(store, run: Run, exit_status: int) -> None:
     finally:
         clear_lock(run)
         run.refresh()
-        store.notify_change()
+        store.notify_change(run.id)
 
 
 def clear_lock(run: Run) -> None:
@@ -159,7 +159,7 @@ def record_start_failure(store, run: Run, reason: str) -> None:
         attrlib.remove(run.path(STAGED_MARKER))
         clear_lock(run)
         run.refresh()
-    store.notify_change()
+    store.notify_change(run.id)
 
 
 def settle_dead(store, run: Run, exit_status: int = 1, reason: str | None = None, retry=None) -> bool:
@@ -188,7 +188,7 @@ def settle_dead(store, run: Run, exit_status: int = 1, reason: str | None = None
             raise store_error(e, f"record the outcome of run {run.id[:8]}") from e
         clear_lock(run)
         run.refresh()
-    store.notify_change()
+    store.notify_change(run.id)
     return True
 
 
@@ -299,7 +299,7 @@ def _stage_retry(store, run: Run, exit_status, retry) -> tuple[str | None, str]:
         run.write_attr(RETRIED_AS, copy_id)
     except OSError:
         pass  # the copy's id says it anyway: the next settler finds the copy
-    store.notify_change()
+    store.notify_change(run.id, copy_id)
     return copy_id, what
 
 
@@ -330,7 +330,7 @@ def stage_requested_retry(store, run: Run, retry) -> str:
             run.write_attr(RETRIED_AS, copy.id)
         except OSError:
             pass  # best effort, as for a settler's retry
-    store.notify_change()
+    store.notify_change(run.id, copy.id, created=True)
     return copy.id
 
 
@@ -396,4 +396,4 @@ def mark_remote(store, run: Run, host: str) -> None:
         except OSError as e:
             raise store_error(e, f"mark run {run.id[:8]} as held by {host}") from e
         run.refresh()
-    store.notify_change()
+    store.notify_change(run.id)

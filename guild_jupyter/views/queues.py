@@ -99,7 +99,10 @@ def _dask_cluster(q) -> dict | None:
 
     info = read_cluster(run) or {}
     return {"address": info.get("address") or address, "dashboard": info.get("dashboard"),
-            "workers": info.get("workers") or []}
+            "workers": info.get("workers") or [],
+            # why the queue places no run now (no worker, all busy, the scheduler away), else None
+            "waiting": info.get("waiting") if not info.get("closed") else None,
+            "connected": info.get("connected", True)}
 
 
 def describe_queue(q) -> str:

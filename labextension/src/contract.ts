@@ -89,7 +89,13 @@ export interface IQueueRow {
   host_text?: string;
   options_text?: string;
   description?: string;
-  dask?: { address: string; dashboard?: string | null; workers?: IDaskWorker[] } | null;
+  dask?: {
+    address: string;
+    dashboard?: string | null;
+    workers?: IDaskWorker[];
+    waiting?: string | null;
+    connected?: boolean;
+  } | null;
   actions?: IAction[];
 }
 

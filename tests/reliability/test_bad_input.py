@@ -65,9 +65,11 @@ def store(tmp_path_factory):
     # Age the runs' stamps past the index's settling time, so the listing
     # below caches them for good: later listings then write nothing.
     past = time.time() - 60
-    for run_id in os.listdir(home / "runs"):
-        for rel in (".guild/attrs/label", ".guild/attrs", ".guild"):
-            os.utime(home / "runs" / run_id / rel, (past, past))
+    for run_id in os.listdir(home / "runs"):  # every file a stamp holds: .guild, attrs/ and theirs
+        for root, _dirs, files in os.walk(home / "runs" / run_id / ".guild", topdown=False):
+            for name in files:
+                os.utime(os.path.join(root, name), (past, past))
+            os.utime(root, (past, past))
     api.runs(store=str(home))
     return Store(str(home), str(project), {"S": staged.id, "T": terminated.id, "C": completed.id},
                  str(tmp / "a-file"))

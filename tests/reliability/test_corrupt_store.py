@@ -123,11 +123,11 @@ def test_stray_files_links_and_loops_in_runs(template, tmp_path):
 
 
 @pytest.mark.parametrize("cache", [b"", b"{", b"[]", b'{"v": 3, "runs": 5}', b'{"v": 3, "runs": {"x": 5}}',
-                                   bytes(range(256))])
+                                   bytes(range(256)), b'{"format": 4, "count": 2, "record": "<16s7qQ3qQI4B"}\n' + bytes(300)])
 def test_a_bad_listing_cache_is_rebuilt(template, tmp_path, cache):
     home = tmp_path / "cache"
     shutil.copytree(template, home, symlinks=True)
-    path = home / "cache" / "guild_jupyter" / "listing.json"
+    path = home / "cache" / "guild_jupyter" / "listing.v4"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(cache)
     p = _cli_runs(home)

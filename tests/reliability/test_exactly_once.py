@@ -30,6 +30,7 @@ from conftest import GUILD, guild, wait_for
 from guild_jupyter import api
 from guild_jupyter.store import transitions
 from test_invariants import (  # noqa: F401 - ``marked`` is a fixture
+    FINISHED,
     LOGGING_SCRIPT,
     all_runs,
     marked,
@@ -208,3 +209,138 @@ def test_each_run_starts_exactly_once_under_mixed_queues_and_kills(tmp_path, gui
     finally:
         killer.kill_victim()
         stop_everything(procs)
+
+
+# -- the Dask dispatch: launchers, workers and queues killed ---------------------------------
+
+
+def _launchers(mark: str) -> list:
+    """The test's Dask launcher processes (one per live worker): children of
+    a worker. (The runners a launcher forks, and their supervisors and
+    scripts, show the launcher's command line too: forked, not started.)"""
+    import psutil
+
+    out = []
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if ("guild_jupyter.queueing.dask.launcher" in " ".join(p.cmdline())
+                    and p.environ().get("INV_MARK") == mark and "worker" in " ".join(p.parent().cmdline())):
+                out.append(p)
+        except (psutil.Error, AttributeError):
+            continue
+    return out
+
+
+class WorkerKeeper:
+    """Keeps ``n`` workers in the cluster: a killed one is replaced (a new
+    name: the scheduler may still know the old one) by ``tend``."""
+
+    def __init__(self, cluster, n: int):
+        self.cluster = cluster
+        self.n = n
+        self.made = 0
+        self.tend()
+
+    def tend(self) -> None:
+        for name, p in list(self.cluster.workers.items()):
+            if p.poll() is not None:
+                self.cluster.gone.append(self.cluster.workers.pop(name))
+        while len(self.cluster.workers) < self.n:
+            self.cluster.add_worker(f"w{self.made}")
+            self.made += 1
+
+
+@pytest.mark.dask
+@pytest.mark.timeout(300)
+def test_dask_runs_start_exactly_once_while_launchers_workers_and_queues_are_killed(tmp_path, guild_home, marked):
+    """The per-worker launcher holds nothing of a run: ``kill -9`` of it (and
+    of workers, and of the Dask queue's process) loses no run and starts
+    none twice. Runs whose worker died while they ran end ``error`` ("worker
+    lost"); every other run completes, once."""
+    pytest.importorskip("distributed")
+    import random
+
+    from support.dask_cluster import Cluster
+
+    mark, log = marked
+    rng = random.Random(int(os.environ.get("GUILD_JUPYTER_INVARIANT_SEED") or random.randrange(1 << 30)))
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "tiny.py").write_text(LOGGING_SCRIPT)
+    staged = list(api.run(str(project / "tiny.py"), "sleep=linspace[0.05:0.4:40]", stage=True))
+    ids = {r.id for r in staged}
+    cluster = Cluster(str(tmp_path / "cluster"))
+    kills = collections.Counter()
+    queues = []
+    try:
+        keeper = WorkerKeeper(cluster, 2)
+        cluster.wait_workers(list(cluster.workers))
+        queues.append(api.queue(dask=cluster.address, background=True, poll_interval=0.5))
+        local = api.queue(poll_interval=0.5)  # a local queue beside: claims race, never overlap
+
+        def staged_left():
+            return sum(r.refresh().status == "staged" for r in staged)
+
+        deadline = time.monotonic() + 150
+        while staged_left() and time.monotonic() < deadline:
+            time.sleep(rng.uniform(0.2, 0.8))
+            what = rng.choices(["launcher", "worker", "queue"], [5, 2, 1])[0]
+            if what == "launcher":
+                victims = _launchers(mark)
+                if victims:
+                    sigkill(rng.choice(victims).pid)
+                    kills["launcher"] += 1
+            elif what == "worker" and cluster.workers:
+                name = rng.choice(sorted(cluster.workers))
+                cluster.kill(name)
+                kills["worker"] += 1
+            elif what == "queue":
+                holder = queues[-1].run.refresh().lock_holder()
+                if holder is not None:
+                    sigkill(holder.pid)
+                    kills["queue"] += 1
+                    queues.append(api.queue(dask=cluster.address, background=True, poll_interval=0.5))
+            keeper.tend()
+
+        local.stop(wait=True, timeout=20)
+        api.stop(queues=True, timeout=20)
+        cluster.close()
+        drain = api.queue(run_once=True, poll_interval=0.5)  # what the killed queues left pending
+        assert drain.join(120), "the draining queue did not finish"
+
+        def all_ended():
+            return all(r.refresh().status in FINISHED for r in staged)
+
+        wait_for(all_ended, timeout=90, interval=0.2, message="all runs end")
+        api.runs()  # settles what killed processes left
+        runs = all_runs(guild_home)
+        problems = start_record_problems(guild_home, log, runs)
+        counts = starts(log)
+        statuses = collections.Counter(r.refresh().status for r in staged)
+        for r in staged:
+            if r.status == "completed" and counts[r.id] != 1:
+                problems.append(f"run {r.id} completed and ran {counts[r.id]} time(s)")
+            elif r.status == "error":
+                out = api.output(r.id)
+                if "worker lost" not in out and "never started" not in out:
+                    problems.append(f"run {r.id} error without a reason: {out[-300:]}")
+            elif r.status != "completed":
+                problems.append(f"run {r.id} ended {r.status} (exit {r.get('exit_status')}, worker "
+                                f"{r.get('dask_worker')}): {api.output(r.id)[-400:]!r}")
+        for q in (r for r in runs.values() if r.is_queue):
+            for p in outcome_problems(q):
+                problems.append(f"queue {q.id} ({q.status}): {p}")
+        for line in wait_no_orphans(mark, timeout=15):
+            problems.append(f"orphan process: {line}")
+        on_dask = sum(1 for r in staged if r.get("dask_worker"))
+        print(f"kills: {dict(kills)}; statuses: {dict(statuses)}; ran on Dask workers: {on_dask}")
+        assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems[:40])
+        assert set(counts) <= ids and statuses["completed"] >= len(ids) // 2, dict(statuses)
+        assert kills["launcher"] >= 3, f"too few launcher kills to mean anything: {dict(kills)}"
+        assert on_dask >= 5, "hardly any run went through the Dask dispatch"
+    finally:
+        try:
+            api.stop(queues=True, timeout=15)
+        except Exception:  # noqa: BLE001 - cleanup only
+            pass
+        cluster.close()

@@ -5,7 +5,11 @@ Three *driver* processes (the script ``DRIVER`` below, each with its own
 seed) stage runs, start thread and detached queues, stop, unstage and delete
 runs, start runs directly, and ``kill -9`` supervisors and queue processes,
 all through the public API and all at once; the test kills one driver
-outright half-way and starts it again. Then the test stops every queue,
+outright half-way and starts it again. With Dask installed, a real
+scheduler and two workers (replaced as they die) join in: the drivers also
+start Dask queues (threads and detached) and ``kill -9`` workers and their
+launchers (``GUILD_JUPYTER_INVARIANT_DASK=0`` leaves them out; a run whose
+worker died while it ran ends ``error``, "worker lost"). Then the test stops every queue,
 drains what is still staged with one run-once queue, waits for every run to
 end, lists the runs once (which settles runs whose supervisor was killed)
 and checks:
@@ -39,6 +43,7 @@ rounds. The helpers below are shared with the other reliability tests.
 from __future__ import annotations
 
 import collections
+import importlib.util
 import json
 import os
 import random
@@ -46,6 +51,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 
@@ -433,9 +439,54 @@ DRIVER = textwrap.dedent(
         api.stop(r.id, timeout=8)
         note(action="stopped_queue", id=r.id)
 
+    DASK = os.environ.get("INV_DASK")  # a scheduler's address: Dask queues and worker kills join in
+
+    def dask_queue():
+        if not DASK or len([r for r in listing("running", "pending") if r.is_queue and r.flags.get("dask")]) >= 2:
+            return "skip"
+        q = api.queue(dask=DASK, background=rng.random() < 0.6, poll_interval=rng.choice([0.5, 1]),
+                      run_once=rng.random() < 0.3)
+        note(action="dask_queue", id=q.id)
+
+    def dask_processes(kind):
+        """kind "worker": the cluster's worker processes; "launcher": their
+        launchers (a launcher's runners show its command line too: forked)."""
+        import psutil
+        out = []
+        for p in psutil.process_iter(["pid"]):
+            try:
+                cmd = " ".join(p.cmdline())
+                if kind == "worker" and "dask worker" in cmd.replace("dask-worker", "dask worker") \
+                        and os.environ["INV_DASK_FILE"] in cmd:
+                    out.append(p.pid)
+                elif (kind == "launcher" and "guild_jupyter.queueing.dask.launcher" in cmd
+                      and os.environ["INV_DASK_FILE"] in " ".join(p.parent().cmdline())):
+                    out.append(p.pid)
+            except (psutil.Error, AttributeError):
+                continue
+        return out
+
+    def kill_dask(kind):
+        if not DASK:
+            return "skip"
+        pids = dask_processes(kind)
+        if not pids:
+            return "skip"
+        pid = rng.choice(pids)
+        os.kill(pid, signal.SIGKILL)
+        note(action=f"killed_{kind}", pid=pid)
+
+    def kill_worker():
+        return kill_dask("worker")
+
+    def kill_launcher():
+        return kill_dask("launcher")
+
     ACTIONS = [(stage, 6), (thread_queue, 1), (detached_queue, 1.2), (start_direct, 0.5), (stop_run, 1.5),
                (unstage, 1.5), (delete, 0.8), (kill_supervisor, 1), (kill_queue, 0.7), (stop_queue, 0.3),
                (prioritize, 0.5)]
+    if DASK:
+        ACTIONS += [(dask_queue, 1), (kill_worker, 0.4), (kill_launcher, 0.6)]
     funcs, weights = zip(*ACTIONS)
     end = time.monotonic() + duration
     errors = {}
@@ -504,8 +555,8 @@ def _journal(path) -> list[dict]:
         return []
 
 
-@pytest.mark.timeout(170)
-def test_random_interleavings_keep_the_invariants(tmp_path, guild_home, marked):
+@pytest.mark.timeout(240)
+def test_random_interleavings_keep_the_invariants(tmp_path, guild_home, marked, monkeypatch):
     mark, log = marked
     seed = int(os.environ.get("GUILD_JUPYTER_INVARIANT_SEED") or random.randrange(1 << 30))
     print(f"GUILD_JUPYTER_INVARIANT_SEED={seed}")
@@ -525,6 +576,11 @@ def test_random_interleavings_keep_the_invariants(tmp_path, guild_home, marked):
     stranger_ids = [(p.pid, psutil.Process(p.pid).create_time()) for p in strangers]
 
     drivers = []
+    cluster = keeper = None
+    if importlib.util.find_spec("distributed") is not None and os.environ.get("GUILD_JUPYTER_INVARIANT_DASK", "1") != "0":
+        cluster, keeper = _start_cluster(tmp_path)  # Dask hosts join: queues on it, workers and launchers killed
+        monkeypatch.setenv("INV_DASK", cluster.address)
+        monkeypatch.setenv("INV_DASK_FILE", cluster.file)
     try:
         drivers = [_start_driver(driver_py, seed * 10 + i, project, journal, planted_path, 400, duration)
                    for i in range(3)]
@@ -538,8 +594,12 @@ def test_random_interleavings_keep_the_invariants(tmp_path, guild_home, marked):
         for d in drivers:
             d.wait(duration + 60)
 
-        # The end: every queue stopped, what is staged drained by one run-once queue.
+        # The end: every queue stopped, the cluster closed (runs on it end "worker lost"),
+        # what is staged drained by one run-once queue.
         api.stop(queues=True, timeout=15)
+        if cluster is not None:
+            keeper.stop()
+            cluster.close()
         drain = api.queue(run_once=True, poll_interval=0.5)
         assert drain.join(90), f"seed {seed}: the draining queue did not finish"
         runs = all_runs(guild_home)
@@ -604,9 +664,56 @@ def test_random_interleavings_keep_the_invariants(tmp_path, guild_home, marked):
             api.stop(queues=True, timeout=15)
         except Exception:  # noqa: BLE001 - cleanup: the assertion above says what went wrong
             pass
+        if cluster is not None:
+            keeper.stop()
+            cluster.close()
         for p in strangers:
             p.kill()
             p.wait(10)
+
+
+class _Keeper(threading.Thread):
+    """Keeps two workers in the cluster while the drivers kill them: a
+    killed one is replaced (by a new name) within half a second."""
+
+    def __init__(self, cluster):
+        super().__init__(daemon=True)
+        self.cluster = cluster
+        self.made = 0
+        self.done = threading.Event()
+
+    def tend(self) -> None:
+        for name, p in list(self.cluster.workers.items()):
+            if p.poll() is not None:
+                self.cluster.gone.append(self.cluster.workers.pop(name))
+        while len(self.cluster.workers) < 2:
+            self.cluster.add_worker(f"w{self.made}")
+            self.made += 1
+
+    def run(self) -> None:
+        while not self.done.wait(0.5):
+            self.tend()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(10)
+
+
+def _start_cluster(tmp_path):
+    """A real scheduler and two workers kept alive; the drivers get its
+    address (``INV_DASK``) and scheduler file (``INV_DASK_FILE``)."""
+    from support.dask_cluster import Cluster
+
+    cluster = Cluster(str(tmp_path / "dask"))
+    keeper = _Keeper(cluster)
+    try:
+        keeper.tend()
+        cluster.wait_workers(list(cluster.workers))
+    except BaseException:
+        cluster.close()
+        raise
+    keeper.start()
+    return cluster, keeper
 
 
 @pytest.mark.timeout(60)

@@ -10,7 +10,7 @@ import html
 
 def cluster_parts(dask: dict) -> list[str]:
     """Plain-text pieces: ``gpu0 [GPU=1]: 1a2b3c4d``, ``cpu0: idle``..."""
-    parts = []
+    parts = [dask["waiting"]] if dask.get("waiting") else []  # why it places no run now
     for w in dask.get("workers") or []:
         res = ",".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}"
                        for k, v in sorted((w.get("resources") or {}).items()))

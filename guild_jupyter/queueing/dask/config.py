@@ -98,18 +98,19 @@ def policy_gpus(queue_row: dict):
 
 
 def note_gpu_shortage(rows, queue_rows) -> None:
-    """A staged GPU run that only Dask queues could start, and none of their
-    clusters has a worker with the GPU resources it needs, waits for that:
-    its row says so."""
+    """A staged run that only Dask queues could start waits for their
+    clusters: for a worker with the GPU resources it needs (a GPU run none
+    of them has), or, when every one of them can place nothing now (no
+    worker, all busy, the scheduler away), for that. Its row says so."""
     clusters = [q["dask"] for q in queue_rows if q.get("dask")]
     if not clusters:
         return
     others = [q for q in queue_rows if not q.get("dask")]
     for row in rows:
         gpus = row.get("gpus")
-        if not gpus or any(gpu_mismatch(gpus, q.get("gpus")) is None for q in others):
+        if any(gpu_mismatch(gpus, q.get("gpus")) is None for q in others):
             continue
-        reasons = [gpu_shortage(gpus, c.get("workers") or []) for c in clusters]
+        reasons = [gpu_shortage(gpus, c.get("workers") or []) or c.get("waiting") for c in clusters]
         if all(reasons):
             row["waiting"] = reasons[0]
 

@@ -1,19 +1,21 @@
-"""What runs on a Dask worker for one run.
+"""The runner of one run on a Dask worker: ``main`` takes the run over from
+the queue's claim and starts it.
 
-``run_on_worker`` is the Dask task (key: the run id). It spawns the run's
-runner, ``python -m guild_jupyter.queueing.dask.runner``, in its own session,
-keeps the write end of the runner's stdin and waits for its report. The
-runner takes the run (``dask_records.take_dispatch``, under the run-status
-lock: refused unless the run is still pending under the queue's claim, and
-refused to a second execution of the same task, so a task Dask runs again
-never starts the run twice; the queue keeps its claim, so no other queue's
-recovery touches the run while the queue lives), records the placement,
-starts the run's supervisor exactly as a local start does
-(``launch.start``) and waits for it. If the worker dies, the runner's stdin
-reaches EOF: before the start, the runner returns the run to staged; after
-it, the runner ends the run's process tree and records it ``error`` with
-"worker lost" (``transitions.end_tree_and_record``), so a run never stays
-``running`` with no worker behind it.
+The task (:mod:`.task`) has it forked by the worker's launcher
+(:mod:`.launcher`), else spawned as ``python -m
+guild_jupyter.queueing.dask.runner``; either way its stdin and stdout lead
+to the task, its own session. The runner takes the run
+(``dask_records.take_dispatch``, under the run-status lock: refused unless
+the run is still pending under the queue's claim, and refused to a second
+execution of the same task, so a task Dask runs again never starts the run
+twice; the queue keeps its claim, so no other queue's recovery touches the
+run while the queue lives), records the placement, starts the run's
+supervisor exactly as a local start does (``launch.start``) and waits for
+it. If the worker dies, the runner's stdin reaches EOF: before the start,
+the runner returns the run to staged; after it, the runner ends the run's
+process tree and records it ``error`` with "worker lost"
+(``transitions.end_tree_and_record``), so a run never stays ``running``
+with no worker behind it.
 
 Report lines (the runner's stdout, the task's result): ``ok`` (the run is
 running), then ``exit N``; or ``skip: why`` (not started here: another
@@ -35,40 +37,6 @@ from ...store import dask_records, transitions
 from ...store.dask_records import this_host
 from ...store.run import Run
 from ...store.store import Store
-
-
-def run_on_worker(run_dir: str, owner: dict, gpu_count: int, key: str) -> dict:
-    """The Dask task (``key``: its own key). Returns ``{"result": "exit"|"skip"|"error", ...}``."""
-    import subprocess
-
-    try:
-        from distributed import get_worker
-
-        w = get_worker()
-        worker, address = str(w.name), w.address
-    except Exception:  # noqa: BLE001 - outside a worker (a test calling it directly)
-        worker, address = "", ""
-    host = this_host()
-    base = {"worker": worker, "address": address, "host": host}
-    if not os.path.isdir(os.path.join(run_dir, ".guild")):
-        return dict(base, result="error",
-                    why=f"the run directory {run_dir} is not visible on Dask worker {worker or host} "
-                        "(the store must be on a filesystem all workers see)")
-    gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "") if gpu_count else ""
-    cmd = [sys.executable, "-m", "guild_jupyter.queueing.dask.runner", run_dir, json.dumps(owner), key,
-           worker or host, host, gpus]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            start_new_session=True, close_fds=True)
-    lines = []
-    for raw in proc.stdout:  # stdin stays open: its EOF tells the runner the worker died
-        lines.append(raw.decode(errors="replace").strip())
-    proc.stdin.close()
-    code = proc.wait()
-    last = lines[-1] if lines else f"error: the runner exited with status {code} before reporting"
-    if last.startswith("exit "):
-        return dict(base, result="exit", exit_status=int(last[5:]))
-    kind, _, why = last.partition(": ")
-    return dict(base, result=kind if kind in ("skip", "error") else "error", why=why or last)
 
 
 def _say(text: str) -> None:
@@ -116,6 +84,7 @@ def main(argv=None) -> int:
     _say("ok")
     stop_at = None
     beat = time.monotonic()
+    ended = _exit_fd(proc)
     while True:
         if time.monotonic() - beat > dask_records.HEARTBEAT:  # alive, for every machine to see
             dask_records.heartbeat(run)
@@ -127,7 +96,7 @@ def main(argv=None) -> int:
             transitions.end_tree_and_record(
                 store, run.refresh(), -9, "stop: the run did not end within its grace period; its processes were killed")
             stop_at = float("inf")
-        if _worker_gone(0.2):
+        if _worker_gone(0.2, ended):
             why = (f"worker lost: Dask worker {worker} on {host} went away while the run was running; "
                    "the run's processes were ended")
             transitions.end_tree_and_record(store, run.refresh(), 1, why, retry=retry_copy_spec)
@@ -144,10 +113,22 @@ def main(argv=None) -> int:
             return 0
 
 
-def _worker_gone(timeout: float) -> bool:
-    """True once the task's end of our stdin is closed: the worker died."""
-    ready, _, _ = select.select([sys.stdin.fileno()], [], [], timeout)
-    return bool(ready) and not os.read(sys.stdin.fileno(), 4096)
+def _exit_fd(proc) -> int | None:
+    """A descriptor that becomes readable when the supervisor exits (a
+    pidfd, Linux >= 5.3), so the run's end is reported at once rather than
+    at the next poll; None where there is none."""
+    try:
+        return os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _worker_gone(timeout: float, ended: int | None = None) -> bool:
+    """True once the task's end of our stdin is closed: the worker died.
+    Returns early (False) when ``ended`` (the supervisor's pidfd) is ready."""
+    fds = [sys.stdin.fileno()] if ended is None else [sys.stdin.fileno(), ended]
+    ready, _, _ = select.select(fds, [], [], timeout)
+    return sys.stdin.fileno() in ready and not os.read(sys.stdin.fileno(), 4096)
 
 
 if __name__ == "__main__":

@@ -33,11 +33,15 @@ from ...store.run import LOCK, PENDING_MARKER, RUNNING, Run
 from ..flags import BY_NAME
 from ..starters import RunStarter
 from .config import gpu_count, gpu_shortage, local_workers, require_dask
-from .runner import run_on_worker
+from .task import run_on_worker
 
 CONNECT_TIMEOUT = 5.0  # seconds: an unreachable scheduler is reported within this
 INFO_TTL = 1.0  # seconds between reads of the cluster's workers
 RUNNER_GRACE = 60.0  # seconds a runner that took a run may take to start it (launch waits up to 30)
+PLACE_BOUND = 10.0  # seconds a claimed run may wait for a worker before its claim is given back
+RECONNECT_EVERY = 2.0  # seconds between tries to reach a scheduler that went away
+NO_WORKER = "the Dask cluster has no worker"
+ALL_BUSY = "every Dask worker is busy"
 
 
 class DaskStarter(RunStarter):
@@ -66,6 +70,11 @@ class DaskStarter(RunStarter):
         self._info_at = 0.0
         self._written = None
         self._lock = threading.Lock()
+        self.max_running = None  # given: the queue's slots are fixed; else one per worker thread
+        self.waiting: str | None = None  # why no run can be placed now (logged, shown in the queue's row)
+        self._lost_at: float | None = None  # when the scheduler went away (None: connected)
+        self._tried_at = 0.0
+        self._processing: set = set()  # task keys the workers hold, as last read
         n = local_workers(address)
         try:
             with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
@@ -81,6 +90,17 @@ class DaskStarter(RunStarter):
             if self.cluster is not None:
                 self.cluster.close()
             raise BadInput(f"cannot reach the Dask scheduler at {address}: {e}") from None
+        self._register_plugin()
+
+    def _register_plugin(self) -> None:
+        """Each worker (those joining later too) starts its launcher as it
+        joins: its runs fork from a warm process from the first one on."""
+        try:
+            from .plugin import LauncherPlugin  # lazy: imports distributed, as this module's users do
+
+            self.client.register_plugin(LauncherPlugin(), name=LauncherPlugin.name)
+        except Exception:  # noqa: BLE001 - each worker's first task starts its launcher then
+            pass
 
     # -- the queue loop's side -------------------------------------------------------------
 
@@ -100,13 +120,130 @@ class DaskStarter(RunStarter):
             self.loop.log(msg)
 
     def cannot_start(self, run: Run) -> str | None:
-        if not gpu_count(run.gpus):
+        need = gpu_count(run.gpus)
+        if not need:
             return None  # unpinned: any worker
         try:
             workers = self.cluster_info()["workers"]
         except Exception as e:  # noqa: BLE001 - the scheduler is away: the run waits, with the reason
             return f"cannot read the Dask cluster's workers ({type(e).__name__}: {e})"
-        return gpu_shortage(run.gpus, workers)
+        short = gpu_shortage(run.gpus, workers)
+        if short:
+            return short
+        # A GPU worker with a free thread now, or the claim would only wait in the scheduler.
+        if not any(float((w.get("resources") or {}).get("GPU", 0) or 0) >= need
+                   and w["nthreads"] > len(w["runs"]) for w in workers):
+            return "every Dask worker with GPU resources is busy"
+        return None
+
+    def capacity(self) -> int | None:
+        """Runs a worker can take now: free worker threads (as the scheduler
+        last said, and again after each of our runs ends) less our runs
+        submitted and not yet on a worker. 0 while the scheduler is away.
+        Logs each change of why nothing can be placed."""
+        why = None
+        n = 0
+        if not self._connected():
+            why = f"the Dask scheduler at {self.address} is not reachable; reconnecting"
+        else:
+            try:
+                workers = self.cluster_info()["workers"]
+            except Exception as e:  # noqa: BLE001 - the scheduler went away meanwhile
+                workers, why = [], f"cannot read the Dask cluster's workers ({type(e).__name__}: {e})"
+            if not workers:
+                why = why or NO_WORKER
+            else:
+                free = sum(max(0, w["nthreads"] - len(w["runs"])) for w in workers)
+                unplaced = sum(1 for h in self._handles if not h._settled and h.key not in self._processing
+                               and not h.future.done())
+                n = max(0, free - unplaced)
+                if n == 0:
+                    why = ALL_BUSY
+        self._set_waiting(why)
+        return n
+
+    def wanted_slots(self) -> int | None:
+        """Without ``max-running``: one slot per worker thread of the cluster
+        as it is now (workers come and go), at least one."""
+        if self.max_running is not None:
+            return None
+        try:
+            return max(1, sum(w["nthreads"] for w in self.cluster_info()["workers"]))
+        except Exception:  # noqa: BLE001 - away: keep the slots as they are
+            return None
+
+    def forget_task(self, key: str) -> None:
+        """A task of ours ended: its worker thread is free in the picture
+        ``capacity`` reads until the scheduler is read again."""
+        with self._lock:
+            self._processing.discard(key)
+            if self._info is not None:
+                run_id = key.split("-")[0]
+                for w in self._info["workers"]:
+                    if run_id in w["runs"]:
+                        w["runs"] = [r for r in w["runs"] if r != run_id]
+
+    def _set_waiting(self, why: str | None) -> None:
+        if why == self.waiting:
+            return
+        busy_only = why in (None, ALL_BUSY) and self.waiting in (None, ALL_BUSY)
+        if why is not None and why != ALL_BUSY:
+            self.log(f"Waiting: {why}")
+        elif why is None and self.waiting not in (None, ALL_BUSY):
+            self.log("Dask workers can take runs again")
+        self.waiting = why
+        try:  # busy <-> free, as runs come and go: in the row at the next read (no scheduler call now)
+            self._write_info(force=not busy_only)
+        except Exception:  # noqa: BLE001 - a picture of the cluster never stops the queue
+            pass
+
+    def _connected(self) -> bool:
+        """Whether the client is connected; after a scheduler restart, tries
+        again every ``RECONNECT_EVERY`` seconds (the client's own reconnect
+        gives up after ``CONNECT_TIMEOUT``), logs both ends of the outage,
+        and gives back the claims of runs no runner took."""
+        status = getattr(self.client, "status", "closed")
+        now = time.monotonic()
+        if status == "running":
+            if self._lost_at is not None:
+                self.log(f"Reconnected to the Dask scheduler at {self.address} "
+                         f"after {now - self._lost_at:.0f}s")
+                self._lost_at = None
+                self._register_plugin()
+                self._info = None
+            return True
+        if self._lost_at is None:
+            self._lost_at = now
+            self.log(f"Lost the Dask scheduler at {self.address} ({status}); runs it had not started go back "
+                     "to staged; reconnecting")
+            self._give_back_all("the Dask scheduler went away")
+        if self.cluster is None and status in ("closed", "closing", "failed", "newly-created") \
+                and now - self._tried_at >= RECONNECT_EVERY:
+            self._tried_at = now
+            self._reconnect()
+            return getattr(self.client, "status", "closed") == "running" and self._connected()
+        return False
+
+    def _reconnect(self) -> None:
+        from distributed import Client  # lazy: loaded with this module's first client anyway
+
+        try:
+            client = Client(self.address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        except Exception:  # noqa: BLE001 - still away: tried again later
+            return
+        old, self.client = self.client, client
+        try:
+            old.close(timeout=1)
+        except Exception:  # noqa: BLE001
+            pass
+
+    def _give_back_all(self, why: str) -> None:
+        for h in self._handles:
+            if not h._settled:
+                try:
+                    h.settle(force=True, why=why)
+                except Exception as e:  # noqa: BLE001 - the next pass's recovery settles it
+                    self.log(f"Run {h.run.id}: cannot settle it yet ({e})")
 
     def start(self, run: Run) -> "DaskHandle":
         need = gpu_count(run.gpus)
@@ -122,6 +259,8 @@ class DaskStarter(RunStarter):
                                      resources={"GPU": need} if need else None)
         except Exception as e:  # noqa: BLE001 - the loop returns the run to staged and retries
             raise GuildJupyterError(f"cannot submit to the Dask scheduler: {e}") from None
+        if self.loop is not None:  # the queue's loop wakes as the task ends, not at its next look
+            fut.add_done_callback(lambda _f: self.loop.wake.set())
         handle = DaskHandle(self, run, fut, key)
         self._handles = [h for h in self._handles if not h._settled] + [handle]
         return handle
@@ -161,11 +300,15 @@ class DaskStarter(RunStarter):
             return self._info
 
     def _read_info(self) -> dict:
+        status = getattr(self.client, "status", "closed")
+        if status != "running":  # a call would wait for a scheduler that is away
+            raise GuildJupyterError(f"the Dask client is {status}")
         info = self.client.scheduler_info()
         try:
             processing = self.client.processing()
         except Exception:  # noqa: BLE001
             processing = {}
+        self._processing = {str(k) for keys in processing.values() for k in keys}
         workers = []
         for addr, w in sorted(info.get("workers", {}).items()):
             keys = [str(k) for k in processing.get(addr, ())]
@@ -196,7 +339,12 @@ class DaskStarter(RunStarter):
             return
         if not force and self._written is not None and time.monotonic() - self._info_at <= INFO_TTL:
             return
-        info = dict(self.cluster_info(force=force), closed=closed, host=dask_records.this_host())
+        try:
+            info = dict(self.cluster_info(force=force))
+        except Exception:  # noqa: BLE001 - the scheduler is away: the row says so
+            info = {"address": self.address, "requested": self.address, "dashboard": None, "workers": []}
+        info.update(closed=closed, host=dask_records.this_host(), waiting=self.waiting,
+                    connected=self._lost_at is None)
         if info != self._written:
             dask_records.write_cluster(self.loop.run, info)
             self._written = info
@@ -212,6 +360,8 @@ class DaskHandle:
         self.future = future
         self._settled = False
         self._reported = False
+        self.submitted = time.monotonic()
+        self.placed = False  # a worker took the task (it runs the run's runner)
 
     def done(self) -> bool:
         try:
@@ -221,14 +371,20 @@ class DaskHandle:
         if self._settled:
             return True
         if not self.future.done():
+            if self.key in self.starter._processing:
+                self.placed = True
+            elif not self.placed and time.monotonic() - self.submitted > PLACE_BOUND:
+                # No worker took it: the claim goes back, so any queue (a local one too) may start it.
+                self.future.cancel()
+                return self.settle(force=True, why=f"no Dask worker took it within {PLACE_BOUND:g}s")
             return False
         return self.settle()
 
-    def settle(self, force: bool = False) -> bool:
+    def settle(self, force: bool = False, why: str | None = None) -> bool:
         """After the task ended (or, with ``force``, when the queue lets the
-        task go): makes sure the run is not left claimed or running with
-        nothing behind it. True once the run needs nothing more from us."""
-        result = self._result()
+        task go: ``why``): makes sure the run is not left claimed or running
+        with nothing behind it. True once the run needs nothing more from us."""
+        result = self._result() if why is None else {"result": "error", "why": why}
         store = self.starter.store
         run = self.run.refresh()
         owner = self.starter.claim_owner
@@ -271,10 +427,9 @@ class DaskHandle:
                                                        "its supervisor is gone", retry=retry_copy_spec)
                 self.starter.log(f"Run {run.id}: worker lost; recorded as error")
         self._settled = True
-        try:  # the cluster as it is now the run is gone: panels stop showing it on its worker
-            self.starter._write_info(force=True)
-        except Exception:  # noqa: BLE001 - a picture of the cluster never stops a run's end
-            pass
+        # Its worker thread is free: counted so at once (the scheduler is read
+        # again within INFO_TTL, and panels then stop showing the run there).
+        self.starter.forget_task(self.key)
         return True
 
     def _result(self) -> dict:
@@ -298,6 +453,7 @@ def loop_options(store, config) -> dict:
     if not address:
         return {}
     starter = DaskStarter(store, address)
+    starter.max_running = config.max_running
     try:
         # A huge cluster's threads count as max-running's bound: the queue run records n as max-running.
         n = config.max_running or min(starter.slot_count, BY_NAME["max-running"].maximum)

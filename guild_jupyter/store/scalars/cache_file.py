@@ -69,6 +69,11 @@ def _entries(path: str) -> dict:
 _pending: dict[str, dict] = {}
 
 
+def is_loaded(run_dir: str) -> bool:
+    """Whether the file of ``run_dir``'s store was read by this process."""
+    return (_paths.get(run_dir.rpartition("/")[0]) or path_for(run_dir)) in _loaded
+
+
 def forget_loaded() -> None:
     _loaded.clear()
     _pending.clear()

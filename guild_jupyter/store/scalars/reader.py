@@ -186,6 +186,26 @@ _cache: OrderedDict = OrderedDict()
 _lock = _thread.allocate_lock()
 
 
+class _Direct:
+    """``direct_reads()``: while active (in any thread), runs not yet read
+    are read from their event files, not restored from the store's cache
+    file: showing a few runs of a big store, their files cost less than the
+    file that holds every run (read whole)."""
+
+    depth = 0
+
+    def __enter__(self):
+        _Direct.depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        _Direct.depth -= 1
+
+
+def direct_reads() -> _Direct:
+    return _Direct()
+
+
 def read(run_dir: str) -> RunScalars:
     """The run's scalars as they are now (the cache brought up to date)."""
     with _lock:
@@ -195,8 +215,10 @@ def read(run_dir: str) -> RunScalars:
             _cache[run_dir] = rs
             if len(_cache) > MAX_RUNS:
                 scalars_file.evicted(_cache.popitem(last=False)[1])  # kept for the next save
-            if scalars_file.restore(rs):  # every file just checked unchanged
-                return rs
+            # The file holds every run of the store: for a few runs shown (direct_reads) it is
+            # used only if this process has it already (staging costs the same in any store).
+            if (not _Direct.depth or scalars_file.is_loaded(run_dir)) and scalars_file.restore(rs):
+                return rs  # every file just checked unchanged
         else:
             _cache.move_to_end(run_dir)
         if not rs._update():

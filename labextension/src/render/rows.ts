@@ -152,6 +152,9 @@ function renderDask(box: HTMLElement, q: IQueueRow): void {
     return `${w.name}${res ? ` [${res}]` : ''}: ${runs}`;
   });
   parts.push(' · ', workers.join(' · ') || 'no workers');
+  if (d.waiting) {
+    parts.push(' · ', d.waiting);
+  }
   box.replaceChildren(...parts);
 }
 

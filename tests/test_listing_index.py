@@ -1,0 +1,224 @@
+"""The listing index against every way a run changes on disk: attrs
+rewritten in place (as Guild writes them), the real ``guild`` CLI's edits
+(``label``, ``run --restart``, ``runs rm``, ``runs restore``), listings in
+this process and in new ones (from the listing file), ``-n N`` listings,
+and a store of 100,000 runs.
+
+"What a listing says is what is on disk": each check compares a listing
+made through the index (and its file) with one made by a process that has
+no cache at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import cli, guild
+from guild_jupyter import api
+from guild_jupyter.store import index as index_module
+from guild_jupyter.store.index import RunIndex
+from guild_jupyter.store.store import Store
+
+
+def _age(run_dir, seconds=30):
+    """Every file and directory of the run's .guild written ``seconds`` ago:
+    settled, so listings trust (and keep) their stamps."""
+    past = time.time_ns() - seconds * 1_000_000_000
+    for root, _dirs, files in os.walk(os.path.join(run_dir, ".guild"), topdown=False):
+        for name in files:
+            os.utime(os.path.join(root, name), ns=(past, past))
+        os.utime(root, ns=(past, past))
+
+
+def _rows(runs) -> list:
+    return [(r["id"], r["status"], r.get("label"), r.get("started"), json.dumps(r.get("flags"), sort_keys=True),
+             sorted(r.get("warnings") or [])) for r in runs]
+
+
+def _cli_json(home, *args) -> list:
+    p = cli("runs", "--json", *args, "--store", home, check=0)
+    return json.loads(p.stdout)
+
+
+def _from_disk(home, *args) -> list:
+    """The listing of a process that has no listing file to start from."""
+    cache = os.path.join(str(home), "cache", "guild_jupyter")
+    keep = cache + ".keep"
+    os.rename(cache, keep)
+    try:
+        return _cli_json(home, *args)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+        os.rename(keep, cache)
+
+
+def assert_listing_is_disk(home, expect=None):
+    """Every kind of listing (new process from the file, -n, this process's
+    index, the full one and -n) says what a cache-less listing says."""
+    disk = _rows(_from_disk(home))
+    assert _rows(_cli_json(home)) == disk
+    assert _rows(_cli_json(home, "-n", "2")) == disk[:2]
+    here = api.runs(store=str(home))
+    assert [(r.id, r.status, r.label, r.started) for r in here] == [d[:4] for d in disk]
+    assert [r.id for r in api.runs(limit=2, store=str(home))] == [d[0] for d in disk[:2]]
+    if expect is not None:
+        expect(disk)
+    return disk
+
+
+def _finished(project, home, n=2):
+    out = []
+    for i in range(n):
+        out += api.run(str(project / "train.py"), f"lr=0.{i + 1}", "epochs=1", foreground=True,
+                       stream=open(os.devnull, "w"), store=str(home))
+    for r in out:
+        _age(r.dir)
+    return out
+
+
+def _dirs_mtimes(run):
+    return [os.stat(os.path.join(run.dir, ".guild", sub)).st_mtime_ns for sub in ("", "attrs")]
+
+
+@pytest.mark.parametrize("attr, content, check", [
+    ("started", b"\x00\xff\xfe binary\x01", lambda row: any("started" in w for w in row[5])),
+    ("label", b"rewritten in place\n", lambda row: row[2] == "rewritten in place"),
+    ("exit_status", b"3\n", lambda row: row[1] == "error"),
+    ("flags", b'{"lr": 0.5, "epochs": 9}\n', lambda row: '"epochs": 9' in row[4]),
+    ("started", b"4102444800000000\n", lambda row: row[3] == 4102444800000000),
+])
+def test_an_attr_rewritten_in_place_is_listed_as_it_is_now(project, guild_home, attr, content, check):
+    """Issue 26 item 3: a rewrite in place moves no directory's mtime, only
+    the file's own stamp; the next listing (same process, new process, -n)
+    says what the file says now, with a warning when it cannot be read."""
+    a, b = _finished(project, guild_home)
+    assert_listing_is_disk(guild_home)  # the listing file now holds both runs
+    assert os.path.exists(os.path.join(guild_home, "cache", "guild_jupyter", "listing.v4"))
+    target = a if attr != "started" else b  # the older run, so a new started reorders
+    before = _dirs_mtimes(target)
+    with open(os.path.join(target.attrs_dir, attr), "r+b") as f:  # in place, as Guild writes attrs
+        f.truncate(0)
+        f.write(content)
+    assert _dirs_mtimes(target) == before
+    disk = assert_listing_is_disk(guild_home)
+    row = next(d for d in disk if d[0] == target.id)
+    assert check(row), row
+
+
+def test_the_real_guild_cli_edits_are_seen_by_the_next_listing(project, guild_home):
+    a, b = _finished(project, guild_home)
+    home = guild_home
+    assert_listing_is_disk(home)
+
+    guild("label", "--set", "by guild", a.id, "-y")
+    assert_listing_is_disk(home, lambda disk: next(d for d in disk if d[0] == a.id)[2] == "by guild")
+
+    old_started = next(d for d in assert_listing_is_disk(home) if d[0] == a.id)[3]
+    guild("run", "--restart", a.id, "-y")  # rewrites attrs in place; the run ends completed again
+    disk = assert_listing_is_disk(home)
+    assert disk[0][0] == a.id and disk[0][3] > old_started and disk[0][1] == "completed"
+
+    guild("runs", "rm", b.id, "-y")
+    assert [d[0] for d in assert_listing_is_disk(home)] == [a.id]
+    guild("runs", "restore", b.id, "-y")
+    assert [d[0] for d in assert_listing_is_disk(home)] == [a.id, b.id]
+
+
+def test_a_restart_by_us_and_a_new_run_reach_a_viewer_without_a_full_pass(project, guild_home, monkeypatch):
+    """The change journal: a viewer's refresh looks at the runs our
+    transitions name (and new directories), not at every run."""
+    a, b = _finished(project, guild_home)
+    monkeypatch.setattr(index_module, "FULL_PASS_EVERY", 10 ** 9)
+    index = RunIndex(Store(str(guild_home)))
+    index.update(full=True)
+    index.update(full=False)
+    assert index.entries[a.id].status == "completed"
+    api.restart(a.id, stage=True, store=str(guild_home))
+    c = api.run(str(project / "train.py"), stage=True, store=str(guild_home))[0]
+    assert index.update(full=False)
+    assert index.entries[a.id].status == "staged" and index.entries[c.id].status == "staged"
+    api.delete(b.id, store=str(guild_home))
+    index.update(full=False)
+    assert b.id not in index.entries
+    api.unstage(a.id, c.id, store=str(guild_home))
+
+
+def test_staging_numbers_new_runs_without_listing_the_store(project, guild_home):
+    _finished(project, guild_home, 3)
+    code = (
+        "import sys, json\n"
+        "from guild_jupyter import api\n"
+        f"rl = api.run({str(project / 'train.py')!r}, 'lr=[0.1,0.2,0.3]', stage=True)\n"
+        "print(json.dumps({'indexed': 'guild_jupyter.store.index' in sys.modules,\n"
+        "                  'rows': [[i, r.id] for i, r in zip(rl.indices, rl)]}))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    out = json.loads(p.stdout)
+    assert out["indexed"] is False  # the listing index was never built
+    listing = _cli_json(guild_home)
+    assert sorted(out["rows"]) == [[d["index"], d["id"]] for d in listing[:3]]
+    api.unstage(*[i for _, i in out["rows"]], store=str(guild_home))
+
+
+def _build_big_store(home, template_dir, n):
+    """``n`` runs copied from ``template_dir`` (files hard-linked, each run
+    its own ``started``): how a big store is built without running n runs."""
+    runs = os.path.join(home, "runs")
+    guild_dir = os.path.join(template_dir, ".guild")
+    linked = [f for f in ("opref", "attrs/exit_status", "attrs/stopped", "attrs/flags", "attrs/label",
+                          "attrs/run_params", "attrs/op", "attrs/initialized")
+              if os.path.exists(os.path.join(guild_dir, f))]
+    base = 1_700_000_000_000_000
+    ids = []
+    sources = os.path.join(home, "sources")
+    src = {}
+    for i in range(n):
+        if i % 60_000 == 0:  # a file has at most 65,000 links (ext4): a fresh copy to link to
+            for f in linked:
+                src[f] = os.path.join(sources, str(i), f.replace("/", "_"))
+                os.makedirs(os.path.dirname(src[f]), exist_ok=True)
+                shutil.copy2(os.path.join(guild_dir, f), src[f])
+        run_id = f"{i:08x}" + "0" * 24
+        g = os.path.join(runs, run_id, ".guild")
+        os.makedirs(g + "/attrs")
+        for f in linked:
+            os.link(src[f], os.path.join(g, f))
+        with open(g + "/attrs/started", "w") as fh:
+            fh.write(f"{base + (i * 7919) % n * 1000}\n")  # distinct, not in id order
+        ids.append(run_id)
+    return ids
+
+
+def test_a_store_of_100000_runs_is_listed_correctly(project, tmp_path):
+    """No timing: the order, the newest-N path (one stat a run) against the
+    full listing, and a started rewritten in place deep in the store."""
+    home = str(tmp_path / "big")
+    os.makedirs(home + "/runs")
+    (template,) = api.run(str(project / "train.py"), "epochs=1", foreground=True, stream=open(os.devnull, "w"),
+                          store=str(tmp_path / "small"))
+    n = 100_000
+    _build_big_store(home, template.dir, n)
+    p = cli("runs", "--store", home, check=0, timeout=600)
+    lines = p.stdout.splitlines()
+    assert len(lines) == n
+    full_ids = [line.split(":")[1].split("]")[0] for line in lines]  # 8-char prefixes: the run's number
+    shown_order = [(int(i[:8], 16) * 7919) % n for i in full_ids]
+    assert shown_order == sorted(shown_order, reverse=True)
+    top = cli("runs", "-n", "20", "--store", home, check=0, timeout=600).stdout.splitlines()
+    assert top == lines[:20]
+    # The oldest run's started rewritten in place into the future: first in the next -n listing.
+    oldest = full_ids[-1]
+    started = os.path.join(home, "runs", oldest + "0" * 24, ".guild", "attrs", "started")
+    with open(started, "r+") as f:
+        f.truncate(0)
+        f.write("4102444800000000\n")
+    top = cli("runs", "-n", "3", "--store", home, check=0, timeout=600).stdout.splitlines()
+    assert [t.split("]")[0] for t in top] == ["[1:" + oldest, "[2:" + full_ids[0], "[3:" + full_ids[1]]
+    js = _cli_json(home, "-n", "5")
+    assert [d["id"][:8] for d in js] == [oldest] + full_ids[:4]
