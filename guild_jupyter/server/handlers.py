@@ -448,13 +448,16 @@ class SweepHandler(LongPoll):
 
 
 class SweepScalarsHandler(BaseHandler):
-    """``GET sweeps/<id>/scalars?since=TOKEN&tags=&x=&points=``: every
-    trial's points logged since TOKEN, in one answer (``api.sweep_scalars``)."""
+    """``GET sweeps/<id>/scalars?since=TOKEN&tags=&x=&points=[&main=1]``:
+    every trial's points logged since TOKEN, in one answer
+    (``api.sweep_scalars``; ``main=1``: of the main scalar, instead of tags)."""
 
     @web.authenticated
     async def get(self, ref):
         sweep = sweep_ref(ref)
-        self.reply(await self.call(api.sweep_scalars, sweep, store=self.store, exact=False, **series_args(self)))
+        main = self.get_argument("main", "") in ("1", "true")
+        self.reply(await self.call(api.sweep_scalars, sweep, store=self.store, exact=False, main=main,
+                                   **series_args(self)))
 
 
 class NotFoundHandler(BaseHandler):

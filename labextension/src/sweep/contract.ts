@@ -94,6 +94,8 @@ export interface IScalarsReply {
   done?: boolean;
   /** Files that could not be read whole, one line each. */
   errors?: string[];
+  /** Asked with ``main=1`` (before the table came): the main scalar the series are of; null: none logged yet. */
+  main?: string | null;
 }
 
 export { ISweepLink } from '../contract';

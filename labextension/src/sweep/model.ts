@@ -13,13 +13,15 @@
  *   ended (a restage still shows at once). A server that answers at once
  *   is asked every TABLE_MS (IDLE_MS once all ended) instead.
  * - the series, GET sweeps/ID/scalars?tags=TAG&x=X&points=N, first
- *   without ``since`` (everything so far, at most FIRST_POINTS per series:
- *   the server thins longer ones, keeping each bucket's extremes), then
+ *   without ``since`` (everything so far, at most about a point per pixel
+ *   column of the chart per series (pointsFor): the server thins longer
+ *   ones, keeping each bucket's extremes), then
  *   every SCALARS_MS with the token of the last answer: only the points
  *   logged since, appended to typed arrays (series.ts). An answer with
  *   ``reset`` is from the start: what is held is dropped for it. A new tag
  *   or x axis asks from the start. Only the tag shown is asked for, once a
- *   trial logged it. ``done`` (every trial ended, all read) stops the
+ *   trial logged it; the very first ask goes with the table's, for the
+ *   main scalar whichever it is (``main=1``). ``done`` (every trial ended, all read) stops the
  *   asking until the table shows a live trial again (a restage).
  * While the view is off screen (a hidden tab, a cell scrolled away, a
  * hidden browser tab) nothing is asked; on screen again, both ask at once.
@@ -33,8 +35,24 @@ import { SeriesStore } from './series';
 /** How often things are asked (ms; LONG_WAIT_S: how long the server may
  * hold the table's request once every trial ended). Tests shorten them. */
 export const timing = { TABLE_MS: 1000, SCALARS_MS: 1000, IDLE_MS: 5000, LONG_WAIT_S: 25 };
-/** Points per series the first answer brings at most (the chart draws ~4 per pixel column). */
+/** Points per series an answer brings at most: what a chart as wide as
+ * the view asks (``pointsFor``), never more than FIRST_POINTS. */
 export const FIRST_POINTS = 2000;
+/** ... and never fewer than this (a narrow or not yet laid out chart). */
+export const MIN_POINTS = 400;
+
+/** Points per series worth asking for a chart ``width`` CSS px wide: one
+ * per pixel column. The server thins a longer series keeping each
+ * bucket's lowest and highest value, so a bucket of two columns keeps the
+ * line's extent; the chart draws a few points per column whatever it is
+ * given (lines.ts). Fewer points make the first answer smaller to read,
+ * encode, send and parse: it is most of the first paint's time. */
+export function pointsFor(width: number): number {
+  if (!(width > 0)) {
+    return FIRST_POINTS;
+  }
+  return Math.max(MIN_POINTS, Math.min(FIRST_POINTS, Math.ceil(width)));
+}
 
 /** Statuses of a trial that may still change or log. */
 const LIVE = ['staged', 'pending', 'running'];
@@ -61,6 +79,8 @@ export class SweepModel {
   loaded = false;
   /** The server said nothing more will come (every trial ended, all read). */
   done = false;
+  /** The chart's width (CSS px) now: what ``points`` asks for (pointsFor). */
+  chartWidth: () => number = () => 0;
   private token: string | null = null;
   /** The tag and x the token and the held series belong to. */
   private seriesKey: string | null = null;
@@ -96,6 +116,7 @@ export class SweepModel {
 
   start(): void {
     void this.pollTable(true);
+    void this.pollSeries(); // the main scalar's, along with the table (see pollSeries)
   }
 
   /** Whether the view is on screen: off screen, nothing is asked. */
@@ -253,18 +274,25 @@ export class SweepModel {
 
   private async pollSeries(): Promise<void> {
     this.clearTimer('series');
-    if (this.seriesBusy || !this.active() || !this.sweep) {
+    if (this.seriesBusy || !this.active()) {
       return;
     }
-    if (this.tag !== null && !this.sweep.tags.includes(this.tag)) {
+    // Before the table's first answer, the main scalar's series are asked
+    // for along with it (``main=1``: the server picks the tag as the table
+    // does), so that the first paint waits for one answer, not two in turn.
+    const main = !this.sweep;
+    if (main && (this.tag !== null || this.token !== null)) {
+      return;
+    }
+    if (this.sweep && this.tag !== null && !this.sweep.tags.includes(this.tag)) {
       this.tag = null; // the tag shown is gone (its trials deleted): back to the main scalar
     }
     const tag = this.wantedTag();
-    if (tag === null || !this.sweep.tags.includes(tag)) {
+    if (!main && (tag === null || !this.sweep!.tags.includes(tag))) {
       return; // nothing logged yet: the table's next answer asks again
     }
     const key = `${tag}\n${this.x}`;
-    if (key !== this.seriesKey) {
+    if (!main && key !== this.seriesKey) {
       // Another tag or x than what is held: from the start.
       this.seriesKey = key;
       this.token = null;
@@ -279,7 +307,9 @@ export class SweepModel {
     this.seriesBusy = true;
     const generation = this.generation;
     let delay = timing.SCALARS_MS;
-    let query = `tags=${encodeURIComponent(tag)}&x=${encodeURIComponent(this.x)}&points=${FIRST_POINTS}`;
+    const x = this.x;
+    let query = `${main ? 'main=1' : `tags=${encodeURIComponent(tag!)}`}&x=${encodeURIComponent(x)}` +
+      `&points=${pointsFor(this.chartWidth())}`;
     if (this.token !== null) {
       query += `&since=${encodeURIComponent(this.token)}`;
     }
@@ -290,6 +320,14 @@ export class SweepModel {
       }
       const t0 = performance.now();
       const reply = JSON.parse(text) as IScalarsReply;
+      if (main) {
+        if (!reply.main || this.token !== null) {
+          return; // nothing logged yet (or asked since): the table's answers ask again
+        }
+        // What is held is the main scalar's, against x: the table's answer goes on from it when it shows the same.
+        this.seriesKey = `${reply.main}\n${x}`;
+        this.seriesProblems = [];
+      }
       const reset = !!reply.reset || this.token === null;
       if (reset && this.store.runs.size) {
         this.store.clear(); // the answer is from the start: it replaces what is held

@@ -53,6 +53,11 @@ export class TrialTable {
   private status = '';
   private sweep: ISweep | null = null;
   private colors = new Map<string, string>();
+  /** The rows and columns whose widths are frozen (see ``freeze``); null: laid out by their content. */
+  private frozenKey: string | null = null;
+  /** Per column, the longest text when the widths were frozen: a longer one lays the table out again. */
+  private frozenChars: number[] = [];
+  private freezeFrame: number | null = null;
 
   constructor(private readonly host: IActionHost) {
     const headBar = h('div', 'gj-section-head');
@@ -187,6 +192,57 @@ export class TrialTable {
         tb.remove();
       }
     }
+    const key = `${this.columnsKey}\n${rows.map(r => `${r.id}:${(r.actions || []).map(a => a.verb).join('/')}`).join(',')}`;
+    if (key !== this.frozenKey || this.outgrown(rows)) {
+      this.thaw();
+      this.frozenKey = key;
+      this.freezeFrame ??= requestAnimationFrame(() => this.freeze());
+    }
+  }
+
+  /**
+   * The columns' widths, as laid out by their content, fixed
+   * (``table-layout: fixed``): a second's update changes the progress and
+   * scalar texts of every row, and an automatic table lays out all its
+   * cells again for each change (measuring every cell for the widths); a
+   * fixed one lays out only the changed cells. Made again when the rows,
+   * their actions or the columns change, or a text grows longer than its column's longest
+   * was (``outgrown``).
+   */
+  private freeze(): void {
+    this.freezeFrame = null;
+    if (!this.table.isConnected || this.frozenKey === null) {
+      return;
+    }
+    const ths = Array.from(this.head.cells) as HTMLElement[];
+    const widths = ths.map(th => th.getBoundingClientRect().width);
+    if (!widths.some(w => w > 0)) {
+      this.frozenKey = null; // not shown (a hidden tab): frozen once it is rendered again
+      return;
+    }
+    ths.forEach((th, i) => {
+      th.style.width = `${widths[i]}px`;
+    });
+    this.frozenChars = this.columns.map(col => Math.max(0, ...this.shownRows().map(r => cellText(r, col).length)));
+    this.table.classList.add('gj-mod-fixed');
+  }
+
+  private thaw(): void {
+    if (this.table.classList.contains('gj-mod-fixed')) {
+      this.table.classList.remove('gj-mod-fixed');
+      for (const th of Array.from(this.head.cells) as HTMLElement[]) {
+        th.style.width = '';
+      }
+    }
+    this.frozenChars = [];
+  }
+
+  /** Whether a row's text is longer than its column's longest when the widths were frozen. */
+  private outgrown(rows: ITrialRow[]): boolean {
+    if (!this.frozenChars.length) {
+      return false;
+    }
+    return rows.some(r => this.columns.some((col, i) => cellText(r, col).length > this.frozenChars[i]));
   }
 
   private create(row: ITrialRow): HTMLTableSectionElement {
@@ -238,17 +294,20 @@ export class TrialTable {
     // A retry sits under what it retries (the server's order) and says so by its status.
     tb.classList.toggle('gj-mod-retry', (row.attempt || 0) > 0);
     const cells = Array.from(el.children) as HTMLElement[];
-    this.columns.forEach((col, i) => {
-      const cell = row.cells?.[col.key];
-      let text = cell ? cell.text : '';
-      if (col.kind === 'status' && row.retry_text) {
-        text = [text, row.retry_text].filter(x => x).join(' · ');
-      }
-      setCellText(cells[i + 1], text);
-    });
+    this.columns.forEach((col, i) => setCellText(cells[i + 1], cellText(row, col)));
     const slot = tb.querySelector('.gj-form-slot') as HTMLElement;
     renderActions(el.querySelector('.gj-actions') as HTMLElement, slot, row.actions, row, this.host);
   }
+}
+
+/** What a row shows in a column (a retry's status says what it retries). */
+function cellText(row: ITrialRow, col: ISweepColumn): string {
+  const cell = row.cells?.[col.key];
+  const text = cell ? cell.text : '';
+  if (col.kind === 'status' && row.retry_text) {
+    return [text, row.retry_text].filter(x => x).join(' · ');
+  }
+  return text;
 }
 
 /** A cell's words: its text node changed in place (cheaper to lay out again than a new node). */
