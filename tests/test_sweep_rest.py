@@ -137,10 +137,14 @@ def test_a_sweep_as_a_table_and_its_scalars_in_one_call(server):
     assert early["main"] is None and early["series"] == {} and early["token"] is None
     waiting = server.request(f"/guild/api/sweeps/{sweep}?after_version={table['version']}&timeout=0.2")[1]
     assert waiting["version"] == table["version"]  # nothing moved: answered after the timeout, as it is
+    # brief=1: the version stayed, so only what moves without it (the rows' cells, the scatter's points).
+    brief = server.request(f"/guild/api/sweeps/{sweep}?after_version={table['version']}&timeout=0.2&brief=1")[1]
+    assert brief == {"id": sweep, "version": table["version"], "brief": True, "hparams": table["hparams"],
+                     "trials": [{"id": t["id"], "cells": t["cells"]} for t in table["trials"]]}
     ok(server, "/guild/api/queues", "POST", {"run_once": True})
     api.wait(sweep, timeout=120, store=server.home)
-    moved = ok(server, f"/guild/api/sweeps/{sweep}?after_version={table['version']}&timeout=30")
-    assert moved["version"] != table["version"]
+    moved = ok(server, f"/guild/api/sweeps/{sweep}?after_version={table['version']}&timeout=30&brief=1")
+    assert moved["version"] != table["version"] and "brief" not in moved  # a new version: the whole table
     table = moved
     trials = table["trials"]
     assert len(trials) == 4 and table["title"] == "train.py · 3 trials (1 retry)"

@@ -40,6 +40,16 @@ export interface ISweepScalar {
   best_text: string;
 }
 
+/** A table answer with ``brief=1`` whose version is the one asked after:
+ * only what moves without the version (the rows' cells, the scatter's points). */
+export interface ISweepBrief {
+  id: string;
+  version: number;
+  brief: true;
+  trials: { id: string; cells: ITrialRow['cells'] }[];
+  hparams?: IHparams | null;
+}
+
 export interface ISweep {
   id: string;
   title: string;

@@ -29,7 +29,7 @@
  */
 import { GuildApiError, GuildClient } from '../client';
 import { nextDelay } from '../format';
-import { IScalarsReply, ISweep } from './contract';
+import { IScalarsReply, ISweep, ISweepBrief } from './contract';
 import { SeriesStore } from './series';
 
 /** How often things are asked (ms; LONG_WAIT_S: how long the server may
@@ -58,6 +58,21 @@ export function pointsFor(width: number): number {
 const LIVE = ['staged', 'pending', 'running'];
 
 type Listener = () => void;
+
+/** A brief table answer that does not fit the rows held. */
+class StaleRows extends Error {}
+
+/** The table held with a brief answer's cells and points (null: it does not fit the rows held: ask the whole). */
+export function mergeBrief(held: ISweep | null, brief: ISweepBrief): ISweep | null {
+  if (!held || held.version !== brief.version || held.trials.length !== brief.trials.length) {
+    return null;
+  }
+  const cells = new Map(brief.trials.map(t => [t.id, t.cells]));
+  if (held.trials.some(t => !cells.has(t.id))) {
+    return null;
+  }
+  return { ...held, hparams: brief.hparams, trials: held.trials.map(t => ({ ...t, cells: cells.get(t.id)! })) };
+}
 /** New points for ``changed`` runs; ``reset``: everything was dropped first. */
 type SeriesListener = (changed: Set<string>, reset: boolean) => void;
 
@@ -97,6 +112,8 @@ export class SweepModel {
   private generation = 0;
   private shown = true;
   private disposed = false;
+  /** The next table ask wants the whole table (a brief answer did not fit the rows held). */
+  private wantWhole = false;
   /** Whether the server holds the table's request (after_version); false once it answered at once. */
   private longPoll = true;
 
@@ -219,17 +236,23 @@ export class SweepModel {
     const version = this.sweep?.version;
     const wait = live ? timing.TABLE_MS / 1000 : timing.LONG_WAIT_S;
     let path = `sweeps/${encodeURIComponent(this.id)}`;
-    const held = !now && this.longPoll && version !== undefined && version !== null;
+    const held = !now && !this.wantWhole && this.longPoll && version !== undefined && version !== null;
     if (held) {
-      path += `?after_version=${encodeURIComponent(String(version))}&timeout=${wait}`;
+      // brief=1: while the version stays, only what moves without it (a tenth of the whole: mergeBrief).
+      path += `?after_version=${encodeURIComponent(String(version))}&timeout=${wait}&brief=1`;
     }
     const t0 = Date.now();
     let delay = timing.TABLE_MS;
     try {
-      const sweep = await this.client.request<ISweep>(path, { signal: controller.signal });
+      const answer = await this.client.request<ISweep | ISweepBrief>(path, { signal: controller.signal });
       if (this.disposed) {
         return;
       }
+      const sweep = 'brief' in answer && answer.brief ? mergeBrief(this.sweep, answer) : (answer as ISweep);
+      if (sweep === null) {
+        throw new StaleRows(); // a brief answer for rows not held (cannot happen with one server): the whole now
+      }
+      this.wantWhole = false;
       const elapsed = Date.now() - t0;
       if (held && sweep.version === version && elapsed < (wait * 1000) / 2) {
         this.longPoll = false; // answered at once with nothing new: this server does not hold
@@ -256,11 +279,16 @@ export class SweepModel {
       if (controller.signal.aborted || this.disposed) {
         return; // dropped for a newer ask
       }
-      this.error = (e as Error).message || String(e);
-      this.errorStatus = e instanceof GuildApiError ? e.status : 0;
-      this.tableFailures += 1;
-      delay = nextDelay(timing.TABLE_MS, this.tableFailures);
-      this.emitTable();
+      if (e instanceof StaleRows) {
+        this.wantWhole = true;
+        delay = 0;
+      } else {
+        this.error = (e as Error).message || String(e);
+        this.errorStatus = e instanceof GuildApiError ? e.status : 0;
+        this.tableFailures += 1;
+        delay = nextDelay(timing.TABLE_MS, this.tableFailures);
+        this.emitTable();
+      }
     } finally {
       if (this.tableController === controller) {
         this.tableController = null;

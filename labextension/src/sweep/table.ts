@@ -58,6 +58,30 @@ export class TrialTable {
   /** Per column, the longest text when the widths were frozen: a longer one lays the table out again. */
   private frozenChars: number[] = [];
   private freezeFrame: number | null = null;
+  /** Row groups on screen or near it (the others' cell texts wait: ``pendingCells``). */
+  private readonly near = new Set<Element>();
+  /** Rows whose cell texts changed while they were off screen: written when they come near it. */
+  private readonly pendingCells = new Map<Element, ITrialRow>();
+  /**
+   * A second's update changes the progress and scalar texts of every row;
+   * writing them into rows far off screen costs layout and paint for
+   * nothing (100 rows: most of the update's main-thread time), so those
+   * wait until their row comes within half a screen of the viewport.
+   */
+  private readonly visibility = new IntersectionObserver(entries => {
+    for (const e of entries) {
+      if (e.isIntersecting) {
+        this.near.add(e.target);
+        const row = this.pendingCells.get(e.target);
+        if (row) {
+          this.pendingCells.delete(e.target);
+          this.writeCells(e.target as HTMLTableSectionElement, row);
+        }
+      } else {
+        this.near.delete(e.target);
+      }
+    }
+  }, { rootMargin: '50% 0px' });
 
   constructor(private readonly host: IActionHost) {
     const headBar = h('div', 'gj-section-head');
@@ -100,8 +124,11 @@ export class TrialTable {
       }
       this.renderHead();
       for (const tb of Array.from(this.table.tBodies)) {
+        this.visibility.unobserve(tb);
         tb.remove(); // cells follow the columns: rows are made again
       }
+      this.near.clear();
+      this.pendingCells.clear();
     }
     this.renderFilter(sweep);
     this.renderRows();
@@ -177,10 +204,18 @@ export class TrialTable {
     const keep = new Set<Element>();
     for (const row of rows) {
       let tb = existing.get(row.id);
+      const made = !tb;
       if (!tb) {
         tb = this.create(row);
+        this.visibility.observe(tb);
       }
       this.update(tb, row);
+      if (made || this.near.has(tb)) {
+        this.pendingCells.delete(tb);
+        this.writeCells(tb, row);
+      } else {
+        this.pendingCells.set(tb, row);
+      }
       keep.add(tb);
       if (prev.nextElementSibling !== tb) {
         prev.after(tb);
@@ -189,6 +224,9 @@ export class TrialTable {
     }
     for (const tb of Array.from(this.table.tBodies)) {
       if (!keep.has(tb)) {
+        this.visibility.unobserve(tb);
+        this.near.delete(tb);
+        this.pendingCells.delete(tb);
         tb.remove();
       }
     }
@@ -293,10 +331,14 @@ export class TrialTable {
     setText(swatch, row.is_best ? '★' : '');
     // A retry sits under what it retries (the server's order) and says so by its status.
     tb.classList.toggle('gj-mod-retry', (row.attempt || 0) > 0);
-    const cells = Array.from(el.children) as HTMLElement[];
-    this.columns.forEach((col, i) => setCellText(cells[i + 1], cellText(row, col)));
     const slot = tb.querySelector('.gj-form-slot') as HTMLElement;
     renderActions(el.querySelector('.gj-actions') as HTMLElement, slot, row.actions, row, this.host);
+  }
+
+  /** The row's cells' texts. */
+  private writeCells(tb: HTMLTableSectionElement, row: ITrialRow): void {
+    const cells = Array.from(tb.rows[0].children) as HTMLElement[];
+    this.columns.forEach((col, i) => setCellText(cells[i + 1], cellText(row, col)));
   }
 }
 

@@ -11,7 +11,7 @@ import { test } from 'node:test';
 
 import { GuildClient } from '../client';
 import { ISweep, ITrialRow } from '../sweep/contract';
-import { FIRST_POINTS, MIN_POINTS, pointsFor, SweepModel, timing } from '../sweep/model';
+import { FIRST_POINTS, MIN_POINTS, mergeBrief, pointsFor, SweepModel, timing } from '../sweep/model';
 import { LinePath } from '../sweep/lines';
 import { formatNumber, nearestIndex, Series, SeriesStore } from '../sweep/series';
 import { sortTrials } from '../sweep/table';
@@ -205,6 +205,10 @@ class FakeSweepServer {
     const query = new URLSearchParams(qs || '');
     this.asks.push({ path: name, query });
     if (name === 'sweeps/s1') {
+      if (query.get('brief') === '1' && query.get('after_version') === String(this.sweep.version)) {
+        return json({ id: 's1', version: this.sweep.version, brief: true, hparams: this.sweep.hparams,
+                      trials: this.sweep.trials.map(t => ({ id: t.id, cells: t.cells })) });
+      }
       return json(this.sweep);
     }
     if (name === 'sweeps/s1/scalars') {
@@ -306,6 +310,27 @@ test('a first answer of another main scalar than the table names is asked again 
     assert.equal(asks[0].query.get('main'), '1');
     const again = asks.find(a => a.query.get('tags') === 'loss')!;
     assert.equal(again.query.get('since'), null); // from the start: the held series were another tag's
+  } finally {
+    model.dispose();
+  }
+});
+
+test('while the version stays, the table is asked for brief answers: the cells are merged into the rows held', async () => {
+  const server = new FakeSweepServer();
+  server.sweep.trials = [{ ...trial('r', 1), title: 'lr=0.1' }];
+  const model = new SweepModel(new GuildClient(server.transport), 's1');
+  model.start();
+  try {
+    await until(() => model.sweep?.trials.length === 1);
+    server.sweep = { ...server.sweep, trials: [{ ...server.sweep.trials[0], title: 'not sent', cells: { scalar: { text: '0.5', sort: 0.5 } } }] };
+    await until(() => model.sweep?.trials[0].cells.scalar?.text === '0.5');
+    assert.ok(server.asks.some(a => a.path === 'sweeps/s1' && a.query.get('brief') === '1'));
+    assert.equal(model.sweep!.trials[0].title, 'lr=0.1'); // the row as held: only its cells came
+    // A new version: the whole table.
+    server.sweep = { ...server.sweep, version: 2 };
+    await until(() => model.sweep?.version === 2 && model.sweep.trials[0].title === 'not sent');
+    // A brief answer that does not fit the rows held (another trial) is not merged: the whole table is asked.
+    assert.equal(mergeBrief(model.sweep, { id: 's1', version: 2, brief: true, trials: [{ id: 'x', cells: {} }] }), null);
   } finally {
     model.dispose();
   }
