@@ -176,6 +176,11 @@ def test_the_live_sweep_view_follows_a_queue_running_a_sweep(tmp_path, guild_hom
             shown = page.locator(f"{tab} .gj-sweep").first.evaluate(LINES_JS)
             assert shown[-1]["run"] == best and all(s["width"] < shown[-1]["width"] for s in shown[:-1])
             assert table["scalar"]["best_text"] in page.locator(f"{tab} .gj-sweep-best").inner_text()
+            # The flags-against-results dots moved with the final values (drawn at three epochs, now at six).
+            finals = sorted([p["run"], p["final"]] for p in table["hparams"]["points"] if p["final"] is not None)
+            dots = lambda: sorted(page.locator(f"{tab} .gj-scatter-point").evaluate_all(  # noqa: E731
+                "(els) => els.map((e) => [e.dataset.run, Number(e.dataset.y)])"))
+            wait_for(lambda: dots() == finals, timeout=20, interval=0.2, message="the scatter's dots at the final values")
             page.screenshot(path=str(tmp_path / "sweep-tab-live.png"))
 
             # Restage from a row with an edited flag (the queue stopped first, so the run stays staged).
