@@ -59,6 +59,9 @@ const LIVE = ['staged', 'pending', 'running'];
 
 type Listener = () => void;
 
+/** A ``main=1`` answer that names no main scalar (none logged yet). */
+class NotMain extends Error {}
+
 /** A brief table answer that does not fit the rows held. */
 class StaleRows extends Error {}
 
@@ -348,10 +351,12 @@ export class SweepModel {
       }
       const t0 = performance.now();
       const reply = JSON.parse(text) as IScalarsReply;
+      if (main && (!reply.main || this.token !== null)) {
+        // Nothing logged yet (or a server that does not pick the main scalar): asked again by
+        // tag once the table is here (at once when it already is).
+        throw new NotMain();
+      }
       if (main) {
-        if (!reply.main || this.token !== null) {
-          return; // nothing logged yet (or asked since): the table's answers ask again
-        }
         // What is held is the main scalar's, against x: the table's answer goes on from it when it shows the same.
         this.seriesKey = `${reply.main}\n${x}`;
         this.seriesProblems = [];
@@ -376,19 +381,23 @@ export class SweepModel {
       if (generation !== this.generation || this.disposed) {
         return;
       }
-      this.seriesError = (e as Error).message || String(e);
-      this.seriesFailures += 1;
-      delay = nextDelay(timing.SCALARS_MS, this.seriesFailures);
-      if (e instanceof GuildApiError && e.status === 400 && this.sweep) {
-        // A tag or axis the sweep does not offer (any more): back to its defaults.
-        if (this.tag !== null && !this.sweep.tags.includes(this.tag)) {
-          this.tag = null;
+      if (e instanceof NotMain) {
+        delay = this.sweep ? 0 : timing.SCALARS_MS;
+      } else {
+        this.seriesError = (e as Error).message || String(e);
+        this.seriesFailures += 1;
+        delay = nextDelay(timing.SCALARS_MS, this.seriesFailures);
+        if (e instanceof GuildApiError && e.status === 400 && this.sweep) {
+          // A tag or axis the sweep does not offer (any more): back to its defaults.
+          if (this.tag !== null && !this.sweep.tags.includes(this.tag)) {
+            this.tag = null;
+          }
+          if (!(this.sweep.x_axes || ['step']).includes(this.x)) {
+            this.x = 'step';
+          }
         }
-        if (!(this.sweep.x_axes || ['step']).includes(this.x)) {
-          this.x = 'step';
-        }
+        this.emitSeries(new Set(), false);
       }
-      this.emitSeries(new Set(), false);
     } finally {
       if (generation === this.generation) {
         this.seriesBusy = false;

@@ -213,6 +213,9 @@ class FakeSweepServer {
     }
     if (name === 'sweeps/s1/scalars') {
       const main = query.get('main') === '1';
+      if (main && !this.mainTag) {
+        return json({ token: null, x: query.get('x'), series: {}, reset: false, done: false, main: null });
+      }
       const tag = main ? this.mainTag : query.get('tags')!;
       if (!this.sweep.tags.includes(tag) || tag === this.refuse) {
         return new Response(JSON.stringify({ error: `no trial logged ${tag}` }), { status: 400 });
@@ -331,6 +334,22 @@ test('while the version stays, the table is asked for brief answers: the cells a
     await until(() => model.sweep?.version === 2 && model.sweep.trials[0].title === 'not sent');
     // A brief answer that does not fit the rows held (another trial) is not merged: the whole table is asked.
     assert.equal(mergeBrief(model.sweep, { id: 's1', version: 2, brief: true, trials: [{ id: 'x', cells: {} }] }), null);
+  } finally {
+    model.dispose();
+  }
+});
+
+test('a first answer naming no main scalar: the series are asked for by the table\'s tag', async () => {
+  const server = new FakeSweepServer();
+  server.mainTag = '';
+  server.pieces = [{ r: { loss: [[0, 1], [1, 0.5]] } }];
+  const model = new SweepModel(new GuildClient(server.transport), 's1');
+  model.start();
+  try {
+    await until(() => (model.store.get('r', 'loss')?.n || 0) === 2);
+    const asks = server.scalarAsks();
+    assert.equal(asks[0].query.get('main'), '1');
+    assert.ok(asks.some(a => a.query.get('tags') === 'loss' && a.query.get('since') === null));
   } finally {
     model.dispose();
   }
