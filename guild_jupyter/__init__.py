@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 _API_NAMES = {
     "run", "queue", "queues", "runs", "stop", "unstage", "delete", "output",
     "compare", "panel", "Store", "wait", "wait_until", "monitor", "plot", "follow",
-    "queue_control", "pause_queue", "resume_queue", "drain_queue", "restart", "restage",
+    "queue_control", "pause_queue", "resume_queue", "drain_queue", "restart", "restage", "prioritize",
     "sweep_view", "sweep_table", "scalars", "sweep_scalars", "retry",
 }
 

@@ -65,12 +65,14 @@ class RunList(list):
     #: ``views.main_scalar``). Set it to show another: ``runs.scalar = "acc"``.
     scalar: str | None = None
 
-    def __init__(self, runs=(), indices=None, note: str | None = None, store=None, empty: str | None = None):
+    def __init__(self, runs=(), indices=None, note: str | None = None, store=None, empty: str | None = None,
+                 places: dict | None = None):
         if isinstance(runs, RunList):
             indices = runs.indices if indices is None else indices
             note = runs.note if note is None else note
             store = runs.store if store is None else store
             empty = runs.empty if empty is None else empty
+            places = runs.places if places is None else places
             if runs.scalar is not None:
                 self.scalar = runs.scalar
         super().__init__(runs)
@@ -78,6 +80,10 @@ class RunList(list):
         self.note = note
         self.store = store  # indices are this store's full listing's, looked up when shown
         self.empty = empty or "no runs"
+        #: Where each staged run stands in our queues' order, over every staged
+        #: run of the store (``views.staged_places``), when the maker knew it;
+        #: a staged run's line then reads "next to start · priority 5".
+        self.places = places or {}
 
     @property
     def full_listing_indices(self) -> bool:
@@ -110,7 +116,7 @@ class RunList(list):
         varying = views.varying_flags([r.flags for r in runs])
         out = []
         for i, r in zip(self._numbers(), runs):
-            row = views.listing_row(r, varying=varying, scalar=self.scalar)
+            row = views.listing_row(r, varying=varying, scalar=self.scalar, place=self.places.get(r.id))
             row["index"] = i
             out.append(row)
         return out
@@ -118,7 +124,8 @@ class RunList(list):
     def rows(self):
         """Tuples of text, one per column."""
         for row in self.view_rows(self._shown()):
-            yield ("" if row["index"] is None else str(row["index"]), row["short_id"], row["op"], row["time_text"], row["status"],
+            status = f"{row['status']} · {row['note_text']}" if row["note_text"] else row["status"]
+            yield ("" if row["index"] is None else str(row["index"]), row["short_id"], row["op"], row["time_text"], status,
                    row["scalar_text"], row["gpus"] or "", row["flags_text"], row["label_text"])
         scalarlib.save()  # the next listing stats the event files instead of reading them
 
@@ -159,7 +166,8 @@ class RunList(list):
         head = "".join(f"<th>{c}</th>" for c in self.columns)
         body = []
         for row in self.view_rows(self._shown()):
-            cells = ["" if row["index"] is None else str(row["index"]), row["short_id"], row["op"], row["time_text"], row["status"],
+            status = f"{row['status']} · {row['note_text']}" if row["note_text"] else row["status"]
+            cells = ["" if row["index"] is None else str(row["index"]), row["short_id"], row["op"], row["time_text"], status,
                      row["scalar_text"], row["gpus"] or ""]
             body.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells)
                         + f"<td class='gj-flags' style='{FLAGS_STYLE}'>{_flags_html(row)}</td>"
@@ -191,7 +199,8 @@ class RunList(list):
 def run_json(r, index: int | None = None, scalar: str | None = None) -> dict:
     """One run as ``guild runs --json`` gives it, plus our fields (``scalar``,
     ``spark``, ``status_text``, ``outcome_text`` and ``retry_text`` as
-    ``views.run_row`` has them)."""
+    ``views.run_row`` has them; ``priority`` and ``after``: the runs it
+    waits or waited for)."""
     try:
         opref = attrlib.read_text(r.path("opref")).strip()
     except (OSError, ValueError):
@@ -208,7 +217,8 @@ def run_json(r, index: int | None = None, scalar: str | None = None) -> dict:
     elapsed = (stopped - started) / 1e6 if started and stopped and status in views.FINISHED else None
     out.update({"index": index, "op": r.op_name, "flags": r.flags, "gpus": r.gpus, "sweep": r.sweep,
                 "warnings": list(r.warnings),
-                "scalar": main, "spark": spark, **views.run_words(r, status, elapsed)})
+                "scalar": main, "spark": spark, **views.run_words(r, status, elapsed),
+                "priority": views.priority_of_run(r), "after": [d["id"] for d in views.after_ids(r)]})
     worker = r.get("dask_worker")
     if worker:  # placed by a Dask queue (as views.run_row shows it)
         out.update({"worker": str(worker), "worker_host": str(r.get("dask_host") or "")})

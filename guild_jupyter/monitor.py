@@ -3,8 +3,9 @@ page's, the sidebar's and the REST API's one source (``api.monitor()``).
 
 ``StoreMonitor.snapshot(pages=...)`` answers counts per status, the queues,
 the runs grouped as every viewer shows them (``views.GROUPS``: running by
-start; pending and staged in the order queues start them, each staged run
-with its place in line and why it still waits; failed and finished most
+start; pending and staged in the order queues start them -- highest
+priority, then oldest -- each staged run with its place in line and why it
+still waits, each run held for its dependencies with what it waits for; failed and finished most
 recently ended first) with a bounded page of each group, the GPUs with the
 runs on them, the store's summary and warnings. Only dicts, lists, strings
 and numbers (rows are ``views.run_row`` / ``views.queue_row`` /
@@ -30,7 +31,7 @@ from .queueing import policy
 from .queueing.dask.config import note_gpu_shortage, policy_gpus
 from .queueing.status import list_queues
 from .store.index import RunIndex
-from .store.run import RUNNING, TERMINATED
+from .store.run import ERROR, PENDING, RUNNING, TERMINATED
 
 __all__ = ["StoreMonitor", "GROUPS", "DEFAULT_PAGE_SIZE"]
 
@@ -118,8 +119,8 @@ class StoreMonitor:
                         entries.sort(key=lambda e: (e.stopped or e.timestamp, e.id), reverse=True)
                     elif g.statuses == (RUNNING,):
                         entries.sort(key=lambda e: (e.started or e.timestamp, e.id))
-                    else:  # staged and pending: the order queues start them in
-                        entries.sort(key=lambda e: (e.timestamp, e.id))
+                    else:  # staged and pending: the order queues start them in (highest priority, then oldest)
+                        entries.sort(key=lambda e: policy.start_key(e.priority, e.timestamp, e.id))
                     groups[g.name] = entries
                 self._groups = groups
                 self._counts = {s: len(v) for s, v in by_status.items()}
@@ -210,7 +211,7 @@ class StoreMonitor:
             runs = [e.run() for e in entries[start: start + page_size]]
             varying = views.varying_flags([r.flags for r in runs])
             rows = [views.run_row(r, now_us=now_us, varying=varying, order=g.order, short_time=True,
-                                  scalar=self.scalar) for r in runs]
+                                  scalar=self.scalar, known=self._known_state) for r in runs]
             self._add_open_notebook(rows)
             if g.name == "staged":
                 _add_waiting_reasons(rows, entries, start, queue_views, running_others, held)
@@ -241,6 +242,18 @@ class StoreMonitor:
                 "queues": queues, "groups": out_groups, "sweeps": self.recent_sweeps(), "gpus": gpus,
                 "warnings": warnings,
                 "queue_form": views.queue_form(self.queue_hosts), "last_event": last_event}
+
+    def _known_state(self, run_id: str):
+        """A dependency's state as the index last read it (what a held run's
+        row says it waits for: no file read per dependency), or None where
+        its files must be read: a pending run (held?), a failed one (a
+        retry to follow?), one the index does not hold."""
+        e = self.index.entries.get(run_id)
+        if e is None or e.status in (PENDING, ERROR):
+            return None
+        if e.status == TERMINATED and e.values.get("unstaged") is True:
+            return views.UNSTAGED
+        return e.status
 
     def _queues(self, warnings: list) -> list[dict]:
         try:

@@ -14,7 +14,7 @@ from .errors import BadInput
 from .notebook_op import NotebookOp
 from .opdef import ScriptOp, collect_sources
 from .store.notebooks import is_notebook, notebook_snapshot
-from .store.records import requested_gpus
+from .store.records import AFTER, AFTER_FAILURE, PRIORITY, after_record, priority_of, read_after, requested_gpus
 from .store.run import Run
 from .store.new_run import RunSpec
 
@@ -66,11 +66,17 @@ def user_label(run: Run) -> str | None:
 def copy_spec(run: Run, op: ScriptOp, flags: dict, extra_attrs: dict | None = None) -> RunSpec:
     """The spec of a copy of ``run`` with user flags ``flags``. The copy
     keeps the original's ``retries`` (how often a queue retries it) and
-    its ``sweep``: a retry or restage belongs to the sweep of what it copies."""
+    priority (an urgent run's retry is as urgent) and its ``sweep`` (a
+    retry or restage belongs to the sweep of what it copies); not what it
+    waited for (a copy is staged anew: ``--after`` again), but see
+    ``retry_spec``."""
     extra = {}
     retries = run.get("retries")
     if isinstance(retries, int) and not isinstance(retries, bool):
         extra["retries"] = retries
+    priority = priority_of(run.get(PRIORITY))
+    if priority:
+        extra[PRIORITY] = priority
     if run.sweep is not None:
         extra["sweep"] = run.sweep
     extra.update(extra_attrs or {})
@@ -83,12 +89,21 @@ def retry_spec(run: Run, attempt: int, allowed: int | None = None) -> RunSpec:
     asked for, ``api.retry``), naming the run it retries and the chain's
     origin, with the same user flags, GPUs asked for and label. What
     ``transitions`` calls (as ``retry``) to stage it, whoever settles the
-    failure."""
+    failure.
+
+    A run that never started because a dependency failed (``after_failure``)
+    waits again for the same dependencies: its retry is held after them,
+    each followed to its own retry (``store.dependencies``), so that
+    retrying the failed dependency and then this run reruns the pipeline.
+    """
     op = script_op_of(run)
     origin = run.get("retry_origin") if attempt > 1 else None
     extra = {"retry_of": run.id, "retry_attempt": attempt, "retry_origin": origin or run.id}
     if allowed is not None:
         extra["retries"] = allowed
+    deps = read_after(run)
+    if isinstance(run.get(AFTER_FAILURE), str) and isinstance(deps, list) and deps:
+        extra[AFTER] = after_record(deps)
     return copy_spec(run, op, user_flags(run), extra)
 
 

@@ -158,3 +158,15 @@ def run_refs(values, verb: str | None = None) -> None:
 def listing(value) -> None:
     if value is not None and not isinstance(value, list):
         raise BadInput(f"listing must be a run list, not {_got(value)}")
+
+
+def priority(value, optional: bool = True) -> None:
+    """A run's priority: a whole number in the documented range
+    (``store.records.PRIORITY_RANGE``: -1000 to 1000; higher starts first)."""
+    from .store.records import PRIORITY_RANGE  # lazy: records (procs) load only when a priority is given
+
+    if value is None and optional:
+        return
+    lo, hi = PRIORITY_RANGE
+    if not _is_int(value) or not lo <= value <= hi:
+        raise BadInput(f"priority must be a whole number from {lo} to {hi}, not {_got(value) if not _is_int(value) else value}")

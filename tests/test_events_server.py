@@ -132,7 +132,7 @@ def test_every_action_of_a_row_is_served(served):
     routes = {(a["method"], a["path"].replace(rid, "{id}")) for rid in (failed, done, staged)
               for a in rows[rid]["actions"]}
     assert routes == {("GET", "runs/{id}/output"), ("POST", "runs/{id}/retry"), ("POST", "runs/{id}/restart"),
-                      ("POST", "runs/{id}/restage"), ("DELETE", "runs/{id}")}
+                      ("POST", "runs/{id}/restage"), ("DELETE", "runs/{id}"), ("POST", "runs/{id}/prioritize")}
     for method, path in routes:  # routed: an unknown run is "no run", not "no such endpoint"
         st, err = served.request("/guild/api/" + path.replace("{id}", "fedcba98" * 4), method,
                                  {} if method == "POST" else None)

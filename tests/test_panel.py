@@ -475,3 +475,45 @@ def test_notices_read_in_the_themes_colours(scripts, store):
         assert "border-left:4px solid" in shown and f"data-run='{failed.id}'" in shown
     finally:
         p.close()
+
+
+def test_prioritize_form_and_a_held_run(scripts, store):
+    """A staged run's "Prioritize" opens the same small form with its one
+    field; a bad value shows the api's one line and writes nothing; a good
+    one moves the run up the staged group. A run held for its dependency
+    shows what it waits for, and can be unstaged."""
+    older, newer = (api.run(str(scripts / "sleep.py"), f"secs={s}", stage=True, store=store)[0] for s in (1, 2))
+    (held,) = api.run(str(scripts / "sleep.py"), "secs=3", stage=True, after=older.id, store=store)
+    p = panel(store=store, refresh=0, probe=fake_probe(), display=False)
+    try:
+        snap = p.refresh()
+        assert [r["id"] for r in rows(snap, "staged")] == [older.id, newer.id]
+        (held_row,) = rows(snap, "pending")
+        assert held_row["waiting_text"] == f"after {older.id[:8]} (staged)"
+        p.groups["staged"].open = True
+        p.refresh()
+        _settle_bindings(p)
+        row = _row_widget(p, "staged", newer.id)
+        assert [b.description for b in row.buttons][:2] == ["Prioritize", "Unstage"]
+        row.button("prioritize").click()
+        form = p.restage_form
+        assert form.box.layout.display == "" and form.run_id == newer.id and form.verb == "prioritize"
+        assert [(t.description, t.value) for t in form.fields] == [("priority", "0")]
+        form.fields[0].value = "high"
+        form.submit_button.click()
+        assert "priority must be a whole number" in html.unescape(form.error.value)
+        assert newer.refresh().get("priority") is None  # nothing written
+        form.fields[0].value = "7"
+        form.submit_button.click()
+        assert form.box.layout.display == "none" and newer.refresh().get("priority") == 7
+        snap = p.refresh()
+        staged = rows(snap, "staged")
+        assert [r["id"] for r in staged] == [newer.id, older.id]
+        assert staged[0]["position_text"] == "next to start · priority 7"
+        p.groups["pending"].open = True
+        p.refresh()
+        _settle_bindings(p)
+        _row_widget(p, "pending", held.id).button("unstage").click()
+        assert held.refresh().status == "terminated" and held.get("unstaged") is True
+    finally:
+        p.close()

@@ -176,3 +176,49 @@ def test_parse_slot_flags():
 def test_parse_slot_flags_rejects(args, says):
     with pytest.raises(BadInput, match=says):
         parse_queue_flags(args)
+
+
+# -- priorities and dependencies (SPEC 12) ------------------------------------------------------------
+
+
+def test_highest_priority_first_then_oldest():
+    staged = [S("old", None, 1), S("urgent", None, 5, priority=3), S("low", None, 0, priority=-1),
+              S("mid", None, 2), S("urgent2", None, 4, priority=3)]
+    assert [r.id for r in policy.start_order(staged)] == ["urgent2", "urgent", "old", "mid", "low"]
+    assert policy.next_run(staged, Q(), busy=False).start.id == "urgent2"
+    # GPU rules apply in that order: an urgent run no queue slot fits does not block the others
+    pinned = [S("urgent", "1", 9, priority=5), S("plain", None, 1)]
+    d = policy.next_run(pinned, Q(gpus="0"), busy=False)
+    assert d.start.id == "plain" and [s[0] for s in d.skipped] == ["urgent"]
+    assert policy.start_key(5, 10, "b") < policy.start_key(5, 10, "c") < policy.start_key(0, 1, "a")
+
+
+D = policy.Dependency
+A, B, C = "a" * 32, "b" * 32, "c" * 32
+
+
+@pytest.mark.parametrize("deps, kind, reason", [
+    ([], "ready", ""),
+    ([D(A, "completed"), D(B, "completed")], "ready", ""),
+    ([D(A, "completed"), D(B, "running")], "wait", ""),
+    ([D(A, "held"), D(B, "staged")], "wait", ""),
+    ([D(A, "running"), D(B, "error")], "failed", "dependency bbbbbbbb failed"),  # a failure wins over waiting
+    ([D(A, "terminated")], "failed", "dependency aaaaaaaa failed (terminated)"),
+    ([D(A, "unstaged")], "failed", "dependency aaaaaaaa failed (unstaged: it never started)"),
+    ([D(A, "deleted")], "failed", "dependency aaaaaaaa was deleted"),
+    ([D(A, "error", True), D(B, "deleted", True), D(C, "completed")], "ready", ""),  # --after-any: any end
+    ([D(A, "error", True), D(B, "pending", True)], "wait", ""),
+])
+def test_after_verdict(deps, kind, reason):
+    v = policy.after_verdict(deps)
+    assert (v.kind, v.reason) == (kind, reason)
+    assert [d.id for d in v.waiting] == ([d.id for d in deps if d.state not in policy.ENDED_STATES]
+                                         if kind == "wait" else [])
+
+
+def test_after_text():
+    assert policy.after_text([]) == ""
+    assert policy.after_text([D(A, "running")]) == "after aaaaaaaa (running)"
+    assert policy.after_text([D(A, "running"), D(B, "held")]) == "after aaaaaaaa (running), bbbbbbbb (waiting)"
+    many = [D(f"{i:x}" * 32, "staged") for i in range(1, 7)]
+    assert policy.after_text(many) == "after 11111111 (staged), 22222222 (staged), 33333333 (staged) and 3 more"

@@ -62,6 +62,9 @@ def cli_words(verb, a, b, w) -> list[str]:
     return {
         ("run", "foreground", "stage"): ["run", "train.py", "--foreground", "--stage"],
         ("run", "foreground", "dry_run"): ["run", "train.py", "--foreground", "--dry-run"],
+        ("run", "foreground", "after"): ["run", "train.py", "--foreground", "--after", w["running"][:8]],
+        ("run", "foreground", "after_any"): ["run", "train.py", "--foreground", "--after-any", w["running"][:8]],
+        ("run", "foreground", "priority"): ["run", "train.py", "--foreground", "--priority", "3"],
         ("stop", "runs", "all"): ["stop", w["running"][:8], "--all"],
         ("stop", "runs", "queues"): ["stop", w["running"][:8], "--queues"],
         ("stop", "all", "queues"): ["stop", "--all", "--queues"],
@@ -78,6 +81,9 @@ def api_call(verb, a, b, w, project):
     return {
         ("run", "foreground", "stage"): lambda: api.run(train, foreground=True, stage=True),
         ("run", "foreground", "dry_run"): lambda: api.run(train, foreground=True, dry_run=True),
+        ("run", "foreground", "after"): lambda: api.run(train, foreground=True, after=w["running"]),
+        ("run", "foreground", "after_any"): lambda: api.run(train, foreground=True, after_any=[w["running"]]),
+        ("run", "foreground", "priority"): lambda: api.run(train, foreground=True, priority=3),
         ("stop", "runs", "all"): lambda: api.stop(w["running"], all=True),
         ("stop", "runs", "queues"): lambda: api.stop(w["running"], queues=True),
         ("stop", "all", "queues"): lambda: api.stop(all=True, queues=True),
@@ -100,6 +106,13 @@ def rest_request(verb, a, b, w) -> tuple:
                                          "unknown field(s): foreground"),
         ("run", "foreground", "dry_run"): ("POST", "runs", {"script": "train.py", "dry_run": True,
                                                             "foreground": True}, "unknown field(s): dry_run, foreground"),
+        # REST stages or starts in the background: it has no foreground to refuse them with.
+        ("run", "foreground", "after"): ("POST", "runs", {"script": "train.py", "after": [w["running"]],
+                                                          "foreground": True}, "unknown field(s): foreground"),
+        ("run", "foreground", "after_any"): ("POST", "runs", {"script": "train.py", "after_any": [w["running"]],
+                                                              "foreground": True}, "unknown field(s): foreground"),
+        ("run", "foreground", "priority"): ("POST", "runs", {"script": "train.py", "priority": 3,
+                                                             "foreground": True}, "unknown field(s): foreground"),
         ("stop", "runs", "all"): ("POST", "stop", {"runs": [w["running"]], "all": True}, same),
         ("stop", "runs", "queues"): ("POST", "stop", {"runs": [w["running"]], "queues": True}, same),
         ("stop", "all", "queues"): ("POST", "stop", {"all": True, "queues": True}, same),
@@ -134,7 +147,9 @@ def test_the_verb_table_shows_the_apis_conflicts():
 
     by_name = {v.name: v for v in C.VERBS}
     assert by_name["stop"].conflicts == (("RUN", "--all", "--queues"),)
-    assert by_name["run"].conflicts == (("--foreground", "--stage"), ("--foreground", "--dry-run"))
+    assert by_name["run"].conflicts == (("--foreground", "--stage"), ("--foreground", "--dry-run"),
+                                        ("--foreground", "--after"), ("--foreground", "--after-any"),
+                                        ("--foreground", "--priority"))
     for verb, groups in api.CONFLICTS.items():
         options = by_name[verb].options(C.CLI)
         for group in by_name[verb].conflicts:

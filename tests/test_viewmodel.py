@@ -114,9 +114,11 @@ def test_every_status_reads_and_acts_as_the_view_model_says(scripts, guild_home)
         assert [r["gpus_text"] for r in staged_rows] == ["any GPU", "GPU 2", "2 GPUs, chosen by a gpus=auto queue",
                                                          "any GPU"]
         assert at(staged)[1]["status_text"] == "staged" and at(staged)[1]["outcome_text"] == ""
-        assert _verbs(at(staged)[1]) == ["unstage"]
-        (unstage,) = at(staged)[1]["actions"]
+        assert _verbs(at(staged)[1]) == ["prioritize", "unstage"]
+        (prioritize, unstage) = at(staged)[1]["actions"]
         assert (unstage["method"], unstage["path"], unstage["confirm"]) == ("DELETE", f"runs/{staged.id}", None)
+        assert (prioritize["method"], prioritize["path"], prioritize["confirm"]) == (
+            "POST", f"runs/{staged.id}/prioritize", None)
         # a retry says what it retries
         assert at(retry)[1]["retry_text"] == f"retry 1 of {failed.id[:8]}"
         assert all(r["retry_text"] == "" for r in staged_rows if r["id"] != retry.id)
@@ -204,7 +206,7 @@ def test_a_restart_forgets_who_stopped_the_run(scripts, guild_home):
 
 def test_actions_per_status_and_for_guild_operations():
     rid = "ab12cd34" + "0" * 24
-    expected = {"staged": ["unstage"], "pending": ["stop", "output"], "running": ["stop", "output"],
+    expected = {"staged": ["prioritize", "unstage"], "pending": ["stop", "output"], "running": ["stop", "output"],
                 "completed": ["output", "restart", "restage", "delete"],
                 "error": ["output", "retry", "restart", "restage", "delete"],
                 "terminated": ["output", "restart", "restage", "delete"], "unstaged": ["restart", "restage", "delete"]}
@@ -216,6 +218,10 @@ def test_actions_per_status_and_for_guild_operations():
         # a Guild operation (not a script's run) cannot be copied or re-run here
         assert [a["verb"] for a in views.run_actions(rid, status, script=False)] == [
             v for v in verbs if v not in ("retry", "restart", "restage")]
+    # a pending run held for its dependencies (SPEC 12) is not started: it is staged in all but name
+    held = views.run_actions(rid, "pending", held=True, priority=-3)
+    assert [a["verb"] for a in held] == ["prioritize", "unstage"]
+    assert held[0]["form"] == {"flags": [{"name": "priority", "value": "-3", "type": "int"}]}
     restage = views.run_actions(rid, "completed", flags={"lr": 0.1, "n": 3, "ok": True, "name": "x",
                                                           "layers": [64, 32]})[2]
     assert restage["form"] == {"flags": [{"name": "lr", "value": "0.1", "type": "float"},

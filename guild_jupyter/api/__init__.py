@@ -6,7 +6,8 @@ Split by concern, every name re-exported here (front ends import only
 ``planning`` (operations and trials), ``starting`` (``run``), ``lifecycle``
 (listing, stopping, output, waiting), ``queueing`` (queues and the queue
 registry), ``controlling`` (pause, resume, drain a queue), ``rerun``
-(restart, restage, retry), ``viewing`` (compare, the store monitor),
+(restart, restage, retry), ``pipelines`` (priorities and dependencies:
+``--after``, ``prioritize``), ``viewing`` (compare, the store monitor),
 ``sweeping`` (a sweep as a unit; runs' series for charts)."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ _NAMES = {
     ".controlling": "drain_queue pause_queue queue_control resume_queue",
     ".conflicts": "CONFLICTS refuse_conflicts",
     ".rerun": "restage restart retry",
+    ".pipelines": "prioritize resolve_after",
     ".selection": "resolve_all with_listing_indices listing_refs resolve_store store_home sweep_runs is_sweep_ref",
     ".sweeping": "sweep_table sweeps recent_sweeps scalars sweep_scalars sweep_view newest_sweep",
     ".starting": "run warn_unknown_gpus",
@@ -39,6 +41,7 @@ _NAMES = {
     "..execution.batch": "SweepInterrupted",
     "..opdef": "ScriptOp",
     "..store.run": "ERROR FINISHED PENDING RUNNING STAGED Run",
+    "..store.records": "is_held",
 }
 _WHERE = {name: module for module, names in _NAMES.items() for name in names.split()}
 

@@ -14,9 +14,14 @@ Pairs that are not here were weighed and are allowed: ``run --stage
 ``stop --no-wait`` with anything, ``compare``'s and ``plot``'s filters
 (``--sweep`` too) with runs named (they narrow them), ``runs --sweep`` with
 the other filters, ``plot --x`` with anything, ``compare --all-flags`` with anything, ``runs -n`` with ``--all`` (``--all`` shows
-every row of the ``-n`` runs), ``restart --stage``. What one option needs
-of another (``--retries`` a staging, ``--gpus auto`` a staging, ``per-gpu``
-a ``gpus=auto`` queue) is checked by the verb with its own message.
+every row of the ``-n`` runs), ``restart --stage``, ``--after`` with ``--after-any`` (each names its own
+runs; the same run by both is refused), ``--after``/``--priority`` with
+``--dry-run`` (the references are checked, nothing written), with
+``--gpus``, ``--retries``, ``--label`` and a sweep (every trial waits, or
+goes first). What one option needs of another (``--retries`` a staging,
+``--gpus auto`` a staging, ``--after``, ``--after-any`` and ``--priority``
+a staging: ``run --stage``, ``restart --stage``; ``per-gpu`` a
+``gpus=auto`` queue) is checked by the verb with its own message.
 """
 
 from __future__ import annotations
@@ -28,7 +33,10 @@ __all__ = ["CONFLICTS", "refuse_conflicts", "option_name"]
 CONFLICTS: dict[str, tuple[tuple[str, ...], ...]] = {
     # --foreground runs the trials here; --stage leaves them to a queue;
     # --dry-run runs nothing: each pair asks for two different things.
-    "run": (("foreground", "stage"), ("foreground", "dry_run")),
+    # --after, --after-any and --priority order or hold runs for a queue:
+    # runs in the foreground start here and now (they also need --stage).
+    "run": (("foreground", "stage"), ("foreground", "dry_run"), ("foreground", "after"), ("foreground", "after_any"),
+            ("foreground", "priority")),
     # runs named, every run and queue, every queue: which ones to stop.
     "stop": (("runs", "all", "queues"),),
     # the last N lines now, or everything as it comes.

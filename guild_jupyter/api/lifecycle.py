@@ -10,6 +10,7 @@ from ..display import RunList
 from ..store import transitions
 from ..store.markers import LOCK_REMOTE
 from ..store.run import ERROR, FINISHED, PENDING, RUNNING, STAGED, Run
+from .. import views
 from ..views import STATUSES as SHOWN, UNSTAGED, status_of
 from .conflicts import refuse_conflicts
 from .selection import check_not_deleted, is_sweep_ref, resolve_all, resolve_store, sweep_runs
@@ -46,7 +47,28 @@ def runs(
     for r in listing:  # a run whose supervisor was killed: end what it left, record it
         if (r.status == ERROR or r.status == RUNNING and r.has_marker(LOCK_REMOTE)) and control.settle_if_dead(st, r):
             r.refresh()
-    return RunList(listing).choose_scalar(scalar)
+    held = [r for r in listing if r.status == PENDING and (transitions.is_held(r) or transitions.ended_while_held(r))]
+    if held:  # runs waiting for their dependencies: staged, or ended, when those let them (as a queue would)
+        from ..queueing.dependencies import settle_held  # lazy: only a listing that shows held runs settles them
+
+        settle_held(st, held, retry=control.retry_copy_spec, settle=control.settle_if_dead)
+        for r in held:
+            r.refresh()
+        if status is not None:  # a run settled into another status leaves a filtered listing
+            wanted = {status} if isinstance(status, str) else set(status)
+            listing = [r for r in listing if r.status in wanted]
+    return RunList(listing, places=_places(st, listing, status is None and op is None and label is None
+                                           and limit is None)).choose_scalar(scalar)
+
+
+def _places(st, listing, complete: bool) -> dict:
+    """Where the staged runs listed stand in our queues' order, counted over
+    every staged run of the store (read again when ``listing`` is not the
+    whole store: filtered or cut); none when none is listed."""
+    if not any(r.status == STAGED for r in listing):
+        return {}
+    every = listing if complete else st.runs(status=STAGED, include_queues=False)
+    return views.staged_places([r for r in every if r.status == STAGED and not r.is_queue])
 
 
 def stop(
@@ -78,7 +100,7 @@ def stop(
         # A pending run without a claim of ours is Guild's (it is resolving
         # the run's dependencies): never ours to touch.
         targets = [r for r in st.runs(status=(RUNNING, PENDING)) if (all or r.is_queue)
-                   and not (r.status == PENDING and transitions.read_claim(r) is None)]
+                   and not (r.status == PENDING and transitions.read_claim(r) is None and not transitions.is_held(r))]
     else:
         if not refs:
             raise BadInput("stop needs a run (id, id prefix or index), --all or --queues")
@@ -86,7 +108,7 @@ def stop(
         for r in targets:
             if r.status in FINISHED and not control.is_dead_run(r):
                 raise WrongState(f"run {r.id[:8]} is already {r.status}: nothing to stop")
-            if r.status == PENDING and transitions.read_claim(r) is None:
+            if r.status == PENDING and transitions.read_claim(r) is None and not transitions.is_held(r):
                 raise WrongState(f"run {r.id[:8]} is pending in Guild (being prepared, no claim of ours): "
                                  f"stop it with guild once it runs")
     stopped = RunList()
@@ -100,13 +122,15 @@ def stop(
 
 
 def unstage(*refs, store=None, listing=None) -> RunList:
+    """Takes staged runs (or runs waiting for their dependencies) off the
+    queue: they will never start."""
     validate.run_refs(refs, "unstage")
     validate.store(store)
     validate.listing(listing)
     st = resolve_store(store)
     targets = resolve_all(st, refs, listing)
     for r in targets:
-        if r.status != STAGED:
+        if r.status != STAGED and not (r.status == PENDING and transitions.is_held(r)):
             raise WrongState(f"run {r.id[:8]} is {r.status}, not staged")
     for r in targets:
         transitions.unstage(st, r)
@@ -114,14 +138,15 @@ def unstage(*refs, store=None, listing=None) -> RunList:
 
 
 def delete(*refs, store=None, listing=None) -> RunList:
-    """Moves runs to Guild's trash; a staged run is unstaged first."""
+    """Moves runs to Guild's trash; a staged run (or one waiting for its
+    dependencies) is unstaged first."""
     validate.run_refs(refs, "delete")
     validate.store(store)
     validate.listing(listing)
     st = resolve_store(store)
     targets = resolve_all(st, refs, listing)
     for r in targets:
-        if r.status in (RUNNING, PENDING):
+        if r.status == RUNNING or r.status == PENDING and not transitions.is_held(r):
             raise WrongState(f"run {r.id[:8]} is {r.status}: stop it before deleting it")
     for r in targets:
         control.wait_for_release(r)  # LOCK and its records go with the supervisor, not into the trash

@@ -12,7 +12,9 @@ from ..opdef import ScriptOp
 from ..display import RunList, Trials
 from ..store import transitions
 from ..store.new_run import new_sweep_id
+from ..store.records import PRIORITY
 from .conflicts import refuse_conflicts
+from .pipelines import after_refs, check_staging_options, resolve_after
 from .planning import operation, plan_trials
 from .selection import with_listing_indices, resolve_store
 
@@ -39,6 +41,9 @@ def run(
     op: ScriptOp | None = None,
     echo: bool = False,
     retries: int | None = None,
+    priority: int | None = None,
+    after=None,
+    after_any=None,
 ):
     """Stages or starts runs of ``script`` (a Python script or a notebook).
 
@@ -53,6 +58,12 @@ def run(
     new sweep id: ``s`` + 8 hex), which retries and restages keep. Returns a ``RunList`` (staged or started runs), or
     for ``dry_run`` the ``Trials`` (a list of each trial's flag dict). ``retries`` (with ``stage``):
     how often a queue stages a failed run again (recorded in the run).
+    ``priority`` (with ``stage``; -1000 to 1000, default 0): our queues
+    start the highest priority first, then the oldest. ``after`` and
+    ``after_any`` (with ``stage``): run references, listing ranges or sweep
+    ids the staged runs wait for (``api.pipelines``): held until those
+    have completed (``after_any``: ended, whatever the outcome), and
+    recorded ``error`` if one of ``after`` fails or is deleted.
     """
     validate.script(script, op)
     validate.assignments(assignments)
@@ -64,9 +75,12 @@ def run(
     validate.count("max_trials", max_trials)
     validate.count("random_seed", random_seed)
     validate.count("retries", retries, 0)
-    refuse_conflicts("run", foreground=foreground, stage=stage, dry_run=dry_run)
+    after, after_any = after_refs(after), after_refs(after_any)
+    refuse_conflicts("run", foreground=foreground, stage=stage, dry_run=dry_run, after=after, after_any=after_any,
+                     priority=priority)
     if retries is not None and not (stage or dry_run):
         raise BadInput("retries apply to runs a queue starts: stage the runs (--stage) to give them retries")
+    check_staging_options("run", stage or dry_run, priority, after, after_any)
     validate.store(store)
     validate.path("cwd", cwd)
     validate.stream(stream)
@@ -75,6 +89,7 @@ def run(
         raise BadInput(f"--gpus {gpus} needs --stage: a queue with gpus=auto chooses the GPUs when it starts the run")
     op = op or operation(script, cwd)
     trials = plan_trials(op, assignments, flags, max_trials, random_seed)
+    waits = resolve_after(resolve_store(store), after, after_any) if after or after_any else None
     if dry_run:
         return Trials(dict(op.defaults, **t) for t in trials)
     _warn_flags_shadowing_scalars(op)
@@ -85,9 +100,11 @@ def run(
     extra = {"sweep": new_sweep_id()}
     if retries is not None:
         extra["retries"] = retries
-    specs = [op.spec(t, gpus=gpus, label=label, extra_attrs=extra) for t in trials]
+    if priority is not None:
+        extra[PRIORITY] = priority
+    specs = [op.spec(t, gpus=gpus, label=label, extra_attrs=dict(extra)) for t in trials]
     if stage:
-        created = transitions.create(st, specs, staged=True)
+        created = transitions.create(st, specs, staged=True, after=waits)
         LAST_SWEEP[st.home] = extra["sweep"]
         return with_listing_indices(st, created)
     # Claimed by this process until started, so no queue takes them.

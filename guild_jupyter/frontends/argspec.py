@@ -80,11 +80,12 @@ class Arg(_Record):
     ``dest``: True; False for a ``--no-X`` switch of ``X``; any other value
     is added to the list ``dest`` holds, as ``--staged --running`` make
     ``status``), completes, states (RUN: the statuses the verb accepts),
-    fronts, why (why the other front ends lack it)."""
+    fronts, why (why the other front ends lack it), repeat (an option given
+    once per value, ``--after A --after B``: a list in ``dest``)."""
 
     _fields = {"names": _REQUIRED, "help": "", "metavar": None, "nargs": None, "type": None, "choices": None,
                "default": None, "dest": None, "switch": False, "stores": True, "completes": None, "states": None,
-               "fronts": EVERY, "why": ""}
+               "fronts": EVERY, "why": "", "repeat": False}
 
     @property
     def positional(self) -> bool:

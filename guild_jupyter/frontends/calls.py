@@ -67,7 +67,8 @@ def _run(args, door: Door):
         return api.run(script, *args.flags, gpus=args.gpus, label=args.label, stage=args.stage,
                        foreground=args.foreground, dry_run=args.dry_run, max_trials=args.max_trials,
                        random_seed=args.random_seed, retries=args.retries, store=args.store, cwd=cwd, op=op,
-                       echo=door.echo and live, stream=None if door.echo or not live else door.stream)
+                       echo=door.echo and live, stream=None if door.echo or not live else door.stream,
+                       **_waiting(args, door))
     except api.SweepInterrupted as e:  # Ctrl-C in the foreground: the trials stopped, and said so
         stopped = sum(r.status == "terminated" for r in e.runs)
         result = api.RunList(e.runs, store=api.resolve_store(args.store),
@@ -145,14 +146,21 @@ def _sweep(args, door: Door):
     return api.sweep_view(args.sweep, scalar=args.scalar, store=args.store)
 
 
+def _waiting(args, door: Door) -> dict:
+    """``--priority``, ``--after`` and ``--after-any`` as the api takes them
+    (a notebook's listing indices made ids, as for every run reference)."""
+    return {"priority": args.priority, "after": door.refs(args.after or []),
+            "after_any": door.refs(args.after_any or [])}
+
+
 def _restart(args, door: Door):
     (ref,) = door.refs([args.run])
-    return api.restart(ref, stage=args.stage, store=args.store)
+    return api.restart(ref, stage=args.stage, store=args.store, **_waiting(args, door))
 
 
 def _restage(args, door: Door):
     (ref,) = door.refs([args.run])
-    return api.restage(ref, *args.flags, store=args.store)
+    return api.restage(ref, *args.flags, store=args.store, **_waiting(args, door))
 
 
 def _panel(args, door: Door):
@@ -181,6 +189,7 @@ CALLS = {
     "unstage": lambda args, door: api.unstage(*door.refs(args.runs), store=args.store),
     "delete": lambda args, door: api.delete(*door.refs(args.runs), store=args.store),
     "wait": lambda args, door: api.wait(*door.refs(args.runs), timeout=args.timeout, store=args.store),
+    "prioritize": lambda args, door: api.prioritize(*door.refs(args.runs), priority=args.priority, store=args.store),
 }
 
 

@@ -41,6 +41,18 @@ WITH_OUTPUT = ("running", "completed", "error", "terminated")
 JSON = switch("--json", help="print JSON", fronts=frozenset({CLI}),
               why="a notebook gets the object: .to_json() gives the same")
 RUN_REFS = "RUN is a run id, a unique id prefix, or an index (range: 2:4) in the latest listing"
+WAITING = ("staged", "pending")  # what prioritize takes: staged runs and runs held for their dependencies
+
+#: The options of a staging that order runs or make them wait (SPEC 12:
+#: ``api.pipelines``), shared by run, restart and restage.
+PRIORITY = opt("--priority", metavar="N", type=int,
+               help="our queues start the highest priority first, then the oldest (from -1000 to 1000, default 0; "
+                    "Guild's own queue ignores it)")
+AFTER = opt("--after", metavar="RUN|SWEEP", repeat=True, default=[], completes=RUN,
+            help="wait until these runs have completed (a run, a listing range like 1:6, or a sweep id like "
+                 "s3f9a2c1d; repeatable); if one fails or is deleted, the run is recorded error and never starts")
+AFTER_ANY = opt("--after-any", metavar="RUN|SWEEP", repeat=True, default=[], completes=RUN,
+                help="wait until these runs have ended, whatever the outcome (repeatable)")
 
 VERBS: tuple[Verb, ...] = (
     Verb("run", "Stage or start runs of a Python script or notebook (default: start in the background).", (
@@ -54,6 +66,7 @@ VERBS: tuple[Verb, ...] = (
                                           "N GPUs chosen by a gpus=auto queue"),
         opt("--retries", metavar="N", type=int,
             help="with --stage: a queue stages a run that failed again, up to N times"),
+        PRIORITY, AFTER, AFTER_ANY,
         opt("--label", metavar="TEXT", help="the runs' label"),
         opt("--max-trials", metavar="N", type=int, help="trials of a random search (default 20)"),
         opt("--random-seed", metavar="S", type=int, help="seed of a random search"),
@@ -109,11 +122,18 @@ VERBS: tuple[Verb, ...] = (
     Verb("restart", "Run a finished run again in place (same id), like guild run --restart.", (
         pos("run", "RUN", completes=RUN, states=FINISHED),
         switch("--stage", help="stage it for a queue instead of starting it now"),
+        PRIORITY, AFTER, AFTER_ANY,
     ), api="restart"),
-    Verb("restage", "Stage a copy of a run (its code, flags, pinned GPUs) with edited flags.", (
+    Verb("restage", "Stage a copy of a run (its code, flags, pinned GPUs, priority) with edited flags.", (
         pos("run", "RUN", completes=RUN),
         pos("flags", "FLAG=VALUE", "*", default=[], completes=FLAG, help="flags to change"),
+        PRIORITY, AFTER, AFTER_ANY,
     ), api="restage"),
+    Verb("prioritize", "Set the priority of staged runs (and of runs waiting for their dependencies): our queues "
+                       "start the highest priority first, then the oldest.", (
+        pos("runs", "RUN", "+", completes=RUN, states=WAITING),
+        pos("priority", "N", type=int, help="the new priority, from -1000 to 1000 (0: the default)"),
+    ), api="prioritize"),
     Verb("compare", "Flags and last scalar values per run, the best run of each op marked (only the flags that "
                     "differ).", (
         pos("runs", "RUN", "*", default=[], completes=RUN),
@@ -228,6 +248,8 @@ def build_parser(verb: Verb, front: str, prog: str) -> argparse.ArgumentParser:
             kw.update(metavar=a.metavar, type=a.type, choices=a.choices, default=a.default)
             if a.nargs is not None:
                 kw["nargs"] = a.nargs
+            if a.repeat:
+                kw["action"] = "append"
         if a.dest is not None and not a.positional:
             kw["dest"] = a.dest
         p.add_argument(*a.names, **kw)
@@ -310,7 +332,7 @@ def usage(verb: Verb, front: str, prog: str) -> str:
             parts.append({"?": f"[{m}]", "*": f"[{m} ...]", "+": f"{m} [{m} ...]"}.get(a.nargs, m))
         else:
             name = "|".join(a.names) if len(a.names) > 1 and len(a.names[0]) == 2 else a.names[0]
-            parts.append(f"[{name}]" if a.switch else f"[{name} {a.metavar}]")
+            parts.append(f"[{name}]" if a.switch else f"[{name} {a.metavar}{' ...' if a.repeat else ''}]")
     return " ".join(parts)
 
 

@@ -31,6 +31,16 @@ GPU from the same scan, under the lock, asks ``policy.next_run`` with the
 GPUs' states (``gpu_slots.gpu_states``) and claims the run with the GPUs it
 chose (``transitions.claim(..., per_gpu=K)`` counts again before writing).
 
+Priorities and dependencies (SPEC 12). ``policy.next_run`` takes the
+staged runs highest priority first, then oldest. Runs held for their
+dependencies are settled in the same scan, under the same lock
+(``dependencies.settle_held``): one whose dependencies all completed is
+staged and may be claimed in that very pass; one whose dependency failed
+ends ``error``, with the runs waiting on it. A run-once queue keeps going
+while a held run it could serve waits for a dependency that is going now.
+A dependency's end touches the store's change marker, which wakes a
+waiting queue at once.
+
 Faults of the disk (ENOSPC, EIO...) never end the loop: a failing pass is
 logged once, the loop backs off (from ``min(poll-interval, 1 s)``, doubling
 up to ``poll-interval``) and tries again; a run whose start failed without
@@ -45,9 +55,12 @@ import threading
 import time
 
 from ..errors import GuildJupyterError
+from ..execution.control import retry_copy_spec, settle_if_dead
 from ..procs import Identity
 from ..store import transitions
+from ..store.records import PRIORITY, priority_of
 from ..store.run import LOCK, STAGED_MARKER, Run
+from . import dependencies
 from . import gpu_slots as gpuslots
 from . import policy
 from .config import yes_no
@@ -85,6 +98,7 @@ class QueueLoop:
         self.started_count = 0
         self.state = "starting"
         self._blocked = False  # the last claim found runs held back by wait-for-running
+        self._awaited = False  # the last claim found a held run waiting for a dependency going now
         self._faults: set = set()  # faults logged since the last clean pass
         self._unsettled = False  # this pass left a run whose start failed unrecorded
         self._retry_at: dict[str, float] = {}  # run id -> when a failed start may be retried
@@ -252,6 +266,7 @@ class QueueLoop:
         with self.store.lock():
             staged, pending, locked = self.store.scan_waiting()
             staged = self._recover(pending, staged)
+            staged = self._settle_held(pending, staged, slot_gpus)
             now = time.monotonic()
             for rid, t in list(self._retry_at.items()):
                 if t <= now:
@@ -264,7 +279,7 @@ class QueueLoop:
                     why = self.starter.cannot_start(r)
                     # A starter that places GPU runs itself (a Dask cluster's resources) serves them all.
                     c = policy.StagedRun(r.id, None if self.starter.places_gpus else r.gpus,
-                                         r.timestamp)
+                                         r.timestamp, priority_of(r.get(PRIORITY)))
                 except Exception as e:  # noqa: BLE001 - a run we cannot read is not ours to judge
                     why = f"cannot read it ({type(e).__name__}: {e})"
                 if why:
@@ -294,8 +309,9 @@ class QueueLoop:
         return run.refresh()
 
     def _note_decision(self, decision: policy.Decision, candidates: list) -> None:
-        # A run held for want of a free GPU keeps a run-once queue waiting for it.
-        self._blocked = bool(decision.blocked_by or decision.held)
+        # A run held for want of a free GPU keeps a run-once queue waiting for it,
+        # as does one held for a dependency going now.
+        self._blocked = bool(decision.blocked_by or decision.held) or self._awaited
         for run_id, why in decision.held:
             self._log_once(("held", run_id), f"Run {run_id} waits for a free GPU ({why})")
         gpus_of = {c.id: c.gpus for c in candidates}
@@ -306,6 +322,28 @@ class QueueLoop:
         if decision.blocked_by:
             self._log_once(("blocked", decision.blocked_by),
                            f"Waiting for running runs to finish (wait-for-running): {', '.join(decision.blocked_by)}")
+
+    def _settle_held(self, pending: list[Run], staged: list[Run], slot_gpus: str | None) -> list[Run]:
+        """Settles the runs held for their dependencies (the caller holds the
+        run-status lock): those released join ``staged``. Notes whether a
+        held run this queue could serve waits for a dependency going now
+        (a run-once queue waits for it)."""
+        self._awaited = False
+        if not pending:
+            return staged
+        try:
+            done = dependencies.settle_held(self.store, pending, self.log, retry=retry_copy_spec,
+                                            settle=settle_if_dead)
+        except Exception as e:  # noqa: BLE001 - e.g. the disk is full: tried again next pass
+            self._log_once(("held", str(e)), f"Cannot settle runs waiting for their dependencies yet: {e}")
+            return staged
+        for run, verdict in done.waiting:
+            self._log_once(("after", run.id), f"Run {run.id} waits: {policy.after_text(verdict.waiting)}")
+            gpus = None if self.starter.places_gpus else run.gpus
+            if (any(d.state in policy.GOING_STATES for d in verdict.waiting)
+                    and any(policy.gpu_mismatch(gpus, g) is None for g in self.slots.gpu_sets)):
+                self._awaited = True
+        return staged + [r.refresh() for r in done.released] if done.released else staged
 
     def _recover(self, pending: list[Run], staged: list[Run]) -> list[Run]:
         """Settles claims of ours whose claimer died (``transitions.recover_pending``,

@@ -23,6 +23,18 @@ back). Such a queue starts:
 A run that fits no GPU now is *held*, not skipped: younger runs that fit
 may start before it (no head-of-line blocking), and a run-once queue waits
 for it. A run asking for more GPUs than the queue serves is skipped.
+
+Priorities (SPEC 12). Staged runs are started highest ``priority`` first,
+then oldest first (``start_order``); a queue's GPU rules then apply in that
+order, so an urgent run that fits no GPU now does not keep lower ones from
+a free GPU. Guild's own queue ignores priorities (it orders by ``started``).
+
+Dependencies (SPEC 12). A run staged ``--after`` others waits, held, until
+``after_verdict`` of its dependencies' states says ``ready`` (each has
+completed; one asked ``--after-any`` only has to have ended) or ``failed``
+(one ended ``error`` or ``terminated`` or was deleted: the run is recorded
+``error``, naming it). The states are read by the store
+(``store.dependencies``); the verdict is decided here, from plain values.
 """
 
 from __future__ import annotations
@@ -69,6 +81,22 @@ class StagedRun:
     id: str
     gpus: str | None
     timestamp: int = 0
+    priority: int = 0
+
+
+def start_key(priority: int, timestamp: int, run_id: str) -> tuple:
+    """The order our queues start staged runs in: highest priority first,
+    then oldest (Guild's order), then by id (two runs staged in the same
+    microsecond)."""
+    return (-priority, timestamp, run_id)
+
+
+def start_order(staged) -> list:
+    """``staged`` (``StagedRun``s, or anything with ``priority`` and
+    ``timestamp``) in the order a queue starts them: highest priority,
+    then oldest; runs equal in both keep the order given (a scan gives them
+    by staging time, then id: ``start_key``'s last key)."""
+    return sorted(staged, key=lambda r: (-r.priority, r.timestamp))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +192,8 @@ def next_run(
 ) -> Decision:
     """The run this queue starts now, if any.
 
-    ``staged`` must be oldest first. ``busy``: the queue has no free slot
+    ``staged``: the staged runs, in any order: they are considered in
+    ``start_order`` (highest priority, then oldest, first). ``busy``: the queue has no free slot
     (it waits for runs it started). ``running_others``: ids of running runs
     that are not queues (nor this queue's own). ``gpus``: for a ``gpus=auto``
     queue, the ``GpuState`` of each GPU it serves.
@@ -175,7 +204,7 @@ def next_run(
         return Decision(blocked_by=tuple(running_others))
     skipped, held = [], []
     auto = config.auto
-    for run in staged:
+    for run in start_order(staged):
         why = gpu_mismatch(run.gpus, config.gpus)
         if not why and auto:
             served = [g.id for g in gpus]
@@ -234,3 +263,72 @@ def waiting_reason(run: StagedRun, queues: list[QueueView], running_others: list
     if ahead:
         return f"{ahead} staged run{'s' if ahead > 1 else ''} ahead of it"
     return "next to start"
+
+
+# -- dependencies (--after) -------------------------------------------------------------------
+
+#: The states a dependency is read in (``store.dependencies``): a run's status,
+#: ``held`` (itself waiting for its own dependencies), ``unstaged`` (taken off
+#: the queue before it started) and ``deleted`` (gone from ``runs/``).
+DEPENDENCY_STATES = ("staged", "held", "pending", "running", "completed", "error", "terminated", "unstaged",
+                     "deleted")
+#: The states a dependency has ended in; ``completed`` is the one a plain
+#: ``--after`` waits for.
+ENDED_STATES = ("completed", "error", "terminated", "unstaged", "deleted")
+#: The states of a dependency going now (started, or being started): a
+#: run-once queue waits for what waits on them.
+GOING_STATES = ("pending", "running")
+
+_FAILED_WORDS = {"error": "failed", "terminated": "failed (terminated)", "unstaged": "failed (unstaged: it never started)",
+                 "deleted": "was deleted"}
+_STATE_WORDS = {"held": "waiting"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Dependency:
+    """A run another waits for, as read now. ``id``: the run waited for (a
+    dependency that failed and was retried is followed to its retry);
+    ``state``: one of ``DEPENDENCY_STATES``; ``any_outcome``: the waiting
+    run asked to start whatever its outcome (``--after-any``)."""
+
+    id: str
+    state: str
+    any_outcome: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class AfterVerdict:
+    """What becomes of a run held for its dependencies: ``wait``, ``ready``
+    (every one has completed, or ended for ``--after-any``) or ``failed``
+    (``reason``: one line naming the dependency). ``waiting``: the ones it
+    still waits for."""
+
+    kind: str
+    reason: str = ""
+    waiting: tuple = ()
+
+
+def after_verdict(deps) -> AfterVerdict:
+    """The verdict for a run held after ``deps`` (``Dependency``s, in the
+    order they were named). A failure wins over waiting, so a failed
+    dependency ends its dependents at once, whatever else is still going."""
+    waiting = []
+    for d in deps:
+        ended = d.state in ENDED_STATES
+        if ended and d.state != "completed" and not d.any_outcome:
+            return AfterVerdict("failed", f"dependency {d.id[:8]} {_FAILED_WORDS[d.state]}")
+        if not ended:
+            waiting.append(d)
+    return AfterVerdict("wait", waiting=tuple(waiting)) if waiting else AfterVerdict("ready")
+
+
+def after_text(waiting, shown: int = 3) -> str:
+    """Why a held run waits, one line: ``after 1a2b3c4d (running)``, ``after
+    1a2b3c4d (running), 2b3c4d5e (staged) and 4 more``; ``waiting``: the
+    ``Dependency``s not ended yet (``AfterVerdict.waiting``)."""
+    waiting = list(waiting)
+    if not waiting:
+        return ""
+    parts = [f"{d.id[:8]} ({_STATE_WORDS.get(d.state, d.state)})" for d in waiting[:shown]]
+    more = len(waiting) - shown
+    return "after " + ", ".join(parts) + (f" and {more} more" if more > 0 else "")

@@ -110,7 +110,8 @@ def gpus_held(pending: list[Run], locked: list[Run]) -> dict:
 def busy_others(queue_id: str, pending: list[Run], locked: list[Run]) -> list[str]:
     """Runs that block a wait-for-running queue: running ones and pending
     ones (a claim is a start under way: Guild's or another queue's), but
-    not queues and not the queue ``queue_id``'s own."""
+    not queues, not the queue ``queue_id``'s own, and not runs held for
+    their dependencies (they wait; nothing of them runs)."""
     out = []
     for r in locked:
         if r.id == queue_id or r.is_queue or r.get("queue_id") == queue_id:
@@ -124,6 +125,8 @@ def busy_others(queue_id: str, pending: list[Run], locked: list[Run]) -> list[st
             continue
         c = transitions.read_claim(r)
         if isinstance(c, transitions.Claim) and c.queue_id == queue_id:
+            continue
+        if c is None and transitions.is_held(r):
             continue
         out.append(r.id)
     return out

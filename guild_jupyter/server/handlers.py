@@ -32,7 +32,10 @@ from .base import QUEUE_FIELDS, RUN_ID, ApiError, BaseHandler, bool_field, int_a
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-RUN_FIELDS = {"script", "flags", "assignments", "stage", "gpus", "label", "max_trials", "random_seed", "cwd", "retries"}
+RUN_FIELDS = {"script", "flags", "assignments", "stage", "gpus", "label", "max_trials", "random_seed", "cwd", "retries",
+              "priority", "after", "after_any"}
+#: What a staging may add (SPEC 12): a priority, the runs it waits for.
+WAIT_FIELDS = {"priority", "after", "after_any"}
 MAX_OUTPUT_CHUNK = 4 * 1024 * 1024  # per GET .../output?offset=N
 PAGE_HTML = os.path.join(os.path.dirname(__file__), "page.html")
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")  # the page bundle (build output)
@@ -70,6 +73,7 @@ class RunsHandler(BaseHandler):
         flags = body.get("flags")
         if flags is not None and not isinstance(flags, dict):
             raise ApiError(400, "'flags' must be an object of flag values")
+        waiting = waiting_fields(body)
         for name in ("max_trials", "random_seed", "retries"):
             v = body.get(name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
@@ -86,7 +90,7 @@ class RunsHandler(BaseHandler):
         def start():
             runs = api.run(script, *assignments, flags=flags, gpus=gpus, label=body.get("label"), stage=stage,
                            max_trials=body.get("max_trials"), random_seed=body.get("random_seed"),
-                           retries=body.get("retries"), store=self.store, cwd=cwd)
+                           retries=body.get("retries"), store=self.store, cwd=cwd, **waiting)
             return [run_row(r) for r in runs]
 
         self.reply({"runs": await self.call(start)}, status=201)
@@ -110,6 +114,27 @@ class RunsHandler(BaseHandler):
         return real_script, real_cwd
 
 
+def waiting_fields(body: dict) -> dict:
+    """``priority`` (a whole number), ``after`` and ``after_any`` (lists of
+    run references: ids, prefixes, listing ranges, sweep ids) of a body, as
+    the api takes them; the api checks their values."""
+    out = {}
+    if "priority" in body:
+        v = body["priority"]
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ApiError(400, "'priority' must be a whole number (from -1000 to 1000)")
+        out["priority"] = v
+    for name in ("after", "after_any"):
+        if name in body:
+            v = body[name]
+            if isinstance(v, str):
+                v = [v]
+            if not isinstance(v, list) or not all(isinstance(r, str) for r in v):
+                raise ApiError(400, f"'{name}' must be a list of run references (ids, prefixes, ranges, sweep ids)")
+            out[name] = v
+    return out
+
+
 def _is_within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -124,9 +149,10 @@ class RunHandler(BaseHandler):
 
     @web.authenticated
     async def delete(self, ref):
-        """Unstages a staged run; deletes (to Guild's trash) a finished one."""
+        """Unstages a staged run (or one waiting for its dependencies);
+        deletes (to Guild's trash) a finished one."""
         run = await self.run_ref(ref)
-        if run.status == "staged":
+        if run.status == "staged" or run.status == "pending" and await self.call(api.is_held, run):
             await self.call(api.unstage, run.id, store=self.store)
             self.reply({"id": run.id, "action": "unstaged", "run": await self.call(run_row, run)})
         else:
@@ -267,20 +293,22 @@ class RerunHandler(BaseHandler):
     reads as a command line's ``NAME=VALUE`` (what a form sends: ``0.05``
     for a number, ``[1,2]`` for a list flag, ``[0.1,0.2]`` a sweep) and any
     other JSON value is the value; ``POST /guild/api/runs/ID/retry``: a
-    staged retry of a failed run. A bad value answers 400 and writes
-    nothing."""
+    staged retry of a failed run. Restart (with ``stage``) and restage also
+    take ``priority``, ``after`` and ``after_any`` (SPEC 12). A bad value
+    answers 400 and writes nothing."""
 
     @web.authenticated
     async def post(self, ref, action):
         body = self.body_json()
-        allowed = {"restart": {"stage"}, "restage": {"flags"}, "retry": set()}[action]
+        allowed = {"restart": {"stage"} | WAIT_FIELDS, "restage": {"flags"} | WAIT_FIELDS, "retry": set()}[action]
         unknown = set(body) - allowed
         if unknown:
             raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))} "
                                 f"(allowed: {', '.join(sorted(allowed)) or 'none'})")
+        waiting = waiting_fields(body)
         run = await self.run_ref(ref)
         if action == "restart":
-            done = await self.call(api.restart, run.id, stage=bool_field(body, "stage"), store=self.store)
+            done = await self.call(api.restart, run.id, stage=bool_field(body, "stage"), store=self.store, **waiting)
         elif action == "retry":
             done = await self.call(api.retry, run.id, store=self.store)
         else:
@@ -289,8 +317,41 @@ class RerunHandler(BaseHandler):
                 raise ApiError(400, "'flags' must be an object of flag values")
             typed = [f"{k}={v}" for k, v in flags.items() if isinstance(v, str)]
             values = {k: v for k, v in flags.items() if not isinstance(v, str)}
-            done = await self.call(api.restage, run.id, *typed, flags=values, store=self.store)
+            done = await self.call(api.restage, run.id, *typed, flags=values, store=self.store, **waiting)
         self.reply({"action": action, "runs": [await self.call(run_row, r) for r in done]})
+
+
+class PrioritizeHandler(BaseHandler):
+    """``POST /guild/api/runs/ID/prioritize`` with ``{"priority": N}``, or
+    ``{"flags": {"priority": "N"}}`` (what a row's prioritize form posts, as
+    every row form does): the priority of a staged run, or of one waiting
+    for its dependencies (409 for any other). Answers ``{"action":
+    "prioritize", "runs": [RunRow]}``."""
+
+    @web.authenticated
+    async def post(self, ref):
+        body = self.body_json()
+        unknown = set(body) - {"priority", "flags"}
+        if unknown:
+            raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))} (allowed: flags, priority)")
+        run = await self.run_ref(ref)
+        if len(body) != 1:
+            raise ApiError(400, "give 'priority' (a whole number from -1000 to 1000), or the form's "
+                                "{'flags': {'priority': ...}}")
+        if "flags" in body:
+            form = body["flags"]
+            if not isinstance(form, dict) or set(form) != {"priority"}:
+                raise ApiError(400, "the prioritize form has one field: priority")
+            priority = form["priority"]
+            if isinstance(priority, str):
+                try:
+                    priority = int(priority.strip())
+                except ValueError:
+                    raise ApiError(400, f"priority must be a whole number from -1000 to 1000, not {priority!r}") from None
+        else:
+            priority = body["priority"]
+        done = await self.call(api.prioritize, run.id, priority=priority, store=self.store)
+        self.reply({"action": "prioritize", "runs": [await self.call(run_row, r) for r in done]})
 
 
 class GpusHandler(BaseHandler):
@@ -508,6 +569,7 @@ def handlers() -> list:
         (rf"/guild/api/sweeps/{ref}/?", SweepHandler),
         (r"/guild/api/stop/?", StopManyHandler),
         (rf"/guild/api/runs/{ref}/(restart|restage|retry)/?", RerunHandler),
+        (rf"/guild/api/runs/{ref}/prioritize/?", PrioritizeHandler),
         (rf"/guild/api/runs/{ref}/?", RunHandler),
         (r"/guild/api/queues/?", QueuesHandler),
         (rf"/guild/api/queues/{ref}/(pause|resume|drain)/?", QueueActionHandler),

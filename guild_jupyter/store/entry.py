@@ -8,11 +8,12 @@ import os
 import stat as stat_
 
 from .markers import LOCK_REMOTE
+from .records import priority_of
 from .run import FINISHED, QUEUE_OPS, RUNNING, Run, flags_of, gpus_of, label_of, op_name_of, sweep_of
 
 #: The attrs a listing shows (besides status and opref).
 KEYS = ("started", "initialized", "stopped", "label", "run_params", "exit_status", "flags", "unstaged", "queue_id",
-        "sweep")
+        "priority", "after", "after_failure", "sweep")
 CACHED = KEYS + ("status", "_opref")
 
 SETTLE_NS = 2_000_000_000  # a stamp this young is read again on every pass
@@ -93,6 +94,11 @@ class Entry:
     @property
     def gpus(self):
         return gpus_of(self.values.get("run_params"))
+
+    @property
+    def priority(self) -> int:
+        """The order our queues start it in (SPEC 12: highest first)."""
+        return priority_of(self.values.get("priority"))
 
     @property
     def label(self) -> str:

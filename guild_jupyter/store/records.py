@@ -8,6 +8,18 @@
 - The start record (``LOCK.start``): the pid LOCK names and its start time.
 - The GPUs a run asked for (``gpus_requested``, recorded by a claim), which
   a copy of the run (a retry, a restage) asks for again.
+- A run's priority (``priority``, an integer; absent: 0) and its dependency
+  record (``after``): the runs it waits for.
+
+Dependency records (SPEC 12). A run staged ``--after`` others is *held*: its
+PENDING marker is empty, as Guild's own is (so Guild's queues never start
+it, and our recovery, which never touches an ownerless PENDING, never
+returns it to staged), and its ``after`` attr lists the runs it waits for,
+``[{"run": ID, "any": false}, ...]`` (``any``: ``--after-any``, whatever
+their outcome). Held = that PENDING and that record, and no outcome; a
+PENDING without the record is Guild's. Our queues settle held runs
+(``store.dependencies``): staged once every dependency has completed,
+``error`` (the reason in ``after_failure`` and the output) once one failed.
 
 Claims. A claim of ours is a record in the PENDING marker naming the
 claimer (pid + start time, see :mod:`guild_jupyter.procs`). Guild writes
@@ -87,6 +99,93 @@ def read_claim(run: Run):
     return Claim(owner, queue_id, kind)
 
 
+# -- priorities and dependency records ------------------------------------------------
+
+#: A run's priority (an int; absent: 0), its dependency record, and why a
+#: held run was ended by its dependencies (one line, for the views).
+PRIORITY, AFTER, AFTER_FAILURE = "priority", "after", "after_failure"
+#: The bounds of a priority (the queue policy's): a value outside, or no
+#: integer (a hand-edited attr), reads as 0.
+PRIORITY_RANGE = (-1000, 1000)
+
+
+def priority_of(value) -> int:
+    """A priority attr's value as the queues use it: 0 unless an int in range."""
+    if isinstance(value, int) and not isinstance(value, bool) and PRIORITY_RANGE[0] <= value <= PRIORITY_RANGE[1]:
+        return value
+    return 0
+
+
+def after_record(deps) -> list[dict]:
+    """The ``after`` attr for ``deps``: ``(run id, any outcome)`` pairs."""
+    return [{"run": rid, "any": bool(any_outcome)} for rid, any_outcome in deps]
+
+
+def read_after(run: Run):
+    """The runs ``run`` waits for, ``[(id, any outcome), ...]``; None without
+    a dependency record; ``"damaged"`` for one that cannot be read."""
+    path = os.path.join(run.attrs_dir, AFTER)
+    if not os.path.exists(path):
+        return None
+    try:
+        rec = attrlib.read(path, None)
+    except Exception:  # noqa: BLE001 - AttrReadError, YAML's errors: a record we cannot trust
+        return "damaged"
+    if not isinstance(rec, list):
+        return "damaged"
+    out = []
+    for item in rec:
+        rid = item.get("run") if isinstance(item, dict) else None
+        if not isinstance(rid, str) or len(rid) != 32 or any(c not in "0123456789abcdef" for c in rid):
+            return "damaged"
+        out.append((rid, item.get("any") is True))
+    return out
+
+
+def is_held(run: Run) -> bool:
+    """``run`` waits for its dependencies: an ownerless PENDING, a dependency
+    record, no outcome. Not a claim: no process holds it."""
+    return _held_marks(run) and not os.path.exists(os.path.join(run.attrs_dir, "exit_status"))
+
+
+def ended_while_held(run: Run) -> bool:
+    """``run`` was held and has its outcome, but its PENDING marker is still
+    there: whoever ended it (a settler whose dependency failed, a stop) was
+    killed between the two writes. It still reads pending; the next settling
+    pass removes the markers (``transitions.fail_held``), writing nothing
+    else."""
+    return _held_marks(run) and os.path.exists(os.path.join(run.attrs_dir, "exit_status"))
+
+
+def _held_marks(run: Run) -> bool:
+    if not os.path.exists(run.path(PENDING_MARKER)) or not os.path.exists(os.path.join(run.attrs_dir, AFTER)):
+        return False
+    return read_claim(run) is None
+
+
+def dependency_cycle(store, run_id: str, dep_ids) -> list[str] | None:
+    """The cycle that ``run_id`` waiting for ``dep_ids`` would close,
+    ``[run_id, ..., run_id]`` (``[run_id, run_id]``: it names itself),
+    following the records of the runs held now; None when there is none.
+    Only a held run waits, so only held runs' records are followed."""
+    seen = set()
+    stack = [(d, [run_id, d]) for d in reversed(list(dep_ids))]
+    while stack:
+        rid, path = stack.pop()
+        if rid == run_id:
+            return path
+        if rid in seen:
+            continue
+        seen.add(rid)
+        r = Run(os.path.join(store.runs_dir, rid))
+        if not is_held(r):
+            continue
+        deps = read_after(r)
+        if isinstance(deps, list):
+            stack.extend((d, path + [d]) for d, _any in reversed(deps))
+    return None
+
+
 # -- small helpers --------------------------------------------------------------
 
 
@@ -131,8 +230,8 @@ def gpu_occupancy(pending: list[Run], locked: list[Run]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for r in pending + locked:
         try:
-            if r.is_queue or r.status not in (RUNNING, PENDING):
-                continue
+            if r.is_queue or r.status not in (RUNNING, PENDING) or r.status == PENDING and is_held(r):
+                continue  # a held run waits for its dependencies: it holds no GPU
             gpus = r.gpus
         except Exception:  # noqa: BLE001 - a damaged run holds no GPU we can name
             continue

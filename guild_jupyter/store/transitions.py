@@ -14,26 +14,31 @@ module's outcome half, re-exported here so that every caller still calls
 The transitions::
 
     create(staged=True)   (new)      -> staged
+    create(after=...)     (new)      -> pending, held for its dependencies
     create(owner=...)     (new)      -> pending, claimed by ``owner``
+    release_held          held       -> staged  (every dependency completed)
+    fail_held             held       -> error, never started (a dependency failed)
+    set_priority          staged/held (no status change: the order queues start runs in)
     claim                 staged     -> pending, claimed by a queue
     return_to_staged      pending    -> staged  (claimer died before starting it)
     transfer_claim        pending    -> pending, another owner (a batch host)
     acquire               pending/staged -> running (LOCK + start record)
   * record_outcome        running    -> completed / error / terminated
   * record_start_failure  pending/staged -> error, with the reason
-    unstage               staged     -> terminated, never started
+    unstage               staged/held -> terminated, never started
     cancel_pending        pending    -> terminated, never started
   * settle_dead           running, holder gone -> error (orphans ended)
   * end_tree_and_record   running, grace ran out -> processes ended, outcome
   * mark_remote           pending    -> running on another host (LOCK.remote)
   * stage_retry           failed     -> a staged copy (once per failure)
   * stage_requested_retry failed     -> a staged copy the user asked for (api.retry)
-    delete                finished/staged -> trash (never still staged)
-    restart               finished   -> pending / staged, in place
+    delete                finished/staged/held -> trash (never still staged)
+    restart               finished   -> pending / staged / held, in place
     note_user_stop        running    (records who asked it to stop: the user)
 
-Claims and start records (who owns a run) are read and explained in
-:mod:`.records`.
+Claims and start records (who owns a run), priorities and dependency
+records are read and explained in :mod:`.records`; when a held run's
+dependencies let it go, or end it, is :mod:`.dependencies`' to judge.
 
 Disk faults. ``acquire`` reserves the space the outcome needs (two small
 files written while there is room); ``record_outcome`` falls back to them
@@ -45,13 +50,14 @@ from __future__ import annotations
 import json
 import os
 
-from ..errors import GuildJupyterError, RunStartError, WrongState
+from ..errors import BadInput, GuildJupyterError, RunStartError, WrongState
 from ..procs import Identity
 from . import attrs as attrlib
 from . import reserve
 # Claims and process records are re-exported: callers see one lifecycle module.
-from .records import (Claim, gpu_occupancy, gpu_slot_full, has_our_start_record, read_claim,  # noqa: F401
-                      record_processes, recorded_processes, START_ATTRS, unreadable_start_attr)
+from .records import (AFTER, AFTER_FAILURE, PRIORITY, Claim, dependency_cycle, ended_while_held,  # noqa: F401
+                      gpu_occupancy, gpu_slot_full, has_our_start_record, is_held, read_claim, record_processes,
+                      recorded_processes, START_ATTRS, unreadable_start_attr)
 from .run import FINISHED, LOCK, LOCK_START, PENDING, PENDING_MARKER, RUNNING, STAGED, STAGED_MARKER, Run, now_us
 # The outcome side (how runs end, and the writes shared by every transition)
 # is in .transitions_end, re-exported here: callers only call transitions.X.
@@ -65,17 +71,28 @@ from .transitions_end import (DISK_ERRNOS, LOCK_REMOTE, OUTCOME_ATTRS, RETRIED_A
 # -- creating -----------------------------------------------------------------------
 
 
-def create(store, specs: list, *, staged: bool, owner: Claim | None = None) -> list[Run]:
-    """Initializes runs, all or nothing: staged, or pending and claimed by
-    ``owner`` (who starts them itself: a launch, a sweep's batch host).
+def create(store, specs: list, *, staged: bool, owner: Claim | None = None, after: list | None = None) -> list[Run]:
+    """Initializes runs, all or nothing: staged, held for their dependencies
+    (``after``: the ``after`` record, :func:`.records.after_record`; staged
+    runs only), or pending and claimed by ``owner`` (who starts them itself:
+    a launch, a sweep's batch host).
 
     Each run directory is completed in a private scratch area, then all are
     moved into ``runs/`` under the run-status lock; if any step fails the ones
     already moved are removed before the lock is released, so no queue ever
-    sees a partial batch."""
-    if not staged and owner is None:
+    sees a partial batch. A held run is written staged in every other way
+    (``started`` is its staging time: released, it keeps its place in line)."""
+    if after is not None:
+        if not staged:
+            raise ValueError("a run held for its dependencies is staged for a queue")
+        for spec in specs:
+            spec.extra_attrs = {**spec.extra_attrs, AFTER: after}
+        marker = (PENDING_MARKER, b"")  # ownerless, as Guild's: no queue starts it, no recovery returns it
+    elif not staged and owner is None:
         owner = Claim.by_this_process(kind="launch")
-    marker = (STAGED_MARKER, b"") if staged else (PENDING_MARKER, owner.encode().encode())
+        marker = (PENDING_MARKER, owner.encode().encode())
+    else:
+        marker = (STAGED_MARKER, b"") if staged else (PENDING_MARKER, owner.encode().encode())
     runs = build_and_move_runs(store, specs, staged, marker)
     store.notify_change()
     return runs
@@ -195,6 +212,76 @@ def cancel_pending(store, run: Run, reason: str | None = None) -> bool:
     return True
 
 
+# -- runs held for their dependencies (SPEC 12) -------------------------------------------------
+
+
+def release_held(store, run: Run) -> bool:
+    """held -> staged: every dependency has completed (the caller judged it,
+    holding the run-status lock across its reading and this call). STAGED
+    is written before PENDING goes, so a writer killed in between leaves a
+    run still held, which the next pass releases. False when the run is no
+    longer held (stopped, released or ended meanwhile)."""
+    with store.lock():
+        run.refresh()
+        if not is_held(run) or run.get("exit_status") is not None:
+            return False
+        try:
+            if not os.path.exists(run.path(STAGED_MARKER)):
+                attrlib.write_atomic(run.path(STAGED_MARKER), "")
+            attrlib.remove(run.path(PENDING_MARKER))
+        except OSError as e:
+            raise store_error(e, f"stage run {run.id[:8]} after its dependencies") from e
+        finally:
+            run.refresh()
+    store.notify_change()
+    return True
+
+
+def fail_held(store, run: Run, reason: str) -> bool:
+    """held -> error, never started: a dependency failed (``reason``: one
+    line naming it, kept in ``after_failure`` and the run's output). The
+    outcome comes before the markers go: a writer killed in between leaves a
+    held run with an outcome (``ended_while_held``), whose markers the next
+    pass (this function again) removes without writing another outcome.
+    False when the run is neither held nor ended while held."""
+    with store.lock():
+        run.refresh()
+        if not (is_held(run) or ended_while_held(run)):
+            return False
+        ended = run.get("exit_status") is not None
+        try:
+            if not ended:
+                note(run, f"not started: {reason}")
+                run.write_attr(AFTER_FAILURE, reason)
+                write_outcome(run, 1)
+            attrlib.remove(run.path(PENDING_MARKER))
+            attrlib.remove(run.path(STAGED_MARKER))
+        except OSError as e:
+            raise store_error(e, f"record the failure of run {run.id[:8]}") from e
+        finally:
+            run.refresh()
+    store.notify_change()
+    return True
+
+
+def set_priority(store, runs: list[Run], priority: int) -> None:
+    """The priority of staged or held runs (the order our queues start them
+    in), all or nothing: ``WrongState`` naming the first run that is neither
+    (it started, or ended, meanwhile), and nothing is written."""
+    with store.lock():
+        for run in runs:
+            run.refresh()
+            if run.status != STAGED and not (run.status == PENDING and is_held(run)):
+                raise WrongState(f"run {run.id[:8]} is {run.status}: only a staged run, or one waiting for "
+                                 f"its dependencies, has a priority to change")
+        for run in runs:
+            try:
+                run.write_attr(PRIORITY, priority)
+            except OSError as e:
+                raise store_error(e, f"set the priority of run {run.id[:8]}") from e
+    store.notify_change()
+
+
 # -- starting ------------------------------------------------------------------
 
 
@@ -257,15 +344,19 @@ def note_user_stop(run: Run) -> None:
 
 
 def unstage(store, run: Run) -> None:
-    """staged -> terminated, never started: no start time, no elapsed time."""
+    """staged (or held for its dependencies) -> terminated, never started:
+    no start time, no elapsed time."""
     with store.lock():
         run.refresh()
-        if run.status != STAGED:
+        held = run.status == PENDING and is_held(run)
+        if run.status != STAGED and not held:
             raise WrongState(f"run {run.id[:8]} is {run.status}, not staged")
         try:
             write_outcome(run, -15)
             run.write_attr("unstaged", True)
             attrlib.remove(run.path(STAGED_MARKER))
+            if held:
+                attrlib.remove(run.path(PENDING_MARKER))
         except OSError as e:
             raise store_error(e, f"unstage run {run.id[:8]}") from e
         run.refresh()
@@ -280,9 +371,10 @@ def delete(store, run: Run) -> None:
     still staged."""
     with store.lock():
         run.refresh()
-        if run.status in (RUNNING, PENDING):
+        held = run.status == PENDING and is_held(run)  # waits for its dependencies: as good as staged
+        if run.status in (RUNNING, PENDING) and not held:
             raise WrongState(f"run {run.id[:8]} is {run.status}: stop it before deleting it")
-        staged = run.status == STAGED
+        staged = run.status == STAGED or held
         try:
             trash = os.path.join(store.home, "trash", "runs")
             os.makedirs(trash, exist_ok=True)
@@ -338,15 +430,22 @@ def give_back_gpus(run: Run) -> None:
 #: started, who stopped it, the queue that started it last time (a queue
 #: shows the active run naming it as its current run), and the retry policy
 #: and retry of its last claim (a new claim records its own).
-CLEARED = ("exit_status", "stopped", "unstaged", "queue_id", STOPPED_BY, RETRY_POLICY, RETRIED_AS)
+CLEARED = ("exit_status", "stopped", "unstaged", "queue_id", STOPPED_BY, RETRY_POLICY, RETRIED_AS,
+           PRIORITY, AFTER, AFTER_FAILURE)
 
 
-def restart(store, run: Run, *, stage: bool, owner: Claim | None = None) -> None:
-    """finished -> pending (claimed by ``owner``, default this process) or
-    staged. Raises ``WrongState`` unless the run is finished and no process
-    holds it; nothing is changed then."""
+def restart(store, run: Run, *, stage: bool, owner: Claim | None = None, after: list | None = None,
+            priority: int | None = None) -> None:
+    """finished -> pending (claimed by ``owner``, default this process),
+    staged, or (``after``: a dependency record; with ``stage``) held for its
+    dependencies, with ``priority`` when given (a restart clears the old
+    ones). Raises ``WrongState`` unless the run is finished and no process
+    holds it, ``BadInput`` when ``after`` would make it wait for itself
+    (through runs waiting for it); nothing is changed then."""
     if not stage and owner is None:
         owner = Claim.by_this_process(kind="launch")
+    if (after is not None or priority is not None) and not stage:
+        raise ValueError("dependencies and priorities are for a run staged for a queue")
     with store.lock():
         if settle_dead(store, run):  # its supervisor died: end what it left, record it, first
             run.refresh()
@@ -354,6 +453,10 @@ def restart(store, run: Run, *, stage: bool, owner: Claim | None = None) -> None
             raise WrongState(f"run {run.id[:8]} is {run.status}: only a finished run can be restarted")
         if os.path.exists(run.path(LOCK)) and run.lock_holder() is not None:
             raise WrongState(f"run {run.id[:8]} is held by a running process: it cannot be restarted")
+        if after:  # read under the lock: no run starts or is held anew meanwhile
+            cycle = dependency_cycle(store, run.id, [rid for rid, _any in _after_pairs(after)])
+            if cycle:
+                raise BadInput(cycle_text(cycle))
         try:
             # The outcome goes first: a failure past this point leaves a run
             # that reads ``error`` (no outcome, no live LOCK), never a PENDING
@@ -364,12 +467,31 @@ def restart(store, run: Run, *, stage: bool, owner: Claim | None = None) -> None
             if stage:
                 give_back_gpus(run)  # a queue chooses again, as for a run returned to staged
                 run.write_attr("started", now_us())
-                attrlib.write_atomic(run.path(STAGED_MARKER), "")
+                if priority is not None:
+                    run.write_attr(PRIORITY, priority)
+                if after is not None:
+                    run.write_attr(AFTER, after)
+                    attrlib.write_atomic(run.path(PENDING_MARKER), "")  # held: ownerless, as at staging
+                else:
+                    attrlib.write_atomic(run.path(STAGED_MARKER), "")
             else:
                 attrlib.write_atomic(run.path(PENDING_MARKER), owner.encode())
         except OSError as e:
             raise store_error(e, f"restart run {run.id[:8]}") from e
         finally:
             run.refresh()
-    note(run, "restarted" + (" (staged)" if stage else ""))
+    note(run, "restarted" + (" (staged)" if stage and after is None else
+                             " (staged after its dependencies)" if stage else ""))
     store.notify_change()
+
+
+def _after_pairs(after: list):
+    return [(item["run"], item.get("any") is True) for item in after]
+
+
+def cycle_text(cycle: list[str]) -> str:
+    """One line for a dependency cycle ``[a, b, ..., a]``: what waits for what."""
+    if len(cycle) == 2:
+        return f"run {cycle[0][:8]} cannot wait for itself"
+    chain = " -> ".join(r[:8] for r in cycle)
+    return f"--after would close a cycle: {chain} (each waits for the next)"

@@ -48,7 +48,7 @@ from ..errors import GuildJupyterError, StoreError, StoreNotWritable, WrongState
 from ..procs import Identity, kill_identities, tree_identities
 from . import attrs as attrlib
 from . import reserve
-from .records import recorded_processes
+from .records import AFTER, recorded_processes
 from .run import LOCK, LOCK_PROCS, LOCK_REMOTE, LOCK_START, PENDING_MARKER, STAGED_MARKER, Run, now_us
 
 OUTCOME_ATTRS = reserve.OUTCOME_ATTRS
@@ -321,7 +321,10 @@ def stage_requested_retry(store, run: Run, retry) -> str:
         if os.path.isdir(os.path.join(store.runs_dir, copy_id)) or store.in_trash(copy_id):
             copy_id = None  # that retry was made and deleted since: a new id
         spec = retry(run)
-        (copy,) = build_and_move_runs(store, [spec], True, (STAGED_MARKER, b""),
+        # A retry that waits for dependencies again (a run ended by a failed
+        # dependency: rerun.retry_spec) is held, as a staging --after is.
+        held = AFTER in spec.extra_attrs
+        (copy,) = build_and_move_runs(store, [spec], True, (PENDING_MARKER if held else STAGED_MARKER, b""),
                                       ids=[copy_id] if copy_id else None)
         try:
             run.write_attr(RETRIED_AS, copy.id)

@@ -20,19 +20,19 @@ sidebar's list of sweeps: ``coord/SWEEP.md``).
 from __future__ import annotations
 
 from ..store.run import COMPLETED, ERROR, FINISHED, PENDING, RUNNING, STAGED, STATUSES, TERMINATED
-from .actions import (QUEUE_VERBS, RUN_ACTIONS, RUN_VERBS, open_notebook_action, open_sweep_action, output_action,
-                      queue_actions, restage_form, run_actions)
+from .actions import (HELD, QUEUE_VERBS, RUN_ACTIONS, RUN_VERBS, open_notebook_action, open_sweep_action,
+                      output_action, priority_form, queue_actions, restage_form, run_actions)
 from .forms import queue_form
 from .sweeps import main_tag_of, sweep_brief, sweep_entry, sweep_table
 from .groups import (ATTENTION_SECONDS, GROUP_NAMES, GROUP_OF_STATUS, GROUPS, Group, group, status_bar_text,
                      summary_text)
 from .queues import describe_queue, gpu_row, queue_row, queue_state_text, queue_title, slots_text
 from .runs import (DISPLAY_STATUSES, SPARK_HEIGHT, SPARK_POINTS, SPARK_WIDTH, STOPPED_BY_YOU, TIME_KINDS, UNSTAGED,
-                   listing_row, main_scalar, notebook_tree_path, outcome_text, place_in_line, retry_text, run_row,
+                   after_ids, held_words, priority_of_run, listing_row, staged_places, main_scalar, notebook_tree_path, outcome_text, place_in_line, retry_text, run_row,
                    run_words, spark_points, status_of, status_text, stopped_by_user)
 from .words import (ANY_GPU, elapsed_text, flags_text, format_flag, format_time, format_value, gpus_phrase,
                     gpus_text, jsonable, label_text, lower_is_better, ordinal, plural, position_text,
-                    queue_gpus_text, scalar_text, size_text, varying_flags)
+                    priority_text, queue_gpus_text, scalar_text, size_text, varying_flags)
 
 __all__ = [
     "STATUSES", "STAGED", "PENDING", "RUNNING", "COMPLETED", "ERROR", "TERMINATED", "FINISHED", "DISPLAY_STATUSES",
@@ -41,8 +41,10 @@ __all__ = [
     "retry_text", "stopped_by_user", "run_words", "jsonable", "run_row", "listing_row", "place_in_line", "queue_row",
     "queue_state_text", "queue_title", "slots_text", "gpu_row", "label_text", "describe_queue", "main_scalar", "scalar_text",
     "format_value", "SPARK_POINTS", "SPARK_WIDTH", "SPARK_HEIGHT", "spark_points", "ordinal", "plural",
-    "position_text", "size_text", "RUN_VERBS", "RUN_ACTIONS", "QUEUE_VERBS", "run_actions", "queue_actions",
-    "output_action", "restage_form", "Group", "GROUPS", "GROUP_NAMES", "GROUP_OF_STATUS", "ATTENTION_SECONDS", "group",
+    "position_text", "priority_text", "after_ids", "held_words", "priority_of_run", "staged_places", "size_text",
+    "RUN_VERBS", "RUN_ACTIONS", "QUEUE_VERBS", "run_actions", "queue_actions",
+    "output_action", "restage_form", "priority_form", "HELD", "Group", "GROUPS", "GROUP_NAMES", "GROUP_OF_STATUS",
+    "ATTENTION_SECONDS", "group",
     "summary_text", "status_bar_text", "queue_form", "notebook_tree_path", "lower_is_better", "sweep_table",
     "sweep_entry", "main_tag_of", "sweep_brief", "open_sweep_action", "open_notebook_action",
 ]

@@ -8,7 +8,8 @@ form: the run's flags with their current values and types.
 
 Which verbs a status allows:
 
-    staged      unstage
+    staged      prioritize, unstage
+    held        prioritize, unstage      (pending, waiting for its dependencies: no output yet)
     pending     stop, output
     running     stop, output
     completed   output, restart, restage, delete
@@ -30,16 +31,19 @@ from __future__ import annotations
 from ..store.run import COMPLETED, ERROR, PENDING, RUNNING, STAGED, TERMINATED
 from .words import format_flag
 
-__all__ = ["RUN_VERBS", "RUN_ACTIONS", "QUEUE_VERBS", "run_actions", "queue_actions", "output_action",
-           "restage_form", "flag_type", "action", "open_sweep_action", "open_notebook_action"]
+__all__ = ["RUN_VERBS", "RUN_ACTIONS", "QUEUE_VERBS", "HELD", "run_actions", "queue_actions", "output_action",
+           "restage_form", "priority_form", "flag_type", "action", "open_sweep_action", "open_notebook_action"]
 
 UNSTAGED = "unstaged"
 
 #: Every verb a run row may carry, in display order.
-RUN_VERBS = ("stop", "output", "retry", "restart", "restage", "unstage", "delete")
+RUN_VERBS = ("stop", "output", "retry", "restart", "restage", "prioritize", "unstage", "delete")
+#: A pending run held for its dependencies (SPEC 12): not started, not claimed.
+HELD = "held"
 #: The verbs each status allows (in ``RUN_VERBS`` order).
 RUN_ACTIONS = {
-    STAGED: ("unstage",),
+    STAGED: ("prioritize", "unstage"),
+    HELD: ("prioritize", "unstage"),
     PENDING: ("stop", "output"),
     RUNNING: ("stop", "output"),
     COMPLETED: ("output", "restart", "restage", "delete"),
@@ -53,13 +57,15 @@ QUEUE_VERBS = ("pause", "resume", "drain", "stop")
 
 _LABELS = {"stop": "Stop", "output": "Output", "retry": "Retry", "restart": "Restart", "restage": "Restage",
            "unstage": "Unstage", "delete": "Delete", "pause": "Pause", "resume": "Resume", "drain": "Drain",
-           "open-sweep": "Open", "open": "Open notebook"}
+           "prioritize": "Prioritize", "open-sweep": "Open", "open": "Open notebook"}
 _HELP = {
     "stop": "stop the run (its processes get SIGTERM, then SIGKILL after the grace period)",
     "output": "show the run's output (followed while it runs)",
     "retry": "stage a copy of the failed run for a queue (same flags and source)",
     "restart": "run it again in place: same id, same flags, output appended",
     "restage": "stage a copy with edited flags",
+    "prioritize": "change its priority: our queues start the highest priority first, then the oldest "
+                  "(from -1000 to 1000; Guild's own queue ignores it)",
     "unstage": "take the run off the queue: it will not start",
     "delete": "move the run to Guild's trash (guild runs restore brings it back)",
     "pause": "start no staged run until resumed (runs going keep going)",
@@ -118,16 +124,24 @@ def restage_form(flags: dict) -> dict:
     return {"flags": [{"name": str(k), "value": format_flag(v), "type": flag_type(v)} for k, v in flags.items()]}
 
 
+def priority_form(priority: int) -> dict:
+    """The prioritize form: one field, the run's priority now (the form
+    posts ``{"flags": {"priority": "5"}}``, as every row form posts)."""
+    return {"flags": [{"name": "priority", "value": str(priority), "type": "int"}]}
+
+
 def run_actions(run_id: str, status: str, *, script: bool = True, flags: dict | None = None,
-                retried: bool = False) -> list[dict]:
+                retried: bool = False, held: bool = False, priority: int = 0) -> list[dict]:
     """The actions a run in ``status`` (a display status: ``unstaged``
     included) allows now. ``script``: the run is a script's or a cell's
     (restart, restage and retry need its source); ``flags``: its flag
     values, for the restage form; ``retried``: its failure's retry is
-    staged already (by a queue or by hand): no second one."""
+    staged already (by a queue or by hand): no second one; ``held``: a
+    pending run waiting for its dependencies; ``priority``: its priority,
+    for the prioritize form."""
     short = run_id[:8]
     out = []
-    for verb in RUN_ACTIONS.get(status, ()):
+    for verb in RUN_ACTIONS.get(HELD if held else status, ()):
         if verb in SCRIPT_ONLY and not script or verb == "retry" and retried:
             continue
         if verb == "stop":
@@ -141,6 +155,8 @@ def run_actions(run_id: str, status: str, *, script: bool = True, flags: dict | 
                               f"Restart run {short} in place? Its outcome is replaced and its output appended to."))
         elif verb == "restage":
             out.append(action("restage", "POST", f"runs/{run_id}/restage", form=restage_form(flags or {})))
+        elif verb == "prioritize":
+            out.append(action("prioritize", "POST", f"runs/{run_id}/prioritize", form=priority_form(priority)))
         elif verb == "unstage":
             out.append(action("unstage", "DELETE", f"runs/{run_id}"))
         elif verb == "delete":

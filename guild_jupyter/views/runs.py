@@ -17,18 +17,24 @@ status.
 from __future__ import annotations
 
 import math
+import os
 import time
 
+from ..queueing import policy
+from ..store.dependencies import dependency_states
 from ..store.scalars import reader as scalarlib
 from ..store.notebooks import executed_notebook
+from ..store.records import AFTER_FAILURE, PRIORITY, is_held, priority_of, read_after
 from ..store.run import COMPLETED, ERROR, FINISHED, PENDING, RUNNING, STAGED, STATUSES, TERMINATED
+from ..store.store import Store
 from .actions import run_actions
 from .words import (elapsed_text, flags_text, format_time, gpus_text, jsonable, label_text, position_text,
-                    scalar_text)
+                    priority_text, scalar_text)
 
 __all__ = ["UNSTAGED", "DISPLAY_STATUSES", "TIME_KINDS", "STOPPED_BY_YOU", "SPARK_WIDTH", "SPARK_HEIGHT",
            "SPARK_POINTS", "status_of", "status_text", "outcome_text", "retry_text", "stopped_by_user", "main_scalar",
-           "spark_points", "run_row", "listing_row", "place_in_line", "run_words", "notebook_tree_path"]
+           "spark_points", "run_row", "listing_row", "place_in_line", "run_words", "notebook_tree_path",
+           "held_words", "priority_of_run", "after_ids", "staged_places"]
 
 #: How a run removed from the queue before it ever started is shown (Guild
 #: lists it ``terminated``; it has no start time and no elapsed time).
@@ -92,6 +98,9 @@ def outcome_text(run, status: str | None = None, elapsed: float | None = None) -
     if status == ERROR:
         es = _exit_of(run)
         why = f" (exit {es})" if es not in (None, 0) else ""
+        failed_after = run.get(AFTER_FAILURE)
+        if isinstance(failed_after, str) and failed_after:  # held, and a dependency failed: it never started
+            return f"not started: {failed_after}"
         if run.started is None:
             return f"failed before it started{why}"
         return f"failed{took}{why}"
@@ -163,6 +172,41 @@ def spark_points(values, width: int = SPARK_WIDTH, height: int = SPARK_HEIGHT) -
     return " ".join(f"{_num(1 + i * step)},{_num(y)}" for i, y in enumerate(ys))
 
 
+# -- priorities and dependencies ----------------------------------------------------------
+
+
+def priority_of_run(run) -> int:
+    """The run's priority (0 unless it has one in range)."""
+    return priority_of(run.get(PRIORITY))
+
+
+def held_words(run, known=None) -> tuple[str, list]:
+    """For a run held for its dependencies: why it waits, one line (``after
+    1a2b3c4d (running)``; a dependency that failed: ``dependency 1a2b3c4d
+    failed: it will not start``), and its dependencies as plain data
+    (``{"id", "short_id", "state", "any"}``, each followed to its retry).
+    Reads their run directories (but what ``known``, a listing's lookup,
+    knows: ``store.dependencies.dependency_state``); settles nothing (a
+    queue does)."""
+    store = Store(os.path.dirname(os.path.dirname(run.dir)))
+    states = dependency_states(store, run, known=known)
+    if not isinstance(states, list):
+        return "its dependency record cannot be read: it will not start", []
+    deps = [{"id": i, "short_id": i[:8], "state": st, "any": a} for i, st, a in states]
+    verdict = policy.after_verdict([policy.Dependency(i, st, a) for i, st, a in states])
+    if verdict.kind == "failed":
+        return f"{verdict.reason}: it will not start", deps
+    if verdict.kind == "ready":
+        return "its dependencies completed: staged by the next queue that looks", deps
+    return policy.after_text(verdict.waiting), deps
+
+
+def after_ids(run) -> list:
+    """The runs ``run``'s dependency record names, ``{"id", "short_id", "any"}`` each."""
+    deps = read_after(run)
+    return [{"id": i, "short_id": i[:8], "any": a} for i, a in deps] if isinstance(deps, list) else []
+
+
 # -- rows ---------------------------------------------------------------------------------
 
 
@@ -185,7 +229,7 @@ def run_words(run, status: str, elapsed: float | None = None) -> dict:
 
 
 def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started", short_time: bool = False,
-            scalar: str | None = None, scalar_values=None) -> dict:
+            scalar: str | None = None, scalar_values=None, known=None) -> dict:
     """One run as plain data, for every front end.
 
     ``run``: a ``Run`` (or anything with its attributes). ``varying``: the
@@ -199,7 +243,9 @@ def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started
     are set by the list that knows them (``place_in_line``).
     ``scalar_values``: ``(scalar, recent values)`` as ``main_scalar`` gives
     them, when the caller read them already (a sweep's table, from the
-    charts' summaries), so the row reads no event file.
+    charts' summaries), so the row reads no event file. ``known``: for a
+    run held for its dependencies, a listing's lookup of their states
+    (``held_words``).
     """
     if now_us is None:
         now_us = time.time_ns() // 1000
@@ -225,6 +271,8 @@ def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started
     queue = run.get("queue_id")
     main, spark = scalar_values if scalar_values is not None else main_scalar(run, scalar)
     op = run.op_name
+    held = status == PENDING and is_held(run)
+    priority = priority_of_run(run)
     all_flags = flags_text(flags, first=varying)
     varying_text = flags_text({k: flags[k] for k in varying})
     row = {
@@ -257,19 +305,30 @@ def run_row(run, *, now_us: int | None = None, varying=(), order: str = "started
         "waiting": None,
         "waiting_text": "",
         "position": None,
-        "position_text": "",
+        "position_text": position_text(None, priority) if status == STAGED else "",  # a list with places sets them
+        # Priorities and dependencies (SPEC 12): the priority of every run;
+        # "held": waiting, pending, for the runs in "after".
+        "priority": priority,
+        "priority_text": priority_text(priority) if status == STAGED or held else "",
+        "held": held,
+        "after": after_ids(run),
         "scalar": main,
         "scalar_text": scalar_text(main),
         "spark": spark,
         "spark_points": spark_points(spark),
         "actions": run_actions(run.id, status, script=_is_script(run), flags=flags,
-                               retried=status == ERROR and isinstance(run.get("retried_as"), str)),
+                               retried=status == ERROR and isinstance(run.get("retried_as"), str), held=held,
+                               priority=priority),
         # A notebook run's executed notebook (absolute path; None before it ran
         # or for a script): what "open in JupyterLab" opens.
         "notebook": executed_notebook(run.dir, op) if op.endswith(".ipynb") else None,
     }
     if status == PENDING and row["queue"]:
         row["waiting_text"] = f"starting: claimed by queue {row['queue'][:8]}"
+    if held:
+        row["waiting_text"], row["after"] = held_words(run, known)
+        row["waiting"] = row["waiting_text"]
+        row["position_text"] = position_text(None, priority)
     worker = run.get("dask_worker")
     if worker:  # placed by a Dask queue: the worker's name and host
         row["worker"] = str(worker)
@@ -294,22 +353,47 @@ def notebook_tree_path(notebook: str | None, root_dir: str) -> str | None:
 
 def place_in_line(row: dict, position: int | None, waiting: str | None) -> None:
     """Where a staged run stands (1: the next to start, in the queues'
-    order) and why it waits, on its row."""
+    order: highest priority, then oldest) and why it waits, on its row."""
     row["position"] = position
-    row["position_text"] = position_text(position)
+    row["position_text"] = position_text(position, row.get("priority", 0))
     row["waiting"] = waiting
     row["waiting_text"] = waiting or ""
 
 
-def listing_row(run, varying=(), scalar: str | None = None) -> dict:
+def staged_places(staged) -> dict:
+    """``{run id: place}`` of ``staged`` (every staged run of a store) in
+    the order our queues start them, 1 the next to start
+    (``policy.start_key``: highest priority, then oldest)."""
+    ordered = sorted(staged, key=lambda r: policy.start_key(priority_of(r.get(PRIORITY)), r.timestamp or 0, r.id))
+    return {r.id: i for i, r in enumerate(ordered, 1)}
+
+
+def _listing_note(run, status: str, place: int | None = None) -> str:
+    """What a line of a run list adds to the status (SPEC 12): a staged
+    run's place in line and priority; why a held run waits (and its
+    priority); why a run that never started failed (``not started:
+    dependency 1a2b3c4d failed``)."""
+    if status == STAGED:
+        return position_text(place, priority_of_run(run))
+    if status == PENDING and is_held(run):
+        return " · ".join(t for t in (held_words(run)[0], priority_text(priority_of_run(run))) if t)
+    if status == ERROR:
+        failed_after = run.get(AFTER_FAILURE)
+        return f"not started: {failed_after}" if isinstance(failed_after, str) and failed_after else ""
+    return ""
+
+
+def listing_row(run, varying=(), scalar: str | None = None, place: int | None = None) -> dict:
     """The part of ``run_row`` a run list line shows (Guild's order: by
     start; staged and unstaged runs show when they were staged), cheap
-    enough for 10,000 lines: no elapsed time, no JSON copy of the flags."""
+    enough for 10,000 lines: no elapsed time, no JSON copy of the flags.
+    ``place``: a staged run's place in line (``staged_places``)."""
     status = status_of(run)
     main, _spark = main_scalar(run, scalar, spark=False)
     when = run.timestamp or None if status in (STAGED, PENDING, UNSTAGED) else run.started
     flags = run.flags
     return {
+        "note_text": _listing_note(run, status, place),
         "id": run.id,
         "short_id": run.id[:8],
         "op": run.op_name,

@@ -16,7 +16,7 @@ from ..store.flag_labels import flags_label, format_flag_value
 
 __all__ = ["ANY_GPU", "format_flag", "flags_text", "varying_flags", "format_time", "elapsed_text", "gpus_text",
            "gpus_phrase", "queue_gpus_text", "label_text", "jsonable", "format_value", "scalar_text", "ordinal",
-           "position_text", "plural", "size_text"]
+           "position_text", "priority_text", "plural", "size_text"]
 
 format_flag = format_flag_value
 
@@ -149,14 +149,25 @@ def ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def position_text(position: int | None) -> str:
-    """Where a staged run is in the queues' order: ``next to start``,
-    ``2nd in line``; empty for no position. (A listing's ``[1:...]`` is
-    the newest run, never the next to start: this wording keeps the two
-    apart.)"""
-    if not isinstance(position, int) or isinstance(position, bool) or position < 1:
+def priority_text(priority) -> str:
+    """``priority 5``, ``priority -2``; empty for the default (0)."""
+    if not isinstance(priority, int) or isinstance(priority, bool) or priority == 0:
         return ""
-    return "next to start" if position == 1 else f"{ordinal(position)} in line"
+    return f"priority {priority}"
+
+
+def position_text(position: int | None, priority: int = 0) -> str:
+    """Where a staged run is in the queues' order (highest priority first,
+    then oldest), with its priority when it has one: ``next to start``,
+    ``2nd in line``, ``next to start · priority 5``; a run with no place
+    (one waiting for its dependencies) reads ``priority 5``; empty for
+    neither. The one wording of every view. (A listing's ``[1:...]`` is the
+    newest run, never the next to start: this wording keeps the two
+    apart.)"""
+    where = ""
+    if isinstance(position, int) and not isinstance(position, bool) and position >= 1:
+        where = "next to start" if position == 1 else f"{ordinal(position)} in line"
+    return " · ".join(t for t in (where, priority_text(priority)) if t)
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:

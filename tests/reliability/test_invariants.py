@@ -14,6 +14,12 @@ and checks:
   (``O_APPEND``) as its first act; a run in the log was acquired (its
   ``started`` is later than its staging), was never unstaged or cancelled,
   and every completed run is in the log;
+- priorities and dependencies (SPEC 12): drivers stage runs with random
+  priorities, ``--after`` and ``--after-any`` runs of theirs (which others
+  stop, delete or kill meanwhile) and change priorities; a run that ran
+  did so after each of its dependencies ended (completed, for ``--after``);
+  a run ended by its dependencies never ran, and the dependency it names
+  did fail, end otherwise or go; none is left waiting;
 - no run is written by a non-owner: foreign runs planted first (Guild-style
   ownerless, hour-old ``PENDING`` runs; runs whose Guild-format ``LOCK``
   names a live unrelated process started *after* the LOCK was written) are
@@ -228,6 +234,48 @@ def start_record_problems(home, log, runs: dict, exempt=()) -> list[str]:
     return out
 
 
+def dependency_problems(runs: dict, counts, exempt=()) -> list[str]:
+    """What breaks SPEC 12 among ``runs`` (every run, live or in the trash):
+    a run that ran (in the starts ``counts``) before a dependency ended, or
+    after one that did not complete (for ``--after``); a run ended by its
+    dependencies that ran, or whose named dependency completed and is
+    still there."""
+    from guild_jupyter.store.records import read_after
+
+    out = []
+    for rid, r in runs.items():
+        if rid in exempt or r.is_queue:
+            continue
+        deps = read_after(r.refresh())
+        if deps is None:
+            continue
+        if not isinstance(deps, list):
+            out.append(f"run {rid}: unreadable dependency record")
+            continue
+        failure = r.get("after_failure")
+        if rid in counts:
+            if failure:
+                out.append(f"run {rid} ran and is recorded ended by its dependencies ({failure})")
+            for dep_id, any_outcome in deps:
+                dep = runs.get(dep_id)
+                if dep is None:
+                    out.append(f"run {rid} ran after {dep_id}, which is nowhere")
+                    continue
+                dep.refresh()
+                if not isinstance(dep.stopped, int) or not isinstance(r.started, int) or dep.stopped > r.started:
+                    out.append(f"run {rid} started ({r.started}) before its dependency {dep_id} ended ({dep.stopped})")
+                if not any_outcome and dep.get("exit_status") != 0:
+                    out.append(f"run {rid} ran after {dep_id}, which ended {dep.status}")
+        elif failure:
+            named = failure.split()[1] if failure.startswith("dependency ") else ""
+            dep = next((d for d in runs.values() if d.id.startswith(named)), None) if named else None
+            if dep is None:
+                out.append(f"run {rid}: ended by its dependencies ({failure}), which names no run")
+            elif dep.refresh().get("exit_status") == 0 and "/trash/" not in dep.dir:
+                out.append(f"run {rid}: ended by its dependencies ({failure}), but {dep.id} completed")
+    return out
+
+
 def stop_everything(procs) -> None:
     """Cleanup: kill the test's own processes, then stop every queue."""
     for p in procs:
@@ -279,16 +327,37 @@ DRIVER = textwrap.dedent(
 
     thread_queues = []
 
+    def waits():
+        """A priority and the runs to wait for (SPEC 12), sometimes."""
+        kw = {}
+        if rng.random() < 0.3:
+            kw["priority"] = rng.choice([-5, 1, 3, 10])
+        if rng.random() < 0.35:
+            cands = [r for r in listing() if not r.is_queue]
+            if cands:
+                picked = [r.id for r in rng.sample(cands, min(len(cands), rng.randint(1, 2)))]
+                kw["after_any" if rng.random() < 0.25 else "after"] = picked
+        return kw
+
     def stage():
-        if len(listing("staged")) >= max_staged:
+        if len(listing("staged", "pending")) >= max_staged:
             return "skip"
+        kw = waits()
         if rng.random() < 0.25:  # a sweep: all or nothing
-            rs = api.run(script, f"sleep=[{rng.choice([0.05, 0.2])},{rng.choice([0.3, 0.5])}]", stage=True)
+            rs = api.run(script, f"sleep=[{rng.choice([0.05, 0.2])},{rng.choice([0.3, 0.5])}]", stage=True, **kw)
         else:
             rs = []
             for _ in range(rng.randint(1, 3)):
-                rs += api.run(script, sleep_flag(), stage=True)
-        note(action="staged", ids=[r.id for r in rs])
+                rs += api.run(script, sleep_flag(), stage=True, **kw)
+        note(action="staged", ids=[r.id for r in rs], **kw)
+
+    def prioritize():
+        cands = listing("staged", "pending")
+        if not cands:
+            return "skip"
+        r = rng.choice(cands)
+        api.prioritize(r.id, priority=rng.choice([-3, 0, 7]))
+        note(action="prioritized", id=r.id)
 
     def thread_queue():
         if sum(q.status != "stopped" for q in thread_queues) >= 1:
@@ -322,7 +391,7 @@ DRIVER = textwrap.dedent(
             note(action="stopped", id=r.id, was=was)
 
     def unstage():
-        cands = listing("staged")
+        cands = listing("staged") + [r for r in listing("pending") if api.is_held(r)]
         if not cands:
             return "skip"
         r = rng.choice(cands)
@@ -331,6 +400,7 @@ DRIVER = textwrap.dedent(
 
     def delete():
         cands = [r for r in listing("completed", "error", "terminated", "staged")]
+        cands += [r for r in listing("pending") if api.is_held(r)]
         if not cands:
             return "skip"
         r = rng.choice(cands)
@@ -364,7 +434,8 @@ DRIVER = textwrap.dedent(
         note(action="stopped_queue", id=r.id)
 
     ACTIONS = [(stage, 6), (thread_queue, 1), (detached_queue, 1.2), (start_direct, 0.5), (stop_run, 1.5),
-               (unstage, 1.5), (delete, 0.8), (kill_supervisor, 1), (kill_queue, 0.7), (stop_queue, 0.3)]
+               (unstage, 1.5), (delete, 0.8), (kill_supervisor, 1), (kill_queue, 0.7), (stop_queue, 0.3),
+               (prioritize, 0.5)]
     funcs, weights = zip(*ACTIONS)
     end = time.monotonic() + duration
     errors = {}
@@ -494,6 +565,8 @@ def test_random_interleavings_keep_the_invariants(tmp_path, guild_home, marked):
         for e in entries:
             if e["action"] in ("unstaged", "cancelled") and e["id"] in counts:
                 problems.append(f"run {e['id']} was {e['action']} by driver {e['driver']} and still ran")
+        # Dependencies (SPEC 12): a run ran after what it waited for; one ended by them never ran.
+        problems += dependency_problems(runs, counts, foreign)
         # Every run has an outcome and no lifecycle file left (the foreign ones aside).
         for rid, r in sorted(runs.items()):
             if rid in foreign:
@@ -513,7 +586,10 @@ def test_random_interleavings_keep_the_invariants(tmp_path, guild_home, marked):
 
         summary = collections.Counter(e["action"] for e in entries)
         statuses = collections.Counter(r.status for r in runs.values())
-        print(f"actions: {dict(summary)}\nstatuses: {dict(statuses)}\nstarts: {len(counts)}")
+        waited = collections.Counter(("ended by a dependency" if r.get("after_failure") else r.status)
+                                     for r in runs.values() if r.get("after") is not None)
+        print(f"actions: {dict(summary)}\nstatuses: {dict(statuses)}\nstarts: {len(counts)}\n"
+              f"runs staged --after: {dict(waited)}")
         for e in entries:
             if e["action"] == "done":
                 print(f"driver {e['driver']} lost races: {e['expected_errors']}")

@@ -3,8 +3,9 @@ snapshot and events of it: what ``scripts/make-viewmodel-fixtures.py``
 writes to ``tests/fixtures/`` for the browser's tests, and what
 ``tests/test_viewmodel.py`` checks those files against.
 
-Real runs through the api (a sweep with a failed trial, staged runs, a
-running run stopped by the user, a retry), a real queue thread that is
+Real runs through the api (a sweep with a failed trial, staged runs, one
+with a priority, one held for its dependency, a running run stopped by the
+user, a retry), a real queue thread that is
 paused, resumed and drained, and fake GPUs (``gpus_fake``: there is no
 NVIDIA GPU here). Everything it starts has ended when it returns.
 """
@@ -71,8 +72,10 @@ def build(home: str, project: str) -> tuple[dict, dict]:
     try:
         api.pause_queue(q, store=home)
         _wait(lambda: _seen(watcher, "queue-paused"), "the queue's pause")
-        api.run(script, "lr=0.05", gpus="0", stage=True, store=home)
-        api.run(script, "lr=0.02", "epochs=8", stage=True, label="longer", store=home)
+        (pinned,) = api.run(script, "lr=0.05", gpus="0", stage=True, store=home)
+        api.run(script, "lr=0.02", "epochs=8", stage=True, label="longer", priority=5, store=home)
+        # Held for its dependency (SPEC 12): the pinned run, which this queue (GPU 7) never starts.
+        api.run(script, "lr=0.04", stage=True, after=pinned.id, priority=2, store=home)
         (running,) = api.run(script, "secs=60", store=home)
         api.retry(failed.id, store=home)
         watcher.look()

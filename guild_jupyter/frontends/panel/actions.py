@@ -17,7 +17,8 @@ _QUEUE_SAID = {"pause": "paused (its runs keep going)", "resume": "resumed",
 
 class ActionRunner:
     """``act(describe, action)`` and ``say``: the panel's; ``open_output(id)``
-    opens a run's output; ``open_restage(id, form)`` the restage form;
+    opens a run's output; ``open_restage(id, form, verb)`` the restage (or
+    prioritize) form;
     ``following`` (id -> what to call it): stops whose outcome the panel
     reports once the store shows it."""
 
@@ -36,8 +37,8 @@ class ActionRunner:
         if verb == "output":
             self._open_output(target)
             return
-        if verb == "restage":
-            self._open_restage(target, action.get("form") or {})
+        if verb in ("restage", "prioritize"):  # a form first: the same small form, its fields the action's
+            self._open_restage(target, action.get("form") or {}, verb)
             return
         store = self.store
 

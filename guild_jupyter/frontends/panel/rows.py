@@ -29,7 +29,10 @@ CONFIRM_SECONDS = 5.0
 
 def max_actions(group: str) -> int:
     """The most actions a run of ``group`` may carry (its row's buttons)."""
-    return max(len(views.RUN_ACTIONS.get(s, ())) for s in views.group(group).statuses)
+    statuses = views.group(group).statuses
+    if views.PENDING in statuses:  # a pending run may be held for its dependencies: its own actions
+        statuses = statuses + (views.HELD,)
+    return max(len(views.RUN_ACTIONS.get(s, ())) for s in statuses)
 
 
 class Shared:
