@@ -42,6 +42,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -61,6 +62,22 @@ new PerformanceObserver((list) => {
   }
 }).observe({entryTypes: ['measure', 'longtask']});
 """
+#: Where first paint's time went: the page's own files and each REST answer (start, first byte, end; ms
+#: from the navigation's start), the view's first measures, and the paint.
+TIMELINE = """() => {
+  const nav = performance.getEntriesByType('navigation')[0];
+  const out = [['page', 0, nav.responseStart, nav.responseEnd], ['DOMContentLoaded', nav.domContentLoadedEventEnd]];
+  for (const r of performance.getEntriesByType('resource')) {
+    if (r.startTime > (performance.getEntriesByName('gj-sweep:first-paint')[0] || {startTime: 1e9}).startTime) continue;
+    const name = r.name.replace(/^https?:[/][/][^/]+/, '').replace(/[?&]token=[^&]*/, '').slice(0, 90);
+    out.push([name, r.startTime, r.responseStart, r.responseEnd, r.transferSize || r.encodedBodySize || 0]);
+  }
+  for (const k of ['table', 'apply', 'draw']) {
+    for (const e of window.__gj[k]) out.push(['gj-sweep:' + k, e[0], e[0] + e[1]]);
+  }
+  out.push(['first paint', performance.getEntriesByName('gj-sweep:first-paint')[0].startTime]);
+  return out.sort((a, b) => a[1] - b[1]);
+}"""
 FIRST_PAINT = """() => { const m = performance.getEntriesByName('gj-sweep:first-paint'); return m.length ? m[0].startTime : null; }"""
 
 
@@ -90,7 +107,10 @@ class Replies:
         #: Answers made before the page asks (the first load), so that no time of this process counts.
         self.cache: dict = {}
 
-    def prepare_first(self, tag: str = "loss", points: int = 2000) -> None:
+    def prepare_first(self, tag: str = "loss", points: int = 893) -> None:
+        """``points``: what the view asks at the bench's 1400 px wide page
+        (about a point per pixel column of its chart; the timeline shows
+        the asked number: another one is answered, later, on demand)."""
         self.cache[(tag, None, points, self.at)] = json.dumps(self.scalars([tag], None, points))
 
     def value(self, i: int, tag: str, step: int) -> float:
@@ -151,6 +171,8 @@ class Replies:
             if url.path.rstrip("/").endswith("/scalars"):
                 key = (q.get("tags", "loss"), q.get("since"), int(q.get("points", 5000)), self.at)
                 text = self.cache.get(key) or json.dumps(self.scalars(key[0].split(","), key[1], key[2]))
+                if q.get("main") == "1":  # the main scalar (loss), named as the server names it
+                    text = json.dumps(dict(json.loads(text), main="loss"))
             else:
                 text = json.dumps(self.table())  # at once: the view polls every second then
             route.fulfill(body=text, content_type="application/json")
@@ -207,7 +229,7 @@ def main_thread_cpu(trace: bytes) -> tuple[list[float], list[tuple[str, float]]]
                 j += 1
         n = len(applies) - 1
         where = {k: v / n for k, v in where.items()}
-    return out, sorted(where.items(), key=lambda kv: -kv[1])[:8]
+    return out, sorted(where.items(), key=lambda kv: -kv[1])[:14]
 
 
 def measure_view(page, url: str, trials: int, updates: int, log_more, expect_points: int) -> dict:
@@ -219,6 +241,7 @@ def measure_view(page, url: str, trials: int, updates: int, log_more, expect_poi
     drawn = page.evaluate("() => Number(document.querySelector('.gj-sweep-chart').dataset.points)")
     lines = page.evaluate("() => document.querySelector('.gj-sweep').gjSweep.chart.shown.length")
     first = page.evaluate("() => ({apply: window.__gj.apply.slice(), draw: window.__gj.draw.slice(), table: window.__gj.table.slice()})")
+    timeline = page.evaluate(TIMELINE)
     page.evaluate("() => { window.__gj.apply = []; window.__gj.draw = []; window.__gj.table = []; window.__gj.long = []; }")
     page.context.browser.start_tracing(page=page, categories=TRACE_CATEGORIES)
     for _ in range(updates):
@@ -229,6 +252,7 @@ def measure_view(page, url: str, trials: int, updates: int, log_more, expect_poi
     cpu, where = main_thread_cpu(page.context.browser.stop_tracing())
     got = page.evaluate("() => window.__gj")
     held = page.evaluate("() => document.querySelector('.gj-sweep').gjSweep.model.store.size()")
+    fixed = page.evaluate("() => document.querySelector('.gj-trial-table').classList.contains('gj-mod-fixed')")
     # One update: an answer applied and the frame drawn after it, plus the table's render in that second.
     per_update, applies, draws, tables = [], [], [], []
     draw_list = sorted(got["draw"])
@@ -242,7 +266,7 @@ def measure_view(page, url: str, trials: int, updates: int, log_more, expect_poi
         tables.append(table)
         per_update.append(dur + nxt[1] + table)
     return {"first_paint": first_paint, "drawn": drawn, "lines": lines, "first": first, "per_update": per_update,
-            "apply": applies, "draw": draws, "table": tables, "long": got["long"], "held": held, "cpu": cpu, "where": where,
+            "apply": applies, "draw": draws, "table": tables, "long": got["long"], "held": held, "cpu": cpu, "where": where, "timeline": timeline, "fixed": fixed,
             "expect": expect_points}
 
 
@@ -253,8 +277,12 @@ def report(name: str, r: dict, trials: int) -> None:
     print(f"  (a) first paint: {ms(r['first_paint'])} from the navigation's start (goal <= 1000 ms); "
           f"{r['lines']} lines of {trials}, {r['drawn']:,} points drawn, {r['expect']:,} held; "
           f"main thread before it: apply {ms(first_apply)}, draws {ms(first_draw)}")
+    print("  where first paint's time went (ms from the navigation's start: start, first byte, end; bytes):")
+    for row in r["timeline"]:
+        print("    " + f"{row[0]:60s} " + "  ".join(f"{v:8.0f}" for v in row[1:]))
     if r["per_update"]:
-        print(f"  (b) each 1 s update ({len(r['per_update'])} updates; {r['held']:,} points held at the end):")
+        print(f"  (b) each 1 s update ({len(r['per_update'])} updates; {r['held']:,} points held at the end; "
+              f"the table's column widths {'fixed' if r['fixed'] else 'automatic'} at the end):")
         show("apply (JSON.parse + append to typed arrays)", r["apply"])
         show("draw (new segments stroked, or a uPlot redraw)", r["draw"])
         show("table (its answer rendered)", r["table"])
@@ -326,6 +354,7 @@ def main() -> None:
     p.add_argument("--points", type=int, default=10000)
     p.add_argument("--updates", type=int, default=20)
     p.add_argument("--served-by", choices=["real", "replies"], default="real")
+    p.add_argument("--store", help="a store bench_sweep_server.py --keep made (DIR/guild-home): used, not built, and kept")
     p.add_argument("--peer-points", type=int, default=20000, help="points of the Vega peer; 0 skips it")
     a = p.parse_args()
     from playwright.sync_api import sync_playwright
@@ -339,12 +368,17 @@ def main() -> None:
     os.makedirs(root)
     replies = Replies(a.trials, a.tags, a.points)
     if a.served_by == "real":
-        from bench_sweep_server import build, log_more  # noqa: PLC0415 - sweep-py's store builder
+        from bench_sweep_server import build, log_more, reopen  # noqa: PLC0415 - sweep-py's store builder
 
         t0 = time.monotonic()
-        sweep, runs, writers = build(home, a.trials, a.tags, a.points)
-        print(f"store: {a.trials} trials x {a.tags} tags x {a.points:,} points written by our writer in "
-              f"{time.monotonic() - t0:.0f} s; sweep {sweep}")
+        if a.store:
+            home = os.path.join(a.store, "guild-home")
+            sweep, runs, writers = reopen(home)
+            print(f"store: {home} (made before), sweep {sweep}")
+        else:
+            sweep, runs, writers = build(home, a.trials, a.tags, a.points)
+            print(f"store: {a.trials} trials x {a.tags} tags x {a.points:,} points written by our writer in "
+                  f"{time.monotonic() - t0:.0f} s; sweep {sweep}")
         at = [a.points]
 
         def more() -> None:
@@ -378,6 +412,7 @@ def main() -> None:
         if a.served_by == "real":
             for w in writers.values():
                 w.close()
+        shutil.rmtree(base, ignore_errors=True)  # the store (~400 MB) too, unless it was --store's
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .store.scalars.series import SeriesRead
+from .store.scalars.series import SeriesRead, indexed_tags
 
 __all__ = ["STEP", "TIME", "DEFAULT_POINTS", "MIN_POINTS", "MAX_POINTS", "Cursor", "RunPoints", "read_run",
            "thin_indices", "summary", "forget_summaries", "TagSummary", "Tokens", "point_lists"]
@@ -172,7 +172,19 @@ def read_run(run_dir: str, cursor: Cursor | None = None, tags=None, x: str | Non
     (None: from the start) against ``x`` (``step``, ``time``, a tag, or
     None for the raw form: x = step, with ``times``). ``started_us``: the
     run's start (µs), the origin of ``time``. A file replaced since the
-    cursor makes the whole run read again (``reset``)."""
+    cursor makes the whole run read again (``reset``).
+
+    A read from the start of a run not summarized yet (``summary``) makes
+    its summary in the same pass: a view's first load asks for the series
+    and the table (whose cells are the summaries) at once, and both would
+    otherwise read every point of the run."""
+    if cursor is None:
+        cold = _cold_summary(run_dir)
+        if cold is not None:
+            try:
+                return _read(run_dir, None, tags, x, points, started_us, cold)
+            finally:
+                cold.lock.release()
     out = _read(run_dir, cursor, tags, x, points, started_us)
     if out.reset and cursor is not None:
         out = _read(run_dir, None, tags, x, points, started_us)
@@ -180,22 +192,30 @@ def read_run(run_dir: str, cursor: Cursor | None = None, tags=None, x: str | Non
     return out
 
 
-def _read(run_dir, cursor, tags, x, points, started_us) -> RunPoints:
+def _read(run_dir, cursor, tags, x, points, started_us, summary: _RunSummary | None = None) -> RunPoints:
+    """``read_run``'s one pass; with ``summary`` (a run's summary not made
+    yet, its lock held), every tag is read and summarized on the way."""
     out = RunPoints()
     cursor = cursor or Cursor()
     x_tag = x if x not in (STEP, TIME, None) else None
     wanted = None if tags is None else set(tags)
-    read_tags = None if wanted is None else wanted | ({x_tag} if x_tag else set())
+    read_tags = None if wanted is None or summary is not None else wanted | ({x_tag} if x_tag else set())
     t0 = cursor.t0
     if t0 is None and started_us:
         t0 = started_us / 1e6
     reading = SeriesRead(run_dir, cursor.files, read_tags)
     series: dict = {}
+    summed: dict = {}
     pairing = _Pairing(cursor) if x_tag else None
     for group in reading.groups():
         if x_tag is not None:  # the x tag's values first: the others of the chunk pair with them
             group.sort(key=lambda item: item[0] != x_tag)
         for tag, steps, values, walls in group:
+            if summary is not None:
+                t = summed.get(tag)
+                if t is None:
+                    t = summed[tag] = TagSummary()
+                t.add(steps, values, walls)
             if t0 is None and len(walls):
                 t0 = float(walls[0])
             if x_tag is not None and tag == x_tag:
@@ -228,6 +248,8 @@ def _read(run_dir, cursor, tags, x, points, started_us) -> RunPoints:
     out.reset = reading.reset
     out.tags = set(reading.seen)
     out.cursor = Cursor(reading.token, t0, pairing.xmap if pairing else None, pairing.pending if pairing else None)
+    if summary is not None and not reading.reset:
+        summary.tags, summary.token, summary.errors = summed, dict(reading.token), list(reading.errors)
     return out
 
 
@@ -414,10 +436,13 @@ _summaries_lock = threading.Lock()
 MAX_SUMMARIES = 5000
 
 
-def summary(run_dir: str) -> tuple[dict, list]:
-    """({tag: TagSummary}, errors) of a run as it is now, in the order tags
-    were first logged; only what was appended since the last call is read
-    (a replaced file: the run again from its start)."""
+def indexes_name(run_dirs, tag: str) -> bool:
+    """Whether the writer's index of some run's event file names ``tag``
+    (no event read: a view's first load learns its main scalar so)."""
+    return any(tag in indexed_tags(d) for d in run_dirs)
+
+
+def _summary_entry(run_dir: str) -> _RunSummary:
     with _summaries_lock:
         s = _summaries.get(run_dir)
         if s is None:
@@ -426,6 +451,25 @@ def summary(run_dir: str) -> tuple[dict, list]:
                 _summaries.popitem(last=False)
         else:
             _summaries.move_to_end(run_dir)
+        return s
+
+
+def _cold_summary(run_dir: str) -> _RunSummary | None:
+    """The run's summary, its lock held, when nothing of the run was
+    summarized yet (else None, unlocked): ``read_run`` then makes it."""
+    s = _summary_entry(run_dir)
+    s.lock.acquire()  # one reader of a run at a time: a summary being made elsewhere is waited for
+    if s.token:
+        s.lock.release()
+        return None
+    return s
+
+
+def summary(run_dir: str) -> tuple[dict, list]:
+    """({tag: TagSummary}, errors) of a run as it is now, in the order tags
+    were first logged; only what was appended since the last call is read
+    (a replaced file: the run again from its start)."""
+    s = _summary_entry(run_dir)
     with s.lock:  # one reader of a run at a time (the server reads from several threads)
         reading, delta = _summarize(run_dir, s.token)
         if reading.reset:

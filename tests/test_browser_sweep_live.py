@@ -12,7 +12,9 @@ value the script printed at that step); the failing trial's retry (the
 queue's, ``retries=1``) shows right under it, saying what it retries; the
 best trial (lowest loss) is highlighted in the table and drawn last and
 widest; restage from a row, with an edited flag, stages a run with that
-flag in the store (read back through the api).
+flag in the store (read back through the api). The kernel is restarted
+(JupyterLab's REST restart) before the gate opens: the cell's output keeps
+updating after it (its lines grow to six points too).
 
 Every expected value comes from the script's own arithmetic or the api,
 never from the page."""
@@ -119,19 +121,33 @@ def test_the_live_sweep_view_follows_a_queue_running_a_sweep(tmp_path, guild_hom
             wait_for(lambda: close(tab_lines(), held), timeout=30, interval=0.2,
                      message="the tab's chart: three epochs of each trial")
 
-            # Let them go: the lines grow to six points, as logged (seen in between or not, never other values).
+            # The kernel restarted (JupyterLab's REST restart): the sleeping cell is gone, the output stays live.
+            (kernel,) = [k["id"] for k in server.request("/api/kernels")[1]]
+            st, restarted = server.request(f"/api/kernels/{kernel}/restart", method="POST", body={}, timeout=60)
+            assert st == 200, restarted
+            wait_for(lambda: [k["execution_state"] for k in server.request("/api/kernels")[1]] == ["idle"],
+                     timeout=60, message="the restarted kernel idle (its sleeping cell gone)")
+            assert page.locator(cell).count() == 1 and close(cell_lines(), held)
+
+            # Let them go: the lines grow to six points, as logged (seen in between or not, never other values),
+            # in the tab and in the output of the cell whose kernel restarted.
             gate.write_text("")
             whole = {rid: expected_loss(lr, 6) for rid, lr in lr_of.items()}
 
-            def grown():
-                got = tab_lines()
+            def grown(lines=tab_lines):
+                got = lines()
                 for rid, points in got.items():
                     if rid in whole:
                         assert len(points) >= 3 and close({rid: points}, {rid: whole[rid][:len(points)]}), (rid, points)
                 return all(len(got.get(rid, [])) == 6 for rid in whole)
 
             wait_for(grown, timeout=60, interval=0.2, message="six epochs of each trial in the tab's chart")
-            assert kernel_busy(server)
+            # The notebook's tab in front again (a view off screen asks nothing): its output catches up.
+            page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="sweep.ipynb").click()
+            wait_for(lambda: grown(cell_lines), timeout=30, interval=0.2,
+                     message="six epochs of each trial in the chart of the cell whose kernel restarted")
+            page.locator(f".lm-DockPanel-tabBar .lm-TabBar-tab[data-id='guild-jupyter-sweep-{sweep}']").click()
+            page.locator(tab).wait_for(state="visible", timeout=10_000)
 
             # The lr=0.3 trial failed; the queue's retry shows right under it, saying what it retries.
             failed = by_lr[0.3]
@@ -160,6 +176,11 @@ def test_the_live_sweep_view_follows_a_queue_running_a_sweep(tmp_path, guild_hom
             shown = page.locator(f"{tab} .gj-sweep").first.evaluate(LINES_JS)
             assert shown[-1]["run"] == best and all(s["width"] < shown[-1]["width"] for s in shown[:-1])
             assert table["scalar"]["best_text"] in page.locator(f"{tab} .gj-sweep-best").inner_text()
+            # The flags-against-results dots moved with the final values (drawn at three epochs, now at six).
+            finals = sorted([p["run"], p["final"]] for p in table["hparams"]["points"] if p["final"] is not None)
+            dots = lambda: sorted(page.locator(f"{tab} .gj-scatter-point").evaluate_all(  # noqa: E731
+                "(els) => els.map((e) => [e.dataset.run, Number(e.dataset.y)])"))
+            wait_for(lambda: dots() == finals, timeout=20, interval=0.2, message="the scatter's dots at the final values")
             page.screenshot(path=str(tmp_path / "sweep-tab-live.png"))
 
             # Restage from a row with an edited flag (the queue stopped first, so the run stays staged).

@@ -132,12 +132,19 @@ def test_a_sweep_as_a_table_and_its_scalars_in_one_call(server):
     table = ok(server, f"/guild/api/sweeps/{sweep}")
     assert table["counts"] == {"staged": 3} and table["scalar"] is None and table["tags"] == []
     assert [c["key"] for c in table["columns"]] == ["flag:lr", "status", "progress", "scalar", "best"]
+    # The main scalar's series asked for before the table is known: none logged yet, said so.
+    early = ok(server, f"/guild/api/sweeps/{sweep}/scalars?main=1&x=step")
+    assert early["main"] is None and early["series"] == {} and early["token"] is None
     waiting = server.request(f"/guild/api/sweeps/{sweep}?after_version={table['version']}&timeout=0.2")[1]
     assert waiting["version"] == table["version"]  # nothing moved: answered after the timeout, as it is
+    # brief=1: the version stayed, so only what moves without it (the rows' cells, the scatter's points).
+    brief = server.request(f"/guild/api/sweeps/{sweep}?after_version={table['version']}&timeout=0.2&brief=1")[1]
+    assert brief == {"id": sweep, "version": table["version"], "brief": True, "hparams": table["hparams"],
+                     "trials": [{"id": t["id"], "cells": t["cells"]} for t in table["trials"]]}
     ok(server, "/guild/api/queues", "POST", {"run_once": True})
     api.wait(sweep, timeout=120, store=server.home)
-    moved = ok(server, f"/guild/api/sweeps/{sweep}?after_version={table['version']}&timeout=30")
-    assert moved["version"] != table["version"]
+    moved = ok(server, f"/guild/api/sweeps/{sweep}?after_version={table['version']}&timeout=30&brief=1")
+    assert moved["version"] != table["version"] and "brief" not in moved  # a new version: the whole table
     table = moved
     trials = table["trials"]
     assert len(trials) == 4 and table["title"] == "train.py · 3 trials (1 retry)"
@@ -159,6 +166,18 @@ def test_a_sweep_as_a_table_and_its_scalars_in_one_call(server):
         epochs = dict(by_tag(events, "epoch"))
         assert answer["series"][t["id"]]["loss"] == [[epochs[s], v] for s, v in by_tag(events, "loss")]
     assert ok(server, f"/guild/api/sweeps/{sweep}/scalars?tags=loss&x=epoch&since={answer['token']}")["series"] == {}
+    # main=1: the table's main scalar (loss), the same points, and a token to go on from.
+    main = ok(server, f"/guild/api/sweeps/{sweep}/scalars?main=1&x=epoch&points=2000")
+    assert main["main"] == table["scalar"]["tag"] == "loss" and main["series"] == answer["series"]
+    assert ok(server, f"/guild/api/sweeps/{sweep}/scalars?tags=loss&x=epoch&since={main['token']}")["series"] == {}
+    # A first read of the series makes the runs' summaries in the same pass: the table is the same either way.
+    from guild_jupyter import charts
+
+    charts.forget_summaries()
+    by_summary = api.sweep_table(sweep, store=server.home)
+    charts.forget_summaries()
+    api.sweep_scalars(sweep, main=True, x="epoch", store=server.home)
+    assert api.sweep_table(sweep, store=server.home) == by_summary
     snap = ok(server, "/guild/api/state")
     assert sweep in [s["id"] for s in snap["sweeps"]]
     listed = next(s for s in snap["sweeps"] if s["id"] == sweep)
@@ -190,6 +209,7 @@ def test_bad_input_is_one_line_and_changes_nothing(server):
         (f"/guild/api/runs/{made[0]['id']}/scalars?tags=nope",
          f"run {made[0]['id'][:8]} never logged scalar 'nope'; known scalars: acc, epoch, loss"),
         (f"/guild/api/runs/{made[0]['id']}/scalars?points=1", "points must be from 2 to 100000, not 1"),
+        (f"/guild/api/sweeps/{sweep}/scalars?main=1&tags=loss", "give tags or main, not both"),
         (f"/guild/api/sweeps/{sweep}?scalar=nope", f"no trial of sweep {sweep} logged scalar 'nope'"),
     ]
     for path, message in cases:

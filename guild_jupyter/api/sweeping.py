@@ -131,6 +131,17 @@ def sweep_view(sweep: str | None = None, *, scalar: str | None = None, store=Non
 # -- series ------------------------------------------------------------------------------------
 
 
+def _main_tag(runs) -> str | None:
+    """The main scalar as ``sweep_table`` picks it: ``loss`` when an index
+    names it (no point read), else from the runs' summaries (what the
+    table reads anyway)."""
+    from .. import charts  # lazy: as above
+
+    if charts.indexes_name([r.dir for r in runs], "loss"):
+        return "loss"
+    return views.main_tag_of([charts.summary(r.dir)[0] for r in runs])
+
+
 def _series_args(tags, x, points):
     if tags is not None:
         if isinstance(tags, str):
@@ -221,19 +232,34 @@ def scalars(ref, since: str | None = None, *, tags=None, x: str | None = None, p
 
 
 def sweep_scalars(sweep: str, since: str | None = None, *, tags=None, x: str | None = None,
-                  points: int | None = None, store=None, exact: bool = True) -> dict:
+                  points: int | None = None, main: bool = False, store=None, exact: bool = True) -> dict:
     """``scalars`` for every run of a sweep in one answer: ``series`` is
-    ``{run id: {tag: [[x, y], ...]}}`` (runs with nothing new left out)."""
+    ``{run id: {tag: [[x, y], ...]}}`` (runs with nothing new left out).
+    ``main``: instead of ``tags``, the sweep's main scalar (the table's:
+    ``loss`` when a trial logged it, else the first logged), named in the
+    answer's ``main`` (None, and no series, while no trial logged one): a
+    view asks for it along with the table, before it knows the table."""
     validate.text("sweep", sweep, optional=False)
     validate.text("since", since)
     validate.store(store)
     tags, x, points = _series_args(tags, x, points)
+    if main and tags is not None:
+        raise BadInput("give tags or main, not both")
     if not is_sweep_ref(sweep):
         raise BadInput(f"bad sweep id {sweep!r}: a sweep id is s and 8 hex digits, like s3f9a2c1d")
     st = resolve_store(store)
     runs = sweep_runs(st, sweep, exact=exact)
     t0, c0 = time.monotonic(), time.thread_time()
+    main_tag = None
+    if main:
+        main_tag = _main_tag(runs)
+        if main_tag is None:
+            return {"token": None, "x": x or "step", "tags": [], "series": {}, "reset": False, "thinned": False,
+                    "done": False, "errors": [], "main": None, "id": runs[0].sweep}
+        tags = (main_tag,)
     out = _read(runs, since, tags, x, points, f"no trial of sweep {runs[0].sweep}")
+    if main:
+        out["main"] = main_tag
     out["id"] = runs[0].sweep
     # what reading cost, wall and this thread's CPU (a loaded machine stretches the first, not the second)
     out["read_ms"] = round((time.monotonic() - t0) * 1000, 1)

@@ -488,9 +488,11 @@ class SweepsHandler(BaseHandler):
 
 
 class SweepHandler(LongPoll):
-    """``GET sweeps/<id>[?after_version=V&timeout=S&scalar=NAME]``: the
-    sweep's table (``api.sweep_table``); with ``after_version``, answered
-    once its ``version`` differs from V, else after S seconds."""
+    """``GET sweeps/<id>[?after_version=V&timeout=S&scalar=NAME&brief=1]``:
+    the sweep's table (``api.sweep_table``); with ``after_version``,
+    answered once its ``version`` differs from V, else after S seconds
+    (then, with ``brief=1``, only what moves without the version:
+    ``views.sweep_brief``)."""
 
     @web.authenticated
     async def get(self, ref):
@@ -505,17 +507,23 @@ class SweepHandler(LongPoll):
             last[:] = [table]
             return table if after is None or table["version"] != after else None
 
-        self.reply(await self.wait_until(build, timeout) or last[0])
+        table = await self.wait_until(build, timeout) or last[0]
+        if after is not None and table["version"] == after and self.get_argument("brief", "") in ("1", "true"):
+            table = views.sweep_brief(table)  # the asker holds this version's rows: only what moves without it
+        self.reply(table)
 
 
 class SweepScalarsHandler(BaseHandler):
-    """``GET sweeps/<id>/scalars?since=TOKEN&tags=&x=&points=``: every
-    trial's points logged since TOKEN, in one answer (``api.sweep_scalars``)."""
+    """``GET sweeps/<id>/scalars?since=TOKEN&tags=&x=&points=[&main=1]``:
+    every trial's points logged since TOKEN, in one answer
+    (``api.sweep_scalars``; ``main=1``: of the main scalar, instead of tags)."""
 
     @web.authenticated
     async def get(self, ref):
         sweep = sweep_ref(ref)
-        self.reply(await self.call(api.sweep_scalars, sweep, store=self.store, exact=False, **series_args(self)))
+        main = self.get_argument("main", "") in ("1", "true")
+        self.reply(await self.call(api.sweep_scalars, sweep, store=self.store, exact=False, main=main,
+                                   **series_args(self)))
 
 
 class NotFoundHandler(BaseHandler):

@@ -23,7 +23,7 @@ from ..store.run import COMPLETED, ERROR, FINISHED, PENDING, RUNNING, STAGED, ST
 from .actions import (HELD, QUEUE_VERBS, RUN_ACTIONS, RUN_VERBS, open_notebook_action, open_sweep_action,
                       output_action, priority_form, queue_actions, restage_form, run_actions)
 from .forms import queue_form
-from .sweeps import sweep_entry, sweep_table
+from .sweeps import main_tag_of, sweep_brief, sweep_entry, sweep_table
 from .groups import (ATTENTION_SECONDS, GROUP_NAMES, GROUP_OF_STATUS, GROUPS, Group, group, status_bar_text,
                      summary_text)
 from .queues import describe_queue, gpu_row, queue_row, queue_state_text, queue_title, slots_text
@@ -46,5 +46,5 @@ __all__ = [
     "output_action", "restage_form", "priority_form", "HELD", "Group", "GROUPS", "GROUP_NAMES", "GROUP_OF_STATUS",
     "ATTENTION_SECONDS", "group",
     "summary_text", "status_bar_text", "queue_form", "notebook_tree_path", "lower_is_better", "sweep_table",
-    "sweep_entry", "open_sweep_action", "open_notebook_action",
+    "sweep_entry", "main_tag_of", "sweep_brief", "open_sweep_action", "open_notebook_action",
 ]

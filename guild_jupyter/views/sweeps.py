@@ -32,7 +32,7 @@ from .runs import DISPLAY_STATUSES, UNSTAGED, run_row, status_of
 from .words import elapsed_text, flags_text, format_flag, format_value, jsonable, lower_is_better, plural, \
     varying_flags
 
-__all__ = ["sweep_table", "sweep_entry", "main_tag_of", "TOTAL_FLAGS", "progress", "STATUS_ORDER"]
+__all__ = ["sweep_table", "sweep_brief", "sweep_entry", "main_tag_of", "TOTAL_FLAGS", "progress", "STATUS_ORDER"]
 
 #: Flags whose value is how far a run goes, and the unit it counts.
 TOTAL_FLAGS = (("epochs", "epoch"), ("num_epochs", "epoch"), ("n_epochs", "epoch"), ("max_epochs", "epoch"),
@@ -218,6 +218,17 @@ def sweep_table(sweep_id: str, runs, summaries: dict, *, scalar: str | None = No
         "hparams": {"flags": varying, "points": points},
         "actions": [],
     }
+
+
+def sweep_brief(table: dict) -> dict:
+    """What of a sweep's table moves while its ``version`` does not (the
+    trials' cells: progress, the main scalar now and its best; the
+    flags-against-results points): a viewer polling every second that
+    holds the table of that version needs only this (``brief``), a tenth
+    of the whole for 100 trials."""
+    return {"id": table["id"], "version": table["version"], "brief": True,
+            "trials": [{"id": t["id"], "cells": t["cells"]} for t in table["trials"]],
+            "hparams": table["hparams"]}
 
 
 def _finite(v):

@@ -31,12 +31,37 @@ from ..regular_file import open_regular
 from . import sidecar
 from .tfrecord import Corrupt, decode_event, read_records, wall_time
 
-__all__ = ["SeriesRead", "RECORD_DTYPE", "EVENT_PREFIX"]
+__all__ = ["SeriesRead", "RECORD_DTYPE", "EVENT_PREFIX", "indexed_tags"]
 
 EVENT_PREFIX = "events.out.tfevents"
 RECORD_DTYPE = np.dtype([("wall", "<f8"), ("step", "<i8"), ("value", "<f4"), ("tag", "<u4"), ("end", "<u8")])
 #: Events decoded (without an index) before their points are handed on.
 DECODE_CHUNK = 8192
+
+
+def indexed_tags(run_dir: str) -> set:
+    """The tags our writer's indexes of the run's event files name (a few
+    small reads, no event read): what a run logged, as far as indexes
+    tell (files without one are not looked into)."""
+    gdir = run_dir + "/.guild"
+    try:
+        names = sorted(n for n in os.listdir(gdir) if n.startswith(EVENT_PREFIX))
+    except OSError:
+        return set()
+    out: set = set()
+    for name in names:
+        try:
+            st = os.stat(gdir + "/" + name)
+        except OSError:
+            continue
+        index = sidecar.open_index(gdir, name, st.st_ino, st.st_size)
+        if index is not None:
+            try:
+                if index.count:
+                    out.update(index.tags)
+            finally:
+                index.close()
+    return out
 
 
 class SeriesRead:

@@ -98,6 +98,11 @@ export class LiveChart {
     this.resize.observe(this.node);
   }
 
+  /** The chart's width (CSS px) as last laid out (0: not yet); read without forcing a layout. */
+  get laidOutWidth(): number {
+    return this.width;
+  }
+
   /** The trials in table order, their colours, the best one and their hovers. */
   setTrials(trials: IChartTrial[]): void {
     const key = JSON.stringify(trials);

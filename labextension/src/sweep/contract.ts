@@ -40,6 +40,16 @@ export interface ISweepScalar {
   best_text: string;
 }
 
+/** A table answer with ``brief=1`` whose version is the one asked after:
+ * only what moves without the version (the rows' cells, the scatter's points). */
+export interface ISweepBrief {
+  id: string;
+  version: number;
+  brief: true;
+  trials: { id: string; cells: ITrialRow['cells'] }[];
+  hparams?: IHparams | null;
+}
+
 export interface ISweep {
   id: string;
   title: string;
@@ -94,6 +104,8 @@ export interface IScalarsReply {
   done?: boolean;
   /** Files that could not be read whole, one line each. */
   errors?: string[];
+  /** Asked with ``main=1`` (before the table came): the main scalar the series are of; null: none logged yet. */
+  main?: string | null;
 }
 
 export { ISweepLink } from '../contract';

@@ -13,13 +13,15 @@
  *   ended (a restage still shows at once). A server that answers at once
  *   is asked every TABLE_MS (IDLE_MS once all ended) instead.
  * - the series, GET sweeps/ID/scalars?tags=TAG&x=X&points=N, first
- *   without ``since`` (everything so far, at most FIRST_POINTS per series:
- *   the server thins longer ones, keeping each bucket's extremes), then
+ *   without ``since`` (everything so far, at most about a point per pixel
+ *   column of the chart per series (pointsFor): the server thins longer
+ *   ones, keeping each bucket's extremes), then
  *   every SCALARS_MS with the token of the last answer: only the points
  *   logged since, appended to typed arrays (series.ts). An answer with
  *   ``reset`` is from the start: what is held is dropped for it. A new tag
  *   or x axis asks from the start. Only the tag shown is asked for, once a
- *   trial logged it. ``done`` (every trial ended, all read) stops the
+ *   trial logged it; the very first ask goes with the table's, for the
+ *   main scalar whichever it is (``main=1``). ``done`` (every trial ended, all read) stops the
  *   asking until the table shows a live trial again (a restage).
  * While the view is off screen (a hidden tab, a cell scrolled away, a
  * hidden browser tab) nothing is asked; on screen again, both ask at once.
@@ -27,19 +29,53 @@
  */
 import { GuildApiError, GuildClient } from '../client';
 import { nextDelay } from '../format';
-import { IScalarsReply, ISweep } from './contract';
+import { IScalarsReply, ISweep, ISweepBrief } from './contract';
 import { SeriesStore } from './series';
 
 /** How often things are asked (ms; LONG_WAIT_S: how long the server may
  * hold the table's request once every trial ended). Tests shorten them. */
 export const timing = { TABLE_MS: 1000, SCALARS_MS: 1000, IDLE_MS: 5000, LONG_WAIT_S: 25 };
-/** Points per series the first answer brings at most (the chart draws ~4 per pixel column). */
+/** Points per series an answer brings at most: what a chart as wide as
+ * the view asks (``pointsFor``), never more than FIRST_POINTS. */
 export const FIRST_POINTS = 2000;
+/** ... and never fewer than this (a narrow or not yet laid out chart). */
+export const MIN_POINTS = 400;
+
+/** Points per series worth asking for a chart ``width`` CSS px wide: one
+ * per pixel column. The server thins a longer series keeping each
+ * bucket's lowest and highest value, so a bucket of two columns keeps the
+ * line's extent; the chart draws a few points per column whatever it is
+ * given (lines.ts). Fewer points make the first answer smaller to read,
+ * encode, send and parse: it is most of the first paint's time. */
+export function pointsFor(width: number): number {
+  if (!(width > 0)) {
+    return FIRST_POINTS;
+  }
+  return Math.max(MIN_POINTS, Math.min(FIRST_POINTS, Math.ceil(width)));
+}
 
 /** Statuses of a trial that may still change or log. */
 const LIVE = ['staged', 'pending', 'running'];
 
 type Listener = () => void;
+
+/** A ``main=1`` answer that names no main scalar (none logged yet). */
+class NotMain extends Error {}
+
+/** A brief table answer that does not fit the rows held. */
+class StaleRows extends Error {}
+
+/** The table held with a brief answer's cells and points (null: it does not fit the rows held: ask the whole). */
+export function mergeBrief(held: ISweep | null, brief: ISweepBrief): ISweep | null {
+  if (!held || held.version !== brief.version || held.trials.length !== brief.trials.length) {
+    return null;
+  }
+  const cells = new Map(brief.trials.map(t => [t.id, t.cells]));
+  if (held.trials.some(t => !cells.has(t.id))) {
+    return null;
+  }
+  return { ...held, hparams: brief.hparams, trials: held.trials.map(t => ({ ...t, cells: cells.get(t.id)! })) };
+}
 /** New points for ``changed`` runs; ``reset``: everything was dropped first. */
 type SeriesListener = (changed: Set<string>, reset: boolean) => void;
 
@@ -61,6 +97,8 @@ export class SweepModel {
   loaded = false;
   /** The server said nothing more will come (every trial ended, all read). */
   done = false;
+  /** The chart's width (CSS px) now: what ``points`` asks for (pointsFor). */
+  chartWidth: () => number = () => 0;
   private token: string | null = null;
   /** The tag and x the token and the held series belong to. */
   private seriesKey: string | null = null;
@@ -77,6 +115,8 @@ export class SweepModel {
   private generation = 0;
   private shown = true;
   private disposed = false;
+  /** The next table ask wants the whole table (a brief answer did not fit the rows held). */
+  private wantWhole = false;
   /** Whether the server holds the table's request (after_version); false once it answered at once. */
   private longPoll = true;
 
@@ -96,6 +136,7 @@ export class SweepModel {
 
   start(): void {
     void this.pollTable(true);
+    void this.pollSeries(); // the main scalar's, along with the table (see pollSeries)
   }
 
   /** Whether the view is on screen: off screen, nothing is asked. */
@@ -198,17 +239,23 @@ export class SweepModel {
     const version = this.sweep?.version;
     const wait = live ? timing.TABLE_MS / 1000 : timing.LONG_WAIT_S;
     let path = `sweeps/${encodeURIComponent(this.id)}`;
-    const held = !now && this.longPoll && version !== undefined && version !== null;
+    const held = !now && !this.wantWhole && this.longPoll && version !== undefined && version !== null;
     if (held) {
-      path += `?after_version=${encodeURIComponent(String(version))}&timeout=${wait}`;
+      // brief=1: while the version stays, only what moves without it (a tenth of the whole: mergeBrief).
+      path += `?after_version=${encodeURIComponent(String(version))}&timeout=${wait}&brief=1`;
     }
     const t0 = Date.now();
     let delay = timing.TABLE_MS;
     try {
-      const sweep = await this.client.request<ISweep>(path, { signal: controller.signal });
+      const answer = await this.client.request<ISweep | ISweepBrief>(path, { signal: controller.signal });
       if (this.disposed) {
         return;
       }
+      const sweep = 'brief' in answer && answer.brief ? mergeBrief(this.sweep, answer) : (answer as ISweep);
+      if (sweep === null) {
+        throw new StaleRows(); // a brief answer for rows not held (cannot happen with one server): the whole now
+      }
+      this.wantWhole = false;
       const elapsed = Date.now() - t0;
       if (held && sweep.version === version && elapsed < (wait * 1000) / 2) {
         this.longPoll = false; // answered at once with nothing new: this server does not hold
@@ -235,11 +282,16 @@ export class SweepModel {
       if (controller.signal.aborted || this.disposed) {
         return; // dropped for a newer ask
       }
-      this.error = (e as Error).message || String(e);
-      this.errorStatus = e instanceof GuildApiError ? e.status : 0;
-      this.tableFailures += 1;
-      delay = nextDelay(timing.TABLE_MS, this.tableFailures);
-      this.emitTable();
+      if (e instanceof StaleRows) {
+        this.wantWhole = true;
+        delay = 0;
+      } else {
+        this.error = (e as Error).message || String(e);
+        this.errorStatus = e instanceof GuildApiError ? e.status : 0;
+        this.tableFailures += 1;
+        delay = nextDelay(timing.TABLE_MS, this.tableFailures);
+        this.emitTable();
+      }
     } finally {
       if (this.tableController === controller) {
         this.tableController = null;
@@ -253,18 +305,25 @@ export class SweepModel {
 
   private async pollSeries(): Promise<void> {
     this.clearTimer('series');
-    if (this.seriesBusy || !this.active() || !this.sweep) {
+    if (this.seriesBusy || !this.active()) {
       return;
     }
-    if (this.tag !== null && !this.sweep.tags.includes(this.tag)) {
+    // Before the table's first answer, the main scalar's series are asked
+    // for along with it (``main=1``: the server picks the tag as the table
+    // does), so that the first paint waits for one answer, not two in turn.
+    const main = !this.sweep;
+    if (main && (this.tag !== null || this.token !== null)) {
+      return;
+    }
+    if (this.sweep && this.tag !== null && !this.sweep.tags.includes(this.tag)) {
       this.tag = null; // the tag shown is gone (its trials deleted): back to the main scalar
     }
     const tag = this.wantedTag();
-    if (tag === null || !this.sweep.tags.includes(tag)) {
+    if (!main && (tag === null || !this.sweep!.tags.includes(tag))) {
       return; // nothing logged yet: the table's next answer asks again
     }
     const key = `${tag}\n${this.x}`;
-    if (key !== this.seriesKey) {
+    if (!main && key !== this.seriesKey) {
       // Another tag or x than what is held: from the start.
       this.seriesKey = key;
       this.token = null;
@@ -279,7 +338,9 @@ export class SweepModel {
     this.seriesBusy = true;
     const generation = this.generation;
     let delay = timing.SCALARS_MS;
-    let query = `tags=${encodeURIComponent(tag)}&x=${encodeURIComponent(this.x)}&points=${FIRST_POINTS}`;
+    const x = this.x;
+    let query = `${main ? 'main=1' : `tags=${encodeURIComponent(tag!)}`}&x=${encodeURIComponent(x)}` +
+      `&points=${pointsFor(this.chartWidth())}`;
     if (this.token !== null) {
       query += `&since=${encodeURIComponent(this.token)}`;
     }
@@ -290,6 +351,16 @@ export class SweepModel {
       }
       const t0 = performance.now();
       const reply = JSON.parse(text) as IScalarsReply;
+      if (main && (!reply.main || this.token !== null)) {
+        // Nothing logged yet (or a server that does not pick the main scalar): asked again by
+        // tag once the table is here (at once when it already is).
+        throw new NotMain();
+      }
+      if (main) {
+        // What is held is the main scalar's, against x: the table's answer goes on from it when it shows the same.
+        this.seriesKey = `${reply.main}\n${x}`;
+        this.seriesProblems = [];
+      }
       const reset = !!reply.reset || this.token === null;
       if (reset && this.store.runs.size) {
         this.store.clear(); // the answer is from the start: it replaces what is held
@@ -310,19 +381,23 @@ export class SweepModel {
       if (generation !== this.generation || this.disposed) {
         return;
       }
-      this.seriesError = (e as Error).message || String(e);
-      this.seriesFailures += 1;
-      delay = nextDelay(timing.SCALARS_MS, this.seriesFailures);
-      if (e instanceof GuildApiError && e.status === 400 && this.sweep) {
-        // A tag or axis the sweep does not offer (any more): back to its defaults.
-        if (this.tag !== null && !this.sweep.tags.includes(this.tag)) {
-          this.tag = null;
+      if (e instanceof NotMain) {
+        delay = this.sweep ? 0 : timing.SCALARS_MS;
+      } else {
+        this.seriesError = (e as Error).message || String(e);
+        this.seriesFailures += 1;
+        delay = nextDelay(timing.SCALARS_MS, this.seriesFailures);
+        if (e instanceof GuildApiError && e.status === 400 && this.sweep) {
+          // A tag or axis the sweep does not offer (any more): back to its defaults.
+          if (this.tag !== null && !this.sweep.tags.includes(this.tag)) {
+            this.tag = null;
+          }
+          if (!(this.sweep.x_axes || ['step']).includes(this.x)) {
+            this.x = 'step';
+          }
         }
-        if (!(this.sweep.x_axes || ['step']).includes(this.x)) {
-          this.x = 'step';
-        }
+        this.emitSeries(new Set(), false);
       }
-      this.emitSeries(new Set(), false);
     } finally {
       if (generation === this.generation) {
         this.seriesBusy = false;

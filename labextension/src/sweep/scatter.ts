@@ -70,6 +70,11 @@ export class FlagScatter {
   private readonly note = h('div', 'gj-empty');
   private flag: string | null = null;
   private drawn = '';
+  /** What the drawn SVG's elements stand for (the flag, the axes, the dots' trials in order, their colours):
+   * while it holds, a new answer moves the dots and changes the words in place instead of drawing anew. */
+  private frame = '';
+  private dots: SVGElement[] = [];
+  private yTicks: SVGElement[] = [];
   private last: { sweep: ISweep; colors: Map<string, string> } | null = null;
 
   constructor() {
@@ -138,6 +143,34 @@ export class FlagScatter {
     const ph = H - PAD.top - PAD.bottom;
     const px = (t: number) => PAD.left + 8 + t * (pw - 16);
     const py = (v: number) => PAD.top + ph - ((v - lo) / (hi - lo)) * ph;
+    const trials = new Map(sweep.trials.map(t => [t.id, t]));
+    // The best trial last: on top.
+    const ordered = points.filter(p => p.run !== sweep.best).concat(points.filter(p => p.run === sweep.best));
+    const titleOf = (p: (typeof points)[number]) => {
+      const trial = trials.get(p.run);
+      return `${trial?.flags_hover || trial?.title || p.run.slice(0, 8)}: ${tag} ${formatNumber(p.final as number)}`;
+    };
+    const yTickText = (v: number) => formatNumber(Number(v.toPrecision(4)));
+    const frame = JSON.stringify([tag, flag, xAxis.ticks, xAxis.log, sweep.best,
+      ordered.map(p => [p.run, colors.get(p.run) || '', xAxis.pos(p.flags[flag])])]);
+    if (frame === this.frame && this.dots.length === ordered.length) {
+      ordered.forEach((p, i) => {
+        const dot = this.dots[i];
+        const v = p.final as number;
+        dot.setAttribute('cy', String(py(v)));
+        dot.dataset.y = String(v);
+        dot.firstElementChild!.textContent = titleOf(p);
+      });
+      [lo, hi].forEach((v, i) => {
+        if (this.yTicks[i] && this.yTicks[i].textContent !== yTickText(v)) {
+          this.yTicks[i].textContent = yTickText(v);
+        }
+      });
+      return;
+    }
+    this.frame = frame;
+    this.dots = [];
+    this.yTicks = [];
     const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'gj-scatter-svg', role: 'img' });
     root.setAttribute('aria-label', `${tag} against ${flag}`);
     root.append(svg('rect', { x: PAD.left, y: PAD.top, width: pw, height: ph, class: 'gj-scatter-frame' }));
@@ -149,7 +182,8 @@ export class FlagScatter {
     if (points.length) {
       for (const v of [lo, hi]) {
         const tick = svg('text', { x: PAD.left - 4, y: py(v) + 4, 'text-anchor': 'end', class: 'gj-scatter-tick' });
-        tick.textContent = formatNumber(Number(v.toPrecision(4)));
+        tick.textContent = yTickText(v);
+        this.yTicks.push(tick);
         root.append(tick);
       }
     }
@@ -159,9 +193,6 @@ export class FlagScatter {
       transform: `rotate(-90 12 ${PAD.top + ph / 2})` });
     yl.textContent = `${tag} (last)`;
     root.append(xl, yl);
-    const trials = new Map(sweep.trials.map(t => [t.id, t]));
-    // The best trial last: on top.
-    const ordered = points.filter(p => p.run !== sweep.best).concat(points.filter(p => p.run === sweep.best));
     for (const p of ordered) {
       const best = p.run === sweep.best;
       const v = p.final as number;
@@ -173,10 +204,10 @@ export class FlagScatter {
       if (best) {
         dot.classList.add('gj-mod-best');
       }
-      const trial = trials.get(p.run);
       const title = svg('title', {});
-      title.textContent = `${trial?.flags_hover || trial?.title || p.run.slice(0, 8)}: ${tag} ${formatNumber(v)}`;
+      title.textContent = titleOf(p);
       dot.append(title);
+      this.dots.push(dot);
       root.append(dot);
     }
     this.plot.replaceChildren(root);

@@ -53,6 +53,35 @@ export class TrialTable {
   private status = '';
   private sweep: ISweep | null = null;
   private colors = new Map<string, string>();
+  /** The rows and columns whose widths are frozen (see ``freeze``); null: laid out by their content. */
+  private frozenKey: string | null = null;
+  /** Per column, the longest text when the widths were frozen: a longer one lays the table out again. */
+  private frozenChars: number[] = [];
+  private freezeFrame: number | null = null;
+  /** Row groups on screen or near it (the others' cell texts wait: ``pendingCells``). */
+  private readonly near = new Set<Element>();
+  /** Rows whose cell texts changed while they were off screen: written when they come near it. */
+  private readonly pendingCells = new Map<Element, ITrialRow>();
+  /**
+   * A second's update changes the progress and scalar texts of every row;
+   * writing them into rows far off screen costs layout and paint for
+   * nothing (100 rows: most of the update's main-thread time), so those
+   * wait until their row comes within half a screen of the viewport.
+   */
+  private readonly visibility = new IntersectionObserver(entries => {
+    for (const e of entries) {
+      if (e.isIntersecting) {
+        this.near.add(e.target);
+        const row = this.pendingCells.get(e.target);
+        if (row) {
+          this.pendingCells.delete(e.target);
+          this.writeCells(e.target as HTMLTableSectionElement, row);
+        }
+      } else {
+        this.near.delete(e.target);
+      }
+    }
+  }, { rootMargin: '50% 0px' });
 
   constructor(private readonly host: IActionHost) {
     const headBar = h('div', 'gj-section-head');
@@ -95,8 +124,11 @@ export class TrialTable {
       }
       this.renderHead();
       for (const tb of Array.from(this.table.tBodies)) {
+        this.visibility.unobserve(tb);
         tb.remove(); // cells follow the columns: rows are made again
       }
+      this.near.clear();
+      this.pendingCells.clear();
     }
     this.renderFilter(sweep);
     this.renderRows();
@@ -172,10 +204,18 @@ export class TrialTable {
     const keep = new Set<Element>();
     for (const row of rows) {
       let tb = existing.get(row.id);
+      const made = !tb;
       if (!tb) {
         tb = this.create(row);
+        this.visibility.observe(tb);
       }
       this.update(tb, row);
+      if (made || this.near.has(tb)) {
+        this.pendingCells.delete(tb);
+        this.writeCells(tb, row);
+      } else {
+        this.pendingCells.set(tb, row);
+      }
       keep.add(tb);
       if (prev.nextElementSibling !== tb) {
         prev.after(tb);
@@ -184,9 +224,63 @@ export class TrialTable {
     }
     for (const tb of Array.from(this.table.tBodies)) {
       if (!keep.has(tb)) {
+        this.visibility.unobserve(tb);
+        this.near.delete(tb);
+        this.pendingCells.delete(tb);
         tb.remove();
       }
     }
+    const key = `${this.columnsKey}\n${rows.map(r => `${r.id}:${(r.actions || []).map(a => a.verb).join('/')}`).join(',')}`;
+    if (key !== this.frozenKey || this.outgrown(rows)) {
+      this.thaw();
+      this.frozenKey = key;
+      this.freezeFrame ??= requestAnimationFrame(() => this.freeze());
+    }
+  }
+
+  /**
+   * The columns' widths, as laid out by their content, fixed
+   * (``table-layout: fixed``): a second's update changes the progress and
+   * scalar texts of every row, and an automatic table lays out all its
+   * cells again for each change (measuring every cell for the widths); a
+   * fixed one lays out only the changed cells. Made again when the rows,
+   * their actions or the columns change, or a text grows longer than its column's longest
+   * was (``outgrown``).
+   */
+  private freeze(): void {
+    this.freezeFrame = null;
+    if (!this.table.isConnected || this.frozenKey === null) {
+      return;
+    }
+    const ths = Array.from(this.head.cells) as HTMLElement[];
+    const widths = ths.map(th => th.getBoundingClientRect().width);
+    if (!widths.some(w => w > 0)) {
+      this.frozenKey = null; // not shown (a hidden tab): frozen once it is rendered again
+      return;
+    }
+    ths.forEach((th, i) => {
+      th.style.width = `${widths[i]}px`;
+    });
+    this.frozenChars = this.columns.map(col => Math.max(0, ...this.shownRows().map(r => cellText(r, col).length)));
+    this.table.classList.add('gj-mod-fixed');
+  }
+
+  private thaw(): void {
+    if (this.table.classList.contains('gj-mod-fixed')) {
+      this.table.classList.remove('gj-mod-fixed');
+      for (const th of Array.from(this.head.cells) as HTMLElement[]) {
+        th.style.width = '';
+      }
+    }
+    this.frozenChars = [];
+  }
+
+  /** Whether a row's text is longer than its column's longest when the widths were frozen. */
+  private outgrown(rows: ITrialRow[]): boolean {
+    if (!this.frozenChars.length) {
+      return false;
+    }
+    return rows.some(r => this.columns.some((col, i) => cellText(r, col).length > this.frozenChars[i]));
   }
 
   private create(row: ITrialRow): HTMLTableSectionElement {
@@ -237,18 +331,25 @@ export class TrialTable {
     setText(swatch, row.is_best ? '★' : '');
     // A retry sits under what it retries (the server's order) and says so by its status.
     tb.classList.toggle('gj-mod-retry', (row.attempt || 0) > 0);
-    const cells = Array.from(el.children) as HTMLElement[];
-    this.columns.forEach((col, i) => {
-      const cell = row.cells?.[col.key];
-      let text = cell ? cell.text : '';
-      if (col.kind === 'status' && row.retry_text) {
-        text = [text, row.retry_text].filter(x => x).join(' · ');
-      }
-      setCellText(cells[i + 1], text);
-    });
     const slot = tb.querySelector('.gj-form-slot') as HTMLElement;
     renderActions(el.querySelector('.gj-actions') as HTMLElement, slot, row.actions, row, this.host);
   }
+
+  /** The row's cells' texts. */
+  private writeCells(tb: HTMLTableSectionElement, row: ITrialRow): void {
+    const cells = Array.from(tb.rows[0].children) as HTMLElement[];
+    this.columns.forEach((col, i) => setCellText(cells[i + 1], cellText(row, col)));
+  }
+}
+
+/** What a row shows in a column (a retry's status says what it retries). */
+function cellText(row: ITrialRow, col: ISweepColumn): string {
+  const cell = row.cells?.[col.key];
+  const text = cell ? cell.text : '';
+  if (col.kind === 'status' && row.retry_text) {
+    return [text, row.retry_text].filter(x => x).join(' · ');
+  }
+  return text;
 }
 
 /** A cell's words: its text node changed in place (cheaper to lay out again than a new node). */

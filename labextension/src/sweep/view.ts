@@ -120,6 +120,8 @@ export class SweepView implements IActionHost {
     charts.append(chartBox, this.scatter.node);
     this.node.append(head, this.best, this.error, this.message, charts, this.table.node, this.output.node);
 
+    // The chart's width: as laid out, else (the first ask, before the first layout) measured once, else the window's.
+    this.model.chartWidth = () => this.chart.laidOutWidth || this.chart.node.clientWidth || window.innerWidth;
     this.table.onHover = id => this.chart.focus(id);
     this.model.onTable(() => this.renderTable());
     this.model.onSeries(() => {

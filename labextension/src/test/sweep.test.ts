@@ -11,7 +11,7 @@ import { test } from 'node:test';
 
 import { GuildClient } from '../client';
 import { ISweep, ITrialRow } from '../sweep/contract';
-import { SweepModel, timing } from '../sweep/model';
+import { FIRST_POINTS, MIN_POINTS, mergeBrief, pointsFor, SweepModel, timing } from '../sweep/model';
 import { LinePath } from '../sweep/lines';
 import { formatNumber, nearestIndex, Series, SeriesStore } from '../sweep/series';
 import { sortTrials } from '../sweep/table';
@@ -197,16 +197,26 @@ class FakeSweepServer {
   /** A tag the server refuses (400) though the table lists it. */
   refuse = '';
   served = 0;
+  /** The tag a ``main=1`` ask is answered for (the server's pick). */
+  mainTag = 'loss';
 
   transport = async (path: string): Promise<Response> => {
     const [name, qs] = path.split('?');
     const query = new URLSearchParams(qs || '');
     this.asks.push({ path: name, query });
     if (name === 'sweeps/s1') {
+      if (query.get('brief') === '1' && query.get('after_version') === String(this.sweep.version)) {
+        return json({ id: 's1', version: this.sweep.version, brief: true, hparams: this.sweep.hparams,
+                      trials: this.sweep.trials.map(t => ({ id: t.id, cells: t.cells })) });
+      }
       return json(this.sweep);
     }
     if (name === 'sweeps/s1/scalars') {
-      const tag = query.get('tags')!;
+      const main = query.get('main') === '1';
+      if (main && !this.mainTag) {
+        return json({ token: null, x: query.get('x'), series: {}, reset: false, done: false, main: null });
+      }
+      const tag = main ? this.mainTag : query.get('tags')!;
       if (!this.sweep.tags.includes(tag) || tag === this.refuse) {
         return new Response(JSON.stringify({ error: `no trial logged ${tag}` }), { status: 400 });
       }
@@ -220,7 +230,8 @@ class FakeSweepServer {
         series = this.pieces[since === null ? 0 : this.served] || {};
         this.served = since === null ? 1 : this.served + 1;
       }
-      return json({ token: `t${this.asks.length}`, x: query.get('x'), series, reset, done: this.done });
+      return json({ token: `t${this.asks.length}`, x: query.get('x'), series, reset, done: this.done,
+                    ...(main ? { main: tag } : {}) });
     }
     return new Response('{}', { status: 404 });
   };
@@ -252,10 +263,14 @@ test('the model asks for the main tag from the start, then only what is new with
   try {
     await until(() => (model.store.get('r', 'loss')?.n || 0) === 3);
     const [first, second] = server.scalarAsks();
-    assert.equal(first.query.get('tags'), 'loss');
+    // The first ask goes with the table's, for the main scalar (the server names it).
+    assert.equal(first.query.get('main'), '1');
+    assert.equal(first.query.get('tags'), null);
     assert.equal(first.query.get('x'), 'step');
     assert.equal(first.query.get('since'), null);
+    assert.ok(server.asks.indexOf(first) <= 1);
     assert.ok(Number(first.query.get('points')) >= 1000);
+    assert.equal(second.query.get('tags'), 'loss');
     assert.equal(second.query.get('since'), 't' + String(server.asks.indexOf(first) + 1));
     // The table is long-polled with its version once it has one.
     await until(() => server.asks.some(a => a.path === 'sweeps/s1' && a.query.get('after_version') === '1'));
@@ -263,6 +278,78 @@ test('the model asks for the main tag from the start, then only what is new with
     server.resetNext = true;
     await until(() => model.store.get('r', 'loss')?.n === 1);
     assert.equal(model.store.get('r', 'loss')!.ys[0], 9);
+  } finally {
+    model.dispose();
+  }
+});
+
+test('the first answer is asked for about a point per pixel column of the chart, within bounds', async () => {
+  assert.equal(pointsFor(0), FIRST_POINTS); // not laid out yet: the most
+  assert.equal(pointsFor(640.4), 641);
+  assert.equal(pointsFor(100), MIN_POINTS);
+  assert.equal(pointsFor(1e6), FIRST_POINTS);
+  const server = new FakeSweepServer();
+  server.pieces = [{ r: { loss: [[0, 1]] } }];
+  const model = new SweepModel(new GuildClient(server.transport), 's1');
+  model.chartWidth = () => 733;
+  model.start();
+  try {
+    await until(() => server.scalarAsks().length > 0);
+    assert.equal(server.scalarAsks()[0].query.get('points'), '733');
+  } finally {
+    model.dispose();
+  }
+});
+
+test('a first answer of another main scalar than the table names is asked again from the start', async () => {
+  const server = new FakeSweepServer();
+  server.mainTag = 'acc';
+  server.pieces = [{ r: { acc: [[0, 0.5]] } }, { r: { loss: [[0, 1], [1, 0.5]] } }];
+  const model = new SweepModel(new GuildClient(server.transport), 's1');
+  model.start();
+  try {
+    await until(() => (model.store.get('r', 'loss')?.n || 0) === 2);
+    const asks = server.scalarAsks();
+    assert.equal(asks[0].query.get('main'), '1');
+    const again = asks.find(a => a.query.get('tags') === 'loss')!;
+    assert.equal(again.query.get('since'), null); // from the start: the held series were another tag's
+  } finally {
+    model.dispose();
+  }
+});
+
+test('while the version stays, the table is asked for brief answers: the cells are merged into the rows held', async () => {
+  const server = new FakeSweepServer();
+  server.sweep.trials = [{ ...trial('r', 1), title: 'lr=0.1' }];
+  const model = new SweepModel(new GuildClient(server.transport), 's1');
+  model.start();
+  try {
+    await until(() => model.sweep?.trials.length === 1);
+    server.sweep = { ...server.sweep, trials: [{ ...server.sweep.trials[0], title: 'not sent', cells: { scalar: { text: '0.5', sort: 0.5 } } }] };
+    await until(() => model.sweep?.trials[0].cells.scalar?.text === '0.5');
+    assert.ok(server.asks.some(a => a.path === 'sweeps/s1' && a.query.get('brief') === '1'));
+    assert.equal(model.sweep!.trials[0].title, 'lr=0.1'); // the row as held: only its cells came
+    // A new version: the whole table.
+    server.sweep = { ...server.sweep, version: 2 };
+    await until(() => model.sweep?.version === 2 && model.sweep.trials[0].title === 'not sent');
+    // A brief answer that does not fit the rows held (another trial) is not merged: the whole table is asked.
+    assert.equal(mergeBrief(model.sweep, { id: 's1', version: 2, brief: true, trials: [{ id: 'x', cells: {} }] }), null);
+  } finally {
+    model.dispose();
+  }
+});
+
+test('a first answer naming no main scalar: the series are asked for by the table\'s tag', async () => {
+  const server = new FakeSweepServer();
+  server.mainTag = '';
+  server.pieces = [{ r: { loss: [[0, 1], [1, 0.5]] } }];
+  const model = new SweepModel(new GuildClient(server.transport), 's1');
+  model.start();
+  try {
+    await until(() => (model.store.get('r', 'loss')?.n || 0) === 2);
+    const asks = server.scalarAsks();
+    assert.equal(asks[0].query.get('main'), '1');
+    assert.ok(asks.some(a => a.query.get('tags') === 'loss' && a.query.get('since') === null));
   } finally {
     model.dispose();
   }
