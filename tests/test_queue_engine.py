@@ -328,3 +328,26 @@ def test_slots_start_runs_side_by_side(project, guild_home):
         wait_for(lambda: sum(r.refresh().status == "running" for r in (a, b, c)) == 2,
                  message="two runs going at once")
         wait_for(lambda: all(r.refresh().status == "completed" for r in (a, b, c)), message="all complete")
+
+
+def test_a_dask_runner_never_marks_a_run_stopped_after_its_dispatch(project, guild_home):
+    """A Dask runner took the dispatch of a claimed run, then a stop took the
+    run off (pending -> terminated) before the runner marked it held there:
+    the mark is refused and writes nothing, so the run never reads running
+    again and never starts; a run still pending under another claim is
+    refused too; one still pending under the queue's claim is marked."""
+    st = api.resolve_store(None)
+    me = transitions.Claim.by_this_process(kind="queue")
+    stopped, other, going = api.run(str(project / "train.py"), "name=[a,b,c]", stage=True)
+    with st.lock():
+        for r in (stopped, other, going):
+            transitions.claim(st, r, me)
+    assert transitions.cancel_pending(st, stopped, "stopped") and stopped.refresh().status == "terminated"
+    assert not transitions.mark_remote(st, stopped, "elsewhere", me.owner)
+    assert stopped.refresh().status == "terminated" and not os.path.exists(stopped.path("LOCK.remote"))
+    assert not transitions.mark_remote(st, other, "elsewhere", _dead_identity())
+    assert other.refresh().status == "pending" and not os.path.exists(other.path("LOCK.remote"))
+    assert transitions.mark_remote(st, going, "elsewhere", me.owner) and going.refresh().status == "running"
+    os.remove(going.path("LOCK.remote"))  # no runner holds it: back to what the claim says
+    for r in (other, going):
+        transitions.cancel_pending(st, r.refresh(), "cleanup")

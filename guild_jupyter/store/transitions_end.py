@@ -48,8 +48,8 @@ from ..errors import GuildJupyterError, StoreError, StoreNotWritable, WrongState
 from ..procs import Identity, kill_identities, tree_identities
 from . import attrs as attrlib
 from . import reserve
-from .records import AFTER, recorded_processes
-from .run import LOCK, LOCK_PROCS, LOCK_REMOTE, LOCK_START, PENDING_MARKER, STAGED_MARKER, Run, now_us
+from .records import AFTER, read_claim, recorded_processes
+from .run import LOCK, LOCK_PROCS, LOCK_REMOTE, LOCK_START, PENDING, PENDING_MARKER, STAGED_MARKER, Run, now_us
 
 OUTCOME_ATTRS = reserve.OUTCOME_ATTRS
 DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
@@ -384,16 +384,26 @@ def remove_tree(path: str, ignore_errors: bool = True) -> None:
 
 # -- runs held by another machine (a Dask worker) --------------------------------------
 
-def mark_remote(store, run: Run, host: str) -> None:
+def mark_remote(store, run: Run, host: str, owner=None) -> bool:
     """A pending run a Dask worker's runner is about to start: LOCK.remote
     names the host that holds it, so guild and ours show it running on
     every machine, and only that host judges its processes (a pid means
     nothing elsewhere). Cleared with LOCK whenever its outcome is recorded
-    (``clear_lock``)."""
+    (``clear_lock``). False, writing nothing, when the run is no longer
+    pending under ``owner``'s claim (an Identity; None: any claim): a stop
+    took it off meanwhile, and LOCK.remote would make it read running again."""
     with store.lock():
+        run.refresh()
+        if run.status != PENDING:
+            return False
+        if owner is not None:
+            claim = read_claim(run)
+            if getattr(claim, "owner", None) != owner:
+                return False
         try:
             attrlib.write_atomic(run.path(LOCK_REMOTE), host)
         except OSError as e:
             raise store_error(e, f"mark run {run.id[:8]} as held by {host}") from e
         run.refresh()
     store.notify_change(run.id)
+    return True

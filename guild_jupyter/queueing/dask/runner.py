@@ -75,7 +75,11 @@ def main(argv=None) -> int:
         return 0
     try:
         dask_records.clear_stop_request(run)  # one left by an earlier life of the run (a restart)
-        transitions.mark_remote(store, run, host)  # running on every machine; judged only on this one
+        # running on every machine; judged only on this one -- unless a stop
+        # took the run off since the dispatch was taken: then it never starts
+        if not transitions.mark_remote(store, run, host, queue_owner):
+            _say("skip: stopped before it started")
+            return 0
         proc = launch.start(run)
     except (GuildJupyterError, OSError) as e:
         transitions.record_start_failure(store, run.refresh(), f"cannot start on Dask worker {worker}: {e}")
