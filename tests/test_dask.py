@@ -294,7 +294,8 @@ def test_gpu_run_with_no_gpu_worker_stays_staged_with_the_reason(script):
 
         html = queue_html(qrow)  # the panel: the cluster under the queue's row
         assert f"Dask <code>{qrow['dask']['address']}</code>" in html
-        assert f"<a href='{qrow['dask']['dashboard']}'" in html and "0: idle" in html
+        assert qrow["dask"]["worker_texts"] == ["0: idle"] and qrow["dask"]["workers_text"] == "0: idle"
+        assert f"<a href='{qrow['dask']['dashboard']}'" in html and " · 0: idle" in html
         from guild_jupyter.frontends.panel.markup import run_html
 
         (done,) = [x for x in group(snap, "finished")["rows"] if x["id"] == plain.id]

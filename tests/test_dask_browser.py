@@ -39,6 +39,9 @@ def test_page_shows_the_cluster_and_the_run_on_its_worker(tmp_path, guild_home):
                 assert "Dask tcp://127.0.0.1:" in text
                 _, state = server.request("/guild/api/state")
                 words = next(r for g in state["groups"] for r in g["rows"] if r["id"] == run.id)
+                (qrow,) = [x for x in state["queues"] if x["id"] == q.id]
+                assert qrow["dask"]["workers_text"] == f"0: {run.id[:8]}"
+                assert qrow["dask"]["workers_text"] in text  # the view model's words, as they are
                 run_row = page.locator(f'.gj-run[data-run="{run.id}"]')
                 assert words["title"] in run_row.inner_text() and words["subtitle"] in run_row.inner_text()
                 assert f"@ {words['worker']}" in run_row.inner_text()  # the worker it runs on

@@ -98,11 +98,24 @@ def _dask_cluster(q) -> dict | None:
     from ..store.dask_records import read_cluster  # lazy: only for a Dask queue's row
 
     info = read_cluster(run) or {}
+    workers = info.get("workers") or []
     return {"address": info.get("address") or address, "dashboard": info.get("dashboard"),
-            "workers": info.get("workers") or [],
+            # the dashboard link's words, or why there is none
+            "dashboard_text": "dashboard" if info.get("dashboard") else "no dashboard",
+            "workers": workers,
+            # each worker in words, "gpu0 [GPU=1]: 1a2b3c4d" / "cpu0: idle"; all of them in one line
+            "worker_texts": [_worker_text(w) for w in workers],
+            "workers_text": " · ".join(_worker_text(w) for w in workers) or "no workers",
             # why the queue places no run now (no worker, all busy, the scheduler away), else None
             "waiting": info.get("waiting") if not info.get("closed") else None,
             "connected": info.get("connected", True)}
+
+
+def _worker_text(w: dict) -> str:
+    res = ",".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}"
+                   for k, v in sorted((w.get("resources") or {}).items()))
+    runs = ", ".join(str(r)[:8] for r in w.get("runs") or []) or "idle"
+    return f"{w.get('name')}{' [' + res + ']' if res else ''}: {runs}"
 
 
 def describe_queue(q) -> str:

@@ -92,7 +92,11 @@ export interface IQueueRow {
   dask?: {
     address: string;
     dashboard?: string | null;
+    dashboard_text?: string;
     workers?: IDaskWorker[];
+    /** Each worker in words ("gpu0 [GPU=1]: 1a2b3c4d"), and all in one line ("no workers"). */
+    worker_texts?: string[];
+    workers_text?: string;
     waiting?: string | null;
     connected?: boolean;
   } | null;

@@ -138,20 +138,15 @@ function renderDask(box: HTMLElement, q: IQueueRow): void {
   box.dataset.shown = key;
   const parts: (string | Node)[] = ['Dask ', h('code', '', d.address), ' · '];
   if (d.dashboard) {
-    const a = h('a', 'gj-link', 'dashboard');
+    const a = h('a', 'gj-link', d.dashboard_text || '');
     a.href = d.dashboard;
     a.target = '_blank';
     a.rel = 'noopener';
     parts.push(a);
   } else {
-    parts.push('no dashboard');
+    parts.push(d.dashboard_text || '');
   }
-  const workers = (d.workers || []).map(w => {
-    const res = Object.entries(w.resources || {}).map(([k, v]) => `${k}=${v}`).join(',');
-    const runs = (w.runs || []).map(r => r.slice(0, 8)).join(', ') || 'idle';
-    return `${w.name}${res ? ` [${res}]` : ''}: ${runs}`;
-  });
-  parts.push(' · ', workers.join(' · ') || 'no workers');
+  parts.push(' · ', d.workers_text || '');
   if (d.waiting) {
     parts.push(' · ', d.waiting);
   }
