@@ -11,12 +11,12 @@ import { IAction, IGroup, IRunRow, IState, ISweepLink } from '../contract';
 import { pageRange, turnPage } from '../format';
 import { GuildModel } from '../model';
 import { IActionHost, ISubject } from './actions';
+import { ActionFeedback } from './feedback';
 import { button, h, setText, syncList } from './dom';
 import { NoticeList } from './notices';
 import { OutputView } from './output';
 import { gpuNode, queueNode, runNode, updateGpu, updateQueue, updateRun } from './rows';
 
-const MESSAGE_MS = 8000;
 
 export interface IViewOptions {
   /** 'sidebar' or 'page': a class on the root for the stylesheet. */
@@ -51,7 +51,6 @@ export class GuildView implements IActionHost {
   readonly output: OutputView;
   private readonly summary = h('span', 'gj-summary');
   private readonly error = h('div', 'gj-error');
-  private readonly message = h('div', 'gj-message');
   private readonly warnings = h('div', 'gj-warnings');
   private readonly queueList = h('div', 'gj-list gj-queue-list');
   private readonly groupBox = h('div', 'gj-groups');
@@ -61,17 +60,18 @@ export class GuildView implements IActionHost {
   private readonly notices: NoticeList;
   private readonly groups = new Map<string, IGroupParts>();
   private readonly startQueue: HTMLButtonElement;
-  private messageTimer: number | null = null;
+  private readonly feedback: ActionFeedback;
 
   constructor(readonly model: GuildModel, private readonly options: IViewOptions) {
     this.node = h('div', `gj-view gj-${options.layout}`);
     this.output = new OutputView(model.client);
+    this.feedback = new ActionFeedback((a, body) => model.client.perform(a, body), () => model.refresh(),
+                                       options.openPath);
     this.notices = new NoticeList(this, options.storage || null, 'guild-jupyter:cleared-notices');
 
     const head = h('header', 'gj-header');
     head.append(h('span', 'gj-heading', options.heading), this.summary, ...(options.headerExtras || []));
     this.error.hidden = true;
-    this.message.setAttribute('role', 'status');
 
     const queues = this.section('Queues', this.queueList, 'gj-queues-section');
     this.startQueue = button('start queue', 'Start a queue on this server (any GPU)', () => this.startAQueue());
@@ -79,7 +79,7 @@ export class GuildView implements IActionHost {
     const gpus = this.section('GPUs', this.gpuList, 'gj-gpus-section');
     this.sweepsSection = this.section('Sweeps', this.sweepList, 'gj-sweeps-section').node;
     this.sweepsSection.hidden = true;
-    this.node.append(head, this.error, this.message, this.warnings, this.notices.node, this.output.node, queues.node,
+    this.node.append(head, this.error, this.feedback.message, this.warnings, this.notices.node, this.output.node, queues.node,
       this.sweepsSection, this.groupBox, gpus.node);
     this.sweepList.addEventListener('click', ev => {
       const el = (ev.target as HTMLElement).closest<HTMLElement>('.gj-sweep-row[data-sweep]');
@@ -115,18 +115,8 @@ export class GuildView implements IActionHost {
 
   // -- IActionHost --------------------------------------------------------------------------
 
-  async perform(action: IAction, subject: ISubject, body?: object): Promise<void> {
-    const what = `${action.label} ${subject.short_id}`.trim();
-    this.say(`${what}…`);
-    try {
-      const reply = await this.model.client.perform(action, body);
-      this.say(reply && typeof reply.text === 'string' && reply.text ? reply.text : `${what}: done`);
-    } catch (e) {
-      this.say(`${what}: ${(e as Error).message}`, true);
-      throw e;
-    } finally {
-      this.model.refresh();
-    }
+  perform(action: IAction, subject: ISubject, body?: object): Promise<void> {
+    return this.feedback.perform(action, subject, body);
   }
 
   openOutput(action: IAction, subject: ISubject): void {
@@ -134,14 +124,8 @@ export class GuildView implements IActionHost {
     this.markFollowed();
   }
 
-  openPath(action: IAction, subject: ISubject): void {
-    if (this.options.openPath) {
-      this.options.openPath(action.path);
-    } else {
-      // The page lives at <base>/guild: the server's base URL is its parent.
-      const base = window.location.pathname.replace(/\/+$/, '').replace(/[^/]*$/, '');
-      window.open(base + action.path, '_blank', 'noopener');
-    }
+  openPath(action: IAction, _subject: ISubject): void {
+    this.feedback.openPath(action);
   }
 
   // -- rendering ------------------------------------------------------------------------------
@@ -169,26 +153,12 @@ export class GuildView implements IActionHost {
 
   /** One line for an action's outcome, cleared after a while. */
   say(text: string, isError = false): void {
-    setText(this.message, text);
-    this.message.title = text;
-    this.message.classList.toggle('gj-mod-error', isError);
-    this.message.classList.toggle('gj-mod-ok', !isError && !!text);
-    if (this.messageTimer !== null) {
-      window.clearTimeout(this.messageTimer);
-    }
-    this.messageTimer = window.setTimeout(() => {
-      setText(this.message, '');
-      this.message.title = '';
-      this.message.classList.remove('gj-mod-error', 'gj-mod-ok');
-      this.messageTimer = null;
-    }, MESSAGE_MS);
+    this.feedback.say(text, isError);
   }
 
   dispose(): void {
     this.output.close();
-    if (this.messageTimer !== null) {
-      window.clearTimeout(this.messageTimer);
-    }
+    this.feedback.dispose();
   }
 
   private section(title: string, list: HTMLElement, cls: string): { node: HTMLElement; head: HTMLElement } {

@@ -15,6 +15,7 @@
 import { GuildClient } from '../client';
 import { IAction } from '../contract';
 import { IActionHost, ISubject } from '../render/actions';
+import { ActionFeedback } from '../render/feedback';
 import { h, setText } from '../render/dom';
 import { OutputView } from '../render/output';
 import { LiveChart } from './chart';
@@ -24,7 +25,6 @@ import { SweepModel } from './model';
 import { FlagScatter } from './scatter';
 import { TrialTable } from './table';
 
-const MESSAGE_MS = 8000;
 /** Statuses of a trial that may still log. */
 const LIVE = ['staged', 'pending', 'running'];
 
@@ -53,7 +53,6 @@ export class SweepView implements IActionHost {
   private readonly best = h('div', 'gj-sweep-best');
   private readonly problems = h('div', 'gj-warning gj-sweep-problems');
   private readonly error = h('div', 'gj-error');
-  private readonly message = h('div', 'gj-message');
   private readonly tagPicker = h('select', 'gj-select gj-tag-picker');
   private readonly xPicker = h('select', 'gj-select gj-x-picker');
   private readonly logBox = h('input', 'gj-log-scale');
@@ -64,13 +63,15 @@ export class SweepView implements IActionHost {
   /** The store the server serves (asked once when it does not know the sweep). */
   private serverStore: string | null = null;
   private askedStore = false;
-  private messageTimer: number | null = null;
+  private readonly feedback: ActionFeedback;
 
   constructor(client: GuildClient, readonly id: string, private readonly options: ISweepViewOptions) {
     this.node = h('div', `gj-view gj-sweep gj-sweep-${options.layout}${options.layout === 'page' ? ' gj-page' : ''}`);
     this.node.dataset.sweep = id;
     (this.node as any).gjSweep = this; // tests and bench/ read the chart's data through it
     this.model = new SweepModel(client, id);
+    this.feedback = new ActionFeedback((a, body) => client.perform(a, body), () => this.model.refresh(),
+                                       options.openPath);
     this.chart = new LiveChart(this.model.store);
     this.table = new TrialTable(this);
     this.scatter = new FlagScatter();
@@ -80,7 +81,6 @@ export class SweepView implements IActionHost {
     setText(this.heading, options.title || `Sweep ${id}`);
     head.append(this.heading, this.summary, ...(options.headerExtras || []));
     this.error.hidden = true;
-    this.message.setAttribute('role', 'status');
     this.best.hidden = true;
 
     const controls = h('div', 'gj-sweep-controls');
@@ -118,7 +118,7 @@ export class SweepView implements IActionHost {
     this.problems.hidden = true;
     chartBox.append(controls, this.chart.node, this.problems);
     charts.append(chartBox, this.scatter.node);
-    this.node.append(head, this.best, this.error, this.message, charts, this.table.node, this.output.node);
+    this.node.append(head, this.best, this.error, this.feedback.message, charts, this.table.node, this.output.node);
 
     // The chart's width: as laid out, else (the first ask, before the first layout) measured once, else the window's.
     this.model.chartWidth = () => this.chart.laidOutWidth || this.chart.node.clientWidth || window.innerWidth;
@@ -144,25 +144,13 @@ export class SweepView implements IActionHost {
     this.model.dispose();
     this.chart.dispose();
     this.output.close();
-    if (this.messageTimer !== null) {
-      window.clearTimeout(this.messageTimer);
-    }
+    this.feedback.dispose();
   }
 
   // -- IActionHost ----------------------------------------------------------------------------
 
-  async perform(action: IAction, subject: ISubject, body?: object): Promise<void> {
-    const what = `${action.label} ${subject.short_id}`.trim();
-    this.say(`${what}…`);
-    try {
-      const reply = await this.model.client.perform(action, body);
-      this.say(reply && typeof reply.text === 'string' && reply.text ? reply.text : `${what}: done`);
-    } catch (e) {
-      this.say(`${what}: ${(e as Error).message}`, true);
-      throw e;
-    } finally {
-      this.model.refresh();
-    }
+  perform(action: IAction, subject: ISubject, body?: object): Promise<void> {
+    return this.feedback.perform(action, subject, body);
   }
 
   openOutput(action: IAction, subject: ISubject): void {
@@ -170,28 +158,13 @@ export class SweepView implements IActionHost {
     this.output.node.scrollIntoView({ block: 'nearest' });
   }
 
-  openPath(action: IAction, subject: ISubject): void {
-    if (this.options.openPath) {
-      this.options.openPath(action.path);
-    } else {
-      const base = window.location.pathname.replace(/\/+$/, '').replace(/[^/]*$/, '');
-      window.open(base + action.path, '_blank', 'noopener');
-    }
+  openPath(action: IAction, _subject: ISubject): void {
+    this.feedback.openPath(action);
   }
 
   /** One line for an action's outcome, cleared after a while. */
   say(text: string, isError = false): void {
-    setText(this.message, text);
-    this.message.classList.toggle('gj-mod-error', isError);
-    this.message.classList.toggle('gj-mod-ok', !isError && !!text);
-    if (this.messageTimer !== null) {
-      window.clearTimeout(this.messageTimer);
-    }
-    this.messageTimer = window.setTimeout(() => {
-      setText(this.message, '');
-      this.message.classList.remove('gj-mod-error', 'gj-mod-ok');
-      this.messageTimer = null;
-    }, MESSAGE_MS);
+    this.feedback.say(text, isError);
   }
 
   // -- rendering ------------------------------------------------------------------------------
