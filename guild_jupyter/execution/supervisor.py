@@ -48,6 +48,7 @@ from . import forking, forkscript
 from .. import procs
 from ..procs import Identity
 from ..store import transitions
+from ..store.markers import DASK_STOP
 from ..store.notebooks import is_notebook
 from ..store.run import Run
 from ..store.store import Store
@@ -128,7 +129,11 @@ class Supervisor(OutputTee, ProcessTree):
         self.ready_fd = None
 
     def _run(self) -> int:
-        if self.stop_requested:  # stopped before the script existed: never start it
+        # Stopped before the script existed: never start it. A stop asked on
+        # another machine (a Dask run) is a file its runner carries out; it
+        # is looked for after ``started`` was written, so a stopper that read
+        # no ``started`` is sure the script never runs.
+        if self.stop_requested or os.path.exists(self.run.path(DASK_STOP)):
             self._ready("ok")
             return -signal.SIGTERM
         procs.set_child_subreaper()
