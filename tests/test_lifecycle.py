@@ -197,6 +197,52 @@ def test_killed_supervisor_is_settled_by_the_next_look(project, guild_home):
     assert r.id[:8] in guild("runs", "--error").stdout
 
 
+def _leave_locked(run, ident, remote_host=None):
+    """What a supervisor killed between recording the outcome and letting go leaves."""
+    attrlib.write_atomic(run.path("LOCK.start"), json.dumps(ident.as_record()))
+    attrlib.write_atomic(run.path("LOCK"), str(ident.pid))
+    if remote_host is not None:
+        attrlib.write_atomic(run.path("LOCK.remote"), remote_host)
+
+
+def test_a_finished_run_left_locked_is_let_go_by_the_next_look(project, guild_home):
+    """A supervisor killed after it recorded the outcome and before it
+    removed LOCK (and its records): the next listing, or a queue's next
+    pass, removes them; the outcome stays as recorded. A LOCK whose holder
+    lives is left alone, and so is one held by another machine still heard
+    from."""
+    from guild_jupyter.execution import control
+    from guild_jupyter.store.dask_records import this_host
+
+    a, b, c, d = api.run(str(project / "train.py"), "epochs=1", "lr=[1,2,3,4]")
+    wait_for(lambda: {r.refresh().status for r in (a, b, c, d)} == {"completed"}, timeout=60,
+             message="the four runs complete")
+    for r in (a, b, c, d):
+        control.wait_for_release(r)
+    _leave_locked(a, _dead_identity())
+    _leave_locked(b, _dead_identity(), remote_host=this_host())  # a Dask run on this machine
+    _leave_locked(c, Identity.current())  # its holder still lives
+    _leave_locked(d, _dead_identity(), remote_host="elsewhere")  # heard from a moment ago
+    assert b.refresh().status == "running" and d.refresh().status == "running"
+    listed = {r.id: r.status for r in api.runs()}
+    assert listed[a.id] == "completed" and _markers(a.refresh()) == []
+    wait_for(lambda: b.refresh().status == "completed", message="the Dask run reads completed again")
+    assert _markers(b) == [] and b.exit_status == 0
+    assert _markers(c.refresh()) == ["LOCK", "LOCK.start"]
+    assert d.refresh().status == "running" and "LOCK.remote" in _markers(d)
+    # a queue's pass lets go too
+    e = api.run(str(project / "train.py"), "epochs=1")[0]
+    wait_for(lambda: e.refresh().status == "completed", message="the run completes")
+    control.wait_for_release(e)
+    _leave_locked(e, _dead_identity())
+    assert api.queue(run_once=True, poll_interval=0.5).join(30)
+    assert _markers(e.refresh()) == [] and e.status == "completed"
+    for r in (c, d):
+        for name in ("LOCK", "LOCK.start", "LOCK.remote"):
+            if os.path.exists(r.path(name)):
+                os.remove(r.path(name))
+
+
 def test_stop_of_a_run_whose_supervisor_was_killed(project, guild_home):
     (r,) = api.run(str(project / "train.py"), "sleep=60", "epochs=1")
     wait_for(lambda: transitions.recorded_processes(r.refresh()), message="script recorded")

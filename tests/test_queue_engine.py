@@ -320,6 +320,39 @@ def test_queue_survives_a_full_disk(project, tmp_path, monkeypatch):
         assert sorted(ran) == sorted(r.id for r in later)
 
 
+def test_a_stop_between_a_dask_runners_mark_and_its_supervisor_is_carried_out(tmp_path, guild_home, launcher):
+    """A Dask runner on this machine marked a claimed run held (LOCK.remote:
+    it reads running) and has not started its supervisor yet, so no LOCK
+    names a process to signal. A stop then leaves the stop request: the
+    supervisor started after it records the start and never runs the
+    script; the run ends terminated, stopped by the user."""
+    from guild_jupyter.execution import launch
+    from guild_jupyter.store import dask_records
+
+    d = tmp_path / "p"
+    d.mkdir()
+    (d / "tiny.py").write_text(TINY_PY)
+    ran = tmp_path / "ran.log"
+    os.environ["RUN_LOG"] = str(ran)
+    try:
+        st = api.resolve_store(None)
+        me = transitions.Claim.by_this_process(kind="queue")
+        (r,) = api.run(str(d / "tiny.py"), stage=True)
+        with st.lock():
+            transitions.claim(st, r, me)
+        assert transitions.mark_remote(st, r, dask_records.this_host(), me.owner)
+        assert r.refresh().status == "running" and r.lock_holder() is None
+        api.stop(r.id, wait=False)
+        assert dask_records.stop_requested(r)
+        proc = launch.start(r)
+        proc.wait(30)
+        wait_for(lambda: r.refresh().status == "terminated", message="the stopped run ends terminated")
+        assert not ran.exists(), "the script ran after the stop"
+        assert r.get("stopped_by") == "user"
+    finally:
+        os.environ.pop("RUN_LOG", None)
+
+
 def test_slots_start_runs_side_by_side(project, guild_home):
     """The loop's extension point for parallel hosts: two slots, two runs at once."""
     st = api.resolve_store(None)

@@ -47,6 +47,8 @@ def runs(
     for r in listing:  # a run whose supervisor was killed: end what it left, record it
         if (r.status == ERROR or r.status == RUNNING and r.has_marker(LOCK_REMOTE)) and control.settle_if_dead(st, r):
             r.refresh()
+    for r in st.left_locked():  # finished, its supervisor killed before it let go: LOCK cleared
+        control.settle_if_dead(st, r)
     held = [r for r in listing if r.status == PENDING and (transitions.is_held(r) or transitions.ended_while_held(r))]
     if held:  # runs waiting for their dependencies: staged, or ended, when those let them (as a queue would)
         from ..queueing.dependencies import settle_held  # lazy: only a listing that shows held runs settles them

@@ -21,7 +21,7 @@ import time
 from ..errors import WrongState
 from ..store import transitions
 from ..store.dask_records import remote_host, remote_lost, request_stop
-from ..store.run import FINISHED, LOCK, PENDING, RUNNING, STAGED, Run
+from ..store.run import FINISHED, LOCK, LOCK_REMOTE, PENDING, RUNNING, STAGED, Run
 
 STOP_GRACE = float(os.environ.get("GUILD_JUPYTER_STOP_GRACE", "10"))
 
@@ -69,10 +69,23 @@ def retry_copy_spec(run: Run, attempt: int, allowed: int):
     return retry_spec(run, attempt, allowed)
 
 
+def is_left_locked(run: Run) -> bool:
+    """A finished run whose holder died between recording the outcome and
+    letting go: its LOCK (or LOCK.remote) left, naming no live process (or
+    a machine no longer heard from)."""
+    return (run.get("exit_status") is not None
+            and (os.path.exists(run.path(LOCK)) or os.path.exists(run.path(LOCK_REMOTE)))
+            and run.lock_holder() is None
+            and (remote_host(run) is None or remote_lost(run) is not None))
+
+
 def settle_if_dead(store, run: Run) -> bool:
-    """Settles our run whose supervisor died (its retry staged when one is due)."""
+    """Settles our run whose supervisor died (its retry staged when one is
+    due); a finished one whose supervisor died before letting go is let go."""
     if is_dead_run(run):
         return transitions.settle_dead(store, run, 1, remote_lost(run), retry=retry_copy_spec)
+    if is_left_locked(run):
+        return transitions.let_go_dead(store, run)
     return False
 
 
@@ -100,6 +113,14 @@ def begin_stop(store, run: Run, reason: str | None = None, by_user: bool = False
             if is_dead_run(run):  # ... unless that machine is gone
                 return settle_if_dead(store, run)
             request_stop(run)
+            return True
+        if os.path.exists(run.path(LOCK_REMOTE)):
+            # A Dask runner on this machine marked it held and is starting its
+            # supervisor: until that one writes LOCK there is no process to
+            # signal. The stop file is what the supervisor looks for after
+            # writing ``started`` (and the runner watches): it never starts.
+            request_stop(run)
+            signal_run(run, signal.SIGTERM)
             return True
         return signal_run(run, signal.SIGTERM)
     return settle_if_dead(store, run)

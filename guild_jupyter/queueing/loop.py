@@ -55,7 +55,7 @@ import threading
 import time
 
 from ..errors import GuildJupyterError
-from ..execution.control import retry_copy_spec, settle_if_dead
+from ..execution.control import is_left_locked, retry_copy_spec, settle_if_dead
 from ..procs import Identity
 from ..store import transitions
 from ..store.records import PRIORITY, priority_of
@@ -287,6 +287,9 @@ class QueueLoop:
         with self.store.lock():
             staged, pending, locked = self.store.scan_waiting(max_age)
             staged = self._recover(pending, staged)
+            for r in locked:  # finished, its supervisor killed before it let go: LOCK cleared
+                if r.get("exit_status") is not None and is_left_locked(r):
+                    transitions.let_go_dead(self.store, r)
             staged = self._settle_held(pending, staged, slot_gpus)
             now = time.monotonic()
             for rid, t in list(self._retry_at.items()):

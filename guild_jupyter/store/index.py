@@ -51,7 +51,7 @@ from ..errors import GuildJupyterError
 from . import listing_file
 from .entry import (HAS_LOCK, HAS_PENDING, HAS_STAGED, KEY_INO, KEY_MTIME, KEY_SIZE, SETTLE_NS, Entry, decode_all,
                     key_stamp, read_entry, settling, stamp_of)
-from .run import PENDING, RUNNING, STAGED, Run
+from .run import FINISHED, PENDING, RUNNING, STAGED, Run
 
 __all__ = ["RunIndex", "Entry", "stamp_of", "SETTLE_NS"]
 
@@ -163,6 +163,18 @@ class RunIndex:
                         break
             self._after_pass(now_ns, save=self._dirty)
             return top
+
+    def left_locked(self) -> list[Entry]:
+        """Finished runs whose ``.guild`` still held LOCK when last looked
+        at: a holder killed between recording the outcome and letting go
+        (what a settler clears). Read from the runs with markers only."""
+        with self.lock:
+            out = []
+            for run_id in self._marked:
+                e = self.entries.get(run_id)
+                if e is not None and e.markers & HAS_LOCK and e.status in FINISHED:
+                    out.append(e)
+            return out
 
     def scan(self, max_age: float = 0.0) -> tuple[list[Entry], list[Entry], list[Entry]]:
         """What a queue's claim reads, under the run-status lock: ``(staged,

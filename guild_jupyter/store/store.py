@@ -170,6 +170,14 @@ class Store:
             out = out[:limit]
         return [e.run() for e in out]
 
+    def left_locked(self) -> list[Run]:
+        """Finished runs whose LOCK was left by a holder killed after it
+        recorded the outcome, as the last listing saw them (read afresh)."""
+        # lazy: as in runs()
+        from .index import RunIndex
+
+        return [Run(e.dir) for e in RunIndex.for_store(self).left_locked()]
+
     def staged_runs(self) -> list[Run]:
         """Staged runs, oldest first (the order queues start them)."""
         runs = self.runs(status=STAGED)

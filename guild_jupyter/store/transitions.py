@@ -28,6 +28,7 @@ The transitions::
     unstage               staged/held -> terminated, never started
     cancel_pending        pending    -> terminated, never started
   * settle_dead           running, holder gone -> error (orphans ended)
+  * let_go_dead           finished, holder killed before letting go -> LOCK cleared
   * end_tree_and_record   running, grace ran out -> processes ended, outcome
   * mark_remote           pending    -> running on another host (LOCK.remote)
   * stage_retry           failed     -> a staged copy (once per failure)
@@ -63,7 +64,7 @@ from .run import FINISHED, LOCK, LOCK_START, PENDING, PENDING_MARKER, RUNNING, S
 # is in .transitions_end, re-exported here: callers only call transitions.X.
 from .transitions_end import (DISK_ERRNOS, LOCK_REMOTE, OUTCOME_ATTRS, RETRIED_AS, RETRY_POLICY,  # noqa: F401
                               build_and_move_runs, clear_lock, note, remove_tree, store_error, write_outcome,
-                              end_tree_and_record, mark_remote, record_outcome, record_retry_policy,
+                              end_tree_and_record, let_go_dead, mark_remote, record_outcome, record_retry_policy,
                               record_start_failure, retry_copy_id, retry_due, settle_dead, stage_requested_retry,
                               stage_retry)
 

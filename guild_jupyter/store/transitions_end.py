@@ -16,6 +16,7 @@ The transitions here::
     record_outcome        running    -> completed / error / terminated
     record_start_failure  pending/staged -> error, with the reason
     settle_dead           running, holder gone -> error (orphans ended)
+    let_go_dead           finished, holder killed before letting go -> LOCK cleared
     end_tree_and_record   running, grace ran out -> processes ended, outcome
     mark_remote           pending    -> running on another host (LOCK.remote)
     stage_retry           failed     -> a staged copy (once per failure)
@@ -186,6 +187,25 @@ def settle_dead(store, run: Run, exit_status: int = 1, reason: str | None = None
             write_outcome(run, exit_status)
         except OSError as e:
             raise store_error(e, f"record the outcome of run {run.id[:8]}") from e
+        clear_lock(run)
+        run.refresh()
+    store.notify_change(run.id)
+    return True
+
+
+def let_go_dead(store, run: Run) -> bool:
+    """A finished run whose holder died between recording the outcome and
+    letting go (LOCK and its records left behind): removes them, as the
+    holder would have. The caller judged the holder gone (a run held on
+    another machine by its heartbeat); here, under the run-status lock,
+    the outcome and a dead LOCK are checked again. True if it cleared."""
+    with store.lock():
+        run.refresh()
+        if run.get("exit_status") is None or run.lock_holder() is not None:
+            return False
+        names = run.marker_names()
+        if not any(n in names for n in (LOCK, LOCK_START, LOCK_PROCS, LOCK_REMOTE)):
+            return False
         clear_lock(run)
         run.refresh()
     store.notify_change(run.id)

@@ -281,25 +281,39 @@ def test_dask_runs_start_exactly_once_while_launchers_workers_and_queues_are_kil
         def staged_left():
             return sum(r.refresh().status == "staged" for r in staged)
 
+        # The kills every round makes (in a random order), then random ones
+        # while staged runs are left; when the runs drain before the planned
+        # kills are done, more are staged: the planned kills always happen.
+        plan = ["launcher"] * 3 + ["worker", "queue"]
+        rng.shuffle(plan)
         deadline = time.monotonic() + 150
-        while staged_left() and time.monotonic() < deadline:
+        while (plan or staged_left()) and time.monotonic() < deadline:
+            if plan and not staged_left():
+                more = api.run(str(project / "tiny.py"), "sleep=linspace[0.05:0.4:8]", stage=True)
+                staged += more
+                ids |= {r.id for r in more}
             time.sleep(rng.uniform(0.2, 0.8))
-            what = rng.choices(["launcher", "worker", "queue"], [5, 2, 1])[0]
+            what = plan[0] if plan else rng.choices(["launcher", "worker", "queue"], [5, 2, 1])[0]
+            done = False
             if what == "launcher":
                 victims = _launchers(mark)
                 if victims:
                     sigkill(rng.choice(victims).pid)
-                    kills["launcher"] += 1
+                    done = True
             elif what == "worker" and cluster.workers:
                 name = rng.choice(sorted(cluster.workers))
                 cluster.kill(name)
-                kills["worker"] += 1
+                done = True
             elif what == "queue":
                 holder = queues[-1].run.refresh().lock_holder()
                 if holder is not None:
                     sigkill(holder.pid)
-                    kills["queue"] += 1
+                    done = True
                     queues.append(api.queue(dask=cluster.address, background=True, poll_interval=0.5))
+            if done:
+                kills[what] += 1
+                if plan and plan[0] == what:
+                    plan.pop(0)
             keeper.tend()
 
         local.stop(wait=True, timeout=20)
@@ -336,7 +350,7 @@ def test_dask_runs_start_exactly_once_while_launchers_workers_and_queues_are_kil
         print(f"kills: {dict(kills)}; statuses: {dict(statuses)}; ran on Dask workers: {on_dask}")
         assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems[:40])
         assert set(counts) <= ids and statuses["completed"] >= len(ids) // 2, dict(statuses)
-        assert kills["launcher"] >= 3, f"too few launcher kills to mean anything: {dict(kills)}"
+        assert not plan, f"the planned kills were not all made within the time: {plan} left ({dict(kills)})"
         assert on_dask >= 5, "hardly any run went through the Dask dispatch"
     finally:
         try:
