@@ -265,7 +265,9 @@ def measure_view(page, url: str, trials: int, updates: int, log_more, expect_poi
         nxt = next((d for d in draw_list if d[0] >= start), None)
         if nxt is None:
             continue
-        table = sum(d for s, d in got["table"] if start - 1000 < s <= start)
+        # The table's render of that second: before the answer (its own poll) or right after it (its
+        # cells came with the series, rendered in the same task).
+        table = sum(d for s, d in got["table"] if start - 950 < s <= start + dur + 50)
         applies.append(dur)
         draws.append(nxt[1])
         tables.append(table)
