@@ -15,15 +15,30 @@ from __future__ import annotations
 import contextlib
 
 from . import views
-from .comparison import CompareTable
 from .errors import BadInput
 from .store import attrs as attrlib
-from .store.scalars import reader as scalarlib
 
 FEW_ROWS = 50  # a list this short reads its runs' event files, not the store's scalars file
 
 __all__ = ["RunList", "RunListing", "Trials", "RunOutput", "QueueList", "QueueControlled", "CompareTable",
            "run_json", "ref_text", "DEFAULT_SHOWN", "FLAGS_STYLE"]
+
+
+def _scalars():
+    # lazy: the scalars reader (and its event-file decoder) loads with the
+    # first listing that shows a scalar, not with every verb that prints a run
+    from .store.scalars import reader
+
+    return reader
+
+
+def __getattr__(name: str):
+    if name == "CompareTable":  # re-exported; its module loads with the first comparison
+        from .comparison import CompareTable  # lazy: as in _scalars
+
+        return CompareTable
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 DEFAULT_SHOWN = 20  # rows a run list shows in a cell, like `guild runs`
 
@@ -98,8 +113,8 @@ class RunList(list):
         """Shows ``name`` as each run's scalar; a name none of the runs
         logged is a ``BadInput`` naming the ones they did."""
         if name is not None and self:
-            if not any(name in scalarlib.read(r.dir).last for r in self):  # stops at the first that logged it
-                known = set().union(*(scalarlib.read(r.dir).last for r in self))
+            if not any(name in _scalars().read(r.dir).last for r in self):  # stops at the first that logged it
+                known = set().union(*(_scalars().read(r.dir).last for r in self))
                 raise BadInput(f"unknown scalar {name!r}; known scalars: {', '.join(sorted(known)) or '(none)'}")
         self.scalar = name
         return self
@@ -119,7 +134,7 @@ class RunList(list):
         varying = views.varying_flags([r.flags for r in runs])
         out = []
         # A few rows (runs -n 20): their event files cost less than the store's scalars file.
-        with (scalarlib.direct_reads() if len(runs) <= FEW_ROWS else contextlib.nullcontext()):
+        with (_scalars().direct_reads() if len(runs) <= FEW_ROWS else contextlib.nullcontext()):
             for i, r in zip(self._numbers(), runs):
                 row = views.listing_row(r, varying=varying, scalar=self.scalar, place=self.places.get(r.id))
                 row["index"] = i
@@ -134,7 +149,7 @@ class RunList(list):
             yield ("" if row["index"] is None else str(row["index"]), row["short_id"], row["op"], row["time_text"], status,
                    row["scalar_text"], row["gpus"] or "", row["flags_text"], row["label_text"])
         if len(rows) > FEW_ROWS:  # (a few rows were read from their own files: not worth the whole file)
-            scalarlib.save()  # the next listing stats the event files instead of reading them
+            _scalars().save()  # the next listing stats the event files instead of reading them
 
     def _shown(self) -> int | None:
         return None
@@ -187,7 +202,7 @@ class RunList(list):
         """Guild's ``runs --json`` fields, then ours (``index`` as numbered
         here, ``op``, ``flags``, ``gpus``, ``warnings``)."""
         out = [run_json(r, i, scalar=self.scalar) for r, i in zip(self, self._numbers())]
-        scalarlib.save()  # the next process decodes only what changed
+        _scalars().save()  # the next process decodes only what changed
         return out
 
     def to_dataframe(self):

@@ -86,6 +86,18 @@ def _dirs_mtimes(run):
     return [os.stat(os.path.join(run.dir, ".guild", sub)).st_mtime_ns for sub in ("", "attrs")]
 
 
+def test_the_first_listing_without_a_cache_directory_keeps_its_listing_file(project, guild_home):
+    """A store whose cache was removed (or a new one): the first listing
+    writes the listing file, so the second process starts from it instead
+    of reading every run again."""
+    _finished(project, guild_home)
+    cache = os.path.join(guild_home, "cache", "guild_jupyter")
+    shutil.rmtree(os.path.join(guild_home, "cache"))
+    rows = _rows(_cli_json(guild_home))
+    assert os.path.exists(os.path.join(cache, "listing.v4"))
+    assert _rows(_cli_json(guild_home)) == rows
+
+
 @pytest.mark.parametrize("attr, content, check", [
     ("started", b"\x00\xff\xfe binary\x01", lambda row: any("started" in w for w in row[5])),
     ("label", b"rewritten in place\n", lambda row: row[2] == "rewritten in place"),

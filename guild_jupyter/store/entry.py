@@ -300,9 +300,15 @@ def decode_all(entries) -> None:
             e._raw = None
 
 
-def _read_run(run_dir: str):
-    """(a Run with every listed value read, damaged?)."""
+def _read_run(run_dir: str, mask: int = -1):
+    """(a Run with every listed value read, damaged?). ``mask``: which
+    attrs of ``KEYS`` existed when the stamp was taken (its bits, as
+    ``stamp_of`` records them): the others are not opened (one created
+    since changed attrs/, so the stamp no longer holds and the run is read
+    again)."""
     run = Run(run_dir)
+    if mask != -1:
+        run.assume_absent([k for i, k in enumerate(KEYS) if not mask & (1 << i)])
     try:
         _ = run.status
         for k in KEYS:
@@ -325,7 +331,7 @@ def read_entry(run_dir: str, stamp) -> Entry | None:
         if not run.warnings:  # .guild stat'ed fine meanwhile, or attrs/ alone is odd
             run.mark_damaged(".guild is not a readable directory")
         return Entry(run, None, damaged=True)
-    run, damaged = _read_run(run_dir)
+    run, damaged = _read_run(run_dir, stamp[MASK])
     return Entry(run, stamp, damaged=damaged)
 
 

@@ -171,6 +171,7 @@ def save(path: str, entries, now_ns: int, runs_mtime, all_ids) -> None:
             "runs_mtime": runs_mtime if all_ids is not None else None, "others": others}
     data = b"".join([json.dumps(head, separators=(",", ":")).encode(), b"\n"] + recs + blobs)
     try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)  # a store new, or whose cache was removed
         attrlib.write_atomic(path, data)
     except OSError:
         pass  # a read-only store still lists, just without the file

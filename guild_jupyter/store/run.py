@@ -123,6 +123,12 @@ class Run:
         self._cache[name] = value
         return value
 
+    def assume_absent(self, names) -> None:
+        """Attrs known not to exist (a listing's stamp of the run, just
+        taken, found no file): read as None without opening them."""
+        for name in names:
+            self._cache.setdefault(name, None)
+
     def write_attr(self, name: str, value) -> None:
         attrlib.write_attr(self.attrs_dir, name, value)
         self._cache[name] = value

@@ -20,8 +20,6 @@ import math
 import os
 import time
 
-from ..queueing import policy
-from ..store.dependencies import dependency_states
 from ..store.scalars import reader as scalarlib
 from ..store.notebooks import executed_notebook
 from ..store.records import AFTER_FAILURE, PRIORITY, is_held, priority_of, read_after
@@ -188,6 +186,10 @@ def held_words(run, known=None) -> tuple[str, list]:
     Reads their run directories (but what ``known``, a listing's lookup,
     knows: ``store.dependencies.dependency_state``); settles nothing (a
     queue does)."""
+    # lazy: the dependency rules load with the first held run a view words, not with every listing
+    from ..queueing import policy
+    from ..store.dependencies import dependency_states
+
     store = Store(os.path.dirname(os.path.dirname(run.dir)))
     states = dependency_states(store, run, known=known)
     if not isinstance(states, list):
@@ -364,6 +366,8 @@ def staged_places(staged) -> dict:
     """``{run id: place}`` of ``staged`` (every staged run of a store) in
     the order our queues start them, 1 the next to start
     (``policy.start_key``: highest priority, then oldest)."""
+    from ..queueing import policy  # lazy: as in held_words
+
     ordered = sorted(staged, key=lambda r: policy.start_key(priority_of(r.get(PRIORITY)), r.timestamp or 0, r.id))
     return {r.id: i for i, r in enumerate(ordered, 1)}
 

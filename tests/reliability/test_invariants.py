@@ -60,6 +60,7 @@ import pytest
 
 from conftest import wait_for
 from guild_jupyter import api
+from guild_jupyter.store import transitions
 from guild_jupyter.store.run import Run
 from support.store_state import diff, snapshot
 
@@ -593,22 +594,40 @@ def test_random_interleavings_keep_the_invariants(tmp_path, guild_home, marked, 
                                      duration / 2))
         for d in drivers:
             d.wait(duration + 60)
+        phases = [("drivers ended", time.monotonic())]
 
         # The end: every queue stopped, the cluster closed (runs on it end "worker lost"),
         # what is staged drained by one run-once queue.
         api.stop(queues=True, timeout=15)
+        phases.append(("queues stopped", time.monotonic()))
         if cluster is not None:
             keeper.stop()
             cluster.close()
+            phases.append(("cluster closed", time.monotonic()))
         drain = api.queue(run_once=True, poll_interval=0.5)
-        assert drain.join(90), f"seed {seed}: the draining queue did not finish"
+        drained = drain.join(90)
+        phases.append(("drained", time.monotonic()))
+        # Where a slow round spent its time (read with the seed when one is slow).
+        print("phases: " + ", ".join(f"{name} +{t - phases[0][1]:.1f}s" for name, t in phases))
+        if not drained:
+            print(api.output(drain.run.id)[-3000:])
+        assert drained, f"seed {seed}: the draining queue did not finish"
         runs = all_runs(guild_home)
         foreign = {os.path.basename(d) for d in foreign_dirs}
 
         def all_ended():
             return all(r.refresh().status in FINISHED for rid, r in runs.items() if rid not in foreign)
 
-        wait_for(all_ended, timeout=30, interval=0.1, message=f"every run to end (seed {seed})")
+        try:
+            wait_for(all_ended, timeout=30, interval=0.1, message=f"every run to end (seed {seed})")
+        except AssertionError:
+            for rid, r in sorted(runs.items()):  # what each run left unended shows, to diagnose it
+                if rid not in foreign and r.refresh().status not in FINISHED:
+                    names = sorted(os.listdir(r.guild_dir)) if os.path.isdir(r.guild_dir) else []
+                    markers = [n for n in names if n.isupper() or n.startswith("LOCK")]
+                    print(f"not ended: {rid} {r.status} {r.op_name} {markers} "
+                          f"claim={transitions.read_claim(r)!r} dispatch={r.get('dask_dispatch')!r}")
+            raise
         api.runs()  # settles runs whose supervisor was killed (their orphans are ended)
         runs = all_runs(guild_home)
         wait_let_go([r for rid, r in runs.items() if rid not in foreign])
