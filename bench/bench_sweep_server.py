@@ -256,6 +256,29 @@ def main() -> None:
             time.sleep(max(0.0, 1.0 - t))
         print(f"  each 1 s update: request median {ms(median(lat))}, p95 {ms(pct(lat, 95))}; its reading "
               f"median {ms(median(reads))}, {ms(median(read_cpus))} CPU (goal <= 50 ms of server time)")
+        # The view's second: the series with the table's brief (brief=V, one request), against what it
+        # asked before (the series, and the table's brief from its own poll: two requests).
+        version = table["version"]
+        both, pair = [], []
+        for _ in range(a.updates):
+            log_more(writers, runs, at, 10, a.tags)
+            at += 10
+            t, upd, _n = get(server, f"/guild/api/sweeps/{sweep}/scalars?tags=loss&x=step&points=2000&since={token}"
+                                     f"&brief={version}")
+            token = upd["token"]
+            assert upd["table"]["version"] == version and len(upd["table"]["trials"]) == len(table["trials"])
+            both.append(t)
+            log_more(writers, runs, at, 10, a.tags)
+            at += 10
+            t1, upd, _n = get(server, f"/guild/api/sweeps/{sweep}/scalars?tags=loss&x=step&points=2000&since={token}")
+            token = upd["token"]
+            t2, brief, _n = get(server, f"/guild/api/sweeps/{sweep}?after_version={version}&timeout=0&brief=1")
+            assert brief.get("brief")
+            pair.append(t1 + t2)
+            time.sleep(max(0.0, 1.0 - t - t1 - t2))
+        print(f"  the view's second with its table's cells: one request (series + brief=V) median {ms(median(both))}, "
+              f"p95 {ms(pct(both, 95))}; two requests (series, then the table's brief) median {ms(median(pair))}, "
+              f"p95 {ms(pct(pair, 95))}")
     finally:
         server.stop()
 
@@ -282,7 +305,7 @@ def main() -> None:
     t_peer, c_peer = tbx_plot(dirs)
     print(f"  peer: tensorboardX protobufs + the same matplotlib figure: {t_peer:.1f} s wall, {c_peer:.1f} s CPU "
           f"({c_peer / best[1]:.0f}x ours in CPU)")
-    if not a.keep:
+    if not a.keep and not a.store:  # a store made before (--store) is kept, as --keep made it
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -232,7 +232,8 @@ def main_thread_cpu(trace: bytes) -> tuple[list[float], list[tuple[str, float]]]
     return out, sorted(where.items(), key=lambda kv: -kv[1])[:14]
 
 
-def measure_view(page, url: str, trials: int, updates: int, log_more, expect_points: int) -> dict:
+def measure_view(page, url: str, trials: int, updates: int, log_more, expect_points: int,
+                 trace_out: str | None = None) -> dict:
     """Opens the view at ``url``; returns first paint and per-update costs."""
     page.add_init_script(COLLECT)
     page.goto(url)
@@ -249,7 +250,11 @@ def measure_view(page, url: str, trials: int, updates: int, log_more, expect_poi
         log_more()
         # Let the page run for the rest of the second (its routes and polls are served meanwhile).
         page.wait_for_timeout(max(0, int((1.0 - (time.monotonic() - t0)) * 1000)))
-    cpu, where = main_thread_cpu(page.context.browser.stop_tracing())
+    trace = page.context.browser.stop_tracing()
+    if trace_out:
+        with open(trace_out, "wb") as f:
+            f.write(trace)
+    cpu, where = main_thread_cpu(trace)
     got = page.evaluate("() => window.__gj")
     held = page.evaluate("() => document.querySelector('.gj-sweep').gjSweep.model.store.size()")
     fixed = page.evaluate("() => document.querySelector('.gj-trial-table').classList.contains('gj-mod-fixed')")
@@ -260,7 +265,9 @@ def measure_view(page, url: str, trials: int, updates: int, log_more, expect_poi
         nxt = next((d for d in draw_list if d[0] >= start), None)
         if nxt is None:
             continue
-        table = sum(d for s, d in got["table"] if start - 1000 < s <= start)
+        # The table's render of that second: before the answer (its own poll) or right after it (its
+        # cells came with the series, rendered in the same task).
+        table = sum(d for s, d in got["table"] if start - 950 < s <= start + dur + 50)
         applies.append(dur)
         draws.append(nxt[1])
         tables.append(table)
@@ -356,6 +363,7 @@ def main() -> None:
     p.add_argument("--served-by", choices=["real", "replies"], default="real")
     p.add_argument("--store", help="a store bench_sweep_server.py --keep made (DIR/guild-home): used, not built, and kept")
     p.add_argument("--peer-points", type=int, default=20000, help="points of the Vega peer; 0 skips it")
+    p.add_argument("--trace-out", help="also write the updates' Chromium trace (JSON) there")
     a = p.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -398,7 +406,7 @@ def main() -> None:
                 replies.prepare_first()
                 replies.install(page.context)
             r = measure_view(page, f"{server.url}/guild?sweep={sweep}&token={server.token}", a.trials, a.updates, more,
-                             a.trials * min(a.points, 2000))
+                             a.trials * min(a.points, 2000), a.trace_out)
             report(f"the sweep view, {a.trials} trials x {a.points:,} points, served by {a.served_by}", r, a.trials)
             page.close()
             if a.peer_points:

@@ -16,7 +16,11 @@ incrementally, thinned to a bound; and each run's running summary.
   longer series keeps its first and last point and each bucket's lowest
   and highest value (spikes stay visible). It is thinned while it is read,
   so memory holds about four times ``points`` per series, whatever the run
-  logged.
+  logged. A read from the start against ``step`` or ``time`` takes the
+  writer's overview of an event file (``store.scalars.overview``: the
+  series thinned as it was written) for the records it covers, when every
+  series wanted is longer than ``points`` there: a viewer's first load
+  then reads a few kilobytes a run, not every record.
 - **Summaries.** ``summary(run_dir)``: per tag the count, last step and
   value, lowest and highest value, kept per process and brought up to date
   by reading only what was appended (what a sweep's table shows: the main
@@ -34,7 +38,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .store.scalars.series import SeriesRead, indexed_tags
+from .store.scalars.series import OverviewGroup, SeriesRead, indexed_tags
 
 __all__ = ["STEP", "TIME", "DEFAULT_POINTS", "MIN_POINTS", "MAX_POINTS", "Cursor", "RunPoints", "read_run",
            "thin_indices", "summary", "forget_summaries", "TagSummary", "Tokens", "point_lists"]
@@ -203,19 +207,29 @@ def _read(run_dir, cursor, tags, x, points, started_us, summary: _RunSummary | N
     t0 = cursor.t0
     if t0 is None and started_us:
         t0 = started_us / 1e6
-    reading = SeriesRead(run_dir, cursor.files, read_tags)
+    # Thinned anyway: an event file's overview may stand for its first records (not against a tag: pairs need every step).
+    thinned = (points, None if wanted is None else tuple(wanted)) if x_tag is None else None
+    reading = SeriesRead(run_dir, cursor.files, read_tags, overview=thinned)
     series: dict = {}
     summed: dict = {}
     pairing = _Pairing(cursor) if x_tag else None
     for group in reading.groups():
+        if isinstance(group, OverviewGroup):
+            if summary is not None:
+                for tag, totals in group.totals.items():
+                    _summary_of(summed, tag).merge(totals)
+            for tag, steps, values, walls in group:
+                if t0 is None and len(walls):
+                    t0 = float(walls[0])
+                s = _series(series, tag, points)
+                s.thinned = True
+                _add_points(s, x, steps, values, walls, t0)
+            continue
         if x_tag is not None:  # the x tag's values first: the others of the chunk pair with them
             group.sort(key=lambda item: item[0] != x_tag)
         for tag, steps, values, walls in group:
             if summary is not None:
-                t = summed.get(tag)
-                if t is None:
-                    t = summed[tag] = TagSummary()
-                t.add(steps, values, walls)
+                _summary_of(summed, tag).add(steps, values, walls)
             if t0 is None and len(walls):
                 t0 = float(walls[0])
             if x_tag is not None and tag == x_tag:
@@ -227,12 +241,8 @@ def _read(run_dir, cursor, tags, x, points, started_us, summary: _RunSummary | N
             if x_tag is not None:
                 px, py = pairing.add_y(tag, steps, values)
                 _series(series, tag, points).add(px, py)
-            elif x == TIME:
-                _series(series, tag, points).add(walls - (t0 or 0.0), values)
-            elif x is None:  # the raw form: steps, values and times
-                _series(series, tag, points).add(steps.astype(np.float64), values, walls - (t0 or 0.0))
             else:
-                _series(series, tag, points).add(steps.astype(np.float64), values)
+                _add_points(_series(series, tag, points), x, steps, values, walls, t0)
         if pairing is not None:
             pairing.trim()
     if pairing is not None:
@@ -251,6 +261,23 @@ def _read(run_dir, cursor, tags, x, points, started_us, summary: _RunSummary | N
     if summary is not None and not reading.reset:
         summary.tags, summary.token, summary.errors = summed, dict(reading.token), list(reading.errors)
     return out
+
+
+def _add_points(s: _Series, x, steps, values, walls, t0) -> None:
+    """Points against ``step``, ``time`` or in the raw form (x None: steps, values, times)."""
+    if x == TIME:
+        s.add(walls - (t0 or 0.0), values)
+    elif x is None:
+        s.add(steps.astype(np.float64), values, walls - (t0 or 0.0))
+    else:
+        s.add(steps.astype(np.float64), values)
+
+
+def _summary_of(summed: dict, tag: str) -> TagSummary:
+    t = summed.get(tag)
+    if t is None:
+        t = summed[tag] = TagSummary()
+    return t
 
 
 def _series(series: dict, tag: str, points: int) -> _Series:
@@ -419,6 +446,18 @@ class TagSummary:
             self.low = lo if self.low is None else min(self.low, lo)
             self.high = hi if self.high is None else max(self.high, hi)
 
+    def merge(self, later) -> None:
+        """Adds the totals of the values logged after these (a ``TagSummary``
+        or an overview's ``TagTotals``: the same fields)."""
+        if not later.count:
+            return
+        self.count += later.count
+        self.last_step, self.last, self.last_wall = later.last_step, later.last, later.last_wall
+        self.recent = (self.recent + list(later.recent))[-self.RECENT:]
+        if later.low is not None:
+            self.low = later.low if self.low is None else min(self.low, later.low)
+            self.high = later.high if self.high is None else max(self.high, later.high)
+
 
 class _RunSummary:
     __slots__ = ("token", "tags", "errors", "lock")
@@ -479,13 +518,8 @@ def summary(run_dir: str) -> tuple[dict, list]:
             t = s.tags.get(tag)
             if t is None:
                 s.tags[tag] = d
-                continue
-            t.count += d.count
-            t.last_step, t.last, t.last_wall = d.last_step, d.last, d.last_wall
-            t.recent = (t.recent + d.recent)[-TagSummary.RECENT:]
-            if d.low is not None:
-                t.low = d.low if t.low is None else min(t.low, d.low)
-                t.high = d.high if t.high is None else max(t.high, d.high)
+            else:
+                t.merge(d)
         s.token = reading.token
         for e in reading.errors:
             if e not in s.errors:
@@ -494,13 +528,15 @@ def summary(run_dir: str) -> tuple[dict, list]:
 
 
 def _summarize(run_dir: str, token):
-    reading = SeriesRead(run_dir, token)
+    reading = SeriesRead(run_dir, token, totals_only=True)
     delta: dict = {}
-    for tag, steps, values, walls in reading.chunks():
-        t = delta.get(tag)
-        if t is None:
-            t = delta[tag] = TagSummary()
-        t.add(steps, values, walls)
+    for group in reading.groups():
+        if isinstance(group, OverviewGroup):  # the totals of an event file's first records, from its overview
+            for tag, totals in group.totals.items():
+                _summary_of(delta, tag).merge(totals)
+            continue
+        for tag, steps, values, walls in group:
+            _summary_of(delta, tag).add(steps, values, walls)
     return reading, delta
 
 

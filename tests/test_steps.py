@@ -236,6 +236,92 @@ def test_a_restart_in_the_same_second_appends_to_the_same_file(tmp_path, monkeyp
     assert [(s, v) for s, t, v, _w in tbx_events(str(tmp_path / "run"))] == [(0, 1.0), (1, 2.0), (0, 3.0)]
 
 
+def overview_run(tmp_path, n: int, seed: int):
+    """A run whose writer logged ``n`` rounds of loss (a spike and NaNs among
+    them), acc and a rarer lr: enough for an overview."""
+    rng = random.Random(seed)
+    run = tmp_path / f"run{seed}"
+    gdir = run / ".guild"
+    gdir.mkdir(parents=True)
+    w = ScalarWriter(str(gdir), ignore=set())
+    lines = []
+    for i in range(n):
+        loss = float("nan") if rng.random() < 0.01 else 1 / (1 + i) + rng.random() * 0.01
+        lines.append(f"loss: {9.5 if i == n // 3 else loss!r}")
+        lines.append(f"acc: {rng.choice([rng.random(), float('inf')]) if rng.random() < 0.02 else rng.random()!r}")
+        if i % 7 == 0:
+            lines.append(f"lr: {rng.random()!r}")
+    w.feed(("\n".join(lines) + "\n").encode())
+    w.flush()
+    return run, w
+
+
+def summaries_of(events) -> dict:
+    """Per tag (count, last step, last, lowest and highest finite value) of an independent decoding."""
+    out = {}
+    for tag in {t for _s, t, _v, _w in events}:
+        pts = by_tag(events, tag)
+        finite = [v for _s, v in pts if math.isfinite(v)]
+        out[tag] = (len(pts), pts[-1][0], pts[-1][1], min(finite), max(finite))
+    return out
+
+
+def test_the_writers_overview_stands_for_what_it_covers(tmp_path):
+    """A file of many scalars gets the writer's overview: a summary made
+    from it equals one of an independent decoding (tensorboardX's
+    protobufs); a thinned read from it keeps the series' first and last
+    point and its lowest and highest value, and every point it gives is
+    one the run logged; what was logged after the overview was written is
+    read from the index; a damaged overview is ignored."""
+    run, w = overview_run(tmp_path, 12_000, 7)
+    gdir = run / ".guild"
+    assert any(n.startswith("scalar-overview.") for n in os.listdir(gdir))
+
+    def check(expect_overview: bool):
+        events = tbx_events(str(run))
+        want = summaries_of(events)
+        charts.forget_summaries()
+        got, _errors = charts.summary(str(run))
+        for tag, (count, last_step, last, low, high) in want.items():
+            t = got[tag]
+            assert (t.count, t.last_step, t.low, t.high) == (count, last_step, low, high) and same(t.last, last)
+            assert [x for x in t.recent if not math.isnan(x)] == [v for _s, v in by_tag(events, tag)[-32:]
+                                                                  if not math.isnan(v)]
+        reading = SeriesRead(str(run), None, totals_only=True)
+        list(reading.groups())
+        assert (reading.overviewed > 0) == expect_overview
+        charts.forget_summaries()
+        read = charts.read_run(str(run), tags=["loss"], x="step", points=900)
+        xs, ys = read.series["loss"]
+        logged = by_tag(events, "loss")
+        values = dict(logged)
+        assert read.thinned and 400 <= len(xs) <= 900
+        assert (xs[0], xs[-1]) == (logged[0][0], logged[-1][0])
+        assert all(same(values[int(x)], y) for x, y in zip(xs.tolist(), ys.tolist()))  # only logged points
+        finite = [v for _s, v in logged if math.isfinite(v)]
+        assert 9.5 in ys.tolist() and min(finite) in ys.tolist()  # the spike and the lowest value kept
+        assert all(b > a for a, b in zip(xs.tolist(), xs.tolist()[1:]))
+        return read
+
+    check(True)
+    # More logged after the overview was written: read from the index, the overview still standing for its part.
+    w.feed(b"".join(b"loss: 0.25\nacc: 0.5\n" for _ in range(100)))
+    w.flush()
+    read = check(True)
+    assert read.series["loss"][0][-1] == 12_099 and read.series["loss"][1][-1] == 0.25
+    # A series asked whole (or thinned finer than the overview keeps) is read from the index, every point.
+    whole = charts.read_run(str(run), tags=["lr"], x="step", points=5000)
+    assert len(whole.series["lr"][0]) == len(by_tag(tbx_events(str(run)), "lr")) and not whole.thinned
+    # A damaged overview (cut short, or of another file) is not used: the same from the index.
+    (name,) = [n for n in os.listdir(gdir) if n.startswith("scalar-overview.")]
+    data = (gdir / name).read_bytes()
+    (gdir / name).write_bytes(data[:len(data) // 2])
+    check(False)
+    (gdir / name).write_bytes(data[:8] + struct.pack("<Q", 12345) + data[16:])
+    check(False)
+    w.close()
+
+
 # -- x axes and thinning ------------------------------------------------------------------------
 
 

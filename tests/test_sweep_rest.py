@@ -170,6 +170,14 @@ def test_a_sweep_as_a_table_and_its_scalars_in_one_call(server):
     main = ok(server, f"/guild/api/sweeps/{sweep}/scalars?main=1&x=epoch&points=2000")
     assert main["main"] == table["scalar"]["tag"] == "loss" and main["series"] == answer["series"]
     assert ok(server, f"/guild/api/sweeps/{sweep}/scalars?tags=loss&x=epoch&since={main['token']}")["series"] == {}
+    # brief=V: the answer also carries the table's brief (a live view's second in one request).
+    with_cells = ok(server, f"/guild/api/sweeps/{sweep}/scalars?tags=loss&x=epoch&since={main['token']}"
+                            f"&brief={table['version']}")
+    assert with_cells["series"] == {} and with_cells["table"] == {
+        "id": sweep, "version": table["version"], "brief": True, "hparams": table["hparams"],
+        "trials": [{"id": t["id"], "cells": t["cells"]} for t in table["trials"]]}
+    assert "table" not in main  # only when asked
+    assert server.request(f"/guild/api/sweeps/{sweep}/scalars?tags=loss&brief=x")[0] == 400
     # A first read of the series makes the runs' summaries in the same pass: the table is the same either way.
     from guild_jupyter import charts
 

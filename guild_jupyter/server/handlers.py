@@ -514,16 +514,25 @@ class SweepHandler(LongPoll):
 
 
 class SweepScalarsHandler(BaseHandler):
-    """``GET sweeps/<id>/scalars?since=TOKEN&tags=&x=&points=[&main=1]``:
+    """``GET sweeps/<id>/scalars?since=TOKEN&tags=&x=&points=[&main=1][&brief=V]``:
     every trial's points logged since TOKEN, in one answer
-    (``api.sweep_scalars``; ``main=1``: of the main scalar, instead of tags)."""
+    (``api.sweep_scalars``; ``main=1``: of the main scalar, instead of tags).
+    ``brief=V`` (a viewer holding the table of version V): the answer also
+    carries ``table``, the table's brief now (``views.sweep_brief``; its
+    own version, which may differ from V): a live view's second is then
+    one request, its cells and points together."""
 
     @web.authenticated
     async def get(self, ref):
         sweep = sweep_ref(ref)
         main = self.get_argument("main", "") in ("1", "true")
-        self.reply(await self.call(api.sweep_scalars, sweep, store=self.store, exact=False, main=main,
-                                   **series_args(self)))
+        brief = int_arg(self, "brief", None, 0, 2**62)
+        answer = await self.call(api.sweep_scalars, sweep, store=self.store, exact=False, main=main,
+                                 **series_args(self))
+        if brief is not None:
+            answer["table"] = views.sweep_brief(await self.call(api.sweep_table, sweep, store=self.store,
+                                                                exact=False))
+        self.reply(answer)
 
 
 class NotFoundHandler(BaseHandler):

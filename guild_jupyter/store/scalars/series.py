@@ -17,6 +17,13 @@ older writer; the part of a file past its index) is decoded as every
 reader decodes it (:mod:`.tfrecord`, CRCs checked). Either way a file is
 read a chunk at a time: memory holds one chunk and what the caller keeps.
 
+A caller that thins what it reads (charts) or wants only totals (a run's
+summary) may say so (``overview``, ``totals_only``): then a file read from
+its start whose writer's overview (:mod:`.overview`) covers its first
+records gives, for those, one ``OverviewGroup`` (each tag's totals, and
+the wanted tags' points already thinned) instead of every record, and
+the records after them are read as usual.
+
 numpy is imported here only: the CLI's listings never import this module.
 """
 
@@ -28,15 +35,28 @@ import struct
 import numpy as np
 
 from ..regular_file import open_regular
+from . import overview as overview_file
 from . import sidecar
 from .tfrecord import Corrupt, decode_event, read_records, wall_time
 
-__all__ = ["SeriesRead", "RECORD_DTYPE", "EVENT_PREFIX", "indexed_tags"]
+__all__ = ["SeriesRead", "OverviewGroup", "RECORD_DTYPE", "EVENT_PREFIX", "indexed_tags"]
 
 EVENT_PREFIX = "events.out.tfevents"
 RECORD_DTYPE = np.dtype([("wall", "<f8"), ("step", "<i8"), ("value", "<f4"), ("tag", "<u4"), ("end", "<u8")])
 #: Events decoded (without an index) before their points are handed on.
 DECODE_CHUNK = 8192
+POINT_DTYPE = np.dtype([("step", "<i8"), ("value", "<f8"), ("wall", "<f8")])
+
+
+class OverviewGroup(list):
+    """A group standing for the first records of a file (its overview's):
+    items as ``chunks()``' for the wanted tags, their points already
+    thinned; ``totals``: {tag: ``overview.TagTotals``} over those records,
+    every tag."""
+
+    totals: dict = {}
+    records = 0
+    offset = 0
 
 
 def indexed_tags(run_dir: str) -> set:
@@ -67,17 +87,29 @@ def indexed_tags(run_dir: str) -> set:
 class SeriesRead:
     """One incremental read of a run's series (see the module docstring).
     ``since``: a previous ``token`` (None: from the start); ``tags``: the
-    tags wanted (None: every one). Iterate ``chunks()`` once."""
+    tags wanted (None: every one). Iterate ``chunks()`` once.
 
-    def __init__(self, run_dir: str, since: dict | None = None, tags=None):
+    ``overview``: (points, tags): the caller thins the series of ``tags``
+    (None: every tag) to ``points`` each, so a file's overview may stand for
+    the records it covers when each of those tags has more values there
+    and it holds at least half as many points. ``totals_only``: the caller
+    wants the tags' totals only (no points): an overview always stands.
+    Either way ``groups()`` may then yield an ``OverviewGroup``;
+    ``chunks()`` is for callers that gave neither."""
+
+    def __init__(self, run_dir: str, since: dict | None = None, tags=None, overview=None,
+                 totals_only: bool = False):
         self.run_dir = run_dir
         self.since = since if isinstance(since, dict) else {}
         self.wanted = None if tags is None else set(tags)
+        self.overview = overview
+        self.totals_only = totals_only
         self.token: dict = {}
         self.errors: list[str] = []
         self.reset = False
         self.indexed = 0  # points read from an index (for tests and the bench)
         self.decoded = 0  # points decoded from events
+        self.overviewed = 0  # records an overview stood for
         self.seen: set = set()  # every tag met, wanted or not
         self._corrupt = False
 
@@ -130,6 +162,11 @@ class SeriesRead:
                             offset = yield from self._decode(fd, name, offset, index.start)
                         if offset >= index.start and not self._corrupt:
                             first = index.first_after(offset, records)
+                            if first == 0 and (self.overview is not None or self.totals_only):
+                                group = self._overview(gdir, name, ino, index)
+                                if group is not None:
+                                    yield group
+                                    first, offset, records = group.records, group.offset, group.records
                             if first is not None and first < index.count:
                                 offset, records = yield from self._indexed(index, first)
                     finally:
@@ -139,6 +176,35 @@ class SeriesRead:
         finally:
             os.close(fd)
             self.token[name] = [offset, ino, -1] if self._corrupt else [offset, ino, records]
+
+    def _overview(self, gdir: str, name: str, ino: int, index) -> OverviewGroup | None:
+        """The group the file's overview makes of the records it covers, when
+        there is one and it may stand for them (see the class)."""
+        ov = overview_file.open_overview(gdir, name, ino, index)
+        if ov is None:
+            return None
+        try:
+            group = OverviewGroup()
+            if not self.totals_only:
+                points, tags = self.overview
+                want = [t for t in ov.tags if (tags is None or t in tags) and (self.wanted is None or t in self.wanted)]
+                if any(ov.tags[t].count <= points or 2 * ov.tags[t].npoints < points for t in want):
+                    return None  # a series shown whole, or thinned finer than the overview is
+                for t in want:
+                    data = ov.points(t)
+                    if data is None:
+                        return None
+                    pts = np.frombuffer(data, dtype=POINT_DTYPE)
+                    group.append((t, pts["step"].copy(), pts["value"].copy(), pts["wall"].copy()))
+            group.totals = ov.tags
+            group.records, group.offset = ov.records, ov.offset
+        except OSError:
+            return None
+        finally:
+            ov.close()
+        self.seen.update(ov.tags)
+        self.overviewed += ov.records
+        return group
 
     def _indexed(self, index, first: int):
         """Points of records ``first``.. of the index; returns the event

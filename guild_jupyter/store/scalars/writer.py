@@ -26,7 +26,11 @@ disk could block on), buffered and flushed about every second and at
 (tensorboardX's generated classes cost a run ~200 ms to import); the tests
 read them back with tensorboardX's protobufs. Next to the event file the
 writer keeps its index (:mod:`.sidecar`), which charts read instead of
-decoding events. A write error (a full
+decoding events, and, for a file of many scalars, its overview
+(:mod:`.overview`: per tag the totals and the series thinned, what a
+viewer's first load reads instead of the whole index), replaced every
+``OVERVIEW_SECS`` or when what it covers grew by a quarter, and at close.
+A write error (a full
 disk) disables scalars for the rest of the run; it never reaches the caller.
 """
 
@@ -37,10 +41,11 @@ import re
 import struct
 import time
 
-from . import sidecar
+from . import overview, sidecar
 
 MAX_LINE = 64 * 1024
 FLUSH_SECS = 1.0
+OVERVIEW_SECS = 10.0
 
 _WS = rb"[ \t\f\v]*"
 _KEY = rb"([A-Za-z_][A-Za-z0-9_./-]*)"
@@ -94,6 +99,13 @@ class ScalarWriter:
         self._side_tags_fd: int | None = None
         self._side_buf: list[bytes] = []
         self._side_tags: list[str] = []
+        self._side_records = 0  # index records buffered or written
+        self._overview: list = []  # [(tag, overview.Decimator)] by tag number
+        self._overview_path: str | None = None  # None: no overview kept (no index)
+        self._overview_ino = 0
+        self._overview_records = 0  # records the overview on disk covers
+        self._overview_time = 0.0
+        self._fold_from = 0
 
     # -- finding scalar lines ------------------------------------------------------
 
@@ -195,6 +207,7 @@ class ScalarWriter:
         if tag is None:
             tag = self._tag_ids[key] = len(self._tag_ids)
             self._side_tags.append(key + "\n")
+            self._overview.append((key, overview.Decimator()))
         f32 = _f32(value)
         rec = _record_bytes(event_bytes(wall, step, key, f32))
         self._buf.append(rec)
@@ -210,14 +223,16 @@ class ScalarWriter:
         head = _record_bytes(_HEAD + struct.pack("<d", time.time()) + _VERSION)
         self._buf.append(head)
         self._event_pos = st.st_size + len(head)
-        self._open_sidecar(os.path.join(self.logdir, sidecar.name_for(name)), st.st_ino, self._event_pos)
+        self._open_sidecar(os.path.join(self.logdir, sidecar.name_for(name)), st.st_ino, self._event_pos,
+                           os.path.join(self.logdir, overview.name_for(name)))
 
-    def _open_sidecar(self, path: str, ino: int, start: int) -> None:
+    def _open_sidecar(self, path: str, ino: int, start: int, ov_path: str) -> None:
         """The index of this event file (``sidecar``): a new one (an old
         one of the same name described what was there before: a restart
-        in the same second appends to the same event file)."""
+        in the same second appends to the same event file), and where its
+        overview goes (an old one is removed with the old index)."""
         try:
-            for p in (path + ".tags", path):
+            for p in (ov_path, path + ".tags", path):
                 try:
                     os.unlink(p)
                 except FileNotFoundError:
@@ -225,6 +240,8 @@ class ScalarWriter:
             self._side_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             self._side_tags_fd = os.open(path + ".tags", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             self._side_buf.append(sidecar.header_bytes(ino, start))
+            self._overview_path, self._overview_ino = ov_path, ino
+            self._fold_from = sidecar.HEADER.size  # the header in the buffer is no record
         except OSError:
             self._side_failed()
 
@@ -247,10 +264,56 @@ class ScalarWriter:
             if self._side_tags:
                 _write_all(self._side_tags_fd, "".join(self._side_tags).encode("utf-8"))
                 self._side_tags.clear()
-            _write_all(self._side_fd, b"".join(self._side_buf))
+            records = b"".join(self._side_buf)
+            _write_all(self._side_fd, records)
             self._side_buf.clear()
         except OSError:
             self._side_failed()
+            return
+        if self._overview_path is not None:
+            self._fold(memoryview(records)[self._fold_from:])
+            self._fold_from = 0
+            self._write_overview()
+
+    def _fold(self, records) -> None:
+        """The records just written, added to their tags' overviews."""
+        by_tag: dict = {}
+        for rec in sidecar.RECORD.iter_unpack(records):
+            got = by_tag.get(rec[3])
+            if got is None:
+                by_tag[rec[3]] = [rec]
+            else:
+                got.append(rec)
+        for tag, recs in by_tag.items():
+            self._overview[tag][1].extend(recs)
+        self._side_records += len(records) // sidecar.RECORD.size
+
+    def _write_overview(self, final: bool = False) -> None:
+        """Replaces the overview when it is due: ``OVERVIEW_SECS`` since the
+        last, or what it covers grew by a quarter, or ``final``."""
+        n, done = self._side_records, self._overview_records
+        if self._overview_path is None or n < overview.MIN_RECORDS or n == done or self._side_buf:
+            return
+        now = time.monotonic()
+        if not final and n - done < max(overview.MIN_RECORDS, done // 4) and now - self._overview_time < OVERVIEW_SECS:
+            return
+        tmp = self._overview_path + ".tmp"
+        try:
+            data = overview.encode(self._overview_ino, n, self._event_pos, self._overview)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self._overview_path)
+        except OSError:  # none from here on: readers read the index (what an overview written before covers stays true)
+            self._overview_path = None
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            return
+        self._overview_records, self._overview_time = n, now
 
     def _side_failed(self) -> None:
         """The index stops where it is (readers decode the events past it)."""
@@ -263,6 +326,8 @@ class ScalarWriter:
         self._side_fd = self._side_tags_fd = None
         self._side_buf.clear()
         self._side_tags.clear()
+        self._overview_path = None
+        self._overview = [(tag, None) for tag, _d in self._overview]  # the decimators' memory let go
 
     def _fail(self, e: Exception) -> None:
         self.error = getattr(e, "strerror", None) or str(e) or type(e).__name__
@@ -272,6 +337,7 @@ class ScalarWriter:
     def close(self) -> None:
         self.finish()
         self.flush()
+        self._write_overview(final=True)
         if self._fd is not None:
             try:
                 os.close(self._fd)

@@ -173,7 +173,8 @@ export class LiveChart {
   /** Draws now. */
   draw(): void {
     const t0 = performance.now();
-    const width = this.node.clientWidth || this.width;
+    // The width the resize observer saw (no layout forced here, after the table's words were written); measured only before it did.
+    const width = this.width || this.node.clientWidth;
     if (!width) {
       return; // not laid out yet: the resize observer asks again
     }

@@ -106,6 +106,8 @@ export interface IScalarsReply {
   errors?: string[];
   /** Asked with ``main=1`` (before the table came): the main scalar the series are of; null: none logged yet. */
   main?: string | null;
+  /** Asked with ``brief=V``: the table's brief now (its cells; its version may differ from V: a row changed). */
+  table?: ISweepBrief;
 }
 
 export { ISweepLink } from '../contract';

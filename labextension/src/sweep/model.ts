@@ -23,6 +23,15 @@
  *   trial logged it; the very first ask goes with the table's, for the
  *   main scalar whichever it is (``main=1``). ``done`` (every trial ended, all read) stops the
  *   asking until the table shows a live trial again (a restage).
+ * The cells that move without the version (progress, the main scalar now
+ * and best) come with the series: each series ask names the table's
+ * version held (``brief=V``) and the answer carries the table's brief
+ * (``table``) with the new points, so a second's update is one request
+ * and one frame (the table's words and the chart's new segments drawn
+ * together), and the table's poll waits LONG_WAIT_S for a row to change.
+ * A server whose series answers carry no brief (or while the series are
+ * not asked: nothing logged yet, all read) gets the table's poll every
+ * TABLE_MS as above.
  * While the view is off screen (a hidden tab, a cell scrolled away, a
  * hidden browser tab) nothing is asked; on screen again, both ask at once.
  * Failures back off (doubling up to 30 s) and show as one line.
@@ -119,6 +128,12 @@ export class SweepModel {
   private wantWhole = false;
   /** Whether the server holds the table's request (after_version); false once it answered at once. */
   private longPoll = true;
+  /** Whether the series answers carry the table's brief (``brief=V``); null: not known yet. */
+  private briefWithSeries: boolean | null = null;
+  /** Whether the table held now came from a brief answer of the version held before (only cells changed). */
+  tableBrief = false;
+  /** The wait (s) the held table request was asked with (0: none held). */
+  private tableWait = 0;
 
   constructor(readonly client: GuildClient, readonly id: string) {
     document.addEventListener('visibilitychange', this.onVisibility);
@@ -237,9 +252,11 @@ export class SweepModel {
     this.tableController = controller;
     const live = this.live();
     const version = this.sweep?.version;
-    const wait = live ? timing.TABLE_MS / 1000 : timing.LONG_WAIT_S;
+    // The cells come with the series every second (briefWithSeries): the table's poll only waits for a row to change.
+    const wait = live && !this.cellsWithSeries() ? timing.TABLE_MS / 1000 : timing.LONG_WAIT_S;
     let path = `sweeps/${encodeURIComponent(this.id)}`;
     const held = !now && !this.wantWhole && this.longPoll && version !== undefined && version !== null;
+    this.tableWait = held ? wait : 0;
     if (held) {
       // brief=1: while the version stays, only what moves without it (a tenth of the whole: mergeBrief).
       path += `?after_version=${encodeURIComponent(String(version))}&timeout=${wait}&brief=1`;
@@ -251,18 +268,20 @@ export class SweepModel {
       if (this.disposed) {
         return;
       }
-      const sweep = 'brief' in answer && answer.brief ? mergeBrief(this.sweep, answer) : (answer as ISweep);
+      const brief = 'brief' in answer && !!answer.brief;
+      const sweep = brief ? mergeBrief(this.sweep, answer as ISweepBrief) : (answer as ISweep);
       if (sweep === null) {
         throw new StaleRows(); // a brief answer for rows not held (cannot happen with one server): the whole now
       }
       this.wantWhole = false;
       const elapsed = Date.now() - t0;
-      if (held && sweep.version === version && elapsed < (wait * 1000) / 2) {
+      if (held && sweep.version === version && elapsed < Math.min(wait * 1000, timing.TABLE_MS) / 2) {
         this.longPoll = false; // answered at once with nothing new: this server does not hold
       }
       const hadTags = !!this.sweep && this.sweep.tags.length > 0;
       const wasLive = this.live();
       this.sweep = sweep;
+      this.tableBrief = brief;
       this.error = null;
       this.errorStatus = 0;
       this.tableFailures = 0;
@@ -296,11 +315,42 @@ export class SweepModel {
       if (this.tableController === controller) {
         this.tableController = null;
         this.tableBusy = false;
+        this.tableWait = 0;
       }
     }
     if (this.active() && this.tableController === null) {
       this.tableTimer = window.setTimeout(() => void this.pollTable(), delay);
     }
+  }
+
+  /** Whether the cells that move every second come with the series' answers now. */
+  private cellsWithSeries(): boolean {
+    return this.briefWithSeries === true && this.loaded && !this.done && this.seriesError === null;
+  }
+
+  /** The cells stopped coming with the series (all read, an error): a table poll held long asks again, at once. */
+  private cellsStopped(): void {
+    if (this.tableWait > timing.TABLE_MS / 1000 && this.live() && this.active()) {
+      void this.pollTable(true);
+    }
+  }
+
+  /** The table's brief a series answer carried: merged into the table held (one emit with the series'). */
+  private takeBrief(brief: ISweepBrief | undefined): boolean {
+    if (!brief || !this.sweep) {
+      return false;
+    }
+    const merged = mergeBrief(this.sweep, brief);
+    if (merged === null) {
+      // Another version: a row changed (the table's held poll brings it; asked at once in case it was not held).
+      if (brief.version !== this.sweep.version) {
+        void this.pollTable(true);
+      }
+      return false;
+    }
+    this.sweep = merged;
+    this.tableBrief = true;
+    return true;
   }
 
   private async pollSeries(): Promise<void> {
@@ -344,6 +394,11 @@ export class SweepModel {
     if (this.token !== null) {
       query += `&since=${encodeURIComponent(this.token)}`;
     }
+    const version = this.sweep?.version;
+    const askBrief = !main && this.token !== null && version !== undefined && version !== null && this.briefWithSeries !== false;
+    if (askBrief) {
+      query += `&brief=${encodeURIComponent(String(version))}`; // the table's cells of that version, with the points
+    }
     try {
       const text = await this.client.text(`sweeps/${encodeURIComponent(this.id)}/scalars?${query}`);
       if (generation !== this.generation || this.disposed) {
@@ -374,8 +429,18 @@ export class SweepModel {
       if (reply.errors) {
         this.seriesProblems = reply.errors.slice(0, 5);
       }
+      const withCells = askBrief ? this.takeBrief(reply.table) : false;
+      if (askBrief && this.briefWithSeries === null) {
+        this.briefWithSeries = reply.table !== undefined; // the table's next poll waits long when it is true
+      }
       performance.measure('gj-sweep:apply', { start: t0 });
+      if (withCells) {
+        this.emitTable(); // the table's words, in the same task as the chart's points: one frame
+      }
       this.emitSeries(changed, reset);
+      if (this.done || (askBrief && !this.briefWithSeries)) {
+        this.cellsStopped();
+      }
       delay = timing.SCALARS_MS;
     } catch (e) {
       if (generation !== this.generation || this.disposed) {
@@ -397,6 +462,7 @@ export class SweepModel {
           }
         }
         this.emitSeries(new Set(), false);
+        this.cellsStopped();
       }
     } finally {
       if (generation === this.generation) {

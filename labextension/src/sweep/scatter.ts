@@ -74,8 +74,12 @@ export class FlagScatter {
    * while it holds, a new answer moves the dots and changes the words in place instead of drawing anew. */
   private frame = '';
   private dots: SVGElement[] = [];
+  /** What each dot shows now (its y position, value and hover), so an answer writes only what changed. */
+  private dotText: { cy: string; y: string; title: string }[] = [];
   private yTicks: SVGElement[] = [];
   private last: { sweep: ISweep; colors: Map<string, string> } | null = null;
+  /** The flags-against-results answer drawn last (each table answer brings a new one). */
+  private drawnHp: IHparams | null = null;
 
   constructor() {
     const head = h('div', 'gj-section-head');
@@ -100,11 +104,11 @@ export class FlagScatter {
       return;
     }
     this.renderPicker(flags);
-    // Drawn again only when what it shows changed (the table answers every second).
-    const key = JSON.stringify([this.flag, hp, sweep.best, sweep.scalar?.tag, flags.map(f => f),
-      hp!.points.map(p => colors.get(p.run) || '')]);
-    if (key !== this.drawn) {
+    // Drawn again only when what it shows changed (each answer brings new values: moved in place, see draw).
+    const key = `${this.flag}\n${sweep.best}\n${sweep.scalar?.tag}\n${hp!.points.map(p => colors.get(p.run) || '').join(',')}`;
+    if (key !== this.drawn || hp !== this.drawnHp) {
       this.drawn = key;
+      this.drawnHp = hp!;
       this.draw(sweep, hp!, this.flag!, colors);
     }
   }
@@ -151,15 +155,28 @@ export class FlagScatter {
       return `${trial?.flags_hover || trial?.title || p.run.slice(0, 8)}: ${tag} ${formatNumber(p.final as number)}`;
     };
     const yTickText = (v: number) => formatNumber(Number(v.toPrecision(4)));
-    const frame = JSON.stringify([tag, flag, xAxis.ticks, xAxis.log, sweep.best,
-      ordered.map(p => [p.run, colors.get(p.run) || '', xAxis.pos(p.flags[flag])])]);
+    const frame = [tag, flag, xAxis.ticks.map(([t, text]) => `${t}=${text}`).join(','), xAxis.log, sweep.best,
+      ordered.map(p => `${p.run}:${colors.get(p.run) || ''}:${xAxis.pos(p.flags[flag])}`).join(',')].join('\n');
     if (frame === this.frame && this.dots.length === ordered.length) {
       ordered.forEach((p, i) => {
         const dot = this.dots[i];
+        const held = this.dotText[i];
         const v = p.final as number;
-        dot.setAttribute('cy', String(py(v)));
-        dot.dataset.y = String(v);
-        dot.firstElementChild!.textContent = titleOf(p);
+        const cy = String(Math.round(py(v) * 10) / 10); // a tenth of a pixel: a move too small to see is not written
+        if (held.cy !== cy) {
+          held.cy = cy;
+          dot.setAttribute('cy', cy);
+        }
+        const y = String(v);
+        if (held.y !== y) {
+          held.y = y;
+          dot.dataset.y = y;
+        }
+        const title = titleOf(p);
+        if (held.title !== title) {
+          held.title = title;
+          dot.firstElementChild!.textContent = title;
+        }
       });
       [lo, hi].forEach((v, i) => {
         if (this.yTicks[i] && this.yTicks[i].textContent !== yTickText(v)) {
@@ -170,6 +187,7 @@ export class FlagScatter {
     }
     this.frame = frame;
     this.dots = [];
+    this.dotText = [];
     this.yTicks = [];
     const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'gj-scatter-svg', role: 'img' });
     root.setAttribute('aria-label', `${tag} against ${flag}`);
@@ -196,7 +214,8 @@ export class FlagScatter {
     for (const p of ordered) {
       const best = p.run === sweep.best;
       const v = p.final as number;
-      const dot = svg('circle', { cx: px(xAxis.pos(p.flags[flag])!), cy: py(v), r: best ? 7 : 4.5, class: 'gj-scatter-point' });
+      const cy = String(Math.round(py(v) * 10) / 10);
+      const dot = svg('circle', { cx: px(xAxis.pos(p.flags[flag])!), cy, r: best ? 7 : 4.5, class: 'gj-scatter-point' });
       dot.setAttribute('fill', colors.get(p.run) || 'currentColor');
       dot.dataset.run = p.run;
       dot.dataset.x = label(p.flags[flag]);
@@ -208,6 +227,7 @@ export class FlagScatter {
       title.textContent = titleOf(p);
       dot.append(title);
       this.dots.push(dot);
+      this.dotText.push({ cy, y: String(v), title: title.textContent });
       root.append(dot);
     }
     this.plot.replaceChildren(root);

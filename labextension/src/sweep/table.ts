@@ -64,9 +64,10 @@ export class TrialTable {
   private readonly pendingCells = new Map<Element, ITrialRow>();
   /**
    * A second's update changes the progress and scalar texts of every row;
-   * writing them into rows far off screen costs layout and paint for
-   * nothing (100 rows: most of the update's main-thread time), so those
-   * wait until their row comes within half a screen of the viewport.
+   * writing them into rows off screen costs layout and paint for nothing
+   * (100 rows: most of the update's main-thread time), so those wait
+   * until their row comes within a tenth of a screen of the viewport
+   * (written in the frame after it does: what it showed is a second old).
    */
   private readonly visibility = new IntersectionObserver(entries => {
     for (const e of entries) {
@@ -81,7 +82,7 @@ export class TrialTable {
         this.near.delete(e.target);
       }
     }
-  }, { rootMargin: '50% 0px' });
+  }, { rootMargin: '10% 0px' });
 
   constructor(private readonly host: IActionHost) {
     const headBar = h('div', 'gj-section-head');
@@ -112,7 +113,9 @@ export class TrialTable {
     return sortTrials(filtered, this.sortKey, this.sortDir);
   }
 
-  render(sweep: ISweep, colors: Map<string, string>): void {
+  /** ``cellsOnly``: only the rows' cells changed since the last render (a brief answer of the same version). */
+  render(sweep: ISweep, colors: Map<string, string>, cellsOnly = false): void {
+    const sameRows = cellsOnly && !!this.sweep && this.sweep.trials.length === sweep.trials.length;
     this.sweep = sweep;
     this.colors = colors;
     const key = JSON.stringify(sweep.columns.map(c => [c.key, c.title, c.kind]));
@@ -131,7 +134,7 @@ export class TrialTable {
       this.pendingCells.clear();
     }
     this.renderFilter(sweep);
-    this.renderRows();
+    this.renderRows(sameRows);
   }
 
   private renderHead(): void {
@@ -190,7 +193,8 @@ export class TrialTable {
     }
   }
 
-  private renderRows(): void {
+  /** ``cellsOnly``: the rows' other words, classes and actions are as rendered last (only their cells are written). */
+  private renderRows(cellsOnly = false): void {
     const rows = this.shownRows();
     const all = this.sweep?.trials.length || 0;
     setText(this.count, rows.length === all ? String(all) : `${rows.length} of ${all}`);
@@ -209,7 +213,9 @@ export class TrialTable {
         tb = this.create(row);
         this.visibility.observe(tb);
       }
-      this.update(tb, row);
+      if (made || !cellsOnly) {
+        this.update(tb, row);
+      }
       if (made || this.near.has(tb)) {
         this.pendingCells.delete(tb);
         this.writeCells(tb, row);

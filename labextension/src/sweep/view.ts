@@ -193,6 +193,14 @@ export class SweepView implements IActionHost {
       setText(this.summary, error ? '' : 'loading…');
       return;
     }
+    // A brief answer of the version rendered last: only the cells (and the scatter's values) moved.
+    const cellsOnly = this.model.tableBrief && this.node.dataset.version === String(sweep.version ?? '');
+    if (cellsOnly) {
+      this.renderBest(sweep);
+      this.table.render(sweep, this.colors, true);
+      this.scatter.render(sweep, this.colors);
+      return;
+    }
     this.node.dataset.version = String(sweep.version ?? '');
     setText(this.heading, sweep.title || `Sweep ${sweep.id}`);
     setText(this.summary, sweep.summary_text || '');
