@@ -321,6 +321,18 @@ class Supervisor(OutputTee, ProcessTree):
         return 128 - exit_status if exit_status < 0 else exit_status
 
 
+def preload() -> None:
+    """Loads what every supervisor and its script's child load on each
+    run (the scalar writer, the script runner, the flag engine): called by
+    a launcher that forks supervisors (a queue, a Dask worker's launcher),
+    once, so that each forked run inherits them instead of importing (and
+    compiling the writer's patterns) again."""
+    # lazy: a spawned supervisor loads the writer once its script has started
+    from ..store.scalars import writer  # noqa: F401
+
+    forkscript.preload_runners()
+
+
 def _on_child(_signum, _frame) -> None:
     """SIGCHLD: the wake-up byte is what matters (the loop reaps)."""
 

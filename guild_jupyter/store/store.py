@@ -251,8 +251,14 @@ class Store:
         # lazy: as in runs()
         from .index import RunIndex
 
-        staged, pending, locked = RunIndex.for_store(self).scan(max_age)
-        out = [Run(e.dir) for e in staged]  # fresh: a claim reads what is on disk now
+        index = RunIndex.for_store(self)
+        staged, pending, locked = index.scan(max_age)
+        # What a claim reads of every staged run (its order, GPUs, priority,
+        # op) is what is on disk now: the values of a run whose stamp this
+        # very pass checked and trusted (under the lock the caller holds),
+        # else the files read again. A queue's claim would otherwise open
+        # every staged run's attrs again on every claim.
+        out = [index.run_if_checked(e) or Run(e.dir) for e in staged]
         out.sort(key=lambda r: (r.timestamp, r.id))
         return out, [Run(e.dir) for e in pending], [Run(e.dir) for e in locked]
 
