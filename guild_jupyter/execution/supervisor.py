@@ -217,9 +217,9 @@ class Supervisor(OutputTee, ProcessTree):
         os.set_blocking(self._wake_w, False)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, self._on_stop_signal)
-        signal.signal(signal.SIGCHLD, _on_child)
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+            forking.set_handler(sig, self._on_stop_signal)
+        forking.set_handler(signal.SIGCHLD, _on_child)
+        forking.set_handler(signal.SIGPIPE, signal.SIG_IGN)
 
     def _on_stop_signal(self, signum, _frame) -> None:
         self.stop_requested = True

@@ -94,6 +94,8 @@ class RunIndex:
         self._pass = 0
         self._journal = None  # (inode, offset) read so far of the change journal
         self._last_exact = None  # when scan() last looked at every run's .guild
+        self._light: set = set()  # staged runs the last quick scan took as they were (``_staged_held``)
+        self._light_pass = 0  # ... in that pass
         self._marked: set = set()  # runs whose .guild holds PENDING, STAGED or LOCK (what scan() sorts)
 
     @classmethod
@@ -198,6 +200,7 @@ class RunIndex:
             ids = self._current_ids(now_ns, self._created if quick else None)
             if ids is None:
                 return [], [], []
+            self._light = set()
             with _RunsDir(self.store.runs_dir) as fd:
                 if not quick:
                     self._guild_pass(ids, fd, now_ns)
@@ -206,9 +209,16 @@ class RunIndex:
                     look = set(self._watch)
                     look.update(named)
                     look.update(self._added)
+                    light = self._light = set()
+                    self._light_pass = self._pass
                     for run_id in look:
                         if run_id in self._id_set:
-                            self._check(run_id, self.entries.get(run_id), fd, now_ns, markers_only=True)
+                            e = self.entries.get(run_id)
+                            if run_id in named or run_id in self._added or not self._staged_held(run_id, e, fd,
+                                                                                                   now_ns):
+                                self._check(run_id, e, fd, now_ns, markers_only=True)
+                            else:
+                                light.add(run_id)
             self._after_pass(now_ns, save=False)  # (under the run-status lock: a viewer or listing saves)
             staged, pending, locked = [], [], []
             for run_id in list(self._marked):
@@ -402,14 +412,39 @@ class RunIndex:
             return
         self._refresh(run_id, old, st, now_ns)
 
-    def run_if_checked(self, e: Entry) -> Run | None:
-        """A ``Run`` holding ``e``'s values when the last pass checked its
-        stamp in full and trusted it (so they are what its files hold),
-        else None (the caller reads the run's files)."""
+    def exact_scan_due(self, max_age: float) -> bool:
+        """Whether ``scan(max_age)`` would look at every run now (the part
+        a claim does before taking the run-status lock)."""
         with self.lock:
-            if e.checked != self._pass or e._values is None or e.stamp is None:
+            return self._last_exact is None or time.monotonic() - self._last_exact >= max_age
+
+    def run_if_checked(self, e: Entry) -> Run | None:
+        """A ``Run`` holding ``e``'s values when the last pass trusted them
+        (checked its stamp in full, or, a staged run between two exact
+        scans, found its ``.guild`` and ``attrs`` unchanged), else None (the
+        caller reads the run's files)."""
+        with self.lock:
+            light = self._light_pass == self._pass and e.id in self._light
+            if (e.checked != self._pass and not light) or e._values is None or e.stamp is None:
                 return None
             return Run.with_values(e.dir, e._values, e.warnings)
+
+    def _staged_held(self, run_id: str, e: Entry | None, fd, now_ns: int) -> bool:
+        """Between two exact scans: a staged run, settled, whose ``.guild``
+        (its markers) and ``attrs`` (an attr written by us, always
+        replaced whole) have not moved, is taken as it was (two ``stat``
+        calls instead of its whole stamp). What Guild rewrote in place in a
+        staged run's attrs is then seen by the next exact scan, within its
+        ``max_age``, as for any run not active; a claim reads the attrs a
+        start needs from the files."""
+        if e is None or e.status != STAGED or e._values is None or e.stamp is None or settling(e.stamp, now_ns):
+            return False
+        base = run_id if fd is not None else self.store.runs_dir + "/" + run_id
+        try:
+            return (os.stat(base + "/.guild", dir_fd=fd).st_mtime_ns == e.stamp[0]
+                    and os.stat(base + "/.guild/attrs", dir_fd=fd).st_mtime_ns == e.stamp[1])
+        except OSError:
+            return False
 
     def _markers_held(self, run_id: str, old: Entry, fd) -> bool:
         """Whether the markers in the run's ``.guild`` (PENDING, STAGED, LOCK)

@@ -240,7 +240,9 @@ class Store:
         # lazy: as in runs()
         from .index import RunIndex
 
-        RunIndex.for_store(self).scan(max_age)
+        index = RunIndex.for_store(self)
+        if index.exact_scan_due(max_age):  # else the scan under the lock is the quick one anyway
+            index.scan(max_age)
 
     def scan_waiting(self, max_age: float = 0.0) -> tuple[list[Run], list[Run], list[Run]]:
         """What a claim reads, from the listing index (``RunIndex.scan``):

@@ -131,7 +131,7 @@ def _fork_runner(conn: socket.socket, listener: socket.socket, argv: list) -> No
         listener.close()
         os.setsid()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)
+            forking.set_handler(sig, signal.SIG_DFL)
         fd = conn.fileno()
         os.dup2(fd, 0)
         os.dup2(fd, 1)
