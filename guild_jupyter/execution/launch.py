@@ -45,6 +45,14 @@ _forked: list = []  # supervisors forked by this process, reaped as they end
 _forked_before: list = []  # non-empty once this process loaded what forked runs inherit
 
 
+def mark_preloaded() -> None:
+    """This process (a Dask worker's launcher) loaded what forked runs
+    inherit (``supervisor.preload``): the runners it forks, which fork the
+    supervisors, need not load it each."""
+    if not _forked_before:
+        _forked_before.append(True)
+
+
 def _fork_supervisor(run: Run, echo: bool, timeout: float, retry_disk_faults: bool = False):
     # lazy: the supervisor's modules are loaded only by a launcher that forks
     # one, once: every forked supervisor inherits them
