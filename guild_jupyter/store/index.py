@@ -186,9 +186,12 @@ class RunIndex:
         holder too). Exact (every run's ``.guild`` stat'ed, one ``stat`` a
         run) when the last exact look is older than ``max_age`` seconds;
         in between, the runs the change journal names, new run directories
-        (``runs/`` is listed again when its mtime moved) and the active and
-        settling runs: whatever Guild changed in place in another run is
-        then seen within ``max_age`` (a queue's poll interval)."""
+        (``runs/`` is listed again when its mtime moved) and the active
+        runs (a staged one by its ``.guild`` and ``attrs`` mtimes:
+        ``_staged_held``): whatever Guild changed in place in another run
+        is then seen within ``max_age`` (a queue's poll interval). A
+        claim's cost then follows what changed, not how many runs wait or
+        just ended."""
         with self.lock:
             self.errors = []
             self._pass += 1
@@ -214,11 +217,17 @@ class RunIndex:
                     for run_id in look:
                         if run_id in self._id_set:
                             e = self.entries.get(run_id)
-                            if run_id in named or run_id in self._added or not self._staged_held(run_id, e, fd,
-                                                                                                   now_ns):
+                            if run_id in named or run_id in self._added:
                                 self._check(run_id, e, fd, now_ns, markers_only=True)
-                            else:
+                            elif e is not None and not e.markers and e.status not in ACTIVE:
+                                # Ended, watched only while its stamp settles: no marker of it
+                                # changed but through our transitions (which the journal names)
+                                # or Guild's, which the next exact scan sees, as for other runs.
+                                continue
+                            elif self._staged_held(run_id, e, fd, now_ns):
                                 light.add(run_id)
+                            else:
+                                self._check(run_id, e, fd, now_ns, markers_only=True)
             self._after_pass(now_ns, save=False)  # (under the run-status lock: a viewer or listing saves)
             staged, pending, locked = [], [], []
             for run_id in list(self._marked):
