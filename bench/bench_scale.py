@@ -63,10 +63,20 @@ def env_for(home: str, tree: str | None) -> dict:
 
 
 def ours(args, home, tree=None, cwd=None, out=subprocess.DEVNULL) -> float:
+    # cwd: the store unless given, never this checkout: ``-m`` puts the working directory
+    # first on sys.path, ahead of PYTHONPATH, so --ref's tree would silently be this one
     t = time.perf_counter()
-    subprocess.run([PY, "-m", "guild_jupyter", *args], env=env_for(home, tree), cwd=cwd, stdout=out,
+    subprocess.run([PY, "-m", "guild_jupyter", *args], env=env_for(home, tree), cwd=cwd or home, stdout=out,
                    stderr=subprocess.DEVNULL, check=True)
     return time.perf_counter() - t
+
+
+def optional(args, home, tree=None) -> float:
+    """``ours`` for a verb an earlier version may lack (d3129e0 has no ``runs --json``): NaN then."""
+    try:
+        return ours(args, home, tree)
+    except subprocess.CalledProcessError:
+        return float("nan")
 
 
 def make_project() -> str:
@@ -132,7 +142,7 @@ def section_a(n: int, ref: str | None, rounds: int, skip_guild: bool) -> list:
             r["empty"].append(ours(["runs"], empty[k], tree))
             r["full"].append(ours(["runs"], home, tree))
             r["n20"].append(ours(["runs", "-n", "20"], home, tree))
-            r["json"].append(ours(["runs", "--json"], home, tree))
+            r["json"].append(optional(["runs", "--json"], home, tree))
             r["stage"].append(stage_once(home, proj, tree))
             r["stage_empty"].append(stage_once(empty[k], proj, tree))
             drop_cache(home)
@@ -149,7 +159,7 @@ def section_a(n: int, ref: str | None, rounds: int, skip_guild: bool) -> list:
               "json": "runs --json (warm)", "cold1": "runs, cache lost", "cold2": "  ... the second",
               "stage": f"stage 1 into {n}", "stage_empty": "stage 1 into empty"}
     for m in keys:
-        print(f"    {labels[m]:22}" + "".join(f"{median(res[k][m]):13.3f}s" for k in trees))
+        print(f"    {labels[m]:22}" + "".join(f"{median(res[k][m]):13.3f}s".replace("nan", "n/a") for k in trees))
     for k in trees:
         r = {m: median(v) for m, v in res[k].items()}
         line = (f"    {k}: runs -n 20 = {r['n20'] / r['empty']:.2f}x start-up; "
@@ -224,7 +234,7 @@ def section_b(n: int, big_home: str | None, skip_guild: bool, ref: str | None, r
         for k in (list(trees) if rnd % 2 == 0 else list(reversed(trees))):
             tree, h, r = trees[k], homes[k], res[k]
             r["n20"] += [ours(["runs", "-n", "20"], h, tree) for _ in range(3)]
-            r["json"].append(ours(["runs", "--json"], h, tree))
+            r["json"].append(optional(["runs", "--json"], h, tree))
             r["stage"] += [stage_once(h, proj, tree) for _ in range(3)]
             r["stage_e"] += [stage_once(empty[k], proj, tree) for _ in range(3)]
     g20 = None if skip_guild else _timed_guild(["runs"], home)  # guild's default: the newest 20 shown
@@ -241,7 +251,8 @@ def section_b(n: int, big_home: str | None, skip_guild: bool, ref: str | None, r
             ("stage 1 run into it", "stage", 1000, "ms", "<= 100 ms"),
             ("stage 1 run into an empty store", "stage_e", 1000, "ms", ""))
     for label, m, scale, unit, goal in rows:
-        print(f"    {label:30}" + "".join(f"{med[k][m] * scale:12.3f}{unit:2}" for k in trees) + f"   {goal}")
+        print(f"    {label:30}" + "".join(f"{med[k][m] * scale:12.3f}{unit:2}".replace("nan", "n/a") for k in trees)
+              + f"   {goal}")
     for k in trees:
         print(f"    {k}: stage into {n} = {med[k]['stage'] / med[k]['stage_e']:.2f}x into empty (goal <= 1.1x)")
     if g20 is not None:

@@ -98,6 +98,39 @@ def test_the_first_listing_without_a_cache_directory_keeps_its_listing_file(proj
     assert _rows(_cli_json(guild_home)) == rows
 
 
+def test_runs_read_ahead_by_threads_are_listed_as_read_one_by_one(project, guild_home, monkeypatch):
+    """A full pass over runs it knows nothing of may read them from several
+    threads (when the disk is what it waits on): the listing is the same,
+    run for run, as the one read in this thread, damaged runs included."""
+    from guild_jupyter.store import index as indexlib
+
+    runs = _finished(project, guild_home, n=3)
+    label = os.path.join(runs[1].dir, ".guild", "attrs", "label")
+    if os.path.exists(label):
+        os.remove(label)
+    os.makedirs(label)  # unreadable: listed with a warning
+    cache = os.path.join(guild_home, "cache")
+    real = indexlib._read_unknown
+
+    def listing(ahead: bool):
+        shutil.rmtree(cache, ignore_errors=True)
+        RunIndex.forget()
+        monkeypatch.setattr(indexlib, "READ_AHEAD_MIN", 1 if ahead else 10**9)
+        seen = []
+        monkeypatch.setattr(indexlib, "_read_unknown",
+                            lambda d, ids: seen.append(len(ids)) or real(d, ids, probe=0))  # threads only
+        rows = [(e.id, e.status, e.stamp, e.values, sorted(e.warnings))
+                for e in sorted(RunIndex.for_store(Store(str(guild_home))).listing(), key=lambda e: e.id)]
+        return rows, seen
+
+    serial, seen = listing(False)
+    assert seen == []
+    threaded, seen = listing(True)
+    assert seen == [3]
+    assert threaded == serial
+    assert any(w for *_, w in serial)  # the damaged run's warning is there both ways
+
+
 @pytest.mark.parametrize("attr, content, check", [
     ("started", b"\x00\xff\xfe binary\x01", lambda row: any("started" in w for w in row[5])),
     ("label", b"rewritten in place\n", lambda row: row[2] == "rewritten in place"),

@@ -60,6 +60,12 @@ _MARKER_BITS = ((PENDING_MARKER, HAS_PENDING), (STAGED_MARKER, HAS_STAGED), (LOC
 
 FULL_PASS_EVERY = 100  # a full pass at most every 100x its own cost (<= 1% of a core)
 SAVE_INTERVAL = 10.0  # seconds between saves of the listing file by refreshing viewers
+#: A full pass that finds at least this many runs it knows nothing of (no
+#: entry, no record in the listing file: a new store, a lost cache) reads
+#: them from several threads: each run is ~10 small files, and when the
+#: OS has not cached them each read waits on the disk; the waits overlap.
+READ_AHEAD_MIN = 200
+READ_AHEAD_THREADS = 8
 
 
 class RunIndex:
@@ -312,9 +318,16 @@ class RunIndex:
         if ids is None:
             return
         entries = self.entries
+        saved = self._saved_records()
+        unknown = [i for i in ids if i not in entries and (saved is None or i not in saved)]
+        ready = _read_unknown(self.store.runs_dir, unknown) if len(unknown) >= READ_AHEAD_MIN else {}
         with _RunsDir(self.store.runs_dir) as fd:
             for run_id in ids:
-                self._check(run_id, entries.get(run_id), fd, now_ns)
+                got = ready.pop(run_id, None)
+                if got is not None:  # read just now, its stamp taken before: as _check would have
+                    self._refresh(run_id, None, got[0], now_ns, got[1])
+                else:
+                    self._check(run_id, entries.get(run_id), fd, now_ns)
 
     def _changed_pass(self, token, now_ns: int) -> None:
         look = set(self._watch)
@@ -493,8 +506,9 @@ class RunIndex:
         self.version += 1
         return e
 
-    def _refresh(self, run_id: str, old: Entry | None, st, now_ns: int) -> None:
-        new = read_entry(self.store.runs_dir + "/" + run_id, st)
+    def _refresh(self, run_id: str, old: Entry | None, st, now_ns: int, new: Entry | None = None) -> None:
+        if new is None:
+            new = read_entry(self.store.runs_dir + "/" + run_id, st)
         if new is None:
             if old is not None:
                 self._drop(run_id)
@@ -637,6 +651,55 @@ class RunIndex:
                 self._from_saved(run_id, rest)
         listing_file.save(self.path, self.entries.values(), now_ns, self._runs_mtime,
                           self._ids if self._runs_mtime is not None else None)
+
+def _read_unknown(runs_dir: str, ids: list, probe: int = 32) -> dict:
+    """``{id: (stamp, entry)}`` of many runs never read: the first ``probe``
+    in this thread, timed; the rest from several threads only when those
+    waited on the disk (wall time over twice the CPU time): with the files
+    in the OS's cache, threads only contend for the interpreter."""
+    out = {}
+    wall, cpu = time.perf_counter(), time.process_time()
+    for run_id in ids[:probe]:
+        st = stamp_of(run_id, None, runs_dir)
+        e = read_entry(runs_dir + "/" + run_id, st) if st is not None else None
+        if e is not None:
+            out[run_id] = (st, e)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if wall > 2 * cpu:
+        out.update(_read_ahead(runs_dir, ids[probe:]))
+    return out
+
+
+def _read_ahead(runs_dir: str, ids: list) -> dict:
+    """``{id: (stamp, entry)}`` of the runs ``ids``, each stamped then read
+    (``read_entry``) by one of a few threads. A run not in the result (no
+    run, or a thread's failure) is checked the usual way by the caller."""
+    out = {}
+    it = iter(ids)
+    take = threading.Lock()
+
+    def work():
+        while True:
+            with take:
+                batch = [i for _, i in zip(range(32), it)]
+            if not batch:
+                return
+            for run_id in batch:
+                st = stamp_of(run_id, None, runs_dir)
+                if st is None:
+                    continue  # not a readable run: the caller's check says what it is
+                e = read_entry(runs_dir + "/" + run_id, st)
+                if e is not None:
+                    out[run_id] = (st, e)
+
+    threads = [threading.Thread(target=work, name="guild-jupyter-read-ahead", daemon=True)
+               for _ in range(READ_AHEAD_THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
 
 def _order(e: Entry):
     return (e.timestamp, e.id)

@@ -99,13 +99,14 @@ def _dask_cluster(q) -> dict | None:
 
     info = read_cluster(run) or {}
     workers = info.get("workers") or []
+    texts = [_worker_text(w) for w in workers]
     return {"address": info.get("address") or address, "dashboard": info.get("dashboard"),
             # the dashboard link's words, or why there is none
             "dashboard_text": "dashboard" if info.get("dashboard") else "no dashboard",
             "workers": workers,
             # each worker in words, "gpu0 [GPU=1]: 1a2b3c4d" / "cpu0: idle"; all of them in one line
-            "worker_texts": [_worker_text(w) for w in workers],
-            "workers_text": " · ".join(_worker_text(w) for w in workers) or "no workers",
+            "worker_texts": texts,
+            "workers_text": " · ".join(texts) or "no workers",
             # why the queue places no run now (no worker, all busy, the scheduler away), else None
             "waiting": info.get("waiting") if not info.get("closed") else None,
             "connected": info.get("connected", True)}
