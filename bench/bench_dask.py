@@ -19,7 +19,12 @@ For each: wall time of the command (cluster start and stop included), the
 makespan (first run's ``started`` to last run's ``stopped``, from the
 runs' attrs), and the dispatch overhead per run: makespan x W / N - S, the
 time each run holds a worker beyond its sleep (dispatch, supervisor and
-interpreter start, outcome). Ratios are Guild's / ours.
+interpreter start, outcome), and the CPU seconds a run costs the machine,
+every process together (the queue, the scheduler, the workers, their
+launchers, runners, supervisors and scripts; ``local`` includes its
+cluster's start and stop, ``cluster`` what the running cluster spent while
+the queue ran; this bench is a child subreaper, so every process is
+counted). Ratios are Guild's / ours.
 
 ``--ref REF`` also runs ``local`` and ``cluster`` with an earlier commit
 (exported with ``git archive``, run from this venv with ``PYTHONPATH``
@@ -40,6 +45,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from bench_lifecycle import become_subreaper, reap_all, tree_cpu  # noqa: E402
 from common import GUILD, OURS, PY, env_for, fresh_home, median, ratio  # noqa: E402
 
 from guild_jupyter.store.run import Run  # noqa: E402
@@ -65,7 +71,11 @@ def _measure(home: str, n: int, workers: int, sleep: float, wall: float, ops=("s
     first = min(r.started for r in runs)
     last = max(r.stopped for r in runs)
     span = (last - first) / 1e6
-    return {"wall": wall, "makespan": span, "overhead": span * workers / n - sleep}
+    return {"wall": wall, "makespan": span, "overhead": span * workers / n - sleep, "cpu": CPU[0] / n}
+
+
+#: CPU seconds of the last measured command (``tree_cpu`` before and after it).
+CPU = [0.0]
 
 
 def bench_guild(n, workers, sleep) -> dict:
@@ -76,10 +86,14 @@ def bench_guild(n, workers, sleep) -> dict:
     subprocess.run([GUILD, "run", script, f"x=range[1:{n}]", "--stage-trials", "-y"], env=env, cwd=d,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     try:
+        c0 = tree_cpu()
         t = time.perf_counter()
         subprocess.run([GUILD, "run", "dask:scheduler", f"workers={workers}", "run-once=yes", "-y"], env=env, cwd=d,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=600)
-        return _measure(home, n, workers, sleep, time.perf_counter() - t)
+        wall = time.perf_counter() - t
+        reap_all()
+        CPU[0] = tree_cpu() - c0
+        return _measure(home, n, workers, sleep, wall)
     finally:
         _remove(home, d)
 
@@ -93,6 +107,7 @@ def _remove(*dirs) -> None:
 
 #: The tree the "local" and "cluster" sides run (None: this one, as installed).
 TREE = [None]
+LOADS: list = []  # the load average as each measurement started
 
 
 def _ours():
@@ -119,10 +134,14 @@ def _stage_ours(n, sleep):
 def bench_local(n, workers, sleep) -> dict:
     home, env, d = _stage_ours(n, sleep)
     try:
+        c0 = tree_cpu()
         t = time.perf_counter()
         subprocess.run([*_ours(), "queue", f"dask=local:{workers}", "run-once=yes", "poll-interval=1"], env=env,
                        cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=600)
-        return _measure(home, n, workers, sleep, time.perf_counter() - t)
+        wall = time.perf_counter() - t
+        reap_all()
+        CPU[0] = tree_cpu() - c0
+        return _measure(home, n, workers, sleep, wall)
     finally:
         _remove(home, d)
 
@@ -133,18 +152,23 @@ def bench_cluster(n, workers, sleep) -> dict:
     denv = dict(env, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0")
     procs = [subprocess.Popen([os.path.join(BIN, "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
                                "--dashboard-address", "127.0.0.1:0", "--scheduler-file", sched_file],
-                              env=denv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
+                              env=denv, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)]
     try:
         for i in range(workers):
             procs.append(subprocess.Popen([os.path.join(BIN, "dask"), "worker", "--scheduler-file", sched_file,
                                            "--nthreads", "1", "--name", f"w{i}", "--host", "127.0.0.1",
-                                           "--no-dashboard"], env=denv, stdout=subprocess.DEVNULL,
+                                           "--no-dashboard"], env=denv, cwd=d, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL, start_new_session=True))
         address = _wait_cluster(sched_file, workers)
+        time.sleep(2.0)  # the workers' start-up done (their launchers started by the plugin a queue registers)
+        c0 = tree_cpu()
         t = time.perf_counter()
         subprocess.run([*_ours(), "queue", f"dask={address}", "run-once=yes", "poll-interval=1"], env=env, cwd=d,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=600)
-        return _measure(home, n, workers, sleep, time.perf_counter() - t)
+        wall = time.perf_counter() - t
+        CPU[0] = tree_cpu() - c0
+        return _measure(home, n, workers, sleep, wall)
     finally:
         for p in reversed(procs):
             p.send_signal(signal.SIGTERM)
@@ -153,6 +177,7 @@ def bench_cluster(n, workers, sleep) -> dict:
                 p.wait(20)
             except subprocess.TimeoutExpired:
                 p.kill()
+        reap_all(10)
         _remove(home, d)
 
 
@@ -192,6 +217,7 @@ def main() -> None:
     ap.add_argument("--ref", default=None, help="an earlier commit to run side by side (local, cluster)")
     ap.add_argument("--rounds", type=int, default=1)
     a = ap.parse_args()
+    become_subreaper()
     skip = set(filter(None, a.skip.split(",")))
     trees = {"": None}
     if a.ref:
@@ -206,6 +232,7 @@ def main() -> None:
                 if name == "guild" and rnd > 0:
                     continue  # the peer once: it is slow and its figure is not what changes
                 TREE[0] = tree
+                LOADS.append(os.getloadavg()[0])
                 try:
                     r = fn(a.runs, a.workers, a.sleep)
                     results.setdefault(name + tag, []).append(r)
@@ -216,12 +243,19 @@ def main() -> None:
             _remove(tree)
     print(f"{a.runs} runs of {a.sleep:g}s on {a.workers} Dask workers (ideal makespan "
           f"{a.runs * a.sleep / a.workers:.1f}s), medians of {a.rounds} round(s); load average "
-          f"{os.getloadavg()[0]:.2f}")
-    print(f"{'':18}{'wall s':>9}{'makespan s':>12}{'x ideal':>9}{'overhead/run s':>16}")
-    med = {k: {f: median([r[f] for r in v]) for f in ("wall", "makespan", "overhead")} for k, v in results.items()}
+          f"{os.getloadavg()[0]:.2f} (at each start: {', '.join(f'{x:.1f}' for x in LOADS)})")
+    print(f"{'':18}{'wall s':>9}{'makespan s':>12}{'x ideal':>9}{'overhead/run s':>16}{'CPU/run ms':>12}")
+    med = {k: {f: median([r[f] for r in v]) for f in ("wall", "makespan", "overhead", "cpu")}
+           for k, v in results.items()}
     ideal = a.runs * a.sleep / a.workers
     for name, r in med.items():
-        print(f"{name:18}{r['wall']:9.2f}{r['makespan']:12.2f}{r['makespan'] / ideal:9.3f}{r['overhead']:16.3f}")
+        print(f"{name:18}{r['wall']:9.2f}{r['makespan']:12.2f}{r['makespan'] / ideal:9.3f}{r['overhead']:16.3f}"
+              f"{r['cpu'] * 1000:12.1f}")
+    for name in med:
+        if "@" not in name and f"{name}@{a.ref}" in med:
+            t, r = med[name], med[f"{name}@{a.ref}"]
+            print(f"{name}/{name}@{a.ref}: makespan {t['makespan'] / r['makespan']:.2f}, overhead/run "
+                  f"{t['overhead'] / r['overhead']:.2f}, CPU/run {t['cpu'] / r['cpu']:.2f}")
     g = med.get("guild")
     for name in med:
         if g and name != "guild":

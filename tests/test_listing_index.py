@@ -267,3 +267,65 @@ def test_a_store_of_100000_runs_is_listed_correctly(project, tmp_path):
     assert [t.split("]")[0] for t in top] == ["[1:" + oldest, "[2:" + full_ids[0], "[3:" + full_ids[1]]
     js = _cli_json(home, "-n", "5")
     assert [d["id"][:8] for d in js] == [oldest] + full_ids[:4]
+
+
+def _touch_keeping_mtime(run_dir, name):
+    """A marker added to the run's .guild whose mtime is then set back: a
+    change made in the same mtime tick as the one before, which no stamp
+    can show."""
+    g = os.path.join(run_dir, ".guild")
+    before = os.stat(g).st_mtime_ns
+    with open(os.path.join(g, name), "w"):
+        pass
+    os.utime(g, ns=(before, before))
+    assert os.stat(g).st_mtime_ns == before
+
+
+def test_a_claims_scan_sees_a_marker_added_in_the_same_mtime_tick(project, guild_home):
+    """A run whose stamp is too young to trust is looked at by every claim's
+    scan (by its markers, not read in full): a marker that came within the
+    same mtime tick (Guild's ownerless PENDING here) moves it out of the
+    staged runs a queue may claim."""
+    from guild_jupyter.store.markers import PENDING_MARKER
+
+    store = Store(str(guild_home))
+    a, b = api.run(str(project / "train.py"), "lr=[0.1,0.2]", stage=True, store=str(guild_home))
+    staged, pending, _locked = store.scan_waiting(3600)  # exact: its first look
+    assert sorted(r.id for r in staged) == sorted([a.id, b.id]) and pending == []
+    _touch_keeping_mtime(a.dir, PENDING_MARKER)
+    staged, pending, _locked = store.scan_waiting(3600)  # quick: within max_age of the exact one
+    assert [r.id for r in staged] == [b.id]
+    assert [r.id for r in pending] == [a.id]
+    os.remove(os.path.join(a.dir, ".guild", PENDING_MARKER))
+    api.unstage(a.id, b.id, store=str(guild_home))
+
+
+def test_a_claims_quick_scan_sees_settled_staged_runs_markers_and_an_exact_one_their_attrs(project, guild_home):
+    """Between two exact scans a settled staged run is taken as it was
+    while its .guild and attrs have not moved: a marker added (which moves
+    .guild) is seen at once; an attr Guild rewrote in place (the order a
+    queue starts runs in, here) by the next exact scan; the values a claim
+    weighs are the files' then."""
+    from guild_jupyter.store.markers import PENDING_MARKER
+
+    store = Store(str(guild_home))
+    runs = api.run(str(project / "train.py"), "lr=[0.1,0.2]", stage=True, store=str(guild_home))
+    a, b = sorted(runs, key=lambda r: (r.timestamp, r.id))
+    _age(a.dir, 60)
+    _age(b.dir, 30)
+    staged, _pending, _locked = store.scan_waiting(0)
+    assert [r.id for r in staged] == [a.id, b.id]  # oldest staged first
+    assert [r.timestamp for r in staged] == [a.timestamp, b.timestamp]
+    with open(os.path.join(a.attrs_dir, "started"), "r+b") as f:  # in place, as Guild writes attrs
+        f.truncate(0)
+        f.write(b"4102444800000000\n")
+    staged, _pending, _locked = store.scan_waiting(0)  # exact
+    assert [r.id for r in staged] == [b.id, a.id]
+    assert staged[1].timestamp == 4102444800000000
+    with open(os.path.join(b.dir, ".guild", PENDING_MARKER), "w"):
+        pass
+    staged, pending, _locked = store.scan_waiting(3600)  # quick
+    assert [r.id for r in staged] == [a.id] and [r.id for r in pending] == [b.id]
+    assert staged[0].timestamp == 4102444800000000
+    os.remove(os.path.join(b.dir, ".guild", PENDING_MARKER))
+    api.unstage(a.id, b.id, store=str(guild_home))

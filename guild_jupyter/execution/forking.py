@@ -17,6 +17,8 @@ import sys
 import threading
 import time
 
+import _signal  # the C half of ``signal``: see ``set_handler``
+
 
 def can_fork() -> bool:
     return hasattr(os, "fork") and threading.active_count() == 1
@@ -96,6 +98,16 @@ def redirect_std(stdin=os.devnull, out_fd: int | None = None) -> None:
         os.close(null)
 
 
+def set_handler(sig: int, handler) -> None:
+    """``signal.signal`` without its answer: that function turns the
+    handler it replaces into an enum member when it can, and, when it
+    cannot, formats the ``repr()`` of that handler into the error it
+    catches -- in a forked child the parent's handler, e.g. a bound method
+    of a queue handle whose repr reads the queue's state from the store:
+    milliseconds a run for nothing."""
+    _signal.signal(int(sig), int(handler) if isinstance(handler, int) else handler)
+
+
 def default_signals() -> None:
     """Signal dispositions of a fresh Python process (no wake-up fd: the
     parent's would be a descriptor the child closes or reuses)."""
@@ -103,8 +115,8 @@ def default_signals() -> None:
         signal.set_wakeup_fd(-1)
     except ValueError:  # not the main thread
         pass
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    set_handler(signal.SIGCHLD, signal.SIG_DFL)
+    set_handler(signal.SIGTERM, signal.SIG_DFL)
+    set_handler(signal.SIGHUP, signal.SIG_DFL)
+    set_handler(signal.SIGINT, signal.default_int_handler)
+    set_handler(signal.SIGPIPE, signal.SIG_IGN)

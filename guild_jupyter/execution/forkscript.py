@@ -49,6 +49,13 @@ def fork_script(script: str, env: dict, cwd: str, runner: str = RUNSCRIPT) -> fo
     return forking.ForkedProcess(pid, r)
 
 
+def preload_runners() -> None:
+    """Loads the script runner and the flag engine into a process that
+    forks many supervisors, so that each forked script inherits them."""
+    # lazy: only such a launcher loads them ahead; a lone supervisor's child loads what it runs
+    from . import flaginject, flagscan, runscript  # noqa: F401
+
+
 def _run_script_here(script: str, runner: str = RUNSCRIPT) -> int:
     """In a forked child: run ``script`` like a fresh ``python -u`` would --
     unbuffered stdio, the script's directory first on ``sys.path``, then the

@@ -42,13 +42,25 @@ def start(run: Run, *, echo: bool = False, timeout: float = READY_TIMEOUT, retry
 
 
 _forked: list = []  # supervisors forked by this process, reaped as they end
+_forked_before: list = []  # non-empty once this process loaded what forked runs inherit
+
+
+def mark_preloaded() -> None:
+    """This process (a Dask worker's launcher) loaded what forked runs
+    inherit (``supervisor.preload``): the runners it forks, which fork the
+    supervisors, need not load it each."""
+    if not _forked_before:
+        _forked_before.append(True)
 
 
 def _fork_supervisor(run: Run, echo: bool, timeout: float, retry_disk_faults: bool = False):
     # lazy: the supervisor's modules are loaded only by a launcher that forks
     # one, once: every forked supervisor inherits them
-    from .supervisor import Supervisor
+    from .supervisor import Supervisor, preload
 
+    if not _forked_before:
+        preload()
+        _forked_before.append(True)
     prepare_subreaper()  # likewise: ctypes and libc, loaded once by this launcher
     _forked[:] = [p for p in _forked if p.poll() is None]
     r, w = os.pipe()

@@ -217,9 +217,9 @@ class Supervisor(OutputTee, ProcessTree):
         os.set_blocking(self._wake_w, False)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, self._on_stop_signal)
-        signal.signal(signal.SIGCHLD, _on_child)
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+            forking.set_handler(sig, self._on_stop_signal)
+        forking.set_handler(signal.SIGCHLD, _on_child)
+        forking.set_handler(signal.SIGPIPE, signal.SIG_IGN)
 
     def _on_stop_signal(self, signum, _frame) -> None:
         self.stop_requested = True
@@ -319,6 +319,18 @@ class Supervisor(OutputTee, ProcessTree):
         if note:  # a full disk: dropping LOCK and its records may have made room
             self._append_output(note, echo=False)
         return 128 - exit_status if exit_status < 0 else exit_status
+
+
+def preload() -> None:
+    """Loads what every supervisor and its script's child load on each
+    run (the scalar writer, the script runner, the flag engine): called by
+    a launcher that forks supervisors (a queue, a Dask worker's launcher),
+    once, so that each forked run inherits them instead of importing (and
+    compiling the writer's patterns) again."""
+    # lazy: a spawned supervisor loads the writer once its script has started
+    from ..store.scalars import writer  # noqa: F401
+
+    forkscript.preload_runners()
 
 
 def _on_child(_signum, _frame) -> None:

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import select
 import threading
 import time
 
@@ -257,6 +258,7 @@ class QueueLoop:
         while not self.stop_event.is_set():
             if any(s.done() for s in self.slots.busy):
                 return
+            exits = self._exit_fds()
             changed = self.store.change_token()
             if changed != token:
                 if free:
@@ -266,8 +268,24 @@ class QueueLoop:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            if self.wake.wait(min(WATCH_INTERVAL, left)):
+            if exits:  # the runs' ends wake this at once; a change of the store is looked for as before
+                select.select(exits, [], [], min(WATCH_INTERVAL, left))
+                if self.wake.is_set():
+                    self.wake.clear()
+            elif self.wake.wait(min(WATCH_INTERVAL, left)):
                 self.wake.clear()
+
+    def _exit_fds(self) -> list:
+        """Descriptors that become readable as the runs going end, when every
+        handle has one (else the wake event, which a starter sets)."""
+        fds = []
+        for s in self.slots.busy:
+            fd = getattr(s.handle, "exit_fd", None)
+            fd = fd() if fd is not None else None
+            if fd is None:
+                return []
+            fds.append(fd)
+        return fds
 
     # -- claiming ---------------------------------------------------------------------------
 

@@ -23,6 +23,9 @@ class RunHandle(Protocol):
     def done(self) -> bool:
         """True once the run has ended (its outcome is recorded)."""
 
+    # Optional: ``exit_fd() -> int | None``, a descriptor that becomes
+    # readable when the run ends (the queue's wait then wakes at once).
+
 
 class RunStarter(Protocol):
     """How a host starts the runs its loop claims (a pending run, claimed by
@@ -69,13 +72,32 @@ class RunStarter(Protocol):
 
 
 class _ProcessHandle:
-    __slots__ = ("proc",)
+    __slots__ = ("proc", "_exit_fd")
 
     def __init__(self, proc):
         self.proc = proc
+        try:  # readable once the process ends (Linux >= 5.3): the queue wakes at once, not at its next look
+            self._exit_fd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):
+            self._exit_fd = None
+
+    def exit_fd(self) -> int | None:
+        return self._exit_fd
 
     def done(self) -> bool:
-        return self.proc.poll() is not None
+        if self.proc.poll() is None:
+            return False
+        if self._exit_fd is not None:
+            os.close(self._exit_fd)
+            self._exit_fd = None
+        return True
+
+    def __del__(self):  # a queue that stops while its runs go on (a kernel's) keeps no descriptor
+        if self._exit_fd is not None:
+            try:
+                os.close(self._exit_fd)
+            except OSError:
+                pass
 
 
 class LocalStarter(RunStarter):

@@ -51,11 +51,12 @@ from ..errors import GuildJupyterError
 from . import listing_file
 from .entry import (HAS_LOCK, HAS_PENDING, HAS_STAGED, KEY_INO, KEY_MTIME, KEY_SIZE, SETTLE_NS, Entry, decode_all,
                     key_stamp, read_entry, settling, stamp_of)
-from .run import FINISHED, PENDING, RUNNING, STAGED, Run
+from .run import FINISHED, LOCK, PENDING, PENDING_MARKER, RUNNING, STAGED, STAGED_MARKER, Run
 
 __all__ = ["RunIndex", "Entry", "stamp_of", "SETTLE_NS"]
 
 ACTIVE = (STAGED, PENDING, RUNNING)
+_MARKER_BITS = ((PENDING_MARKER, HAS_PENDING), (STAGED_MARKER, HAS_STAGED), (LOCK, HAS_LOCK))
 
 FULL_PASS_EVERY = 100  # a full pass at most every 100x its own cost (<= 1% of a core)
 SAVE_INTERVAL = 10.0  # seconds between saves of the listing file by refreshing viewers
@@ -99,6 +100,8 @@ class RunIndex:
         self._pass = 0
         self._journal = None  # (inode, offset) read so far of the change journal
         self._last_exact = None  # when scan() last looked at every run's .guild
+        self._light: set = set()  # staged runs the last quick scan took as they were (``_staged_held``)
+        self._light_pass = 0  # ... in that pass
         self._marked: set = set()  # runs whose .guild holds PENDING, STAGED or LOCK (what scan() sorts)
 
     @classmethod
@@ -189,9 +192,12 @@ class RunIndex:
         holder too). Exact (every run's ``.guild`` stat'ed, one ``stat`` a
         run) when the last exact look is older than ``max_age`` seconds;
         in between, the runs the change journal names, new run directories
-        (``runs/`` is listed again when its mtime moved) and the active and
-        settling runs: whatever Guild changed in place in another run is
-        then seen within ``max_age`` (a queue's poll interval)."""
+        (``runs/`` is listed again when its mtime moved) and the active
+        runs (a staged one by its ``.guild`` and ``attrs`` mtimes:
+        ``_staged_held``): whatever Guild changed in place in another run
+        is then seen within ``max_age`` (a queue's poll interval). A
+        claim's cost then follows what changed, not how many runs wait or
+        just ended."""
         with self.lock:
             self.errors = []
             self._pass += 1
@@ -203,6 +209,7 @@ class RunIndex:
             ids = self._current_ids(now_ns, self._created if quick else None)
             if ids is None:
                 return [], [], []
+            self._light = set()
             with _RunsDir(self.store.runs_dir) as fd:
                 if not quick:
                     self._guild_pass(ids, fd, now_ns)
@@ -211,9 +218,22 @@ class RunIndex:
                     look = set(self._watch)
                     look.update(named)
                     look.update(self._added)
+                    light = self._light = set()
+                    self._light_pass = self._pass
                     for run_id in look:
                         if run_id in self._id_set:
-                            self._check(run_id, self.entries.get(run_id), fd, now_ns)
+                            e = self.entries.get(run_id)
+                            if run_id in named or run_id in self._added:
+                                self._check(run_id, e, fd, now_ns, markers_only=True)
+                            elif e is not None and not e.markers and e.status not in ACTIVE:
+                                # Ended, watched only while its stamp settles: no marker of it
+                                # changed but through our transitions (which the journal names)
+                                # or Guild's, which the next exact scan sees, as for other runs.
+                                continue
+                            elif self._staged_held(run_id, e, fd, now_ns):
+                                light.add(run_id)
+                            else:
+                                self._check(run_id, e, fd, now_ns, markers_only=True)
             self._after_pass(now_ns, save=False)  # (under the run-status lock: a viewer or listing saves)
             staged, pending, locked = [], [], []
             for run_id in list(self._marked):
@@ -244,7 +264,7 @@ class RunIndex:
             if e is None and saved is not None:
                 e = self._from_saved(run_id, saved)
             if e is None or e.stamp is None or run_id in watch or e.stamp[4] >= settled_before:
-                self._check(run_id, e, fd, now_ns)
+                self._check(run_id, e, fd, now_ns, markers_only=True)
                 continue
             try:
                 g = (stat(run_id + "/.guild", dir_fd=fd) if fd is not None
@@ -252,7 +272,7 @@ class RunIndex:
             except OSError:
                 g = None
             if g != e.stamp[0]:
-                self._check(run_id, e, fd, now_ns)
+                self._check(run_id, e, fd, now_ns, markers_only=True)
 
     def active(self) -> list[Entry]:
         """Staged, pending and running runs (queues included)."""
@@ -382,24 +402,84 @@ class RunIndex:
 
     # -- one run -----------------------------------------------------------------------------
 
-    def _check(self, run_id: str, old: Entry | None, fd, now_ns: int) -> None:
-        """Checks one run's stamp in full; reads it again when the stamp moved."""
+    def _check(self, run_id: str, old: Entry | None, fd, now_ns: int, markers_only: bool = False) -> None:
+        """Checks one run's stamp in full; reads it again when the stamp moved.
+
+        ``markers_only`` (a claim's scan, which reads nothing of a run but
+        the markers in its ``.guild``): a run whose stamp held but is too
+        young to be trusted has its markers looked at (three ``stat``
+        calls) instead of being read again in full; it stays unchecked (and
+        watched), so the next listing still reads it. A queue that claims
+        while short runs end would otherwise read every run that ended in
+        the last ``SETTLE_NS`` again on every claim."""
         if old is None:
             saved = self._saved_records()
             if saved is not None:
                 old = self._from_saved(run_id, saved)
         st = stamp_of(run_id, fd, self.store.runs_dir, old.stamp if old is not None else None)
-        if old is not None and st is not None and old.stamp == st and not settling(st, now_ns):
-            if old.status != RUNNING or old.lock_remote or Run(old.dir).lock_pid_alive():
-                old.checked = self._pass
-                if old.status in ACTIVE:
-                    self._watch.add(run_id)
-                else:
-                    self._watch.discard(run_id)
-                return
+        if old is not None and st is not None and old.stamp == st:
+            young = settling(st, now_ns)
+            if not young or (markers_only and old._values is not None and self._markers_held(run_id, old, fd)):
+                if old.status != RUNNING or old.lock_remote or Run(old.dir).lock_pid_alive():
+                    if young:
+                        self._watch.add(run_id)  # read again in full by the next pass that lists it
+                        return
+                    old.checked = self._pass
+                    if old.status in ACTIVE:
+                        self._watch.add(run_id)
+                    else:
+                        self._watch.discard(run_id)
+                    return
         if st is None and old is None and not os.path.isdir(self.store.runs_dir + "/" + run_id):
             return
         self._refresh(run_id, old, st, now_ns)
+
+    def exact_scan_due(self, max_age: float) -> bool:
+        """Whether ``scan(max_age)`` would look at every run now (the part
+        a claim does before taking the run-status lock)."""
+        with self.lock:
+            return self._last_exact is None or time.monotonic() - self._last_exact >= max_age
+
+    def run_if_checked(self, e: Entry) -> Run | None:
+        """A ``Run`` holding ``e``'s values when the last pass trusted them
+        (checked its stamp in full, or, a staged run between two exact
+        scans, found its ``.guild`` and ``attrs`` unchanged), else None (the
+        caller reads the run's files)."""
+        with self.lock:
+            light = self._light_pass == self._pass and e.id in self._light
+            if (e.checked != self._pass and not light) or e._values is None or e.stamp is None:
+                return None
+            return Run.with_values(e.dir, e._values, e.warnings)
+
+    def _staged_held(self, run_id: str, e: Entry | None, fd, now_ns: int) -> bool:
+        """Between two exact scans: a staged run, settled, whose ``.guild``
+        (its markers) and ``attrs`` (an attr written by us, always
+        replaced whole) have not moved, is taken as it was (two ``stat``
+        calls instead of its whole stamp). What Guild rewrote in place in a
+        staged run's attrs is then seen by the next exact scan, within its
+        ``max_age``, as for any run not active; a claim reads the attrs a
+        start needs from the files."""
+        if e is None or e.status != STAGED or e._values is None or e.stamp is None or settling(e.stamp, now_ns):
+            return False
+        base = run_id if fd is not None else self.store.runs_dir + "/" + run_id
+        try:
+            return (os.stat(base + "/.guild", dir_fd=fd).st_mtime_ns == e.stamp[0]
+                    and os.stat(base + "/.guild/attrs", dir_fd=fd).st_mtime_ns == e.stamp[1])
+        except OSError:
+            return False
+
+    def _markers_held(self, run_id: str, old: Entry, fd) -> bool:
+        """Whether the markers in the run's ``.guild`` (PENDING, STAGED, LOCK)
+        are still those of ``old``."""
+        base = run_id + "/.guild/" if fd is not None else self.store.runs_dir + "/" + run_id + "/.guild/"
+        markers = 0
+        for name, bit in _MARKER_BITS:
+            try:
+                os.stat(base + name, dir_fd=fd)
+            except OSError:
+                continue
+            markers |= bit
+        return markers == old.markers
 
     def _decode(self, entries, fd=None) -> int:
         """Decodes the values of ``entries`` kept encoded; a run whose

@@ -29,6 +29,9 @@ except ImportError:  # pragma: no cover - not POSIX
 RUN_STATUS = "run-status"
 DEFAULT_TIMEOUT = float(os.environ.get("GUILD_JUPYTER_LOCK_TIMEOUT", "30"))
 
+SHORT_WAIT = 0.25  # seconds of waiting for the lock during which it is tried every SHORT_WAIT_POLL at most
+SHORT_WAIT_POLL = 0.002
+
 _held = threading.local()  # path -> [fd, depth] for this thread
 
 # Errors that say the store's disk refuses writes (errno names; some are
@@ -58,19 +61,24 @@ def _flock_acquire(path: str, timeout: float) -> None:
         entry[1] += 1
         return
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    deadline = start + timeout
     delay = 0.0005
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             break
         except BlockingIOError:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 os.close(fd)
                 raise LockTimeout(path, timeout) from None
             time.sleep(min(delay, left))
-            delay = min(delay * 2, 0.01)
+            # The lock is held for a few ms at a time (a claim, a start, an
+            # outcome): looked at again within 2 ms while that is likely, so
+            # a run's start does not wait out a long sleep; less often after.
+            delay = min(delay * 2, SHORT_WAIT_POLL if now - start < SHORT_WAIT else 0.01)
         except OSError:
             os.close(fd)
             raise

@@ -240,7 +240,9 @@ class Store:
         # lazy: as in runs()
         from .index import RunIndex
 
-        RunIndex.for_store(self).scan(max_age)
+        index = RunIndex.for_store(self)
+        if index.exact_scan_due(max_age):  # else the scan under the lock is the quick one anyway
+            index.scan(max_age)
 
     def scan_waiting(self, max_age: float = 0.0) -> tuple[list[Run], list[Run], list[Run]]:
         """What a claim reads, from the listing index (``RunIndex.scan``):
@@ -251,8 +253,14 @@ class Store:
         # lazy: as in runs()
         from .index import RunIndex
 
-        staged, pending, locked = RunIndex.for_store(self).scan(max_age)
-        out = [Run(e.dir) for e in staged]  # fresh: a claim reads what is on disk now
+        index = RunIndex.for_store(self)
+        staged, pending, locked = index.scan(max_age)
+        # What a claim reads of every staged run (its order, GPUs, priority,
+        # op) is what is on disk now: the values of a run whose stamp this
+        # very pass checked and trusted (under the lock the caller holds),
+        # else the files read again. A queue's claim would otherwise open
+        # every staged run's attrs again on every claim.
+        out = [index.run_if_checked(e) or Run(e.dir) for e in staged]
         out.sort(key=lambda r: (r.timestamp, r.id))
         return out, [Run(e.dir) for e in pending], [Run(e.dir) for e in locked]
 

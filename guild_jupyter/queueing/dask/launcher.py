@@ -32,7 +32,7 @@ import signal
 import socket
 import sys
 
-from ...execution import forking
+from ...execution import forking, launch
 from ...procs import prepare_subreaper, start_time
 from . import runner
 
@@ -131,7 +131,7 @@ def _fork_runner(conn: socket.socket, listener: socket.socket, argv: list) -> No
         listener.close()
         os.setsid()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)
+            forking.set_handler(sig, signal.SIG_DFL)
         fd = conn.fileno()
         os.dup2(fd, 0)
         os.dup2(fd, 1)
@@ -164,8 +164,10 @@ def main(argv=None) -> int:
     name, ready_fd = argv[0], int(argv[1])
     # lazy: only the launcher process loads the supervisor (the module that
     # forks it does so on first use): each forked runner then starts warm
-    from ...execution import supervisor  # noqa: F401
+    from ...execution import supervisor
 
+    supervisor.preload()  # and what each supervisor and script would import again
+    launch.mark_preloaded()
     prepare_subreaper()
     parent = os.getppid()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -384,7 +384,19 @@ class DaskHandle:
         """After the task ended (or, with ``force``, when the queue lets the
         task go: ``why``): makes sure the run is not left claimed or running
         with nothing behind it. True once the run needs nothing more from us."""
-        result = self._result() if why is None else {"result": "error", "why": why}
+        # The task's result is asked of the client only where it decides
+        # something (a call through the client's event loop: milliseconds
+        # between a run's end and the next claim); a run that ended as it
+        # should needs none of it.
+        known = {} if why is None else {"r": {"result": "error", "why": why}}
+
+        def result() -> dict:
+            if "r" not in known:
+                known["r"] = self._result()
+            return known["r"]
+
+        if getattr(self.future, "status", None) != "finished":
+            result()  # a failed or lost task: its error is here already; read before taking the lock
         store = self.starter.store
         run = self.run.refresh()
         owner = self.starter.claim_owner
@@ -397,14 +409,14 @@ class DaskHandle:
                 d = dask_records.dispatch(run)
                 taken = d is not None and d.get("key") == self.key and d.get("queue") == owner.as_record()
                 if not taken:
-                    why = result.get("why") if result.get("result") == "error" else None
+                    why = result().get("why") if result().get("result") == "error" else None
                     if why and not force:  # e.g. the worker cannot see the run directory
                         transitions.record_start_failure(store, run, why)
                         self.starter.log(f"Run {run.id} could not start on the cluster: {why}")
                     else:
                         transitions.return_to_staged(store, run)
                         dask_records.clear_dispatch(run)
-                        self.starter.log(f"Returned run {run.id} to staged ({result.get('why') or 'not started'})")
+                        self.starter.log(f"Returned run {run.id} to staged ({result().get('why') or 'not started'})")
                 elif force:
                     return True  # its runner starts it; the queue's claim holds while this process lives
                 else:
@@ -421,7 +433,7 @@ class DaskHandle:
                 elsewhere = dask_records.remote_host(run)
                 if not elsewhere and run.lock_holder() is not None:
                     return False  # its runner ends it when its worker goes
-                if elsewhere and result.get("result") != "lost":
+                if elsewhere and result().get("result") != "lost":
                     return False  # held on that machine by a live task's runner: it records the outcome
                 transitions.settle_dead(store, run, 1, "worker lost: the run's Dask worker went away and "
                                                        "its supervisor is gone", retry=retry_copy_spec)
