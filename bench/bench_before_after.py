@@ -14,29 +14,22 @@ prints each as before / after with the ratio.
 from __future__ import annotations
 
 import argparse
-import compileall
 import os
-import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 import bench_queue  # noqa: E402
+import common  # noqa: E402
 from common import PY, median, pct, timed  # noqa: E402
 
 DEFAULT_REF = "d3129e0"  # the README's figures (before the lifecycle rework)
 
 
 def export(ref: str) -> str:
-    d = tempfile.mkdtemp(prefix="gj-before-")
-    archive = subprocess.run(["git", "-C", ROOT, "archive", ref, "guild_jupyter"], check=True,
-                             capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", d], input=archive, check=True)
-    compileall.compile_dir(os.path.join(d, "guild_jupyter"), quiet=1)
-    return d
+    return common.export(ref, "gj-before-")
 
 
 def use(tree: str) -> None:

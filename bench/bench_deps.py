@@ -26,15 +26,14 @@ side with plain staging and the real guild CLI in the same run.
 from __future__ import annotations
 
 import argparse
-import compileall
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import common  # noqa: E402
 from common import (GUILD, OURS, PY, clone_runs, env_for, fmt_lat, fresh_home, median, project,  # noqa: E402
                     timed)
 from common import wait_until as _wait  # noqa: E402
@@ -65,13 +64,7 @@ def big_store(n: int) -> tuple[str, str, str]:
 
 
 def export(ref: str) -> str:
-    """The package as it was at ``ref``, byte-compiled, in a new directory."""
-    d = tempfile.mkdtemp(prefix="gj-before-")
-    archive = subprocess.run(["git", "-C", ROOT, "archive", ref, "guild_jupyter"], check=True,
-                             capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", d], input=archive, check=True)
-    compileall.compile_dir(os.path.join(d, "guild_jupyter"), quiet=1)
-    return d
+    return common.export(ref, "gj-before-")
 
 
 def staging(a) -> None:

@@ -36,6 +36,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import common  # noqa: E402
 from common import PY, fresh_home, median, pct  # noqa: E402
 
 from guild_jupyter.store.run import Run  # noqa: E402
@@ -80,14 +81,7 @@ def tree_cpu() -> float:
 
 
 def export(ref: str) -> str:
-    import compileall
-
-    d = tempfile.mkdtemp(prefix="gj-life-before-")
-    archive = subprocess.run(["git", "-C", ROOT, "archive", ref, "guild_jupyter"], check=True,
-                             capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", d], input=archive, check=True)
-    compileall.compile_dir(os.path.join(d, "guild_jupyter"), quiet=1)
-    return d
+    return common.export(ref, "gj-life-before-")
 
 
 def env_for(home: str, tree: str | None) -> dict:

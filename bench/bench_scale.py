@@ -27,7 +27,6 @@ test: timings never go into tests.
 from __future__ import annotations
 
 import argparse
-import compileall
 import json
 import os
 import shutil
@@ -40,16 +39,12 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+import common  # noqa: E402
 from common import GUILD, PY, median  # noqa: E402
 
 
 def export(ref: str) -> str:
-    d = tempfile.mkdtemp(prefix="gj-scale-before-")
-    archive = subprocess.run(["git", "-C", ROOT, "archive", ref, "guild_jupyter"], check=True,
-                             capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", d], input=archive, check=True)
-    compileall.compile_dir(os.path.join(d, "guild_jupyter"), quiet=1)
-    return d
+    return common.export(ref, "gj-scale-before-")
 
 
 def env_for(home: str, tree: str | None) -> dict:

@@ -28,6 +28,22 @@ def _precompile() -> None:
 _precompile()
 
 
+def export(ref: str, prefix: str = "gj-before-") -> str:
+    """The package as it was at ``ref`` (``git archive``), byte-compiled, in a
+    new directory: what a ``--ref`` column runs with ``PYTHONPATH`` at it
+    (from a directory that is not this checkout, which ``python -m`` would
+    put ahead of PYTHONPATH)."""
+    import compileall
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    d = tempfile.mkdtemp(prefix=prefix)
+    archive = subprocess.run(["git", "-C", root, "archive", ref, "guild_jupyter"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", d], input=archive, check=True)
+    compileall.compile_dir(os.path.join(d, "guild_jupyter"), quiet=1)
+    return d
+
+
 def timed(cmd, env=None, cwd=None) -> float:
     t0 = time.perf_counter()
     subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
