@@ -131,6 +131,27 @@ def test_runs_read_ahead_by_threads_are_listed_as_read_one_by_one(project, guild
     assert any(w for *_, w in serial)  # the damaged run's warning is there both ways
 
 
+def test_an_attr_created_in_the_same_tick_as_a_young_runs_last_change_is_listed(project, guild_home):
+    """attrs/'s mtime moves in coarse ticks: an attr created in the same
+    tick as a young run's last change leaves it as it was. The next read of
+    the run (its stamp moved: a file rewritten) must still open every attr,
+    not trust the earlier stamp's list of the files that existed."""
+    (r,) = api.run(str(project / "train.py"), "epochs=1", foreground=True, stream=open(os.devnull, "w"))
+    assert {x.id: x.get("queue_id") for x in api.runs()}[r.id] is None  # the index holds it, no queue_id
+    attrs, guild_dir = r.attrs_dir, r.guild_dir
+    a, g = os.stat(attrs).st_mtime_ns, os.stat(guild_dir).st_mtime_ns
+    with open(os.path.join(attrs, "queue_id"), "w") as f:
+        f.write("made-in-the-same-tick\n")
+    os.utime(attrs, ns=(a, a))  # as if within the same tick as the run's last change
+    os.utime(guild_dir, ns=(g, g))
+    with open(os.path.join(attrs, "started"), "r+") as f:  # rewritten in place, now: the stamp moves, young
+        content = f.read()
+        f.seek(0)
+        f.write(content)
+    os.utime(os.path.join(attrs, "started"))
+    assert {x.id: x.get("queue_id") for x in api.runs()}[r.id] == "made-in-the-same-tick"
+
+
 @pytest.mark.parametrize("attr, content, check", [
     ("started", b"\x00\xff\xfe binary\x01", lambda row: any("started" in w for w in row[5])),
     ("label", b"rewritten in place\n", lambda row: row[2] == "rewritten in place"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import stat as stat_
+import time
 
 from .markers import LOCK, LOCK_REMOTE, PENDING_MARKER, STAGED_MARKER
 from .records import priority_of
@@ -320,10 +321,17 @@ def _read_run(run_dir: str, mask: int = -1):
     return run, False
 
 
-def read_entry(run_dir: str, stamp) -> Entry | None:
+def read_entry(run_dir: str, stamp, full_look: bool = False, now_ns: int | None = None) -> Entry | None:
     """The entry of ``run_dir`` read from its files (``stamp`` taken just
     before); None when it is no run. A run that cannot be read is an error
-    with a warning, never hidden."""
+    with a warning, never hidden.
+
+    ``full_look``: the stamp looked at every stamped file (no hint). Then,
+    if the run had settled (its newest file older than ``SETTLE_NS``), the
+    attrs the stamp found absent are not opened: one created since moves
+    attrs/ into a new mtime tick, so the stamp no longer holds. Otherwise
+    every attr is read: a file created within the same tick as the last
+    change leaves attrs/'s mtime as it was."""
     if stamp is None:
         run = Run(run_dir)
         if not run.is_run():
@@ -331,7 +339,8 @@ def read_entry(run_dir: str, stamp) -> Entry | None:
         if not run.warnings:  # .guild stat'ed fine meanwhile, or attrs/ alone is odd
             run.mark_damaged(".guild is not a readable directory")
         return Entry(run, None, damaged=True)
-    run, damaged = _read_run(run_dir, stamp[MASK])
+    trusted = full_look and not settling(stamp, time.time_ns() if now_ns is None else now_ns)
+    run, damaged = _read_run(run_dir, stamp[MASK] if trusted else -1)
     return Entry(run, stamp, damaged=damaged)
 
 

@@ -432,7 +432,7 @@ class RunIndex:
                     return
         if st is None and old is None and not os.path.isdir(self.store.runs_dir + "/" + run_id):
             return
-        self._refresh(run_id, old, st, now_ns)
+        self._refresh(run_id, old, st, now_ns, full_look=old is None)  # (no old stamp: no hint was used)
 
     def exact_scan_due(self, max_age: float) -> bool:
         """Whether ``scan(max_age)`` would look at every run now (the part
@@ -506,9 +506,10 @@ class RunIndex:
         self.version += 1
         return e
 
-    def _refresh(self, run_id: str, old: Entry | None, st, now_ns: int, new: Entry | None = None) -> None:
+    def _refresh(self, run_id: str, old: Entry | None, st, now_ns: int, new: Entry | None = None,
+                 full_look: bool = False) -> None:
         if new is None:
-            new = read_entry(self.store.runs_dir + "/" + run_id, st)
+            new = read_entry(self.store.runs_dir + "/" + run_id, st, full_look)
         if new is None:
             if old is not None:
                 self._drop(run_id)
@@ -661,7 +662,7 @@ def _read_unknown(runs_dir: str, ids: list, probe: int = 32) -> dict:
     wall, cpu = time.perf_counter(), time.process_time()
     for run_id in ids[:probe]:
         st = stamp_of(run_id, None, runs_dir)
-        e = read_entry(runs_dir + "/" + run_id, st) if st is not None else None
+        e = read_entry(runs_dir + "/" + run_id, st, full_look=True) if st is not None else None
         if e is not None:
             out[run_id] = (st, e)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -688,7 +689,7 @@ def _read_ahead(runs_dir: str, ids: list) -> dict:
                 st = stamp_of(run_id, None, runs_dir)
                 if st is None:
                     continue  # not a readable run: the caller's check says what it is
-                e = read_entry(runs_dir + "/" + run_id, st)
+                e = read_entry(runs_dir + "/" + run_id, st, full_look=True)
                 if e is not None:
                     out[run_id] = (st, e)
 
