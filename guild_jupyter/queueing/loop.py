@@ -306,7 +306,7 @@ class QueueLoop:
             staged, pending, locked = self.store.scan_waiting(max_age)
             staged = self._recover(pending, staged)
             for r in locked:  # finished, its supervisor killed before it let go: LOCK cleared
-                if r.get("exit_status") is not None and is_left_locked(r):
+                if is_left_locked(r):
                     transitions.let_go_dead(self.store, r)
             staged = self._settle_held(pending, staged, slot_gpus)
             now = time.monotonic()

@@ -321,7 +321,7 @@ def _read_run(run_dir: str, mask: int = -1):
     return run, False
 
 
-def read_entry(run_dir: str, stamp, full_look: bool = False, now_ns: int | None = None) -> Entry | None:
+def read_entry(run_dir: str, stamp, full_look: bool = False) -> Entry | None:
     """The entry of ``run_dir`` read from its files (``stamp`` taken just
     before); None when it is no run. A run that cannot be read is an error
     with a warning, never hidden.
@@ -339,7 +339,7 @@ def read_entry(run_dir: str, stamp, full_look: bool = False, now_ns: int | None 
         if not run.warnings:  # .guild stat'ed fine meanwhile, or attrs/ alone is odd
             run.mark_damaged(".guild is not a readable directory")
         return Entry(run, None, damaged=True)
-    trusted = full_look and not settling(stamp, time.time_ns() if now_ns is None else now_ns)
+    trusted = full_look and not settling(stamp, time.time_ns())
     run, damaged = _read_run(run_dir, stamp[MASK] if trusted else -1)
     return Entry(run, stamp, damaged=damaged)
 

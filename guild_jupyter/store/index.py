@@ -653,6 +653,15 @@ class RunIndex:
         listing_file.save(self.path, self.entries.values(), now_ns, self._runs_mtime,
                           self._ids if self._runs_mtime is not None else None)
 
+def _read_into(out: dict, runs_dir: str, run_id: str) -> None:
+    """Stamps the run (a look at every file), reads it, and keeps both in
+    ``out``; a run that is no readable run is left to the caller's check."""
+    st = stamp_of(run_id, None, runs_dir)
+    e = read_entry(runs_dir + "/" + run_id, st, full_look=True) if st is not None else None
+    if e is not None:
+        out[run_id] = (st, e)
+
+
 def _read_unknown(runs_dir: str, ids: list, probe: int = 32) -> dict:
     """``{id: (stamp, entry)}`` of many runs never read: the first ``probe``
     in this thread, timed; the rest from several threads only when those
@@ -661,10 +670,7 @@ def _read_unknown(runs_dir: str, ids: list, probe: int = 32) -> dict:
     out = {}
     wall, cpu = time.perf_counter(), time.process_time()
     for run_id in ids[:probe]:
-        st = stamp_of(run_id, None, runs_dir)
-        e = read_entry(runs_dir + "/" + run_id, st, full_look=True) if st is not None else None
-        if e is not None:
-            out[run_id] = (st, e)
+        _read_into(out, runs_dir, run_id)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     if wall > 2 * cpu:
         out.update(_read_ahead(runs_dir, ids[probe:]))
@@ -686,12 +692,7 @@ def _read_ahead(runs_dir: str, ids: list) -> dict:
             if not batch:
                 return
             for run_id in batch:
-                st = stamp_of(run_id, None, runs_dir)
-                if st is None:
-                    continue  # not a readable run: the caller's check says what it is
-                e = read_entry(runs_dir + "/" + run_id, st, full_look=True)
-                if e is not None:
-                    out[run_id] = (st, e)
+                _read_into(out, runs_dir, run_id)
 
     threads = [threading.Thread(target=work, name="guild-jupyter-read-ahead", daemon=True)
                for _ in range(READ_AHEAD_THREADS)]

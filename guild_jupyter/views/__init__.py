@@ -50,17 +50,5 @@ def __dir__():
     return sorted(set(globals()) | set(_MODULE_OF))
 
 
-__all__ = [
-    "STATUSES", "STAGED", "PENDING", "RUNNING", "COMPLETED", "ERROR", "TERMINATED", "FINISHED", "DISPLAY_STATUSES",
-    "UNSTAGED", "STOPPED_BY_YOU", "ANY_GPU", "TIME_KINDS", "format_flag", "flags_text", "varying_flags", "format_time",
-    "elapsed_text", "gpus_text", "gpus_phrase", "queue_gpus_text", "status_of", "status_text", "outcome_text",
-    "retry_text", "stopped_by_user", "run_words", "jsonable", "run_row", "listing_row", "place_in_line", "queue_row",
-    "queue_state_text", "queue_title", "slots_text", "gpu_row", "label_text", "describe_queue", "main_scalar", "scalar_text",
-    "format_value", "SPARK_POINTS", "SPARK_WIDTH", "SPARK_HEIGHT", "spark_points", "ordinal", "plural",
-    "position_text", "priority_text", "after_ids", "held_words", "priority_of_run", "staged_places", "size_text",
-    "RUN_VERBS", "RUN_ACTIONS", "QUEUE_VERBS", "run_actions", "queue_actions",
-    "output_action", "restage_form", "priority_form", "HELD", "Group", "GROUPS", "GROUP_NAMES", "GROUP_OF_STATUS",
-    "ATTENTION_SECONDS", "group",
-    "summary_text", "status_bar_text", "queue_form", "notebook_tree_path", "lower_is_better", "sweep_table",
-    "sweep_entry", "main_tag_of", "sweep_brief", "open_sweep_action", "open_notebook_action",
-]
+__all__ = ["STATUSES", "STAGED", "PENDING", "RUNNING", "COMPLETED", "ERROR", "TERMINATED", "FINISHED",
+           *_MODULE_OF]
