@@ -30,8 +30,9 @@ its own watcher of the same class and shows the same ``text``.
 Idle, the server's thread costs two stats a tick (the store's change token,
 which every status change of ours moves); a pass over the active runs
 every ``SETTLE_EVERY`` seconds catches what moves without it (Guild's own
-runs, a supervisor killed outright), a full pass every ``FULL_EVERY``; and
-the watcher compares index versions before it reads anything.
+runs, a supervisor killed outright), and a full pass when the index's own
+rule says one is due (``store.index``: at most 1% of a core, however many
+runs); the watcher compares index versions before it reads anything.
 """
 
 from __future__ import annotations
@@ -56,7 +57,6 @@ LOOK_MARGIN_US = 2_000_000  # a run recorded as ended this long before a look ma
 NOTICED_KEPT = 10_000
 TICK = 0.1  # seconds between a WatchThread's looks at the store's change token
 SETTLE_EVERY = 0.5  # seconds between its looks at the active runs when the token holds
-FULL_EVERY = 5.0  # seconds between full passes over the index when its change token holds
 _CONTROL_KIND = {"paused": "queue-paused", "running": "queue-resumed", "draining": "queue-draining"}
 
 
@@ -421,15 +421,15 @@ class WatchThread:
     to date and the watcher looks at once. Every ``settle`` seconds it also
     looks at what can change without moving the token (a run Guild itself
     runs, a supervisor killed outright): the index's pass over the active
-    runs; every ``full_every`` seconds a full pass. ``on_change()`` is
+    runs, and a full pass when the index says one is due (a full pass of
+    100,000 runs every few seconds would take a core). ``on_change()`` is
     called (on this thread) after every look that saw something move."""
 
-    def __init__(self, watcher: EventWatcher, tick: float = TICK, full_every: float = FULL_EVERY, on_change=None,
-                 on_error=None, settle: float = SETTLE_EVERY):
+    def __init__(self, watcher: EventWatcher, tick: float = TICK, on_change=None, on_error=None,
+                 settle: float = SETTLE_EVERY):
         self.watcher = watcher
         self.tick = tick
         self.settle = max(tick, settle)
-        self.full_every = full_every
         self.on_change = on_change
         self.on_error = on_error
         self._stop = threading.Event()
@@ -451,18 +451,17 @@ class WatchThread:
     def _loop(self) -> None:
         monitor = self.watcher.monitor
         store = monitor.store
-        token, last_full, last_look = None, 0.0, 0.0
+        token, last_look = None, 0.0
         failing = False
         while not self._stop.is_set():
             try:
                 now = time.monotonic()
                 new = store.change_token()
                 if new != token or now - last_look >= self.settle:
-                    full = new != token or now - last_full >= self.full_every
-                    if full:
-                        token, last_full = new, now
-                    last_look = now
-                    monitor.update(full)
+                    token, last_look = new, now
+                    # The index decides: the runs the change journal names, new and removed
+                    # directories and the active runs; every run when its full pass is due.
+                    monitor.update()
                     moved = self.watcher.moved
                     self.watcher.look(refresh=False)
                     if self.watcher.moved != moved and self.on_change is not None:

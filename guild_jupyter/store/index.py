@@ -42,6 +42,7 @@ rows it shows only. (An ``Entry`` and its stamp: ``entry``.)
 
 from __future__ import annotations
 
+import collections
 import heapq
 import os
 import threading
@@ -60,6 +61,10 @@ _MARKER_BITS = ((PENDING_MARKER, HAS_PENDING), (STAGED_MARKER, HAS_STAGED), (LOC
 
 FULL_PASS_EVERY = 100  # a full pass at most every 100x its own cost (<= 1% of a core)
 SAVE_INTERVAL = 10.0  # seconds between saves of the listing file by refreshing viewers
+SAVE_EVERY = 200  # ... and at least 200x what the last save cost (<= 0.5% of a core: 100,000 runs take ~0.5 s)
+#: How many run changes (``changed_since``) the index remembers: a viewer
+#: further behind regroups every run.
+CHANGES_KEPT = 4096
 #: A full pass that finds at least this many runs it knows nothing of (no
 #: entry, no record in the listing file: a new store, a lost cache) reads
 #: them from several threads: each run is ~10 small files, and when the
@@ -85,6 +90,9 @@ class RunIndex:
         self._saved = None  # listing_file.Saved, until every run has been looked at once
         self._dirty = False
         self._last_save = 0.0
+        self._save_cost = 0.0
+        self._changes: collections.deque = collections.deque(maxlen=CHANGES_KEPT)  # (version, run id)
+        self._warned: dict = {}  # ids of the entries with warnings (what ``warnings`` reads)
         self._token = None
         self._last_full = None
         self._full_cost = 0.0
@@ -282,9 +290,31 @@ class RunIndex:
     def warnings(self) -> list[str]:
         with self.lock:
             out = list(self.errors)
-            for e in self.entries.values():
-                out.extend(e.warnings)
+            for run_id in self._warned:
+                out.extend(self.entries[run_id].warnings)
             return out
+
+    def changed_since(self, version: int):
+        """The ids of the runs added, removed or changed since ``version``
+        (a ``version`` this index had), or None when it no longer knows
+        (more than ``CHANGES_KEPT`` changes since): what a viewer that keeps
+        its own arrangement of the runs updates instead of redoing it."""
+        with self.lock:
+            if version == self.version:
+                return set()
+            changes = self._changes
+            if version > self.version or not changes or changes[0][0] > version + 1:
+                return None
+            out = set()
+            for v, run_id in reversed(changes):
+                if v <= version:
+                    break
+                out.add(run_id)
+            return out
+
+    def _moved(self, run_id: str) -> None:
+        self.version += 1
+        self._changes.append((self.version, run_id))
 
     # -- bringing it up to date ------------------------------------------------------
 
@@ -310,7 +340,8 @@ class RunIndex:
             else:
                 self._changed_pass(token, now_ns)
             self._token = token
-            self._after_pass(now_ns, save=self._dirty and (full or now - self._last_save >= SAVE_INTERVAL))
+            self._after_pass(now_ns, save=self._dirty and (
+                full or now - self._last_save >= max(SAVE_INTERVAL, SAVE_EVERY * self._save_cost)))
             return self.version != before
 
     def _full_pass(self, now_ns: int) -> None:
@@ -328,6 +359,11 @@ class RunIndex:
                     self._refresh(run_id, None, got[0], now_ns, got[1])
                 else:
                     self._check(run_id, entries.get(run_id), fd, now_ns)
+        rest = self._saved_records()
+        if rest:  # records of runs no longer in runs/: dropped, so that the file's bytes can go
+            for run_id in [i for i in rest if i not in self._id_set]:
+                del rest[run_id]
+        self._saved_records()  # every record taken: the file's bytes go now, not at the next pass
 
     def _changed_pass(self, token, now_ns: int) -> None:
         look = set(self._watch)
@@ -503,7 +539,7 @@ class RunIndex:
         self.entries[run_id] = e
         if e.markers:
             self._marked.add(run_id)
-        self.version += 1
+        self._moved(run_id)
         return e
 
     def _refresh(self, run_id: str, old: Entry | None, st, now_ns: int, new: Entry | None = None,
@@ -520,9 +556,13 @@ class RunIndex:
             self._marked.add(run_id)
         else:
             self._marked.discard(run_id)
+        if new.warnings:
+            self._warned[run_id] = None
+        else:
+            self._warned.pop(run_id, None)
         if (old is None or old.values != new.values or old.warnings != new.warnings
                 or old.lock_pid != new.lock_pid):
-            self.version += 1
+            self._moved(run_id)
         if new.status in ACTIVE or settling(st, now_ns):
             self._watch.add(run_id)
         else:
@@ -533,7 +573,8 @@ class RunIndex:
         self.entries.pop(run_id, None)
         self._watch.discard(run_id)
         self._marked.discard(run_id)
-        self.version += 1
+        self._warned.pop(run_id, None)
+        self._moved(run_id)
         self._dirty = True
 
     def _check_running(self) -> None:
@@ -645,13 +686,15 @@ class RunIndex:
 
     def _save(self, now_ns: int) -> None:
         self._dirty = False
-        self._last_save = time.monotonic()
+        t = time.monotonic()
         rest = self._saved_records()
         if rest:  # runs not looked at since the file was loaded keep their records as they were
             for run_id in [i for i in rest if i in self._id_set]:
                 self._from_saved(run_id, rest)
         listing_file.save(self.path, self.entries.values(), now_ns, self._runs_mtime,
                           self._ids if self._runs_mtime is not None else None)
+        self._last_save = time.monotonic()
+        self._save_cost = self._last_save - t
 
 def _read_into(out: dict, runs_dir: str, run_id: str) -> None:
     """Stamps the run (a look at every file), reads it, and keeps both in

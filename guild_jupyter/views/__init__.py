@@ -26,7 +26,7 @@ from ..store.run import COMPLETED, ERROR, FINISHED, PENDING, RUNNING, STAGED, ST
 _WHERE = {
     'actions': ('HELD', 'QUEUE_VERBS', 'RUN_ACTIONS', 'RUN_VERBS', 'open_notebook_action', 'open_sweep_action', 'output_action', 'priority_form', 'queue_actions', 'restage_form', 'run_actions'),
     'forms': ('queue_form',),
-    'sweeps': ('main_tag_of', 'sweep_brief', 'sweep_entry', 'sweep_table'),
+    'sweeps': ('main_tag_of', 'sweep_brief', 'sweep_entry', 'sweep_summary', 'sweep_table'),
     'groups': ('ATTENTION_SECONDS', 'GROUP_NAMES', 'GROUP_OF_STATUS', 'GROUPS', 'Group', 'group', 'status_bar_text', 'summary_text'),
     'queues': ('describe_queue', 'gpu_row', 'queue_row', 'queue_state_text', 'queue_title', 'slots_text'),
     'runs': ('DISPLAY_STATUSES', 'SPARK_HEIGHT', 'SPARK_POINTS', 'SPARK_WIDTH', 'STOPPED_BY_YOU', 'TIME_KINDS', 'UNSTAGED', 'after_ids', 'held_words', 'priority_of_run', 'listing_row', 'staged_places', 'main_scalar', 'notebook_tree_path', 'outcome_text', 'place_in_line', 'retry_text', 'run_row', 'run_words', 'spark_points', 'status_of', 'status_text', 'stopped_by_user'),

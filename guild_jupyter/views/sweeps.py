@@ -32,7 +32,7 @@ from .runs import DISPLAY_STATUSES, UNSTAGED, run_row, status_of
 from .words import elapsed_text, flags_text, format_flag, format_value, jsonable, lower_is_better, plural, \
     varying_flags
 
-__all__ = ["sweep_table", "sweep_brief", "sweep_entry", "main_tag_of", "TOTAL_FLAGS", "progress", "STATUS_ORDER"]
+__all__ = ["sweep_table", "sweep_brief", "sweep_entry", "sweep_summary", "main_tag_of", "TOTAL_FLAGS", "progress", "STATUS_ORDER"]
 
 #: Flags whose value is how far a run goes, and the unit it counts.
 TOTAL_FLAGS = (("epochs", "epoch"), ("num_epochs", "epoch"), ("n_epochs", "epoch"), ("max_epochs", "epoch"),
@@ -251,6 +251,14 @@ def sweep_entry(sweep_id: str, runs) -> dict:
         counts[s] = counts.get(s, 0) + 1
     first = min(runs, key=lambda r: (r.timestamp, r.id)) if runs else None
     op = first.op_name if first is not None else ""
-    return {"id": sweep_id, "title": f"{op} · {plural(len(runs), 'run')}", "summary_text": _summary_text(counts),
-            "op": op, "runs": len(runs), "counts": counts, "time": max((r.timestamp for r in runs), default=0),
-            "open_action": open_sweep_action(sweep_id)}
+    return sweep_summary(sweep_id, op, counts, max((r.timestamp for r in runs), default=0))
+
+
+def sweep_summary(sweep_id: str, op: str, counts: dict, time: int) -> dict:
+    """``sweep_entry`` from what a viewer keeps of a sweep as its runs
+    change (its first run's op, its runs per display status, its newest
+    run's time) instead of every run: a viewer of a sweep of 100,000 runs
+    recounts it on each change otherwise."""
+    n = sum(counts.values())
+    return {"id": sweep_id, "title": f"{op} · {plural(n, 'run')}", "summary_text": _summary_text(counts),
+            "op": op, "runs": n, "counts": counts, "time": time, "open_action": open_sweep_action(sweep_id)}
