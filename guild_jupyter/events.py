@@ -168,6 +168,7 @@ class EventWatcher:
             if index.version == self._version and not controls_moved:
                 return []
             first = self._version is None
+            changed = None if first else index.changed_since(self._version)
             self._version = index.version
             self.moved += 1
             groups, _ = self.monitor.grouped()
@@ -175,8 +176,13 @@ class EventWatcher:
             before, self._active = self._active, active
             since, self._since = self._since, now
             entries = index.entries
-            new_ids = entries.keys() - self._known if not first else ()
-            self._known = set(entries)
+            if changed is None:  # the first look, or too much changed since: every run compared
+                new_ids = entries.keys() - self._known if not first else ()
+                self._known = set(entries)
+            else:  # only the runs that changed (a store of 100,000 runs: no set of them all made again)
+                new_ids = {i for i in changed if i in entries and i not in self._known}
+                self._known.update(new_ids)
+                self._known.difference_update([i for i in changed if i not in entries])
             if first:  # runs that ended just before: as good as known, never noticed later
                 for name in ("failed", "finished"):
                     for e in groups[name]:
@@ -187,7 +193,7 @@ class EventWatcher:
             ended = self._ended(before, active, groups, since, entries)
             staged_new = [entries[i] for i in new_ids if not entries[i].is_queue]
             gone_queues = [qid for qid in self._queues if qid not in queues]
-            sweeps = _sweeps_of(ended, entries.values()) if ended else []
+            sweeps = _sweeps_of(ended, entries.values(), active) if ended else []
             # Queues seen running that ended, and queues that started and ended between two looks.
             ended_queues = [entries[q] for q in gone_queues if q in entries and entries[q].status in FINISHED]
             ended_queues += [entries[i] for i in new_ids if entries[i].is_queue and entries[i].status in FINISHED]
@@ -200,8 +206,7 @@ class EventWatcher:
                 out.append(event)
         out += [self._run_event(e) for e in sorted(ended, key=lambda e: (e.stopped or 0, e.id))]
         for members in sweeps:
-            if not any(m.id in active for m in members):
-                out.append(_sweep_event(members))
+            out.append(_sweep_event(members))
         out += controls_moved
         out += [_queue_ended_event(e) for e in ended_queues]
         return out
@@ -288,10 +293,13 @@ def _name(run) -> str:
     return f"{run.op_name} {text}" if text else run.op_name
 
 
-def _sweeps_of(ended, entries) -> list[list]:
-    """The sweeps (two trials or more) the ended runs belong to, each as the
-    list of its runs' entries, in creation order: by the ``sweep`` attr, or
-    for runs without one by their consecutive ``initialized`` times."""
+def _sweeps_of(ended, entries, active=frozenset()) -> list[list]:
+    """The sweeps (two trials or more) the ended runs belong to that have
+    ended too (none of their runs in ``active``), each as the list of its
+    runs' entries, in creation order: by the ``sweep`` attr, or for runs
+    without one by their consecutive ``initialized`` times. (A sweep still
+    running is left before its trials are read: each end of one of 10,000
+    trials would otherwise read all of them.)"""
     entries = list(entries)
     out = []
     by_attr = {e.sweep for e in ended if e.sweep is not None}
@@ -301,11 +309,16 @@ def _sweeps_of(ended, entries) -> list[list]:
             if e.sweep in by_attr and not e.is_queue:
                 members.setdefault(e.sweep, []).append(e)
         for sweep in sorted(members):
+            if any(e.id in active for e in members[sweep]):
+                continue
             runs = sorted(members[sweep], key=lambda e: (_int(e.values.get("initialized")), e.id))
             if len(_trials(runs)) > 1:
                 out.append(runs)
     legacy = [e for e in ended if e.sweep is None]
-    return out + (_sweeps_by_time(legacy, [e for e in entries if e.sweep is None]) if legacy else [])
+    if not legacy:
+        return out
+    return out + [members for members in _sweeps_by_time(legacy, [e for e in entries if e.sweep is None])
+                  if not any(m.id in active for m in members)]
 
 
 def _int(v) -> int:
