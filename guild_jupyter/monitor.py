@@ -332,7 +332,7 @@ class _Arrangement:
         self.version = index.version
         entries = index.entries
         derive_all(entries.values())  # (sweep and unstaged of 100,000 runs in one parse, none kept decoded)
-        self.place: dict = {}  # run id -> (display status, its key in its group)
+        self.place: dict = {}  # run id -> its key in its group (``_place_of``)
         self.counts = {s: 0 for s in views.DISPLAY_STATUSES}
         self.keys = {g.name: [] for g in views.GROUPS}  # ascending keys; "ended" groups show them reversed
         self.ents = {g.name: [] for g in views.GROUPS}  # the entries, in the order of the keys
@@ -344,11 +344,11 @@ class _Arrangement:
             if p is None:
                 continue
             self.place[e.id] = p
-            self.counts[p[0]] = self.counts.get(p[0], 0) + 1
-            name = views.GROUP_OF_STATUS.get(p[0])
+            self.counts[p[-2]] = self.counts.get(p[-2], 0) + 1
+            name = views.GROUP_OF_STATUS.get(p[-2])
             if name is not None:  # (a status no group shows is only counted)
-                rows[name].append((p[1], e))
-            self._join(e.sweep, e.id)
+                rows[name].append((p, e))
+            self._join(p[-1], e.id)
         for name, pairs in rows.items():
             pairs.sort(key=lambda ke: ke[0])
             self.keys[name] = [k for k, _e in pairs]
@@ -359,26 +359,26 @@ class _Arrangement:
         for run_id in changed:
             old = self.place.pop(run_id, None)
             if old is not None:
-                name = views.GROUP_OF_STATUS.get(old[0])
+                name = views.GROUP_OF_STATUS.get(old[-2])
                 if name is not None:
                     keys = self.keys[name]
-                    i = bisect.bisect_left(keys, old[1])
+                    i = bisect.bisect_left(keys, old)
                     del keys[i]
                     del self.ents[name][i]
-                self.counts[old[0]] -= 1
-                self._leave(old[2], run_id)
+                self.counts[old[-2]] -= 1
+                self._leave(old[-1], run_id)
             e = entries.get(run_id)
             p = _place_of(e) if e is not None else None
             if p is not None:
                 self.place[run_id] = p
-                name = views.GROUP_OF_STATUS.get(p[0])
+                name = views.GROUP_OF_STATUS.get(p[-2])
                 if name is not None:
                     keys = self.keys[name]
-                    i = bisect.bisect_left(keys, p[1])
-                    keys.insert(i, p[1])
+                    i = bisect.bisect_left(keys, p)
+                    keys.insert(i, p)
                     self.ents[name].insert(i, e)
-                self.counts[p[0]] = self.counts.get(p[0], 0) + 1
-                self._join(p[2], run_id)
+                self.counts[p[-2]] = self.counts.get(p[-2], 0) + 1
+                self._join(p[-1], run_id)
         self.version = self.index.version
 
     def groups(self) -> dict:
@@ -425,7 +425,7 @@ class _Arrangement:
                 newest = 0
                 for run_id in ids:
                     e = entries[run_id]
-                    s = self.place[run_id][0]
+                    s = self.place[run_id][-2]
                     counts[s] = counts.get(s, 0) + 1
                     if first is None or (e.timestamp, e.id) < (first.timestamp, first.id):
                         first = e
@@ -437,21 +437,20 @@ class _Arrangement:
 
 
 def _place_of(e):
-    """``(display status, key in its group, sweep)`` of an entry; None for a
-    queue run (in no group). Keys sort ascending; the ``ended`` groups show
-    them reversed (most recently ended first)."""
+    """An entry's key in its group, ending with ``(run id, display status,
+    sweep)`` (the id, unique, decides before those two are compared); None
+    for a queue run (in no group). Keys sort ascending; the ``ended`` groups
+    show them reversed (most recently ended first)."""
     if e.is_queue:
         return None
     status = e.status
     if status == TERMINATED and e.unstaged:
         status = views.UNSTAGED
     if status == RUNNING:
-        key = (e.started or e.timestamp, e.id)
-    elif status in (PENDING, views.STAGED):  # the order queues start them in (highest priority, then oldest)
-        key = policy.start_key(e.priority, e.timestamp, e.id)
-    else:
-        key = (e.stopped or e.timestamp, e.id)
-    return status, key, e.sweep
+        return (e.started or e.timestamp, e.id, status, e.sweep)
+    if status in (PENDING, views.STAGED):  # the order queues start them in (highest priority, then oldest)
+        return policy.start_key(e.priority, e.timestamp, e.id) + (status, e.sweep)
+    return (e.stopped or e.timestamp, e.id, status, e.sweep)
 
 
 NO_GPU = "no NVIDIA GPU found"

@@ -137,6 +137,8 @@ class Entry:
             self._sweep = self._unstaged = _UNKNOWN  # (``derive``: read from ``raw`` when first asked)
             self._op = None
             self.status, self.started, self.stopped, self.timestamp, self.is_queue, self.markers = keys
+            if self.timestamp == self.started:
+                self.timestamp = self.started  # one int object for both (as a run read from its files has)
             self.lock_pid = None
             self.lock_remote = False
             return
