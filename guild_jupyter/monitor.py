@@ -12,7 +12,11 @@ and numbers (rows are ``views.run_row`` / ``views.queue_row`` /
 ``views.gpu_row``): it goes to ``json.dumps`` as is. It reads the store
 through the one listing index (``store.index``), so a refresh of a big
 store costs a few stats, and what the real ``guild`` CLI changes (a label, a
-removed or restored run) shows on the next refresh.
+removed or restored run) shows on the next refresh. The groups, counts and
+sweeps are kept between snapshots and only the runs the index says changed
+are moved (``_Arrangement``): a snapshot after one change of a store of
+100,000 runs does not sort them all again, and keeps decoded only the
+values of the rows it shows.
 
 ``version`` moves whenever a run, a queue or the newest event changes; not
 with running clocks, scalars or GPU readings, which are current in every

@@ -31,7 +31,9 @@ checked whenever the run is.
   active and settling runs; a full pass when the last one is older than
   ``FULL_PASS_EVERY`` times what it cost (at most 1% of a core), which is
   how a viewer sees what Guild's CLI changed in a run of a store too big
-  to check on every refresh.
+  to check on every refresh. The index remembers which runs its last
+  ``CHANGES_KEPT`` changes touched (``changed_since``): a viewer moves
+  those in its own arrangement of the runs instead of redoing it.
 
 **Persistence** (``listing_file``). Settled, readable runs (finished,
 staged and pending; a running run's holder is checked anyway) are kept in
