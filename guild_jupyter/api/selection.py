@@ -52,7 +52,7 @@ def resolve_all(st: Store, refs, listing=None) -> list[Run]:
 #: (the retry and Dask attrs a trial's row shows): a view asking every
 #: second opens them once, not 400 times a second for 100 trials.
 _entry_runs: dict = {}
-_ENTRY_RUNS_MAX = 20_000
+_ENTRY_RUNS_MAX = 5_000  # (a sweep of more trials is served as before: its runs made anew)
 
 
 def _run_of(entry) -> Run:
