@@ -50,7 +50,7 @@ import time
 from ..errors import GuildJupyterError
 from . import listing_file
 from .entry import (HAS_LOCK, HAS_PENDING, HAS_STAGED, KEY_INO, KEY_MTIME, KEY_SIZE, SETTLE_NS, Entry, decode_all,
-                    key_stamp, read_entry, settling, stamp_of)
+                    key_stamp, read_entry, read_new, settling, stamp_of)
 from .run import FINISHED, LOCK, PENDING, PENDING_MARKER, RUNNING, STAGED, STAGED_MARKER, Run
 
 __all__ = ["RunIndex", "Entry", "stamp_of", "SETTLE_NS"]
@@ -416,6 +416,11 @@ class RunIndex:
             saved = self._saved_records()
             if saved is not None:
                 old = self._from_saved(run_id, saved)
+            if old is None:  # never read: stamped as it is read, in one look
+                got = read_new(self.store.runs_dir, run_id, now_ns)
+                if got is not None:
+                    self._refresh(run_id, None, got[0], now_ns, got[1])
+                    return
         st = stamp_of(run_id, fd, self.store.runs_dir, old.stamp if old is not None else None)
         if old is not None and st is not None and old.stamp == st:
             young = settling(st, now_ns)
@@ -656,6 +661,10 @@ class RunIndex:
 def _read_into(out: dict, runs_dir: str, run_id: str) -> None:
     """Stamps the run (a look at every file), reads it, and keeps both in
     ``out``; a run that is no readable run is left to the caller's check."""
+    got = read_new(runs_dir, run_id, time.time_ns())
+    if got is not None:
+        out[run_id] = got
+        return
     st = stamp_of(run_id, None, runs_dir)
     e = read_entry(runs_dir + "/" + run_id, st, full_look=True) if st is not None else None
     if e is not None:

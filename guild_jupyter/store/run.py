@@ -84,6 +84,14 @@ def split_opref(text: str) -> list[str]:
     return shlex.split(text)
 
 
+def parse_opref(text: str) -> tuple[str, str, str, str, str]:
+    """(pkg_type, pkg_name, version, model, op) of an opref line; raises
+    ValueError or IndexError when it has not that shape."""
+    parts = split_opref(text)
+    kind, _, pkg = parts[0].partition(":")
+    return (kind, pkg, parts[1], parts[2], parts[3])
+
+
 class Run:
     """A lazily read view of ``runs/<id>``. Reading never raises for bad files:
     unreadable attrs are collected in ``warnings``."""
@@ -122,6 +130,29 @@ class Run:
             value = default
         self._cache[name] = value
         return value
+
+    def set_read(self, name: str, value=None, error: Exception | None = None) -> None:
+        """Attr ``name`` as a caller read it from its file (a listing that
+        stamps each file as it reads it): ``value``, or the
+        ``AttrReadError`` met, which warns as ``get`` does and reads None."""
+        if error is not None:
+            self.warnings.append(f"run {self.id[:8]}: unreadable attr {name}: {error}")
+            value = None
+        self._cache[name] = value
+
+    def set_opref(self, data: bytes | None, error: OSError | None = None) -> None:
+        """``.guild/opref`` as a caller read it: its bytes, None when it is
+        missing, or the error met reading it (a warning, as ``opref`` gives)."""
+        if data is None and error is None:
+            self._cache["_opref"] = ("", "", "", "", "")
+            return
+        try:
+            if error is not None:
+                raise error
+            self._cache["_opref"] = parse_opref(data.decode("utf-8"))
+        except (OSError, ValueError, IndexError):
+            self.warnings.append(f"run {self.id[:8]}: unreadable opref")
+            self._cache["_opref"] = ("", "", "", "", "")
 
     def assume_absent(self, names) -> None:
         """Attrs known not to exist (a listing's stamp of the run, just
@@ -296,9 +327,7 @@ class Run:
         """(pkg_type, pkg_name, version, model, op) from ``.guild/opref``."""
         if "_opref" not in self._cache:
             try:
-                parts = split_opref(attrlib.read_text(self.path("opref")))
-                kind, _, pkg = parts[0].partition(":")
-                ref = (kind, pkg, parts[1], parts[2], parts[3])
+                ref = parse_opref(attrlib.read_text(self.path("opref")))
             except (OSError, ValueError, IndexError) as e:  # UnicodeDecodeError is a ValueError
                 if not isinstance(e, FileNotFoundError):
                     self.warnings.append(f"run {self.id[:8]}: unreadable opref")
