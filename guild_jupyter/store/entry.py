@@ -361,47 +361,52 @@ def read_new(runs_dir: str, run_id: str, now_ns: int):
     an attr created in the same mtime tick would not show in ``attrs/``'s
     mtime): the caller then stamps and reads it the usual way."""
     base = runs_dir + "/" + run_id
-    gdir = base + "/.guild"
-    stat = os.stat
     try:
-        gs = stat(gdir)
+        gfd = os.open(base + "/.guild", _DIR_FLAGS)
     except OSError:
         return None
-    if not stat_.S_ISDIR(gs.st_mode):
-        return None
-    g = newest = gs.st_mtime_ns
-    adir = gdir + "/attrs"
     try:
-        a = stat(adir).st_mtime_ns
-        present = set(os.listdir(adir))
+        g = newest = os.fstat(gfd).st_mtime_ns
+        try:
+            afd = os.open("attrs", _DIR_FLAGS, dir_fd=gfd)
+        except OSError:
+            return None  # (no attrs/, or an odd one: the usual way says what it is)
+        try:
+            a = os.fstat(afd).st_mtime_ns
+            present = set(os.listdir(afd))
+            if a > newest:
+                newest = a
+            mask = 0
+            parts = []
+            key = (a, 0, 0)
+            bit = 1
+            got = {}
+            for name in KEYS:
+                if name in present:
+                    st, data, err = got[name] = _read_stat(name, afd)
+                    if st is not None:
+                        m = st.st_mtime_ns
+                        mask |= bit
+                        parts += (bit, m, st.st_size, st.st_ino)
+                        if m > newest:
+                            newest = m
+                        if bit == _STARTED_BIT:
+                            key = (m, st.st_size, st.st_ino)
+                bit <<= 1
+        finally:
+            os.close(afd)
+        st, opref, opref_err = _read_stat("opref", gfd)  # (bit: the last of STAMPED)
+        if st is not None:
+            m = st.st_mtime_ns
+            mask |= bit
+            parts += (bit, m, st.st_size, st.st_ino)
+            if m > newest:
+                newest = m
+        guild_names = os.listdir(gfd)  # (after g: a marker that came since moves it)
     except OSError:
-        return None  # (no attrs/, or an odd one: the usual way says what it is)
-    if a > newest:
-        newest = a
-    mask = 0
-    parts = []
-    key = (a, 0, 0)
-    bit = 1
-    got = {}
-    for name in KEYS:
-        if name in present:
-            st, data, err = got[name] = _read_stat(adir + "/" + name)
-            if st is not None:
-                m = st.st_mtime_ns
-                mask |= bit
-                parts += (bit, m, st.st_size, st.st_ino)
-                if m > newest:
-                    newest = m
-                if bit == _STARTED_BIT:
-                    key = (m, st.st_size, st.st_ino)
-        bit <<= 1
-    st, opref, opref_err = _read_stat(gdir + "/opref")  # (bit: the last of STAMPED)
-    if st is not None:
-        m = st.st_mtime_ns
-        mask |= bit
-        parts += (bit, m, st.st_size, st.st_ino)
-        if m > newest:
-            newest = m
+        return None
+    finally:
+        os.close(gfd)
     if now_ns - newest < SETTLE_NS:
         return None
     stamp = (g, a, mask, hash(tuple(parts)), newest, key[0], key[1], key[2])
@@ -418,25 +423,28 @@ def read_new(runs_dir: str, run_id: str, now_ns: int):
         else:
             run.set_read(name, error=attrlib.read_error(name, r[2]))
     run.set_opref(opref, opref_err)
+    run.set_guild_names(guild_names)
     run, damaged = _read_run(base, run=run)
     entry = Entry(run, stamp, damaged=damaged)
     # .guild as listed for the markers (after its mtime g was taken): the row that shows the run's main
     # scalar next takes its event files from here instead of listing .guild again.
-    scalarlib.prime(base, g, run.marker_names())
+    scalarlib.prime(base, g, guild_names)
     return stamp, entry
     return stamp, Entry(run, stamp, damaged=damaged)
 
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
 _READ_ORDER = ("exit_status",) + tuple(k for k in KEYS if k != "exit_status")
 
 
-def _read_stat(path: str):
-    """``(stat or None, bytes or None, OSError or None)`` of one file: its
-    descriptor's stat and content; a missing file is (None, None, None);
-    one that cannot be opened has its stat taken by name (``stamp_of``
-    stamps what ``stat`` sees)."""
+def _read_stat(name: str, dir_fd: int):
+    """``(stat or None, bytes or None, OSError or None)`` of the file
+    ``name`` in the open directory ``dir_fd``: its descriptor's stat and
+    content; a missing file is (None, None, None); one that cannot be
+    opened has its stat taken by name (``stamp_of`` stamps what ``stat``
+    sees)."""
     try:
-        st, data = read_small_stat(path)
+        st, data = read_small_stat(name, dir_fd=dir_fd)
         return st, data, None
     except FileNotFoundError:
         return None, None, None
@@ -444,7 +452,7 @@ def _read_stat(path: str):
         st = getattr(e, "st", None)
         if st is None:
             try:
-                st = os.stat(path)
+                st = os.stat(name, dir_fd=dir_fd)
             except OSError:
                 st = None
         return st, None, e

@@ -51,6 +51,7 @@ from ..errors import GuildJupyterError
 from . import listing_file
 from .entry import (HAS_LOCK, HAS_PENDING, HAS_STAGED, KEY_INO, KEY_MTIME, KEY_SIZE, SETTLE_NS, Entry, decode_all,
                     key_stamp, read_entry, read_new, settling, stamp_of)
+from .scalars import reader as scalarlib
 from .run import FINISHED, LOCK, PENDING, PENDING_MARKER, RUNNING, STAGED, STAGED_MARKER, Run
 
 __all__ = ["RunIndex", "Entry", "stamp_of", "SETTLE_NS"]
@@ -658,12 +659,17 @@ class RunIndex:
         listing_file.save(self.path, self.entries.values(), now_ns, self._runs_mtime,
                           self._ids if self._runs_mtime is not None else None)
 
-def _read_into(out: dict, runs_dir: str, run_id: str) -> None:
+def _read_into(out: dict, runs_dir: str, run_id: str, prefetch: bool = False) -> None:
     """Stamps the run (a look at every file), reads it, and keeps both in
-    ``out``; a run that is no readable run is left to the caller's check."""
+    ``out``; a run that is no readable run is left to the caller's check.
+    ``prefetch`` (a read-ahead thread, waiting on the disk anyway): the
+    run's event files are read into the OS's cache too, for the row that
+    shows its main scalar next."""
     got = read_new(runs_dir, run_id, time.time_ns())
     if got is not None:
         out[run_id] = got
+        if prefetch:
+            scalarlib.prefetch(runs_dir + "/" + run_id)
         return
     st = stamp_of(run_id, None, runs_dir)
     e = read_entry(runs_dir + "/" + run_id, st, full_look=True) if st is not None else None
@@ -701,7 +707,7 @@ def _read_ahead(runs_dir: str, ids: list) -> dict:
             if not batch:
                 return
             for run_id in batch:
-                _read_into(out, runs_dir, run_id)
+                _read_into(out, runs_dir, run_id, prefetch=True)
 
     threads = [threading.Thread(target=work, name="guild-jupyter-read-ahead", daemon=True)
                for _ in range(READ_AHEAD_THREADS)]

@@ -72,12 +72,14 @@ def read_small(path: str, limit: int = MAX_SMALL) -> bytes:
     return read_small_stat(path, limit)[1]
 
 
-def read_small_stat(path: str, limit: int = MAX_SMALL) -> tuple[os.stat_result, bytes]:
+def read_small_stat(path: str, limit: int = MAX_SMALL, dir_fd: int | None = None) -> tuple[os.stat_result, bytes]:
     """``read_small``, with the descriptor's ``fstat`` taken before the
     read: what a listing stamps the file with, at no extra system call. An
     error met after the open (``NotRegular``, ``TooLarge``, a failed read)
-    carries that ``fstat`` in its ``st`` attribute."""
-    fd = os.open(path, _FLAGS)
+    carries that ``fstat`` in its ``st`` attribute. ``dir_fd``: ``path``
+    is relative to that open directory (a listing opens each run's
+    ``attrs/`` once: one path component to look up a file instead of eight)."""
+    fd = os.open(path, _FLAGS, dir_fd=dir_fd)
     st = None
     try:
         st = os.fstat(fd)

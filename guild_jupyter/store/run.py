@@ -178,6 +178,11 @@ class Run:
                 self._names = set()
         return self._names
 
+    def set_guild_names(self, names) -> None:
+        """The names in ``.guild`` as a caller just listed them (a listing
+        that read the run's files through its open ``.guild``)."""
+        self._names = set(names)
+
     def marker_names(self) -> set:
         """The names in ``.guild`` (markers, LOCK...), as read once."""
         return self._guild_names()

@@ -35,11 +35,11 @@ from stat import S_ISREG
 
 from ..regular_file import kind_of, open_regular
 from . import cache_file as scalars_file
-from .tfrecord import (Corrupt, crc32c, decode_event, masked_crc32c, read_records, records,  # noqa: F401
+from .tfrecord import (CHUNK, Corrupt, crc32c, decode_event, masked_crc32c, read_records, records,  # noqa: F401
                        wall_time)
 
 __all__ = ["RECENT", "MAX_RUNS", "RunScalars", "read", "last_scalars", "series", "series_since", "iter_events",
-           "forget", "clear", "main_tag", "masked_crc32c", "save", "prime"]
+           "forget", "clear", "main_tag", "masked_crc32c", "save", "prime", "prefetch"]
 
 #: Values kept per tag for a sparkline, oldest first.
 RECENT = 32
@@ -257,7 +257,30 @@ def prime(run_dir: str, guild_mtime: int, names) -> None:
         _primed.clear()
         if not MAX_PRIMED:
             return
-    _primed[run_dir] = (time.monotonic(), time.time_ns(), tuple(n for n in names if n.startswith(PREFIX)))
+    _primed[run_dir] = (time.monotonic(), guild_mtime, tuple(n for n in names if n.startswith(PREFIX)))
+
+
+def prefetch(run_dir: str) -> None:
+    """Reads the first chunk of each event file ``prime`` named for
+    ``run_dir`` (into the OS's cache, nothing decoded): what a listing's
+    read-ahead threads do while its runs' files are on the disk, so that
+    the rows read them from memory, one after the other, after. Only
+    regular files are read (``open_regular``)."""
+    got = _primed.get(run_dir)
+    if got is None:
+        return
+    for name in got[2]:
+        try:
+            fd, st = open_regular(run_dir + "/.guild/" + name)
+        except OSError:
+            continue
+        try:
+            if st.st_size:
+                os.pread(fd, min(st.st_size, CHUNK), 0)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def _take_primed(run_dir: str):
