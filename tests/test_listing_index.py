@@ -477,3 +477,39 @@ def test_a_listing_after_the_cache_is_lost_shows_each_runs_scalars_as_its_files_
     scalarlib.save()  # what the next process starts from
     scalarlib.clear()
     assert scalarlib.read(target.dir).last["zz_added_later"] == (0, 7.0)
+
+
+def test_what_runs_json_prints_follows_the_real_guild_clis_tag_mark_and_comment(project, guild_home):
+    """The index keeps the attrs ``runs --json`` prints (tags, marked,
+    comments, the opref line...): Guild's ``tag``, ``mark`` and ``comment``
+    rewrite them, and the next ``runs --json`` (from the listing file, and
+    with no cache) says what ``guild runs --json`` says."""
+    a, b = _finished(project, guild_home)
+    home = guild_home
+
+    def fields(rows):
+        return {r["id"]: (r["tags"], r["marked"], [c.get("body") for c in r["comments"] or []], r["opref"])
+                for r in rows}
+
+    def guild_json():
+        return fields(json.loads(guild("runs", "--json", "-a").stdout))
+
+    assert fields(_cli_json(home)) == guild_json()  # (the listing file now holds both runs)
+    guild("tag", "--add", "best", "--add", "small", a.id, "-y")
+    guild("mark", b.id, "-y")
+    guild("comment", "--add", "looks right", a.id, "-y")
+    want = guild_json()
+    assert want[a.id][0] == ["best", "small"] and want[b.id][1] is True and want[a.id][2] == ["looks right"]
+    assert fields(_cli_json(home)) == want
+    assert fields(_from_disk(home)) == want
+    guild("tag", "--delete", "best", a.id, "-y")
+    guild("mark", "--clear", b.id, "-y")
+    assert fields(_cli_json(home)) == guild_json()
+    _age(a.dir)
+    _cli_json(home)  # (the listing file holds the runs as they are now)
+    before = _dirs_mtimes(a)
+    with open(os.path.join(a.attrs_dir, "tags"), "r+b") as f:  # in place, as Guild writes attrs
+        f.truncate(0)
+        f.write(b"[rewritten, in, place]\n")
+    assert _dirs_mtimes(a) == before
+    assert fields(_cli_json(home))[a.id][0] == ["rewritten", "in", "place"]

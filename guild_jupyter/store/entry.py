@@ -20,10 +20,15 @@ from .regular_file import read_small_stat
 from .scalars import reader as scalarlib
 from .run import FINISHED, QUEUE_OPS, RUNNING, Run, STATUSES, flags_of, gpus_of, label_of, op_name_of, sweep_of
 
-#: The attrs a listing shows (besides status and opref).
+#: The attrs a listing shows (besides status and opref): a run row's, then
+#: what ``runs --json`` and a row's words add (most runs have none of those:
+#: an absent attr costs a listing nothing once its stamp found it absent).
 KEYS = ("started", "initialized", "stopped", "label", "run_params", "exit_status", "flags", "unstaged", "queue_id",
-        "priority", "after", "after_failure", "sweep")
-CACHED = KEYS + ("status", "_opref")
+        "priority", "after", "after_failure", "sweep",
+        "cmd", "comments", "marked", "tags", "retry_attempt", "retry_origin", "retry_of", "retries", "stopped_by",
+        "dask_worker", "dask_host")
+#: ``_opref_text``: the opref line as Guild wrote it (what ``runs --json`` prints).
+CACHED = KEYS + ("status", "_opref", "_opref_text")
 
 #: The files whose own (mtime, size, inode) are part of a run's stamp: every
 #: file a listed value comes from. An attr rewritten in place (as Guild
@@ -273,6 +278,8 @@ def checked_values(values) -> dict | None:
         return None
     opref = values["_opref"]
     if type(opref) is not list or len(opref) != 5 or not all(type(x) is str for x in opref):
+        return None
+    if values["_opref_text"] is not None and type(values["_opref_text"]) is not str:
         return None
     if values["status"] not in STATUS_CODES:
         return None

@@ -143,13 +143,16 @@ class Run:
     def set_opref(self, data: bytes | None, error: OSError | None = None) -> None:
         """``.guild/opref`` as a caller read it: its bytes, None when it is
         missing, or the error met reading it (a warning, as ``opref`` gives)."""
+        self._cache["_opref_text"] = None
         if data is None and error is None:
             self._cache["_opref"] = ("", "", "", "", "")
             return
         try:
             if error is not None:
                 raise error
-            self._cache["_opref"] = parse_opref(data.decode("utf-8"))
+            text = data.decode("utf-8")
+            self._cache["_opref_text"] = text.strip()
+            self._cache["_opref"] = parse_opref(text)
         except (OSError, ValueError, IndexError):
             self.warnings.append(f"run {self.id[:8]}: unreadable opref")
             self._cache["_opref"] = ("", "", "", "", "")
@@ -331,14 +334,28 @@ class Run:
     def opref(self) -> tuple[str, str, str, str, str]:
         """(pkg_type, pkg_name, version, model, op) from ``.guild/opref``."""
         if "_opref" not in self._cache:
+            self._cache["_opref_text"] = None
             try:
-                ref = parse_opref(attrlib.read_text(self.path("opref")))
+                text = attrlib.read_text(self.path("opref"))
+                self._cache["_opref_text"] = text.strip()
+                ref = parse_opref(text)
             except (OSError, ValueError, IndexError) as e:  # UnicodeDecodeError is a ValueError
                 if not isinstance(e, FileNotFoundError):
                     self.warnings.append(f"run {self.id[:8]}: unreadable opref")
                 ref = ("", "", "", "", "")
             self._cache["_opref"] = ref
         return self._cache["_opref"]
+
+    @property
+    def opref_text(self) -> str | None:
+        """``.guild/opref`` as Guild wrote it (stripped), None when it cannot
+        be read (as ``guild runs --json`` prints it)."""
+        if "_opref_text" not in self._cache:
+            try:
+                self._cache["_opref_text"] = attrlib.read_text(self.path("opref")).strip()
+            except (OSError, ValueError):
+                self._cache["_opref_text"] = None
+        return self._cache["_opref_text"]
 
     @property
     def op_name(self) -> str:
