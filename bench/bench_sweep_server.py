@@ -154,6 +154,16 @@ def get(server, path):
     return time.perf_counter() - t0, json.loads(body), len(body)
 
 
+def server_cpu(server) -> float:
+    """The server process's CPU seconds so far (user + system, all threads):
+    around a request, what it cost the server, which a loaded machine does
+    not stretch as it stretches wall time (ticks of 10 ms: the mean of many
+    requests is what to read)."""
+    with open(f"/proc/{server.proc.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--trials", type=int, default=100)
@@ -259,26 +269,31 @@ def main() -> None:
         # The view's second: the series with the table's brief (brief=V, one request), against what it
         # asked before (the series, and the table's brief from its own poll: two requests).
         version = table["version"]
-        both, pair = [], []
+        both, pair, both_cpu, pair_cpu = [], [], [], []
         for _ in range(a.updates):
             log_more(writers, runs, at, 10, a.tags)
             at += 10
+            c = server_cpu(server)
             t, upd, _n = get(server, f"/guild/api/sweeps/{sweep}/scalars?tags=loss&x=step&points=2000&since={token}"
                                      f"&brief={version}")
+            both_cpu.append(server_cpu(server) - c)
             token = upd["token"]
             assert upd["table"]["version"] == version and len(upd["table"]["trials"]) == len(table["trials"])
             both.append(t)
             log_more(writers, runs, at, 10, a.tags)
             at += 10
+            c = server_cpu(server)
             t1, upd, _n = get(server, f"/guild/api/sweeps/{sweep}/scalars?tags=loss&x=step&points=2000&since={token}")
             token = upd["token"]
             t2, brief, _n = get(server, f"/guild/api/sweeps/{sweep}?after_version={version}&timeout=0&brief=1")
+            pair_cpu.append(server_cpu(server) - c)
             assert brief.get("brief")
             pair.append(t1 + t2)
             time.sleep(max(0.0, 1.0 - t - t1 - t2))
         print(f"  the view's second with its table's cells: one request (series + brief=V) median {ms(median(both))}, "
-              f"p95 {ms(pct(both, 95))}; two requests (series, then the table's brief) median {ms(median(pair))}, "
-              f"p95 {ms(pct(pair, 95))}")
+              f"p95 {ms(pct(both, 95))}, server CPU mean {ms(sum(both_cpu) / len(both_cpu))}; two requests (series, "
+              f"then the table's brief) median {ms(median(pair))}, p95 {ms(pct(pair, 95))}, server CPU mean "
+              f"{ms(sum(pair_cpu) / len(pair_cpu))}")
     finally:
         server.stop()
 

@@ -99,6 +99,23 @@ def test_retries_and_restages_keep_their_origins_sweep(proj, guild_home):
     assert table["counts"] == {"error": 2, "completed": 1, "staged": 2}
 
 
+def test_a_viewers_table_sees_attrs_the_index_does_not_list_when_written(proj, guild_home):
+    """A viewer asking every second (``exact=False``) is served runs kept
+    from its last ask while the index's entry of each holds: an attr the
+    index does not list (here the Dask worker a row names), written after,
+    shows in the next table, not a run of the kept one's stale reads."""
+    staged = api.run("train.py", "lr=[0.1,0.2]", stage=True, cwd=str(proj))
+    sweep = staged[0].sweep
+    for _ in range(2):  # the second: the runs kept from the first
+        rows = {t["id"]: t for t in api.sweep_table(sweep, exact=False)["trials"]}
+        assert set(rows) == {r.id for r in staged} and not any("worker" in t for t in rows.values())
+    staged[0].write_attr("dask_worker", "tcp://127.0.0.1:40001")
+    staged[0].write_attr("dask_host", "node-a")
+    rows = {t["id"]: t for t in api.sweep_table(sweep, exact=False)["trials"]}
+    assert rows[staged[0].id]["worker"] == "tcp://127.0.0.1:40001" and rows[staged[0].id]["worker_host"] == "node-a"
+    assert "worker" not in rows[staged[1].id]
+
+
 def test_runs_compare_plot_and_wait_take_a_sweep(proj, guild_home):
     sweep_runs = api.run("train.py", "lr=[0.1,0.2]", stage=True, cwd=str(proj))
     sweep = sweep_runs[0].sweep

@@ -45,6 +45,27 @@ def resolve_all(st: Store, refs, listing=None) -> list[Run]:
     return out
 
 
+#: The Run made of each index entry a sweep's viewer last listed: ``{run id:
+#: (entry, Run)}``. The index keeps an entry while the run's stamp holds
+#: (any attr created, or rewritten by us, gives a new one), so a Run made
+#: of the same entry keeps what it read of attrs the index does not list
+#: (the retry and Dask attrs a trial's row shows): a view asking every
+#: second opens them once, not 400 times a second for 100 trials.
+_entry_runs: dict = {}
+_ENTRY_RUNS_MAX = 5_000  # (a sweep of more trials is served as before: its runs made anew)
+
+
+def _run_of(entry) -> Run:
+    kept = _entry_runs.get(entry.id)
+    if kept is not None and kept[0] is entry:
+        return kept[1]
+    if len(_entry_runs) >= _ENTRY_RUNS_MAX:
+        _entry_runs.clear()
+    run = entry.run()
+    _entry_runs[entry.id] = (entry, run)
+    return run
+
+
 def is_sweep_ref(ref) -> bool:
     """Whether ``ref`` names a sweep: its id, or a unique prefix of it of
     at least ``s`` and 4 hex digits (no run id or prefix starts with ``s``)."""
@@ -72,7 +93,7 @@ def sweep_runs(st: Store, sweep: str, exact: bool = True) -> list[Run]:
         with index.lock:
             entries = [e for e in index.entries.values() if e.sweep is not None and not e.is_queue]
         entries.sort(key=lambda e: (e.timestamp, e.id), reverse=True)
-        listed = [e.run() for e in entries]
+        listed = [_run_of(e) for e in entries]
     runs = [r for r in listed if r.sweep is not None and r.sweep.startswith(sweep)]
     ids = list(dict.fromkeys(r.sweep for r in runs))
     if len(ids) > 1:

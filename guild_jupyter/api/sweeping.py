@@ -232,13 +232,17 @@ def scalars(ref, since: str | None = None, *, tags=None, x: str | None = None, p
 
 
 def sweep_scalars(sweep: str, since: str | None = None, *, tags=None, x: str | None = None,
-                  points: int | None = None, main: bool = False, store=None, exact: bool = True) -> dict:
+                  points: int | None = None, main: bool = False, store=None, exact: bool = True,
+                  brief: bool = False) -> dict:
     """``scalars`` for every run of a sweep in one answer: ``series`` is
     ``{run id: {tag: [[x, y], ...]}}`` (runs with nothing new left out).
     ``main``: instead of ``tags``, the sweep's main scalar (the table's:
     ``loss`` when a trial logged it, else the first logged), named in the
     answer's ``main`` (None, and no series, while no trial logged one): a
-    view asks for it along with the table, before it knows the table."""
+    view asks for it along with the table, before it knows the table.
+    ``brief``: the answer also carries ``table``, the sweep table's brief
+    (``views.sweep_brief``) made from the same listing of its runs: a live
+    view's second in one call, the store looked at once."""
     validate.text("sweep", sweep, optional=False)
     validate.text("since", since)
     validate.store(store)
@@ -261,6 +265,8 @@ def sweep_scalars(sweep: str, since: str | None = None, *, tags=None, x: str | N
     if main:
         out["main"] = main_tag
     out["id"] = runs[0].sweep
+    if brief:
+        out["table"] = views.sweep_brief(views.sweep_table(runs[0].sweep, runs, _summaries(runs), store=st.home))
     # what reading cost, wall and this thread's CPU (a loaded machine stretches the first, not the second)
     out["read_ms"] = round((time.monotonic() - t0) * 1000, 1)
     out["read_cpu_ms"] = round((time.thread_time() - c0) * 1000, 1)

@@ -528,10 +528,7 @@ class SweepScalarsHandler(BaseHandler):
         main = self.get_argument("main", "") in ("1", "true")
         brief = int_arg(self, "brief", None, 0, 2**62)
         answer = await self.call(api.sweep_scalars, sweep, store=self.store, exact=False, main=main,
-                                 **series_args(self))
-        if brief is not None:
-            answer["table"] = views.sweep_brief(await self.call(api.sweep_table, sweep, store=self.store,
-                                                                exact=False))
+                                 brief=brief is not None, **series_args(self))
         self.reply(answer)
 
 

@@ -30,6 +30,7 @@ numpy is imported here only: the CLI's listings never import this module.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 
 import numpy as np
@@ -132,6 +133,16 @@ class SeriesRead:
             yield from self._file(gdir, name)
 
     def _file(self, gdir: str, name: str):
+        place = self.since.get(name)
+        if (isinstance(place, (list, tuple)) and len(place) == 3 and all(type(v) is int for v in place)
+                and place[2] >= 0):
+            try:  # read to its end before: a stat tells whether it grew, without opening it
+                st = os.stat(gdir + "/" + name)
+            except OSError:
+                st = None
+            if st is not None and st.st_ino == place[1] and st.st_size == place[0] and stat.S_ISREG(st.st_mode):
+                self.token[name] = list(place)
+                return
         try:
             fd, st = open_regular(gdir + "/" + name)
         except FileNotFoundError:
@@ -140,7 +151,6 @@ class SeriesRead:
             self.errors.append(f"{name}: {e.strerror or e}; not read")
             return
         size, ino = st.st_size, st.st_ino
-        place = self.since.get(name)
         offset = records = 0
         if isinstance(place, (list, tuple)) and len(place) in (2, 3) and all(type(v) is int for v in place):
             if place[1] == ino and 0 <= place[0] <= size:
