@@ -417,18 +417,22 @@ def read_new(runs_dir: str, run_id: str, now_ns: int):
     if now_ns - newest < SETTLE_NS:
         return None
     stamp = (g, a, mask, hash(tuple(parts)), newest, key[0], key[1], key[2])
-    run = Run(base)
+    values = dict.fromkeys(KEYS)  # (an attr not there reads None)
+    errors = []
+    parse = attrlib.parse
     for name in _READ_ORDER:  # exit_status first: the warnings in the order read_entry's reads give them
         r = got.get(name)
-        if r is None or r[1] is None and r[2] is None:
-            run.set_read(name, None)
-        elif r[1] is not None:
+        if r is None:
+            continue
+        if r[1] is not None:
             try:
-                run.set_read(name, attrlib.parse(name, r[1]))
+                values[name] = parse(name, r[1])
             except attrlib.AttrReadError as e:
-                run.set_read(name, error=e)
-        else:
-            run.set_read(name, error=attrlib.read_error(name, r[2]))
+                errors.append((name, e))
+        elif r[2] is not None:
+            errors.append((name, attrlib.read_error(name, r[2])))
+    run = Run(base)
+    run.set_read_all(values, errors)
     run.set_opref(opref, opref_err)
     run.set_guild_names(guild_names)
     run, damaged = _read_run(base, run=run)
@@ -437,7 +441,6 @@ def read_new(runs_dir: str, run_id: str, now_ns: int):
     # scalar next takes its event files from here instead of listing .guild again.
     scalarlib.prime(base, g, guild_names)
     return stamp, entry
-    return stamp, Entry(run, stamp, damaged=damaged)
 
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)

@@ -140,6 +140,14 @@ class Run:
             value = None
         self._cache[name] = value
 
+    def set_read_all(self, values: dict, errors=()) -> None:
+        """``set_read`` of many attrs at once: ``values`` by name, and
+        ``(name, AttrReadError)`` of those that could not be read, in the
+        order their warnings are given."""
+        self._cache.update(values)
+        for name, error in errors:
+            self.set_read(name, error=error)
+
     def set_opref(self, data: bytes | None, error: OSError | None = None) -> None:
         """``.guild/opref`` as a caller read it: its bytes, None when it is
         missing, or the error met reading it (a warning, as ``opref`` gives)."""
