@@ -228,6 +228,28 @@ def test_local_cluster_of_two_workers(script, ipython):
     assert q.run.flags["max-running"] == 2
 
 
+def test_an_embedded_clusters_workers_spend_no_cpu_on_what_a_runner_never_uses(guild_home):
+    """The embedded cluster's workers (separate processes, configured
+    through their nannies) run without the statistical profiler, with slow
+    event-loop and system checks and no memory limit: they only wait on
+    runs that are processes of their own."""
+    from guild_jupyter.queueing.dask.starter import DaskStarter
+    from guild_jupyter.store.store import Store
+
+    starter = DaskStarter(Store(str(guild_home)), "local:1")
+    try:
+        def seen(dask_worker=None):  # (client.run passes the worker by this name)
+            import dask
+
+            return (dask.config.get("distributed.worker.profile.enabled"),
+                    dask.config.get("distributed.admin.tick.interval"), dask_worker.memory_manager.memory_limit)
+
+        (answer,) = starter.client.run(seen).values()
+        assert answer == (False, "1s", None)
+    finally:
+        starter.close()
+
+
 def test_detached_dask_queue(script):
     runs = api.run(script, "x=[1,2]", stage=True)
     q = api.queue(dask="local:1", run_once=True, poll_interval=1, background=True)

@@ -41,6 +41,20 @@ RUNNER_GRACE = 60.0  # seconds a runner that took a run may take to start it (la
 PLACE_BOUND = 10.0  # seconds a claimed run may wait for a worker before its claim is given back
 RECONNECT_EVERY = 2.0  # seconds between tries to reach a scheduler that went away
 NO_WORKER = "the Dask cluster has no worker"
+#: An embedded cluster's workers each run one task at a time, a run's
+#: runner that only waits (the run is a process of its own): what Dask does
+#: for tasks that compute in the worker costs CPU every run, which on a small
+#: machine its runs lack. No statistical profiler sampling each worker every
+#: 10 ms, event-loop and system checks every second or two instead of every
+#: 20 ms and 0.5 s; no memory monitor either (``memory_limit=0``: a worker
+#: holds no data, its run's memory is the run's own process's). An idle
+#: 4-worker cluster then uses ~3-6 % of a core instead of ~19 %, and a task
+#: ~5-6 ms of the workers' CPU instead of ~11 (measured on 2 cores).
+EMBEDDED_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+}
 ALL_BUSY = "every Dask worker is busy"
 
 
@@ -81,8 +95,10 @@ class DaskStarter(RunStarter):
                 if n is not None:
                     from distributed import LocalCluster
 
-                    self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                                host="127.0.0.1", dashboard_address="127.0.0.1:0")
+                    with dask.config.set(EMBEDDED_CONFIG):  # the nannies hand it to their workers
+                        self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                                    host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                                    memory_limit=0)
                     self.client = Client(self.cluster, set_as_default=False)
                 else:
                     self.client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
