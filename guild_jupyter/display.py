@@ -16,7 +16,6 @@ import contextlib
 
 from . import views
 from .errors import BadInput
-from .store import attrs as attrlib
 
 FEW_ROWS = 50  # a list this short reads its runs' event files, not the store's scalars file
 
@@ -223,12 +222,8 @@ def run_json(r, index: int | None = None, scalar: str | None = None) -> dict:
     ``spark``, ``status_text``, ``outcome_text`` and ``retry_text`` as
     ``views.run_row`` has them; ``priority`` and ``after``: the runs it
     waits or waited for)."""
-    try:
-        opref = attrlib.read_text(r.path("opref")).strip()
-    except (OSError, ValueError):
-        opref = None
     out = {
-        "id": r.id, "run_dir": r.dir, "opref": opref, "exit_status": r.exit_status,
+        "id": r.id, "run_dir": r.dir, "opref": r.opref_text, "exit_status": r.exit_status,
         "cmd": r.get("cmd"), "comments": r.get("comments"), "marked": r.get("marked"),
         "label": r.get("label"), "started": r.started, "status": r.status, "stopped": r.stopped,
         "tags": r.get("tags"),

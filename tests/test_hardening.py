@@ -89,7 +89,7 @@ BAD_ENTRIES = {
     "status not the record's": _values(lambda v: dict(v, status="running")),
     "started a string": _values(lambda v: dict(v, started="soon")),
     "started not the record's": _values(lambda v: dict(v, started=v["started"] + 1)),
-    "planted attr": _values(lambda v: dict(v, cmd=["rm", "-rf"])),
+    "planted attr": _values(lambda v: dict(v, planted=["rm", "-rf"])),  # (no attr a listing keeps)
     "flags not listed": _values(lambda v: {k: x for k, x in v.items() if k != "flags"}),
     "record status out of range": _record(status=200),
     "record of another version": _record(version=99),
@@ -113,13 +113,13 @@ def test_a_cache_entry_of_the_wrong_shape_is_dropped_and_rebuilt(project, guild_
     listing = api.runs()
     assert {r.id: (r.status, r.op_name, r.label) for r in listing} == expected
     assert {r.id: r.flags["lr"] for r in listing} == lrs
-    assert not listing.warnings and all(r.get("cmd") != ["rm", "-rf"] for r in listing)
+    assert not listing.warnings and all(r.get("planted") != ["rm", "-rf"] for r in listing)
     RunIndex.forget()
     newest = api.runs(limit=2)  # the -n path: decodes only what it shows
     assert {r.id: (r.status, r.op_name, r.label) for r in newest} == expected
     _head, rebuilt = listing_cache.read(guild_home)
     values = json.loads(rebuilt[a.id][1])
-    assert values["status"] == "terminated" and len(values["_opref"]) == 5 and "cmd" not in values
+    assert values["status"] == "terminated" and len(values["_opref"]) == 5 and "planted" not in values
     p = cli("runs", check=0)
     assert a.id[:8] in p.stdout and b.id[:8] in p.stdout and not p.stderr
 

@@ -32,7 +32,7 @@ def _age(run_dir, seconds=30):
     past = time.time_ns() - seconds * 1_000_000_000
     for root, _dirs, files in os.walk(os.path.join(run_dir, ".guild"), topdown=False):
         for name in files:
-            os.utime(os.path.join(root, name), ns=(past, past))
+            os.utime(os.path.join(root, name), ns=(past, past), follow_symlinks=False)
         os.utime(root, ns=(past, past))
 
 
@@ -350,3 +350,166 @@ def test_a_claims_quick_scan_sees_settled_staged_runs_markers_and_an_exact_one_t
     assert staged[0].timestamp == 4102444800000000
     os.remove(os.path.join(b.dir, ".guild", PENDING_MARKER))
     api.unstage(a.id, b.id, store=str(guild_home))
+
+
+def _damage(run_dir, how):
+    """One way a run's listed files can be odd on disk (``how``)."""
+    g = os.path.join(run_dir, ".guild")
+    attrs = os.path.join(g, "attrs")
+
+    def replace(path, data):
+        if os.path.lexists(path):
+            os.remove(path)
+        if data is not None:
+            with open(path, "wb") as f:
+                f.write(data)
+
+    if how == "label-directory":
+        replace(os.path.join(attrs, "label"), None)
+        os.makedirs(os.path.join(attrs, "label"))
+    elif how == "binary-started":
+        replace(os.path.join(attrs, "started"), b"\x00\xff\xfe binary\x01")
+    elif how == "empty-flags":
+        replace(os.path.join(attrs, "flags"), b"")
+    elif how == "fifo-exit-status":
+        replace(os.path.join(attrs, "exit_status"), None)
+        os.mkfifo(os.path.join(attrs, "exit_status"))
+    elif how == "dangling-label":
+        replace(os.path.join(attrs, "label"), None)
+        os.symlink(os.path.join(attrs, "no-such-file"), os.path.join(attrs, "label"))
+    elif how == "no-opref":
+        replace(os.path.join(g, "opref"), None)
+    elif how == "binary-opref":
+        replace(os.path.join(g, "opref"), b"\xff\xfe\x00")
+    elif how == "yaml-label":
+        replace(os.path.join(attrs, "label"), b"label: [written, by, guild]\n")
+    elif how == "queue-id-added":
+        replace(os.path.join(attrs, "queue_id"), b"q123\n")
+    elif how == "no-exit-status":  # a run that died without an outcome: error
+        replace(os.path.join(attrs, "exit_status"), None)
+
+
+DAMAGES = ("label-directory", "binary-started", "empty-flags", "fifo-exit-status", "dangling-label", "no-opref",
+           "binary-opref", "yaml-label", "queue-id-added", "no-exit-status")
+
+
+def test_a_run_read_in_one_look_is_stamped_and_read_as_stamp_then_read_would(project, guild_home):
+    """A run never read (a lost cache, a new store) is stamped by the
+    descriptor it is read through (``entry.read_new``): the stamp, values,
+    status, markers and warnings are those of ``stamp_of`` then
+    ``read_entry``, for sound runs and for each odd file; the next pass's
+    own stamp (with the hint) holds it; a young run is left to the usual way."""
+    from guild_jupyter.store import entry as entrylib
+
+    runs = _finished(project, guild_home, n=len(DAMAGES) + 1)
+    runs_dir = os.path.join(guild_home, "runs")
+    for r, how in zip(runs, DAMAGES):
+        _damage(r.dir, how)
+        _age(r.dir)
+    now = time.time_ns()
+    for r in runs:
+        got = entrylib.read_new(runs_dir, r.id, now)
+        assert got is not None, r.id
+        stamp, e = got
+        want_stamp = entrylib.stamp_of(r.id, None, runs_dir)
+        want = entrylib.read_entry(r.dir, want_stamp, full_look=True)
+        assert stamp == want_stamp
+        assert entrylib.stamp_of(r.id, None, runs_dir, stamp) == stamp  # the next pass trusts it
+        assert (e.values, e.status, e.markers, e.damaged, e.warnings) == \
+               (want.values, want.status, want.markers, want.damaged, want.warnings)
+    labels = {r.id: entrylib.read_new(runs_dir, r.id, now)[1] for r in runs}
+    assert any(e.warnings for e in labels.values())  # the odd files are seen, not read as sound
+    assert labels[runs[DAMAGES.index("queue-id-added")].id].values["queue_id"] == "q123"
+    young = runs[-1]
+    with open(os.path.join(young.attrs_dir, "label"), "w") as f:  # just written: not settled
+        f.write("young\n")
+    assert entrylib.read_new(runs_dir, young.id, time.time_ns()) is None
+
+
+def test_a_listing_after_the_cache_is_lost_shows_each_runs_scalars_as_its_files_say(project, guild_home, monkeypatch):
+    """The first listing without a cache takes each run's event files from
+    the listing of ``.guild`` the index made (``scalars.reader.prime``):
+    the scalars shown are those of a process that reads them the usual
+    way, including an event file added after the index's look."""
+    from guild_jupyter.store.scalars import reader as scalarlib
+    from guild_jupyter.store.scalars.writer import ScalarWriter
+
+    runs = _finished(project, guild_home, n=3)
+    store = Store(str(guild_home))
+
+    def shown():
+        from guild_jupyter import views
+        return [(r.id, views.main_scalar(r, spark=False)[0]) for r in store.runs()]
+
+    def without_cache():
+        shutil.rmtree(os.path.join(guild_home, "cache"), ignore_errors=True)
+        RunIndex.forget()
+        scalarlib.clear()
+
+    monkeypatch.setattr(scalarlib, "PRIMED_FOR", 3600.0)  # however slow this machine is
+    without_cache()
+    primed = shown()
+    assert all(s is not None for _, s in primed)  # train.py logs a loss
+    without_cache()
+    monkeypatch.setattr(scalarlib, "MAX_PRIMED", 0)  # nothing kept: every .guild listed again
+    assert shown() == primed
+    assert not scalarlib._primed
+    monkeypatch.setattr(scalarlib, "MAX_PRIMED", 20000)
+    # An event file added after the index listed .guild: the primed names miss it, but they are kept
+    # under .guild's mtime from before that listing, so the next read lists .guild again, and what is
+    # saved for the next process does not hide it either.
+    without_cache()
+    index = RunIndex.for_store(store)
+    index.listing()
+    target = runs[0]
+    scratch = os.path.join(str(guild_home), "scratch")
+    os.makedirs(scratch)
+    w = ScalarWriter(scratch, set())
+    w.feed_line(b"zz_added_later: 7.0")
+    w.close()
+    (made,) = [n for n in os.listdir(scratch) if n.startswith("events.out.tfevents.")]
+    g = os.path.join(target.dir, ".guild")
+    before = os.stat(g).st_mtime_ns
+    os.rename(os.path.join(scratch, made), os.path.join(g, "events.out.tfevents.4000000000.added"))
+    os.utime(g, ns=(before + 1_000_000_000, before + 1_000_000_000))  # a later mtime tick
+    first = scalarlib.read(target.dir)  # the primed look: a moment before the file came
+    assert "zz_added_later" not in first.last
+    scalarlib.save()  # what the next process starts from
+    scalarlib.clear()
+    assert scalarlib.read(target.dir).last["zz_added_later"] == (0, 7.0)
+
+
+def test_what_runs_json_prints_follows_the_real_guild_clis_tag_mark_and_comment(project, guild_home):
+    """The index keeps the attrs ``runs --json`` prints (tags, marked,
+    comments, the opref line...): Guild's ``tag``, ``mark`` and ``comment``
+    rewrite them, and the next ``runs --json`` (from the listing file, and
+    with no cache) says what ``guild runs --json`` says."""
+    a, b = _finished(project, guild_home)
+    home = guild_home
+
+    def fields(rows):
+        return {r["id"]: (r["tags"], r["marked"], [c.get("body") for c in r["comments"] or []], r["opref"])
+                for r in rows}
+
+    def guild_json():
+        return fields(json.loads(guild("runs", "--json", "-a").stdout))
+
+    assert fields(_cli_json(home)) == guild_json()  # (the listing file now holds both runs)
+    guild("tag", "--add", "best", "--add", "small", a.id, "-y")
+    guild("mark", b.id, "-y")
+    guild("comment", "--add", "looks right", a.id, "-y")
+    want = guild_json()
+    assert want[a.id][0] == ["best", "small"] and want[b.id][1] is True and want[a.id][2] == ["looks right"]
+    assert fields(_cli_json(home)) == want
+    assert fields(_from_disk(home)) == want
+    guild("tag", "--delete", "best", a.id, "-y")
+    guild("mark", "--clear", b.id, "-y")
+    assert fields(_cli_json(home)) == guild_json()
+    _age(a.dir)
+    _cli_json(home)  # (the listing file holds the runs as they are now)
+    before = _dirs_mtimes(a)
+    with open(os.path.join(a.attrs_dir, "tags"), "r+b") as f:  # in place, as Guild writes attrs
+        f.truncate(0)
+        f.write(b"[rewritten, in, place]\n")
+    assert _dirs_mtimes(a) == before
+    assert fields(_cli_json(home))[a.id][0] == ["rewritten", "in", "place"]

@@ -116,17 +116,30 @@ def read_text(path: str) -> str:
 def read(path: str, default=_MISSING):
     """Reads one attr file. Missing -> default (or KeyError); corrupt -> AttrReadError."""
     try:
-        text = read_text(path)
+        data = read_small(path)
     except FileNotFoundError:
         if default is _MISSING:
             raise KeyError(path) from None
         return default
     except OSError as e:
-        raise AttrReadError(f"{os.path.basename(path)}: {e.strerror or e}") from e
+        raise read_error(os.path.basename(path), e) from e
+    return parse(os.path.basename(path), data)
+
+
+def read_error(name: str, e: OSError) -> AttrReadError:
+    """What ``read`` raises for attr ``name`` that could not be read (``e``)."""
+    return AttrReadError(f"{name}: {e.strerror or e}")
+
+
+def parse(name: str, data: bytes):
+    """The value of attr ``name`` whose file holds ``data`` (``read`` after
+    the file was read: a listing that read it itself, its stamp with it)."""
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise AttrReadError(f"{os.path.basename(path)}: {e}") from e
+        raise AttrReadError(f"{name}: {e}") from e
     if not text.strip():
-        raise AttrReadError(f"{os.path.basename(path)}: empty file")
+        raise AttrReadError(f"{name}: empty file")
     return decode(text)
 
 

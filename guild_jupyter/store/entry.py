@@ -13,14 +13,22 @@ import os
 import stat as stat_
 import time
 
+from . import attrs as attrlib
 from .markers import LOCK, LOCK_REMOTE, PENDING_MARKER, STAGED_MARKER
 from .records import priority_of
+from .regular_file import read_small_stat
+from .scalars import reader as scalarlib
 from .run import FINISHED, QUEUE_OPS, RUNNING, Run, STATUSES, flags_of, gpus_of, label_of, op_name_of, sweep_of
 
-#: The attrs a listing shows (besides status and opref).
+#: The attrs a listing shows (besides status and opref): a run row's, then
+#: what ``runs --json`` and a row's words add (most runs have none of those:
+#: an absent attr costs a listing nothing once its stamp found it absent).
 KEYS = ("started", "initialized", "stopped", "label", "run_params", "exit_status", "flags", "unstaged", "queue_id",
-        "priority", "after", "after_failure", "sweep")
-CACHED = KEYS + ("status", "_opref")
+        "priority", "after", "after_failure", "sweep",
+        "cmd", "comments", "marked", "tags", "retry_attempt", "retry_origin", "retry_of", "retries", "stopped_by",
+        "dask_worker", "dask_host")
+#: ``_opref_text``: the opref line as Guild wrote it (what ``runs --json`` prints).
+CACHED = KEYS + ("status", "_opref", "_opref_text")
 
 #: The files whose own (mtime, size, inode) are part of a run's stamp: every
 #: file a listed value comes from. An attr rewritten in place (as Guild
@@ -318,6 +326,8 @@ def checked_values(values) -> dict | None:
     opref = values["_opref"]
     if type(opref) is not list or len(opref) != 5 or not all(type(x) is str for x in opref):
         return None
+    if values["_opref_text"] is not None and type(values["_opref_text"]) is not str:
+        return None
     if values["status"] not in STATUS_CODES:
         return None
     for k in ("started", "initialized", "stopped"):
@@ -366,13 +376,14 @@ def derive_all(entries) -> None:
             e._derive(values)
 
 
-def _read_run(run_dir: str, mask: int = -1):
+def _read_run(run_dir: str, mask: int = -1, run: Run | None = None):
     """(a Run with every listed value read, damaged?). ``mask``: which
     attrs of ``KEYS`` existed when the stamp was taken (its bits, as
     ``stamp_of`` records them): the others are not opened (one created
     since changed attrs/, so the stamp no longer holds and the run is read
-    again)."""
-    run = Run(run_dir)
+    again). ``run``: one whose listed attrs were read already (``read_new``)."""
+    if run is None:
+        run = Run(run_dir)
     if mask != -1:
         run.assume_absent([k for i, k in enumerate(KEYS) if not mask & (1 << i)])
     try:
@@ -409,5 +420,118 @@ def read_entry(run_dir: str, stamp, full_look: bool = False) -> Entry | None:
     return Entry(run, stamp, damaged=damaged)
 
 
+def read_new(runs_dir: str, run_id: str, now_ns: int):
+    """``(stamp, entry)`` of a run never read before, in one look: each
+    listed file is opened once, and stamped by the ``fstat`` of the
+    descriptor it is read through (what ``stamp_of`` followed by
+    ``read_entry(full_look=True)`` would give, with about half the system
+    calls: a listing whose cache was lost reads 10,000 runs so). Which attrs
+    exist comes from one listing of ``attrs/``, taken after its mtime (an
+    attr created since moves that mtime, and the stamp no longer holds).
+    None when that look is not enough: no readable ``.guild``, or a run
+    that has not settled (its newest file younger than ``SETTLE_NS``, when
+    an attr created in the same mtime tick would not show in ``attrs/``'s
+    mtime): the caller then stamps and reads it the usual way."""
+    base = runs_dir + "/" + run_id
+    try:
+        gfd = os.open(base + "/.guild", _DIR_FLAGS)
+    except OSError:
+        return None
+    try:
+        g = newest = os.fstat(gfd).st_mtime_ns
+        try:
+            afd = os.open("attrs", _DIR_FLAGS, dir_fd=gfd)
+        except OSError:
+            return None  # (no attrs/, or an odd one: the usual way says what it is)
+        try:
+            a = os.fstat(afd).st_mtime_ns
+            present = set(os.listdir(afd))
+            if a > newest:
+                newest = a
+            mask = 0
+            parts = []
+            key = (a, 0, 0)
+            bit = 1
+            got = {}
+            for name in KEYS:
+                if name in present:
+                    st, data, err = got[name] = _read_stat(name, afd)
+                    if st is not None:
+                        m = st.st_mtime_ns
+                        mask |= bit
+                        parts += (bit, m, st.st_size, st.st_ino)
+                        if m > newest:
+                            newest = m
+                        if bit == _STARTED_BIT:
+                            key = (m, st.st_size, st.st_ino)
+                bit <<= 1
+        finally:
+            os.close(afd)
+        st, opref, opref_err = _read_stat("opref", gfd)  # (bit: the last of STAMPED)
+        if st is not None:
+            m = st.st_mtime_ns
+            mask |= bit
+            parts += (bit, m, st.st_size, st.st_ino)
+            if m > newest:
+                newest = m
+        guild_names = os.listdir(gfd)  # (after g: a marker that came since moves it)
+    except OSError:
+        return None
+    finally:
+        os.close(gfd)
+    if now_ns - newest < SETTLE_NS:
+        return None
+    stamp = (g, a, mask, hash(tuple(parts)), newest, key[0], key[1], key[2])
+    values = dict.fromkeys(KEYS)  # (an attr not there reads None)
+    errors = []
+    parse = attrlib.parse
+    for name in _READ_ORDER:  # exit_status first: the warnings in the order read_entry's reads give them
+        r = got.get(name)
+        if r is None:
+            continue
+        if r[1] is not None:
+            try:
+                values[name] = parse(name, r[1])
+            except attrlib.AttrReadError as e:
+                errors.append((name, e))
+        elif r[2] is not None:
+            errors.append((name, attrlib.read_error(name, r[2])))
+    run = Run(base)
+    run.set_read_all(values, errors)
+    run.set_opref(opref, opref_err)
+    run.set_guild_names(guild_names)
+    run, damaged = _read_run(base, run=run)
+    entry = Entry(run, stamp, damaged=damaged)
+    # .guild as listed for the markers (after its mtime g was taken): the row that shows the run's main
+    # scalar next takes its event files from here instead of listing .guild again.
+    scalarlib.prime(base, g, guild_names)
+    return stamp, entry
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+_READ_ORDER = ("exit_status",) + tuple(k for k in KEYS if k != "exit_status")
+
+
+def _read_stat(name: str, dir_fd: int):
+    """``(stat or None, bytes or None, OSError or None)`` of the file
+    ``name`` in the open directory ``dir_fd``: its descriptor's stat and
+    content; a missing file is (None, None, None); one that cannot be
+    opened has its stat taken by name (``stamp_of`` stamps what ``stat``
+    sees)."""
+    try:
+        st, data = read_small_stat(name, dir_fd=dir_fd)
+        return st, data, None
+    except FileNotFoundError:
+        return None, None, None
+    except OSError as e:
+        st = getattr(e, "st", None)
+        if st is None:
+            try:
+                st = os.stat(name, dir_fd=dir_fd)
+            except OSError:
+                st = None
+        return st, None, e
+
+
 __all__ = ["Entry", "KEYS", "CACHED", "SETTLE_NS", "NONE_INT", "STATUS_CODES", "stamp_of", "key_stamp",
-           "settling", "read_entry", "decode_values", "decode_all", "derive_all"]
+           "settling", "read_entry", "read_new", "decode_values", "decode_all", "derive_all"]

@@ -17,7 +17,7 @@ def format_flag_value(v) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(format_flag_value(x) for x in v) + "]"
     s = str(v)
-    if s == "" or any(c.isspace() for c in s):
+    if s.split() != [s]:  # empty, or whitespace in it (what str.split splits at)
         return repr(s)
     return s
 

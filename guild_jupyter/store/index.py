@@ -53,7 +53,8 @@ import time
 from ..errors import GuildJupyterError
 from . import listing_file
 from .entry import (HAS_LOCK, HAS_PENDING, HAS_STAGED, KEY_INO, KEY_MTIME, KEY_SIZE, SETTLE_NS, Entry, decode_all,
-                    key_stamp, read_entry, settling, stamp_of)
+                    key_stamp, read_entry, read_new, settling, stamp_of)
+from .scalars import reader as scalarlib
 from .run import FINISHED, LOCK, PENDING, PENDING_MARKER, RUNNING, STAGED, STAGED_MARKER, Run
 
 __all__ = ["RunIndex", "Entry", "stamp_of", "SETTLE_NS"]
@@ -454,6 +455,11 @@ class RunIndex:
             saved = self._saved_records()
             if saved is not None:
                 old = self._from_saved(run_id, saved)
+            if old is None:  # never read: stamped as it is read, in one look
+                got = read_new(self.store.runs_dir, run_id, now_ns)
+                if got is not None:
+                    self._refresh(run_id, None, got[0], now_ns, got[1])
+                    return
         st = stamp_of(run_id, fd, self.store.runs_dir, old.stamp if old is not None else None)
         if old is not None and st is not None and old.stamp == st:
             young = settling(st, now_ns)
@@ -698,9 +704,18 @@ class RunIndex:
         self._last_save = time.monotonic()
         self._save_cost = self._last_save - t
 
-def _read_into(out: dict, runs_dir: str, run_id: str) -> None:
+def _read_into(out: dict, runs_dir: str, run_id: str, prefetch: bool = False) -> None:
     """Stamps the run (a look at every file), reads it, and keeps both in
-    ``out``; a run that is no readable run is left to the caller's check."""
+    ``out``; a run that is no readable run is left to the caller's check.
+    ``prefetch`` (a read-ahead thread, waiting on the disk anyway): the
+    run's event files are read into the OS's cache too, for the row that
+    shows its main scalar next."""
+    got = read_new(runs_dir, run_id, time.time_ns())
+    if got is not None:
+        out[run_id] = got
+        if prefetch:
+            scalarlib.prefetch(runs_dir + "/" + run_id)
+        return
     st = stamp_of(run_id, None, runs_dir)
     e = read_entry(runs_dir + "/" + run_id, st, full_look=True) if st is not None else None
     if e is not None:
@@ -737,7 +752,7 @@ def _read_ahead(runs_dir: str, ids: list) -> dict:
             if not batch:
                 return
             for run_id in batch:
-                _read_into(out, runs_dir, run_id)
+                _read_into(out, runs_dir, run_id, prefetch=True)
 
     threads = [threading.Thread(target=work, name="guild-jupyter-read-ahead", daemon=True)
                for _ in range(READ_AHEAD_THREADS)]

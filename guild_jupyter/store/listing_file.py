@@ -33,7 +33,8 @@ from .run import STATUSES
 
 NAME = "listing.v4"
 FORMAT = 4
-ENTRY_VERSION = 3  # 2: the last byte holds the marker bits; 3: attrs/sweep stamped and kept (opref's stamp bit moved)
+ENTRY_VERSION = 4  # 2: the last byte holds the marker bits; 3: attrs/sweep stamped and kept (opref's stamp bit
+# moved); 4: the attrs runs --json prints kept too (entry.KEYS; opref's bit moved again) and the opref's text
 MAX_BYTES = 1 << 30
 
 # id, stamp (g, a, mask, files, newest, key mtime, key size; key inode),

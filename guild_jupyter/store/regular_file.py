@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import stat
 
-__all__ = ["NotRegular", "TooLarge", "open_regular", "read_small", "kind_of", "MAX_SMALL"]
+__all__ = ["NotRegular", "TooLarge", "open_regular", "read_small", "read_small_stat", "kind_of", "MAX_SMALL"]
 
 _FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
 #: The most a small file (an attr, a marker, a record) may hold: 16 MiB.
@@ -69,9 +69,21 @@ def read_small(path: str, limit: int = MAX_SMALL) -> bytes:
     them). Raises ``FileNotFoundError``, ``NotRegular`` (checked on the
     descriptor: opening a FIFO with ``O_NONBLOCK`` returns at once),
     ``TooLarge`` past ``limit`` bytes, or ``OSError``."""
-    fd = os.open(path, _FLAGS)
+    return read_small_stat(path, limit)[1]
+
+
+def read_small_stat(path: str, limit: int = MAX_SMALL, dir_fd: int | None = None) -> tuple[os.stat_result, bytes]:
+    """``read_small``, with the descriptor's ``fstat`` taken before the
+    read: what a listing stamps the file with, at no extra system call. An
+    error met after the open (``NotRegular``, ``TooLarge``, a failed read)
+    carries that ``fstat`` in its ``st`` attribute. ``dir_fd``: ``path``
+    is relative to that open directory (a listing opens each run's
+    ``attrs/`` once: one path component to look up a file instead of eight)."""
+    fd = os.open(path, _FLAGS, dir_fd=dir_fd)
+    st = None
     try:
-        mode = os.fstat(fd).st_mode
+        st = os.fstat(fd)
+        mode = st.st_mode
         if not stat.S_ISREG(mode):
             raise NotRegular(0, f"not a regular file ({kind_of(mode)})", path)
         data = chunk = os.read(fd, 65536)
@@ -84,8 +96,11 @@ def read_small(path: str, limit: int = MAX_SMALL) -> bytes:
                 chunks.append(chunk)
                 size += len(chunk)
             data = b"".join(chunks)
+        if len(data) > limit:
+            raise TooLarge(0, f"larger than {limit} bytes", path)
+    except OSError as e:
+        e.st = st
+        raise
     finally:
         os.close(fd)
-    if len(data) > limit:
-        raise TooLarge(0, f"larger than {limit} bytes", path)
-    return data
+    return st, data

@@ -84,6 +84,14 @@ def split_opref(text: str) -> list[str]:
     return shlex.split(text)
 
 
+def parse_opref(text: str) -> tuple[str, str, str, str, str]:
+    """(pkg_type, pkg_name, version, model, op) of an opref line; raises
+    ValueError or IndexError when it has not that shape."""
+    parts = split_opref(text)
+    kind, _, pkg = parts[0].partition(":")
+    return (kind, pkg, parts[1], parts[2], parts[3])
+
+
 class Run:
     """A lazily read view of ``runs/<id>``. Reading never raises for bad files:
     unreadable attrs are collected in ``warnings``."""
@@ -123,6 +131,40 @@ class Run:
         self._cache[name] = value
         return value
 
+    def set_read(self, name: str, value=None, error: Exception | None = None) -> None:
+        """Attr ``name`` as a caller read it from its file (a listing that
+        stamps each file as it reads it): ``value``, or the
+        ``AttrReadError`` met, which warns as ``get`` does and reads None."""
+        if error is not None:
+            self.warnings.append(f"run {self.id[:8]}: unreadable attr {name}: {error}")
+            value = None
+        self._cache[name] = value
+
+    def set_read_all(self, values: dict, errors=()) -> None:
+        """``set_read`` of many attrs at once: ``values`` by name, and
+        ``(name, AttrReadError)`` of those that could not be read, in the
+        order their warnings are given."""
+        self._cache.update(values)
+        for name, error in errors:
+            self.set_read(name, error=error)
+
+    def set_opref(self, data: bytes | None, error: OSError | None = None) -> None:
+        """``.guild/opref`` as a caller read it: its bytes, None when it is
+        missing, or the error met reading it (a warning, as ``opref`` gives)."""
+        self._cache["_opref_text"] = None
+        if data is None and error is None:
+            self._cache["_opref"] = ("", "", "", "", "")
+            return
+        try:
+            if error is not None:
+                raise error
+            text = data.decode("utf-8")
+            self._cache["_opref_text"] = text.strip()
+            self._cache["_opref"] = parse_opref(text)
+        except (OSError, ValueError, IndexError):
+            self.warnings.append(f"run {self.id[:8]}: unreadable opref")
+            self._cache["_opref"] = ("", "", "", "", "")
+
     def assume_absent(self, names) -> None:
         """Attrs known not to exist (a listing's stamp of the run, just
         taken, found no file): read as None without opening them."""
@@ -146,6 +188,11 @@ class Run:
             except OSError:
                 self._names = set()
         return self._names
+
+    def set_guild_names(self, names) -> None:
+        """The names in ``.guild`` as a caller just listed them (a listing
+        that read the run's files through its open ``.guild``)."""
+        self._names = set(names)
 
     def marker_names(self) -> set:
         """The names in ``.guild`` (markers, LOCK...), as read once."""
@@ -295,16 +342,28 @@ class Run:
     def opref(self) -> tuple[str, str, str, str, str]:
         """(pkg_type, pkg_name, version, model, op) from ``.guild/opref``."""
         if "_opref" not in self._cache:
+            self._cache["_opref_text"] = None
             try:
-                parts = split_opref(attrlib.read_text(self.path("opref")))
-                kind, _, pkg = parts[0].partition(":")
-                ref = (kind, pkg, parts[1], parts[2], parts[3])
+                text = attrlib.read_text(self.path("opref"))
+                self._cache["_opref_text"] = text.strip()
+                ref = parse_opref(text)
             except (OSError, ValueError, IndexError) as e:  # UnicodeDecodeError is a ValueError
                 if not isinstance(e, FileNotFoundError):
                     self.warnings.append(f"run {self.id[:8]}: unreadable opref")
                 ref = ("", "", "", "", "")
             self._cache["_opref"] = ref
         return self._cache["_opref"]
+
+    @property
+    def opref_text(self) -> str | None:
+        """``.guild/opref`` as Guild wrote it (stripped), None when it cannot
+        be read (as ``guild runs --json`` prints it)."""
+        if "_opref_text" not in self._cache:
+            try:
+                self._cache["_opref_text"] = attrlib.read_text(self.path("opref")).strip()
+            except (OSError, ValueError):
+                self._cache["_opref_text"] = None
+        return self._cache["_opref_text"]
 
     @property
     def op_name(self) -> str:

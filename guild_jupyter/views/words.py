@@ -44,10 +44,15 @@ def varying_flags(flag_dicts) -> list[str]:
             if k not in names:
                 names.append(k)
     out = []
+    rest = dicts[1:]
     for k in names:
         first = dicts[0].get(k, _MISSING)
-        if any(d.get(k, _MISSING) != first or type(d.get(k, _MISSING)) is not type(first) for d in dicts[1:]):
-            out.append(k)
+        kind = type(first)
+        for d in rest:  # (a plain loop: a listing of 10,000 runs compares each name 10,000 times)
+            v = d.get(k, _MISSING)
+            if v != first or type(v) is not kind:
+                out.append(k)
+                break
     return out
 
 

@@ -27,6 +27,7 @@ run read afresh. A run directory that is gone drops its cache entry.
 from __future__ import annotations
 
 import os
+import time
 import _thread  # a lock without threading's import cost (every CLI command imports this module)
 import struct
 from collections import OrderedDict, deque
@@ -34,11 +35,11 @@ from stat import S_ISREG
 
 from ..regular_file import kind_of, open_regular
 from . import cache_file as scalars_file
-from .tfrecord import (Corrupt, crc32c, decode_event, masked_crc32c, read_records, records,  # noqa: F401
+from .tfrecord import (CHUNK, Corrupt, crc32c, decode_event, masked_crc32c, read_records, records,  # noqa: F401
                        wall_time)
 
 __all__ = ["RECENT", "MAX_RUNS", "RunScalars", "read", "last_scalars", "series", "series_since", "iter_events",
-           "forget", "clear", "main_tag", "masked_crc32c", "save"]
+           "forget", "clear", "main_tag", "masked_crc32c", "save", "prime", "prefetch"]
 
 #: Values kept per tag for a sparkline, oldest first.
 RECENT = 32
@@ -101,14 +102,21 @@ class RunScalars:
             if d is not None:
                 d.append(value)
 
-    def _update(self) -> bool:
-        """Reads what was appended; False when the run directory is gone."""
+    def _update(self, listing=None) -> bool:
+        """Reads what was appended; False when the run directory is gone.
+        ``listing``: ``(mtime, names)`` of ``.guild`` (the mtime taken
+        before the names were listed) as a listing just read them
+        (``prime``), instead of listing it again."""
         gdir = self.dir + "/.guild"
         try:
-            mtime = os.stat(gdir).st_mtime_ns  # before listing: a file added after moves it
+            if listing is not None:
+                mtime, names = listing
+            else:
+                mtime = os.stat(gdir).st_mtime_ns  # before listing: a file added after moves it
+                names = os.listdir(gdir)
             if mtime != self.guild_mtime:
                 self.guild_mtime, self.dirty = mtime, True
-            names = sorted(n for n in os.listdir(gdir) if n.startswith(PREFIX))
+            names = sorted(n for n in names if n.startswith(PREFIX))
         except FileNotFoundError:
             return False
         except OSError as e:
@@ -120,6 +128,10 @@ class RunScalars:
             state = self.files.get(name)
             if state is None:
                 state = self.files[name] = _File()
+                # Never looked at: opened at once, its descriptor's stat taken as the file's.
+                self._read_new_file(gdir + "/" + name, name, state)
+                partial = partial or (state.error is None and state.offset < state.size)
+                continue
             if state.error is not None:
                 continue
             path = gdir + "/" + name
@@ -150,18 +162,39 @@ class RunScalars:
         self._recent.clear()
         self.errors = []
 
-    def _read_file(self, path: str, name: str, state: _File, size: int) -> None:
-        """Decodes the records from ``state.offset`` to ``size``, a chunk at
-        a time (``tfrecord.read_records``): memory stays bounded whatever
-        the file's size."""
-        add = self._add
-        consumed = state.offset
+    def _read_new_file(self, path: str, name: str, state: _File) -> None:
+        """The first look at an event file: ``_update``'s stat and
+        ``_read_file``'s in one (a listing whose cache was lost reads
+        10,000 of them). A file gone meanwhile is left for the next look."""
         try:
-            fd, _st = open_regular(path)
+            fd, st = open_regular(path)
+        except FileNotFoundError:
+            del self.files[name]
+            return
         except OSError as e:
             state.error = f"{name}: {e.strerror or e}; not read"
             self.errors.append(state.error)
             return
+        if st.st_size > 0:
+            self.dirty = True
+            self._read_file(path, name, state, st.st_size, fd)
+        else:
+            os.close(fd)
+        state.mtime_ns, state.ino = st.st_mtime_ns, st.st_ino
+
+    def _read_file(self, path: str, name: str, state: _File, size: int, fd: int | None = None) -> None:
+        """Decodes the records from ``state.offset`` to ``size``, a chunk at
+        a time (``tfrecord.read_records``): memory stays bounded whatever
+        the file's size. ``fd``: the file opened already (closed here)."""
+        add = self._add
+        consumed = state.offset
+        if fd is None:
+            try:
+                fd, _st = open_regular(path)
+            except OSError as e:
+                state.error = f"{name}: {e.strerror or e}; not read"
+                self.errors.append(state.error)
+                return
         try:
             for data, end in read_records(fd, state.offset, size):
                 add(decode_event(data))
@@ -206,6 +239,57 @@ def direct_reads() -> _Direct:
     return _Direct()
 
 
+#: run dir -> (monotonic time, .guild's mtime, its names) as a listing just read them (``prime``).
+_primed: dict = {}
+#: Runs ``prime`` keeps at most (a listing of more reads the rest's ``.guild`` again).
+MAX_PRIMED = 20000
+#: How long a primed listing of ``.guild`` stands in for listing it again.
+PRIMED_FOR = 2.0
+
+
+def prime(run_dir: str, guild_mtime: int, names) -> None:
+    """``.guild`` of ``run_dir`` as a listing just read it (its mtime taken
+    before its names were listed): the next ``read`` of a run not yet in
+    the cache, within ``PRIMED_FOR`` seconds, takes these names instead
+    of listing ``.guild`` again (a listing of 10,000 runs shows the main
+    scalar of each right after the index read them)."""
+    if len(_primed) >= MAX_PRIMED:  # (the older ones were not read within PRIMED_FOR: a viewer's first pass)
+        _primed.clear()
+        if not MAX_PRIMED:
+            return
+    _primed[run_dir] = (time.monotonic(), guild_mtime, tuple(n for n in names if n.startswith(PREFIX)))
+
+
+def prefetch(run_dir: str) -> None:
+    """Reads the first chunk of each event file ``prime`` named for
+    ``run_dir`` (into the OS's cache, nothing decoded): what a listing's
+    read-ahead threads do while its runs' files are on the disk, so that
+    the rows read them from memory, one after the other, after. Only
+    regular files are read (``open_regular``)."""
+    got = _primed.get(run_dir)
+    if got is None:
+        return
+    for name in got[2]:
+        try:
+            fd, st = open_regular(run_dir + "/.guild/" + name)
+        except OSError:
+            continue
+        try:
+            if st.st_size:
+                os.pread(fd, min(st.st_size, CHUNK), 0)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def _take_primed(run_dir: str):
+    got = _primed.pop(run_dir, None)
+    if got is None or time.monotonic() - got[0] > PRIMED_FOR:
+        return None
+    return got[1], got[2]
+
+
 def read(run_dir: str) -> RunScalars:
     """The run's scalars as they are now (the cache brought up to date)."""
     with _lock:
@@ -218,7 +302,12 @@ def read(run_dir: str) -> RunScalars:
             # The file holds every run of the store: for a few runs shown (direct_reads) it is
             # used only if this process has it already (staging costs the same in any store).
             if (not _Direct.depth or scalars_file.is_loaded(run_dir)) and scalars_file.restore(rs):
+                _primed.pop(run_dir, None)
                 return rs  # every file just checked unchanged
+            if not rs._update(_take_primed(run_dir)):
+                _cache.pop(run_dir, None)
+                return RunScalars(run_dir)
+            return rs
         else:
             _cache.move_to_end(run_dir)
         if not rs._update():
@@ -243,12 +332,14 @@ def last_scalars(run_dir: str) -> dict:
 def forget(run_dir: str) -> None:
     with _lock:
         _cache.pop(run_dir, None)
+        _primed.pop(run_dir, None)
 
 
 def clear() -> None:
     """Forgets every run read (and the ``scalars.json`` files loaded)."""
     with _lock:
         _cache.clear()
+        _primed.clear()
         scalars_file.forget_loaded()
 
 
