@@ -149,3 +149,40 @@ def test_the_index_lists_a_damaged_runs_warning_until_the_run_is_gone(project, g
     api.delete(a.id, store=home)
     index.update(full=True)
     assert index.warnings() == []
+
+
+def test_runs_whose_records_another_entry_version_wrote_are_still_listed(project, guild_home):
+    """A listing file whose records another version of the code wrote (its
+    entry version differs) loses those records, never the runs: each is
+    read from its files, even while runs/ is as the file last saw it."""
+    import json
+    import struct
+
+    from guild_jupyter.store import listing_file
+
+    home = str(guild_home)
+    ids = sorted(r.id for r in _finish(project, guild_home, "lr=[0.1,0.2,0.3]"))
+    runs_dir = os.path.join(home, "runs")
+    past = time.time_ns() - 30 * 1_000_000_000
+    os.utime(runs_dir, ns=(past, past))  # settled: the file keeps runs/'s mtime and skips listing it
+    subprocess.run([sys.executable, "-m", "guild_jupyter", "runs", "--store", home], check=True,
+                   stdout=subprocess.DEVNULL, timeout=120)
+    path = os.path.join(home, "cache", "guild_jupyter", listing_file.NAME)
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    nl = data.index(b"\n")
+    head = json.loads(data[:nl])
+    assert head["count"] == 3 and head["runs_mtime"] == past
+    fmt = listing_file.RECORD.format
+    assert fmt.endswith("4B")
+    at = struct.calcsize(fmt[:-2])  # the entry version: the first of the last four bytes
+    for i in range(head["count"]):
+        data[nl + 1 + i * listing_file.RECORD.size + at] = (listing_file.ENTRY_VERSION + 1) % 256
+    with open(path, "wb") as f:
+        f.write(data)
+    assert os.stat(runs_dir).st_mtime_ns == past
+    p = subprocess.run([sys.executable, "-m", "guild_jupyter", "runs", "--json", "--store", home], check=True,
+                       capture_output=True, text=True, timeout=120)
+    assert sorted(r["id"] for r in json.loads(p.stdout)) == ids
+    RunIndex.forget(home)
+    assert sorted(r.id for r in api.runs(store=home)) == ids

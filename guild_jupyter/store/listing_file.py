@@ -124,16 +124,21 @@ def load(path: str) -> Saved:
         return Saved()
     n_values = len(buf) - values_at
     records = {}
+    dropped = []
     n_status = len(STATUSES)
     for rec in RECORD.iter_unpack(memoryview(buf)[start:values_at]):
-        # Each record alone: another entry version, or a record of the wrong shape, is dropped.
+        # Each record alone: another entry version, or a record of the wrong shape, is dropped; its
+        # run stays among runs/'s names (``others``): read from its files, never left out of a listing.
         if rec[14] != ENTRY_VERSION or rec[15] >= n_status or rec[12] + rec[13] > n_values:
+            dropped.append(rec[0].hex())
             continue
         records[rec[0].hex()] = rec
     runs_mtime = head.get("runs_mtime")
     others = head.get("others")
     if type(runs_mtime) is not int or type(others) is not list or not all(type(x) is str for x in others):
         runs_mtime, others = None, ()
+    elif dropped:
+        others = others + dropped
     return Saved(records, buf, runs_mtime, others, values_at)
 
 
