@@ -73,9 +73,7 @@ def stamp_of(run_id: str, runs_fd, runs_dir: str = "", hint=None):
     if a > newest:
         newest = a
     look = hint[MASK] if hint is not None and hint[A] == a and hint[G] == g else -1
-    mask = 0
-    parts = []
-    key = (a, 0, 0)
+    stamping = _Stamping(newest, a)
     bit = 1
     for path in STAMPED:
         if look & bit:
@@ -84,15 +82,35 @@ def stamp_of(run_id: str, runs_fd, runs_dir: str = "", hint=None):
             except OSError:
                 pass
             else:
-                m = s.st_mtime_ns
-                mask |= bit
-                parts += (bit, m, s.st_size, s.st_ino)
-                if m > newest:
-                    newest = m
-                if bit == _STARTED_BIT:
-                    key = (m, s.st_size, s.st_ino)
+                stamping.add(bit, s)
         bit <<= 1
-    return (g, a, mask, hash(tuple(parts)), newest, key[0], key[1], key[2])
+    return stamping.stamp(g, a)
+
+
+class _Stamping:
+    """A stamp being made: the stamped files found so far (their bits, and
+    (mtime, size, inode) each), the newest mtime, the sort key's file."""
+
+    __slots__ = ("mask", "parts", "newest", "key")
+
+    def __init__(self, newest: int, a: int):
+        self.mask = 0
+        self.parts: list = []
+        self.newest = newest
+        self.key = (a, 0, 0)
+
+    def add(self, bit: int, s) -> None:
+        m = s.st_mtime_ns
+        self.mask |= bit
+        self.parts += (bit, m, s.st_size, s.st_ino)
+        if m > self.newest:
+            self.newest = m
+        if bit == _STARTED_BIT:
+            self.key = (m, s.st_size, s.st_ino)
+
+    def stamp(self, g: int, a: int) -> tuple:
+        key = self.key
+        return (g, a, self.mask, hash(tuple(self.parts)), self.newest, key[0], key[1], key[2])
 
 
 def key_stamp(run_id: str, runs_fd, runs_dir: str, stamp):
@@ -438,7 +456,7 @@ def read_new(runs_dir: str, run_id: str, now_ns: int):
     except OSError:
         return None
     try:
-        g = newest = os.fstat(gfd).st_mtime_ns
+        g = os.fstat(gfd).st_mtime_ns
         try:
             afd = os.open("attrs", _DIR_FLAGS, dir_fd=gfd)
         except OSError:
@@ -446,42 +464,28 @@ def read_new(runs_dir: str, run_id: str, now_ns: int):
         try:
             a = os.fstat(afd).st_mtime_ns
             present = set(os.listdir(afd))
-            if a > newest:
-                newest = a
-            mask = 0
-            parts = []
-            key = (a, 0, 0)
+            stamping = _Stamping(max(g, a), a)
             bit = 1
             got = {}
             for name in KEYS:
                 if name in present:
                     st, data, err = got[name] = _read_stat(name, afd)
                     if st is not None:
-                        m = st.st_mtime_ns
-                        mask |= bit
-                        parts += (bit, m, st.st_size, st.st_ino)
-                        if m > newest:
-                            newest = m
-                        if bit == _STARTED_BIT:
-                            key = (m, st.st_size, st.st_ino)
+                        stamping.add(bit, st)
                 bit <<= 1
         finally:
             os.close(afd)
         st, opref, opref_err = _read_stat("opref", gfd)  # (bit: the last of STAMPED)
         if st is not None:
-            m = st.st_mtime_ns
-            mask |= bit
-            parts += (bit, m, st.st_size, st.st_ino)
-            if m > newest:
-                newest = m
+            stamping.add(bit, st)
         guild_names = os.listdir(gfd)  # (after g: a marker that came since moves it)
     except OSError:
         return None
     finally:
         os.close(gfd)
-    if now_ns - newest < SETTLE_NS:
+    if now_ns - stamping.newest < SETTLE_NS:
         return None
-    stamp = (g, a, mask, hash(tuple(parts)), newest, key[0], key[1], key[2])
+    stamp = stamping.stamp(g, a)
     values = dict.fromkeys(KEYS)  # (an attr not there reads None)
     errors = []
     parse = attrlib.parse
