@@ -74,6 +74,20 @@ from .starters import LocalStarter, RunHandle, RunStarter  # noqa: F401 - RunHan
 WATCH_INTERVAL = 0.01  # how often an idle queue checks the store's change marker
 
 
+def _claim_hold() -> float:
+    """Seconds a queue waits between claiming a run and starting it: 0,
+    but where the reliability tests set ``GUILD_JUPYTER_CLAIM_HOLD`` for the
+    queues they kill, so that a kill between a claim and its start (a claim
+    with no LOCK yet) is a certainty, not a race against a few milliseconds."""
+    try:
+        return min(5.0, max(0.0, float(os.environ.get("GUILD_JUPYTER_CLAIM_HOLD") or 0)))
+    except ValueError:
+        return 0.0
+
+
+CLAIM_HOLD = _claim_hold()
+
+
 # -- the loop ------------------------------------------------------------------------------
 
 
@@ -413,6 +427,8 @@ class QueueLoop:
     # -- starting ---------------------------------------------------------------------------
 
     def _start(self, slot_gpus: str | None, run: Run) -> None:
+        if CLAIM_HOLD:
+            self.stop_event.wait(CLAIM_HOLD)
         # Once per run: a run whose start failed for want of space is retried.
         self._log_once(("start", run.id),
                        f"Starting staged run {run.id} ({run.op_name}{', gpus=' + run.gpus if run.gpus else ''})")

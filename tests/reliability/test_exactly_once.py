@@ -88,17 +88,27 @@ class Killer:
         self.at_claim = []  # (run id, kind): killed while its claim had no LOCK yet
         self.victim = None  # (kind, pid, Popen or None)
 
-    def start_victim(self, n: int) -> None:
+    def start_victim(self, n: int) -> bool:
+        # The first two victims (one detached, one CLI) wait a moment between their
+        # claim and its start (the queues' CLAIM_HOLD), so that those kills land there
+        # for certain; the others start at full speed, killed wherever their first
+        # claim is seen.
+        hold = {"GUILD_JUPYTER_CLAIM_HOLD": "0.5"} if n < 2 else {}
         if n % 2 == 0:
-            q = api.queue(background=True, poll_interval=1)
+            os.environ.update(hold)  # (the detached queue's process inherits it; this one read it at import)
+            try:
+                q = api.queue(background=True, poll_interval=1)
+            finally:
+                os.environ.pop("GUILD_JUPYTER_CLAIM_HOLD", None)
             holder = q.run.refresh().lock_holder()
             assert holder is not None, "a detached queue returned before holding its run"
             self.victim = ("detached", holder.pid, None)
         else:
             p = subprocess.Popen([sys.executable, "-m", "guild_jupyter", "queue", "poll-interval=1"],
                                  cwd=self.project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                 start_new_session=True)
+                                 env=dict(os.environ, **hold), start_new_session=True)
             self.victim = ("cli", p.pid, p)
+        return bool(hold)
 
     def kill_victim(self) -> None:
         if self.victim is None:
@@ -111,9 +121,11 @@ class Killer:
         self.victim = None
 
     def round(self, n: int) -> None:
-        self.start_victim(n)
+        held = self.start_victim(n)
         kind, pid, _ = self.victim
-        deadline = time.monotonic() + self.patience
+        # A held victim is waited for until it claims (runs are staged while the first
+        # rounds race Guild's slow queue alone): its kill is the one sure to land at a claim.
+        deadline = time.monotonic() + (60 if held else self.patience)
         while time.monotonic() < deadline:
             hit = _first_claim_by(self.staged, {pid})
             if hit is not None:
