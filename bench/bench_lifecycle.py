@@ -37,7 +37,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import common  # noqa: E402
-from common import PY, fresh_home, median, pct  # noqa: E402
+from common import PY, env_of_version, fresh_home, median, pct  # noqa: E402
 
 from guild_jupyter.store.run import Run  # noqa: E402
 
@@ -84,16 +84,6 @@ def export(ref: str) -> str:
     return common.export(ref, "gj-life-before-")
 
 
-def env_for(home: str, tree: str | None) -> dict:
-    e = dict(os.environ, GUILD_HOME=home, NO_IMPORT_FLAGS_PROGRESS="1")
-    e.pop("CUDA_VISIBLE_DEVICES", None)
-    if tree is not None:
-        e["PYTHONPATH"] = tree  # (the commands run in a temporary directory: never this tree's)
-    else:
-        e.pop("PYTHONPATH", None)
-    return e
-
-
 def ours(args, env, cwd, **kw):
     return subprocess.run([PY, "-m", "guild_jupyter", *args], env=env, cwd=cwd, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, check=True, **kw)
@@ -101,7 +91,7 @@ def ours(args, env, cwd, **kw):
 
 def stage(n: int, sleep: float, tree):
     home = fresh_home()
-    env = env_for(home, tree)
+    env = env_of_version(home, tree)
     d = tempfile.mkdtemp(prefix="gj-life-proj-")
     with open(os.path.join(d, "sleep_run.py"), "w") as f:
         f.write(f"import time\nx = 0\ntime.sleep({sleep!r})\n")
@@ -136,7 +126,7 @@ def bench_local(n: int, sleep: float, workers: int, tree) -> dict:
 
 def claim_latency(samples: int, tree) -> list:
     home = fresh_home()
-    env = env_for(home, tree)
+    env = env_of_version(home, tree)
     d = tempfile.mkdtemp(prefix="gj-life-claim-")
     with open(os.path.join(d, "tiny.py"), "w") as f:
         f.write("x = 0\n")

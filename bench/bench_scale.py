@@ -41,28 +41,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import common  # noqa: E402
-from common import GUILD, PY, median  # noqa: E402
+from common import GUILD, PY, env_of_version, median  # noqa: E402
 
 
 def export(ref: str) -> str:
     return common.export(ref, "gj-scale-before-")
 
 
-def env_for(home: str, tree: str | None) -> dict:
-    e = dict(os.environ, GUILD_HOME=home, NO_IMPORT_FLAGS_PROGRESS="1")
-    e.pop("CUDA_VISIBLE_DEVICES", None)
-    if tree is not None:
-        e["PYTHONPATH"] = tree
-    else:
-        e.pop("PYTHONPATH", None)
-    return e
-
-
 def ours(args, home, tree=None, cwd=None, out=subprocess.DEVNULL) -> float:
     # cwd: the store unless given, never this checkout: ``-m`` puts the working directory
     # first on sys.path, ahead of PYTHONPATH, so --ref's tree would silently be this one
     t = time.perf_counter()
-    subprocess.run([PY, "-m", "guild_jupyter", *args], env=env_for(home, tree), cwd=cwd or home, stdout=out,
+    subprocess.run([PY, "-m", "guild_jupyter", *args], env=env_of_version(home, tree), cwd=cwd or home, stdout=out,
                    stderr=subprocess.DEVNULL, check=True)
     return time.perf_counter() - t
 
@@ -168,7 +158,7 @@ def section_a(n: int, ref: str | None, rounds: int, skip_guild: bool) -> list:
 
 def _timed_guild(args, home) -> float:
     t = time.perf_counter()
-    subprocess.run([GUILD, *args], env=env_for(home, None), stdout=subprocess.DEVNULL,
+    subprocess.run([GUILD, *args], env=env_of_version(home, None), stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, check=True)
     return time.perf_counter() - t
 
@@ -247,7 +237,7 @@ def section_b(n: int, big_home: str | None, skip_guild: bool, ref: str | None, r
             r["stage"] += [stage_once(h, proj, tree) for _ in range(3)]
             r["stage_e"] += [stage_once(empty[k], proj, tree) for _ in range(3)]
     g20 = None if skip_guild else _timed_guild(["runs"], home)  # guild's default: the newest 20 shown
-    p = subprocess.run([PY, "-c", SNAPSHOT, home, proj], env=env_for(home, None), capture_output=True, text=True,
+    p = subprocess.run([PY, "-c", SNAPSHOT, home, proj], env=env_of_version(home, None), capture_output=True, text=True,
                        check=True)
     snap = json.loads(p.stdout.strip().splitlines()[-1])
     lat = claim_latency(home, proj, 10)
@@ -280,8 +270,8 @@ def section_b(n: int, big_home: str | None, skip_guild: bool, ref: str | None, r
 def claim_latency(home, proj, samples: int) -> list:
     from guild_jupyter.store.run import Run
 
-    subprocess.run([PY, "-m", "guild_jupyter", "queue", "--background", "poll-interval=10"], env=env_for(home, None),
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    subprocess.run([PY, "-m", "guild_jupyter", "queue", "--background", "poll-interval=10"],
+                   env=env_of_version(home, None), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     time.sleep(5)  # its first pass over the store
     out = []
     try:
@@ -297,7 +287,7 @@ def claim_latency(home, proj, samples: int) -> list:
                 time.sleep(0.005)
             out.append((r.get("started") - r.get("initialized")) / 1e6)
     finally:
-        subprocess.run([PY, "-m", "guild_jupyter", "stop", "--queues"], env=env_for(home, None),
+        subprocess.run([PY, "-m", "guild_jupyter", "stop", "--queues"], env=env_of_version(home, None),
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return out
 

@@ -97,6 +97,19 @@ def env_for(home: str) -> dict:
     return e
 
 
+def env_of_version(home: str, tree: str | None) -> dict:
+    """``env_for`` that runs ``tree`` (an ``export``ed earlier version) on
+    ``PYTHONPATH``, or, with None, the venv's own install (no PYTHONPATH).
+    The commands must run from a directory that is not a checkout:
+    ``python -m`` puts the working directory ahead of PYTHONPATH."""
+    e = env_for(home)
+    if tree is not None:
+        e["PYTHONPATH"] = tree
+    else:
+        e.pop("PYTHONPATH", None)
+    return e
+
+
 def clone_runs(home: str, template_run_dir: str, n: int) -> None:
     """Fills a store with ``n`` copies of one run (fresh ids), fast."""
     runs = os.path.join(home, "runs")
