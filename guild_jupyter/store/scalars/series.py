@@ -133,9 +133,10 @@ class SeriesRead:
             yield from self._file(gdir, name)
 
     def _file(self, gdir: str, name: str):
-        place = self.since.get(name)
-        if (isinstance(place, (list, tuple)) and len(place) == 3 and all(type(v) is int for v in place)
-                and place[2] >= 0):
+        place = self.since.get(name)  # [offset, inode] or [offset, inode, records] (records < 0: corrupt there)
+        if not (isinstance(place, (list, tuple)) and len(place) in (2, 3) and all(type(v) is int for v in place)):
+            place = None
+        if place is not None and len(place) == 3 and place[2] >= 0:
             try:  # read to its end before: a stat tells whether it grew, without opening it
                 st = os.stat(gdir + "/" + name)
             except OSError:
@@ -152,7 +153,7 @@ class SeriesRead:
             return
         size, ino = st.st_size, st.st_ino
         offset = records = 0
-        if isinstance(place, (list, tuple)) and len(place) in (2, 3) and all(type(v) is int for v in place):
+        if place is not None:
             if place[1] == ino and 0 <= place[0] <= size:
                 if len(place) == 3 and place[2] < 0:  # corrupt there: nothing past it is read
                     os.close(fd)
