@@ -150,7 +150,9 @@ class Run:
 
     def set_opref(self, data: bytes | None, error: OSError | None = None) -> None:
         """``.guild/opref`` as a caller read it: its bytes, None when it is
-        missing, or the error met reading it (a warning, as ``opref`` gives)."""
+        missing, or the error met reading it (a warning). The one place an
+        opref is parsed: ``opref`` reads the file and hands it here, a
+        listing that read it through its open ``.guild`` does the same."""
         self._cache["_opref_text"] = None
         if data is None and error is None:
             self._cache["_opref"] = ("", "", "", "", "")
@@ -161,7 +163,7 @@ class Run:
             text = data.decode("utf-8")
             self._cache["_opref_text"] = text.strip()
             self._cache["_opref"] = parse_opref(text)
-        except (OSError, ValueError, IndexError):
+        except (OSError, ValueError, IndexError):  # UnicodeDecodeError is a ValueError
             self.warnings.append(f"run {self.id[:8]}: unreadable opref")
             self._cache["_opref"] = ("", "", "", "", "")
 
@@ -342,16 +344,12 @@ class Run:
     def opref(self) -> tuple[str, str, str, str, str]:
         """(pkg_type, pkg_name, version, model, op) from ``.guild/opref``."""
         if "_opref" not in self._cache:
-            self._cache["_opref_text"] = None
             try:
-                text = attrlib.read_text(self.path("opref"))
-                self._cache["_opref_text"] = text.strip()
-                ref = parse_opref(text)
-            except (OSError, ValueError, IndexError) as e:  # UnicodeDecodeError is a ValueError
-                if not isinstance(e, FileNotFoundError):
-                    self.warnings.append(f"run {self.id[:8]}: unreadable opref")
-                ref = ("", "", "", "", "")
-            self._cache["_opref"] = ref
+                self.set_opref(read_small(self.path("opref")))
+            except FileNotFoundError:
+                self.set_opref(None)
+            except OSError as e:
+                self.set_opref(None, e)
         return self._cache["_opref"]
 
     @property
