@@ -13,10 +13,14 @@ stdout: the launcher forks a runner whose stdin and stdout *are* that
 connection. So the runner sees the worker die as it always did (its stdin
 reaches EOF: the worker's end of the connection closed), and takes the run
 over exactly once (``dask_records.take_dispatch``) whoever started it.
+The runner is forked ahead (``_fork_spare``): a spare child waits in
+``accept`` and becomes the next task's runner, so a run's way to its start
+does not wait for a fork; the launcher forks the next spare meanwhile.
 
 The launcher holds nothing of a run: killed (even ``kill -9``), the runners
 it forked go on (their own sessions, their own connections), and the next
-task starts a new launcher. A task whose launcher died before forking its
+task starts a new launcher (its spare, which has no task yet, leaves with
+it, freeing the socket's name). A task whose launcher died before forking its
 runner (the connection closed with no report) starts the runner as a fresh
 interpreter instead; a second runner of the same task refuses a run the
 first one took. The launcher ends when its worker does (its parent
@@ -122,16 +126,31 @@ def _read_request(conn: socket.socket) -> list | None:
 
 
 def _fork_runner(conn: socket.socket, listener: socket.socket, argv: list) -> None:
+    """Forks a runner for a connection the launcher accepted itself (no spare
+    runner was waiting: see ``_fork_spare``)."""
     forking.flush_std()
     pid = os.fork()
     if pid:
         return
-    code = 1
     try:  # the runner: never returns into the launcher's loop
         listener.close()
         os.setsid()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
-            forking.set_handler(sig, signal.SIG_DFL)
+        _default_signals()
+        _be_runner(conn, argv)
+    finally:
+        os._exit(1)
+
+
+def _default_signals() -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+        forking.set_handler(sig, signal.SIG_DFL)
+
+
+def _be_runner(conn: socket.socket, argv: list) -> None:
+    """In a forked child: the connection becomes the runner's stdin and
+    stdout, every other descriptor goes, and the runner runs. Never returns."""
+    code = 1
+    try:
         fd = conn.fileno()
         os.dup2(fd, 0)
         os.dup2(fd, 1)
@@ -149,14 +168,70 @@ def _fork_runner(conn: socket.socket, listener: socket.socket, argv: list) -> No
         os._exit(code)
 
 
-def _reap() -> None:
+def _fork_spare(listener: socket.socket, alive_r: int, taken_w: int) -> int | None:
+    """Forks the next run's runner ahead of its task: a child that waits in
+    ``accept`` on the launcher's socket, so that a task's connection is
+    taken by a process already forked and set up (its own session, default
+    signals) instead of waiting for the launcher to fork one -- the fork is
+    paid between runs, off the run's way to its start. Once it accepted, it
+    writes a byte on ``taken_w`` (the launcher forks the next spare) and
+    becomes that task's runner, exactly as a runner the launcher forks
+    after accepting. It holds nothing of a run before that: it leaves as
+    soon as the launcher is gone (``alive_r`` reads EOF), so that a killed
+    launcher's socket name is freed and the next task starts a new one.
+    None when the fork fails (the launcher accepts itself then)."""
+    forking.flush_std()
+    try:
+        pid = os.fork()
+    except OSError:
+        return None
+    if pid:
+        return pid
+    try:  # the spare: never returns into the launcher's loop
+        os.setsid()
+        _default_signals()
+        # alive_w above all: held here, the launcher's end would never read as EOF
+        forking.close_fds_except(keep={listener.fileno(), alive_r, taken_w})
+        while True:
+            ready, _, _ = select.select([listener, alive_r], [], [])
+            if listener not in ready:
+                os._exit(0)  # the launcher is gone (EOF): no task is ours yet
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            break
+        try:
+            os.write(taken_w, b"t")
+        except OSError:  # the launcher is gone: this run still has its runner
+            pass
+        listener.close()
+        args = _read_request(conn)
+        if args is None:
+            os._exit(0)
+        _be_runner(conn, args)
+    finally:
+        os._exit(1)
+
+
+def _reap() -> set:
+    """Collects the launcher's ended children; returns their pids."""
+    gone = set()
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            return gone
         if pid == 0:
-            return
+            return gone
+        gone.add(pid)
+
+
+def _drain(fd: int) -> None:
+    try:
+        os.read(fd, 4096)
+    except OSError:
+        pass
 
 
 def main(argv=None) -> int:
@@ -180,19 +255,35 @@ def main(argv=None) -> int:
     os.write(ready_fd, b"ready\n")
     os.close(ready_fd)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # The launcher's end reaches its spare as EOF on alive_r (it keeps alive_w,
+    # never writing to it); a spare that took a task says so on taken.
+    alive_r, alive_w = os.pipe()
+    taken_r, taken_w = os.pipe()
+    spare = _fork_spare(listener, alive_r, taken_w)
     while os.getppid() == parent:  # the worker went away: so does its launcher (runners go on)
-        ready, _, _ = select.select([listener], [], [], 1.0)
-        _reap()
-        if not ready:
-            continue
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            continue
-        with conn:
-            args = _read_request(conn)
-            if args is not None:
-                _fork_runner(conn, listener, args)
+        # With a spare waiting, tasks' connections are its to accept; without
+        # one (its fork failed), the launcher accepts and forks as before.
+        watch = [taken_r] if spare is not None else [taken_r, listener]
+        ready, _, _ = select.select(watch, [], [], 1.0)
+        if taken_r in ready:
+            _drain(taken_r)
+            spare = None  # it became a runner
+        if spare is not None and spare in _reap():
+            spare = None  # it died without a task: another takes its place
+        elif spare is None:
+            _reap()
+        if listener in ready:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                conn = None
+            if conn is not None:
+                with conn:
+                    args = _read_request(conn)
+                    if args is not None:
+                        _fork_runner(conn, listener, args)
+        if spare is None:
+            spare = _fork_spare(listener, alive_r, taken_w)
     return 0
 
 

@@ -54,32 +54,15 @@ def main(argv=None) -> int:
     run = Run(run_dir)
     queue_owner = Identity.from_record(json.loads(owner))
     me = Identity.current().as_record()
-    why = dask_records.take_dispatch(store, run, queue_owner, key, dict(me, host=host, at=time.time()))
+    # One hold of the run-status lock takes the run, records where it runs and
+    # marks it held by this host (each step re-entering it): the queue's
+    # claims and the other runs' starts wait for one hold a run, not two.
+    with store.lock():
+        why = _take(store, run, queue_owner, key, dict(me, host=host, at=time.time()), worker, host, gpus)
     if why:
-        _say(f"skip: {why}")
+        _say(why)
         return 0
     try:
-        dask_records.record_placement(run, worker, host, gpus or None)
-    except OSError as e:
-        transitions.record_start_failure(store, run, f"cannot record the Dask placement: {e}")
-        _say(f"error: cannot record the Dask placement: {e}")
-        return 0
-    if _worker_gone(0):  # the worker died before the run started: back to staged
-        with store.lock():
-            run.refresh()
-            c = transitions.read_claim(run)
-            if run.status == "pending" and isinstance(c, transitions.Claim) and c.owner == queue_owner:
-                transitions.return_to_staged(store, run)
-                dask_records.clear_dispatch(run)
-        _say("skip: worker lost before the run started")
-        return 0
-    try:
-        dask_records.clear_stop_request(run)  # one left by an earlier life of the run (a restart)
-        # running on every machine; judged only on this one -- unless a stop
-        # took the run off since the dispatch was taken: then it never starts
-        if not transitions.mark_remote(store, run, host, queue_owner):
-            _say("skip: stopped before it started")
-            return 0
         proc = launch.start(run)
     except (GuildJupyterError, OSError) as e:
         transitions.record_start_failure(store, run.refresh(), f"cannot start on Dask worker {worker}: {e}")
@@ -115,6 +98,38 @@ def main(argv=None) -> int:
         if code is not None:
             _say(f"exit {code}")
             return 0
+
+
+def _take(store, run: Run, queue_owner, key: str, me: dict, worker: str, host: str, gpus: str) -> str | None:
+    """Under the run-status lock: takes the run over from the queue's claim
+    (refused to a second execution of the task), records its placement and
+    marks it held by ``host``. None when the run is ours to start; else the
+    report line saying why not (what needed recording is recorded)."""
+    why = dask_records.take_dispatch(store, run, queue_owner, key, me)
+    if why:
+        return f"skip: {why}"
+    try:
+        dask_records.record_placement(run, worker, host, gpus or None)
+    except OSError as e:
+        transitions.record_start_failure(store, run, f"cannot record the Dask placement: {e}")
+        return f"error: cannot record the Dask placement: {e}"
+    if _worker_gone(0):  # the worker died before the run started: back to staged
+        run.refresh()
+        c = transitions.read_claim(run)
+        if run.status == "pending" and isinstance(c, transitions.Claim) and c.owner == queue_owner:
+            transitions.return_to_staged(store, run)
+            dask_records.clear_dispatch(run)
+        return "skip: worker lost before the run started"
+    try:
+        dask_records.clear_stop_request(run)  # one left by an earlier life of the run (a restart)
+        # running on every machine; judged only on this one -- unless a stop
+        # took the run off since the dispatch was taken: then it never starts
+        if not transitions.mark_remote(store, run, host, queue_owner):
+            return "skip: stopped before it started"
+    except (GuildJupyterError, OSError) as e:
+        transitions.record_start_failure(store, run.refresh(), f"cannot start on Dask worker {worker}: {e}")
+        return f"error: {e}"
+    return None
 
 
 def _exit_fd(proc) -> int | None:

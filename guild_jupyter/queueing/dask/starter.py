@@ -29,6 +29,7 @@ from ...errors import BadInput, GuildJupyterError
 from ...execution.control import retry_copy_spec
 from ...procs import Identity
 from ...store import dask_records, transitions
+from ...store.markers import LOCK_REMOTE
 from ...store.run import LOCK, PENDING_MARKER, RUNNING, Run
 from ..flags import BY_NAME
 from ..starters import RunStarter
@@ -411,10 +412,15 @@ class DaskHandle:
                 known["r"] = self._result()
             return known["r"]
 
-        if getattr(self.future, "status", None) != "finished":
+        finished = getattr(self.future, "status", None) == "finished"
+        if not finished:
             result()  # a failed or lost task: its error is here already; read before taking the lock
         store = self.starter.store
         run = self.run.refresh()
+        if finished and why is None and _ended_and_let_go(run):
+            # What the lock would find: nothing left to settle. Not taking it
+            # spares the next claim (and the other runs' starts) a wait.
+            return self._done()
         owner = self.starter.claim_owner
         with store.lock():
             run.refresh()
@@ -454,6 +460,9 @@ class DaskHandle:
                 transitions.settle_dead(store, run, 1, "worker lost: the run's Dask worker went away and "
                                                        "its supervisor is gone", retry=retry_copy_spec)
                 self.starter.log(f"Run {run.id}: worker lost; recorded as error")
+        return self._done()
+
+    def _done(self) -> bool:
         self._settled = True
         # Its worker thread is free: counted so at once (the scheduler is read
         # again within INFO_TTL, and panels then stop showing the run there).
@@ -470,6 +479,16 @@ class DaskHandle:
             if type(e).__name__ == "KilledWorker":
                 return {"result": "lost", "why": "its Dask worker died before starting it"}
             return {"result": "lost", "why": f"{type(e).__name__}: {str(e).split('. ')[0]}"[:200]}
+
+
+def _ended_and_let_go(run: Run) -> bool:
+    """The run's outcome is recorded and nothing holds it (no claim, no
+    LOCK here or elsewhere): final, whatever a task's end could say. Read
+    without the lock: an outcome is written before LOCK goes, and a run
+    taken up again (a restart) shows a marker or no outcome."""
+    if run.get("exit_status") is None:
+        return False
+    return not any(os.path.exists(run.path(m)) for m in (PENDING_MARKER, LOCK, LOCK_REMOTE))
 
 
 def loop_options(store, config) -> dict:
