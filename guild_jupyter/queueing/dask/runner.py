@@ -44,7 +44,9 @@ def _say(text: str) -> None:
     sys.stdout.flush()
 
 
-def main(argv=None) -> int:
+def main(argv=None, prepared=None) -> int:
+    """``prepared``: the run's supervisor, forked ahead by the spare runner
+    this process was (``launch.prepare_supervisor``); else one is forked."""
     argv = list(sys.argv[1:] if argv is None else argv)
     run_dir, owner, key, worker, host, gpus = argv[:6]
     import time
@@ -63,7 +65,7 @@ def main(argv=None) -> int:
         _say(why)
         return 0
     try:
-        proc = launch.start(run)
+        proc = launch.start(run, prepared=prepared)
     except (GuildJupyterError, OSError) as e:
         transitions.record_start_failure(store, run.refresh(), f"cannot start on Dask worker {worker}: {e}")
         _say(f"error: {e}")
