@@ -1,9 +1,11 @@
 """A Dask worker's launcher on its own (no cluster needed: a test plays
-the task's side of the socket): the spare runner it keeps forked ahead,
-with its run's supervisor forked ahead too, takes a task's run and starts
-it exactly once; ``kill -9`` of the launcher takes its spare (which holds
-no run) with it, freeing the socket's name, and the next task starts a new
-launcher. Each test stops the launchers it starts."""
+the task's side of the socket): the spare runner it keeps forked ahead
+takes a task's run and is its supervisor, starting it exactly once; the
+task's connection closing mid-run (its worker died) ends the run's
+processes and records it ``error``, "worker lost"; ``kill -9`` of the
+launcher takes its spare (which holds no run) with it, freeing the
+socket's name, and the next task starts a new launcher. Each test stops
+the launchers it starts."""
 
 from __future__ import annotations
 
@@ -58,40 +60,28 @@ def _launcher_pid(name: str) -> int:
     return found[0]
 
 
-def _pairs(launcher_pid: int) -> list:
-    """(child, its only child) for each child of the launcher: its spare
-    with the supervisor forked ahead, and any runner with its run's."""
-    out = []
+def _children(launcher_pid: int) -> list:
     try:
-        kids = [k for k in psutil.Process(launcher_pid).children() if not _gone(k.pid)]
+        return [k.pid for k in psutil.Process(launcher_pid).children() if not _gone(k.pid)]
     except psutil.NoSuchProcess:
-        return out
-    for k in kids:
-        try:
-            grand = [g for g in k.children() if not _gone(g.pid)]
-        except psutil.NoSuchProcess:
-            continue
-        if len(grand) == 1:
-            out.append((k.pid, grand[0].pid))
-    return out
+        return []
 
 
 def _started(name: str):
     """Starts the launcher ``name`` as a task would (``ensure``); returns its
-    pid and (spare, supervisor forked ahead) once a spare waits. The
-    connection ``ensure`` makes is taken by the first spare: kept open until
-    the launcher forked the next one, then closed (that spare, given no
-    request, leaves)."""
+    pid and its spare once one waits. The connection ``ensure`` makes is
+    taken by the first spare: kept open until the launcher forked the next
+    one, then closed (that spare, given no request, leaves)."""
     conn = launcher.ensure(name)
     assert conn is not None
     pid = _launcher_pid(name)
-    both = wait_for(lambda: (lambda p: p if len(p) == 2 else None)(_pairs(pid)), 30,
+    both = wait_for(lambda: (lambda k: k if len(k) == 2 else None)(_children(pid)), 30,
                     message="the next spare forked")
-    first = min(both, key=lambda p: psutil.Process(p[0]).create_time())
+    first = min(both, key=lambda k: psutil.Process(k).create_time())
     conn.close()
-    pair = wait_for(lambda: (lambda p: p[0] if len(p) == 1 and p[0] != first else None)(_pairs(pid)), 30,
-                    message="the first spare gone")
-    return pid, pair
+    spare = wait_for(lambda: (lambda k: k[0] if len(k) == 1 and k[0] != first else None)(_children(pid)), 30,
+                     message="the first spare gone")
+    return pid, spare
 
 
 @pytest.fixture
@@ -118,56 +108,97 @@ def _claimed_run(tmp_path, sleep: float) -> Run:
     return run.refresh()
 
 
-def _task(name: str, run: Run, key: str, out: list) -> threading.Thread:
-    """What a Dask task does: connects, sends the runner's arguments, reads
-    its report lines until the runner closes the connection."""
+def _request(name: str, run: Run, key: str):
+    """What a Dask task does: connects and sends the runner's arguments;
+    returns the connection and a file of its report lines."""
     owner = transitions.Claim.by_this_process().owner.as_record()
     argv = [run.dir, json.dumps(owner), key, "w0", dask_records.this_host(), ""]
+    conn = launcher.connect(name)
+    assert conn is not None
+    conn.sendall(json.dumps(argv).encode() + b"\n")
+    return conn, conn.makefile("rb")
 
+
+def _task(name: str, run: Run, key: str, out: list) -> threading.Thread:
+    """A task in a thread: its report lines, read until the runner closes the connection, go to ``out``."""
     def go():
-        conn = launcher.connect(name)
-        out.extend(launcher.request(conn, argv) if conn is not None else ["no launcher"])
+        conn, f = _request(name, run, key)
+        with conn:
+            out.extend(raw.decode().strip() for raw in f)
 
     t = threading.Thread(target=go, daemon=True)
     t.start()
     return t
 
 
-def test_the_spare_runner_and_its_supervisor_forked_ahead_start_the_run_once(tmp_path, launchers):
+def _ran(run) -> list:
+    try:
+        return open(os.path.join(run.dir, "ran.txt")).read().split()
+    except FileNotFoundError:
+        return []
+
+
+def test_the_spare_runner_is_the_run_s_supervisor_and_starts_it_once(tmp_path, launchers):
     name = f"guild_jupyter-test-{uuid.uuid4().hex}"
     launchers.append(name)
-    pid, (spare, supervisor) = _started(name)
+    pid, spare = _started(name)
     run = _claimed_run(tmp_path, sleep=2.0)
 
     lines: list = []
     task = _task(name, run, run.id, lines)
-    # The run is held by the supervisor that was forked before the task came.
+    # The run is held by the process that was forked before the task came:
+    # the spare took the task and supervises the run itself.
     wait_for(lambda: Run(run.dir).lock_pid() is not None, 30, message="the run held")
-    assert Run(run.dir).lock_pid() == supervisor
-    assert psutil.Process(supervisor).ppid() == spare
-    wait_for(lambda: any(p != (spare, supervisor) for p in _pairs(pid)), 30, message="the next spare forked")
+    assert Run(run.dir).lock_pid() == spare
+    script = wait_for(lambda: _ran(run), 30, message="the script runs")
+    assert psutil.Process(int(script[0])).ppid() == spare
+    wait_for(lambda: any(k != spare for k in _children(pid)), 30, message="the next spare forked")
     task.join(60)
     assert not task.is_alive()
     assert lines == ["ok", "exit 0"]
     wait_for(lambda: outcomes_recorded([Run(run.dir)]), 30, message="the outcome")
     r = Run(run.dir)
-    assert r.status == "completed"
-    assert len(open(os.path.join(r.dir, "ran.txt")).read().split()) == 1
+    assert r.status == "completed" and r.exit_status == 0
+    assert len(_ran(r)) == 1
     assert dask_records.dispatch(r)["key"] == run.id and r.get("dask_worker") == "w0"
+    assert not os.path.exists(r.path("LOCK.remote"))
 
     # The same task delivered again finds the run taken: nothing starts.
     again: list = []
     _task(name, run, run.id, again).join(60)
     assert len(again) == 1 and again[0].startswith("skip: ")
-    assert len(open(os.path.join(r.dir, "ran.txt")).read().split()) == 1
+    assert len(_ran(r)) == 1
+
+
+def test_the_task_s_connection_closing_mid_run_ends_it_as_worker_lost(tmp_path, launchers):
+    name = f"guild_jupyter-test-{uuid.uuid4().hex}"
+    launchers.append(name)
+    _started(name)
+    run = _claimed_run(tmp_path, sleep=60.0)
+    conn, f = _request(name, run, run.id)
+    try:
+        assert f.readline().decode().strip() == "ok"
+        script = int(wait_for(lambda: _ran(run), 30, message="the script runs")[0])
+        assert Run(run.dir).status == "running"
+    finally:
+        f.close()
+        conn.close()  # as when the worker process dies: the runner's stdin reads EOF
+    wait_for(lambda: outcomes_recorded([Run(run.dir)]), 30, message="the outcome")
+    r = Run(run.dir)
+    assert r.status == "error" and r.exit_status == 1
+    wait_for(lambda: _gone(script), 30, message="the run's script ended")
+    with open(r.path("output"), "rb") as out:
+        assert b"worker lost: Dask worker w0" in out.read()
+    assert not os.path.exists(r.path("LOCK.remote")) and not os.path.exists(r.path("LOCK"))
+    assert len(_ran(r)) == 1
 
 
 def test_kill_9_of_the_launcher_takes_its_spare_and_frees_the_name(tmp_path, launchers):
     name = f"guild_jupyter-test-{uuid.uuid4().hex}"
     launchers.append(name)
-    pid, (spare, supervisor) = _started(name)
+    pid, spare = _started(name)
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: _gone(spare) and _gone(supervisor), 30, message="the spare and its supervisor gone")
+    wait_for(lambda: _gone(spare), 30, message="the spare gone")
     wait_for(lambda: launcher.connect(name) is None, 30, message="the socket's name freed")
 
     # The next task starts a new launcher and its run starts once.
@@ -181,31 +212,4 @@ def test_kill_9_of_the_launcher_takes_its_spare_and_frees_the_name(tmp_path, lau
     assert lines == ["ok", "exit 0"]
     wait_for(lambda: outcomes_recorded([Run(run.dir)]), 30, message="the outcome")
     assert Run(run.dir).status == "completed"
-    assert len(open(os.path.join(run.dir, "ran.txt")).read().split()) == 1
-
-
-def test_a_supervisor_forked_ahead_and_never_given_a_run_leaves_touching_nothing(tmp_path):
-    """``launch.prepare_supervisor`` in a single-threaded process that exits
-    without a run for it: the supervisor reads EOF and leaves."""
-    import subprocess
-    import sys
-
-    code = ("import os, sys\n"
-            "from guild_jupyter.execution import launch\n"
-            "p = launch.prepare_supervisor()\n"
-            "print(p.pid, flush=True)\n"
-            "sys.stdin.read()\n")  # holds the pipe until the test closes stdin
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
-    try:
-        pid = int(proc.stdout.readline())
-        assert not _gone(pid)
-        proc.stdin.close()
-        proc.wait(30)
-        wait_for(lambda: _gone(pid), 30, message="the supervisor forked ahead gone")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    runs = os.path.join(os.environ["GUILD_HOME"], "runs")
-    assert not os.path.isdir(runs) or os.listdir(runs) == []
+    assert len(_ran(run)) == 1

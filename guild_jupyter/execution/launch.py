@@ -22,8 +22,7 @@ if TYPE_CHECKING:
 READY_TIMEOUT = 30.0
 
 
-def start(run: Run, *, echo: bool = False, timeout: float = READY_TIMEOUT, retry_disk_faults: bool = False,
-          prepared: "PreparedSupervisor | None" = None):
+def start(run: Run, *, echo: bool = False, timeout: float = READY_TIMEOUT, retry_disk_faults: bool = False):
     """Starts the run's supervisor in its own session and returns once the run
     is running (its LOCK written). With ``echo`` the run's output also goes to
     this process's stdout; the caller may ``wait()`` for the exit status.
@@ -33,11 +32,7 @@ def start(run: Run, *, echo: bool = False, timeout: float = READY_TIMEOUT, retry
     run stays pending under the caller's claim for it to return to staged.
 
     A single-threaded caller (the CLI, a detached queue) forks the supervisor,
-    which saves a fresh interpreter; others spawn one. ``prepared``: a
-    supervisor this process forked ahead (``prepare_supervisor``), given
-    the run now."""
-    if prepared is not None and not echo:
-        return prepared.start(run, timeout, retry_disk_faults)
+    which saves a fresh interpreter; others spawn one."""
     if forking.can_fork():
         return _fork_supervisor(run, echo, timeout, retry_disk_faults)
     cmd = [sys.executable, "-m", "guild_jupyter.execution.supervisor", run.dir]
@@ -94,80 +89,6 @@ def _fork_supervisor(run: Run, echo: bool, timeout: float, retry_disk_faults: bo
     return _await_ready(run, proc, r, timeout, retry_disk_faults)
 
 
-class PreparedSupervisor:
-    """A supervisor forked before its run is known (``prepare_supervisor``):
-    it waits for the run's directory on a pipe. ``start`` hands it the run;
-    a process that never does (it exits, or closes the pipe) lets it go:
-    it reads EOF and leaves without touching any run."""
-
-    def __init__(self, pid: int, go_w: int, ready_r: int):
-        self.pid = pid
-        self.go_w = go_w
-        self.ready_r = ready_r
-
-    def fds(self) -> set:
-        """What the caller must keep open to use it."""
-        return {self.go_w, self.ready_r}
-
-    def start(self, run: Run, timeout: float, retry_disk_faults: bool):
-        proc = forking.ForkedProcess(self.pid)
-        _forked.append(proc)
-        try:
-            os.write(self.go_w, run.dir.encode() + b"\n")
-        except OSError:  # it is gone: _await_ready reads no answer and records why
-            pass
-        finally:
-            os.close(self.go_w)
-        return _await_ready(run, proc, self.ready_r, timeout, retry_disk_faults)
-
-
-def prepare_supervisor() -> PreparedSupervisor | None:
-    """Forks a run's supervisor ahead of its run, in its own session with
-    its output on /dev/null, as ``start`` would: a process that will start
-    one run soon (a Dask worker's spare runner, waiting for its task) pays
-    the fork while it waits, not on the run's way to its start. None where
-    this process cannot fork (``start`` spawns then)."""
-    if not forking.can_fork():
-        return None
-    # lazy: as in _fork_supervisor
-    from .supervisor import Supervisor, preload
-
-    if not _forked_before:
-        preload()
-        _forked_before.append(True)
-    prepare_subreaper()
-    go_r, go_w = os.pipe()
-    r, w = os.pipe()
-    forking.flush_std()
-    try:
-        pid = os.fork()
-    except OSError:
-        for fd in (go_r, go_w, r, w):
-            os.close(fd)
-        return None
-    if pid == 0:  # the supervisor; never returns into the caller's code
-        code = 1
-        try:
-            os.close(go_w)
-            os.close(r)
-            os.setsid()
-            forking.redirect_std()
-            forking.close_fds_except(keep={w, go_r})
-            run_dir = _read_until_eol(go_r)
-            if not run_dir:
-                code = 0  # let go: no run for it
-            else:
-                os.close(go_r)
-                code = Supervisor(run_dir, ready_fd=w).main()
-        except BaseException as e:  # noqa: BLE001 - report and leave
-            report_ready(w, f"error: {type(e).__name__}: {e}")
-        finally:
-            os._exit(code)
-    os.close(go_r)
-    os.close(w)
-    return PreparedSupervisor(pid, go_w, r)
-
-
 def start_process(run: Run, cmd: list, *, echo: bool = False, timeout: float = READY_TIMEOUT,
                   retry_disk_faults: bool = False) -> subprocess.Popen:
     """Starts ``cmd --ready-fd N`` detached (own session) and waits for it to
@@ -217,17 +138,6 @@ def _await_ready(run: Run, proc, r: int, timeout: float, retry_disk_faults: bool
             _record_failure(run, reason)
         raise RunStartError(f"cannot start run {run.id[:8]}: {reason}")
     return proc
-
-
-def _read_until_eol(fd: int) -> str:
-    """A line from ``fd``, however long it takes ("" at EOF)."""
-    buf = b""
-    while b"\n" not in buf:
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return ""
-        buf += chunk
-    return buf.decode(errors="replace").strip()
 
 
 def _read_line(fd: int, timeout: float) -> str:

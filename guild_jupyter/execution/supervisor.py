@@ -226,10 +226,29 @@ class Supervisor(OutputTee, ProcessTree):
 
     # -- the loop -------------------------------------------------------------
 
+    # -- what a host that is the supervisor watches besides the run ----------------
+    # (a Dask worker's runner: its task's connection, the machine's heartbeat
+    # and stop requests; see queueing/dask/runner.py). None here.
+
+    TICK: float | None = None  # seconds between calls of ``_tick`` (None: never)
+
+    def _watched_fds(self) -> list:
+        return []
+
+    def _on_watched(self, fd: int) -> bool:
+        """``fd`` of ``_watched_fds`` is readable; True: stop watching it."""
+        return True
+
+    def _tick(self) -> None:
+        pass
+
     def _loop(self) -> None:
         poller = select.poll()
         poller.register(self._wake_r, select.POLLIN)
         poller.register(self._pipe, select.POLLIN)
+        watched = set(self._watched_fds())
+        for fd in watched:
+            poller.register(fd, select.POLLIN)
         wake_only = select.poll()
         wake_only.register(self._wake_r, select.POLLIN)
         # lazy: loaded once the script is started, while it starts up, not
@@ -247,11 +266,17 @@ class Supervisor(OutputTee, ProcessTree):
                 wait = min(wait, self._kill_at - now)
             if main_done:
                 wait = min(wait, 0.1)
+            if self.TICK is not None:
+                wait = min(wait, self.TICK)
             events = poller.poll(max(0, int(wait * 1000) + 1)) if not self.stop_requested or self._stop_handled else []
             got = False
             for fd, _ev in events:
                 if fd == self._wake_r:
                     _drain_wakeups(fd)
+                elif fd in watched:
+                    if self._on_watched(fd):
+                        poller.unregister(fd)
+                        watched.discard(fd)
                 elif fd == self._pipe:
                     if self._read_output():
                         got = True
@@ -260,6 +285,8 @@ class Supervisor(OutputTee, ProcessTree):
                         poller.unregister(fd)
                         self._close_pipe()
             children_left = self._reap()
+            if self.TICK is not None:
+                self._tick()
             if self.stop_requested and not self._stop_handled:
                 self._begin_stop()
             if not main_done and self.main_status is not None:

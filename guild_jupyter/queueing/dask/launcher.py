@@ -146,10 +146,9 @@ def _default_signals() -> None:
         forking.set_handler(sig, signal.SIG_DFL)
 
 
-def _be_runner(conn: socket.socket, argv: list, prepared=None) -> None:
+def _be_runner(conn: socket.socket, argv: list) -> None:
     """In a forked child: the connection becomes the runner's stdin and
-    stdout, every other descriptor goes (but ``prepared``'s, a supervisor
-    forked ahead for the run), and the runner runs. Never returns."""
+    stdout, every other descriptor goes, and the runner runs. Never returns."""
     code = 1
     try:
         fd = conn.fileno()
@@ -159,10 +158,10 @@ def _be_runner(conn: socket.socket, argv: list, prepared=None) -> None:
         os.dup2(null, 2)
         os.close(null)
         conn.close()
-        forking.close_fds_except(keep=prepared.fds() if prepared is not None else ())
+        forking.close_fds_except()
         sys.stdin = open(0, "rb", buffering=0, closefd=False)
         sys.stdout = open(1, "w", buffering=1, closefd=False)
-        code = runner.main(argv, prepared=prepared)
+        code = runner.main(argv)
     except BaseException:  # noqa: BLE001 - the task reads no report and starts a runner itself
         code = 1
     finally:
@@ -193,11 +192,6 @@ def _fork_spare(listener: socket.socket, alive_r: int, taken_w: int) -> int | No
         _default_signals()
         # alive_w above all: held here, the launcher's end would never read as EOF
         forking.close_fds_except(keep={listener.fileno(), alive_r, taken_w})
-        # Its run's supervisor, forked ahead too; it leaves when this process does.
-        try:
-            prepared = launch.prepare_supervisor()
-        except Exception:  # noqa: BLE001 - the runner forks one when it has its run, as before
-            prepared = None
         while True:
             ready, _, _ = select.select([listener, alive_r], [], [])
             if listener not in ready:
@@ -215,7 +209,7 @@ def _fork_spare(listener: socket.socket, alive_r: int, taken_w: int) -> int | No
         args = _read_request(conn)
         if args is None:
             os._exit(0)
-        _be_runner(conn, args, prepared)
+        _be_runner(conn, args)
     finally:
         os._exit(1)
 

@@ -1,5 +1,5 @@
 """The runner of one run on a Dask worker: ``main`` takes the run over from
-the queue's claim and starts it.
+the queue's claim and supervises it.
 
 The task (:mod:`.task`) has it forked by the worker's launcher
 (:mod:`.launcher`), else spawned as ``python -m
@@ -9,17 +9,21 @@ to the task, its own session. The runner takes the run
 the run is still pending under the queue's claim, and refused to a second
 execution of the same task, so a task Dask runs again never starts the run
 twice; the queue keeps its claim, so no other queue's recovery touches the
-run while the queue lives), records the placement, starts the run's
-supervisor exactly as a local start does (``launch.start``) and waits for
-it. If the worker dies, the runner's stdin reaches EOF: before the start,
-the runner returns the run to staged; after it, the runner ends the run's
-process tree and records it ``error`` with "worker lost"
-(``transitions.end_tree_and_record``), so a run never stays ``running``
-with no worker behind it.
+run while the queue lives), records the placement and marks the run held
+by this host, all in one hold of the lock, then is the run's supervisor
+itself (``RunnerSupervisor``: a local start's supervisor, acquiring the
+run, forking the script, teeing its output and recording its outcome, in
+this process: no process more per run). If the worker dies, the runner's
+stdin reaches EOF: before the start, the runner returns the run to staged;
+after it, the runner ends the run's processes and records it ``error``
+with "worker lost", so a run never stays ``running`` with no worker
+behind it. Killed itself, it is a supervisor killed: the run's next
+look (its queue, a listing) settles it, as for a local run.
 
 Report lines (the runner's stdout, the task's result): ``ok`` (the run is
 running), then ``exit N``; or ``skip: why`` (not started here: another
-attempt has it) or ``error: why`` (could not start; recorded)."""
+attempt has it) or ``error: why`` (could not start; recorded; or
+``error: worker lost``)."""
 
 from __future__ import annotations
 
@@ -29,9 +33,10 @@ import select
 import signal
 import sys
 
+import time
+
 from ...errors import GuildJupyterError
-from ...execution import launch
-from ...execution.control import STOP_GRACE, retry_copy_spec, signal_run
+from ...execution.supervisor import Supervisor
 from ...procs import Identity
 from ...store import dask_records, transitions
 from ...store.dask_records import this_host
@@ -44,13 +49,9 @@ def _say(text: str) -> None:
     sys.stdout.flush()
 
 
-def main(argv=None, prepared=None) -> int:
-    """``prepared``: the run's supervisor, forked ahead by the spare runner
-    this process was (``launch.prepare_supervisor``); else one is forked."""
+def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     run_dir, owner, key, worker, host, gpus = argv[:6]
-    import time
-
     run_dir = os.path.abspath(run_dir)
     store = Store(os.path.dirname(os.path.dirname(run_dir)))
     run = Run(run_dir)
@@ -64,42 +65,71 @@ def main(argv=None, prepared=None) -> int:
     if why:
         _say(why)
         return 0
-    try:
-        proc = launch.start(run, prepared=prepared)
-    except (GuildJupyterError, OSError) as e:
-        transitions.record_start_failure(store, run.refresh(), f"cannot start on Dask worker {worker}: {e}")
-        _say(f"error: {e}")
-        return 0
-    _say("ok")
-    stop_at = None
-    beat = time.monotonic()
-    ended = _exit_fd(proc)
-    while True:
-        if time.monotonic() - beat > dask_records.HEARTBEAT:  # alive, for every machine to see
-            dask_records.heartbeat(run)
-            beat = time.monotonic()
-        if stop_at is None and dask_records.stop_requested(run):  # a stop asked on another machine
-            stop_at = time.monotonic()
-            signal_run(run.refresh(), signal.SIGTERM)
-        elif stop_at is not None and time.monotonic() - stop_at > STOP_GRACE and proc.poll() is None:
-            transitions.end_tree_and_record(
-                store, run.refresh(), -9, "stop: the run did not end within its grace period; its processes were killed")
-            stop_at = float("inf")
-        if _worker_gone(0.2, ended):
-            why = (f"worker lost: Dask worker {worker} on {host} went away while the run was running; "
-                   "the run's processes were ended")
-            transitions.end_tree_and_record(store, run.refresh(), 1, why, retry=retry_copy_spec)
-            try:
-                proc.wait(timeout=5)  # reaped: a zombie supervisor would still look alive
-            except Exception:  # noqa: BLE001 - settled below all the same when it is gone
-                pass
-            transitions.settle_dead(store, run.refresh(), 1, why, retry=retry_copy_spec)
-            _say("error: worker lost")
-            return 0
-        code = proc.poll()
-        if code is not None:
-            _say(f"exit {code}")
-            return 0
+    sup = RunnerSupervisor(run.dir, worker, host)
+    code = sup.main()
+    if sup.ready != "ok":  # it never started the run: recorded, as a start that fails is
+        reason = sup.ready[len("error: "):] if sup.ready.startswith("error: ") else (
+            sup.ready or "the supervisor ended before starting the run")
+        transitions.record_start_failure(store, run.refresh(), reason)
+        _say(f"error: {reason}")
+    elif sup.worker_lost:
+        _say("error: worker lost")
+    else:
+        _say(f"exit {code}")
+    return 0
+
+
+class RunnerSupervisor(Supervisor):
+    """The run's supervisor, in the runner's own process (no process more a
+    run): it starts and tees the run as a local supervisor does, and also
+    watches what the runner answers for -- the task's connection (this
+    process's stdin: its EOF means the worker died, and the run's
+    processes are ended and the run recorded ``error``, "worker lost"), a
+    stop asked on another machine (the run's stop request file: a stop, as
+    SIGTERM would be) and the machine's heartbeat on LOCK.remote."""
+
+    TICK = 0.2
+
+    def __init__(self, run_dir: str, worker: str, host: str):
+        super().__init__(run_dir)
+        self.worker, self.host = worker, host
+        self.ready = ""
+        self.worker_lost = False
+        self._beat = time.monotonic()
+
+    def _ready(self, msg: str) -> None:
+        if self.ready:
+            return
+        self.ready = msg
+        if msg == "ok":
+            _say("ok")  # the run is running: the task's first report line
+
+    def _watched_fds(self) -> list:
+        return [sys.stdin.fileno()]
+
+    def _on_watched(self, fd: int) -> bool:
+        try:
+            if os.read(fd, 4096):
+                return False  # the task sends nothing after its request: ignored
+        except OSError:
+            pass
+        self.worker_lost = True
+        self._append_output(f"\nguild_jupyter: worker lost: Dask worker {self.worker} on {self.host} went away "
+                            "while the run was running; the run's processes were ended\n".encode())
+        self._signal_all(signal.SIGKILL)
+        self._kill_at = time.monotonic()  # and again, for any process started meanwhile
+        return True
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if now - self._beat > dask_records.HEARTBEAT:  # alive, for every machine to see
+            dask_records.heartbeat(self.run)
+            self._beat = now
+        if not self.stop_requested and dask_records.stop_requested(self.run):  # asked on another machine
+            self.stop_requested = True
+
+    def _finish(self, exit_status: int) -> int:
+        return super()._finish(1 if self.worker_lost else exit_status)
 
 
 def _take(store, run: Run, queue_owner, key: str, me: dict, worker: str, host: str, gpus: str) -> str | None:
@@ -134,22 +164,10 @@ def _take(store, run: Run, queue_owner, key: str, me: dict, worker: str, host: s
     return None
 
 
-def _exit_fd(proc) -> int | None:
-    """A descriptor that becomes readable when the supervisor exits (a
-    pidfd, Linux >= 5.3), so the run's end is reported at once rather than
-    at the next poll; None where there is none."""
-    try:
-        return os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):
-        return None
-
-
-def _worker_gone(timeout: float, ended: int | None = None) -> bool:
-    """True once the task's end of our stdin is closed: the worker died.
-    Returns early (False) when ``ended`` (the supervisor's pidfd) is ready."""
-    fds = [sys.stdin.fileno()] if ended is None else [sys.stdin.fileno(), ended]
-    ready, _, _ = select.select(fds, [], [], timeout)
-    return sys.stdin.fileno() in ready and not os.read(sys.stdin.fileno(), 4096)
+def _worker_gone(timeout: float) -> bool:
+    """True once the task's end of our stdin is closed: the worker died."""
+    ready, _, _ = select.select([sys.stdin.fileno()], [], [], timeout)
+    return bool(ready) and not os.read(sys.stdin.fileno(), 4096)
 
 
 if __name__ == "__main__":
