@@ -232,7 +232,7 @@ def test_an_embedded_clusters_workers_spend_no_cpu_on_what_a_runner_never_uses(g
     """The embedded cluster's workers (separate processes, configured
     through their nannies) run without the statistical profiler, with slow
     event-loop and system checks and no memory limit: they only wait on
-    runs that are processes of their own."""
+    runs that are processes of their own; its scheduler steals no work."""
     from guild_jupyter.queueing.dask.starter import DaskStarter
     from guild_jupyter.store.store import Store
 
@@ -246,6 +246,8 @@ def test_an_embedded_clusters_workers_spend_no_cpu_on_what_a_runner_never_uses(g
 
         (answer,) = starter.client.run(seen).values()
         assert answer == (False, "1s", None)
+        # Its scheduler keeps no work stealing: a run is submitted only to a free worker thread.
+        assert "stealing" not in starter.cluster.scheduler.extensions
     finally:
         starter.close()
 
