@@ -178,7 +178,7 @@ class Helper:
         self.ids = ids
         self.low = len(ids)
         self.got: dict = {}
-        self._asked = set(ids)
+        self._asked = {i: i for i in ids}  # (each id as the caller's string: one string, not two, a run)
         self._buf = b""
         self._out = proc.stdout.fileno()
         self._dead = False
@@ -259,8 +259,9 @@ class Helper:
             if parsed is None or parsed[0] not in asked:
                 continue
             run_id, stamp, keys, raw, scalars = parsed
+            run_id = asked[run_id]
             run_dir = self.runs_dir + "/" + run_id
-            self.got[run_id] = (stamp, Entry(None, stamp, run_dir=run_dir, raw=raw, keys=keys))
+            self.got[run_id] = (stamp, Entry(None, stamp, run_dir=run_dir, raw=raw, keys=keys, run_id=run_id))
             if scalars is not None:
                 scalarlib.seed(run_dir, scalars)
 

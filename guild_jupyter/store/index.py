@@ -542,7 +542,7 @@ class RunIndex:
         if rec is None:
             return None
         e = Entry(None, listing_file.Saved.stamp_of(rec), run_dir=self.store.runs_dir + "/" + run_id,
-                  raw=self._saved.values_of(rec), keys=listing_file.Saved.keys_of(rec))
+                  raw=self._saved.values_of(rec), keys=listing_file.Saved.keys_of(rec), run_id=run_id)
         self.entries[run_id] = e
         if e.markers:
             self._marked.add(run_id)
