@@ -193,6 +193,12 @@ class Helper:
         except (OSError, ValueError):
             return None
         h = cls(proc, runs_dir, ids)
+        try:  # room for several batches: the helper goes on reading while this process reads its own
+            import fcntl
+
+            fcntl.fcntl(h._out, fcntl.F_SETPIPE_SZ, 1 << 20)
+        except (ImportError, AttributeError, OSError):
+            pass
         data = ("\n".join([runs_dir, str(len(ids))] + list(ids)) + "\n").encode("utf-8", "surrogateescape")
         # (a thread: the ids fill the pipe while the helper starts; this one reads its first batch meanwhile)
         h._feed = threading.Thread(target=h._send, args=(data,), name="guild-jupyter-helper-feed", daemon=True)
