@@ -135,6 +135,7 @@ def section_a(n: int, ref: str | None, rounds: int, skip_guild: bool) -> list:
             r["cold1"].append(ours(["runs"], home, tree))
             r["cold2"].append(ours(["runs"], home, tree))
             ours(["runs"], home, tree)  # warm again for the next round
+    floor = stat_floor(os.path.join(homes["ours"], "runs"))
     g = None
     if not skip_guild:
         g = median([_timed_guild(["runs", "-a"], homes["ours"]) for _ in range(2)])
@@ -153,7 +154,45 @@ def section_a(n: int, ref: str | None, rounds: int, skip_guild: bool) -> list:
         if g:
             line += f"; guild runs -a {g:.2f}s = {g / r['full']:.1f}x our full listing"
         print(line)
+    empty_ours = median(res["ours"]["empty"])
+    key, stamp, per_run = floor
+    print(f"    the system calls alone (this process, nothing else done): one stat a run (the sort key's file, "
+          f"what -n 20 checks) {key * 1000:.1f} ms = {key / empty_ours:.2f}x start-up; every stamped file "
+          f"({per_run:.1f} stats a run, what an exact full listing checks) {stamp:.3f} s"
+          + (f" = guild runs -a / {g / stamp:.1f}" if g else ""))
     return [proj, base, *homes.values(), *empty.values(), *(t for t in trees.values() if t)]
+
+
+def stat_floor(runs_dir: str, rounds: int = 5) -> tuple:
+    """(seconds, seconds, stats a run): the ``stat`` calls alone, with the
+    run directory open as the index opens it, of one file a run (the sort
+    key's, ``attrs/started``) and of every file a run's stamp looks at
+    (``.guild``, ``attrs/``, each listed attr and the opref that exists):
+    the least an exact listing pays in system calls on this machine,
+    medians of ``rounds``."""
+    from guild_jupyter.store.entry import STAMPED
+
+    ids = [i for i in os.listdir(runs_dir) if not i.startswith(".")]
+    fd = os.open(runs_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        paths = []
+        for i in ids:
+            paths += [i + "/.guild", i + "/.guild/attrs"]
+            paths += [i + p for p in STAMPED if os.path.exists(os.path.join(runs_dir, i + p))]
+
+        def timed(names):
+            stat = os.stat
+            t = time.perf_counter()
+            for name in names:
+                stat(name, dir_fd=fd)
+            return time.perf_counter() - t
+
+        keys = [i + "/.guild/attrs/started" for i in ids]
+        key = median([timed(keys) for _ in range(rounds)])
+        stamp = median([timed(paths) for _ in range(rounds)])
+    finally:
+        os.close(fd)
+    return key, stamp, len(paths) / max(1, len(ids))
 
 
 def _timed_guild(args, home) -> float:

@@ -12,8 +12,6 @@ a run is named in it as ``ref_text`` writes it, ``[3:ab12cd34]``. Each holds pla
 
 from __future__ import annotations
 
-import contextlib
-
 from . import views
 from .errors import BadInput
 
@@ -21,6 +19,12 @@ FEW_ROWS = 50  # a list this short reads its runs' event files, not the store's 
 
 __all__ = ["RunList", "RunListing", "Trials", "RunOutput", "QueueList", "QueueControlled", "CompareTable",
            "run_json", "ref_text", "DEFAULT_SHOWN", "FLAGS_STYLE"]
+
+
+def _gc_paused():
+    from .store.gc_pause import paused
+
+    return paused()
 
 
 def _scalars():
@@ -133,7 +137,8 @@ class RunList(list):
         varying = views.varying_flags([r.flags for r in runs])
         out = []
         # A few rows (runs -n 20): their event files cost less than the store's scalars file.
-        with (_scalars().direct_reads() if len(runs) <= FEW_ROWS else contextlib.nullcontext()):
+        # Many: a dict or two a row, none in a cycle: the cycle collector waits (store.gc_pause).
+        with (_scalars().direct_reads() if len(runs) <= FEW_ROWS else _gc_paused()):
             for i, r in zip(self._numbers(), runs):
                 row = views.listing_row(r, varying=varying, scalar=self.scalar, place=self.places.get(r.id))
                 row["index"] = i
@@ -200,7 +205,8 @@ class RunList(list):
     def to_json(self) -> list[dict]:
         """Guild's ``runs --json`` fields, then ours (``index`` as numbered
         here, ``op``, ``flags``, ``gpus``, ``warnings``)."""
-        out = [run_json(r, i, scalar=self.scalar) for r, i in zip(self, self._numbers())]
+        with _gc_paused():  # (as in view_rows)
+            out = [run_json(r, i, scalar=self.scalar) for r, i in zip(self, self._numbers())]
         _scalars().save()  # the next process decodes only what changed
         return out
 

@@ -74,7 +74,10 @@ def stop_queues(queues) -> None:
 
 
 def ended(*runs) -> bool:
-    return all(r.refresh().status in ("completed", "error", "terminated") for r in runs)
+    """Every run ended with its outcome recorded: an ``error`` without an
+    exit status is no end yet (Guild shows a run its queue is starting so
+    for a moment, between taking STAGED away and writing LOCK)."""
+    return all(r.refresh().status in ("completed", "error", "terminated") and r.exit_status is not None for r in runs)
 
 
 # -- priorities -----------------------------------------------------------------------------------

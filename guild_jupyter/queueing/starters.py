@@ -92,10 +92,11 @@ class _ProcessHandle:
             self._exit_fd = None
         return True
 
-    def __del__(self):  # a queue that stops while its runs go on (a kernel's) keeps no descriptor
+    def __del__(self, _close=os.close):  # a queue that stops while its runs go on (a kernel's) keeps no descriptor
+        # (``_close`` bound now: at the interpreter's exit the module's ``os`` may already be None)
         if self._exit_fd is not None:
             try:
-                os.close(self._exit_fd)
+                _close(self._exit_fd)
             except OSError:
                 pass
 

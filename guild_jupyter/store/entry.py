@@ -73,19 +73,30 @@ def stamp_of(run_id: str, runs_fd, runs_dir: str = "", hint=None):
         a = 0
     if a > newest:
         newest = a
-    look = hint[MASK] if hint is not None and hint[A] == a and hint[G] == g else -1
     stamping = _Stamping(newest, a)
-    bit = 1
-    for path in STAMPED:
-        if look & bit:
-            try:
-                s = stat(base + path, dir_fd=runs_fd)
-            except OSError:
-                pass
-            else:
-                stamping.add(bit, s)
-        bit <<= 1
+    for bit, path in (_stamped(hint[MASK]) if hint is not None and hint[A] == a and hint[G] == g else _ALL_STAMPED):
+        try:
+            s = stat(base + path, dir_fd=runs_fd)
+        except OSError:
+            continue
+        stamping.add(bit, s)
     return stamping.stamp(g, a)
+
+
+_ALL_STAMPED = tuple((1 << i, path) for i, path in enumerate(STAMPED))  # (bit, path) of each stamped file
+_STAMPED_OF_MASK: dict = {}
+
+
+def _stamped(mask: int) -> tuple:
+    """``(bit, path)`` of the stamped files a stamp's mask names (a few
+    masks are shared by every run: one walk of ``STAMPED`` each, not one a
+    run)."""
+    got = _STAMPED_OF_MASK.get(mask)
+    if got is None:
+        got = tuple(x for x in _ALL_STAMPED if mask & x[0])
+        if len(_STAMPED_OF_MASK) < 4096:  # (a mask comes from a file: never let them grow without bound)
+            _STAMPED_OF_MASK[mask] = got
+    return got
 
 
 class _Stamping:

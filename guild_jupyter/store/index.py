@@ -53,6 +53,7 @@ import time
 from ..errors import GuildJupyterError
 from . import cold_read as coldlib
 from . import listing_file
+from .gc_pause import paused
 from .entry import (HAS_LOCK, HAS_PENDING, HAS_STAGED, KEY_INO, KEY_MTIME, KEY_SIZE, SETTLE_NS, Entry, decode_all,
                     key_stamp, read_entry, read_new, settling, stamp_of)
 from .run import FINISHED, LOCK, PENDING, PENDING_MARKER, RUNNING, STAGED, STAGED_MARKER, Run
@@ -136,7 +137,7 @@ class RunIndex:
 
     def listing(self) -> list[Entry]:
         """Every run, each stamp checked in full now (what ``Store.runs`` lists)."""
-        with self.lock:
+        with self.lock, paused():
             self.update(full=True)
             decode_all(self.entries.values())
             self._decode([e for e in self.entries.values() if e._values is None])
@@ -146,7 +147,7 @@ class RunIndex:
         """The ``n`` newest runs (Guild's order: ``started``, else
         ``initialized``, then id), newest first, each checked in full now;
         every other run's sort key checked with one ``stat``."""
-        with self.lock:
+        with self.lock, paused():
             self.errors = []
             self._pass += 1
             now_ns = time.time_ns()
@@ -325,7 +326,7 @@ class RunIndex:
         True checks every run's stamp, False only what the change token and
         journal point at and the active and settling runs, None decides
         (see the module docstring)."""
-        with self.lock:
+        with self.lock, paused():
             before = self.version
             self.errors = []
             self._pass += 1

@@ -69,8 +69,7 @@ def is_sweep_id(text) -> bool:
     """Whether ``text`` has the shape of a sweep id (``s`` + 8 lowercase
     hex, ``new_run.new_sweep_id``); never a run id or run id prefix, which
     are hex only."""
-    return (isinstance(text, str) and len(text) == 9 and text[0] == "s"
-            and all(c in "0123456789abcdef" for c in text[1:]))
+    return isinstance(text, str) and len(text) == 9 and text[0] == "s" and not text[1:].strip("0123456789abcdef")
 
 
 def split_opref(text: str) -> list[str]:

@@ -11,6 +11,7 @@ import stat as stat_
 
 from ..errors import AmbiguousRun, BadInput, RunNotFound, StoreError, StoreNotWritable
 from . import attrs as attrlib
+from .gc_pause import paused
 from .home import default_guild_home
 from .locking import run_status_lock
 from .run import STAGED, STATUSES, Run
@@ -147,8 +148,11 @@ class Store:
         # lazy: the listing index (threading, json) loads with the first listing, never in a run's supervisor
         from .index import RunIndex
 
+        with paused():  # a Run a listed run, none in a cycle (gc_pause)
+            return self._runs(RunIndex.for_store(self), status, op, label, limit, include_queues, sweep)
+
+    def _runs(self, index, status, op, label, limit, include_queues, sweep) -> list[Run]:
         statuses = _status_set(status)
-        index = RunIndex.for_store(self)
         if (limit is not None and statuses is None and op is None and label is None and sweep is None
                 and include_queues):
             return [e.run() for e in index.newest(limit)]  # the newest N: no need to check every run in full

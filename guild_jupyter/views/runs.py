@@ -22,7 +22,7 @@ import time
 
 from ..store.scalars import reader as scalarlib
 from ..store.notebooks import executed_notebook
-from ..store.records import AFTER_FAILURE, PRIORITY, is_held, priority_of, read_after
+from ..store.records import AFTER, AFTER_FAILURE, PRIORITY, is_held, priority_of, read_after
 from ..store.run import COMPLETED, ERROR, FINISHED, PENDING, RUNNING, STAGED, STATUSES, TERMINATED
 from ..store.store import Store
 from .actions import run_actions
@@ -205,6 +205,8 @@ def held_words(run, known=None) -> tuple[str, list]:
 
 def after_ids(run) -> list:
     """The runs ``run``'s dependency record names, ``{"id", "short_id", "any"}`` each."""
+    if run.get(AFTER) is None and not run.warnings:  # no record (a listed run knows: no file looked for)
+        return []
     deps = read_after(run)
     return [{"id": i, "short_id": i[:8], "any": a} for i, a in deps] if isinstance(deps, list) else []
 

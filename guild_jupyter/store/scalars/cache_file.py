@@ -28,6 +28,7 @@ import os
 import time
 
 from ..attrs import write_atomic
+from ..gc_pause import paused
 from ..regular_file import read_small
 
 NAME = "scalars.json"
@@ -56,7 +57,8 @@ def _entries(path: str) -> dict:
     if entries is None:
         entries = {}
         try:
-            data = json.loads(read_small(path, MAX_BYTES))
+            with paused():  # a dict a run, never in a cycle: see gc_pause
+                data = json.loads(read_small(path, MAX_BYTES))
             if isinstance(data, dict) and data.get("v") == VERSION and isinstance(data.get("runs"), dict):
                 entries = data["runs"]
         except (OSError, ValueError, RecursionError):
