@@ -8,7 +8,6 @@ exits with status 2.
 
 from __future__ import annotations
 
-import gc
 import json
 import signal
 import sys
@@ -123,10 +122,6 @@ def run_verb(verb: C.Verb, args) -> int:
     # said about them (waiting, the outcome) to stderr: `output -f RUN > file`
     # gets the run's output only.
     door = calls.Door(C.CLI, stream=sys.stdout, note=sys.stderr, echo=True)
-    if verb.name == "runs":
-        # A listing is short-lived and what it makes stays to the end (10,000 runs read, their rows):
-        # each cyclic collection would look at all of it again (~15% of the CPU of a first listing).
-        gc.disable()
     try:
         result = calls.call(verb, args, door)
     except KeyboardInterrupt:  # following a run, or a foreground queue: it was said on the terminal

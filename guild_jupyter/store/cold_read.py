@@ -41,6 +41,7 @@ import sys
 import threading
 import time
 
+from .gc_pause import paused
 from .entry import STATUS_CODES, Entry, read_entry, read_new, stamp_of
 from .scalars import cache_file as scalars_file
 from .scalars import reader as scalarlib
@@ -79,15 +80,8 @@ def read_many(runs_dir: str, ids: list, probe: int = 32, helper: bool = True, di
     on the disk (``disk``: said instead of measured), else here and, when
     there are enough (``helper``), by a helper process too. A run not in
     the result (no run, or a helper's failure) is for the caller to check."""
-    # No cyclic garbage collection meanwhile: the runs read are thousands of objects that all stay,
-    # and each collection would look at every one of them again (~15% of the CPU of a pass).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with paused():  # thousands of objects that all stay (gc_pause)
         return _read_many(runs_dir, ids, probe, helper, disk)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _read_many(runs_dir: str, ids: list, probe: int, helper: bool, disk: bool | None) -> dict:
@@ -322,7 +316,7 @@ def main() -> None:
     scalars' entry (the row that shows the run reads them next). Between
     batches it takes in the lines that followed (the caller's claims: how
     far from the front it has read) and starts no batch below them."""
-    gc.disable()  # (a short-lived process whose objects all stay: see read_many)
+    gc.disable()  # (a short-lived process whose objects all stay: gc_pause)
     fd = sys.stdin.fileno()
     data, lines = b"", 0
     while lines < 2 or lines < 2 + int(data.split(b"\n", 2)[1]):
