@@ -7,7 +7,8 @@ them, ~0.13 ms a run when the files are in the OS's cache, so 10,000 runs
 take over a second in one process. Two ways share that out:
 
 - **A helper process** (``Helper``), when there are at least
-  ``HELPER_MIN`` runs and more than one CPU: the same ``read_new`` in a
+  ``HELPER_MIN`` runs and a CPU is free (more than one, and the load
+  average well under their count): the same ``read_new`` in a
   second interpreter started from this one's own package. The two share
   the runs as they go: this process takes them from the front of the list
   a batch at a time, telling the helper how far it got; the helper takes
@@ -96,7 +97,7 @@ def _read_many(runs_dir: str, ids: list, probe: int, helper: bool, disk: bool | 
     if disk:
         out.update(read_ahead(runs_dir, rest))
         return out
-    h = Helper.start(runs_dir, rest) if helper and len(rest) >= HELPER_MIN and _cpus() > 1 else None
+    h = Helper.start(runs_dir, rest) if helper and len(rest) >= HELPER_MIN and _a_cpu_is_free() else None
     if h is None:
         for run_id in rest:
             read_one(out, runs_dir, run_id)
@@ -142,11 +143,21 @@ def read_ahead(runs_dir: str, ids: list) -> dict:
     return out
 
 
-def _cpus() -> int:
+def _a_cpu_is_free() -> bool:
+    """Whether a helper process would find a CPU of its own, or most of
+    one: more than one, and the load average of the last minute more than
+    half a CPU under their count. On a busy machine a helper only competes
+    with this process (and the others) for the same CPUs, and its own
+    costs (start-up, the values handed over) make the listing slower."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return False
+    return cpus > 1 and load < cpus - 0.5
 
 
 # -- the helper process ----------------------------------------------------------------------
