@@ -8,7 +8,7 @@ take over a second in one process. Two ways share that out:
 
 - **A helper process** (``Helper``), when there are at least
   ``HELPER_MIN`` runs and a CPU is free (more than one, and the load
-  average well under their count): the same ``read_new`` in a
+  average more than one under their count): the same ``read_new`` in a
   second interpreter started from this one's own package. The two share
   the runs as they go: this process takes them from the front of the list
   a batch at a time, telling the helper how far it got; the helper takes
@@ -144,11 +144,12 @@ def read_ahead(runs_dir: str, ids: list) -> dict:
 
 
 def _a_cpu_is_free() -> bool:
-    """Whether a helper process would find a CPU of its own, or most of
-    one: more than one, and the load average of the last minute more than
-    half a CPU under their count. On a busy machine a helper only competes
-    with this process (and the others) for the same CPUs, and its own
-    costs (start-up, the values handed over) make the listing slower."""
+    """Whether a helper process would find a CPU of its own: more than one,
+    and the load average of the last minute more than one under their
+    count. On a busy machine a helper only competes with this process (and
+    the others) for the same CPUs, and its own costs (start-up, the values
+    handed over) make the listing slower (measured on 2 cores: slower at a
+    load average of 2 and above)."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -157,7 +158,7 @@ def _a_cpu_is_free() -> bool:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
         return False
-    return cpus > 1 and load < cpus - 0.5
+    return cpus > 1 and load < cpus - 1
 
 
 # -- the helper process ----------------------------------------------------------------------
