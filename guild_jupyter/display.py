@@ -22,6 +22,7 @@ __all__ = ["RunList", "RunListing", "Trials", "RunOutput", "QueueList", "QueueCo
 
 
 def _gc_paused():
+    # lazy: as the scalars reader below, loaded with the first listing that builds rows
     from .store.gc_pause import paused
 
     return paused()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import stat as stat_
+import sys
 import time
 
 from . import attrs as attrlib
@@ -159,15 +160,17 @@ class Entry:
                  "_sweep", "_unstaged")
 
     def __init__(self, run: Run | None, stamp, damaged: bool = False, *, run_dir: str = "", raw: bytes = b"",
-                 keys=None):
+                 keys=None, run_id: str | None = None):
         """From a ``Run`` just read, or (``run=None``) from the listing file:
         ``raw`` (the values, JSON) and ``keys`` ``(status, started, stopped,
-        timestamp, is_queue, markers)`` for ``run_dir``."""
-        self.stamp = stamp
+        timestamp, is_queue, markers)`` for ``run_dir``. ``run_id``: the
+        caller's string of the run's id (its key in the index), kept
+        instead of a copy of the same characters (~80 bytes a run)."""
         self.damaged = damaged
         self.checked = 0  # the index pass that last checked the stamp in full
         if run is None:
-            self._runs, self.id = _split_dir(run_dir)
+            self.stamp = _compact(stamp)
+            self._runs, self.id = _split_dir(run_dir, run_id)
             self._values = None
             self._raw = raw
             self.warnings = _NO_WARNINGS
@@ -179,7 +182,8 @@ class Entry:
             self.lock_pid = None
             self.lock_remote = False
             return
-        self._runs, self.id = _split_dir(run.dir)
+        self.stamp = stamp
+        self._runs, self.id = _split_dir(run.dir, run_id)
         self._raw = None
         self._set_values(run)
 
@@ -193,7 +197,7 @@ class Entry:
         self._op = run.op_name
         self.is_queue = self._op in QUEUE_OPS
         self.status = values["status"]
-        self._sweep = sweep_of(values.get("sweep"))
+        self._sweep = _sweep_of(values.get("sweep"))
         self._unstaged = values.get("unstaged") is True
         names = run.marker_names()
         self.markers = ((HAS_PENDING if PENDING_MARKER in names else 0) | (HAS_STAGED if STAGED_MARKER in names else 0)
@@ -288,7 +292,7 @@ class Entry:
                 values = decode_values(self._raw)
                 if values is None or not self._keys_match(values):
                     values = self.values  # unusable: read from the files (and kept)
-        self._sweep = sweep_of(values.get("sweep"))
+        self._sweep = _sweep_of(values.get("sweep"))
         self._unstaged = values.get("unstaged") is True
 
     def trusted(self, now_ns: int) -> bool:
@@ -314,20 +318,53 @@ class Entry:
             return self._raw
         values = {k: self._values.get(k) for k in CACHED}
         values["_opref"] = list(values["_opref"] or ("", "", "", "", ""))
-        return json.dumps(values, separators=(",", ":")).encode()
+        return _ENCODE(values).encode()
 
 
+#: ``json.dumps(..., separators=...)`` makes a new encoder on every call: 10,000 runs saved, one encoder.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 _RUNS_DIRS: dict = {}  # each runs/ path once, shared by the entries of its runs
 
 
-def _split_dir(run_dir: str) -> tuple:
+def _split_dir(run_dir: str, run_id: str | None = None) -> tuple:
     """``(runs/ path, run id)``: the path kept once for 100,000 entries
-    instead of once each (~100 bytes a run)."""
+    instead of once each (~100 bytes a run), and the id as ``run_id`` when
+    that is the run's (the index's key: one string for both)."""
     i = run_dir.rfind("/")
     if i < 0:
         return None, run_dir
     runs = run_dir[:i]
-    return _RUNS_DIRS.setdefault(runs, runs), run_dir[i + 1:]
+    name = run_id if run_id is not None and len(run_id) == len(run_dir) - i - 1 and run_dir.endswith(run_id) \
+        else run_dir[i + 1:]
+    return _RUNS_DIRS.setdefault(runs, runs), name
+
+
+def _compact(stamp):
+    """``stamp`` with the equal times of ``.guild``, ``attrs/``, the newest
+    file and the sort key's file held by one int object (they often are
+    equal: a run's last change is a marker or an attr created): a viewer of
+    100,000 runs keeps each stamp, and each of those ints is 32 bytes."""
+    if stamp is None or len(stamp) != 8:
+        return stamp
+    g, a, mask, files, newest, km, ks, ki = stamp
+    if a == g:
+        a = g
+    if newest == g:
+        newest = g
+    elif newest == a:
+        newest = a
+    if km == a:
+        km = a
+    elif km == newest:
+        km = newest
+    return (g, a, mask, files, newest, km, ks, ki)
+
+
+def _sweep_of(value):
+    """``run.sweep_of``, the id kept once however many runs of the sweep
+    an index holds (a viewer of 100,000 runs: ~60 bytes a run)."""
+    sweep = sweep_of(value)
+    return sweep if sweep is None else sys.intern(sweep)
 
 
 _CACHED_SET = frozenset(CACHED)

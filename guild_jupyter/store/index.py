@@ -51,11 +51,11 @@ import threading
 import time
 
 from ..errors import GuildJupyterError
+from . import cold_read as coldlib
 from . import listing_file
 from .gc_pause import paused
 from .entry import (HAS_LOCK, HAS_PENDING, HAS_STAGED, KEY_INO, KEY_MTIME, KEY_SIZE, SETTLE_NS, Entry, decode_all,
                     key_stamp, read_entry, read_new, settling, stamp_of)
-from .scalars import reader as scalarlib
 from .run import FINISHED, LOCK, PENDING, PENDING_MARKER, RUNNING, STAGED, STAGED_MARKER, Run
 
 __all__ = ["RunIndex", "Entry", "stamp_of", "SETTLE_NS"]
@@ -71,10 +71,9 @@ SAVE_EVERY = 200  # ... and at least 200x what the last save cost (<= 0.5% of a 
 CHANGES_KEPT = 4096
 #: A full pass that finds at least this many runs it knows nothing of (no
 #: entry, no record in the listing file: a new store, a lost cache) reads
-#: them from several threads: each run is ~10 small files, and when the
-#: OS has not cached them each read waits on the disk; the waits overlap.
+#: them together (``cold_read``: a helper process, threads while the disk
+#: is what they wait on).
 READ_AHEAD_MIN = 200
-READ_AHEAD_THREADS = 8
 
 
 class RunIndex:
@@ -544,7 +543,7 @@ class RunIndex:
         if rec is None:
             return None
         e = Entry(None, listing_file.Saved.stamp_of(rec), run_dir=self.store.runs_dir + "/" + run_id,
-                  raw=self._saved.values_of(rec), keys=listing_file.Saved.keys_of(rec))
+                  raw=self._saved.values_of(rec), keys=listing_file.Saved.keys_of(rec), run_id=run_id)
         self.entries[run_id] = e
         if e.markers:
             self._marked.add(run_id)
@@ -705,63 +704,9 @@ class RunIndex:
         self._last_save = time.monotonic()
         self._save_cost = self._last_save - t
 
-def _read_into(out: dict, runs_dir: str, run_id: str, prefetch: bool = False) -> None:
-    """Stamps the run (a look at every file), reads it, and keeps both in
-    ``out``; a run that is no readable run is left to the caller's check.
-    ``prefetch`` (a read-ahead thread, waiting on the disk anyway): the
-    run's event files are read into the OS's cache too, for the row that
-    shows its main scalar next."""
-    got = read_new(runs_dir, run_id, time.time_ns())
-    if got is not None:
-        out[run_id] = got
-        if prefetch:
-            scalarlib.prefetch(runs_dir + "/" + run_id)
-        return
-    st = stamp_of(run_id, None, runs_dir)
-    e = read_entry(runs_dir + "/" + run_id, st, full_look=True) if st is not None else None
-    if e is not None:
-        out[run_id] = (st, e)
-
-
 def _read_unknown(runs_dir: str, ids: list, probe: int = 32) -> dict:
-    """``{id: (stamp, entry)}`` of many runs never read: the first ``probe``
-    in this thread, timed; the rest from several threads only when those
-    waited on the disk (wall time over twice the CPU time): with the files
-    in the OS's cache, threads only contend for the interpreter."""
-    out = {}
-    wall, cpu = time.perf_counter(), time.process_time()
-    for run_id in ids[:probe]:
-        _read_into(out, runs_dir, run_id)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    if wall > 2 * cpu:
-        out.update(_read_ahead(runs_dir, ids[probe:]))
-    return out
-
-
-def _read_ahead(runs_dir: str, ids: list) -> dict:
-    """``{id: (stamp, entry)}`` of the runs ``ids``, each stamped then read
-    (``read_entry``) by one of a few threads. A run not in the result (no
-    run, or a thread's failure) is checked the usual way by the caller."""
-    out = {}
-    it = iter(ids)
-    take = threading.Lock()
-
-    def work():
-        while True:
-            with take:
-                batch = [i for _, i in zip(range(32), it)]
-            if not batch:
-                return
-            for run_id in batch:
-                _read_into(out, runs_dir, run_id, prefetch=True)
-
-    threads = [threading.Thread(target=work, name="guild-jupyter-read-ahead", daemon=True)
-               for _ in range(READ_AHEAD_THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
+    """``{id: (stamp, entry)}`` of many runs never read (``cold_read``)."""
+    return coldlib.read_many(runs_dir, ids, probe)
 
 
 def _order(e: Entry):

@@ -84,7 +84,7 @@ def forget_loaded() -> None:
 def evicted(rs) -> None:
     """A run the cache drops: its entry waits for the next ``save``."""
     if rs.dirty:
-        entry = _entry_of(rs, time.time_ns())
+        entry = entry_of(rs, time.time_ns())
         if entry is not None:
             _pending.setdefault(path_for(rs.dir), {})[rs.dir.rpartition("/")[2]] = entry
 
@@ -101,20 +101,30 @@ def restore(rs) -> bool:
     head, _, run_id = rs.dir.rpartition("/")
     path = _paths.get(head) or path_for(rs.dir)
     entries = _loaded.get(path)
-    entry = (entries if entries is not None else _entries(path)).get(run_id)
+    return fill(rs, (entries if entries is not None else _entries(path)).get(run_id))
+
+
+def fill(rs, entry, check: bool = True) -> bool:
+    """Fills a new ``RunScalars`` from ``entry`` (as this file keeps one)
+    when it has that shape and, ``check``, still holds (``restore``).
+    Without ``check``: an entry just made from the files by another
+    process (``entry_of`` in a listing's helper), as good as reading them."""
     if type(entry) is not list or len(entry) != 4 or type(entry[0]) is not int:
         return False
     guild_mtime, files, tags, last = entry
     gdir = rs.dir + "/.guild"
     stat = os.stat
     try:
-        if stat(gdir).st_mtime_ns != guild_mtime:
+        if check and stat(gdir).st_mtime_ns != guild_mtime:
             return False
         states = {}
         for name, (offset, mtime_ns, ino) in files.items():
-            st = stat(gdir + "/" + name)
-            if st.st_size != offset or st.st_mtime_ns != mtime_ns or st.st_ino != ino:
+            if type(name) is not str or not all(type(x) is int for x in (offset, mtime_ns, ino)):
                 return False
+            if check:
+                st = stat(gdir + "/" + name)
+                if st.st_size != offset or st.st_mtime_ns != mtime_ns or st.st_ino != ino:
+                    return False
             state = states[name] = _File()
             state.offset = state.size = offset
             state.mtime_ns, state.ino = mtime_ns, ino
@@ -143,7 +153,9 @@ def bind_file_class(cls) -> None:
     _File = cls
 
 
-def _entry_of(rs, now_ns: int):
+def entry_of(rs, now_ns: int):
+    """What this file keeps of ``rs`` (``RunScalars``), or None when it is
+    not clean (errors, a partial record, a file or ``.guild`` too young)."""
     if rs.errors or rs.partial or not rs.guild_mtime or now_ns - rs.guild_mtime < SETTLE_NS:
         return None
     files = {}
@@ -168,7 +180,7 @@ def save(cached) -> None:
     for rs in cached:
         if not rs.dirty:  # restored from the file, or saved, and not read since
             continue
-        entry = _entry_of(rs, now_ns)
+        entry = entry_of(rs, now_ns)
         if entry is not None:
             path = path_for(rs.dir)
             by_path.setdefault(path, {})[rs.dir.rpartition("/")[2]] = entry

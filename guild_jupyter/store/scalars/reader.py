@@ -39,7 +39,7 @@ from .tfrecord import (CHUNK, Corrupt, crc32c, decode_event, masked_crc32c, read
                        wall_time)
 
 __all__ = ["RECENT", "MAX_RUNS", "RunScalars", "read", "last_scalars", "series", "series_since", "iter_events",
-           "forget", "clear", "main_tag", "masked_crc32c", "save", "prime", "prefetch"]
+           "forget", "clear", "main_tag", "masked_crc32c", "save", "prime", "prefetch", "seed"]
 
 #: Values kept per tag for a sparkline, oldest first.
 RECENT = 32
@@ -244,7 +244,7 @@ _primed: dict = {}
 #: Runs ``prime`` keeps at most (a listing of more reads the rest's ``.guild`` again).
 MAX_PRIMED = 20000
 #: How long a primed listing of ``.guild`` stands in for listing it again.
-PRIMED_FOR = 2.0
+PRIMED_FOR = 10.0
 
 
 def prime(run_dir: str, guild_mtime: int, names) -> None:
@@ -283,6 +283,29 @@ def prefetch(run_dir: str) -> None:
             os.close(fd)
 
 
+#: run dir -> (monotonic time, what ``cache_file`` keeps of it) as a listing's helper process just read it.
+_seeded: dict = {}
+
+
+def seed(run_dir: str, entry) -> None:
+    """What a listing's helper process (``store.cold_read``) read of the
+    run's event files, as the scalars' file keeps it: the next ``read`` of
+    a run not yet in the cache, within ``PRIMED_FOR`` seconds, takes it
+    as if it had read the files itself (and the next ``save`` keeps it)."""
+    if len(_seeded) >= MAX_PRIMED:
+        _seeded.clear()
+        if not MAX_PRIMED:
+            return
+    _seeded[run_dir] = (time.monotonic(), entry)
+
+
+def _take_seeded(run_dir: str):
+    got = _seeded.pop(run_dir, None)
+    if got is None or time.monotonic() - got[0] > PRIMED_FOR:
+        return None
+    return got[1]
+
+
 def _take_primed(run_dir: str):
     got = _primed.pop(run_dir, None)
     if got is None or time.monotonic() - got[0] > PRIMED_FOR:
@@ -299,6 +322,11 @@ def read(run_dir: str) -> RunScalars:
             _cache[run_dir] = rs
             if len(_cache) > MAX_RUNS:
                 scalars_file.evicted(_cache.popitem(last=False)[1])  # kept for the next save
+            seeded = _take_seeded(run_dir) if _seeded else None
+            if seeded is not None and scalars_file.fill(rs, seeded, check=False):
+                rs.dirty = True  # (for the next save: the store's file has no entry of it)
+                _primed.pop(run_dir, None)
+                return rs
             # The file holds every run of the store: for a few runs shown (direct_reads) it is
             # used only if this process has it already (staging costs the same in any store).
             if (not _Direct.depth or scalars_file.is_loaded(run_dir)) and scalars_file.restore(rs):
@@ -333,6 +361,7 @@ def forget(run_dir: str) -> None:
     with _lock:
         _cache.pop(run_dir, None)
         _primed.pop(run_dir, None)
+        _seeded.pop(run_dir, None)
 
 
 def clear() -> None:
@@ -340,6 +369,7 @@ def clear() -> None:
     with _lock:
         _cache.clear()
         _primed.clear()
+        _seeded.clear()
         scalars_file.forget_loaded()
 
 
