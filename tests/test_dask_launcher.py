@@ -213,3 +213,33 @@ def test_kill_9_of_the_launcher_takes_its_spare_and_frees_the_name(tmp_path, lau
     wait_for(lambda: outcomes_recorded([Run(run.dir)]), 30, message="the outcome")
     assert Run(run.dir).status == "completed"
     assert len(_ran(run)) == 1
+
+
+def test_kill_9_of_the_runner_is_its_supervisor_s_death_settled_by_the_next_look(tmp_path, launchers):
+    """The runner is the run's supervisor: killed with ``kill -9`` while the
+    run's script runs, the run is recorded ``error`` once by the next look
+    (a listing), as a local run whose supervisor died, and its script is
+    ended; the script ran once."""
+    name = f"guild_jupyter-test-{uuid.uuid4().hex}"
+    launchers.append(name)
+    _started(name)
+    run = _claimed_run(tmp_path, sleep=60.0)
+    conn, f = _request(name, run, run.id)
+    try:
+        assert f.readline().decode().strip() == "ok"
+        script = int(wait_for(lambda: _ran(run), 30, message="the script runs")[0])
+        runner = Run(run.dir).lock_pid()
+        assert runner is not None and psutil.Process(script).ppid() == runner
+        os.kill(runner, signal.SIGKILL)
+        wait_for(lambda: _gone(runner), 30, message="the runner gone")
+        assert not _gone(script)  # left behind until someone looks
+    finally:
+        f.close()
+        conn.close()
+    listed = {r.id: r.status for r in api.runs()}
+    assert listed[run.id] == "error"
+    wait_for(lambda: _gone(script), 30, message="the orphaned script ended")
+    r = Run(run.dir)
+    assert r.status == "error" and r.exit_status == 1
+    assert not os.path.exists(r.path("LOCK")) and not os.path.exists(r.path("LOCK.remote"))
+    assert len(_ran(r)) == 1
