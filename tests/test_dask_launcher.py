@@ -9,6 +9,7 @@ the launchers it starts."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -170,7 +171,11 @@ def test_the_spare_runner_is_the_run_s_supervisor_and_starts_it_once(tmp_path, l
     assert len(_ran(r)) == 1
 
 
-def test_the_task_s_connection_closing_mid_run_ends_it_as_worker_lost(tmp_path, launchers):
+@contextlib.contextmanager
+def _mid_run(tmp_path, launchers):
+    """A run of a minute taken by a new launcher's runner for a task this
+    test plays, its script started: yields ``(run, script pid)``; the task's
+    connection closes on leaving (as when the worker process dies)."""
     name = f"guild_jupyter-test-{uuid.uuid4().hex}"
     launchers.append(name)
     _started(name)
@@ -178,11 +183,16 @@ def test_the_task_s_connection_closing_mid_run_ends_it_as_worker_lost(tmp_path, 
     conn, f = _request(name, run, run.id)
     try:
         assert f.readline().decode().strip() == "ok"
-        script = int(wait_for(lambda: _ran(run), 30, message="the script runs")[0])
-        assert Run(run.dir).status == "running"
+        yield run, int(wait_for(lambda: _ran(run), 30, message="the script runs")[0])
     finally:
         f.close()
-        conn.close()  # as when the worker process dies: the runner's stdin reads EOF
+        conn.close()
+
+
+def test_the_task_s_connection_closing_mid_run_ends_it_as_worker_lost(tmp_path, launchers):
+    with _mid_run(tmp_path, launchers) as (run, script):
+        assert Run(run.dir).status == "running"
+    # (the connection closed, as when the worker process dies: the runner's stdin reads EOF)
     wait_for(lambda: outcomes_recorded([Run(run.dir)]), 30, message="the outcome")
     r = Run(run.dir)
     assert r.status == "error" and r.exit_status == 1
@@ -220,22 +230,12 @@ def test_kill_9_of_the_runner_is_its_supervisor_s_death_settled_by_the_next_look
     run's script runs, the run is recorded ``error`` once by the next look
     (a listing), as a local run whose supervisor died, and its script is
     ended; the script ran once."""
-    name = f"guild_jupyter-test-{uuid.uuid4().hex}"
-    launchers.append(name)
-    _started(name)
-    run = _claimed_run(tmp_path, sleep=60.0)
-    conn, f = _request(name, run, run.id)
-    try:
-        assert f.readline().decode().strip() == "ok"
-        script = int(wait_for(lambda: _ran(run), 30, message="the script runs")[0])
+    with _mid_run(tmp_path, launchers) as (run, script):
         runner = Run(run.dir).lock_pid()
         assert runner is not None and psutil.Process(script).ppid() == runner
         os.kill(runner, signal.SIGKILL)
         wait_for(lambda: _gone(runner), 30, message="the runner gone")
         assert not _gone(script)  # left behind until someone looks
-    finally:
-        f.close()
-        conn.close()
     listed = {r.id: r.status for r in api.runs()}
     assert listed[run.id] == "error"
     wait_for(lambda: _gone(script), 30, message="the orphaned script ended")
