@@ -32,7 +32,6 @@ import os
 import select
 import signal
 import sys
-
 import time
 
 from ...errors import GuildJupyterError
